@@ -105,17 +105,21 @@ class Channel(Generic[T]):
             TimeoutError: ``timeout_s`` passed with nothing to take.
         """
         with self._lock:
-            deadline = None if timeout_s is None else time.monotonic() + timeout_s
-            while not self._items:
-                if self._closed:
-                    raise Closed
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"channel still empty after {timeout_s} s")
-                self._not_empty.wait(remaining)
+            self._wait_for_items(timeout_s)
             item = self._items.popleft()
             self._not_full.notify()
             return item
+
+    def _wait_for_items(self, timeout_s: float | None) -> None:
+        """Wait (holding the lock) until an item is there; raise ``Closed`` or ``TimeoutError``."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self._items:
+            if self._closed:
+                raise Closed
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"channel still empty after {timeout_s} s")
+            self._not_empty.wait(remaining)
 
     def get_latest(self, timeout_s: float | None = None) -> T:
         """Like :meth:`get`, but take the newest item and drop (and count) the older ones.
@@ -124,14 +128,7 @@ class Channel(Generic[T]):
         already stale, and handing them out in order would only add lag.
         """
         with self._lock:
-            deadline = None if timeout_s is None else time.monotonic() + timeout_s
-            while not self._items:
-                if self._closed:
-                    raise Closed
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"channel still empty after {timeout_s} s")
-                self._not_empty.wait(remaining)
+            self._wait_for_items(timeout_s)
             item = self._items.pop()
             self.dropped += len(self._items)
             self._items.clear()

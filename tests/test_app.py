@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from tiny_models import build_frozen, build_unsafe_frozen, tiny_video
+from tiny_models import build_frozen, build_unsafe_frozen, read_video, tiny_video
 
 from detector.cli import main
 
@@ -43,16 +43,7 @@ def run_flags(assets: dict[str, Path], out: Path, *extra: str, source: Path | No
 
 
 def video_frames(path: Path) -> tuple[int, float, list[np.ndarray]]:
-    cap = cv2.VideoCapture(str(path))
-    assert cap.isOpened(), f"cannot play {path}"
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    frames = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img)
-    cap.release()
+    (_, fps, _, _), frames = read_video(path)
     return len(frames), fps, frames
 
 

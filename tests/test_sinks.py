@@ -12,6 +12,7 @@ import threading
 import cv2
 import numpy as np
 import pytest
+from tiny_models import read_video
 
 from detector.errors import SinkError
 from detector.labels import LabelMap
@@ -38,21 +39,6 @@ def result(i: int, *, w: int = W, h: int = H, name: str | None = None, dets=None
     frame = Frame(i, 100.0 + i / 10, img, name)
     return FrameResult(frame, dets if dets is not None else Detections.empty(), fresh,
                        i if fresh else i - 1, 12.5 if fresh else None)
-
-
-def read_video(path):
-    cap = cv2.VideoCapture(str(path))
-    assert cap.isOpened()
-    props = (int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), cap.get(cv2.CAP_PROP_FPS),
-             int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    frames = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img)
-    cap.release()
-    return props, frames
 
 
 @pytest.mark.parametrize("suffix, fourcc", [(".mp4", "mp4v"), (".avi", "MJPG")])

@@ -145,3 +145,21 @@ def tiny_video(path: Path, frames: int = 12, fps: float = 7.0, size: tuple[int, 
         writer.write(img)
     writer.release()
     return Path(path)
+
+
+def read_video(path: Path) -> tuple[tuple[int, float, int, int], list[np.ndarray]]:
+    """Decode a whole video: ``((frame count, fps, width, height), frames)`` from its header."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened(), f"cannot play {path}"
+    props = (int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), cap.get(cv2.CAP_PROP_FPS),
+             int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    frames = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(img)
+    cap.release()
+    return props, frames

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from detector.benchmarks.parts import Outputs
-from detector.benchmarks.system import rss_mb
+from detector.benchmarks.system import rss_mb, run_json_subprocess
 from detector.types import FrameResult, SourceInfo
 
 
@@ -78,25 +78,12 @@ def memory_subprocess(model: Path, labels: Path | None, video: Path, first: int,
                       workers: int, intra: int, inter: int, precision: str,
                       timeout_s: float = 3600.0) -> dict[str, Any]:
     """``memory_growth`` in a fresh process, so RSS is the app's own, not the bench's."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    cmd = [sys.executable, "-m", "detector.benchmarks.memory", "--model", str(model),
-           "--video", str(video), "--first", str(first), "--last", str(last),
-           "--workers", str(workers), "--intra", str(intra), "--inter", str(inter),
-           "--precision", precision]
+    args = ["--model", str(model), "--video", str(video), "--first", str(first),
+            "--last", str(last), "--workers", str(workers), "--intra", str(intra),
+            "--inter", str(inter), "--precision", precision]
     if labels is not None:
-        cmd += ["--labels", str(labels)]
-    root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
-    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True,
-                          timeout=timeout_s, check=False)
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-        return {"error": tail or f"exit {done.returncode}"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        args += ["--labels", str(labels)]
+    return run_json_subprocess("detector.benchmarks.memory", args, timeout_s)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

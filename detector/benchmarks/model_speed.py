@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detector.benchmarks.system import Span, median_run, rate
+from detector.benchmarks.system import Span, median_run, rate, run_json_subprocess
 
 log = logging.getLogger(__name__)
 
@@ -116,24 +116,13 @@ def session_latency_subprocess(model: Path, video: Path, frames: int, warmup: in
     TensorFlow sizes its CPU thread pools once per process, from the first session's
     options, so comparing thread counts needs one process each.
     """
-    import json
-    import os
-    import subprocess
-    import sys
-
-    cmd = [sys.executable, "-m", "detector.benchmarks.model_speed", "--model", str(model),
-           "--video", str(video), "--frames", str(frames), "--warmup", str(warmup),
-           "--repeats", str(repeats), "--intra", str(intra), "--inter", str(inter),
-           "--precision", precision]
-    root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
-    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True,
-                          timeout=timeout_s, check=False)
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-        log.warning("model latency subprocess failed (%s): %s", done.returncode, tail)
-        return {"error": tail or f"exit {done.returncode}"}
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    args = ["--model", str(model), "--video", str(video), "--frames", str(frames),
+            "--warmup", str(warmup), "--repeats", str(repeats), "--intra", str(intra),
+            "--inter", str(inter), "--precision", precision]
+    out = run_json_subprocess("detector.benchmarks.model_speed", args, timeout_s)
+    if "error" in out:
+        log.warning("model latency subprocess failed: %s", out["error"])
+        return out
     out.update(intra_op_threads=intra, inter_op_threads=inter)
     return out
 

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.benchmarks import live, media, memory, model_speed, split_speed, throughput
-from detector.benchmarks.parts import ModelSettings, engine, labels_for, load
-from detector.benchmarks.parts import rgb_batch
+from detector.benchmarks.parts import ModelSettings, engine, labels_for, load, rgb_batch
 from detector.benchmarks.system import machine_info, median_run
 
 log = logging.getLogger(__name__)

@@ -9,6 +9,7 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 def machine_info() -> dict[str, object]:
@@ -114,3 +115,26 @@ def percentile(values: Sequence[float], q: float) -> float:
     k = (len(s) - 1) * q / 100.0
     lo, hi = int(k), min(int(k) + 1, len(s) - 1)
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def run_json_subprocess(module: str, args: Sequence[str], timeout_s: float) -> dict[str, Any]:
+    """Run ``python -m module args`` in a fresh process and return its last stdout line as JSON.
+
+    Used where a measurement needs a process of its own (TF sizes its thread pools once per
+    process; RSS must be the app's, not the bench's). A failure comes back as ``{"error": …}``
+    holding the last lines of its stderr, so one broken measurement does not end the run.
+    """
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    done = subprocess.run([sys.executable, "-m", module, *args], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=timeout_s, check=False)
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        return {"error": tail or f"exit {done.returncode}"}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result

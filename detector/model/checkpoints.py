@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -372,3 +373,33 @@ def _missing_index(prefix: Path) -> None:
         f"no checkpoint at '{prefix}' ('{prefix.name}.index' does not exist)",
         hint=(f"checkpoints in '{prefix.parent}': " + ", ".join(p.name for p in near[-5:]))
         if near else "pass a prefix such as folder/model.ckpt-100, or the folder")
+
+
+def restore_variables(session: Any, variables: Sequence[Any], prefix: str) -> None:
+    """Assign every variable its value read from the checkpoint at ``prefix``.
+
+    A ``.meta``'s own restore op is never run (it names files and ops the graph chose):
+    values come from ``tf.train.load_checkpoint`` and are fed to each variable's
+    initializer, with names and shapes checked first so nothing is restored silently wrong.
+    """
+    import tensorflow as tf
+
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+    except Exception as exc:
+        raise CheckpointError(f"cannot read checkpoint '{prefix}': {exc}",
+                              hint="the prefix needs its .index and .data-* files") from exc
+    shapes = reader.get_variable_to_shape_map()
+    missing = [v.op.name for v in variables if v.op.name not in shapes]
+    wrong = [f"{v.op.name}: graph {v.shape.as_list()} vs checkpoint {list(shapes[v.op.name])}"
+             for v in variables if v.op.name in shapes and v.shape.is_fully_defined()
+             and v.shape.as_list() != list(shapes[v.op.name])]
+    if missing or wrong:
+        detail = "; ".join(filter(None, [
+            f"missing from the checkpoint: {missing[:10]}" if missing else "",
+            f"shape mismatches: {wrong[:10]}" if wrong else ""]))
+        raise CheckpointError(f"checkpoint '{prefix}' does not match its graph: {detail}",
+                              hint="use the .meta written together with this checkpoint")
+    if variables:
+        feeds = {v.initializer.inputs[1]: reader.get_tensor(v.op.name) for v in variables}
+        session.run([v.initializer for v in variables], feeds)

@@ -440,7 +440,7 @@ def _signature_tensors(sig: Any, tensors: TensorNames, path: Path, signature: st
 def _load_checkpoint(path: Path, tensors: TensorNames, options: SessionOptions,
                      allow_unsafe: bool) -> tuple[Any, str, Any, list[Any]]:
     tf = import_tf()
-    from detector.model.checkpoints import resolve_checkpoint
+    from detector.model.checkpoints import resolve_checkpoint, restore_variables
     from detector.model.safety import check_meta_graph
 
     ref = resolve_checkpoint(path)
@@ -470,7 +470,7 @@ def _load_checkpoint(path: Path, tensors: TensorNames, options: SessionOptions,
         local = tf.compat.v1.local_variables()
     session, used = new_session(graph, options)
     try:
-        _restore(session, variables, str(ref.prefix), tf)
+        restore_variables(session, variables, str(ref.prefix))
         if local:
             session.run([v.initializer for v in local])
     except BaseException:
@@ -479,37 +479,3 @@ def _load_checkpoint(path: Path, tensors: TensorNames, options: SessionOptions,
     log.debug("restored %d variables from %s (step %s)", len(variables), ref.prefix, ref.step)
     return session, used, inp, outs
 
-
-def _restore(session: Any, variables: list[Any], prefix: str, tf: Any) -> None:
-    """Assign every variable its value read from the checkpoint at ``prefix``.
-
-    The ``.meta``'s own restore op is not run (it names files and ops the graph chose);
-    values come from ``tf.train.load_checkpoint`` and are fed to each variable's
-    initializer, with names and shapes checked first so nothing is restored silently wrong.
-    """
-    try:
-        reader = tf.train.load_checkpoint(prefix)
-    except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint '{prefix}': {exc}",
-                              hint="the prefix needs its .index and .data-* files") from exc
-    shapes = reader.get_variable_to_shape_map()
-    missing, wrong = [], []
-    for v in variables:
-        name = v.op.name
-        if name not in shapes:
-            missing.append(name)
-        elif v.shape.is_fully_defined() and list(shapes[name]) != v.shape.as_list():
-            wrong.append(f"{name} graph {v.shape.as_list()} vs checkpoint {list(shapes[name])}")
-    if missing or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing from the checkpoint: {missing[:10]}")
-        if wrong:
-            parts.append(f"shape mismatches: {wrong[:10]}")
-        raise CheckpointError(f"checkpoint '{prefix}' does not match its graph: "
-                              + "; ".join(parts),
-                              hint="use the .meta written together with this checkpoint")
-    if not variables:
-        return
-    feeds = {v.initializer.inputs[1]: reader.get_tensor(v.op.name) for v in variables}
-    session.run([v.initializer for v in variables], feeds)

@@ -128,11 +128,16 @@ def read_meta_graph(path: Path, *, allow_unsafe: bool) -> Any:
 
 def read_saved_model(path: Path, *, allow_unsafe: bool) -> Any:
     """Parse ``saved_model.pb`` (checked) and return the SavedModel proto."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
     from detector.model.safety import check_saved_model
 
     check_saved_model(path, allow_unsafe=allow_unsafe)
+    return parse_saved_model(path)
+
+
+def parse_saved_model(path: Path) -> Any:
+    """Parse a SavedModel folder's ``saved_model.pb`` (or ``.pbtxt``); nothing is imported."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
     saved = saved_model_pb2.SavedModel()
     pb = path / "saved_model.pb"
     if pb.is_file():
@@ -185,34 +190,10 @@ def choose_outputs(graph_def: Any, given: Sequence[str] | None, what: str) -> li
     return sinks
 
 
-def restore_from_checkpoint(session: Any, variables: Sequence[Any], prefix: str) -> None:
-    """Feed each variable's initializer with its checkpoint value (names, shapes checked)."""
-    tf = tf_module()
-    try:
-        reader = tf.train.load_checkpoint(prefix)
-    except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint '{prefix}': {exc}",
-                              hint="the prefix needs its .index and .data-* files") from exc
-    shapes = reader.get_variable_to_shape_map()
-    missing = [v.op.name for v in variables if v.op.name not in shapes]
-    wrong = [f"{v.op.name}: graph {v.shape.as_list()} vs checkpoint {shapes[v.op.name]}"
-             for v in variables if v.op.name in shapes and v.shape.is_fully_defined()
-             and v.shape.as_list() != list(shapes[v.op.name])]
-    if missing or wrong:
-        detail = "; ".join(filter(None, [
-            f"missing from the checkpoint: {missing[:10]}" if missing else "",
-            f"shape mismatches: {wrong[:10]}" if wrong else ""]))
-        raise CheckpointError(f"checkpoint '{prefix}' does not match its graph: {detail}",
-                              hint="use the .meta written together with this checkpoint")
-    if variables:
-        feeds = {v.initializer.inputs[1]: reader.get_tensor(v.op.name) for v in variables}
-        session.run([v.initializer for v in variables], feeds)
-
-
 def _load_checkpoint(path: Path, outputs: Sequence[str] | None, allow_unsafe: bool
                      ) -> LoadedGraph:
     tf = tf_module()
-    from detector.model.checkpoints import resolve_checkpoint
+    from detector.model.checkpoints import resolve_checkpoint, restore_variables
 
     ref = resolve_checkpoint(path)
     if ref.meta is None:
@@ -230,7 +211,7 @@ def _load_checkpoint(path: Path, outputs: Sequence[str] | None, allow_unsafe: bo
     outs = choose_outputs(meta.graph_def, outputs, str(ref.meta))
     session = tf.compat.v1.Session(graph=graph)
     try:
-        restore_from_checkpoint(session, variables, str(ref.prefix))
+        restore_variables(session, variables, str(ref.prefix))
         if local:
             session.run([v.initializer for v in local])
     except BaseException:

@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 
 from detector.errors import DetectorError, ModelError
-from detector.tools.graphs import node_name, placeholders, sink_outputs, tf_module
+from detector.tools.graphs import (
+    node_name,
+    parse_saved_model,
+    placeholders,
+    sink_outputs,
+    tf_module,
+)
 
 log = logging.getLogger(__name__)
 
@@ -239,17 +245,8 @@ def inspect_graph_file(path: Path, fmt: str, tensor: str | None, allow_unsafe: b
 
 
 def inspect_saved_model(path: Path, tensor: str | None, allow_unsafe: bool) -> dict[str, Any]:
-    from tensorflow.core.protobuf import saved_model_pb2
-
     tf = tf_module()
-    saved = saved_model_pb2.SavedModel()
-    pb = path / "saved_model.pb"
-    if pb.is_file():
-        saved.ParseFromString(pb.read_bytes())
-    else:
-        from google.protobuf import text_format
-
-        text_format.Parse((path / "saved_model.pbtxt").read_text(encoding="utf-8"), saved)
+    saved = parse_saved_model(path)
     graphs = []
     for meta in saved.meta_graphs:
         summary = _meta_summary(meta, f"{path} [{','.join(meta.meta_info_def.tags)}]",
