@@ -382,8 +382,9 @@ def restore_variables(session: Any, variables: Sequence[Any], prefix: str) -> No
     values come from ``tf.train.load_checkpoint`` and are fed to each variable's
     initializer, with names and shapes checked first so nothing is restored silently wrong.
     """
-    import tensorflow as tf
+    from detector.model.session import import_tf
 
+    tf = import_tf()
     try:
         reader = tf.train.load_checkpoint(prefix)
     except Exception as exc:

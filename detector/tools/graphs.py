@@ -34,12 +34,16 @@ VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 
 
 def tf_module() -> Any:
-    """TensorFlow, imported on first use (``import detector`` never imports it)."""
-    import os
+    """TensorFlow, imported on first use (``import detector`` never imports it).
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    Imported as the app does it: start-up chatter and the CUDA probe's lines go to the debug
+    log, and TensorFlow's own Python warnings (deprecations of the ``compat.v1`` API this
+    toolkit is built on) are kept out of the output.
+    """
+    from detector.model.session import import_tf, visible_gpus
 
+    tf = import_tf()
+    visible_gpus()
     return tf
 
 
