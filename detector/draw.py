@@ -75,7 +75,7 @@ def text_color_on(background: Color) -> Color:
 
 def box_pixels(xyxy: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
     """A float pixel box → integer corners clipped to the image (inclusive)."""
-    x1, y1, x2, y2 = (int(round(float(v))) for v in xyxy)
+    x1, y1, x2, y2 = (round(float(v)) for v in xyxy)
     return (min(max(x1, 0), width - 1), min(max(y1, 0), height - 1),
             min(max(x2, 0), width - 1), min(max(y2, 0), height - 1))
 

@@ -71,7 +71,8 @@ class StageError(DetectorError):
     def __init__(self, stage: str, frame_index: int | None, cause: BaseException) -> None:
         where = f" on frame {frame_index}" if frame_index is not None else ""
         hint = cause.hint if isinstance(cause, DetectorError) else None
-        detail = cause.message if isinstance(cause, DetectorError) else f"{type(cause).__name__}: {cause}"
+        detail = (cause.message if isinstance(cause, DetectorError)
+                  else f"{type(cause).__name__}: {cause}")
         super().__init__(f"{stage} stage failed{where}: {detail}", hint=hint)
         self.stage = stage
         self.frame_index = frame_index

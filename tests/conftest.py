@@ -1,4 +1,5 @@
-"""Shared fixtures: paths to the real default model and sample media made by ``python main.py fetch``.
+"""Shared fixtures: paths to the real default model and sample media made by
+``python main.py fetch``.
 
 Each fixture skips the test with a clear reason when set-up has not produced the file; CI
 always runs ``bash .ci/setup`` (which fetches) first, so there they run.

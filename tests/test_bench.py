@@ -84,8 +84,8 @@ def test_bench_quick_on_tiny_graph(tmp_path: Path, capsys: pytest.CaptureFixture
     assert code == 0
     printed = capsys.readouterr().out
     for row in ("bare model  frames/s", "naive loop  frames/s", "pipeline (video+jsonl)",
-                "detect_every 4 gain", "pipeline ÷ naive", "live, paced", "memory (app process): RSS",
-                "split model", "targets"):
+                "detect_every 4 gain", "pipeline ÷ naive", "live, paced",
+                "memory (app process): RSS", "split model", "targets"):
         assert row in printed, row
     data = json.loads(out.read_text())
     assert set(data["videos"]) == {"120p", "144p"}

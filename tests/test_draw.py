@@ -55,7 +55,7 @@ def test_box_with_label_above():
     img = blank()
     out = annotate(img, dets((100, 80, 200, 180, 0.87, 1)), LABELS)
     assert out is img  # drawn in place
-    lw, lh, _ = label_size("person 87%")
+    _, lh, _ = label_size("person 87%")
     want = expected(blank(), (100, 80, 200, 180), 1, "person 87%", (100, 80 - lh))
     np.testing.assert_array_equal(img, want)
     # The label background sits right above the box's top-left corner.
@@ -74,7 +74,7 @@ def test_label_flips_inside_at_top_edge_and_clamps_at_right_edge():
 
 def test_boxes_outside_the_image_are_clipped_and_label_stays_in():
     img = annotate(blank(), dets((-30, 230, 50, 400, 0.99, 1)), LABELS)
-    lw, lh, _ = label_size("person 99%")
+    _, lh, _ = label_size("person 99%")
     want = expected(blank(), (0, 230, 50, H - 1), 1, "person 99%", (0, 230 - lh))
     np.testing.assert_array_equal(img, want)
 
@@ -82,7 +82,7 @@ def test_boxes_outside_the_image_are_clipped_and_label_stays_in():
 def test_carried_boxes_are_thinner():
     fresh = annotate(blank(), dets((100, 80, 200, 180, 0.6, 1)), LABELS, fresh=True)
     carried = annotate(blank(), dets((100, 80, 200, 180, 0.6, 1)), LABELS, fresh=False)
-    lw, lh, _ = label_size("person 60%")
+    _, lh, _ = label_size("person 60%")
     want = expected(blank(), (100, 80, 200, 180), 1, "person 60%", (100, 80 - lh),
                     thickness=STYLE.carried_thickness)
     np.testing.assert_array_equal(carried, want)
@@ -118,7 +118,7 @@ def test_hud_exact_pixels():
     box_h = 2 * line_h + 2 * m - m // 2
     want = blank()
     cv2.rectangle(want, (0, 0), (box_w - 1, box_h - 1), (0, 0, 0), cv2.FILLED)
-    for n, (t, ((_, h), _)) in enumerate(zip(lines, sizes)):
+    for n, (t, ((_, h), _)) in enumerate(zip(lines, sizes, strict=True)):
         cv2.putText(want, t, (m, m + n * line_h + h), FONT, s, (255, 255, 255), TT, STYLE.line_type)
     np.testing.assert_array_equal(img, want)
     assert tuple(img[0, 0]) == (0, 0, 0)

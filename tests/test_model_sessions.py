@@ -38,7 +38,7 @@ def test_extra_sessions_give_same_outputs_concurrently(tmp_path: Path) -> None:
         t.join(timeout=60)
     assert sorted(got) == list(range(len(images)))
     for i, w in enumerate(want):
-        for a, b in zip(got[i], w):
+        for a, b in zip(got[i], w, strict=True):
             np.testing.assert_array_equal(a, b)
     model.close()
     model.close()

@@ -62,12 +62,12 @@ def test_split_model_matches_whole_graph(tiny: Path) -> None:
         futures = [model.submit(x) for x in images]  # several in flight: both threads busy
         split = [f.result(timeout=60) for f in futures]
         again = model.predict(images[0])
-    for x, got in zip(images, split):
+    for x, got in zip(images, split, strict=True):
         want = _run_whole(tiny, x)
         assert float(want[3][0]) > 0  # the tiny graph does detect something
-        for a, b in zip(got, want):
+        for a, b in zip(got, want, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    for a, b in zip(again, split[0]):
+    for a, b in zip(again, split[0], strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -93,7 +93,7 @@ def test_missing_output_and_unreadable_file(tmp_path: Path, tiny: Path) -> None:
         find_split(_graph_def(tiny), ["nope:0"])
     junk = tmp_path / "junk.pb"
     junk.write_bytes(b"\x00\x01not a graph")
-    with pytest.raises(ModelError, match="junk.pb"):
+    with pytest.raises(ModelError, match=r"junk\.pb"):
         load_split_model(junk)
 
 
@@ -126,7 +126,7 @@ def test_split_real_model_matches_whole_graph() -> None:
             got = model.predict(rgb)
             want = _run_whole(REAL_MODEL, rgb)
             assert int(got[3][0]) == int(want[3][0]) > 0
-            for a, b in zip(got, want):
+            for a, b in zip(got, want, strict=True):
                 np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 

@@ -1,4 +1,6 @@
-"""TFLite SSD → frozen graph converter: reader, anchors, decoding, a tiny SSD, and the real model."""
+"""TFLite SSD → frozen graph converter: reader, anchors, decoding, a tiny SSD, and the real
+model.
+"""
 
 from __future__ import annotations
 
@@ -232,7 +234,7 @@ def test_tiny_ssd_options_and_batches(tiny, tmp_path):
     one = graph.session.run(graph.fetches, {"image_tensor:0": img})
     two = graph.session.run(graph.fetches, {"image_tensor:0": np.concatenate([img, img])})
     graph.close()
-    for a, b in zip(one, two):  # any image size, any batch; each image on its own
+    for a, b in zip(one, two, strict=True):  # any image size, any batch; each image on its own
         np.testing.assert_allclose(b[1:], a, atol=1e-6)
         np.testing.assert_allclose(b[:1], a, atol=1e-6)
 
@@ -272,7 +274,8 @@ def test_real_model_parity_with_tflite_on_all_photos(real):
 def test_real_model_finds_dog_bicycle_car(real, photos_dir):
     (dog,) = load_rgb([photos_dir / "dog.jpg"])
     found = real["graph"](dog)
-    best = {c: max((s for s, k in zip(found.scores, found.classes) if k == c), default=0.0)
+    best = {c: max((s for s, k in zip(found.scores, found.classes, strict=True) if k == c),
+                   default=0.0)
             for c in (18, 2, 3)}  # COCO: 18 dog, 2 bicycle, 3 car
     assert all(score >= 0.8 for score in best.values()), best
 

@@ -77,7 +77,7 @@ def make_scaled(src: BenchVideo, height: int, count: int, cache_dir: Path) -> Be
     MPEG-4 part 2 (``mp4v``, the codec the opencv-python wheels encode). Cached in
     ``cache_dir`` by source name, size and frame count: a second bench run reuses the file.
     """
-    width = int(round(height * 16 / 9 / 2)) * 2
+    width = round(height * 16 / 9 / 2) * 2
     st = src.path.stat()
     out = cache_dir / f"{src.path.stem}_{width}x{height}_{count}_{st.st_size}.mp4"
     if out.exists() and out.stat().st_size > 0:
@@ -90,7 +90,7 @@ def make_scaled(src: BenchVideo, height: int, count: int, cache_dir: Path) -> Be
     if not writer.isOpened():
         raise SourceError(f"cannot write bench video '{tmp}'", hint="check the cache directory")
     cap = cv2.VideoCapture(str(src.path))
-    crop_h = min(src.height, int(round(src.width * 9 / 16)))
+    crop_h = min(src.height, round(src.width * 9 / 16))
     top = (src.height - crop_h) // 2
     written = 0
     try:

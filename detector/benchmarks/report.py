@@ -66,7 +66,8 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
     results["ratios"] = ratios
     lat = results.get("model_latency", {})
     model_ratio = {
-        t: _div(_get(lat, f"ours_{t}", "latency_ms_p50"), _get(lat, f"tflite_{t}", "latency_ms_p50"))
+        t: _div(_get(lat, f"ours_{t}", "latency_ms_p50"),
+                _get(lat, f"tflite_{t}", "latency_ms_p50"))
         for t in (1, 2)
     }
     labels = list(results.get("videos", {}))
@@ -96,7 +97,8 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             status = "met"
         else:
             gap = goal - val if higher else val - goal
-            status = f"missed by {gap:.2f}" if abs(goal) < 10 or gap < 10 else f"missed by {gap:.0f}"
+            status = (f"missed by {gap:.2f}" if abs(goal) < 10 or gap < 10
+                      else f"missed by {gap:.0f}")
         if key in ("pipeline/bare 576p", "pipeline/naive 576p", "pipeline/budget 576p",
                    "detect_every 2 gain", "detect_every 4 gain"):
             what = what.replace("576p", small)
@@ -159,7 +161,8 @@ def format_table(results: dict[str, Any]) -> str:
     lines = []
     m = results.get("machine", {})
     vers = m.get("versions", {})
-    lines.append(f"machine: {m.get('cpu')} · {m.get('usable_cores')} cores · load {_f(m.get('load_avg_1m'), '{:.2f}')} · "
+    lines.append(f"machine: {m.get('cpu')} · {m.get('usable_cores')} cores · "
+                 f"load {_f(m.get('load_avg_1m'), '{:.2f}')} · "
                  + " ".join(f"{k} {v}" for k, v in vers.items()))
     s = results.get("settings", {})
     lines.append(f"model: {s.get('path')} · device {s.get('device')} {s.get('precision_used', '')} "
@@ -183,9 +186,11 @@ def format_table(results: dict[str, Any]) -> str:
         for t in (1, 2):
             ours = lat.get(f"ours_{t}", {})
             tfl = lat.get(f"tflite_{t}", {})
-            lines.append(f"  {t} thread{'s' if t > 1 else ' '}: ours {_f(ours.get('latency_ms_p50'))}"
+            lines.append(f"  {t} thread{'s' if t > 1 else ' '}: "
+                         f"ours {_f(ours.get('latency_ms_p50'))}"
                          f" ({_f(ours.get('cpu_ms_per_frame'))}, {ours.get('precision', '?')})"
-                         f"   TFLite {_f(tfl.get('latency_ms_p50'))} [{_f(tfl.get('invoke_ms_p50'))}]"
+                         f"   TFLite {_f(tfl.get('latency_ms_p50'))}"
+                         f" [{_f(tfl.get('invoke_ms_p50'))}]"
                          f" ({_f(tfl.get('cpu_ms_per_frame'))})")
         fp = lat.get("ours_1_fp32")
         if fp:
@@ -193,26 +198,32 @@ def format_table(results: dict[str, Any]) -> str:
                          f" ({_f(fp.get('cpu_ms_per_frame'))})")
     lv = results.get("live")
     if lv:
-        lines.append(f"live, paced {lv['fps_paced']:g} fps keep-newest: latency p50 {_f(lv['latency_ms_p50'])} ms, "
+        lines.append(f"live, paced {lv['fps_paced']:g} fps keep-newest: "
+                     f"latency p50 {_f(lv['latency_ms_p50'])} ms, "
                      f"p95 {_f(lv['latency_ms_p95'])} ms, max {_f(lv['latency_ms_max'])} ms; "
                      f"{lv['frames_out']}/{lv['frames_read']} frames out, {lv['dropped']} dropped")
     mem = results.get("memory")
     if mem and "error" in mem:
         lines.append(f"memory: not measured ({mem['error'].splitlines()[-1]})")
     elif mem:
-        lines.append(f"memory (app process): RSS {_f(mem['rss_mb_first'])} MB after {mem['frames_first']} frames, "
-                     f"{_f(mem['rss_mb_last'])} MB after {mem['frames_last']} ({_f(mem['growth_pct'], '{:+.1f}')}%)")
+        lines.append(f"memory (app process): RSS {_f(mem['rss_mb_first'])} MB "
+                     f"after {mem['frames_first']} frames, "
+                     f"{_f(mem['rss_mb_last'])} MB after {mem['frames_last']} "
+                     f"({_f(mem['growth_pct'], '{:+.1f}')}%)")
     sp = results.get("split")
     if sp:
         lines.append(f"split model ({sp.get('device')}; cut {', '.join(sp.get('cut', []))}): "
-                     f"{_f(sp.get('fps'))} frames/s with 2 in flight, network {_f(sp.get('network_ms'))} ms "
-                     f"+ post {_f(sp.get('post_ms'))} ms, same outputs as whole: {_f(sp.get('same_outputs'))}")
+                     f"{_f(sp.get('fps'))} frames/s with 2 in flight, "
+                     f"network {_f(sp.get('network_ms'))} ms "
+                     f"+ post {_f(sp.get('post_ms'))} ms, "
+                     f"same outputs as whole: {_f(sp.get('same_outputs'))}")
     if results.get("targets"):
         lines.append("")
         lines.append("targets")
         wt = max(len(t["what"]) for t in results["targets"])
         for t in results["targets"]:
-            lines.append(f"  {t['what']:<{wt}}  {_f(t['value'], '{:.2f}'):>7}  {t['goal']:>6}  {t['status']}")
+            lines.append(f"  {t['what']:<{wt}}  {_f(t['value'], '{:.2f}'):>7}  "
+                         f"{t['goal']:>6}  {t['status']}")
     lines.append("")
     lines.append(f"bench took {_f(results.get('elapsed_s'), '{:.0f}')} s")
     return "\n".join(lines)

@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -97,43 +98,48 @@ def run_bench(opts: BenchOptions, settings: ModelSettings,
             def fixed(_frame: Any, _d: Any = first) -> tuple[Any, float]:
                 return _d, 0.0
 
+            # partial binds this iteration's video, frames and counts now, not at call time
             jobs: dict[str, Callable[[], dict[str, Any]]] = {}
             if "model" in want:
-                jobs["bare"] = lambda: model_speed.bare_model(model, rgb, warm, 1)
-                jobs["bare_2_streams"] = lambda: model_speed.bare_model_streams(model, rgb, 2,
-                                                                                warm)
+                jobs["bare"] = partial(model_speed.bare_model, model, rgb, warm, 1)
+                jobs["bare_2_streams"] = partial(model_speed.bare_model_streams, model, rgb, 2,
+                                                 warm)
             if "naive" in want:
-                jobs["naive"] = lambda: throughput.naive_loop(video, detect, labels, n, warm,
-                                                              tmp / "naive")
-                jobs["no_model"] = lambda: throughput.naive_loop(video, fixed, labels, n, warm,
-                                                                 tmp / "nomodel")
+                jobs["naive"] = partial(throughput.naive_loop, video, detect, labels, n, warm,
+                                        tmp / "naive")
+                jobs["no_model"] = partial(throughput.naive_loop, video, fixed, labels, n, warm,
+                                           tmp / "nomodel")
             if "pipeline" in want:
-                jobs["pipeline"] = lambda: throughput.pipeline_run(
-                    video, detect, labels, n, warm, tmp / "pipe", workers=settings.workers)
+                jobs["pipeline"] = partial(
+                    throughput.pipeline_run, video, detect, labels, n, warm, tmp / "pipe",
+                    workers=settings.workers)
             if "workers" in want and video is sample:
                 # the configured worker count is the "pipeline" row already: not run twice
                 if settings.workers != 1 or "pipeline" not in want:
-                    jobs["pipeline_w1"] = lambda: throughput.pipeline_run(
-                        video, detect, labels, n, warm, tmp / "pipe1", workers=1)
+                    jobs["pipeline_w1"] = partial(
+                        throughput.pipeline_run, video, detect, labels, n, warm, tmp / "pipe1",
+                        workers=1)
                 if settings.workers != 2 or "pipeline" not in want:
-                    jobs["pipeline_w2"] = lambda: throughput.pipeline_run(
-                        video, detect, labels, n, warm, tmp / "pipe2", workers=2)
+                    jobs["pipeline_w2"] = partial(
+                        throughput.pipeline_run, video, detect, labels, n, warm, tmp / "pipe2",
+                        workers=2)
                 if each is None:
                     each = load(settings, sessions=2)
                     each.warm_up(video.width, video.height, runs=2)
                 per_worker = engine(each, settings)
-                jobs["pipeline_w2_session_each"] = lambda: throughput.pipeline_run(
-                    video, per_worker, labels, n, warm, tmp / "pipe2s", workers=2)
+                jobs["pipeline_w2_session_each"] = partial(
+                    throughput.pipeline_run, video, per_worker, labels, n, warm, tmp / "pipe2s",
+                    workers=2)
             if "detect_every" in want:
                 for k in (2, 4):
-                    jobs[f"pipeline_every_{k}"] = lambda k=k: throughput.pipeline_run(
-                        video, detect, labels, n, warm, tmp / f"every{k}", detect_every=k,
-                        workers=settings.workers)
+                    jobs[f"pipeline_every_{k}"] = partial(
+                        throughput.pipeline_run, video, detect, labels, n, warm,
+                        tmp / f"every{k}", detect_every=k, workers=settings.workers)
             runs: dict[str, list[dict[str, Any]]] = {k: [] for k in jobs}
             for r in range(opts.repeats):
-                for name, job in jobs.items():
+                for name in jobs:
                     progress(f"{video.label}: {name} (repeat {r + 1}/{opts.repeats})")
-                    runs[name].append(job())
+                    runs[name].append(jobs[name]())
             entry: dict[str, Any] = {"file": str(video.path), "width": video.width,
                                      "height": video.height, "frames": n, "warmup": warm}
             for name, rs in runs.items():
@@ -144,7 +150,7 @@ def run_bench(opts: BenchOptions, settings: ModelSettings,
 
             if video is sample:
                 frames_576, rgb_576 = frames, rgb
-            del frames, rgb
+            del frames, rgb, jobs  # the jobs hold rgb too: free it before the next video
         if "model" in want or "tflite" in want:
             results["model_latency"] = _latency(settings, sample.path, frames_576, opts, want,
                                                 progress)

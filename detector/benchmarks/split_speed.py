@@ -38,6 +38,6 @@ def split_model(path: Path, frames_rgb: Sequence[np.ndarray], warmup: int,
             a, b = model.predict(x), whole.predict(x)
             out["same_outputs"] = bool(
                 int(a[3][0]) == int(b[3][0])
-                and all(np.allclose(u, v, rtol=1e-4, atol=1e-4) for u, v in zip(a, b))
+                and all(np.allclose(u, v, rtol=1e-4, atol=1e-4) for u, v in zip(a, b, strict=True))
             )
     return out

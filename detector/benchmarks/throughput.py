@@ -4,6 +4,7 @@ model (the cost of everything else), and our threaded pipeline, all writing the 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Callable
@@ -75,10 +76,8 @@ def pipeline_run(video: BenchVideo, detect: Detect, labels: Any, count: int, war
             stats = run_pipeline(source, detect, outs.consume, options)
             span.stop()
     finally:
-        try:
+        with contextlib.suppress(Exception):  # already closed by the pipeline
             source.close()
-        except Exception:  # already closed by the pipeline
-            pass
         shutil.rmtree(out_dir, ignore_errors=True)
     out: dict[str, Any] = rate(len(order) - warmup, span)
     out.update(

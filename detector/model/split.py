@@ -309,7 +309,8 @@ def split_graph_defs(graph_def: Any, point: SplitPoint, outputs: Sequence[str],
         keep.add(name)
         for ref in nodes[name].input:
             parent, port, control = _parse_input(ref)
-            if f"{parent}:{port}" not in renamed and not (control and parent in point.network_nodes):
+            if (f"{parent}:{port}" not in renamed
+                    and not (control and parent in point.network_nodes)):
                 stack.append(parent)
     for node in graph_def.node:
         if node.name not in keep:
@@ -399,7 +400,8 @@ class SplitModel:
             job, values = item
             try:
                 t = time.perf_counter()
-                out = self._post.run(self._outputs, dict(zip(self._post_inputs, values)))
+                feed = dict(zip(self._post_inputs, values, strict=True))
+                out = self._post.run(self._outputs, feed)
                 self.post_ms = (time.perf_counter() - t) * 1e3
                 job.future.set_result(tuple(out))
             except BaseException as exc:

@@ -25,11 +25,12 @@ log = logging.getLogger(__name__)
 
 #: The TF Object Detection API outputs, used when a command is given no outputs.
 OD_OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
-_NOT_OUTPUTS = frozenset(
-    "Const NoOp Assign AssignVariableOp AssignAdd AssignSub VarHandleOp VariableV2 Variable "
-    "VarIsInitializedOp IsVariableInitialized SaveV2 RestoreV2 MergeV2Checkpoints "
-    "Placeholder PlaceholderWithDefault ApplyGradientDescent ResourceApplyGradientDescent "
-    "Assert".split())
+_NOT_OUTPUTS = frozenset({
+    "Const", "NoOp", "Assign", "AssignVariableOp", "AssignAdd", "AssignSub", "VarHandleOp",
+    "VariableV2", "Variable", "VarIsInitializedOp", "IsVariableInitialized", "SaveV2", "RestoreV2",
+    "MergeV2Checkpoints", "Placeholder", "PlaceholderWithDefault", "ApplyGradientDescent",
+    "ResourceApplyGradientDescent", "Assert",
+})
 VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 
 

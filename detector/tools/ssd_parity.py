@@ -1,4 +1,5 @@
-"""Check a converted SSD graph against TFLite's own interpreter on the original file: parity and speed.
+"""Check a converted SSD graph against TFLite's own interpreter on the original file: parity
+and speed.
 
 Run ``python -m detector.tools.ssd_parity`` (after ``python main.py fetch``) to print, for
 the default model, how many of the interpreter's detections the frozen graph finds again
@@ -47,7 +48,7 @@ class TfliteReference:
         except ImportError:  # pragma: no cover - older set-ups
             import tensorflow as tf
 
-            Interpreter = tf.lite.Interpreter  # noqa: N806
+            Interpreter = tf.lite.Interpreter
         self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
@@ -100,8 +101,8 @@ def compare(reference: Sequence[Found], converted: Sequence[Found], min_score: f
     such one gives the IoU and score difference figures).
     """
     total, found, ious, diffs, misses = 0, 0, [], [], []
-    for k, (ref, got) in enumerate(zip(reference, converted)):
-        for box, score, cls in zip(ref.boxes, ref.scores, ref.classes):
+    for k, (ref, got) in enumerate(zip(reference, converted, strict=False)):
+        for box, score, cls in zip(ref.boxes, ref.scores, ref.classes, strict=True):
             if score < min_score:
                 continue
             total += 1

@@ -40,7 +40,8 @@ class PostProcessParams:
         try:
             opts: dict[str, Any] = flexbuffers.Loads(data)
         except Exception as exc:  # the FlexBuffer decoder raises bare errors of many kinds
-            raise ModelError(f"{POSTPROCESS_OP} options are not a readable FlexBuffer: {exc}") from exc
+            raise ModelError(
+                f"{POSTPROCESS_OP} options are not a readable FlexBuffer: {exc}") from exc
         if not isinstance(opts, dict):
             raise ModelError(f"{POSTPROCESS_OP} options are not a map: {type(opts).__name__}")
         try:
@@ -90,7 +91,8 @@ def generate_ssd_anchors(spec: SsdAnchorSpec = SsdAnchorSpec()) -> np.ndarray:
         else:
             box_specs = [(scale, ar) for ar in spec.aspect_ratios]
             if spec.interpolated_scale_aspect_ratio > 0:
-                box_specs.append((np.sqrt(scale * scale_next), spec.interpolated_scale_aspect_ratio))
+                box_specs.append((np.sqrt(scale * scale_next),
+                                  spec.interpolated_scale_aspect_ratio))
         s = np.array([b[0] for b in box_specs], np.float64)
         ar = np.sqrt(np.array([b[1] for b in box_specs], np.float64))
         heights, widths = s / ar, s * ar
@@ -144,7 +146,8 @@ def build_postprocess(
         half_h = 0.5 * tf.exp(th * (1.0 / params.h_scale)) * ha
         half_w = 0.5 * tf.exp(tw * (1.0 / params.w_scale)) * wa
         boxes = tf.stack([yc - half_h, xc - half_w, yc + half_h, xc + half_w], axis=2)
-        boxes = tf.expand_dims(boxes, 2, name="boxes")  # [B, N, 1, 4]: one box shared by all classes
+        # [B, N, 1, 4]: one box shared by all classes
+        boxes = tf.expand_dims(boxes, 2, name="boxes")
         background = int(class_scores.shape[-1]) - params.num_classes
         scores = class_scores[:, :, background:] if background else class_scores
         nms = tf.image.combined_non_max_suppression(

@@ -33,7 +33,10 @@ def node_name(name: str) -> str:
 
 
 class NetworkBuilder:
-    """Rebuilds TFLite ops as TF ops in the default graph; ``values`` maps tensor index → TF tensor."""
+    """Rebuilds TFLite ops as TF ops in the default graph.
+
+    ``values`` maps tensor index → TF tensor.
+    """
 
     def __init__(self, tf: Any, model: TfliteModel, weights: str) -> None:
         self.tf = tf

@@ -48,7 +48,8 @@ SUPPORTED_OPS = NETWORK_OPS | {POSTPROCESS_OP}
 
 @dataclass(frozen=True)
 class ConvertOptions:
-    """Choices for :func:`convert_tflite_ssd` (defaults chosen by measurement, see models/README.md).
+    """Choices for :func:`convert_tflite_ssd` (defaults chosen by measurement, see
+    models/README.md).
 
     Attributes:
         nms_iou: IoU above which a lower-scored box of the same class is suppressed.
@@ -109,7 +110,8 @@ def _check_ops(model: TfliteModel, path: str) -> Operator:
         raise ModelError(f"{path!r} input {t.name!r} has shape {t.shape}; expected [1, H, W, 3]")
     p = post[0]
     if len(p.inputs) != 3 or model.tensors[p.inputs[2]].data is None:
-        raise ModelError(f"{path!r}: {POSTPROCESS_OP} needs box encodings, scores and constant anchors")
+        raise ModelError(
+            f"{path!r}: {POSTPROCESS_OP} needs box encodings, scores and constant anchors")
     return p
 
 
@@ -120,7 +122,8 @@ def _anchors(model: TfliteModel, post: Operator, which: str, path: str) -> tuple
     if stored.ndim != 2 or stored.shape[1] != 4:
         raise ModelError(f"{path!r}: anchors have shape {stored.shape}; expected [N, 4]")
     generated = generate_ssd_anchors()
-    diff = float(np.abs(generated - stored).max()) if generated.shape == stored.shape else float("nan")
+    diff = (float(np.abs(generated - stored).max()) if generated.shape == stored.shape
+            else float("nan"))
     if which == "file":
         return stored, diff
     if generated.shape != stored.shape:
@@ -140,7 +143,8 @@ def _normalisation(t: Tensor) -> tuple[float, float]:
     return 127.5, 1.0 / 127.5
 
 
-def build_graph_def(model: TfliteModel, options: ConvertOptions, path: str = "<model>") -> tuple[Any, dict]:
+def build_graph_def(model: TfliteModel, options: ConvertOptions,
+                    path: str = "<model>") -> tuple[Any, dict]:
     """Build the frozen GraphDef for an already parsed model; returns (graph_def, facts)."""
     import tensorflow as tf
 
@@ -174,7 +178,7 @@ def build_graph_def(model: TfliteModel, options: ConvertOptions, path: str = "<m
         "input_size": [height, width],
         "normalisation": {"offset": offset, "scale": scale},
         "postprocess": asdict(params),
-        "anchors": int(len(anchors)),
+        "anchors": len(anchors),
         "anchors_max_abs_diff_file_vs_generated": anchor_diff,
     }
     return graph_def, facts
@@ -220,5 +224,6 @@ def convert_tflite_ssd(
         "converter_version": CONVERTER_VERSION,
         **facts,
     }
-    log.info("converted %s → %s (%.1f MB, %d nodes)", src, dst, len(data) / 1e6, len(graph_def.node))
+    log.info("converted %s → %s (%.1f MB, %d nodes)", src, dst, len(data) / 1e6,
+             len(graph_def.node))
     return report

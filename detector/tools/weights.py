@@ -247,8 +247,8 @@ def restore_weights(session_or_graph: Any, weights: Mapping[str, np.ndarray],
             var, value = variables[name], values[name]
             shape = var.shape.as_list() if var.shape.rank is not None else None
             dtype = var.dtype.base_dtype.as_numpy_dtype
-            if (shape is not None and (len(shape) != value.ndim or any(
-                    d is not None and d != s for d, s in zip(shape, value.shape, strict=True)))
+            if ((shape is not None and (len(shape) != value.ndim or any(
+                    d is not None and d != s for d, s in zip(shape, value.shape, strict=True))))
                     or np.dtype(dtype).kind != value.dtype.kind):
                 report.shape_mismatched.append((name, shape or [], list(value.shape)))
             else:

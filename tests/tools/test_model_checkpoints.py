@@ -72,7 +72,7 @@ def test_frozen_pb_as_checkpoint(tf, tmp_path):
         tf.constant(1.0, name="c")
     pb = tmp_path / "frozen.pb"
     pb.write_bytes(graph.as_graph_def().SerializeToString())
-    with pytest.raises(CheckpointError, match="is a frozen graph .*not a checkpoint") as err:
+    with pytest.raises(CheckpointError, match=r"is a frozen graph .*not a checkpoint") as err:
         resolve_checkpoint(pb)
     assert "model unfreeze" in str(err.value)
 
@@ -89,9 +89,9 @@ def test_missing_index(v1v2):
     prefix = v1v2()
     (prefix.parent / "model.ckpt-100.index").unlink()
     (prefix.parent / "checkpoint").unlink()
-    with pytest.raises(CheckpointError, match="index 'model.ckpt-100.index' is missing"):
+    with pytest.raises(CheckpointError, match=r"index 'model\.ckpt-100\.index' is missing"):
         resolve_checkpoint(prefix)
-    with pytest.raises(CheckpointError, match="no .index file"):
+    with pytest.raises(CheckpointError, match=r"no \.index file"):
         resolve_checkpoint(prefix.parent)
 
 
@@ -100,7 +100,7 @@ def test_two_meta_files_are_ambiguous(v1v2):
     meta = prefix.parent / "model.ckpt-100.meta"
     shutil.copy(meta, prefix.parent / "graph_a.meta")
     meta.rename(prefix.parent / "graph_b.meta")
-    with pytest.raises(CheckpointError, match="holds 2 .meta files"):
+    with pytest.raises(CheckpointError, match=r"holds 2 \.meta files"):
         resolve_checkpoint(prefix.parent)
 
 

@@ -73,7 +73,7 @@ def test_existing_outputs_are_not_overwritten(tf, tmp_path):
     (tmp_path / "train").mkdir()
     prefix = save_convnet(tf, tmp_path / "train")
     convert(prefix, tmp_path / "ck", to="checkpoint", outputs=["logits/BiasAdd"])
-    with pytest.raises(ModelError, match="already holds checkpoint model.ckpt-0"):
+    with pytest.raises(ModelError, match=r"already holds checkpoint model\.ckpt-0"):
         convert(prefix, tmp_path / "ck", to="checkpoint", outputs=["logits/BiasAdd"])
     (tmp_path / "sm").mkdir()
     (tmp_path / "sm" / "keep.txt").write_text("mine")

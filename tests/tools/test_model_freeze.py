@@ -78,7 +78,7 @@ def test_missing_output_node_names_candidates(v1v2, tmp_path):
 def test_checkpoint_without_meta(v1v2, tmp_path):
     prefix = v1v2()
     (prefix.parent / "model.ckpt-100.meta").unlink()
-    with pytest.raises(CheckpointError, match="has no .meta graph"):
+    with pytest.raises(CheckpointError, match=r"has no \.meta graph"):
         freeze_checkpoint(prefix, tmp_path / "f.pb", outputs=["add"])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -85,7 +86,7 @@ def test_checkpoint_meta_passes_but_stray_save_op_is_refused(tf, v1v2):
     tf1 = tf.compat.v1
     prefix = v1v2(resource=False)
     meta = tf1.MetaGraphDef()
-    meta.ParseFromString(open(f"{prefix}.meta", "rb").read())
+    meta.ParseFromString(Path(f"{prefix}.meta").read_bytes())
     check_meta_graph(meta, what="model.ckpt-100.meta")
     # The same save op outside the saver's subgraph: it would write files when run.
     stray = meta.graph_def.node.add()
@@ -98,7 +99,7 @@ def test_checkpoint_meta_passes_but_stray_save_op_is_refused(tf, v1v2):
 def test_frozen_graph_refuses_any_restore_op(tf, v1v2):
     tf1 = tf.compat.v1
     meta = tf1.MetaGraphDef()
-    meta.ParseFromString(open(f"{v1v2(resource=True)}.meta", "rb").read())
+    meta.ParseFromString(Path(f"{v1v2(resource=True)}.meta").read_bytes())
     with pytest.raises(UnsafeGraphError, match="RestoreV2"):
         check_graph_def(meta.graph_def, what="not-a-frozen.pb")
 
@@ -131,7 +132,7 @@ def test_real_default_model_passes(tf, default_graph):
 
 def _meta(tf, prefix):
     meta = tf.compat.v1.MetaGraphDef()
-    meta.ParseFromString(open(f"{prefix}.meta", "rb").read())
+    meta.ParseFromString(Path(f"{prefix}.meta").read_bytes())
     return meta
 
 
@@ -157,11 +158,11 @@ def test_save_op_read_by_an_output_or_by_the_restore_op_is_refused(tf, v1v2):
     evil.name = "save/evil"
     add = next(n for n in meta.graph_def.node if n.name == "add")
     add.input.append("^save/evil")  # running the output would write files
-    with pytest.raises(UnsafeGraphError, match="SaveV2 .*'save/evil'"):
+    with pytest.raises(UnsafeGraphError, match=r"SaveV2 .*'save/evil'"):
         check_meta_graph(meta, what="m.meta")
     add.input.pop()
     check_meta_graph(meta, what="m.meta")  # dormant again: nothing reads it
     restore = next(n for n in meta.graph_def.node if n.name == meta.saver_def.restore_op_name)
     restore.input.append("^save/evil")  # loading would write files
-    with pytest.raises(UnsafeGraphError, match="SaveV2 .*'save/evil'"):
+    with pytest.raises(UnsafeGraphError, match=r"SaveV2 .*'save/evil'"):
         check_meta_graph(meta, what="m.meta")
