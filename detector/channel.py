@@ -9,7 +9,6 @@ drain what is left and then get :class:`Closed`.
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from typing import Generic, Literal, TypeVar
 
@@ -80,12 +79,10 @@ class Channel(Generic[T]):
                     self._items.popleft()
                     self.dropped += 1
             else:
-                deadline = None if timeout_s is None else time.monotonic() + timeout_s
-                while len(self._items) >= self.capacity and not self._closed:
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        raise TimeoutError(f"channel still full after {timeout_s} s")
-                    self._not_full.wait(remaining)
+                room = self._not_full.wait_for(
+                    lambda: len(self._items) < self.capacity or self._closed, timeout_s)
+                if not room:
+                    raise TimeoutError(f"channel still full after {timeout_s} s")
                 if self._closed:
                     return False
             self._items.append(item)
@@ -112,14 +109,10 @@ class Channel(Generic[T]):
 
     def _wait_for_items(self, timeout_s: float | None) -> None:
         """Wait (holding the lock) until an item is there; raise ``Closed`` or ``TimeoutError``."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while not self._items:
-            if self._closed:
-                raise Closed
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"channel still empty after {timeout_s} s")
-            self._not_empty.wait(remaining)
+        if not self._not_empty.wait_for(lambda: self._items or self._closed, timeout_s):
+            raise TimeoutError(f"channel still empty after {timeout_s} s")
+        if not self._items:
+            raise Closed
 
     def get_latest(self, timeout_s: float | None = None) -> T:
         """Like :meth:`get`, but take the newest item and drop (and count) the older ones.

@@ -9,7 +9,6 @@ this can never deadlock while its producer is alive.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Generic, TypeVar
 
 from .channel import Closed
@@ -73,14 +72,11 @@ class ReorderBuffer(Generic[T]):
             TimeoutError: ``timeout_s`` seconds passed without the next item.
         """
         with self._lock:
-            deadline = None if timeout_s is None else time.monotonic() + timeout_s
-            while self._next not in self._items:
-                if self._closed:
-                    raise Closed
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"item {self._next} not ready after {timeout_s} s")
-                self._ready.wait(remaining)
+            if not self._ready.wait_for(lambda: self._next in self._items or self._closed,
+                                        timeout_s):
+                raise TimeoutError(f"item {self._next} not ready after {timeout_s} s")
+            if self._next not in self._items:
+                raise Closed
             item = self._items.pop(self._next)
             self._next += 1
             self._room.notify_all()

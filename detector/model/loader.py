@@ -359,8 +359,7 @@ def _load_saved_model(path: Path, tensors: TensorNames, signature: str,
     tf = import_tf()
     from detector.model.safety import check_saved_model
 
-    check_saved_model(path, allow_unsafe=allow_unsafe)
-    saved = _read_saved_model_proto(path)
+    saved = check_saved_model(path, allow_unsafe=allow_unsafe)
     metas = list(saved.meta_graphs)
     meta = next((m for m in metas if "serve" in m.meta_info_def.tags), metas[0] if metas else None)
     if meta is None:
@@ -387,23 +386,6 @@ def _load_saved_model(path: Path, tensors: TensorNames, signature: str,
     inp = graph.get_tensor_by_name(inp_name)
     outs = [graph.get_tensor_by_name(n) for n in out_names]
     return session, used, inp, outs
-
-
-def _read_saved_model_proto(path: Path) -> Any:
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    saved = saved_model_pb2.SavedModel()
-    pb = path / "saved_model.pb"
-    try:
-        if pb.exists():
-            saved.ParseFromString(pb.read_bytes())
-        else:
-            from google.protobuf import text_format
-
-            text_format.Parse((path / "saved_model.pbtxt").read_text(), saved)
-    except Exception as exc:
-        raise ModelError(f"cannot parse SavedModel '{path}': {exc}", hint=EXPECTED) from exc
-    return saved
 
 
 def _signature_tensors(sig: Any, tensors: TensorNames, path: Path, signature: str

@@ -348,17 +348,15 @@ def check_meta_graph(meta_graph_def: Any, *, what: str, allow_unsafe: bool = Fal
     _report(_problems(meta_graph_def.graph_def, saver, outputs), what, allow_unsafe)
 
 
-def check_saved_model(path: str | Path, *, allow_unsafe: bool = False) -> None:
-    """Parse ``saved_model.pb`` (or ``.pbtxt``) without loading it and check every MetaGraph.
+def parse_saved_model(path: str | Path) -> Any:
+    """Parse a SavedModel folder's ``saved_model.pb`` (or ``.pbtxt``); nothing is imported.
 
     Raises:
         ModelError: The folder holds no parsable ``saved_model.pb``.
-        UnsafeGraphError: A MetaGraph holds ops outside the allowlist.
     """
     from tensorflow.core.protobuf import saved_model_pb2
 
     folder = Path(path)
-
     saved = saved_model_pb2.SavedModel()
     pb, pbtxt = folder / "saved_model.pb", folder / "saved_model.pbtxt"
     try:
@@ -376,6 +374,19 @@ def check_saved_model(path: str | Path, *, allow_unsafe: bool = False) -> None:
     except Exception as exc:
         raise ModelError(f"cannot parse SavedModel '{pb}': {exc}",
                          hint="is the file complete? re-export or re-copy the SavedModel") from exc
+    return saved
+
+
+def check_saved_model(path: str | Path, *, allow_unsafe: bool = False) -> Any:
+    """Parse a SavedModel folder without loading it, check every MetaGraph, return the proto.
+
+    Raises:
+        ModelError: The folder holds no parsable ``saved_model.pb``.
+        UnsafeGraphError: A MetaGraph holds ops outside the allowlist.
+    """
+    folder = Path(path)
+    saved = parse_saved_model(folder)
     for meta in saved.meta_graphs:
         tags = ",".join(meta.meta_info_def.tags) or "no tags"
         check_meta_graph(meta, what=f"{folder} [{tags}]", allow_unsafe=allow_unsafe)
+    return saved

@@ -132,26 +132,10 @@ def read_meta_graph(path: Path, *, allow_unsafe: bool) -> Any:
 
 
 def read_saved_model(path: Path, *, allow_unsafe: bool) -> Any:
-    """Parse ``saved_model.pb`` (checked) and return the SavedModel proto."""
+    """Parse ``saved_model.pb`` once, check it, and return the SavedModel proto."""
     from detector.model.safety import check_saved_model
 
-    check_saved_model(path, allow_unsafe=allow_unsafe)
-    return parse_saved_model(path)
-
-
-def parse_saved_model(path: Path) -> Any:
-    """Parse a SavedModel folder's ``saved_model.pb`` (or ``.pbtxt``); nothing is imported."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    saved = saved_model_pb2.SavedModel()
-    pb = path / "saved_model.pb"
-    if pb.is_file():
-        saved.ParseFromString(pb.read_bytes())
-    else:
-        from google.protobuf import text_format
-
-        text_format.Parse((path / "saved_model.pbtxt").read_text(encoding="utf-8"), saved)
-    return saved
+    return check_saved_model(path, allow_unsafe=allow_unsafe)
 
 
 def sink_outputs(graph_def: Any) -> list[str]:

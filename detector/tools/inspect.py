@@ -18,7 +18,6 @@ import numpy as np
 from detector.errors import DetectorError, ModelError
 from detector.tools.graphs import (
     node_name,
-    parse_saved_model,
     placeholders,
     sink_outputs,
     tf_module,
@@ -246,6 +245,8 @@ def inspect_graph_file(path: Path, fmt: str, tensor: str | None, allow_unsafe: b
 
 def inspect_saved_model(path: Path, tensor: str | None, allow_unsafe: bool) -> dict[str, Any]:
     tf = tf_module()
+    from detector.model.safety import parse_saved_model
+
     saved = parse_saved_model(path)
     graphs = []
     for meta in saved.meta_graphs:
