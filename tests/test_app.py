@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from tiny_models import build_frozen, build_unsafe_frozen, read_video, tiny_video
+from helpers.tiny_models import build_frozen, build_unsafe_frozen, read_video, tiny_video
 
 from detector.cli import main
 

@@ -56,7 +56,7 @@ def test_label_map_refuses_a_bad_line():
 
 @pytest.mark.tf
 def test_fetch_model_converts_then_does_nothing_when_current(tmp_path, monkeypatch):
-    from tiny_tflite import build_tiny_ssd
+    from helpers.tiny_tflite import build_tiny_ssd
 
     tflite = build_tiny_ssd()
     monkeypatch.setattr(assets, "TFLITE_SHA256", assets.sha256_of(tflite))

@@ -69,7 +69,7 @@ def test_report_marks_targets_met_and_missed() -> None:
 
 @pytest.mark.tf
 def test_bench_quick_on_tiny_graph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tiny_ssd import build_tiny_ssd
+    from helpers.tiny_ssd import build_tiny_ssd
 
     from detector.cli import main
 

@@ -68,7 +68,7 @@ def test_bad_threshold_is_refused():
 
 @pytest.mark.tf
 def test_engine_on_a_tiny_frozen_graph_sees_red_in_rgb_order(tmp_path):
-    from tiny_models import build_frozen
+    from helpers.tiny_models import build_frozen
 
     from detector.model.loader import load_model
 
@@ -88,7 +88,7 @@ def test_engine_on_a_tiny_frozen_graph_sees_red_in_rgb_order(tmp_path):
 
 @pytest.mark.tf
 def test_engine_is_thread_safe_on_one_session(tmp_path):
-    from tiny_models import build_frozen
+    from helpers.tiny_models import build_frozen
 
     from detector.model.loader import load_model
 

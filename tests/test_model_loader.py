@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tiny_models import (
+from helpers.tiny_models import (
     BOX0,
     build_checkpoint,
     build_frozen,

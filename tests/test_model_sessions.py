@@ -12,7 +12,7 @@ pytestmark = pytest.mark.tf
 
 
 def test_extra_sessions_give_same_outputs_concurrently(tmp_path: Path) -> None:
-    from tiny_ssd import build_tiny_ssd
+    from helpers.tiny_ssd import build_tiny_ssd
 
     from detector.model.loader import load_model
 

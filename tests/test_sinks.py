@@ -12,7 +12,7 @@ import threading
 import cv2
 import numpy as np
 import pytest
-from tiny_models import read_video
+from helpers.tiny_models import read_video
 
 from detector.errors import SinkError
 from detector.labels import LabelMap

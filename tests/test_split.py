@@ -36,7 +36,7 @@ def _run_whole(path: Path, images: np.ndarray) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_ssd import build_tiny_ssd
+    from helpers.tiny_ssd import build_tiny_ssd
 
     return build_tiny_ssd(tmp_path_factory.mktemp("split") / "tiny.pb")
 
@@ -76,7 +76,7 @@ def test_split_model_matches_whole_graph(tiny: Path) -> None:
     [({"nms": False}, "no non-max-suppression"), ({"conv": False}, "no convolution")],
 )
 def test_graph_without_split_is_refused(tmp_path: Path, kwargs: dict, message: str) -> None:
-    from tiny_ssd import build_tiny_ssd
+    from helpers.tiny_ssd import build_tiny_ssd
 
     from detector.model.split import load_split_model
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flatbuffers import flexbuffers
-from tiny_tflite import (
+from helpers.tiny_tflite import (
     ANCHOR_TENSOR,
     BOX_TENSOR,
     POST_OPTIONS,

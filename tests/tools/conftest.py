@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tk_models import save_v1v2
+from helpers.tk_models import save_v1v2
 
 
 @pytest.fixture(scope="session")

@@ -125,7 +125,7 @@ def test_convert_dispatches_a_tflite_ssd_with_its_options(tmp_path, capsys):
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the tiny TFLite SSD
-    from tiny_tflite import build_tiny_ssd
+    from helpers.tiny_tflite import build_tiny_ssd
 
     src = tmp_path / "ssd.bin"  # no .tflite suffix: found from the TFL3 identifier
     src.write_bytes(build_tiny_ssd())

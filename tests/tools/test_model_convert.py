@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tk_models import conv_data, save_convnet
+from helpers.tk_models import conv_data, save_convnet
 
 from detector.errors import ModelError
 from detector.model.formats import detect_format

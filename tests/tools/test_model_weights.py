@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tk_models import build_convnet, conv_data, save_convnet
+from helpers.tk_models import build_convnet, conv_data, save_convnet
 
 from detector.errors import CheckpointError
 from detector.tools.freeze import freeze_checkpoint, sidecar_path
