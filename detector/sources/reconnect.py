@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
-from detector.sources.base import Source
 
 from detector.errors import ConfigError, SourceError
+from detector.sources.base import Source
 from detector.types import SourceInfo
 
 log = logging.getLogger(__name__)

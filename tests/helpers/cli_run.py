@@ -59,8 +59,15 @@ class CliResult:
         error_at = self.err.find("error:")
         if error_at >= 0:  # third-party chatter must not come before our message
             before = self.err[:error_at]
-            for noise in ("[ WARN", "[ERROR", "cap_ffmpeg", "I tensorflow", "W tensorflow",
-                          "oneDNN", "absl::"):
+            for noise in (
+                "[ WARN",
+                "[ERROR",
+                "cap_ffmpeg",
+                "I tensorflow",
+                "W tensorflow",
+                "oneDNN",
+                "absl::",
+            ):
                 assert noise not in before, f"{noise!r} printed before the error:\n{self.err}"
 
 
@@ -71,38 +78,64 @@ def _argv(args: Sequence[str | os.PathLike[str] | bytes]) -> list[str | bytes]:
     return out
 
 
-def run_cli(*args: str | os.PathLike[str] | bytes, cwd: Path | None = None,
-            env: dict[str, str] | None = None, timeout_s: float = 180.0,
-            preexec_fn: Callable[[], None] | None = None) -> CliResult:
+def run_cli(
+    *args: str | os.PathLike[str] | bytes,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 180.0,
+    preexec_fn: Callable[[], None] | None = None,
+) -> CliResult:
     """Run ``python main.py ARGS`` to its end (bounded by ``timeout_s``)."""
-    proc = subprocess.run(_argv(args), cwd=cwd or ROOT, env=env or cli_env(),
-                          capture_output=True, timeout=timeout_s, preexec_fn=preexec_fn)
-    return CliResult(tuple(map(str, args)), proc.returncode,
-                     proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
+    proc = subprocess.run(
+        _argv(args),
+        cwd=cwd or ROOT,
+        env=env or cli_env(),
+        capture_output=True,
+        timeout=timeout_s,
+        preexec_fn=preexec_fn,
+    )
+    return CliResult(
+        tuple(map(str, args)),
+        proc.returncode,
+        proc.stdout.decode(errors="replace"),
+        proc.stderr.decode(errors="replace"),
+    )
 
 
 class RunningCli:
     """A ``main.py`` run in the background, to signal or to watch."""
 
-    def __init__(self, *args: str | os.PathLike[str] | bytes, env: dict[str, str] | None = None,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        *args: str | os.PathLike[str] | bytes,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.args = tuple(map(str, args))
         self._err_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"cli-{os.getpid()}-{id(self)}"
         self._err = open(self._err_path, "w+b")  # noqa: SIM115 - read while it runs
-        self.proc = subprocess.Popen(_argv(args), cwd=cwd or ROOT, env=env or cli_env(),
-                                     stdout=subprocess.PIPE, stderr=self._err)
+        self.proc = subprocess.Popen(
+            _argv(args),
+            cwd=cwd or ROOT,
+            env=env or cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+        )
 
     def stderr_so_far(self) -> str:
         return self._err_path.read_bytes().decode(errors="replace")
 
-    def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 120.0,
-                 what: str = "condition") -> None:
+    def wait_for(
+        self, predicate: Callable[[], bool], timeout_s: float = 120.0, what: str = "condition"
+    ) -> None:
         """Poll ``predicate`` until true; fails (with the log) on timeout or early exit."""
         deadline = time.monotonic() + timeout_s
         while not predicate():
             if self.proc.poll() is not None:
-                raise AssertionError(f"run ended (exit {self.proc.returncode}) before {what}:\n"
-                                     f"{self.stderr_so_far()}")
+                raise AssertionError(
+                    f"run ended (exit {self.proc.returncode}) before {what}:\n"
+                    f"{self.stderr_so_far()}"
+                )
             if time.monotonic() > deadline:
                 self.kill()
                 raise AssertionError(f"timed out waiting for {what}:\n{self.stderr_so_far()}")
@@ -121,7 +154,9 @@ class RunningCli:
         except subprocess.TimeoutExpired:
             self.kill()
             out, _ = self.proc.communicate()
-            raise AssertionError(f"run did not end within {timeout_s} s:\n{self.stderr_so_far()}")
+            raise AssertionError(
+                f"run did not end within {timeout_s} s:\n{self.stderr_so_far()}"
+            ) from None
         err = self.stderr_so_far()
         self._err.close()
         self._err_path.unlink(missing_ok=True)

@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from detector.sources.base import Source
 
 from detector.errors import ConfigError, SourceError
+from detector.sources.base import Source
 from detector.sources.reconnect import LinkState, ReconnectingSource, ReconnectPolicy
 from detector.types import SourceInfo, SourceKind
 
