@@ -13,20 +13,24 @@ import os
 import sys
 from contextlib import ExitStack
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any, TextIO
 
 from detector.config import Config
-from detector.errors import DetectorError, ModelError, RunInterrupted, StageError
+from detector.errors import DetectorError, ModelError, RunInterrupted, SinkError, StageError
 from detector.fps import RunStats
 from detector.labels import LabelMap, load_label_map
 from detector.outputs import RUN_JSON, describe_outputs, make_run_dir, open_outputs, write_json
+from detector.outputs.rundir import write_csv
 from detector.outputs.summary import now_iso, print_summary, versions
 from detector.pipeline import PipelineOptions, inference_workers, run_pipeline
 from detector.render import Renderer, RenderOptions
 from detector.signals import StopSignals
-from detector.sources import open_source, parse_source
+from detector.sources import ReconnectPolicy, open_source, parse_source, redact
 
 log = logging.getLogger(__name__)
+
+SKIPPED_CSV = "skipped.csv"
 
 
 def intra_op_threads(configured: int, workers: int) -> int:
@@ -70,10 +74,22 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
     labels = load_label_map(mc.labels) if mc.labels is not None else LabelMap({})
     class_ids = labels.resolve_classes(config.detect.classes)
     spec = parse_source(config.source.uri)
-    record: dict[str, Any] = {"status": "running", "started": now_iso(), "argv": sys.argv[1:]}
+    sc = config.source
+    policy = ReconnectPolicy(
+        attempts=sc.reconnect,
+        first_delay_s=sc.reconnect_delay_s,
+        max_delay_s=max(sc.reconnect_max_delay_s, sc.reconnect_delay_s),
+        stall_timeout_s=sc.stall_timeout_s,
+    )
+    # Credentials in a stream URL never reach run.json, logs or names.
+    record: dict[str, Any] = {
+        "status": "running",
+        "started": now_iso(),
+        "argv": [redact(a) for a in sys.argv[1:]],
+    }
     with StopSignals().installed() as stop, ExitStack() as stack:
         source = stack.enter_context(
-            open_source(spec, width=config.source.width, height=config.source.height)
+            open_source(spec, width=sc.width, height=sc.height, reconnect=policy)
         )
         info = source.info
         workers = inference_workers(info.live, mc.workers)
@@ -105,7 +121,7 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
         record.update(
             run_dir=str(run_dir),
             config_file=str(config.path) if config.path else None,
-            config=config.to_dict(),
+            config=_redacted(config.to_dict()),
             source=asdict(info),
             model={
                 "path": str(model.path),
@@ -121,8 +137,12 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
             class_filter=sorted(class_ids) if class_ids else None,
             versions=versions(),
         )
+        # Written now, so a run killed outright (SIGKILL, out of memory) is visible as
+        # "running"; the reserve lets the final record replace it in place on a full disk.
+        write_json(run_dir / RUN_JSON, record, reserve_bytes=_RUN_JSON_RESERVE)
         stats: RunStats | None = None
         sinks: dict[str, Any] = {}
+        render: Renderer | None = None
         try:
             with ExitStack() as outputs:
                 sinks = open_outputs(config.output, run_dir, labels, info, outputs)
@@ -137,6 +157,7 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
                         fps_interval_s=config.run.fps_interval_s,
                     ),
                     guard=stop,
+                    status=_status_of(source),
                 )
                 engine = Engine(model, dc.threshold, class_ids, dc.max_boxes)
                 options = PipelineOptions(
@@ -172,10 +193,64 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
             record["finished"] = now_iso()
             record["outputs"] = describe_outputs(sinks)
             record["stats"] = stats.to_dict() if stats is not None else None
-            write_json(run_dir / RUN_JSON, record)
+            _record_source(record, source, run_dir)
+            if render is not None and render.unknown_classes:
+                record["labels"]["unknown_class_ids"] = dict(sorted(render.unknown_classes.items()))
+            saved = _save_record(run_dir, record)
             print_summary(out, record, stats, run_dir)
+            if saved is not None and record["status"] == "ok":
+                raise saved  # the run went well but its record could not be written
     assert stats is not None
     return stats
+
+
+_RUN_JSON_RESERVE = 16384
+
+
+def _redacted(data: Any) -> Any:
+    """``data`` with any ``scheme://user:password@`` in its strings masked."""
+    if isinstance(data, dict):
+        return {k: _redacted(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_redacted(v) for v in data]
+    return redact(data) if isinstance(data, str) else data
+
+
+def _status_of(source: Any) -> Any:
+    """The HUD's source status: ``None`` while a live source is connected."""
+    if not hasattr(source, "health"):
+        return None
+
+    def status() -> str | None:
+        label: str = source.health.label
+        return None if label == "connected" else label
+
+    return status
+
+
+def _record_source(record: dict[str, Any], source: Any, run_dir: Path) -> None:
+    """How the source ended: cut short, skipped files (``skipped.csv``), link health."""
+    if source.end_note:
+        record["source_end"] = source.end_note
+    if hasattr(source, "health"):
+        record["source_health"] = source.health.to_dict()
+    if source.skips:
+        try:
+            write_csv(run_dir / SKIPPED_CSV, ("path", "reason"), source.skips)
+            record["outputs"]["skipped"] = {"path": SKIPPED_CSV, "count": len(source.skips)}
+        except SinkError as exc:
+            log.error("%s", exc)
+
+
+def _save_record(run_dir: Path, record: dict[str, Any]) -> SinkError | None:
+    """Write the final ``run.json``; on failure log it and return the error (never raise
+    over the run's own outcome, which the summary still reports)."""
+    try:
+        write_json(run_dir / RUN_JSON, record)
+        return None
+    except SinkError as exc:
+        log.error("%s", exc)
+        return exc
 
 
 def _counted(stats: RunStats | None, written: int) -> RunStats | None:

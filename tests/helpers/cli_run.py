@@ -82,7 +82,7 @@ def run_cli(
     *args: str | os.PathLike[str] | bytes,
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
-    timeout_s: float = 180.0,
+    timeout_s: float = 90.0,
     preexec_fn: Callable[[], None] | None = None,
 ) -> CliResult:
     """Run ``python main.py ARGS`` to its end (bounded by ``timeout_s``)."""
