@@ -13,7 +13,7 @@ from helpers.tiny_models import RED, _heads
 
 
 def build_slow_frozen(path: Path, *, size: int = 1024, rounds: int = 8) -> Path:
-    """A frozen graph taking about ``rounds * 2 * size**3`` flops a frame (~0.15 s on one core here)."""
+    """A frozen graph of about ``rounds * 2 * size**3`` flops a frame (~0.15 s a frame here)."""
     import tensorflow as tf
 
     tf1 = tf.compat.v1
