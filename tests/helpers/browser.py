@@ -29,8 +29,7 @@ def chromium_page(timeout_s: float = 20.0) -> Iterator[tuple[Any, list[str]]]:
 
     errors: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS,
-                                    timeout=timeout_s * 1000)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=timeout_s * 1000)
         try:
             page = browser.new_page()
             page.set_default_timeout(timeout_s * 1000)

@@ -27,8 +27,11 @@ def numbered(index: int, size: tuple[int, int] = (320, 240)) -> np.ndarray:
 
 
 def result_for(index: int, image: np.ndarray) -> FrameResult:
-    dets = Detections(np.array([[10, 10, 60, 80]], np.float32), np.array([0.9], np.float32),
-                      np.array([1], np.int32))
+    dets = Detections(
+        np.array([[10, 10, 60, 80]], np.float32),
+        np.array([0.9], np.float32),
+        np.array([1], np.int32),
+    )
     return FrameResult(Frame(index, time.monotonic(), image, None), dets, True, index, 3.0)
 
 
@@ -73,5 +76,3 @@ def wait_until(predicate, timeout_s: float = WAIT_S) -> bool:
             return True
         time.sleep(0.02)
     return predicate()
-
-

@@ -8,7 +8,7 @@ waits on a viewer; see :mod:`detector.outputs.web.hub`.
 from __future__ import annotations
 
 from detector.outputs.web.hub import Feed, Hub
-from detector.outputs.web.server import WebServer, is_loopback, parse_address
+from detector.outputs.web.server import WebServer, is_loopback
 from detector.outputs.web.sink import WebSink
 
-__all__ = ["Feed", "Hub", "WebServer", "WebSink", "is_loopback", "parse_address"]
+__all__ = ["Feed", "Hub", "WebServer", "WebSink", "is_loopback"]

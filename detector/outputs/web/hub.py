@@ -53,9 +53,15 @@ class Hub:
         self.events_published = 0
         self.event_listeners = 0
 
-    def add_feed(self, name: str, uri: str, *, live: bool,
-                 state: Callable[[], str] | None = None,
-                 skipped: Callable[[], int] | None = None) -> Feed:
+    def add_feed(
+        self,
+        name: str,
+        uri: str,
+        *,
+        live: bool,
+        state: Callable[[], str | None] | None = None,
+        skipped: Callable[[], int] | None = None,
+    ) -> Feed:
         """A new feed (a source's slot); its key is its position: ``0``, ``1``, ..."""
         with self.cond:
             feed = Feed(self, str(len(self.feeds)), name, uri, live, state, skipped)
@@ -96,8 +102,10 @@ class Hub:
         """The figures of every feed, JSON-ready (what ``/api/status`` returns)."""
         with self.cond:
             feeds = list(self.feeds)
-        return {"uptime_s": round(self.clock() - self.started, 3),
-                "sources": [f.status() for f in feeds]}
+        return {
+            "uptime_s": round(self.clock() - self.started, 3),
+            "sources": [f.status() for f in feeds],
+        }
 
 
 class Feed:
@@ -107,8 +115,16 @@ class Feed:
     :meth:`end`; viewer threads call :meth:`wait_frame`, :meth:`jpeg` and :meth:`status`.
     """
 
-    def __init__(self, hub: Hub, key: str, name: str, uri: str, live: bool,
-                 state: Callable[[], str] | None, skipped: Callable[[], int] | None) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        key: str,
+        name: str,
+        uri: str,
+        live: bool,
+        state: Callable[[], str | None] | None,
+        skipped: Callable[[], int] | None,
+    ) -> None:
         self.hub = hub
         self.key = key
         self.name = name
@@ -136,8 +152,9 @@ class Feed:
 
     # -- publishing side (the pipeline's thread) --------------------------------------
 
-    def publish(self, result: FrameResult, annotated: np.ndarray,
-                labels: Callable[[int], str]) -> None:
+    def publish(
+        self, result: FrameResult, annotated: np.ndarray, labels: Callable[[int], str]
+    ) -> None:
         """Make ``annotated`` the latest frame and update the figures. Never encodes.
 
         ``annotated`` is kept by reference: sinks never modify the frame they are given
@@ -162,6 +179,16 @@ class Feed:
             self.seq += 1
             self.hub.cond.notify_all()
 
+    def attach(
+        self,
+        state: Callable[[], str | None] | None = None,
+        skipped: Callable[[], int] | None = None,
+    ) -> None:
+        """Where the figures the frames do not carry come from, once the source is open:
+        its state (e.g. ``reconnecting``) and its count of skipped items."""
+        with self.hub.cond:
+            self._state, self._skipped = state, skipped
+
     def end(self) -> None:
         """The source is done: viewers finish their streams (the page keeps the last frame)."""
         with self.hub.cond:
@@ -185,8 +212,9 @@ class Feed:
             if image is None:
                 return None
             if self._jpeg_seq != seq or self._jpeg is None:
-                ok, buf = cv2.imencode(".jpg", image,
-                                       [cv2.IMWRITE_JPEG_QUALITY, self.hub.jpeg_quality])
+                ok, buf = cv2.imencode(
+                    ".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.hub.jpeg_quality]
+                )
                 if not ok:
                     return None
                 self._jpeg, self._jpeg_seq = buf.tobytes(), seq
@@ -209,8 +237,8 @@ class Feed:
             return ENDED
         if self._state is not None:
             told = self._state()
-            if told and told != CONNECTED:
-                return told
+            if told is not None and str(told) not in ("", CONNECTED):
+                return str(told)
         return CONNECTED if self.seq else WAITING
 
     def status(self) -> dict[str, Any]:
@@ -223,19 +251,29 @@ class Feed:
             # never drop; up to two frames may still be in flight).
             dropped = max(0, self._frame_index + 1 - published) if self.live else 0
             return {
-                "key": self.key, "name": self.name, "uri": self.uri, "live": self.live,
-                "state": self.state(), "stream": f"/stream/{self.key}.mjpg",
-                "frame": self._frame_index, "frames_output": published,
+                "key": self.key,
+                "name": self.name,
+                "uri": self.uri,
+                "live": self.live,
+                "state": self.state(),
+                "stream": f"/stream/{self.key}.mjpg",
+                "frame": self._frame_index,
+                "frames_output": published,
                 "width": None if image is None else int(image.shape[1]),
                 "height": None if image is None else int(image.shape[0]),
-                "fps": {"capture": round(self._capture.fps(), 2),
-                        "inference": round(self._inference.fps(), 2),
-                        "output": round(self._output.fps(), 2)},
-                "inference_ms": None if self._inference_ms is None
+                "fps": {
+                    "capture": round(self._capture.fps(), 2),
+                    "inference": round(self._inference.fps(), 2),
+                    "output": round(self._output.fps(), 2),
+                },
+                "inference_ms": None
+                if self._inference_ms is None
                 else round(self._inference_ms, 2),
                 "latency_ms": None if self._latency_ms is None else round(self._latency_ms, 2),
                 "detections": dict(self._detections),
-                "dropped": dropped, "skipped": int(skipped),
-                "viewers": self.viewers, "viewers_dropped": self.viewers_dropped,
+                "dropped": dropped,
+                "skipped": int(skipped),
+                "viewers": self.viewers,
+                "viewers_dropped": self.viewers_dropped,
                 "jpeg_encodes": self.encodes,
             }

@@ -30,38 +30,18 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from detector.errors import ConfigError, SinkError
+from detector.config import DEFAULT_SERVE_HOST as DEFAULT_HOST
+from detector.errors import SinkError
 from detector.outputs.web.hub import Hub
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
 BOUNDARY = "frame"
 _WAIT_S = 1.0  # how often a waiting stream re-checks that the server is still up
 _KEEPALIVE_S = 10.0  # an SSE comment this often finds clients that went away
 # A fixed send buffer (no autotuning up to megabytes): a viewer that stops reading is
 # found out after a frame or two instead of after seconds of stale frames.
 _SNDBUF_BYTES = 256 * 1024
-
-
-def parse_address(text: str | int) -> tuple[str, int]:
-    """``"8080"``, ``":8080"``, ``"0.0.0.0:8080"`` or ``"[::1]:8080"`` → ``(host, port)``.
-
-    The host is ``127.0.0.1`` unless given. Port 0 asks the system for a free port.
-
-    Raises:
-        ConfigError: Not a port, or a port outside 0-65535.
-    """
-    raw = str(text).strip()
-    host, _, port_text = raw.rpartition(":")
-    host = host.strip("[]") or DEFAULT_HOST
-    hint = "give PORT or HOST:PORT, e.g. 8080 or 0.0.0.0:8080"
-    if not port_text.isdigit():
-        raise ConfigError(f"output.serve {raw!r} is not [HOST:]PORT", hint=hint)
-    port = int(port_text)
-    if port > 65535:
-        raise ConfigError(f"output.serve {raw!r}: port {port} is out of range 0-65535", hint=hint)
-    return host, port
 
 
 def is_loopback(host: str) -> bool:
@@ -108,8 +88,15 @@ class WebServer:
         SinkError: The port is in use or the address cannot be bound (from :meth:`start`).
     """
 
-    def __init__(self, hub: Hub, host: str = DEFAULT_HOST, port: int = 8080, *,
-                 send_timeout_s: float = 5.0, title: str = "detector") -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        host: str = DEFAULT_HOST,
+        port: int = 8080,
+        *,
+        send_timeout_s: float = 5.0,
+        title: str = "detector",
+    ) -> None:
         self.hub = hub
         self.host = host
         self.port = port
@@ -131,23 +118,33 @@ class WebServer:
             server = _HttpServer((self.host, self.port), _Handler)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise SinkError(f"cannot serve on {self.host}:{self.port}: port {self.port} is "
-                                "already in use",
-                                hint=f"choose another port (--serve {self.port + 1}), or stop "
-                                "the program using it (e.g. 'ss -ltnp | grep "
-                                f":{self.port}')") from exc
-            raise SinkError(f"cannot serve on {self.host}:{self.port}: {exc.strerror or exc}",
-                            hint="check the address belongs to this machine (127.0.0.1 for "
-                            "local viewing, 0.0.0.0 for every interface)") from exc
+                raise SinkError(
+                    f"cannot serve on {self.host}:{self.port}: port {self.port} is already in use",
+                    hint=f"choose another port (--serve {self.port + 1}), or stop "
+                    "the program using it (e.g. 'ss -ltnp | grep "
+                    f":{self.port}')",
+                ) from exc
+            raise SinkError(
+                f"cannot serve on {self.host}:{self.port}: {exc.strerror or exc}",
+                hint="check the address belongs to this machine (127.0.0.1 for "
+                "local viewing, 0.0.0.0 for every interface)",
+            ) from exc
         server.web = self
         self._server = server
         self.port = int(server.server_address[1])
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="detector-web", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="detector-web",
+            daemon=True,
+        )
         self._thread.start()
         if not is_loopback(self.host):
-            log.warning("web view on %s is reachable from other machines and has no "
-                        "authentication: anyone who can reach this port sees the video", self.url)
+            log.warning(
+                "web view on %s is reachable from other machines and has no "
+                "authentication: anyone who can reach this port sees the video",
+                self.url,
+            )
         log.info("web view: %s", self.url)
         return self
 
@@ -197,15 +194,17 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/api/events":
                 only = parse_qs(url.query).get("source", [None])[0]
                 self._events(web, only)
-            elif path == "/stream.mjpg" or (path.startswith("/stream/")
-                                           and path.endswith(".mjpg")):
-                key = "0" if path == "/stream.mjpg" else path[len("/stream/"):-len(".mjpg")]
+            elif path == "/stream.mjpg" or (path.startswith("/stream/") and path.endswith(".mjpg")):
+                key = "0" if path == "/stream.mjpg" else path[len("/stream/") : -len(".mjpg")]
                 self._stream(web, key)
             elif path == "/favicon.ico":
                 self._send(HTTPStatus.NO_CONTENT, "image/x-icon", b"")
             else:
-                self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8",
-                           b"not found: try / , /stream.mjpg, /api/status or /api/events\n")
+                self._send(
+                    HTTPStatus.NOT_FOUND,
+                    "text/plain; charset=utf-8",
+                    b"not found: try / , /stream.mjpg, /api/status or /api/events\n",
+                )
         except OSError:
             log.debug("web: viewer %s went away", self.address_string())
 
@@ -220,8 +219,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _stream(self, web: WebServer, key: str) -> None:
         feed = web.hub.feed(key)
         if feed is None:
-            self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8",
-                       f"no source {key!r}\n".encode())
+            self._send(
+                HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", f"no source {key!r}\n".encode()
+            )
             return
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
@@ -241,9 +241,10 @@ class _Handler(BaseHTTPRequestHandler):
                 if got is None:
                     continue
                 sent, data = got
-                self.wfile.write(b"--" + BOUNDARY.encode() + b"\r\nContent-Type: image/jpeg\r\n"
-                                 b"Content-Length: " + str(len(data)).encode() + b"\r\n\r\n"
-                                 + data + b"\r\n")
+                self.wfile.write(
+                    b"--" + BOUNDARY.encode() + b"\r\nContent-Type: image/jpeg\r\n"
+                    b"Content-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data + b"\r\n"
+                )
         except OSError as exc:  # timed out (stalled viewer), reset or closed (vanished one)
             dropped = True
             log.debug("web: stream viewer %s dropped: %r", self.address_string(), exc)
@@ -273,8 +274,11 @@ class _Handler(BaseHTTPRequestHandler):
                     continue
                 idle_s = 0.0
                 after = events[-1][0]
-                chunks = [b"id: %d\ndata: %s\n\n" % (n, json.dumps(r).encode())
-                          for n, r in events if only is None or r.get("feed") == only]
+                chunks = [
+                    b"id: %d\ndata: %s\n\n" % (n, json.dumps(r).encode())
+                    for n, r in events
+                    if only is None or r.get("feed") == only
+                ]
                 if chunks:
                     self.wfile.write(b"".join(chunks))
         except OSError as exc:

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from helpers.web_feed import Publisher, record_for, wait_until
 
+from detector.config import parse_address
 from detector.errors import ConfigError, SinkError
-from detector.outputs.web import Hub, WebServer, WebSink, parse_address
+from detector.outputs.web import Hub, WebServer, WebSink
 
 WAIT_S = 10.0
 
@@ -32,8 +33,9 @@ def served() -> Iterator[tuple[WebServer, WebSink]]:
         yield server, sink
 
 
-def open_stream(server: WebServer, path: str = "/stream.mjpg", rcvbuf: int | None = None
-                ) -> socket.socket:
+def open_stream(
+    server: WebServer, path: str = "/stream.mjpg", rcvbuf: int | None = None
+) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -92,8 +94,10 @@ def test_five_viewers_cost_one_encode_per_frame(served):
     try:
         with Publisher(sink, fps=30):
             results: list[list[np.ndarray]] = [[] for _ in socks]
-            threads = [threading.Thread(target=lambda i=i: results[i].extend(
-                read_jpegs(socks[i], 15))) for i in range(5)]
+            threads = [
+                threading.Thread(target=lambda i=i: results[i].extend(read_jpegs(socks[i], 15)))
+                for i in range(5)
+            ]
             for t in threads:
                 t.start()
             for t in threads:
@@ -215,10 +219,16 @@ def test_non_loopback_bind_warns(caplog):
     assert any("no authentication" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.parametrize(("text", "want"), [
-    ("8080", ("127.0.0.1", 8080)), (":9000", ("127.0.0.1", 9000)),
-    ("0.0.0.0:80", ("0.0.0.0", 80)), ("[::1]:8080", ("::1", 8080)), (0, ("127.0.0.1", 0)),
-])
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("8080", ("127.0.0.1", 8080)),
+        (":9000", ("127.0.0.1", 9000)),
+        ("0.0.0.0:80", ("0.0.0.0", 80)),
+        ("[::1]:8080", ("::1", 8080)),
+        (0, ("127.0.0.1", 0)),
+    ],
+)
 def test_parse_address(text, want):
     assert parse_address(text) == want
 

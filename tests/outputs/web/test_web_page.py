@@ -27,20 +27,27 @@ def distinct_frames(page, selector: str, want: int, timeout_s: float = 30.0) -> 
 
 def test_page_shows_live_frames_and_figures_of_every_source():
     hub = Hub()
-    sinks = [WebSink(hub.add_feed(name, f"{name}.mp4", live=True), lambda c: "person",
-                     record_for) for name in ("left", "right")]
-    with WebServer(hub, port=0, title="two clips") as server, Publisher(sinks[0], fps=25), \
-            Publisher(sinks[1], fps=15), chromium_page() as (page, errors):
+    sinks = [
+        WebSink(hub.add_feed(name, f"{name}.mp4", live=True), lambda c: "person", record_for)
+        for name in ("left", "right")
+    ]
+    with (
+        WebServer(hub, port=0, title="two clips") as server,
+        Publisher(sinks[0], fps=25),
+        Publisher(sinks[1], fps=15),
+        chromium_page() as (page, errors),
+    ):
         page.goto(server.url)
         page.wait_for_selector("section.source[data-key='1'] img")
         assert page.locator("section.source").count() == 2
         assert page.title().startswith("detector")
         page.wait_for_function(
             "document.querySelector(\"[data-key='0'] td[data-field=state]\").textContent"
-            " === 'connected'")
+            " === 'connected'"
+        )
         for key in ("0", "1"):
             img = f"img[data-key='{key}']"
-            page.wait_for_function(f"document.querySelector(\"{img}\").naturalWidth === 320")
+            page.wait_for_function(f'document.querySelector("{img}").naturalWidth === 320')
             assert distinct_frames(page, img, 10) >= 10
         frame = "document.querySelector(\"[data-key='0'] td[data-field=frame]\").textContent"
         first = page.evaluate(frame)
@@ -50,9 +57,11 @@ def test_page_shows_live_frames_and_figures_of_every_source():
         assert page.text_content("[data-key='1'] td[data-field=detections]") == "person 1"
         page.wait_for_function(
             "document.querySelector(\"[data-key='1'] [data-field=last]\").textContent"
-            ".startsWith('frame ')")
+            ".startsWith('frame ')"
+        )
         sinks[1].close()  # that source ends: its state says so, the other goes on
         page.wait_for_function(
             "document.querySelector(\"[data-key='1'] td[data-field=state]\").textContent"
-            " === 'ended'")
+            " === 'ended'"
+        )
         assert errors == []
