@@ -11,8 +11,10 @@ yet started are marked ``skipped``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,41 +92,43 @@ def run_jobs(
 
     live = [i for i, (_, is_live, _) in enumerate(jobs) if is_live]
     files = [i for i, (_, is_live, _) in enumerate(jobs) if not is_live]
-    threads = [
-        threading.Thread(target=run, args=(i,), name=f"detector-source-{i}", daemon=True)
-        for i in live
+    lanes: list[tuple[str, Callable[[], None]]] = [
+        (f"detector-source-{i}", functools.partial(run, i)) for i in live
     ]
     if files:
-        threads.append(
-            threading.Thread(
-                target=files_in_order, args=(files,), name="detector-files", daemon=True
-            )
-        )
-    for t in threads:
-        t.start()
+        lanes.append(("detector-files", functools.partial(files_in_order, files)))
+    # Completion is counted here rather than read from Thread.is_alive(): a join that a
+    # Ctrl-C interrupts can leave is_alive() False for a thread that is still running.
+    done = threading.Condition()
+    running = [len(lanes)]
+
+    def lane(body: Callable[[], None]) -> None:
+        try:
+            body()
+        finally:
+            with done:
+                running[0] -= 1
+                done.notify_all()
+
+    for name, body in lanes:
+        threading.Thread(target=lane, args=(body,), name=name, daemon=True).start()
     try:
-        while any(t.is_alive() for t in threads):
-            for t in threads:
-                t.join(_POLL_S)
+        _wait(done, running, None)
     except KeyboardInterrupt as exc:
         halt.set()
-        _join(threads, join_timeout_s)
+        if not _wait(done, running, join_timeout_s):
+            log.error("sources still running after %.0f s", join_timeout_s)
         exc.outcomes = outcomes  # type: ignore[attr-defined]
         raise
     return outcomes
 
 
-def _join(threads: list[threading.Thread], timeout_s: float) -> None:
-    deadline = threading.Event()
-    timer = threading.Timer(timeout_s, deadline.set)
-    timer.daemon = True
-    timer.start()
-    try:
-        while not deadline.is_set() and any(t.is_alive() for t in threads):
-            for t in threads:
-                t.join(_POLL_S)
-    finally:
-        timer.cancel()
-    stuck = [t.name for t in threads if t.is_alive()]
-    if stuck:
-        log.error("sources still running after %.0f s: %s", timeout_s, ", ".join(stuck))
+def _wait(done: threading.Condition, running: list[int], timeout_s: float | None) -> bool:
+    """Wait until no lane runs (waking every 0.2 s, so signals are handled); False on timeout."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    with done:
+        while running[0] > 0:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            done.wait(_POLL_S)
+    return True
