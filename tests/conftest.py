@@ -73,3 +73,7 @@ def photos_dir() -> Path:
     """``samples/photos/``: real photos (dog.jpg, person.jpg, horses.jpg, ...)."""
     _need(PHOTOS_DIR / "dog.jpg", "sample photos")
     return PHOTOS_DIR
+
+
+# The headless browser fixtures (``browser``, ``page``) for every test.
+pytest_plugins = ["helpers.browser"]
