@@ -120,9 +120,7 @@ def open_video_sink(
                 problem,
                 codec,
             )
-    from detector.sinks import (
-        VideoSink,
-    )  # OpenCV's writer (detector/outputs/video.py after the re-plan)
+    from detector.outputs.video import VideoSink  # OpenCV's writer
 
     return VideoSink(path, sane_fps(fps, str(path)), codec="MJPG" if codec == "mjpg" else codec)
 
