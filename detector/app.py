@@ -177,7 +177,7 @@ def _run_source(
     ends (``record`` is completed in place)."""
     info = source.info
     if feed is not None:
-        feed.attach(state=lambda: getattr(source, "state", None), skipped=lambda: source.skipped)
+        feed.attach(state=lambda: _link_state(source), skipped=lambda: source.skipped)
     record.update(run_dir=str(run_dir), source=asdict(info))
     stats: RunStats | None = None
     sinks: dict[str, Any] = {}
@@ -235,6 +235,12 @@ def _run_source(
             feed.end()
     assert stats is not None
     return stats
+
+
+def _link_state(source: Any) -> str | None:
+    """A reconnecting source's state (``reconnecting 2``, ``stalled``...), else None."""
+    health = getattr(source, "health", None)
+    return str(health().label) if callable(health) else None
 
 
 # -- one source ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.browser import chromium_page
+from helpers.browser import console_errors
 from helpers.mjpeg_server import MjpegServer
 from helpers.tiny_models import build_frozen, read_video, tiny_video
 
@@ -150,7 +150,7 @@ def distinct(page, selector: str, want: int, timeout_s: float = 30) -> int:
     return len(seen)
 
 
-def test_two_live_cameras_on_one_page_and_a_dead_one_reported(assets, tmp_path):
+def test_two_live_cameras_on_one_page_and_a_dead_one_reported(assets, tmp_path, page):
     out = tmp_path / "runs"
     with MjpegServer(fps=15, size=(160, 120)) as cam1, MjpegServer(fps=12, size=(200, 150)) as cam2:
         dead = "http://127.0.0.1:9/nothing.mjpg"  # port 9 (discard): connection refused
@@ -173,25 +173,23 @@ def test_two_live_cameras_on_one_page_and_a_dead_one_reported(assets, tmp_path):
         err = Lines(proc.stderr)
         try:
             url = err.wait_for(r"web view: (http://127\.0\.0\.1:\d+/)").group(1)
-            with chromium_page() as (page, errors):
-                page.goto(url)
-                page.wait_for_selector("section.source[data-key='2']")
-                for key in ("0", "1"):
-                    page.wait_for_function(
-                        f"document.querySelector(\"[data-key='{key}'] td[data-field=state]\")"
-                        ".textContent === 'connected'",
-                        timeout=60_000,
-                    )
-                    assert distinct(page, f"img[data-key='{key}']", 10) >= 10
+            errors = console_errors(page)
+            page.goto(url)
+            page.wait_for_selector("section.source[data-key='2']")
+            for key in ("0", "1"):
                 page.wait_for_function(
-                    "document.querySelector(\"[data-key='2'] td[data-field=state]\")"
-                    ".textContent === 'ended'",
+                    f"document.querySelector(\"[data-key='{key}'] td[data-field=state]\")"
+                    ".textContent === 'connected'",
                     timeout=60_000,
                 )
-                assert page.text_content("[data-key='1'] td[data-field=frame]").endswith(
-                    "(200×150)"
-                )
-                assert errors == []
+                assert distinct(page, f"img[data-key='{key}']", 10) >= 10
+            page.wait_for_function(
+                "document.querySelector(\"[data-key='2'] td[data-field=state]\")"
+                ".textContent === 'ended'",
+                timeout=60_000,
+            )
+            assert page.text_content("[data-key='1'] td[data-field=frame]").endswith("(200×150)")
+            assert errors == []
             err.wait_for(r"source .*nothing\.mjpg.* failed")
             proc.send_signal(signal.SIGINT)
             stdout, _ = proc.communicate(timeout=60)

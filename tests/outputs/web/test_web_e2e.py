@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.browser import chromium_page
+from helpers.browser import console_errors
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = [pytest.mark.e2e, pytest.mark.tf]
 
 
-def test_sample_video_served_live_with_boxes(sample_video, default_graph, tmp_path):
+def test_sample_video_served_live_with_boxes(sample_video, default_graph, tmp_path, page):
     cmd = [
         sys.executable,
         str(ROOT / "main.py"),
@@ -53,24 +53,22 @@ def test_sample_video_served_live_with_boxes(sample_video, default_graph, tmp_pa
             url = found[0].group(1) if found else None
             time.sleep(0.05)
         assert url, "".join(err)[-3000:]
-        with chromium_page() as (page, errors):
-            page.goto(url)
-            page.wait_for_function(
-                "document.querySelector('img[data-key=\"0\"]')"
-                " && document.querySelector('img[data-key=\"0\"]')"
-                ".naturalWidth === 768",
-                timeout=60_000,
-            )
-            seen: set[str] = set()
-            people = False
-            while len(seen) < 10 and proc.poll() is None:
-                seen.add(hashlib.sha1(page.locator("img").screenshot()).hexdigest())
-                people = people or "person" in (
-                    page.text_content("td[data-field=detections]") or ""
-                )
-            assert len(seen) >= 10, "the run ended before the page showed 10 frames"
-            assert people
-            assert errors == []
+        errors = console_errors(page)
+        page.goto(url)
+        page.wait_for_function(
+            "document.querySelector('img[data-key=\"0\"]')"
+            " && document.querySelector('img[data-key=\"0\"]')"
+            ".naturalWidth === 768",
+            timeout=60_000,
+        )
+        seen: set[str] = set()
+        people = False
+        while len(seen) < 10 and proc.poll() is None:
+            seen.add(hashlib.sha1(page.locator("img").screenshot()).hexdigest())
+            people = people or "person" in (page.text_content("td[data-field=detections]") or "")
+        assert len(seen) >= 10, "the run ended before the page showed 10 frames"
+        assert people
+        assert errors == []
         proc.wait(timeout=120)
     finally:
         if proc.poll() is None:

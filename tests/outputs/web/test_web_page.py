@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 
-from helpers.browser import chromium_page
+from helpers.browser import console_errors
 from helpers.web_feed import Publisher, record_for
 
 from detector.outputs.web import Hub, WebServer, WebSink
@@ -25,7 +25,8 @@ def distinct_frames(page, selector: str, want: int, timeout_s: float = 30.0) -> 
     return len(seen)
 
 
-def test_page_shows_live_frames_and_figures_of_every_source():
+def test_page_shows_live_frames_and_figures_of_every_source(page):
+    errors = console_errors(page)
     hub = Hub()
     sinks = [
         WebSink(hub.add_feed(name, f"{name}.mp4", live=True), lambda c: "person", record_for)
@@ -35,7 +36,6 @@ def test_page_shows_live_frames_and_figures_of_every_source():
         WebServer(hub, port=0, title="two clips") as server,
         Publisher(sinks[0], fps=25),
         Publisher(sinks[1], fps=15),
-        chromium_page() as (page, errors),
     ):
         page.goto(server.url)
         page.wait_for_selector("section.source[data-key='1'] img")
