@@ -372,8 +372,14 @@ def _check(
         if value.lower() not in meta["choices"]:
             raise bad(" or ".join(meta["choices"]))
         return value.lower()
+    if kind == "name" and not _is_utf8(value):
+        err = bad("a folder name in UTF-8 (OpenCV cannot write under other names)")
+        err.hint = "use letters, digits, '-', '_' or '.'"
+        raise err
     if kind == "name" and (not _NAME_RE.match(value) or value in (".", "..")):
-        raise bad("a folder name without '/' (or null for the source's name)")
+        err = bad("a folder name without '/' (or null for the source's name)")
+        err.hint = "a run folder is always made inside output.dir (--output): give that the path"
+        raise err
     if kind == "path":
         return _resolve(value, base)
     if kind == "uri" and not (value.isdigit() or "://" in value):
@@ -399,6 +405,15 @@ def parse_address(text: str | int) -> tuple[str, int]:
     if port > 65535:
         raise ConfigError(f"output.serve {raw!r}: port {port} is out of range 0-65535", hint=hint)
     return host, port
+
+
+def _is_utf8(text: str) -> bool:
+    """False for a str holding surrogate escapes (bytes that are not UTF-8, from argv)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _parse_cli(kind: str, text: str) -> Any:

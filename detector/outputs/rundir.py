@@ -29,6 +29,15 @@ def make_run_dir(base: str | Path, name: str) -> Path:
         )
     base = Path(base)
     try:
+        str(base / name).encode("utf-8")
+    except UnicodeEncodeError:
+        # OpenCV given such a path (a str with surrogate escapes) crashes the process.
+        shown = os.fsencode(base / name).decode("utf-8", "backslashreplace")
+        raise SinkError(
+            f"run folder '{shown}' is not a valid UTF-8 path: OpenCV cannot write there",
+            hint="set output.dir (--output) and output.name (--name) to UTF-8 names",
+        ) from None
+    try:
         base.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SinkError(

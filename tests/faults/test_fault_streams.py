@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.cli_run import RunningCli, RunOutputs, only_run_folder, run_cli
+from helpers.cli_run import RunningCli, RunOutputs, fragmented_mp4, only_run_folder, run_cli
 from helpers.mjpeg_server import MjpegServer
 from helpers.slow_model import build_slow_frozen
 from helpers.tiny_models import tiny_video
@@ -68,7 +68,7 @@ def test_stream_dropped_and_restarted_goes_on_to_its_end(
         run.wait_for(lambda: _frames_seen(run, runs) >= 20, what="20 frames")
         cam.stop()  # the camera goes away...
         threading.Timer(1.0, cam.start).start()  # ...and is back a second later
-        result = run.finish(timeout_s=120)
+        result = run.finish()
         assert cam.connections >= 2
     result.assert_ok()
     out = RunOutputs.read(only_run_folder(runs))
@@ -91,7 +91,7 @@ def test_stalled_stream_is_restarted_by_the_watchdog(
         cam.stall()
         run.wait_for(lambda: ": stalled (" in run.stderr_so_far(), timeout_s=30, what="the stall")
         cam.resume()
-        result = run.finish(timeout_s=120)
+        result = run.finish()
     result.assert_ok()
     out = RunOutputs.read(only_run_folder(runs))
     assert out.run["source_health"]["stalls"] >= 1
@@ -107,7 +107,7 @@ def test_stream_that_never_comes_back_gives_up_with_exit_1(
         run = RunningCli("--source", cam.url, *tiny, "--config", _config(tmp_path, attempts="3"))
         run.wait_for(lambda: _frames_seen(run, runs) >= 10, what="10 frames")
         cam.stop()
-        result = run.finish(timeout_s=120)
+        result = run.finish()
     result.assert_failed(1, "gave up after 3 reconnect attempt(s)", cam.url)
     assert "run error" in result.out and "gave up" in result.out  # never "ok"
     out = RunOutputs.read(only_run_folder(runs))
@@ -152,7 +152,7 @@ def test_ctrl_c_while_the_stream_hangs(tmp_path: Path, tiny: list[str], runs: Pa
         run.wait_for(lambda: _quiet_for(run, runs, 0.5), what="the hang")
         seen = _frames_seen(run, runs)
         run.signal(signal.SIGINT)
-        result = run.finish(timeout_s=30)  # bounded: the hung read does not hold shutdown
+        result = run.finish(timeout_s=120)  # bounded: the hung read does not hold shutdown
         cam.resume()
     assert result.code == 130, result.text
     assert "Traceback" not in result.text
@@ -194,3 +194,21 @@ def test_slow_model_on_a_file_drops_nothing(
     assert out.run["stats"]["frames_dropped"] == 0
     assert [line["frame"] for line in out.lines] == list(range(10))
     assert out.video_frames == 10
+
+
+@pytest.mark.xfail(
+    not fragmented_mp4(), reason="needs the PyAV writer's capture-time stamps", strict=True
+)
+def test_live_recording_lasts_as_long_as_the_stream(
+    slow_model: Path, tiny_labels: Path, runs: Path
+) -> None:
+    with MjpegServer(fps=20) as cam:  # the model keeps up with a fraction: most frames drop
+        result = run_cli("--source", cam.url, "--model", slow_model, "--labels", tiny_labels,
+                         "--output", runs, "--max-frames", "25")  # fmt: skip
+    result.assert_ok()
+    out = RunOutputs.read(only_run_folder(runs))
+    assert out.run["stats"]["frames_dropped"] > 0
+    span_s = out.lines[-1]["timestamp_s"] - out.lines[0]["timestamp_s"]
+    assert out.video_duration_s is not None
+    # The video's clock is the capture clock: as long as the stream it recorded.
+    assert abs(out.video_duration_s - span_s) <= 0.2 * span_s + 0.3
