@@ -246,6 +246,7 @@ def format_table(results: dict[str, Any]) -> str:
                 f"p95 {_f(a['latency_ms_p95'])} ms; {web['viewers']} viewers (1 stalled) "
                 f"{_f(b['inference_fps'])}/s, p95 {_f(b['latency_ms_p95'])} ms, "
                 f"{b['jpeg_encodes']:.0f} JPEG encodes for {b['frames_out']:.0f} frames, "
+                f"CPU {_f(a['cpu_ms_per_frame'])} → {_f(b['cpu_ms_per_frame'])} ms/frame, "
                 f"{b['viewers_dropped']:.0f} viewer dropped, {_f(b['mb_sent'])} MB sent"
             )
     mem = results.get("memory")

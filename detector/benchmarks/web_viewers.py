@@ -96,12 +96,14 @@ def _one_run(
     try:
         with WebServer(hub, port=0) as server:
             clients = [_Viewer(server.port, stalled=(k == 0)) for k in range(viewers)]
+            cpu0 = time.process_time()
             with Outputs(
                 out_dir, fps, labels, source.info.uri, on_output=on_output, web_feed=feed
             ) as outs:
                 stats = run_pipeline(
                     source, detect, outs.consume, PipelineOptions(max_frames=count)
                 )
+            cpu_s = time.process_time() - cpu0
             status = feed.status()
             received = sum(c.bytes for c in clients)
     finally:
@@ -114,6 +116,8 @@ def _one_run(
         "inference_fps": (len(fresh_at) - 1) / span if span > 0 else float("nan"),
         "latency_ms_p50": percentile(lat, 50),
         "latency_ms_p95": percentile(lat, 95),
+        # the whole process's CPU (every thread: capture, model, render, server) per frame out
+        "cpu_ms_per_frame": 1e3 * cpu_s / max(1, stats.frames_processed),
         "frames_out": stats.frames_processed,
         "dropped": stats.frames_dropped,
         "jpeg_encodes": status["jpeg_encodes"],
@@ -145,8 +149,9 @@ def web_viewers(
     Returns:
         ``paced`` and ``flat_out``, each ``{"none": {...}, "viewers": {...}}`` (medians over
         ``rounds``), plus ``fps_ratio`` (flat out: inference frames/s with viewers ÷
-        without) and ``p95_delta_ms`` (paced: p95 capture-to-output latency with viewers −
-        without).
+        without), ``p95_delta_ms`` (paced: p95 capture-to-output latency with viewers −
+        without) and ``cpu_ms_per_frame_delta`` (paced: the process's CPU per frame with
+        viewers − without: what serving costs, less sensitive to a loaded machine).
     """
     result: dict[str, Any] = {"viewers": VIEWERS, "stalled": 1, "fps_paced": fps}
     for name, rate in (("paced", fps), ("flat_out", FLAT_OUT_FPS)):
@@ -164,4 +169,7 @@ def web_viewers(
     flat, paced = result["flat_out"], result["paced"]
     result["fps_ratio"] = flat["viewers"]["inference_fps"] / flat["none"]["inference_fps"]
     result["p95_delta_ms"] = paced["viewers"]["latency_ms_p95"] - paced["none"]["latency_ms_p95"]
+    result["cpu_ms_per_frame_delta"] = (
+        paced["viewers"]["cpu_ms_per_frame"] - paced["none"]["cpu_ms_per_frame"]
+    )
     return result
