@@ -11,12 +11,30 @@ from typing import Any
 #: Ops that end a graph without being a result (init, save/restore, assignments).
 _NOT_OUTPUTS = frozenset(
     {
-        "Const", "NoOp", "Assign", "AssignVariableOp", "AssignAdd", "AssignSub",
-        "VarHandleOp", "VariableV2", "Variable", "VarIsInitializedOp", "IsVariableInitialized",
-        "SaveV2", "Save", "SaveSlices", "RestoreV2", "Restore", "RestoreSlice",
+        "Const",
+        "NoOp",
+        "Assign",
+        "AssignVariableOp",
+        "AssignAdd",
+        "AssignSub",
+        "VarHandleOp",
+        "VariableV2",
+        "Variable",
+        "VarIsInitializedOp",
+        "IsVariableInitialized",
+        "SaveV2",
+        "Save",
+        "SaveSlices",
+        "RestoreV2",
+        "Restore",
+        "RestoreSlice",
         "MergeV2Checkpoints",
-        "ShardedFilename", "StringJoin", "Placeholder", "PlaceholderWithDefault",
-        "ApplyGradientDescent", "ResourceApplyGradientDescent",
+        "ShardedFilename",
+        "StringJoin",
+        "Placeholder",
+        "PlaceholderWithDefault",
+        "ApplyGradientDescent",
+        "ResourceApplyGradientDescent",
     }
 )
 
