@@ -17,6 +17,8 @@ examples:
   python main.py --model my/frozen_inference_graph.pb --labels my/label_map.pbtxt
   python main.py --model my/saved_model/ --threshold 0.3 --classes person,car
   python main.py --detect-every 3 --output /tmp/runs --name test
+  python main.py --source photos/ --images --engine ray --ray-actors 4   # on Ray actors
+  python main.py --source clips/ --engine ray --ray-address 10.0.0.5:6379   # on a cluster
 
 Flags override the config's keys (configs/default.yml documents each one).
 Outputs go to a new folder <output>/<name> (never overwritten): annotated.mp4,
@@ -45,6 +47,12 @@ _FLAG_KEYS = {
     "hud": "output.hud",
     "device": "model.device",
     "allow_unsafe_ops": "model.allow_unsafe_ops",
+    "engine": "run.engine",
+    "ray_address": "run.ray_address",
+    "ray_actors": "run.ray_actors",
+    "ray_batch_size": "run.ray_batch_size",
+    "ray_cpus_per_actor": "run.ray_cpus_per_actor",
+    "ray_gpus_per_actor": "run.ray_gpus_per_actor",
 }
 
 
@@ -90,6 +98,19 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "--detect-every", metavar="N", help="run the model on every Nth frame, carry boxes between"
     )
     g.add_argument("--max-frames", metavar="N", help="stop after N frames")
+    g = p.add_argument_group("engine (image folders, globs, videos)")
+    g.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        help="local threads (default) or a pool of Ray actors, local or on a cluster",
+    )
+    g.add_argument(
+        "--ray-address", metavar="ADDR", help="join this Ray cluster (host:6379 or auto)"
+    )
+    g.add_argument("--ray-actors", metavar="N", help="Ray actors, one model copy each")
+    g.add_argument("--ray-batch-size", metavar="N", help="image files per actor call")
+    g.add_argument("--ray-cpus-per-actor", metavar="N", help="CPUs Ray reserves per actor")
+    g.add_argument("--ray-gpus-per-actor", metavar="N", help="GPUs Ray reserves per actor")
     g = p.add_argument_group("outputs")
     g.add_argument(
         "--show",

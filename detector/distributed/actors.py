@@ -38,8 +38,10 @@ class ActorStartError(RuntimeError):
 
 def detections_to_json(d: Detections) -> str:
     """``[[x1, y1, x2, y2, score, class_id], ...]``: float32 values written exactly."""
-    rows = [[*(float(v) for v in box), float(s), int(c)]
-            for box, s, c in zip(d.xyxy, d.scores, d.class_ids, strict=True)]
+    rows = [
+        [*(float(v) for v in box), float(s), int(c)]
+        for box, s, c in zip(d.xyxy, d.scores, d.class_ids, strict=True)
+    ]
     return json.dumps(rows, separators=(",", ":"))
 
 
@@ -49,8 +51,9 @@ def detections_from_json(text: str) -> Detections:
     if not rows:
         return Detections.empty()
     a = np.asarray(rows, dtype=np.float64)
-    return Detections(a[:, :4].astype(np.float32), a[:, 4].astype(np.float32),
-                      a[:, 5].astype(np.int32))
+    return Detections(
+        a[:, :4].astype(np.float32), a[:, 4].astype(np.float32), a[:, 5].astype(np.int32)
+    )
 
 
 def actor_name() -> str:
@@ -67,8 +70,7 @@ class _ModelActor:
             from detector.engine import Engine
             from detector.model.loader import TensorNames, load_model
 
-            model: Any = load_model(spec.path, tensors=TensorNames(*spec.tensors),
-                                    **spec.loader)  # type: ignore[arg-type]
+            model: Any = load_model(spec.path, tensors=TensorNames(*spec.tensors), **spec.loader)  # type: ignore[arg-type]
             if spec.warmup_runs:
                 model.warm_up(runs=spec.warmup_runs)
         except Exception as exc:
@@ -84,9 +86,23 @@ class _ModelActor:
 
 def _row(**values: Any) -> dict[str, Any]:
     """One result row; every column present, no ``None`` (Ray Data wants one type a column)."""
-    row = {"video": -1, "range": -1, "attempt": 0, "position": -1, "detected": -1, "kind": "frame", "ok": True, "error": "",
-           "detections": "[]", "inference_ms": 0.0, "busy_ms": 0.0, "digest": "",
-           "width": 0, "height": 0, "actor": ""}
+    row = {
+        "video": -1,
+        "range": -1,
+        "attempt": 0,
+        "position": -1,
+        "detected": -1,
+        "kind": "frame",
+        "ok": True,
+        "error": "",
+        "detections": "[]",
+        "inference_ms": 0.0,
+        "busy_ms": 0.0,
+        "digest": "",
+        "width": 0,
+        "height": 0,
+        "actor": "",
+    }
     row.update(values)
     return row
 
@@ -105,20 +121,28 @@ class ImageActor(_ModelActor):
             t0 = time.perf_counter()
             image, reason = read_image(str(path))
             if image is None:
-                rows.append(_row(position=int(position), ok=False, error=reason or "?",
-                                 actor=self.name))
+                rows.append(
+                    _row(position=int(position), ok=False, error=reason or "?", actor=self.name)
+                )
                 continue
             detections, inference_ms = self.detect(int(position), image)
-            rows.append(_row(
-                position=int(position), detected=int(position),
-                detections=detections_to_json(detections),
-                inference_ms=inference_ms, busy_ms=(time.perf_counter() - t0) * 1e3,
-                width=image.shape[1], height=image.shape[0], actor=self.name))
+            rows.append(
+                _row(
+                    position=int(position),
+                    detected=int(position),
+                    detections=detections_to_json(detections),
+                    inference_ms=inference_ms,
+                    busy_ms=(time.perf_counter() - t0) * 1e3,
+                    width=image.shape[1],
+                    height=image.shape[0],
+                    actor=self.name,
+                )
+            )
         return _columns(rows)
 
 
 class RangeActor(_ModelActor):
-    """Batches of ``{video, range, attempt, path, start, stop, mode}`` ranges → a row per frame, streamed.
+    """Batches of ``{video, range, attempt, path, start, stop, mode}`` → rows per frame, streamed.
 
     Besides its frames, a range returns a ``probe`` row (the digest of frame ``start - 1``
     after the seek) and an ``end`` row (its last frame and that frame's digest, or the reason
@@ -127,13 +151,28 @@ class RangeActor(_ModelActor):
 
     def __call__(self, batch: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
         for video, rng, attempt, path, start, stop, mode in zip(
-                batch["video"], batch["range"], batch["attempt"], batch["path"], batch["start"],
-                batch["stop"], batch["mode"], strict=True):
-            yield from self._range(int(video), int(rng), int(attempt), str(path), int(start),
-                                   None if int(stop) < 0 else int(stop), str(mode))
+            batch["video"],
+            batch["range"],
+            batch["attempt"],
+            batch["path"],
+            batch["start"],
+            batch["stop"],
+            batch["mode"],
+            strict=True,
+        ):
+            yield from self._range(
+                int(video),
+                int(rng),
+                int(attempt),
+                str(path),
+                int(start),
+                None if int(stop) < 0 else int(stop),
+                str(mode),
+            )
 
-    def _range(self, video: int, rng: int, attempt: int, path: str, start: int,
-               stop: int | None, mode: str) -> Iterator[dict[str, np.ndarray]]:
+    def _range(
+        self, video: int, rng: int, attempt: int, path: str, start: int, stop: int | None, mode: str
+    ) -> Iterator[dict[str, np.ndarray]]:
         reader = RangeReader(path, start, stop, mode)
         rows: list[dict[str, Any]] = []
         probe_sent = False
@@ -142,30 +181,67 @@ class RangeActor(_ModelActor):
         t0 = time.perf_counter()
         for index, image in reader.frames():
             if not probe_sent and reader.probe_digest is not None:
-                rows.append(_row(video=video, range=rng, attempt=attempt, position=start - 1, kind="probe",
-                                 digest=reader.probe_digest, actor=self.name))
+                rows.append(
+                    _row(
+                        video=video,
+                        range=rng,
+                        attempt=attempt,
+                        position=start - 1,
+                        kind="probe",
+                        digest=reader.probe_digest,
+                        actor=self.name,
+                    )
+                )
             probe_sent = True
             inference_ms = 0.0
             if index % self.every == 0:  # ranges start on multiples of detect_every
                 detections, inference_ms = self.detect(index, image)
                 carried = (detections_to_json(detections), index)
-            rows.append(_row(
-                video=video, range=rng, attempt=attempt, position=index, detections=carried[0],
-                detected=carried[1], inference_ms=inference_ms,
-                busy_ms=(time.perf_counter() - t0) * 1e3, width=image.shape[1],
-                height=image.shape[0], actor=self.name))
+            rows.append(
+                _row(
+                    video=video,
+                    range=rng,
+                    attempt=attempt,
+                    position=index,
+                    detections=carried[0],
+                    detected=carried[1],
+                    inference_ms=inference_ms,
+                    busy_ms=(time.perf_counter() - t0) * 1e3,
+                    width=image.shape[1],
+                    height=image.shape[0],
+                    actor=self.name,
+                )
+            )
             last = (index, image)
             if len(rows) >= RANGE_CHUNK_FRAMES:
                 yield _columns(rows)
                 rows = []
             t0 = time.perf_counter()
         if not probe_sent and reader.probe_digest is not None:
-            rows.append(_row(video=video, range=rng, attempt=attempt, position=start - 1, kind="probe",
-                             digest=reader.probe_digest, actor=self.name))
+            rows.append(
+                _row(
+                    video=video,
+                    range=rng,
+                    attempt=attempt,
+                    position=start - 1,
+                    kind="probe",
+                    digest=reader.probe_digest,
+                    actor=self.name,
+                )
+            )
         # The end row: the range's last frame and its digest (the next range's probe must
         # match it), or the reason the range could not be read.
-        rows.append(_row(
-            video=video, range=rng, attempt=attempt, kind="end", ok=reader.error is None,
-            error=reader.error or "", position=last[0] if last else start - 1,
-            digest=frame_digest(last[1]) if last else "", actor=self.name))
+        rows.append(
+            _row(
+                video=video,
+                range=rng,
+                attempt=attempt,
+                kind="end",
+                ok=reader.error is None,
+                error=reader.error or "",
+                position=last[0] if last else start - 1,
+                digest=frame_digest(last[1]) if last else "",
+                actor=self.name,
+            )
+        )
         yield _columns(rows)

@@ -123,8 +123,10 @@ class VideoOrder:
             if st.end is None:
                 return "wait"
             if st.frames or st.probe is not None:
-                return (f"range {k - 1} ended at frame {prev_last} but range {k} read frame "
-                        f"{start - 1}: frames are missing in between")
+                return (
+                    f"range {k - 1} ended at frame {prev_last} but range {k} read frame "
+                    f"{start - 1}: frames are missing in between"
+                )
             return "truncated"
         if st.probe is not None:
             if st.probe == str(prev.end["digest"]):
@@ -150,19 +152,25 @@ class VideoOrder:
 
     @property
     def done(self) -> bool:
-        return (self.failure is not None or self.truncated_at is not None
-                or self.k >= len(self.ranges))
+        return (
+            self.failure is not None or self.truncated_at is not None or self.k >= len(self.ranges)
+        )
 
     def finish(self) -> str | None:
         """After the last row: ``None`` when every frame was written, else what went wrong."""
         if self.failure is not None:
             return self.failure
         if self.truncated_at is not None:
-            late = [r.index for r, s in zip(self.ranges, self.state, strict=True)
-                    if r.index > self.k and s.frames]
+            late = [
+                r.index
+                for r, s in zip(self.ranges, self.state, strict=True)
+                if r.index > self.k and s.frames
+            ]
             if late:
-                return (f"the video ended at frame {self.truncated_at} but later ranges "
-                        f"{late} read frames")
+                return (
+                    f"the video ended at frame {self.truncated_at} but later ranges "
+                    f"{late} read frames"
+                )
             return None
         if self.k < len(self.ranges):
             return f"no result for frames from {self.next} on"

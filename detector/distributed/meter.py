@@ -54,9 +54,13 @@ class ActorMeter:
         items = sum(a.items for a in self.actors.values())
         steady_s = (now - self.first_result_s) if self.first_result_s is not None else 0.0
         per_actor = [
-            {"actor": name, "items": a.items, "busy_s": round(a.busy_ms / 1e3, 3),
-             "inference_ms_mean": round(a.inference_ms / a.items, 3) if a.items else None,
-             "items_per_busy_s": round(a.items / (a.busy_ms / 1e3), 3) if a.busy_ms else None}
+            {
+                "actor": name,
+                "items": a.items,
+                "busy_s": round(a.busy_ms / 1e3, 3),
+                "inference_ms_mean": round(a.inference_ms / a.items, 3) if a.items else None,
+                "items_per_busy_s": round(a.items / (a.busy_ms / 1e3), 3) if a.busy_ms else None,
+            }
             for name, a in sorted(self.actors.items())
         ]
         return {

@@ -69,8 +69,12 @@ class ModelSpec:
     path: Path
     loader: dict[str, object] = field(default_factory=dict)
     tensors: tuple[str, str, str, str, str] = (
-        "image_tensor:0", "detection_boxes:0", "detection_scores:0", "detection_classes:0",
-        "num_detections:0")
+        "image_tensor:0",
+        "detection_boxes:0",
+        "detection_scores:0",
+        "detection_classes:0",
+        "num_detections:0",
+    )
     threshold: float = 0.5
     class_ids: frozenset[int] | None = None
     max_boxes: int | None = 100

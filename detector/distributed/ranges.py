@@ -20,8 +20,15 @@ class FrameRange:
     stop: int | None
 
 
-def split_ranges(video: int, frame_count: int | None, parts: int, *, detect_every: int = 1,
-                 min_frames: int = 1, limit: int | None = None) -> list[FrameRange]:
+def split_ranges(
+    video: int,
+    frame_count: int | None,
+    parts: int,
+    *,
+    detect_every: int = 1,
+    min_frames: int = 1,
+    limit: int | None = None,
+) -> list[FrameRange]:
     """Cut a video into at most ``parts`` ranges of at least ``min_frames`` frames.
 
     Args:
@@ -44,6 +51,6 @@ def split_ranges(video: int, frame_count: int | None, parts: int, *, detect_ever
     ranges = []
     for k, start in enumerate(starts):
         last = k == len(starts) - 1
-        stop = (limit if last else starts[k + 1])
+        stop = limit if last else starts[k + 1]
         ranges.append(FrameRange(video, k, start, stop))
     return ranges

@@ -13,7 +13,7 @@ import logging
 import math
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,13 +49,17 @@ def _error_from_ray(exc: BaseException) -> DetectorError:
     found = re.search(re.escape(START_ERROR_MARKER) + r"(\{.*\})", text)
     if found:
         info = json.loads(found.group(1))
-        return ModelError(f"the model could not be loaded on Ray actor {info['actor']}: "
-                          f"{info['message']}", hint=info.get("hint"))
+        return ModelError(
+            f"the model could not be loaded on Ray actor {info['actor']}: {info['message']}",
+            hint=info.get("hint"),
+        )
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     last = lines[-1] if lines else type(exc).__name__
-    return RayEngineError(f"the Ray job failed: {type(exc).__name__}: {last}",
-                          hint="run again with --debug for Ray's full report; Ray's logs are "
-                          "in /tmp/ray/session_latest/logs")
+    return RayEngineError(
+        f"the Ray job failed: {type(exc).__name__}: {last}",
+        hint="run again with --debug for Ray's full report; Ray's logs are "
+        "in /tmp/ray/session_latest/logs",
+    )
 
 
 class RayRunner:
@@ -74,8 +78,9 @@ class RayRunner:
         self.options = options
         self.meter = meter
 
-    def _map(self, items: list[dict[str, Any]], actor: type, batch_size: int,
-             blocks: int) -> Iterator[Row]:
+    def _map(
+        self, items: list[dict[str, Any]], actor: type, batch_size: int, blocks: int
+    ) -> Iterator[Row]:
         """Result rows of ``actor`` over ``items``, as they arrive."""
         ray, opt = self.ray, self.options
         ds = ray.data.from_items(items, override_num_blocks=max(1, min(blocks, _MAX_BLOCKS)))
@@ -86,19 +91,27 @@ class RayRunner:
             # it only through the deprecated remote-args keywords.
             warnings.simplefilter("ignore")
             ds = ds.map_batches(
-                actor, fn_constructor_kwargs={"spec": self.spec},
+                actor,
+                fn_constructor_kwargs={"spec": self.spec},
                 compute=ray.data.ActorPoolStrategy(size=min(opt.actors, max(1, len(items)))),
-                batch_size=batch_size, batch_format="numpy", num_cpus=opt.cpus_per_actor,
-                num_gpus=opt.gpus_per_actor or None, max_restarts=0)
+                batch_size=batch_size,
+                batch_format="numpy",
+                num_cpus=opt.cpus_per_actor,
+                num_gpus=opt.gpus_per_actor or None,
+                max_restarts=0,
+            )
         try:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 columns = list(batch)
                 for i in range(len(batch[columns[0]])):
-                    row = {c: batch[c][i].item() if hasattr(batch[c][i], "item")
-                           else batch[c][i] for c in columns}
+                    row = {
+                        c: batch[c][i].item() if hasattr(batch[c][i], "item") else batch[c][i]
+                        for c in columns
+                    }
                     if row["kind"] == "frame" and row["ok"]:
-                        self.meter.add(str(row["actor"]), float(row["busy_ms"]),
-                                       float(row["inference_ms"]))
+                        self.meter.add(
+                            str(row["actor"]), float(row["busy_ms"]), float(row["inference_ms"])
+                        )
                     yield row
         except DetectorError:
             raise
@@ -118,10 +131,12 @@ class RayRunner:
             order.add(row)
             yield from order.ready()
         if order.missing:
-            raise RayEngineError(f"no result came back for {len(order.missing)} files "
-                                 f"(first: {paths[order.missing[0]]})")
+            raise RayEngineError(
+                f"no result came back for {len(order.missing)} files "
+                f"(first: {paths[order.missing[0]]})"
+            )
 
-    def videos(self, jobs: list[VideoJob]) -> Iterator[tuple[int, Row | str | None]]:
+    def videos(self, jobs: list[VideoJob]) -> Generator[tuple[int, Row | str | None], None, None]:
         """``(video, frame row)`` for every frame, video by video in frame order; after a
         video's last frame, ``(video, None)`` when it was read whole, else ``(video, reason)``.
         """
@@ -129,19 +144,31 @@ class RayRunner:
         current = 0
         work = [(r, 0, SEEK_FAST) for job in jobs for r in job.ranges]
         while work:
-            items = [{"video": r.video, "range": r.index, "attempt": attempt,
-                      "path": str(jobs[r.video].path), "start": r.start,
-                      "stop": -1 if r.stop is None else r.stop, "mode": mode}
-                     for r, attempt, mode in work]
+            items = [
+                {
+                    "video": r.video,
+                    "range": r.index,
+                    "attempt": attempt,
+                    "path": str(jobs[r.video].path),
+                    "start": r.start,
+                    "stop": -1 if r.stop is None else r.stop,
+                    "mode": mode,
+                }
+                for r, attempt, mode in work
+            ]
             for row in self._map(items, RangeActor, 1, len(items)):
                 orders[int(row["video"])].add(row)
                 current = yield from self._drain(orders, current)
-            retries = [(r, attempt, SEEK_SEQUENTIAL)
-                       for o in orders for r, attempt in o.take_retries()]
+            retries = [
+                (r, attempt, SEEK_SEQUENTIAL) for o in orders for r, attempt in o.take_retries()
+            ]
             for r, _a, _m in retries:
-                log.warning("video %s: the range from frame %d did not join exactly after "
-                            "seeking; reading it again from the first frame",
-                            jobs[r.video].path, r.start)
+                log.warning(
+                    "video %s: the range from frame %d did not join exactly after "
+                    "seeking; reading it again from the first frame",
+                    jobs[r.video].path,
+                    r.start,
+                )
             work = retries
         current = yield from self._drain(orders, current)
         while current < len(orders):
@@ -149,8 +176,9 @@ class RayRunner:
             current += 1
 
     @staticmethod
-    def _drain(orders: list[VideoOrder], current: int
-               ) -> Iterator[tuple[int, Row | str | None]]:
+    def _drain(
+        orders: list[VideoOrder], current: int
+    ) -> Generator[tuple[int, Row | str | None], None, int]:
         """Write what is ready, video by video; returns the video now being written."""
         while current < len(orders):
             order = orders[current]

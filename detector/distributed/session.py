@@ -38,7 +38,7 @@ def import_ray() -> Any:
     """
     try:
         import ray
-        import ray.data  # noqa: F401  (the engine runs on Ray Data)
+        import ray.data  # the engine runs on Ray Data
     except ImportError as exc:
         raise ConfigError(
             f"run.engine 'ray' needs Ray Data, which is not installed ({exc})",
@@ -59,6 +59,44 @@ def quiet_ray_data(ray: Any) -> None:
             handler.setLevel(logging.CRITICAL + 1)
 
 
+def init_ray(ray: Any, options: RayOptions) -> None:
+    """``ray.init`` for a run: a local Ray (``options.local_cpus`` CPUs) or the cluster at
+    ``options.address``; no dashboard; workers' output to Ray's session logs, not ours; the
+    workers find this package (a cluster's machines need it installed, like Ray itself).
+
+    Raises:
+        RayStartError: Ray would not start, or the address does not answer.
+    """
+    env = {
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p
+        )
+    }
+    kwargs: dict[str, Any] = dict(
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+        configure_logging=True,
+        runtime_env={"env_vars": env},
+    )
+    if options.address:
+        kwargs["address"] = options.address
+    else:
+        kwargs["num_cpus"] = options.local_cpus
+    try:
+        ray.init(**kwargs)
+    except Exception as exc:
+        where = f"the Ray cluster at {options.address!r}" if options.address else "Ray locally"
+        raise RayStartError(
+            f"cannot start {where}: {type(exc).__name__}: {str(exc).strip()}",
+            hint="check the address (`ray status` on the head node prints it) and that this "
+            "machine runs the same Ray and Python versions"
+            if options.address
+            else "check /tmp is writable and no other Ray holds the ports",
+        ) from exc
+    quiet_ray_data(ray)
+
+
 @contextmanager
 def ray_session(options: RayOptions) -> Iterator[dict[str, Any]]:
     """Ray running for the duration of the ``with`` block.
@@ -74,25 +112,7 @@ def ray_session(options: RayOptions) -> Iterator[dict[str, Any]]:
     ray = import_ray()
     started_here = False
     if not ray.is_initialized():
-        env = {"PYTHONPATH": os.pathsep.join(
-            p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
-        kwargs: dict[str, Any] = dict(
-            include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-            configure_logging=True, runtime_env={"env_vars": env})
-        if options.address:
-            kwargs["address"] = options.address
-        else:
-            kwargs["num_cpus"] = options.local_cpus
-        try:
-            ray.init(**kwargs)
-        except Exception as exc:
-            where = f"the Ray cluster at {options.address!r}" if options.address else "Ray locally"
-            raise RayStartError(
-                f"cannot start {where}: {type(exc).__name__}: {str(exc).strip()}",
-                hint="check the address (ray status on the head node prints it) and that this "
-                "machine runs the same Ray and Python versions" if options.address else
-                "check /tmp is writable and no other Ray holds the ports",
-            ) from exc
+        init_ray(ray, options)
         started_here = True
     quiet_ray_data(ray)
     try:
