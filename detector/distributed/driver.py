@@ -49,6 +49,7 @@ class _Video:
     path: Path
     name: str
     info: SourceInfo
+    error: str | None = None  # why it cannot be opened (a folder's other videos go on)
 
 
 def ray_options(config: Config) -> RayOptions:
@@ -125,7 +126,7 @@ def _plan(
     ):
         found = _list_videos(spec.path)
         if found:
-            videos = [_video(p, p.relative_to(spec.path).as_posix()) for p in found]
+            videos = [_video(p, p.relative_to(spec.path).as_posix(), folder=True) for p in found]
             total = sum(v.info.frame_count or 0 for v in videos)
             info = SourceInfo(spec.uri, SourceKind.VIDEO, False, None, None, None, total or None)
             log.info("videos %s: %d files, %d frames", spec.shown, len(videos), total)
@@ -139,16 +140,17 @@ def _plan(
         return files, None, source.info
 
 
-def _video(path: Path, uri: str) -> _Video:
-    with open_source(parse_source(str(path))) as source:
-        info = source.info
-    return _Video(
-        path,
-        uri,
-        SourceInfo(
-            uri, SourceKind.VIDEO, False, info.width, info.height, info.fps, info.frame_count
-        ),
-    )
+def _video(path: Path, uri: str, *, folder: bool = False) -> _Video:
+    """A video's facts; in a folder, one that cannot be opened is kept with its reason."""
+    try:
+        with open_source(parse_source(str(path))) as source:
+            i = source.info
+    except SourceError as exc:
+        if not folder:
+            raise
+        return _Video(path, uri, SourceInfo(uri, SourceKind.VIDEO, False), error=exc.message)
+    info = SourceInfo(uri, SourceKind.VIDEO, False, i.width, i.height, i.fps, i.frame_count)
+    return _Video(path, uri, info)
 
 
 def _stand_in(width: int, height: int) -> np.ndarray:
@@ -329,7 +331,16 @@ def run_ray(config: Config, *, out: TextIO | None = None) -> RunStats:
             else:
                 assert videos is not None
                 stats = _run_videos(
-                    config, run_dir, labels, videos, runner, stop, tally, failures, record
+                    config,
+                    run_dir,
+                    labels,
+                    videos,
+                    runner,
+                    stop,
+                    tally,
+                    failures,
+                    record,
+                    from_folder=spec.kind is not SourceKind.VIDEO,
                 )
             if stop.pending:
                 stats = tally.stats(len(failures), interrupted=True)
@@ -466,8 +477,16 @@ def _run_videos(
     tally: _Tally,
     failures: list[dict[str, str]],
     record: dict[str, Any],
+    from_folder: bool,
 ) -> RunStats:
     opt = runner.options
+    record["videos"] = []
+    for video in videos:
+        if video.error is not None:
+            failures.append({"file": video.name, "reason": video.error})
+            log.error("video %s: %s", video.path, video.error)
+            record["videos"].append({"file": video.name, "status": "error", "error": video.error})
+    videos = [v for v in videos if v.error is None]
     jobs = []
     for i, video in enumerate(videos):
         ranges = split_ranges(
@@ -481,8 +500,7 @@ def _run_videos(
         jobs.append(VideoJob(video.path, ranges))
     total = sum(min(v.info.frame_count or 0, config.run.max_frames or sys.maxsize) for v in videos)
     progress = _Progress(total or None, "frames", config.run.fps_interval_s)
-    single = len(videos) == 1
-    record["videos"] = []
+    single = not from_folder
     current: _VideoOutput | None = None
     try:
         for v, item in runner.videos(jobs):
@@ -516,12 +534,12 @@ def _run_videos(
         stop.deferring = True  # closing the sinks finalizes the files
         if current is not None:
             current.close(record)
-    if single and failures:
+    if single and failures:  # one video: it failed
         raise SourceError(
             f"video {videos[0].name!r} could not be read whole: {failures[0]['reason']}"
         )
     if single:
-        record["outputs"] = record["videos"][0]["outputs"] if record["videos"] else {}
+        record["outputs"] = record["videos"][0].get("outputs", {}) if record["videos"] else {}
     return tally.stats(0)
 
 
