@@ -180,24 +180,23 @@ class _RecordWriter:
 class _Progress:
     """One progress display: a log line every ``interval_s`` (Ray's own bars are off).
 
-    The rate counts from the first result, so the actors' start does not drag it down.
+    Rates count from the job's start, the actors' start-up included: results arrive in
+    bursts, so a rate between two bursts would promise too much.
     """
 
     def __init__(self, total: int | None, unit: str, interval_s: float) -> None:
         self.total, self.unit, self.interval_s = total, unit, interval_s
-        self.started: float | None = None
-        self.next_s = 0.0
+        self.started = time.monotonic()
+        self.next_s = self.started + interval_s
         self.done = 0
 
     def tick(self, failed: int) -> None:
         now = time.monotonic()
-        if self.started is None:
-            self.started, self.next_s = now, now + self.interval_s
         self.done += 1
         if now < self.next_s and self.done != self.total:
             return
         self.next_s = now + self.interval_s
-        rate = (self.done - 1) / max(now - self.started, 1e-9)
+        rate = self.done / max(now - self.started, 1e-9)
         of = f"/{self.total}" if self.total else ""
         eta = f", ETA {(self.total - self.done) / rate:.0f} s" if self.total and rate > 0 else ""
         bad = f" ({failed} unreadable)" if failed else ""
