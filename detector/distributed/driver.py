@@ -37,8 +37,8 @@ from detector.outputs import RUN_JSON, describe_outputs, make_run_dir, open_outp
 from detector.outputs.summary import now_iso, print_summary, versions
 from detector.render import Renderer, RenderOptions
 from detector.signals import StopSignals
-from detector.sources import open_source, parse_source
-from detector.sources.spec import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, SourceSpec
+from detector.sources import open_source
+from detector.sources.spec import SourceSpec, expand_sources
 from detector.types import Frame, FrameResult, SourceInfo, SourceKind
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class _Video:
     path: Path
     name: str
     info: SourceInfo
+    run_name: str
     error: str | None = None  # why it cannot be opened (a folder's other videos go on)
 
 
@@ -95,62 +96,66 @@ def model_spec(config: Config, class_ids: frozenset[int] | None) -> ModelSpec:
     )
 
 
-def _list_videos(folder: Path) -> list[Path]:
-    from detector.sources.images import natural_key
+@dataclass(frozen=True)
+class _Plan:
+    """What a Ray run reads: image files (one image source), or videos (one or several)."""
 
-    return sorted(
-        (p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS),
-        key=lambda p: natural_key(p.relative_to(folder).as_posix()),
-    )
-
-
-def _folder_has_images(folder: Path) -> bool:
-    return any(p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.rglob("*") if p.is_file())
+    info: SourceInfo
+    run_name: str
+    files: list[tuple[Path, str]] | None = None
+    videos: list[_Video] | None = None
+    many: bool = False  # several videos: a sub-folder each, as the local engine does
 
 
-def _plan(
-    spec: SourceSpec,
-) -> tuple[list[tuple[Path, str]] | None, list[_Video] | None, SourceInfo]:
-    """Image files, or videos with their facts, for a source; and the run's source info."""
-    if spec.kind in (SourceKind.CAMERA, SourceKind.STREAM):
+def _plan(uris: tuple[str, ...]) -> _Plan:
+    """Classify the sources (a folder of videos expands to its videos, as for ``local``).
+
+    Raises:
+        ConfigError: A camera or stream, or image sources mixed with others (exit 2).
+        SourceError: The one source cannot be opened.
+    """
+    specs = expand_sources(uris)
+    live = [s for s in specs if s.kind in (SourceKind.CAMERA, SourceKind.STREAM)]
+    if live:
         raise ConfigError(
-            f"run.engine 'ray' reads files, not a {spec.kind} ({spec.shown!r})",
+            f"run.engine 'ray' reads files, not a {live[0].kind} ({live[0].shown!r})",
             hint="use --engine local for cameras and streams; ray takes image folders, globs, "
             "images, video files and folders of videos",
         )
-    if (
-        spec.kind is SourceKind.IMAGES
-        and spec.images == "folder"
-        and spec.path is not None
-        and not _folder_has_images(spec.path)
-    ):
-        found = _list_videos(spec.path)
-        if found:
-            videos = [_video(p, p.relative_to(spec.path).as_posix(), folder=True) for p in found]
-            total = sum(v.info.frame_count or 0 for v in videos)
-            info = SourceInfo(spec.uri, SourceKind.VIDEO, False, None, None, None, total or None)
-            log.info("videos %s: %d files, %d frames", spec.shown, len(videos), total)
-            return None, videos, info
-    if spec.kind is SourceKind.VIDEO:
-        assert spec.path is not None
-        video = _video(spec.path, spec.uri)
-        return None, [video], video.info
-    with open_source(spec) as source:
+    many = len(specs) > 1 or len(uris) > 1 or specs[0].uri != str(uris[0]).strip()
+    if all(s.kind is SourceKind.VIDEO for s in specs):
+        videos = [_video(s, folder=many) for s in specs]
+        total = sum(v.info.frame_count or 0 for v in videos)
+        uri = specs[0].uri if not many else ", ".join(uris)
+        info = SourceInfo(uri, SourceKind.VIDEO, False, None, None, None, total or None)
+        if not many:
+            info = videos[0].info
+        name = specs[0].run_name if len(uris) == 1 else "sources"
+        return _Plan(info, name, videos=videos, many=many)
+    if len(specs) > 1:
+        raise ConfigError(
+            "run.engine 'ray' takes one image source (a folder, a glob or an image), or video "
+            f"files; got {len(specs)} sources with images among them",
+            hint="run the image source on its own, or use --engine local",
+        )
+    with open_source(specs[0]) as source:
         files: list[tuple[Path, str]] = source.files  # type: ignore[attr-defined]
-        return files, None, source.info
+        return _Plan(source.info, specs[0].run_name, files=files)
 
 
-def _video(path: Path, uri: str, *, folder: bool = False) -> _Video:
-    """A video's facts; in a folder, one that cannot be opened is kept with its reason."""
+def _video(spec: SourceSpec, *, folder: bool) -> _Video:
+    """A video's facts; among several, one that cannot be opened is kept with its reason."""
+    assert spec.path is not None
     try:
-        with open_source(parse_source(str(path))) as source:
+        with open_source(spec) as source:
             i = source.info
     except SourceError as exc:
         if not folder:
             raise
-        return _Video(path, uri, SourceInfo(uri, SourceKind.VIDEO, False), error=exc.message)
-    info = SourceInfo(uri, SourceKind.VIDEO, False, i.width, i.height, i.fps, i.frame_count)
-    return _Video(path, uri, info)
+        info = SourceInfo(spec.uri, SourceKind.VIDEO, False)
+        return _Video(spec.path, spec.shown, info, spec.run_name, error=exc.message)
+    info = SourceInfo(spec.uri, SourceKind.VIDEO, False, i.width, i.height, i.fps, i.frame_count)
+    return _Video(spec.path, spec.shown, info, spec.run_name)
 
 
 def _stand_in(width: int, height: int) -> np.ndarray:
@@ -275,8 +280,8 @@ def run_ray(config: Config, *, out: TextIO | None = None) -> RunStats:
         )
     labels = load_label_map(mc.labels) if mc.labels is not None else LabelMap({})
     class_ids = labels.resolve_classes(config.detect.classes)
-    spec = parse_source(config.source.uri)
-    files, videos, info = _plan(spec)
+    plan = _plan(config.source.uris)
+    files, videos, info = plan.files, plan.videos, plan.info
     if files is not None and config.detect.detect_every > 1:
         raise ConfigError(
             "detect.detect_every > 1 is for videos with run.engine 'ray': "
@@ -294,7 +299,7 @@ def run_ray(config: Config, *, out: TextIO | None = None) -> RunStats:
     t0 = time.monotonic()
     with ray_session(options) as cluster, StopSignals().installed() as stop:
         ray_start_s = time.monotonic() - t0
-        run_dir = make_run_dir(config.output.dir, config.output.name or spec.run_name)
+        run_dir = make_run_dir(config.output.dir, config.output.name or plan.run_name)
         meter = ActorMeter()
         failures: list[dict[str, str]] = []
         record.update(
@@ -339,7 +344,7 @@ def run_ray(config: Config, *, out: TextIO | None = None) -> RunStats:
                     tally,
                     failures,
                     record,
-                    from_folder=spec.kind is not SourceKind.VIDEO,
+                    many=plan.many,
                 )
             if stop.pending:
                 stats = tally.stats(len(failures), interrupted=True)
@@ -476,15 +481,18 @@ def _run_videos(
     tally: _Tally,
     failures: list[dict[str, str]],
     record: dict[str, Any],
-    from_folder: bool,
+    many: bool,
 ) -> RunStats:
     opt = runner.options
     record["videos"] = []
     for video in videos:
         if video.error is not None:
             failures.append({"file": video.name, "reason": video.error})
-            log.error("video %s: %s", video.path, video.error)
-            record["videos"].append({"file": video.name, "status": "error", "error": video.error})
+            log.error("video %s: %s (the other videos go on)", video.path, video.error)
+            entry = {"file": video.name, "status": "error", "error": video.error, "frames": 0}
+            folder = make_run_dir(run_dir, video.run_name)
+            write_json(folder / RUN_JSON, {**entry, "engine": "ray", "source": asdict(video.info)})
+            record["videos"].append({**entry, "folder": folder.name})
     videos = [v for v in videos if v.error is None]
     jobs = []
     for i, video in enumerate(videos):
@@ -499,7 +507,7 @@ def _run_videos(
         jobs.append(VideoJob(video.path, ranges))
     total = sum(min(v.info.frame_count or 0, config.run.max_frames or sys.maxsize) for v in videos)
     progress = _Progress(total or None, "frames", config.run.fps_interval_s)
-    single = not from_folder
+    single = not many
     current: _VideoOutput | None = None
     try:
         for v, item in runner.videos(jobs):
@@ -509,7 +517,7 @@ def _run_videos(
                 current = _VideoOutput(
                     v,
                     videos[v],
-                    run_dir if single else run_dir / _sub_name(videos[v].name),
+                    run_dir if single else make_run_dir(run_dir, videos[v].run_name),
                     config,
                     labels,
                     stop,
@@ -542,11 +550,6 @@ def _run_videos(
     return tally.stats(0)
 
 
-def _sub_name(name: str) -> str:
-    stem = Path(name).with_suffix("").as_posix().replace("/", "_")
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in stem).strip("._") or "video"
-
-
 class _VideoOutput:
     """One video's outputs: its sinks, the driver's own in-order decode when pixels are needed."""
 
@@ -567,13 +570,10 @@ class _VideoOutput:
         self.status = "running"
         self.error: str | None = None
         self.frames = 0
-        folder.mkdir(parents=True, exist_ok=True)
         self.sinks = open_outputs(config.output, folder, labels, video.info, self.stack)
         self.write_result, needs_pixels = _writer(config, labels, self.sinks, stop)
         self.source = (
-            self.stack.enter_context(open_source(parse_source(str(video.path))))
-            if needs_pixels
-            else None
+            self.stack.enter_context(open_source(str(video.path))) if needs_pixels else None
         )
         log.info(
             "video %s (%s frames) on Ray → %s", video.path, video.info.frame_count or "?", folder
@@ -598,17 +598,20 @@ class _VideoOutput:
         return keep
 
     def close(self, record: dict[str, Any]) -> None:
+        """Finalize this video's outputs; its entry in ``record`` (and, for one of several
+        videos, a ``run.json`` of its own in its sub-folder, as the local engine writes)."""
         try:
             self.stack.close()
         finally:
-            record["videos"].append(
-                {
-                    "file": self.video.name,
-                    "ranges": self.ranges,
-                    "folder": str(self.folder),
-                    "status": self.status,
-                    "error": self.error,
-                    "frames": self.frames,
-                    "outputs": describe_outputs(self.sinks),
-                }
-            )
+            entry = {
+                "file": self.video.name,
+                "status": self.status,
+                "error": self.error,
+                "frames": self.frames,
+                "ranges": self.ranges,
+                "outputs": describe_outputs(self.sinks),
+            }
+            if self.folder != Path(record["run_dir"]):
+                sub = {**entry, "engine": "ray", "source": asdict(self.video.info)}
+                write_json(self.folder / RUN_JSON, sub)
+            record["videos"].append({**entry, "folder": self.folder.name})

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from detector.errors import CheckpointError, ModelError
+from detector.model.graph_info import NOT_OUTPUTS
 
 log = logging.getLogger(__name__)
 
@@ -197,29 +198,6 @@ def load_saved_model_into(session: Any, meta: Any, path: str | Path) -> None:
 
 #: The TF Object Detection API outputs, used when a command is given no outputs.
 OD_OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
-_NOT_OUTPUTS = frozenset(
-    {
-        "Const",
-        "NoOp",
-        "Assign",
-        "AssignVariableOp",
-        "AssignAdd",
-        "AssignSub",
-        "VarHandleOp",
-        "VariableV2",
-        "Variable",
-        "VarIsInitializedOp",
-        "IsVariableInitialized",
-        "SaveV2",
-        "RestoreV2",
-        "MergeV2Checkpoints",
-        "Placeholder",
-        "PlaceholderWithDefault",
-        "ApplyGradientDescent",
-        "ResourceApplyGradientDescent",
-        "Assert",
-    }
-)
 VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 
 
@@ -268,7 +246,7 @@ def sink_outputs(graph_def: Any) -> list[str]:
         n.name
         for n in graph_def.node
         if n.name not in consumed
-        and n.op not in _NOT_OUTPUTS
+        and n.op not in NOT_OUTPUTS
         and not n.name.startswith(("save/", "init", "report_uninitialized", "gradients/"))
         and not n.op.startswith(
             ("Save", "Restore", "Apply", "ResourceApply", "Assign", "Scatter", "ResourceScatter")

@@ -133,10 +133,13 @@ def test_a_folder_of_videos_gives_one_sub_run_each_and_names_the_broken_one(
     assert code == 1
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "error" and "broken.avi" in record["error"]
-    assert [f["file"] for f in record["failed"]] == ["broken.avi"]
+    assert [Path(f["file"]).name for f in record["failed"]] == ["broken.avi"]
     assert len(_lines(run_dir / "a" / "detections.jsonl")) == 12
     assert len(_lines(run_dir / "b" / "detections.jsonl")) == 10
     assert (run_dir / "a" / "annotated.mp4").stat().st_size > 0
+    # each video has its own run.json, as with the local engine; the broken one says why
+    assert json.loads((run_dir / "a" / "run.json").read_text())["status"] == "ok"
+    assert json.loads((run_dir / "broken" / "run.json").read_text())["status"] == "error"
 
 
 def test_a_model_that_cannot_load_in_an_actor_fails_the_run_with_its_message(
