@@ -125,7 +125,9 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
         sinks: dict[str, Any] = {}
         try:
             with ExitStack() as outputs:
-                sinks = open_outputs(config.output, run_dir, labels, info, outputs)
+                sinks = open_outputs(
+                    config.output, run_dir, labels, info, outputs, max_frames=config.run.max_frames
+                )
                 dc = config.detect
                 render = Renderer(
                     labels,
