@@ -29,6 +29,8 @@ from its frames, cached in .cache/bench/):
   live             a source paced at 30 fps, keep-newest: capture-to-output latency, drops
   memory           RSS after 1,000 vs 10,000 frames
   split            network and post-processing sub-graphs in two threads
+  video            the H.264 writer (PyAV) beside OpenCV's mp4v: CPU-ms per frame at 576p
+                   and 1080p, end-to-end frames/s with each; OpenCV vs PyAV decoding
 then the ratios (pipeline/bare, pipeline/naive, pipeline/CPU budget, ours/TFLite,
 detect_every gains) and each target of docs/PERFORMANCE.md: met, or missed by how much.
 
@@ -91,7 +93,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument(
         "--only",
         metavar="LIST",
-        help="comma list of: model,tflite,naive,pipeline,workers,detect_every,live,memory,split",
+        help="comma list of: model,tflite,naive,pipeline,workers,detect_every,live,memory,split,"
+        "video",
     )
     p.add_argument("--intra-op-threads", type=int, help="override model.intra_op_threads")
     p.add_argument("--inter-op-threads", type=int, help="override model.inter_op_threads")
@@ -187,6 +190,7 @@ def handle(args: argparse.Namespace) -> int:
         memory_frames=(mem[0], mem[1]),
         cache_dir=args.cache_dir,
         sections=sections,
+        video_variants=not quick,
     )
     results = summarize(run_bench(opts, settings))
     print(format_table(results))

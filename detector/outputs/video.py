@@ -42,13 +42,15 @@ CODECS = ("h264", "mp4v", "mjpg")
 OPENCV_FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}
 FALLBACK_FPS = 30.0
 MIN_FPS, MAX_FPS = 1.0, 1000.0
-# x264 settings measured by the bench (detector/benchmarks/video_writer.py) on 2 shared cores:
-# "veryfast" + "zerolatency" (no look-ahead, no B-frames: every frame leaves the encoder at
-# once, so a kill loses only the open fragment) costs about what OpenCV's mp4v does at 576p.
-X264_PRESET = "veryfast"
+# x264 settings measured by the bench (detector/benchmarks/video_io.py) on 2 shared cores:
+# "ultrafast" costs about 1.25x OpenCV's mp4v CPU at 576p ("veryfast" 2.5x) for files about
+# 1.6x larger; "zerolatency" (no look-ahead, no B-frames) lets every frame leave the encoder
+# at once, so a kill loses only the open fragment. One encoder thread: the cores are the
+# model's (more threads gained nothing measurable on 2 cores).
+X264_PRESET = "ultrafast"
 X264_TUNE = "zerolatency"
 X264_CRF = 23
-ENCODER_THREADS = 1  # more threads took cores from inference without gaining frames/s
+ENCODER_THREADS = 1
 GOP_S = 1.0  # one keyframe (and so one fragment) per second: what a kill may lose
 FRAGMENTED_FLAGS = "frag_keyframe+empty_moov+default_base_moof"
 
@@ -260,7 +262,9 @@ class AvVideoSink(Sink):
         import av
 
         pts = self._pts(result)
-        frame = av.VideoFrame.from_ndarray(annotated, format="bgr24")
+        # OpenCV's BGR -> I420 is about 4x cheaper than letting FFmpeg's swscale convert bgr24
+        yuv: np.ndarray[Any, np.dtype[np.uint8]] = cv2.cvtColor(annotated, cv2.COLOR_BGR2YUV_I420)
+        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts = pts
         frame.time_base = self._time_base
         try:
