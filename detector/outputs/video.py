@@ -263,7 +263,7 @@ class AvVideoSink(Sink):
 
         pts = self._pts(result)
         # OpenCV's BGR -> I420 is about 4x cheaper than letting FFmpeg's swscale convert bgr24
-        yuv: np.ndarray[Any, np.dtype[np.uint8]] = cv2.cvtColor(annotated, cv2.COLOR_BGR2YUV_I420)
+        yuv = np.asarray(cv2.cvtColor(annotated, cv2.COLOR_BGR2YUV_I420), dtype=np.uint8)
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts = pts
         frame.time_base = self._time_base
