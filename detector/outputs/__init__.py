@@ -75,15 +75,18 @@ def open_outputs(
     stack: ExitStack,
     *,
     max_frames: int | None = None,
+    web_feed: Any = None,
 ) -> dict[str, Any]:
     """Open the outputs ``oc`` asks for, in ``stack`` (closed on every exit path).
 
     Args:
         max_frames: The run's frame limit, if any (caps the progress bar's total).
+        web_feed: This source's :class:`~detector.outputs.web.Feed` when the run serves
+            the web view (``output.serve``); its server belongs to the run, not the source.
 
     Returns:
-        The open sinks by name (``window``, ``video``, ``images``, ``jsonl``, ``coco``,
-        ``csv``, ``mot``, ``progress``), in the order they are written.
+        The open sinks by name (``window``, ``web``, ``video``, ``images``, ``jsonl``,
+        ``coco``, ``csv``, ``mot``, ``progress``), in the order they are written.
     """
     sinks: dict[str, Any] = {}
     if oc.show:
@@ -94,6 +97,14 @@ def open_outputs(
             )
         else:
             sinks["window"] = stack.enter_context(WindowSink(f"detector: {info.uri}"))
+    if web_feed is not None:
+        from detector.outputs.jsonl import frame_record
+        from detector.outputs.web import WebSink
+
+        uri = info.uri
+        sinks["web"] = stack.enter_context(
+            WebSink(web_feed, labels.name, lambda result: frame_record(result, labels, uri))
+        )
     if oc.video:
         sinks["video"] = stack.enter_context(
             open_video_sink(
@@ -118,7 +129,8 @@ def open_outputs(
         sinks["mot"] = stack.enter_context(MotSink(run_dir / MOT_NAME))
     if not sinks:
         log.warning(
-            "no output is enabled (no window, video, images, JSON lines or export): "
+            "no output is enabled (no window, web view, video, images, JSON lines or "
+            "export): "
             "only run.json will be written"
         )
     if not info.live and oc.progress != "off":  # live sources: the pipeline's FPS line
@@ -143,5 +155,7 @@ def describe_outputs(sinks: dict[str, Any]) -> dict[str, Any]:
     for name in ("coco", "csv", "mot", "progress"):
         if name in sinks:
             outs[name] = sinks[name].describe()
+    if "web" in sinks:
+        outs["web"] = {"frames": sinks["web"].frames_written}
     outs["window"] = "window" in sinks
     return outs
