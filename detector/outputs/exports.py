@@ -208,6 +208,7 @@ class CocoSink(_TextExport):
             "frames": self.frames_written,
             "detections": self.rows_written,
             "images_file": self.images.path.name,
+            "images": self.images.rows_written,
             "image_ids": "frame index + 1",
         }
 

@@ -163,5 +163,5 @@ def test_no_detections_at_all_is_still_valid(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "c.json").read_text()) == []
     assert c.describe() == {
         "path": "c.json", "frames": 1, "detections": 0, "images_file": "coco_images.json",
-        "image_ids": "frame index + 1",
+        "images": 1, "image_ids": "frame index + 1",
     }  # fmt: skip

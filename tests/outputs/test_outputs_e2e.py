@@ -65,7 +65,7 @@ def test_default_run_writes_h264_that_plays_and_exports_that_round_trip(
     assert mot[:, 0].tolist() == [f + 1 for f, _ in dets]
     # run.json: every file with its count.
     assert outs["jsonl"] == {"path": "detections.jsonl", "lines": 40}
-    assert outs["coco"]["detections"] == len(dets) and outs["coco"]["frames"] == 40
+    assert outs["coco"]["detections"] == len(dets) and outs["coco"]["images"] == 40
     assert outs["csv"] == {"path": "detections.csv", "frames": 40, "rows": len(dets)}
     assert outs["mot"] == {"path": "mot.txt", "frames": 40, "rows": len(dets)}
     assert outs["progress"] == {"mode": "log", "frames": 40, "total": 40}
