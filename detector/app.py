@@ -65,6 +65,10 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
         KeyboardInterrupt: Ctrl-C or SIGTERM, after the outputs were finalized and
             ``run.json`` written (exit 130).
     """
+    if config.run.engine == "ray":  # the same run on a pool of Ray actors
+        from detector.distributed.driver import run_ray
+
+        return run_ray(config, out=out)
     out = out if out is not None else sys.stdout
     mc = config.model
     from detector.model.loader import model_path_exists
