@@ -23,6 +23,7 @@ from detector.benchmarks import (
     split_speed,
     throughput,
     video_io,
+    web_viewers,
 )
 from detector.benchmarks.parts import ModelSettings, engine, labels_for, load, rgb_batch
 from detector.benchmarks.system import machine_info, median_run
@@ -37,6 +38,7 @@ SECTIONS = (
     "workers",
     "detect_every",
     "live",
+    "web",
     "memory",
     "split",
     "video",
@@ -270,6 +272,21 @@ def run_bench(
                 opts.live_frames,
                 min(opts.warmup, 10),
                 tmp / "live",
+            )
+        if "web" in want:
+            progress(
+                f"web view: live runs with 0 and {web_viewers.VIEWERS} viewers (one stalled), "
+                f"paced at {opts.live_fps:g} fps and flat out"
+            )
+            results["web"] = web_viewers.web_viewers(
+                frames_576,
+                detect,
+                labels,
+                opts.live_fps,
+                opts.live_frames,
+                min(opts.warmup, 10),
+                tmp / "web",
+                rounds=1 if opts.repeats == 1 else 2,
             )
         if "memory" in want:
             a, b = opts.memory_frames

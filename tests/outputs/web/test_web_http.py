@@ -237,3 +237,16 @@ def test_parse_address(text, want):
 def test_parse_address_rejects(bad):
     with pytest.raises(ConfigError, match="serve"):
         parse_address(bad)
+
+
+def test_snapshot_is_the_newest_frame_as_one_jpeg(served):
+    server, sink = served
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"{server.url}snapshot/0.jpg", timeout=WAIT_S)
+    assert err.value.code == 404  # no frame yet
+    with Publisher(sink):
+        assert wait_until(lambda: sink.feed.seq >= 3)
+        with urllib.request.urlopen(f"{server.url}snapshot/0.jpg", timeout=WAIT_S) as r:
+            assert r.headers["Content-Type"] == "image/jpeg"
+            image = cv2.imdecode(np.frombuffer(r.read(), np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (240, 320, 3)
