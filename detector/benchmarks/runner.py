@@ -286,7 +286,7 @@ def run_bench(
                 opts.live_frames,
                 min(opts.warmup, 10),
                 tmp / "web",
-                rounds=1 if opts.repeats == 1 else 2,
+                rounds=opts.repeats,
             )
         if "memory" in want:
             a, b = opts.memory_frames
