@@ -17,13 +17,17 @@ examples:
   python main.py --model my/frozen_inference_graph.pb --labels my/label_map.pbtxt
   python main.py --model my/saved_model/ --threshold 0.3 --classes person,car
   python main.py --detect-every 3 --output /tmp/runs --name test
+  python main.py --source clips/street.mp4 --coco --csv --mot   # exports for other tools
   python main.py --source samples/vtest.avi --serve 8080   # watch at http://127.0.0.1:8080/
   python main.py --source rtsp://cam1/live --source rtsp://cam2/live --serve 0.0.0.0:8080
   python main.py --source clips/                   # a folder of videos: runs/clips/<video>/ each
+  python main.py --source photos/ --images --engine ray --ray-actors 4   # on Ray actors
+  python main.py --source clips/ --engine ray --ray-address 10.0.0.5:6379   # on a cluster
 
 Flags override the config's keys (configs/default.yml documents each one).
-Outputs go to a new folder <output>/<name> (never overwritten): annotated.mp4,
-detections.jsonl (one JSON line per frame), images/ and run.json.
+Outputs go to a new folder <output>/<name> (never overwritten): annotated.mp4 (H.264),
+detections.jsonl (one JSON line per frame), images/, the exports (--coco, --csv, --mot)
+and run.json.
 Exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted.
 """
 
@@ -43,12 +47,23 @@ _FLAG_KEYS = {
     "name": "output.name",
     "video": "output.video",
     "video_format": "output.video_format",
+    "video_codec": "output.video_codec",
+    "coco": "output.coco",
+    "csv": "output.csv",
+    "mot": "output.mot",
+    "progress": "output.progress",
     "images": "output.images",
     "jsonl": "output.jsonl",
     "hud": "output.hud",
     "serve": "output.serve",
     "device": "model.device",
     "allow_unsafe_ops": "model.allow_unsafe_ops",
+    "engine": "run.engine",
+    "ray_address": "run.ray_address",
+    "ray_actors": "run.ray_actors",
+    "ray_batch_size": "run.ray_batch_size",
+    "ray_cpus_per_actor": "run.ray_cpus_per_actor",
+    "ray_gpus_per_actor": "run.ray_gpus_per_actor",
 }
 
 
@@ -97,6 +112,19 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "--detect-every", metavar="N", help="run the model on every Nth frame, carry boxes between"
     )
     g.add_argument("--max-frames", metavar="N", help="stop after N frames")
+    g = p.add_argument_group("engine (image folders, globs, videos)")
+    g.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        help="local threads (default) or a pool of Ray actors, local or on a cluster",
+    )
+    g.add_argument(
+        "--ray-address", metavar="ADDR", help="join this Ray cluster (host:6379 or auto)"
+    )
+    g.add_argument("--ray-actors", metavar="N", help="Ray actors, one model copy each")
+    g.add_argument("--ray-batch-size", metavar="N", help="image files per actor call")
+    g.add_argument("--ray-cpus-per-actor", metavar="N", help="CPUs Ray reserves per actor")
+    g.add_argument("--ray-gpus-per-actor", metavar="N", help="GPUs Ray reserves per actor")
     g = p.add_argument_group("outputs")
     g.add_argument(
         "--show",
@@ -118,7 +146,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         default=None,
         help="write the annotated video",
     )
-    g.add_argument("--video-format", choices=("mp4", "avi"), help="mp4 (mp4v) or avi (MJPG)")
+    g.add_argument("--video-format", choices=("mp4", "avi"), help="video container")
+    g.add_argument(
+        "--video-codec",
+        choices=("h264", "mp4v", "mjpg"),
+        help="h264 (default; plays in browsers, crash-safe .mp4), or mp4v / mjpg through OpenCV",
+    )
     g.add_argument(
         "--images",
         action=argparse.BooleanOptionalAction,
@@ -130,6 +163,19 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         action=argparse.BooleanOptionalAction,
         default=None,
         help="write one JSON line per frame",
+    )
+    for flag, what in (
+        ("coco", "coco_results.json (COCO results) and coco_images.json"),
+        ("csv", "detections.csv, a row per detection"),
+        ("mot", "mot.txt, MOT Challenge lines"),
+    ):
+        g.add_argument(
+            f"--{flag}", action=argparse.BooleanOptionalAction, default=None, help=f"write {what}"
+        )
+    g.add_argument(
+        "--progress",
+        choices=("auto", "bar", "log", "off"),
+        help="files and folders: a bar on a terminal (auto), a log line every few seconds, or none",
     )
     g.add_argument(
         "--hud",
