@@ -136,11 +136,18 @@ def _export(args: argparse.Namespace) -> int:
     from detector.tools.weights import export_weights
 
     report = export_weights(args.path, args.output, allow_unsafe_ops=args.allow_unsafe_ops)
-    text = (
-        _lines(report, ("out", "arrays", "parameters", "bytes"))
-        + "\n"
-        + "\n".join(f"  {k}  {v[0]}  {v[1]}" for k, v in report["names"].items())
-    )
+    kinds = report["weight_kinds"]
+    lines = [_lines(report, ("out", "arrays", "parameters", "bytes"))]
+    lines.append("by kind: " + ", ".join(f"{k} {n}" for k, n in report["kinds"].items()))
+    lines += [f"  {k}  {v[0]}  {v[1]}  {kinds.get(k, '')}" for k, v in report["names"].items()]
+    lines += [f"skipped: {k} ({why})" for k, why in report["skipped"].items()]
+    if report["unattributed"]:
+        lines.append(
+            f"NOT exported: {len(report['unattributed'])} float constant(s) not attributed "
+            "to a weight (name, shape):"
+        )
+        lines += [f"  {k}  {v}" for k, v in report["unattributed"].items()]
+    text = "\n".join(lines)
     _emit(report, args.json, text)
     return 0
 

@@ -108,10 +108,27 @@ def step_of(prefix: str | Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
+_WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")
+
+
+def recorded_name(recorded: str) -> str:
+    """The file name part of a recorded path, whichever system wrote it
+    (``C:\\train\\model.ckpt-100`` → ``model.ckpt-100``)."""
+    return re.split(r"[\\/]", recorded.rstrip("\\/"))[-1]
+
+
+def _is_absolute(recorded: str) -> bool:
+    """Absolute here, or an absolute Windows path (``C:\\...``, ``\\\\server\\...``)."""
+    return Path(recorded).is_absolute() or bool(_WINDOWS_ABSOLUTE.match(recorded))
+
+
 def _entry(folder: Path, recorded: str, timestamp: float | None) -> StateEntry:
     path = Path(recorded)
-    resolved = path if path.is_absolute() else folder / path
-    elsewhere = path.is_absolute() and os.path.realpath(path.parent) != os.path.realpath(folder)
+    windows = bool(_WINDOWS_ABSOLUTE.match(recorded)) and not path.is_absolute()
+    resolved = path if _is_absolute(recorded) else folder / path
+    elsewhere = windows or (
+        path.is_absolute() and os.path.realpath(path.parent) != os.path.realpath(folder)
+    )
     index = Path(f"{resolved}.index")
     data = index if index.is_file() else resolved if is_v1_checkpoint(resolved) else None
     return StateEntry(
@@ -204,8 +221,8 @@ def repair_state_file(folder: str | Path) -> list[tuple[str, str]]:
     changes: list[tuple[str, str]] = []
 
     def fix(recorded: str) -> str:
-        name = Path(recorded).name
-        if not Path(recorded).is_absolute() and Path(f"{folder / recorded}.index").is_file():
+        name = recorded_name(recorded)
+        if not _is_absolute(recorded) and Path(f"{folder / recorded}.index").is_file():
             return recorded
         if not (folder / f"{name}.index").is_file():
             raise CheckpointError(
@@ -275,11 +292,12 @@ def _from_folder(folder: Path) -> Path:
     if state is not None and state.latest is not None:
         latest = state.latest
         if latest.elsewhere:
-            local = Path(f"{folder / latest.prefix.name}.index").is_file()
+            local_name = recorded_name(latest.recorded)
+            local = Path(f"{folder / local_name}.index").is_file()
             raise CheckpointError(
                 f"state file '{state.path}' points elsewhere: its latest checkpoint is the "
                 f"absolute path '{latest.recorded}', outside '{folder}' (was the folder "
-                "copied?)" + (f"; this folder has its own '{latest.prefix.name}'" if local else ""),
+                "copied?)" + (f"; this folder has its own '{local_name}'" if local else ""),
                 hint=_REPAIR_HINT.format(folder=folder)
                 if local
                 else "copy that checkpoint into the folder, or delete the state file to use the "

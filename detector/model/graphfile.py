@@ -252,13 +252,16 @@ def _check_initialised(session: Any, meta: Any, path: str | Path) -> None:
     written by ``tf.saved_model.save``), naming them, rather than fail at the first run."""
     from detector.tools.inspect_saved import keras3_saved_by_tf
 
-    tf = tf_module()
-    with session.graph.as_default():
-        variables = tf.compat.v1.global_variables()
-        if not variables:
-            return
-        flags = session.run([tf.compat.v1.is_variable_initialized(v) for v in variables])
-    left = [v.op.name for v, ok in zip(variables, flags, strict=True) if not ok]
+    from tensorflow.python.ops import resource_variable_ops
+
+    graph = session.graph
+    handles = [op for op in graph.get_operations() if op.type == "VarHandleOp"]
+    if not handles:
+        return
+    with graph.as_default():
+        checks = [resource_variable_ops.var_is_initialized_op(h.outputs[0]) for h in handles]
+    flags = session.run(checks)
+    left = [h.name for h, ok in zip(handles, flags, strict=True) if not ok]
     if not left:
         return
     shown = ", ".join(left[:8]) + (f" and {len(left) - 8} more" if len(left) > 8 else "")
