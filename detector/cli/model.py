@@ -95,8 +95,7 @@ def _freeze(args: argparse.Namespace) -> int:
         )
     if args.checkpoint_opt and args.checkpoint:
         raise ConfigError(
-            f"two checkpoints given: '{args.checkpoint}' and --checkpoint "
-            f"'{args.checkpoint_opt}'",
+            f"two checkpoints given: '{args.checkpoint}' and --checkpoint '{args.checkpoint_opt}'",
             hint="pass one",
         )
     report = freeze_checkpoint(

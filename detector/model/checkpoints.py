@@ -454,7 +454,10 @@ def data_problem(prefix: str | Path) -> str | None:
         return None
     shards = sorted(prefix.parent.glob(f"{prefix.name}.data-*"))
     if not shards:
-        return f"'{prefix.name}.data-*' is missing: the variables are listed but their values are not there"
+        return (
+            f"'{prefix.name}.data-*' is missing: the variables are listed but their values "
+            "are not there"
+        )
     expected = re.search(r"-of-(\d{5})$", shards[0].name)
     if expected and len(shards) != int(expected.group(1)):
         return f"{len(shards)} of {int(expected.group(1))} .data shards are there"
@@ -504,7 +507,9 @@ def restore_variables(
         and v.shape.as_list() != list(shapes[v.op.name])
     ]
     if wrong or (missing and not init_missing):
-        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        shown = ", ".join(missing[:10]) + (
+            f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        )
         detail = "; ".join(
             filter(
                 None,

@@ -250,9 +250,9 @@ def load_saved_model_into(session: Any, meta: Any, path: str | Path) -> None:
 def _check_initialised(session: Any, meta: Any, path: str | Path) -> None:
     """Refuse a SavedModel whose variables the loader left uninitialised (a Keras 3 model
     written by ``tf.saved_model.save``), naming them, rather than fail at the first run."""
-    from detector.tools.inspect_saved import keras3_saved_by_tf
-
     from tensorflow.python.ops import resource_variable_ops
+
+    from detector.tools.inspect_saved import keras3_saved_by_tf
 
     graph = session.graph
     handles = [op for op in graph.get_operations() if op.type == "VarHandleOp"]

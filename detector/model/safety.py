@@ -356,11 +356,11 @@ def implicit_saver(graph_def: Any) -> Any | None:
     if not scopes:
         return None
     scope = scopes[-1]  # the newest saver (save_1/ after save/)
-    save = next((f"{scope}{t}" for t in ("control_dependency", "Const") if f"{scope}{t}" in names), "")
-    restore = f"{scope}restore_all" if f"{scope}restore_all" in names else ""
-    return saver_pb2.SaverDef(
-        save_tensor_name=f"{save}:0" if save else "", restore_op_name=restore
+    save = next(
+        (f"{scope}{t}" for t in ("control_dependency", "Const") if f"{scope}{t}" in names), ""
     )
+    restore = f"{scope}restore_all" if f"{scope}restore_all" in names else ""
+    return saver_pb2.SaverDef(save_tensor_name=f"{save}:0" if save else "", restore_op_name=restore)
 
 
 def strip_saver(graph_def: Any) -> Any:

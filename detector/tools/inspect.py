@@ -461,17 +461,18 @@ def _attach_nodes(info: dict[str, Any], wanted: bool, node_filter: dict[str, str
     from detector.tools.nodes import list_nodes
 
     holders = [info, *info.get("meta_graphs", [])]
+    op, name = node_filter.get("op", ""), node_filter.get("name", "")
     graph_def = info.pop("_graph_def", None)
     for holder in holders[1:]:
         gd = holder.pop("_graph_def", None)
         if wanted and gd is not None:
-            holder["nodes"] = list_nodes(gd, **node_filter)
+            holder["nodes"] = list_nodes(gd, op=op, name=name)
     if wanted and graph_def is not None:
-        info["nodes"] = list_nodes(graph_def, **node_filter)
+        info["nodes"] = list_nodes(graph_def, op=op, name=name)
     if wanted and info.get("format") == "checkpoint" and info.get("meta"):
         from detector.model.graphfile import parse_meta_graph
 
-        info["nodes"] = list_nodes(parse_meta_graph(info["meta"]).graph_def, **node_filter)
+        info["nodes"] = list_nodes(parse_meta_graph(info["meta"]).graph_def, op=op, name=name)
     if wanted and info.get("format") == "tflite":
         raise ModelError(
             "--nodes lists TensorFlow graph nodes; a .tflite has operators",

@@ -107,7 +107,7 @@ def keras3_saved_by_tf(meta: Any) -> bool:
     if not meta.HasField("object_graph_def") or not meta.object_graph_def.nodes:
         return False
     root = {c.local_name for c in meta.object_graph_def.nodes[0].children}
-    return _KERAS3_ROOT <= root
+    return root >= _KERAS3_ROOT
 
 
 def variables(folder: Path, tensor: str | None) -> dict[str, Any]:
@@ -139,7 +139,9 @@ def variables(folder: Path, tensor: str | None) -> dict[str, Any]:
         "dtypes": {k: v["dtype"] for k, v in seen.items()},
         "variable_keys": {k: v["keys"] for k, v in seen.items()},
         "parameters": int(
-            sum(np.prod(v["shape"], dtype=np.int64) for v in seen.values() if v["dtype"] != "string")
+            sum(
+                np.prod(v["shape"], dtype=np.int64) for v in seen.values() if v["dtype"] != "string"
+            )
         ),
     }
     if tensor is not None:

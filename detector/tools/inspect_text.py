@@ -120,7 +120,8 @@ def render_text(info: dict[str, Any]) -> str:
             lines.append(f"  collection {k}: {items}{more}")
         for key, sig in meta.get("signatures", {}).items():
             if sig.get("init_op"):
-                op = next(iter(sig["outputs"].values()), {}).get("name", "?")
+                outs: list[dict[str, Any]] = list(sig["outputs"].values())
+                op = outs[0]["name"] if outs else "?"
                 lines.append(f"  signature {key!r}: the init op ({op}), run once at load time")
                 continue
             lines.append(f"  signature {key!r} ({sig['method'] or 'no method'}):")

@@ -75,14 +75,10 @@ def list_nodes(
     def keep(node: Any) -> bool:
         if ops and node.op not in ops:
             return False
-        if name and not (fnmatch.fnmatchcase(node.name, name) or name in node.name):
-            return False
-        return True
+        return not name or fnmatch.fnmatchcase(node.name, name) or name in node.name
 
     out = [describe_node(n) for n in graph_def.node if keep(n)]
     if functions:
         for fdef in graph_def.library.function:
-            out += [
-                describe_node(n, fdef.signature.name) for n in fdef.node_def if keep(n)
-            ]
+            out += [describe_node(n, fdef.signature.name) for n in fdef.node_def if keep(n)]
     return out

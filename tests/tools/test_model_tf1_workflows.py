@@ -86,8 +86,16 @@ def test_freeze_write_graph_with_checkpoint(files, kind, graph, tmp_path, capsys
 
         theirs = tmp_path / "theirs.pb"
         freeze_graph.freeze_graph(
-            str(f[graph]), "", graph == "pb", str(f["full"]), "y", "save/restore_all",
-            "save/Const:0", str(theirs), True, "",
+            str(f[graph]),
+            "",
+            graph == "pb",
+            str(f["full"]),
+            "y",
+            "save/restore_all",
+            "save/Const:0",
+            str(theirs),
+            True,
+            "",
         )
         np.testing.assert_array_equal(_run(theirs), _run(out))
 
@@ -200,7 +208,9 @@ def test_missing_and_corrupt_data_named(files, tmp_path, capsys):
     data.write_bytes(data.read_bytes()[:5])  # cut off
     info = inspect_path(prefix)
     assert "values cannot be read" in info["warnings"][0]
-    assert main(["model", "freeze", str(prefix), "-o", str(tmp_path / "f.pb"), "--outputs", "y"]) == 1
+    assert (
+        main(["model", "freeze", str(prefix), "-o", str(tmp_path / "f.pb"), "--outputs", "y"]) == 1
+    )
     err = capsys.readouterr().err
     assert "cannot read the values of checkpoint" in err and "unexpected" not in err
     data.unlink()
@@ -222,7 +232,11 @@ def test_failed_convert_leaves_nothing(tf, tmp_path, capsys):
             prefix = tf1.train.Saver().save(sess, str(tmp_path / "ck" / "model.ckpt"))
     out = tmp_path / "out"
     out.mkdir()
-    for target, dest in (("pb", out / "n.pb"), ("saved_model", out / "sm"), ("checkpoint", out / "ck")):
+    for target, dest in (
+        ("pb", out / "n.pb"),
+        ("saved_model", out / "sm"),
+        ("checkpoint", out / "ck"),
+    ):
         args = ["model", "convert", prefix, "-o", str(dest), "--to", target, "--outputs", "noisy"]
         assert main(args) == 1
         assert "differs" in capsys.readouterr().err
@@ -241,7 +255,10 @@ def test_windows_paths_in_state_file_repaired(v1v2, capsys):
         inspect_path(folder)
     assert "--repair" in str(bad.value)
     assert main(["model", "checkpoints", str(folder), "--repair"]) == 0
-    assert "repaired: C:\\Users\\me\\train\\model.ckpt-100 -> model.ckpt-100" in capsys.readouterr().out
+    assert (
+        "repaired: C:\\Users\\me\\train\\model.ckpt-100 -> model.ckpt-100"
+        in capsys.readouterr().out
+    )
     import tensorflow as tf
 
     assert tf.train.latest_checkpoint(str(folder)) == str(prefix)

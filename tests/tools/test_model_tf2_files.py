@@ -118,7 +118,12 @@ def _ours(sig: dict) -> dict[str, tuple[str, str, str]]:
     def shape(s):
         if s is None:
             return "unknown_rank"
-        return "(" + ", ".join("-1" if d is None else str(d) for d in s) + ("," if len(s) == 1 else "") + ")"
+        return (
+            "("
+            + ", ".join("-1" if d is None else str(d) for d in s)
+            + ("," if len(s) == 1 else "")
+            + ")"
+        )
 
     out = {}
     for side, key in (("inputs", "in"), ("outputs", "out")):
@@ -179,7 +184,9 @@ def test_object_checkpoint_names_match_list_variables(tf, tf2, capsys):
     prefix = tf2["prefix"]
     info = inspect_path(prefix)
     assert info["kind"] == "object-based"
-    theirs = {k: s for k, s in tf.train.list_variables(prefix) if k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+    theirs = {
+        k: s for k, s in tf.train.list_variables(prefix) if k != "_CHECKPOINTABLE_OBJECT_GRAPH"
+    }
     assert {o["key"] for o in info["objects"].values()} == set(theirs)
     assert info["objects"]["w"] == {
         "path": "model/w",
@@ -229,10 +236,15 @@ def test_tf2_frozen_graph_weights_recovered_by_kind(keras_files, tmp_path):
     weights = load_npz(tmp_path / "w.npz")
     assert not [n for n in weights if n.startswith("unknown")]
     values = keras_files["values"]
-    np.testing.assert_array_equal(weights["sequential_1/d1_1/kernel"], values["sequential/d1/kernel"])
+    np.testing.assert_array_equal(
+        weights["sequential_1/d1_1/kernel"], values["sequential/d1/kernel"]
+    )
     np.testing.assert_array_equal(weights["sequential_1/d2_1/bias"], values["sequential/d2/bias"])
     found = sorted(tuple(np.round(a, 6)) for n, a in weights.items() if "bn_1" in n)
-    wanted = sorted(tuple(np.round(values[f"sequential/bn/{k}"], 6)) for k in ("gamma", "beta", "moving_mean", "moving_variance"))
+    wanted = sorted(
+        tuple(np.round(values[f"sequential/bn/{k}"], 6))
+        for k in ("gamma", "beta", "moving_mean", "moving_variance")
+    )
     assert found == wanted
 
 
@@ -248,7 +260,9 @@ def test_tf2_loop_weights_and_unattributed_constants_reported(tf, tmp_path, caps
             self.scale = tf.Variable(3.0, name="scale")
             self.table = tf.constant([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
 
-        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32), tf.TensorSpec([None], tf.int32)])
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, 2], tf.float32), tf.TensorSpec([None], tf.int32)]
+        )
         def __call__(self, x, idx):
             _, y = tf.while_loop(
                 lambda i, y: i < 3, lambda i, y: (i + 1, tf.matmul(y, self.w)), [0, x]
