@@ -206,6 +206,7 @@ def _convert(args: argparse.Namespace) -> int:
             verify=not args.no_verify,
             allow_unsafe_ops=args.allow_unsafe_ops,
             init_missing=args.init_missing,
+            model=args.model,
         )
         keys = (
             "source_format",
@@ -457,6 +458,7 @@ exit codes: 0 described; 1 unreadable (what failed and why); 2 usage;
   python main.py model convert frozen.pb -o saved/ --to saved_model
   python main.py model convert saved/ -o ckpt/ --to checkpoint
   python main.py model convert ssd.tflite -o frozen_inference_graph.pb --nms-iou 0.5
+  python main.py model convert ckpt/ckpt-1 -o m.pb --model my_model.py:build  # tf.train.Checkpoint
 """,
     )
     p.add_argument("source", help="checkpoint, frozen .pb, SavedModel folder or .tflite")
@@ -475,6 +477,12 @@ exit codes: 0 described; 1 unreadable (what failed and why); 2 usage;
         help="(to pb) keep matching variables as variables",
     )
     p.add_argument("--step", type=int, default=0, help="(to checkpoint) global step")
+    p.add_argument(
+        "--model",
+        metavar="FILE.py:FUNCTION",
+        help="(object-based checkpoint source) your function that builds the tf.Module or "
+        "Keras model that wrote it; it is built, restored and converted (your code runs)",
+    )
     p.add_argument("--no-verify", action="store_true", help="skip the probe comparison")
     _init_missing(p)
     g = p.add_argument_group("TFLite SSD source")

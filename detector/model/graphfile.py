@@ -429,7 +429,8 @@ def no_graph_error(prefix: Path) -> CheckpointError:
             hint="inspect or export its weights here (model inspect / export-weights); to "
             "make a model, build the tf.Module or Keras model in Python, restore with "
             "tf.train.Checkpoint(model=obj).read(prefix), and save it with model.export() "
-            "or tf.saved_model.save(); or pass --model MODULE:FUNCTION that builds it",
+            "or tf.saved_model.save(); or let the toolkit do it: python main.py model convert "
+            f"'{prefix}' -o model.pb --model my_model.py:build (your function that builds it)",
         )
     return CheckpointError(
         f"checkpoint '{prefix}' has no .meta graph next to it",

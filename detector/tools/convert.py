@@ -90,6 +90,7 @@ def convert(
     verify: bool = True,
     allow_unsafe_ops: bool = False,
     init_missing: bool = False,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """Convert a checkpoint, frozen graph or SavedModel into another of these formats.
 
@@ -109,6 +110,9 @@ def convert(
         allow_unsafe_ops: Accept ops outside the allowlist (trusted files only).
         init_missing: (Checkpoint source) variables the checkpoint lacks take their
             initial values instead of failing; listed in the report's ``initialised``.
+        model: (Object-based checkpoint source) ``FILE.py:FUNCTION`` or
+            ``module:FUNCTION``, the user's code that builds the ``tf.Module`` or Keras
+            model that wrote it (see :mod:`detector.tools.objconvert`).
 
     Returns:
         A report: source and target formats, paths, inputs, outputs, variable count,
@@ -122,6 +126,18 @@ def convert(
     from detector.tools.weights import find_weight_constants
 
     src, out = Path(src), Path(out)
+    if model is not None:
+        return _convert_object_checkpoint(
+            src,
+            out,
+            model,
+            to=to,
+            signature=signature,
+            exclude=exclude,
+            step=step,
+            verify=verify,
+            allow_unsafe_ops=allow_unsafe_ops,
+        )
     target = to or guess_target(out)
     if target not in TARGETS:
         raise ConfigError(f"unknown target format {target!r}", hint=f"use one of {TARGETS}")
@@ -197,6 +213,21 @@ def _verify(
         got = result.run(feed)
         expected = source.run(feed)
         return compare_outputs(expected, got, f"'{shown}' (not written) vs its source")
+
+
+def _convert_object_checkpoint(src: Path, out: Path, model: str, **options: Any) -> dict[str, Any]:
+    """Build the model ``model`` names, restore ``src`` into it, convert the SavedModel."""
+    import tempfile
+
+    from detector.model.checkpoints import resolve_checkpoint
+    from detector.tools.objconvert import saved_model_from_checkpoint
+
+    ref = resolve_checkpoint(src)
+    with tempfile.TemporaryDirectory(prefix=".detector-objckpt-", dir=out.parent) as tmp:
+        folder = saved_model_from_checkpoint(model, ref.prefix, Path(tmp) / "saved")
+        report = convert(folder, out, **options)
+    report.update(source=str(src), source_format="object checkpoint", model=model)
+    return report
 
 
 @contextmanager

@@ -226,6 +226,56 @@ def test_object_checkpoint_cannot_freeze_alone_and_says_what_to_do(tf2, tmp_path
     assert "unexpected" not in capsys.readouterr().err
 
 
+MODEL_CODE = """
+import numpy as np
+import tensorflow as tf
+
+
+class Affine(tf.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = tf.Variable(np.zeros((3, 2), np.float32), name="w")
+        self.b = tf.Variable(np.zeros(2, np.float32), name="b")
+        self.step = tf.Variable(0, name="step")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+    def __call__(self, x):
+        return {"y": tf.matmul(x, self.w) + self.b}
+
+
+def build():
+    return Affine()
+
+
+def wrong():
+    m = tf.Module()
+    m.v = tf.Variable(1.0)
+    return m
+"""
+
+
+def test_object_checkpoint_converts_with_the_named_model(tf2, tmp_path, capsys):
+    code = tmp_path / "my_model.py"
+    code.write_text(MODEL_CODE)
+    out = tmp_path / "m.pb"
+    args = ["model", "convert", str(tf2["prefix"]), "-o", str(out), "--json"]
+    assert main([*args, "--model", f"{code}:build"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["source_format"] == "object checkpoint" and report["max_diff"] == 0.0
+    x = np.array([[1.0, 2.0, 3.0]], np.float32)
+    expected = x @ tf2["module"].w.numpy() + tf2["module"].b.numpy()
+    import tensorflow as tf
+
+    with tf.Graph().as_default() as graph:
+        tf.compat.v1.import_graph_def(tf.compat.v1.GraphDef.FromString(out.read_bytes()), name="")
+        with tf.compat.v1.Session(graph=graph) as sess:
+            np.testing.assert_allclose(sess.run("y:0", {"x:0": x}), expected)
+    assert main([*args[:-1], "-o", str(tmp_path / "n.pb"), "--model", f"{code}:wrong"]) == 1
+    assert "does not match checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "n.pb").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".detector-objckpt")]
+
+
 def test_tf2_frozen_graph_weights_recovered_by_kind(keras_files, tmp_path):
     """TF2's freezer names constants unknown_N; BatchNorm parameters, biases and kernels
     are found and named from where they are used, every one with its value."""
