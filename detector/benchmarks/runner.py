@@ -15,7 +15,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from detector.benchmarks import live, media, memory, model_speed, split_speed, throughput
+from detector.benchmarks import (
+    live,
+    media,
+    memory,
+    model_speed,
+    split_speed,
+    throughput,
+    web_viewers,
+)
 from detector.benchmarks.parts import ModelSettings, engine, labels_for, load, rgb_batch
 from detector.benchmarks.system import machine_info, median_run
 
@@ -29,6 +37,7 @@ SECTIONS = (
     "workers",
     "detect_every",
     "live",
+    "web",
     "memory",
     "split",
     "ray",
@@ -235,6 +244,21 @@ def run_bench(
                 opts.live_frames,
                 min(opts.warmup, 10),
                 tmp / "live",
+            )
+        if "web" in want:
+            progress(
+                f"web view: live runs with 0 and {web_viewers.VIEWERS} viewers (one stalled), "
+                f"paced at {opts.live_fps:g} fps and flat out"
+            )
+            results["web"] = web_viewers.web_viewers(
+                frames_576,
+                detect,
+                labels,
+                opts.live_fps,
+                opts.live_frames,
+                min(opts.warmup, 10),
+                tmp / "web",
+                rounds=opts.repeats,
             )
         if "memory" in want:
             a, b = opts.memory_frames
