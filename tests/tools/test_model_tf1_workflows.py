@@ -264,3 +264,15 @@ def test_windows_paths_in_state_file_repaired(v1v2, capsys):
     assert tf.train.latest_checkpoint(str(folder)) == str(prefix)
     assert inspect_path(folder)["prefix"] == str(prefix)
     assert os.path.exists(f"{prefix}.index")
+
+
+def test_load_graph_partial_checkpoint(files):
+    """What the app does with model.init_missing / --init-missing."""
+    from detector.model.graphfile import load_graph
+
+    part = files["resource"]["part"]
+    with pytest.raises(CheckpointError, match=r"missing from the checkpoint: extra"):
+        load_graph(part, outputs=["y"])
+    with load_graph(part, outputs=["y"], init_missing=True) as loaded:
+        assert loaded.initialised == ["extra"]
+        np.testing.assert_allclose(loaded.run({"x": X})["y"], [[10.5]])
