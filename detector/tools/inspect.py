@@ -127,7 +127,18 @@ def _meta_summary(meta: Any, what: str, allow_unsafe_ops: bool) -> dict[str, Any
     }
     saver = meta.saver_def
     outputs = None
-    if "outputs" in meta.collection_def:
+    signature_outputs = sorted(
+        {
+            t.name
+            for key, sig in meta.signature_def.items()
+            if key != "__saved_model_init_op"
+            for t in sig.outputs.values()
+            if t.name
+        }
+    )
+    if signature_outputs:  # a SavedModel: its signatures say what the outputs are
+        outputs = signature_outputs
+    elif "outputs" in meta.collection_def:
         outputs = [node_name(t) for t in meta.collection_def["outputs"].node_list.value]
     else:
         from detector.model.graphfile import OD_OUTPUTS
