@@ -189,7 +189,15 @@ def _run_source(
     sinks: dict[str, Any] = {}
     try:
         with ExitStack() as outputs:
-            sinks = open_outputs(config.output, run_dir, labels, info, outputs, web_feed=feed)
+            sinks = open_outputs(
+                config.output,
+                run_dir,
+                labels,
+                info,
+                outputs,
+                max_frames=config.run.max_frames,
+                web_feed=feed,
+            )
             dc = config.detect
             render = Renderer(
                 labels,

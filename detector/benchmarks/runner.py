@@ -22,6 +22,7 @@ from detector.benchmarks import (
     model_speed,
     split_speed,
     throughput,
+    video_io,
     web_viewers,
 )
 from detector.benchmarks.parts import ModelSettings, engine, labels_for, load, rgb_batch
@@ -40,6 +41,7 @@ SECTIONS = (
     "web",
     "memory",
     "split",
+    "video",
     "ray",
 )
 
@@ -60,6 +62,7 @@ class BenchOptions:
         ray_images: Folder sizes of the local vs Ray runs (``ray`` section).
         cache_dir: Where made videos are kept between runs.
         sections: Which measurements to run (``SECTIONS``).
+        video_variants: Also time x264 settings other than the app's (full runs).
     """
 
     video: Path
@@ -72,6 +75,7 @@ class BenchOptions:
     memory_frames: tuple[int, int] = (1000, 10000)
     cache_dir: Path = Path(".cache/bench")
     sections: frozenset[str] = field(default_factory=lambda: frozenset(SECTIONS))
+    video_variants: bool = True
     ray_images: tuple[int, int] = (50, 200)
 
 
@@ -209,6 +213,20 @@ def run_bench(
                         detect_every=k,
                         workers=settings.workers,
                     )
+            if "video" in want and video is sample:
+                # end to end with each codec, interleaved with the rest
+                for codec in ("h264", "mp4v"):
+                    jobs[f"pipeline_{codec}"] = partial(
+                        throughput.pipeline_run,
+                        video,
+                        detect,
+                        labels,
+                        n,
+                        warm,
+                        tmp / f"pipe_{codec}",
+                        workers=settings.workers,
+                        video_codec=codec,
+                    )
             runs: dict[str, list[dict[str, Any]]] = {k: [] for k in jobs}
             for r in range(opts.repeats):
                 for name in jobs:
@@ -230,6 +248,16 @@ def run_bench(
             if video is sample:
                 frames_576, rgb_576 = frames, rgb
             del frames, rgb, jobs  # the jobs hold rgb too: free it before the next video
+        if "video" in want:
+            sized = [sample] + [v for v in videos[1:] if v.height == max(opts.sizes, default=0)]
+            results["video_io"] = video_io.video_io(
+                sized,
+                opts.frames,
+                opts.repeats,
+                tmp,
+                variants=opts.video_variants,
+                progress=progress,
+            )
         if "model" in want or "tflite" in want:
             results["model_latency"] = _latency(
                 settings, sample.path, frames_576, opts, want, progress
