@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from detector.explain.model import ExplainModel, Forward
 from detector.explain.occlusion import occlusion_maps
 from detector.explain.overlay import colormap_id, overlay
 from detector.labels import LabelMap
+from detector.sources.base import Source
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,11 @@ def _failed(error: str) -> MethodResult:
 def select(forward: Forward, options: ExplainOptions) -> list[int]:
     """Rows of ``forward.detections`` to explain: kept (score ≥ threshold), best first."""
     dets = forward.detections
-    order = [int(i) for i in np.argsort(-dets.scores, kind="stable") if dets.scores[i] >= options.threshold]
+    order = [
+        int(i)
+        for i in np.argsort(-dets.scores, kind="stable")
+        if dets.scores[i] >= options.threshold
+    ]
     order = order[: options.max_detections]
     if options.detection is not None:
         return [order[options.detection]] if options.detection < len(order) else []
@@ -199,7 +204,11 @@ def explain_image(
         if forward.pre_boxes is not None and forward.pre_scores is not None:
             try:
                 anchor = match_anchor(
-                    forward.boxes_norm[row], float(dets.scores[row]), cid, forward.pre_boxes, forward.pre_scores
+                    forward.boxes_norm[row],
+                    float(dets.scores[row]),
+                    cid,
+                    forward.pre_boxes,
+                    forward.pre_scores,
                 )
             except ModelError as exc:
                 log.warning("%s", exc.message)
@@ -226,7 +235,9 @@ def explain_image(
                 continue
             t0 = time.perf_counter()
             try:
-                ((act, grad),) = model.gradients(rgb, exp.anchor.anchor, exp.anchor.column, (which,))
+                ((act, grad),) = model.gradients(
+                    rgb, exp.anchor.anchor, exp.anchor.column, (which,)
+                )
             except ModelError as exc:
                 exp.results[method] = _failed(exc.message)
                 continue
@@ -255,7 +266,12 @@ def _occlusion(
 
         def score_fn(images: np.ndarray) -> np.ndarray:
             boxes, scores, classes, num = model.final_outputs(images)
-            return np.stack([_tracked_scores(boxes[b], scores[b], classes[b], int(num[b]), found) for b in range(len(images))])
+            return np.stack(
+                [
+                    _tracked_scores(boxes[b], scores[b], classes[b], int(num[b]), found)
+                    for b in range(len(images))
+                ]
+            )
 
     maps = occlusion_maps(
         rgb, score_fn, grid=options.occlusion_grid, patch_cells=options.occlusion_patch
@@ -267,13 +283,17 @@ def _occlusion(
 
 
 def _tracked_scores(
-    boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, num: int, found: Sequence[Explanation]
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    classes: np.ndarray,
+    num: int,
+    found: Sequence[Explanation],
 ) -> np.ndarray:
     """Each target's score in one run: the best same-class detection with IoU ≥ 0.5, else 0."""
     out = np.zeros(len(found), np.float32)
     for t, exp in enumerate(found):
         for i in range(num):
-            if int(round(float(classes[i]))) == exp.class_id and _iou(boxes[i], exp.box_norm) >= 0.5:
+            if round(float(classes[i])) == exp.class_id and _iou(boxes[i], exp.box_norm) >= 0.5:
                 out[t] = max(out[t], float(scores[i]))
     return out
 
@@ -290,7 +310,11 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def write_overlays(
-    image_bgr: np.ndarray, name: str, found: list[Explanation], out_dir: Path, options: ExplainOptions
+    image_bgr: np.ndarray,
+    name: str,
+    found: list[Explanation],
+    out_dir: Path,
+    options: ExplainOptions,
 ) -> None:
     """Write one PNG per detection and method; record its file name in the result."""
     stem = _UNSAFE.sub("_", Path(name).with_suffix("").as_posix()).strip("._") or "image"
@@ -319,8 +343,13 @@ def write_overlays(
             result.png = png
 
 
-def iter_images(uri: str) -> Iterator[tuple[np.ndarray, str]]:
-    """BGR images and names of an image file, folder or glob (the ``run`` command's reading)."""
+def open_images(uri: str) -> Source:
+    """Open an image file, folder or glob as the ``run`` command does (errors before any model).
+
+    Raises:
+        ConfigError: ``uri`` is a video, camera or stream.
+        SourceError: Nothing readable there.
+    """
     from detector.sources import open_source, parse_source
     from detector.types import SourceKind
 
@@ -330,20 +359,25 @@ def iter_images(uri: str) -> Iterator[tuple[np.ndarray, str]]:
             f"explain reads images; {spec.shown!r} is a {spec.kind}",
             hint="pass an image file, a folder of images or a quoted glob like 'photos/*.jpg'",
         )
-    with open_source(spec) as source:
+    return open_source(spec)
+
+
+def read_images(source: Source) -> Iterator[tuple[np.ndarray, str]]:
+    """BGR images and their names, in order; closes ``source`` at the end."""
+    with source:
         while (item := source.read()) is not None:
             image, name = item
-            yield image, name or Path(spec.uri).name
+            yield image, name or Path(source.info.uri).name
 
 
 def explain_images(
     model: ExplainModel,
-    uri: str,
+    images: Iterable[tuple[np.ndarray, str]],
     out_dir: Path,
     options: ExplainOptions,
     labels: LabelMap | None = None,
 ) -> dict[str, Any]:
-    """Explain every image of ``uri``; write overlays and ``explain.json`` into ``out_dir``.
+    """Explain every ``(BGR image, name)``; write overlays and ``explain.json`` into ``out_dir``.
 
     Returns:
         The JSON document written (also complete after an error or Ctrl-C: what was done).
@@ -362,7 +396,7 @@ def explain_images(
         "images": [],
     }
     try:
-        for image, name in iter_images(uri):
+        for image, name in images:
             found = explain_image(model, image, options, labels)
             if options.write_png:
                 write_overlays(image, name, found, out_dir, options)

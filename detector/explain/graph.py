@@ -187,7 +187,9 @@ def choose_layers(
         return None, None, ()
     top = ranked[0]
     top_area = _area(shape_of(top))
-    finer = [m for m in maps if _area(shape_of(m)) > top_area and order[m] < order.get(top, 1 << 30)]
+    finer = [
+        m for m in maps if _area(shape_of(m)) > top_area and order[m] < order.get(top, 1 << 30)
+    ]
     if not finer:
         return top, top, tuple(ranked)
     next_area = min(_area(shape_of(m)) for m in finer)

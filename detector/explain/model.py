@@ -83,11 +83,11 @@ def analyse(graph_def: Any, shape_of: Any, layer: str | None = None) -> ExplainP
         split = find_split(graph_def)
     except ModelError as exc:
         log.info("no SSD split in this graph (%s): occlusion only", exc.message)
-        return ExplainPoints(None, None, None, 0, check_layer(graph_def, layer) if layer else None, None)
+        return ExplainPoints(
+            None, None, None, 0, check_layer(graph_def, layer) if layer else None, None
+        )
     boxes, scores = nms if nms else (None, None)
     logits, offset = find_logits(graph_def, scores, shape_of) if scores else (None, 0)
-    if logits is None:  # no combined NMS: differentiate the class predictions crossing the split
-        logits = None
     maps = feature_maps(graph_def, split.network_nodes)
     heads = head_maps(graph_def, split)
     gradcam_layer, fine_layer, ranked = choose_layers(maps, heads, shape_of)
@@ -129,6 +129,43 @@ def gradient_ops(
     return logit, acts, list(grads)
 
 
+class ShapeProbe:
+    """``tensor name → shape``: static where known, else measured once on a grey probe image.
+
+    Args:
+        graph: The imported graph.
+        session: A session on it (one is made, and closed by :meth:`close`, when ``None``).
+    """
+
+    def __init__(self, graph: Any, session: Any | None = None) -> None:
+        self.graph = graph
+        self._session = session
+        self._own = session is None
+        self._cache: dict[str, tuple[int | None, ...] | None] = {}
+
+    def __call__(self, tensor: str) -> tuple[int | None, ...] | None:
+        if tensor not in self._cache:
+            try:
+                shape = self.graph.get_tensor_by_name(tensor).shape
+            except (KeyError, ValueError):
+                return None
+            dims = tuple(shape.as_list()) if shape.rank is not None else None
+            if dims is None or (len(dims) == 4 and (dims[1] is None or dims[2] is None)):
+                if self._session is None:
+                    import tensorflow as tf
+
+                    self._session = tf.compat.v1.Session(graph=self.graph)
+                probe = np.full((1, *_PROBE_HW, 3), 128, np.uint8)
+                value = self._session.run(tensor, {INPUT: probe})
+                dims = tuple(int(d) for d in np.shape(value))
+            self._cache[tensor] = dims
+        return self._cache[tensor]
+
+    def close(self) -> None:
+        if self._own and self._session is not None:
+            self._session.close()
+
+
 class ExplainModel:
     """A frozen SSD graph ready to explain its detections.
 
@@ -165,14 +202,19 @@ class ExplainModel:
             )
         self.graph = import_graph_def(self.graph_def, self.path)
         self.session = tf.compat.v1.Session(graph=self.graph)
-        self._shapes: dict[str, tuple[int | None, ...] | None] = {}
+        self.shape_of = ShapeProbe(self.graph, self.session)
         self.exported = all(EXPORTED[k] in names for k in EXPORTED)
         if self.exported and (layer is None or self._exported_layer("feature_map") == layer):
             self.points = self._exported_points()
             self._anchor = self.graph.get_tensor_by_name(EXPORTED["anchor"] + ":0")
             self._column = self.graph.get_tensor_by_name(EXPORTED["column"] + ":0")
-            self._acts = [self.graph.get_tensor_by_name(EXPORTED[k] + ":0") for k in ("feature_map", "fine_map")]
-            self._grads = [self.graph.get_tensor_by_name(EXPORTED[k] + ":0") for k in ("grad", "fine_grad")]
+            self._acts = [
+                self.graph.get_tensor_by_name(EXPORTED[k] + ":0")
+                for k in ("feature_map", "fine_map")
+            ]
+            self._grads = [
+                self.graph.get_tensor_by_name(EXPORTED[k] + ":0") for k in ("grad", "fine_grad")
+            ]
             log.info("using the graph's own explanation outputs (explain/*)")
         else:
             self.exported = False
@@ -205,21 +247,6 @@ class ExplainModel:
             self._exported_layer("fine_map"),
         )
 
-    def shape_of(self, tensor: str) -> tuple[int | None, ...] | None:
-        """Static shape of ``tensor``; spatial sizes left unknown are measured on a probe."""
-        if tensor not in self._shapes:
-            try:
-                shape = self.graph.get_tensor_by_name(tensor).shape
-            except (KeyError, ValueError):
-                return None
-            dims = tuple(shape.as_list()) if shape.rank is not None else None
-            if dims is None or (len(dims) == 4 and (dims[1] is None or dims[2] is None)):
-                probe = np.full((1, *_PROBE_HW, 3), 128, np.uint8)
-                value = self.session.run(tensor, {INPUT: probe})
-                dims = tuple(int(d) for d in np.shape(value))
-            self._shapes[tensor] = dims
-        return self._shapes[tensor]
-
     @property
     def can_differentiate(self) -> bool:
         return self.points.logits is not None and self.points.gradcam_layer is not None
@@ -231,7 +258,9 @@ class ExplainModel:
         height, width = image_rgb.shape[:2]
         fetch = list(self._outputs)
         if self.points.boxes and self.points.scores:
-            fetch += [self.graph.get_tensor_by_name(t) for t in (self.points.boxes, self.points.scores)]
+            fetch += [
+                self.graph.get_tensor_by_name(t) for t in (self.points.boxes, self.points.scores)
+            ]
         out = self.session.run(fetch, {self._input: image_rgb[None]})
         boxes, scores, classes, num = (o[0] for o in out[:4])
         n = int(num)
@@ -240,7 +269,7 @@ class ExplainModel:
         pre_scores = out[5][0] if len(out) > 5 else None
         return Forward(dets, np.asarray(boxes[:n], np.float32), pre_boxes, pre_scores)
 
-    def _gradient_tensors(self) -> tuple[list[Any], list[Any]]:
+    def prepare_gradients(self) -> tuple[list[Any], list[Any]]:
         if not self._grads:
             import tensorflow as tf
 
@@ -250,12 +279,19 @@ class ExplainModel:
                     "differentiate",
                     hint="use --method occlusion, which works for any graph",
                 )
-            layers = [self.points.gradcam_layer, self.points.fine_layer or self.points.gradcam_layer]
+            layers = [
+                self.points.gradcam_layer,
+                self.points.fine_layer or self.points.gradcam_layer,
+            ]
             with self.graph.as_default(), tf.name_scope("explain_runtime"):
                 self._anchor = tf.compat.v1.placeholder(tf.int32, [], name="anchor")
                 self._column = tf.compat.v1.placeholder(tf.int32, [], name="column")
                 _, self._acts, self._grads = gradient_ops(
-                    self.graph, self.points, self._anchor, self._column, layers  # type: ignore[arg-type]
+                    self.graph,
+                    self.points,
+                    self._anchor,
+                    self._column,
+                    layers,  # type: ignore[arg-type]
                 )
         return self._acts, self._grads
 
@@ -266,7 +302,7 @@ class ExplainModel:
 
         The logit is the pre-NMS logit of ``anchor`` for score column ``column``.
         """
-        acts, grads = self._gradient_tensors()
+        acts, grads = self.prepare_gradients()
         fetch = [t for i in which for t in (acts[i], grads[i])]
         out = self.session.run(
             fetch, {self._input: image_rgb[None], self._anchor: anchor, self._column: column}
@@ -292,7 +328,9 @@ class ExplainModel:
             except Exception as exc:  # a graph built for batch 1: one image at a time
                 log.debug("batched run failed (%s); running images one by one", exc)
                 self._batch_ok = False
-        outs = [self.session.run(fetch, {self._input: images[i : i + 1]}) for i in range(len(images))]
+        outs = [
+            self.session.run(fetch, {self._input: images[i : i + 1]}) for i in range(len(images))
+        ]
         if isinstance(fetch, list):
             return [np.concatenate([o[k] for o in outs]) for k in range(len(fetch))]
         return np.concatenate(outs)

@@ -53,7 +53,7 @@ def overlay(
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"alpha must be in [0, 1], got {alpha}")
     top = float(heat.max()) if heat.size else 0.0
-    scaled = np.zeros(heat.shape, np.uint8) if top <= 0 else np.uint8(255 * (heat / top))
+    scaled = np.zeros(heat.shape, np.uint8) if top <= 0 else (255 * (heat / top)).astype(np.uint8)
     colours = cv2.applyColorMap(scaled, colormap_id(colormap))
     out = cv2.addWeighted(image_bgr, 1.0 - alpha, colours, alpha, 0.0)
     h, w = out.shape[:2]
