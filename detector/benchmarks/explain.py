@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from detector.explain import METHODS
-from detector.explain.explainer import Explanation, ExplainOptions, explain_image
+from detector.explain.explainer import ExplainOptions, Explanation, explain_image
 
 log = logging.getLogger(__name__)
 
