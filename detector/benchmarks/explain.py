@@ -101,7 +101,7 @@ def _summary(rows: Sequence[dict[str, Any]], method: str) -> dict[str, Any]:
 
 
 def _inside(peak: Sequence[int] | None, box: Sequence[float] | np.ndarray) -> bool:
-    return peak is not None and box[0] <= peak[0] <= box[2] and box[1] <= peak[1] <= box[3]
+    return bool(peak is not None and box[0] <= peak[0] <= box[2] and box[1] <= peak[1] <= box[3])
 
 
 def _dog_check(found: Sequence[Explanation]) -> dict[str, Any] | None:

@@ -29,9 +29,16 @@ def gradcam(activation: np.ndarray, gradient: np.ndarray) -> np.ndarray:
 
 
 def grad_x_activation(activation: np.ndarray, gradient: np.ndarray) -> np.ndarray:
-    """Element-wise gradient × activation summed over channels, ReLU: ``(h, w)`` float32."""
+    """Element-wise gradient × activation, positive parts summed over channels: ``(h, w)``.
+
+    Each element's product is its first-order contribution to the logit; only the positive
+    contributions are kept before summing, so evidence for the class in one channel is not
+    cancelled by evidence against it in another. On the sample photos this put the peak in
+    the box for 26 of 28 detections, against 24 for the ReLU of the plain sum
+    (docs/PERFORMANCE.md, "Explain").
+    """
     a, g = _hwc(activation), _hwc(gradient)
-    return np.maximum((a * g).sum(axis=-1), 0.0).astype(np.float32)
+    return np.maximum(a * g, 0.0).sum(axis=-1).astype(np.float32)
 
 
 def _hwc(x: np.ndarray) -> np.ndarray:
