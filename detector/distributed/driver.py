@@ -269,7 +269,8 @@ def run_ray(config: Config, *, out: TextIO | None = None) -> RunStats:
     from detector.distributed.session import import_ray, ray_session
     from detector.model.loader import model_path_exists
 
-    ray = import_ray()
+    options = ray_options(config)
+    ray = import_ray(options)
     out = out if out is not None else sys.stdout
     mc = config.model
     if not model_path_exists(mc.path):
@@ -288,7 +289,6 @@ def run_ray(config: Config, *, out: TextIO | None = None) -> RunStats:
             "each image is detected on its own",
             hint="set detect.detect_every to 1 or use --engine local",
         )
-    options = ray_options(config)
     mspec = model_spec(config, class_ids)
     record: dict[str, Any] = {
         "status": "running",
@@ -383,10 +383,11 @@ def run_ray(config: Config, *, out: TextIO | None = None) -> RunStats:
 def _print_ray_summary(
     out: TextIO, ray_record: dict[str, Any], failures: list[dict[str, str]]
 ) -> None:
+    first = ray_record.get("first_result_s")
     lines = [
         f"  ray: {ray_record.get('actors_seen', 0)} actors on {ray_record.get('nodes', '?')} "
         f"node(s) ({ray_record.get('address')}); start {ray_record['ray_start_s']:.1f} s, "
-        f"first result after {ray_record.get('first_result_s') or 0:.1f} s"
+        + (f"first result after {first:.1f} s" if first is not None else "no result")
     ]
     for a in ray_record.get("per_actor", []):
         rate = a["items_per_busy_s"]

@@ -157,6 +157,46 @@ def test_a_model_that_cannot_load_in_an_actor_fails_the_run_with_its_message(
     assert record["status"] == "error" and "bad.pb" in record["error"]
 
 
+HEAD = """
+import sys, ray
+ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+print(ray.get_runtime_context().gcs_address, flush=True)
+sys.stdin.read()  # runs until the test closes stdin
+ray.shutdown()
+"""
+
+
+def test_joins_a_running_ray_cluster_by_address(tmp_path: Path, photos_dir: Path) -> None:
+    """A Ray head in another process (as `ray start --head` would be): the run joins it with
+    --ray-address, using the machine's token, and leaves it running."""
+    head = subprocess.Popen(
+        [sys.executable, "-c", HEAD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert head.stdout is not None
+        address = head.stdout.readline().strip()
+        assert ":" in address, address
+        args = ["run", "--source", str(photos_dir), "--engine", "ray", "--no-video"]
+        args += ["--ray-address", address, "--output", str(tmp_path), "--name", "joined"]
+        proc = subprocess.run(
+            [sys.executable, "main.py", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "gcs_client" not in proc.stderr  # Ray's C++ lines stay out of the output
+        record = json.loads((tmp_path / "joined" / "run.json").read_text())
+        assert record["ray"]["address"] == address and not record["ray"]["started_local"]
+        assert record["stats"]["frames_processed"] == len(list(photos_dir.iterdir()))
+        assert head.poll() is None  # the cluster is still up after the run
+    finally:
+        if head.stdin is not None:
+            head.stdin.close()
+        head.wait(timeout=120)
+
+
 def test_cameras_are_refused_with_a_usage_error(local_ray: Any, tmp_path: Path) -> None:
     code, _ = _run(tmp_path, "cam", "--source", "0", "--engine", "ray")
     assert code == 2
