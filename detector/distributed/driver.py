@@ -290,6 +290,11 @@ def run_ray(config: Config, *, out: TextIO | None = None) -> RunStats:
             hint="set detect.detect_every to 1 or use --engine local",
         )
     mspec = model_spec(config, class_ids)
+    if config.output.serve is not None:
+        log.warning(
+            "output.serve: the web view is not served with run.engine 'ray' (the other "
+            "outputs are written); use --engine local to watch a run live"
+        )
     record: dict[str, Any] = {
         "status": "running",
         "started": now_iso(),
