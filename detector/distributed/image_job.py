@@ -13,7 +13,7 @@ import numpy as np
 from detector.config import Config
 from detector.distributed.media import read_image
 from detector.distributed.runner import RayRunner
-from detector.distributed.writing import Progress, Tally, frame_result, stand_in, writer
+from detector.distributed.writing import Tally, frame_result, stand_in, writer
 from detector.fps import RunStats
 from detector.labels import LabelMap
 from detector.outputs import open_outputs
@@ -41,15 +41,17 @@ def run_images(
     engine skips them; ``sinks`` receives the open outputs (for ``run.json``).
     """
     limit = config.run.max_frames
-    progress = Progress(len(files), "images", config.run.fps_interval_s)
     with ExitStack() as outputs:
-        sinks.update(open_outputs(config.output, run_dir, labels, info, outputs))
+        sinks.update(
+            open_outputs(
+                config.output, run_dir, labels, info, outputs, max_frames=config.run.max_frames
+            )
+        )
         write, needs_pixels = writer(config, labels, sinks, stop)
         log.info("running %s (%d images) on Ray → %s", info.uri, len(files), run_dir)
         try:
             for row in runner.images([p for p, _ in files]):
                 path, name = files[int(row["position"])]
-                progress.tick(len(failures))
                 reason = None if row["ok"] else str(row["error"])
                 image: np.ndarray | None = None
                 if reason is None:

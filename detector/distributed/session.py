@@ -3,7 +3,7 @@
 Ray is an optional extra. :func:`import_ray` turns its absence into a usage error (exit 2)
 that quotes the install command. :func:`ray_session` starts a local Ray (or joins a cluster
 by address) with the dashboard off and workers' output kept in Ray's session logs, turns Ray
-Data's console logging and progress bars off (the run shows its own progress), and shuts Ray
+Data's console logging and progress bars off (the run's progress sink shows progress), and shuts Ray
 down on every exit path - unless Ray was already running in this process (tests share one).
 """
 

@@ -4,7 +4,6 @@ outputs (the driver decodes the video itself when an output needs its pixels).""
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from contextlib import ExitStack
 from dataclasses import asdict
@@ -15,7 +14,7 @@ from detector.config import Config
 from detector.distributed.plan import Video
 from detector.distributed.ranges import FrameRange, split_ranges
 from detector.distributed.runner import RayRunner, VideoJob
-from detector.distributed.writing import Progress, Tally, frame_result, stand_in, writer
+from detector.distributed.writing import Tally, frame_result, stand_in, writer
 from detector.errors import SourceError
 from detector.fps import RunStats
 from detector.labels import LabelMap
@@ -67,8 +66,6 @@ def run_videos(
             limit=config.run.max_frames,
         )
         jobs.append(VideoJob(video.path, ranges))
-    total = sum(min(v.info.frame_count or 0, config.run.max_frames or sys.maxsize) for v in videos)
-    progress = Progress(total or None, "frames", config.run.fps_interval_s)
     single = not many
     current: VideoOutput | None = None
     try:
@@ -88,7 +85,6 @@ def run_videos(
                 )
             if isinstance(item, dict):
                 tally.read += 1
-                progress.tick(len(failures))
                 if not current.write(item):
                     break
                 continue
@@ -132,7 +128,9 @@ class VideoOutput:
         self.status = "running"
         self.error: str | None = None
         self.frames = 0
-        self.sinks = open_outputs(config.output, folder, labels, video.info, self.stack)
+        self.sinks = open_outputs(
+            config.output, folder, labels, video.info, self.stack, max_frames=config.run.max_frames
+        )
         self.write_result, needs_pixels = writer(config, labels, self.sinks, stop)
         self.source = (
             self.stack.enter_context(open_source(str(video.path))) if needs_pixels else None

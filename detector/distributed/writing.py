@@ -1,5 +1,5 @@
-"""The driver's writing helpers: results back into ``FrameResult``, the records-only writer,
-the progress lines and the run's numbers."""
+"""The driver's writing helpers: results back into ``FrameResult``, the records-only writer
+and the run's numbers. (Progress is the outputs' own progress sink, as in a local run.)"""
 
 from __future__ import annotations
 
@@ -43,32 +43,6 @@ class RecordWriter:
         finally:
             self.guard.deferring = self.guard.pending
         return not self.guard.pending
-
-
-class Progress:
-    """One progress display: a log line every ``interval_s`` (Ray's own bars are off).
-
-    Rates count from the job's start, the actors' start-up included: results arrive in
-    bursts, so a rate between two bursts would promise too much.
-    """
-
-    def __init__(self, total: int | None, unit: str, interval_s: float) -> None:
-        self.total, self.unit, self.interval_s = total, unit, interval_s
-        self.started = time.monotonic()
-        self.next_s = self.started + interval_s
-        self.done = 0
-
-    def tick(self, failed: int) -> None:
-        now = time.monotonic()
-        self.done += 1
-        if now < self.next_s and self.done != self.total:
-            return
-        self.next_s = now + self.interval_s
-        rate = self.done / max(now - self.started, 1e-9)
-        of = f"/{self.total}" if self.total else ""
-        eta = f", ETA {(self.total - self.done) / rate:.0f} s" if self.total and rate > 0 else ""
-        bad = f" ({failed} unreadable)" if failed else ""
-        log.info("ray: %d%s %s%s, %.1f/s%s", self.done, of, self.unit, bad, rate, eta)
 
 
 class Tally:
