@@ -6,6 +6,7 @@ per engine (module fixtures), and every assertion reads those runs' files.
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -55,7 +56,7 @@ def photo_runs(
     twenty_photos: Path, tmp_path_factory: pytest.TempPathFactory, local_ray: Any
 ) -> dict[str, tuple[int, Path]]:
     tmp = tmp_path_factory.mktemp("photo_runs")
-    common = ("--source", str(twenty_photos), "--no-video")
+    common = ("--source", str(twenty_photos), "--no-video", "--coco", "--csv")
     return {
         "local": _run(tmp, "local", *common),
         "ray": _run(tmp, "ray", *common, "--engine", "ray", "--ray-batch-size", "3"),
@@ -81,6 +82,23 @@ def test_ray_detections_equal_the_local_engines_per_file(
     assert sum(len(r["detections"]) for r in by_name["local"].values()) > 19  # real findings
 
 
+def test_ray_writes_the_same_exports_as_the_local_engine(
+    photo_runs: dict[str, tuple[int, Path]],
+) -> None:
+    (_, local_dir), (_, ray_dir) = photo_runs["local"], photo_runs["ray"]
+    assert (ray_dir / "coco_results.json").read_text() == (
+        local_dir / "coco_results.json"
+    ).read_text()
+
+    def rows(folder: Path) -> list[list[str]]:
+        with (folder / "detections.csv").open(newline="") as f:
+            table = list(csv.reader(f))
+        ts = table[0].index("timestamp_s")
+        return [r[:ts] + r[ts + 1 :] for r in table]
+
+    assert rows(ray_dir) == rows(local_dir) and len(rows(local_dir)) > 20
+
+
 def test_the_corrupt_file_is_reported_and_the_exit_codes_agree(
     photo_runs: dict[str, tuple[int, Path]],
 ) -> None:
@@ -102,7 +120,7 @@ def test_a_video_in_three_ranges_gives_the_local_json_lines(
 ) -> None:
     config = tmp_path / "ray.yml"
     config.write_text("run:\n  ray_ranges_per_video: 3\n")
-    args = ("--source", str(sample_video), "--max-frames", "45")
+    args = ("--source", str(sample_video), "--max-frames", "45", "--mot")
     local_code, local_dir = _run(tmp_path, "local", *args)
     ray_code, ray_dir = _run(tmp_path, "ray", "--config", str(config), *args, "--engine", "ray")
     assert local_code == ray_code == 0
@@ -113,6 +131,7 @@ def test_a_video_in_three_ranges_gives_the_local_json_lines(
     local = [strip(r) for r in _lines(local_dir / "detections.jsonl")]
     ray = [strip(r) for r in _lines(ray_dir / "detections.jsonl")]
     assert len(local) == 45 and ray == local
+    assert (ray_dir / "mot.txt").read_text() == (local_dir / "mot.txt").read_text()
     record = json.loads((ray_dir / "run.json").read_text())
     assert record["videos"][0]["ranges"] == [[0, 15], [15, 30], [30, 45]]
     assert record["outputs"]["video"]["frames"] == 45  # annotated by the driver, in order
