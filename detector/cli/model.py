@@ -108,6 +108,7 @@ def _freeze(args: argparse.Namespace) -> int:
         init_missing=args.init_missing,
         graph=args.graph,
     )
+    report.update(_explain_outputs(args, report["out"]))
     _emit(
         report,
         args.json,
@@ -125,10 +126,44 @@ def _freeze(args: argparse.Namespace) -> int:
                 "nodes",
                 "bytes",
                 "max_diff",
+                *_EXPLAIN_KEYS,
             ),
         ),
     )
     return 0
+
+
+_EXPLAIN_KEYS = ("explain_layer", "explain_fine_layer", "explain_max_diff")
+
+
+def _explain_outputs(args: argparse.Namespace, pb: str) -> dict[str, Any]:
+    """With ``--explain-outputs``: add the explanation outputs to the written ``.pb``."""
+    if not args.explain_outputs:
+        return {}
+    from detector.explain.export import write_explain_outputs
+
+    return write_explain_outputs(
+        pb,
+        layer=args.explain_layer,
+        verify=not args.no_verify,
+        allow_unsafe_ops=args.allow_unsafe_ops,
+    )
+
+
+def _explain_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("explanation outputs (see `python main.py explain --help`)")
+    g.add_argument(
+        "--explain-outputs",
+        action="store_true",
+        help="add named outputs for heat maps: explain/feature_map, explain/grad (the class "
+        "logit's gradient), explain/fine_map, explain/fine_grad, fed explain/anchor and "
+        "explain/column (SSD graphs; .pb only)",
+    )
+    g.add_argument(
+        "--explain-layer",
+        metavar="NAME",
+        help="feature map for explain/feature_map (default: the finest map the heads read)",
+    )
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -186,10 +221,17 @@ def _convert(args: argparse.Namespace) -> int:
                 hint="convert to .pb first, then convert that .pb",
             )
         report = convert_tflite(args.source, args.output, **flags)
-        keys: tuple[str, ...] = ("output", "output_bytes", "nodes", "output_sha256")
+        report.update(_explain_outputs(args, str(args.output)))
+        keys: tuple[str, ...] = ("output", "output_bytes", "nodes", "output_sha256", *_EXPLAIN_KEYS)
     else:
         from detector.tools.convert import convert
 
+        wants = args.to or ("pb" if str(args.output).endswith(".pb") else None)
+        if args.explain_outputs and wants != "pb":
+            raise ConfigError(
+                f"--explain-outputs writes a frozen .pb, not {wants or repr(str(args.output))}",
+                hint="convert to a .pb (-o model.pb) with --explain-outputs",
+            )
         if flags:
             names = ", ".join("--" + k.replace("_", "-") for k in flags)
             raise ConfigError(
@@ -208,6 +250,7 @@ def _convert(args: argparse.Namespace) -> int:
             init_missing=args.init_missing,
             model=args.model,
         )
+        report.update(_explain_outputs(args, str(report["out"])))
         keys = (
             "source_format",
             "target",
@@ -219,6 +262,7 @@ def _convert(args: argparse.Namespace) -> int:
             "variables",
             "initialised",
             "max_diff",
+            *_EXPLAIN_KEYS,
         )
     _emit(report, args.json, _lines(report, keys))
     return 0
@@ -399,6 +443,7 @@ exit codes: 0 described; 1 unreadable (what failed and why); 2 usage;
     )
     p.add_argument("--no-verify", action="store_true", help="skip the probe comparison")
     _init_missing(p)
+    _explain_flags(p)
     _common(p)
     p.set_defaults(func=_freeze)
 
@@ -459,6 +504,7 @@ exit codes: 0 described; 1 unreadable (what failed and why); 2 usage;
   python main.py model convert saved/ -o ckpt/ --to checkpoint
   python main.py model convert ssd.tflite -o frozen_inference_graph.pb --nms-iou 0.5
   python main.py model convert ckpt/ckpt-1 -o m.pb --model my_model.py:build  # tf.train.Checkpoint
+  python main.py model convert frozen.pb -o explainable.pb --explain-outputs
 """,
     )
     p.add_argument("source", help="checkpoint, frozen .pb, SavedModel folder or .tflite")
@@ -491,6 +537,7 @@ exit codes: 0 described; 1 unreadable (what failed and why); 2 usage;
     g.add_argument("--max-detections", type=int, help="detections kept per image")
     g.add_argument("--weights", choices=("uint8", "float"), help="weight storage in the graph")
     g.add_argument("--anchors", choices=("file", "generated"), help="anchor source")
+    _explain_flags(p)
     _common(p)
     p.set_defaults(func=_convert)
 
