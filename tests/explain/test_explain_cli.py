@@ -101,3 +101,14 @@ def test_convert_with_explain_outputs(setup: dict[str, Path], tmp_path: Path) ->
         "saved_model",
         "--explain-outputs",
     ).assert_failed(2, "--explain-outputs")
+
+
+def test_freeze_with_explain_outputs(setup: dict[str, Path], tmp_path: Path) -> None:
+    from detector.tools.unfreeze import unfreeze
+
+    unfreeze(setup["model"], tmp_path / "ckpt", verify=False)  # the detector as a checkpoint
+    pb = tmp_path / "frozen.pb"
+    r = run_cli("model", "freeze", tmp_path / "ckpt", "-o", pb, "--explain-outputs", "--json")
+    r.assert_ok()
+    report = json.loads(r.out)
+    assert report["explain_fine_layer"] == "fine:0" and report["explain_max_diff"] < 1e-4

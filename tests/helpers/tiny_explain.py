@@ -45,7 +45,7 @@ def build_square_detector(path: Path) -> Path:
         cls_b = np.array([0.0, -2.0, -2.0], np.float32)
         boxes, logits, anchors = [], [], []
         for f, n in ((f2, 8), (f3, 4)):
-            b = tf.nn.conv2d(f, tf.zeros([1, 1, 2, 4]), 1, "SAME")
+            b = tf.nn.conv2d(f, tf.constant(np.zeros((1, 1, 2, 4), np.float32)), 1, "SAME")
             k = tf.nn.bias_add(tf.nn.conv2d(f, tf.constant(cls_w), 1, "SAME"), cls_b)
             boxes.append(tf.reshape(b, [-1, n * n, 4]))
             logits.append(tf.reshape(k, [-1, n * n, 3]))
