@@ -43,8 +43,12 @@ def _import_trackers() -> tuple[Any, Any]:
 
 
 def _empty_tracked() -> Detections:
-    return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                      np.zeros(0, np.int32), np.zeros(0, np.int32))
+    return Detections(
+        np.zeros((0, 4), np.float32),
+        np.zeros(0, np.float32),
+        np.zeros(0, np.int32),
+        np.zeros(0, np.int32),
+    )
 
 
 @dataclass
@@ -140,16 +144,22 @@ class ClassTrackers:
                 scores.append(conf[keep])
                 classes.append(np.full(int(keep.sum()), cid, np.int32))
                 ids.append(np.array([self._global_id(cid, int(t)) for t in local[keep]], np.int32))
-                velocities.append(np.array(
-                    [self._velocity(by_local.get(int(t))) for t in local[keep]], np.float32
-                ).reshape(-1, 2))
+                velocities.append(
+                    np.array(
+                        [self._velocity(by_local.get(int(t))) for t in local[keep]], np.float32
+                    ).reshape(-1, 2)
+                )
         if not boxes:
             shown = _empty_tracked()
             self._shown = _Shown(shown, time_s, np.zeros((0, 2), np.float32))
             return shown
         order = np.argsort(-np.concatenate(scores), kind="stable")
-        shown = Detections(np.concatenate(boxes)[order], np.concatenate(scores)[order],
-                           np.concatenate(classes)[order], np.concatenate(ids)[order])
+        shown = Detections(
+            np.concatenate(boxes)[order],
+            np.concatenate(scores)[order],
+            np.concatenate(classes)[order],
+            np.concatenate(ids)[order],
+        )
         self._shown = _Shown(shown, time_s, np.concatenate(velocities)[order])
         return shown
 

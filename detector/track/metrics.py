@@ -6,6 +6,7 @@ Boxes are pixel ``xyxy``. Matching is one-to-one (Hungarian, ``scipy``), same cl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def id_switches(frames: Sequence[Detections], min_iou: float = 0.5) -> int:
     ids differ, both assigned (a track not confirmed yet, id -1, is not a switch).
     """
     switches = 0
-    for prev, cur in zip(frames, frames[1:], strict=False):
+    for prev, cur in pairwise(frames):
         if prev.track_ids is None or cur.track_ids is None:
             raise ValueError("id_switches needs detections with track_ids")
         for i, j in match(prev, cur, min_iou):

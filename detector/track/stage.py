@@ -69,6 +69,10 @@ class TrackStage:
 
     def summary(self) -> dict[str, object]:
         """Numbers for ``run.json``."""
-        return {"tracker": self.settings.kind, "frames": self.frames,
-                "ids": self.tracker.ids_given, "clock": "capture" if self.live else "media",
-                "fps": self.fps}
+        return {
+            "tracker": self.settings.kind,
+            "frames": self.frames,
+            "ids": self.tracker.ids_given,
+            "clock": "capture" if self.live else "media",
+            "fps": self.fps,
+        }
