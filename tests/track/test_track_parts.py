@@ -14,7 +14,7 @@ from detector.errors import ConfigError
 from detector.labels import LabelMap
 from detector.track import TrackSettings, TrackStage
 from detector.track.metrics import covered, id_switches, iou_matrix
-from detector.types import Detections, SourceInfo
+from detector.types import Detections, SourceInfo, SourceKind
 
 
 @pytest.mark.parametrize(
@@ -121,7 +121,7 @@ def test_iou_covered_and_id_switches():
 def test_missing_library_is_a_config_error_with_a_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "trackers", None)  # import trackers -> ImportError
     with pytest.raises(ConfigError) as err:
-        TrackStage(TrackSettings(), SourceInfo("a.avi", "video", False, fps=10.0))
+        TrackStage(TrackSettings(), SourceInfo("a.avi", SourceKind.VIDEO, False, fps=10.0))
     assert "trackers" in str(err.value)
     assert "detect.track: none" in err.value.hint
 

@@ -17,11 +17,11 @@ from helpers.moving_squares import (
 )
 
 from detector.pipeline import PipelineOptions, run_pipeline
-from detector.sinks import JsonlSink
+from detector.outputs.jsonl import JsonlSink
 from detector.sources import open_source
 from detector.track import TrackSettings, TrackStage
 from detector.track.metrics import iou_matrix
-from detector.types import Detections, Frame, FrameResult, SourceInfo
+from detector.types import Detections, Frame, FrameResult, SourceInfo, SourceKind
 
 FRAMES = 40
 GAP = (8, 9, 10)  # the detector misses every square on these frames
@@ -137,7 +137,7 @@ def test_carried_boxes_move_with_the_objects(tmp_path):
 def test_live_source_predicts_at_capture_time_across_dropped_frames():
     """A live source's dropped frames leave a gap in capture time, not in the index."""
     sq = Square((0, 0, 255), 1, (20, 100), (6, 0))  # 6 px a frame at 10 fps: 60 px/s
-    info = SourceInfo("0", "camera", True, 320, 240, 10.0)
+    info = SourceInfo("0", SourceKind.CAMERA, True, 320, 240, 10.0)
     stage = TrackStage(TrackSettings("bytetrack"), info)
     detect = ColourDetector([sq])
     t0 = 1000.0  # monotonic clocks do not start at 0
@@ -157,7 +157,7 @@ def test_live_source_predicts_at_capture_time_across_dropped_frames():
 def test_file_source_uses_media_time_not_read_time():
     """Frames of a file read in a burst still move by index / fps."""
     sq = Square((0, 0, 255), 1, (20, 100), (6, 0))
-    info = SourceInfo("a.avi", "video", False, 320, 240, 10.0, 40)
+    info = SourceInfo("a.avi", SourceKind.VIDEO, False, 320, 240, 10.0, 40)
     stage = TrackStage(TrackSettings("bytetrack"), info)
     detect = ColourDetector([sq])
     for i in range(6):
