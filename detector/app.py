@@ -13,7 +13,7 @@ import os
 import sys
 from contextlib import ExitStack
 from dataclasses import asdict, replace
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from detector.config import Config
 from detector.errors import DetectorError, ModelError, RunInterrupted, StageError
@@ -25,6 +25,10 @@ from detector.pipeline import PipelineOptions, inference_workers, run_pipeline
 from detector.render import Renderer, RenderOptions
 from detector.signals import StopSignals
 from detector.sources import open_source, parse_source
+from detector.types import SourceInfo
+
+if TYPE_CHECKING:
+    from detector.track import TrackStage
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +80,7 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
             open_source(spec, width=config.source.width, height=config.source.height)
         )
         info = source.info
+        track = _track_stage(config, info)  # before the model: a config error comes fast
         workers = inference_workers(info.live, mc.workers)
         threads = intra_op_threads(mc.intra_op_threads, workers)
         common: dict[str, Any] = dict(
@@ -138,7 +143,10 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
                     ),
                     guard=stop,
                 )
-                engine = Engine(model, dc.threshold, class_ids, dc.max_boxes)
+                # ByteTrack also wants the low-score detections: the stage decides what is shown
+                threshold = track.settings.detect_threshold if track else dc.threshold
+                engine = Engine(model, threshold, class_ids, dc.max_boxes)
+                consume = track.wrap(render) if track else render
                 options = PipelineOptions(
                     detect_every=dc.detect_every,
                     workers=workers,
@@ -148,7 +156,7 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
                 )
                 log.info("running %s (%s) → %s", info.uri, info.kind, run_dir)
                 try:
-                    stats = run_pipeline(source, engine, render, options)
+                    stats = run_pipeline(source, engine, consume, options)
                 except (StageError, RunInterrupted) as exc:
                     stats = _counted(exc.stats, render.frames)
                     raise
@@ -171,11 +179,31 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
         finally:
             record["finished"] = now_iso()
             record["outputs"] = describe_outputs(sinks)
+            if track is not None:
+                record["track"] = track.summary()
             record["stats"] = stats.to_dict() if stats is not None else None
             write_json(run_dir / RUN_JSON, record)
             print_summary(out, record, stats, run_dir)
     assert stats is not None
     return stats
+
+
+def _track_stage(config: Config, info: SourceInfo) -> TrackStage | None:
+    """The tracker stage ``detect.track`` asks for, or None (``none``)."""
+    dc = config.detect
+    if dc.track == "none":
+        return None
+    from detector.track import TrackSettings, TrackStage
+
+    settings = TrackSettings(
+        dc.track,
+        threshold=dc.threshold,
+        low_threshold=min(dc.track_low_threshold, dc.threshold),
+        lost_s=dc.track_lost_s,
+        min_iou=dc.track_min_iou,
+    )
+    log.info("tracking with %s (%s clock)", dc.track, "capture" if info.live else "media")
+    return TrackStage(settings, info)
 
 
 def _counted(stats: RunStats | None, written: int) -> RunStats | None:

@@ -17,6 +17,7 @@ examples:
   python main.py --model my/frozen_inference_graph.pb --labels my/label_map.pbtxt
   python main.py --model my/saved_model/ --threshold 0.3 --classes person,car
   python main.py --detect-every 3 --output /tmp/runs --name test
+  python main.py --track --detect-every 4          # ids (person #7), boxes move between runs
 
 Flags override the config's keys (configs/default.yml documents each one).
 Outputs go to a new folder <output>/<name> (never overwritten): annotated.mp4,
@@ -34,6 +35,7 @@ _FLAG_KEYS = {
     "threshold": "detect.threshold",
     "classes": "detect.classes",
     "detect_every": "detect.detect_every",
+    "track": "detect.track",
     "workers": "model.workers",
     "max_frames": "run.max_frames",
     "output": "output.dir",
@@ -88,6 +90,14 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     g.add_argument(
         "--detect-every", metavar="N", help="run the model on every Nth frame, carry boxes between"
+    )
+    g.add_argument(
+        "--track",
+        nargs="?",
+        const="bytetrack",
+        choices=("bytetrack", "sort", "none"),
+        help="follow objects with persistent ids (default tracker: bytetrack); between "
+        "model runs the boxes move with them",
     )
     g.add_argument("--max-frames", metavar="N", help="stop after N frames")
     g = p.add_argument_group("outputs")
