@@ -20,6 +20,8 @@ TARGETS = (
     ("live p95 ms", "live latency p95, 30 fps paced", 40.0, False),
     ("live dropped", "live frames dropped", 0.0, False),
     ("memory growth %", "RSS growth, long run", 5.0, False),
+    ("track coverage N=4", "bytetrack: reference boxes covered, detect_every 4", 0.85, True),
+    ("track coverage N=8", "bytetrack: reference boxes covered, detect_every 8", 0.70, True),
 )
 
 
@@ -91,6 +93,8 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         "live p95 ms": _get(results, "live", "latency_ms_p95"),
         "live dropped": _get(results, "live", "dropped"),
         "memory growth %": _get(results, "memory", "growth_pct"),
+        "track coverage N=4": _get(results, "track", "bytetrack", "coverage", "4"),
+        "track coverage N=8": _get(results, "track", "bytetrack", "coverage", "8"),
     }
     targets = []
     for key, what, goal, higher in TARGETS:
@@ -252,6 +256,7 @@ def format_table(results: dict[str, Any]) -> str:
             f"+ post {_f(sp.get('post_ms'))} ms, "
             f"same outputs as whole: {_f(sp.get('same_outputs'))}"
         )
+    lines.extend(format_tracking(results.get("track")))
     if results.get("targets"):
         lines.append("")
         lines.append("targets")
@@ -263,3 +268,43 @@ def format_table(results: dict[str, Any]) -> str:
     lines.append("")
     lines.append(f"bench took {_f(results.get('elapsed_s'), '{:.0f}')} s")
     return "\n".join(lines)
+
+
+def format_tracking(tr: dict[str, Any] | None) -> list[str]:
+    """The tracking section: coverage per ``detect_every``, id switches, CPU cost."""
+    if not tr:
+        return []
+    every = list(tr.get("static", {}))
+    kinds = [k for k in ("bytetrack", "sort") if k in tr]
+    lines = [
+        "",
+        f"tracking, {tr['frames']} frames of the sample ({_f(tr['reference_per_frame'])} "
+        f"reference boxes a frame, score >= {tr['threshold']:g}): share of the every-frame "
+        "boxes covered",
+        "  on the frames between model runs (same class, IoU >= 0.5)",
+        f"  {'detect_every':<28}" + "".join(f"{'N=' + n:>8}" for n in every),
+        f"  {'static (no tracker)':<28}"
+        + "".join(f"{_f(tr['static'][n], '{:.3f}'):>8}" for n in every),
+    ]
+    for kind in kinds:
+        cov = tr[kind]["coverage"]
+        lines.append(f"  {kind:<28}" + "".join(f"{_f(cov.get(n), '{:.3f}'):>8}" for n in every))
+    for kind in kinds:
+        row = tr[kind]
+        cpu = row["cpu_ms_per_frame"]
+        lines.append(
+            f"  {kind}: {_f(row['id_switches_per_100'], '{:.2f}')} id switches per 100 frames "
+            f"at N=1 ({row['ids']} ids); CPU-ms/frame on the sample "
+            + ", ".join(f"N={n} {_f(v, '{:.2f}')}" for n, v in cpu.items())
+        )
+    cost = tr.get("cost_synthetic")
+    if cost:
+        lines.append(
+            f"  CPU-ms/frame with {cost['objects']} objects in view (synthetic): "
+            + "; ".join(
+                f"{k} " + ", ".join(f"N={n} {_f(v, '{:.2f}')}" for n, v in cost[k].items())
+                for k in kinds
+                if k in cost
+            )
+        )
+    return lines

@@ -15,7 +15,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from detector.benchmarks import live, media, memory, model_speed, split_speed, throughput
+from detector.benchmarks import (
+    live,
+    media,
+    memory,
+    model_speed,
+    split_speed,
+    throughput,
+    tracking,
+)
 from detector.benchmarks.parts import ModelSettings, engine, labels_for, load, rgb_batch
 from detector.benchmarks.system import machine_info, median_run
 
@@ -31,6 +39,7 @@ SECTIONS = (
     "live",
     "memory",
     "split",
+    "track",
 )
 
 
@@ -46,6 +55,8 @@ class BenchOptions:
         repeats: Repeats of each throughput measurement (medians reported).
         live_fps: Rate of the paced live source.
         live_frames: Frames of the live run.
+        track_frames: Frames of the sample the tracking section runs the model on
+            (``None``: the whole video).
         memory_frames: ``(first, last)`` frame counts at which RSS is read.
         cache_dir: Where made videos are kept between runs.
         sections: Which measurements to run (``SECTIONS``).
@@ -58,6 +69,7 @@ class BenchOptions:
     repeats: int = 3
     live_fps: float = 30.0
     live_frames: int = 300
+    track_frames: int | None = None
     memory_frames: tuple[int, int] = (1000, 10000)
     cache_dir: Path = Path(".cache/bench")
     sections: frozenset[str] = field(default_factory=lambda: frozenset(SECTIONS))
@@ -251,6 +263,19 @@ def run_bench(
                 intra_op_threads=settings.intra_op_threads,
                 inter_op_threads=settings.inter_op_threads,
                 precision=str(settings.extra.get("precision", "auto")),
+            )
+        if "track" in want:
+            from detector.engine import Engine
+            from detector.track import TrackSettings
+
+            # the model's output down to ByteTrack's low threshold, every class
+            low = TrackSettings(threshold=settings.threshold).detect_threshold
+            results["track"] = tracking.tracking_bench(
+                sample.path,
+                Engine(model, low, None, settings.max_boxes),
+                settings.threshold,
+                opts.track_frames,
+                progress,
             )
     finally:
         model.close()

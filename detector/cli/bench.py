@@ -29,6 +29,10 @@ from its frames, cached in .cache/bench/):
   live             a source paced at 30 fps, keep-newest: capture-to-output latency, drops
   memory           RSS after 1,000 vs 10,000 frames
   split            network and post-processing sub-graphs in two threads
+  track            every frame of the sample through the model once (reference), then
+                   replayed at detect_every 2/4/8: share of reference boxes covered on the
+                   frames between model runs, static carrying vs bytetrack and sort; id
+                   switches per 100 frames at N=1; tracker CPU-ms per frame (~20 objects)
 then the ratios (pipeline/bare, pipeline/naive, pipeline/CPU budget, ours/TFLite,
 detect_every gains) and each target of docs/PERFORMANCE.md: met, or missed by how much.
 
@@ -37,6 +41,7 @@ examples:
   python main.py bench --quick                # short run for CI (< 2 min)
   python main.py bench --quick --json runs/bench.json
   python main.py bench --only model,tflite    # just the model latency columns
+  python main.py bench --only track           # tracking coverage, id switches, cost (~1 min)
   python main.py bench --workers 1 --intra-op-threads 2
 """
 
@@ -91,7 +96,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument(
         "--only",
         metavar="LIST",
-        help="comma list of: model,tflite,naive,pipeline,workers,detect_every,live,memory,split",
+        help="comma list of: model,tflite,naive,pipeline,workers,detect_every,live,memory,split,"
+        "track",
     )
     p.add_argument("--intra-op-threads", type=int, help="override model.intra_op_threads")
     p.add_argument("--inter-op-threads", type=int, help="override model.inter_op_threads")
@@ -184,6 +190,7 @@ def handle(args: argparse.Namespace) -> int:
         warmup=min(5 if quick else 20, max(1, frames // 4)),
         repeats=args.repeats or (1 if quick else 3),
         live_frames=60 if quick else 300,
+        track_frames=200 if quick else None,
         memory_frames=(mem[0], mem[1]),
         cache_dir=args.cache_dir,
         sections=sections,
