@@ -96,3 +96,7 @@ def v1v2(tf, tmp_path) -> Callable[..., Path]:
         return save_v1v2(tf, folder, resource=resource, step=step)
 
     return make
+
+
+# The headless browser fixtures (``browser``, ``page``) for every test.
+pytest_plugins = ["helpers.browser"]
