@@ -201,9 +201,15 @@ def _track_stage(config: Config, info: SourceInfo) -> TrackStage | None:
         low_threshold=min(dc.track_low_threshold, dc.threshold),
         lost_s=dc.track_lost_s,
         min_iou=dc.track_min_iou,
+        motion=dc.track_motion,
     )
-    log.info("tracking with %s (%s clock)", dc.track, "capture" if info.live else "media")
-    return TrackStage(settings, info)
+    log.info(
+        "tracking with %s, %s motion (%s clock)",
+        dc.track,
+        dc.track_motion,
+        "capture" if info.live else "media",
+    )
+    return TrackStage(settings, info, detect_every=dc.detect_every)
 
 
 def _counted(stats: RunStats | None, written: int) -> RunStats | None:

@@ -275,7 +275,12 @@ def format_tracking(tr: dict[str, Any] | None) -> list[str]:
     if not tr:
         return []
     every = list(tr.get("static", {}))
-    kinds = [k for k in ("bytetrack", "sort") if k in tr]
+    names = {
+        "bytetrack": "bytetrack, flow motion",
+        "bytetrack_kalman": "bytetrack, Kalman only",
+        "sort": "sort, flow motion",
+    }
+    kinds = [k for k in names if k in tr]
     lines = [
         "",
         f"tracking, {tr['frames']} frames of the sample ({_f(tr['reference_per_frame'])} "
@@ -288,13 +293,15 @@ def format_tracking(tr: dict[str, Any] | None) -> list[str]:
     ]
     for kind in kinds:
         cov = tr[kind]["coverage"]
-        lines.append(f"  {kind:<28}" + "".join(f"{_f(cov.get(n), '{:.3f}'):>8}" for n in every))
+        lines.append(
+            f"  {names[kind]:<28}" + "".join(f"{_f(cov.get(n), '{:.3f}'):>8}" for n in every)
+        )
     for kind in kinds:
         row = tr[kind]
         cpu = row["cpu_ms_per_frame"]
         lines.append(
-            f"  {kind}: {_f(row['id_switches_per_100'], '{:.2f}')} id switches per 100 frames "
-            f"at N=1 ({row['ids']} ids); CPU-ms/frame on the sample "
+            f"  {names[kind]}: {_f(row['id_switches_per_100'], '{:.2f}')} id switches per 100 "
+            f"frames at N=1 ({row['ids']} ids); CPU-ms/frame on the sample "
             + ", ".join(f"N={n} {_f(v, '{:.2f}')}" for n, v in cpu.items())
         )
     cost = tr.get("cost_synthetic")
@@ -302,7 +309,7 @@ def format_tracking(tr: dict[str, Any] | None) -> list[str]:
         lines.append(
             f"  CPU-ms/frame with {cost['objects']} objects in view (synthetic): "
             + "; ".join(
-                f"{k} " + ", ".join(f"N={n} {_f(v, '{:.2f}')}" for n, v in cost[k].items())
+                f"{names[k]} " + ", ".join(f"N={n} {_f(v, '{:.2f}')}" for n, v in cost[k].items())
                 for k in kinds
                 if k in cost
             )

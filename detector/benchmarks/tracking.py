@@ -17,7 +17,7 @@ the app's threshold). A run with ``detect_every N`` sees the same detections on 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,20 +57,39 @@ def reference_detections(
     return out, float(fps)
 
 
+def decoded(video: Path, limit: int) -> Iterator[np.ndarray]:
+    """The first ``limit`` frames of ``video``, one at a time (BGR)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    try:
+        for _ in range(limit):
+            ok, img = cap.read()
+            if not ok:
+                return
+            yield img
+    finally:
+        cap.release()
+
+
 def replay(
-    stage: Any, frames: Sequence[Detections], every: int, threshold: float
+    stage: Any,
+    frames: Sequence[Detections],
+    images: Iterable[np.ndarray],
+    every: int,
+    threshold: float,
 ) -> tuple[list[Detections], float]:
     """Feed the stage as the pipeline would with ``detect_every``; shown detections and
-    the stage's mean CPU ms per frame."""
+    the stage's mean CPU ms per frame (thread time)."""
     shown: list[Detections] = []
     cpu_s = 0.0
-    for i in range(len(frames)):
+    for i, image in zip(range(len(frames)), images, strict=False):
         k = i - i % every
-        result = FrameResult(Frame(i, 0.0, _BLANK), frames[k].filter(threshold), i == k, k)
+        result = FrameResult(Frame(i, 0.0, image), frames[k].filter(threshold), i == k, k)
         t0 = time.thread_time()
         shown.append(stage(result).detections)
         cpu_s += time.thread_time() - t0
-    return shown, cpu_s * 1e3 / max(1, len(frames))
+    return shown, cpu_s * 1e3 / max(1, len(shown))
 
 
 def coverage(
@@ -94,14 +113,27 @@ def _carried(reference: Sequence[Detections], every: int) -> Callable[[int], Det
     return shown
 
 
+VARIANTS = {
+    "bytetrack": ("bytetrack", "flow"),
+    "bytetrack_kalman": ("bytetrack", "kalman"),
+    "sort": ("sort", "flow"),
+}
+"""Reported name → (tracker, motion)."""
+
+
 def tracking_quality(
+    video: Path,
     frames_low: Sequence[Detections],
     fps: float,
     threshold: float,
-    kinds: Sequence[str] = KINDS,
+    variants: dict[str, tuple[str, str]] = VARIANTS,
     every: Sequence[int] = EVERY,
 ) -> dict[str, Any]:
-    """Coverage for static carrying and each tracker at each N; id switches at N = 1."""
+    """Coverage for static carrying and each tracker at each N; id switches at N = 1.
+
+    ``frames_low`` are the model's detections of the first frames of ``video`` (which is
+    decoded again for each replay: the flow motion reads the pixels).
+    """
     from detector.track import TrackSettings, TrackStage
 
     reference = [d.filter(threshold) for d in frames_low]
@@ -114,58 +146,92 @@ def tracking_quality(
         "reference_per_frame": float(np.mean([len(d) for d in reference])) if n else 0.0,
         "static": {str(k): coverage(reference, _carried(reference, k), k) for k in every},
     }
-    for kind in kinds:
-        settings = TrackSettings(kind, threshold=threshold)
+    for name, (kind, motion) in variants.items():
+        settings = TrackSettings(kind, threshold=threshold, motion=motion)
         row: dict[str, Any] = {"coverage": {}, "cpu_ms_per_frame": {}}
         for k in (1, *every):
-            stage = TrackStage(settings, info)
-            shown, cpu_ms = replay(stage, frames_low, k, settings.detect_threshold)
+            stage = TrackStage(settings, info, detect_every=k)
+            shown, cpu_ms = replay(
+                stage, frames_low, decoded(video, n), k, settings.detect_threshold
+            )
             row["cpu_ms_per_frame"][str(k)] = cpu_ms
             if k == 1:
                 row["id_switches_per_100"] = 100.0 * id_switches(shown) / max(1, n)
                 row["ids"] = stage.tracker.ids_given
             else:
                 row["coverage"][str(k)] = coverage(reference, shown.__getitem__, k)
-        out[kind] = row
+        out[name] = row
     return out
 
 
-def synthetic_scene(
-    objects: int, frames: int, size: tuple[int, int] = (1280, 720), seed: int = 0
-) -> list[Detections]:
-    """``objects`` boxes of two classes moving at constant speed with 2 px of jitter."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    start = rng.uniform([0, 0], [w - 60, h - 120], (objects, 2))
-    velocity = rng.uniform(-4, 4, (objects, 2))
-    dims = rng.uniform([30, 60], [60, 120], (objects, 2))
-    classes = np.where(np.arange(objects) % 4 == 0, 3, 1)
-    out = []
-    for i in range(frames):
-        xy = start + velocity * i
+class SyntheticScene:
+    """``objects`` textured boxes of two classes moving at constant speed over a textured
+    background, and detections of them with 2 px of jitter (what a model would report).
+
+    Frames are drawn on demand (``image(i)``) so a long scene costs no memory.
+    """
+
+    def __init__(
+        self, objects: int, frames: int, size: tuple[int, int] = (1280, 720), seed: int = 0
+    ) -> None:
+        rng = np.random.default_rng(seed)
+        self.size = size
+        w, h = size
+        self.background = rng.integers(0, 256, (h, w, 3), np.uint8)
+        self.start = rng.uniform([0, 0], [w - 60, h - 120], (objects, 2))
+        self.velocity = rng.uniform(-4, 4, (objects, 2))
+        self.dims = rng.uniform([30, 60], [60, 120], (objects, 2)).astype(int)
+        self.textures = [rng.integers(0, 256, (d[1], d[0], 3), np.uint8) for d in self.dims]
+        classes = np.where(np.arange(objects) % 4 == 0, 3, 1)
+        self.detections = []
+        for i in range(frames):
+            xy = self._xy(i)
+            boxes = np.hstack([xy, xy + self.dims]) + rng.normal(0, 2, (objects, 4))
+            scores = rng.uniform(0.55, 0.95, objects)
+            self.detections.append(Detections(boxes, scores, classes))
+
+    def _xy(self, i: int) -> np.ndarray:
+        w, h = self.size
+        xy = self.start + self.velocity * i
         xy[:, 0] %= w - 60  # wrap around so they stay in view
         xy[:, 1] %= h - 120
-        boxes = np.hstack([xy, xy + dims]) + rng.normal(0, 2, (objects, 4))
-        scores = rng.uniform(0.55, 0.95, objects)
-        out.append(Detections(boxes, scores, classes))
-    return out
+        return xy
+
+    def image(self, i: int) -> np.ndarray:
+        img = self.background.copy()
+        for (x, y), tex in zip(self._xy(i).astype(int), self.textures, strict=True):
+            img[y : y + tex.shape[0], x : x + tex.shape[1]] = tex
+        return img
+
+    def images(self) -> Iterator[np.ndarray]:
+        for i in range(len(self.detections)):
+            yield self.image(i)
 
 
 def tracking_cost(
     objects: int = 20,
-    frames: int = 300,
-    kinds: Sequence[str] = KINDS,
+    frames: int = 120,
+    variants: dict[str, tuple[str, str]] = VARIANTS,
     every: Sequence[int] = (1, 4),
 ) -> dict[str, Any]:
-    """CPU ms per frame of the stage with ``objects`` objects in view (synthetic scene)."""
+    """CPU ms per frame of the stage with ``objects`` objects in view (synthetic 720p)."""
     from detector.track import TrackSettings, TrackStage
 
-    scene = synthetic_scene(objects, frames)
+    scene = SyntheticScene(objects, frames)
     info = SourceInfo("synthetic", SourceKind.VIDEO, False, fps=30.0, frame_count=frames)
-    out: dict[str, Any] = {"objects": objects, "frames": frames}
-    for kind in kinds:
-        settings = TrackSettings(kind)
-        out[kind] = {str(k): replay(TrackStage(settings, info), scene, k, 0.0)[1] for k in every}
+    out: dict[str, Any] = {"objects": objects, "frames": frames, "size": list(scene.size)}
+    for name, (kind, motion) in variants.items():
+        settings = TrackSettings(kind, motion=motion)
+        out[name] = {
+            str(k): replay(
+                TrackStage(settings, info, detect_every=k),
+                scene.detections,
+                scene.images(),
+                k,
+                0.0,
+            )[1]
+            for k in every
+        }
     return out
 
 
@@ -182,7 +248,7 @@ def tracking_bench(
     frames_low, fps = reference_detections(video, detect_low, max_frames)
     reference_s = time.perf_counter() - t0
     progress(f"track: replaying {len(frames_low)} frames at detect_every {EVERY}")
-    out = tracking_quality(frames_low, fps, threshold)
+    out = tracking_quality(video, frames_low, fps, threshold)
     out["reference_run_s"] = reference_s
     out["cost_synthetic"] = tracking_cost()
     return out

@@ -163,6 +163,12 @@ class ClassTrackers:
         self._shown = _Shown(shown, time_s, np.concatenate(velocities)[order])
         return shown
 
+    @property
+    def velocity_px_s(self) -> np.ndarray:
+        """``(N, 2)`` centre velocity (pixels per second) of the rows the last update showed;
+        zero for rows without a track."""
+        return self._shown.velocity_px_s if self._shown else np.zeros((0, 2), np.float32)
+
     def predict(self, time_s: float) -> Detections:
         """The last run's rows at ``time_s``: tracked boxes moved by their velocity.
 

@@ -9,6 +9,9 @@ from detector.errors import ConfigError
 TRACKERS = ("bytetrack", "sort")
 """Tracker kinds (``none`` turns the stage off and is not a kind)."""
 
+MOTIONS = ("flow", "kalman")
+"""How boxes move between model runs."""
+
 # The libraries' own defaults for the IoU a match needs: ByteTrack matches loosely (its Kalman
 # prediction carries the box), SORT more strictly (its one stage has no low-score rescue).
 _DEFAULT_MIN_IOU = {"bytetrack": 0.1, "sort": 0.3}
@@ -30,6 +33,10 @@ class TrackSettings:
             retired (an object that comes back later gets a new id).
         min_iou: IoU a detection needs with a track's predicted box to extend it; ``None``
             takes the tracker's own default (ByteTrack 0.1, SORT 0.3).
+        motion: How boxes move on the frames between model runs: ``flow`` (by the optical
+            flow of the pixels inside each box, the Kalman velocity where too few pixels
+            can be followed) or ``kalman`` (by the track's Kalman velocity alone, no pixels
+            read).
     """
 
     kind: str = "bytetrack"
@@ -37,12 +44,17 @@ class TrackSettings:
     low_threshold: float = 0.1
     lost_s: float = 1.0
     min_iou: float | None = None
+    motion: str = "flow"
 
     def __post_init__(self) -> None:
         if self.kind not in TRACKERS:
             raise ConfigError(
                 f"unknown tracker '{self.kind}'",
                 hint=f"choose one of: {', '.join(TRACKERS)} (or none to turn tracking off)",
+            )
+        if self.motion not in MOTIONS:
+            raise ConfigError(
+                f"unknown tracker motion '{self.motion}'", hint=f"choose {' or '.join(MOTIONS)}"
             )
         for name in ("threshold", "low_threshold"):
             value = getattr(self, name)

@@ -42,13 +42,31 @@ def crossing_squares() -> list[Square]:
     ]
 
 
+TEXTURE_STEP = 30  # dark blocks are the colour minus this (within the detector's tolerance)
+
+
+def texture(sq: Square, block_px: int = 8) -> np.ndarray:
+    """The square's pixels: its colour in a fixed random pattern of 8 px light and dark
+    blocks that moves with it (so optical flow has corners to follow)."""
+    rng = np.random.default_rng(sum(sq.color_bgr))
+    blocks = -(-sq.size // block_px)
+    dark = np.kron(rng.integers(0, 2, (blocks, blocks)), np.ones((block_px, block_px)))
+    dark = dark[: sq.size, : sq.size, None].astype(np.int16)
+    color = np.array(sq.color_bgr, np.int16)
+    return (color - dark * TEXTURE_STEP * (color > 0)).clip(0, 255).astype(np.uint8)
+
+
 def draw_squares(squares: Sequence[Square], index: int, size: tuple[int, int]) -> np.ndarray:
-    """Frame ``index``: the squares on black, later squares drawn over earlier ones."""
+    """Frame ``index``: the textured squares on black, later squares drawn over earlier ones."""
     w, h = size
     img = np.zeros((h, w, 3), np.uint8)
     for sq in squares:
-        x1, y1, x2, y2 = (round(float(v)) for v in sq.box(index))
-        img[max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0)] = sq.color_bgr
+        x1, y1 = (round(float(v)) for v in sq.box(index)[:2])
+        tex = texture(sq)
+        x2, y2 = min(w, x1 + sq.size), min(h, y1 + sq.size)  # the part inside the image
+        cx, cy = max(x1, 0), max(y1, 0)
+        if x2 > cx and y2 > cy:
+            img[cy:y2, cx:x2] = tex[cy - y1 : y2 - y1, cx - x1 : x2 - x1]
     return img
 
 
@@ -71,7 +89,8 @@ def write_squares_video(
 
 
 class ColourDetector:
-    """Finds each square by its colour: the box around its visible pixels, score 0.9.
+    """Finds each square by its colour (light or dark blocks): the box around its visible
+    pixels, score 0.9.
 
     Args:
         squares: The squares (their colours and class ids).
@@ -94,7 +113,11 @@ class ColourDetector:
         img = frame.image.astype(np.int16)
         boxes, classes = [], []
         for sq in self.squares:
-            near = np.all(np.abs(img - np.array(sq.color_bgr, np.int16)) <= self.tolerance, axis=2)
+            color = np.array(sq.color_bgr, np.int16)
+            dark = color - TEXTURE_STEP * (color > 0)
+            near = np.all(np.abs(img - color) <= self.tolerance, axis=2) | np.all(
+                np.abs(img - dark) <= self.tolerance, axis=2
+            )
             ys, xs = np.nonzero(near)
             if len(xs) < 20:  # hidden (or a few stray pixels)
                 continue

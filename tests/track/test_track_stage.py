@@ -16,8 +16,8 @@ from helpers.moving_squares import (
     write_squares_video,
 )
 
-from detector.pipeline import PipelineOptions, run_pipeline
 from detector.outputs.jsonl import JsonlSink
+from detector.pipeline import PipelineOptions, run_pipeline
 from detector.sources import open_source
 from detector.track import TrackSettings, TrackStage
 from detector.track.metrics import iou_matrix
@@ -29,11 +29,13 @@ SIZE = (320, 240)
 TIMEOUT_S = 60.0
 
 
-def run_tracked(video, squares, kind: str, every: int = 1, missing=(), jsonl=None):
-    """The sample pipeline on ``video`` with the stage in front of ``consume``."""
+def run_tracked(
+    video, squares, kind: str, every: int = 1, missing=(), jsonl=None, motion: str = "flow"
+):
+    """The pipeline on ``video`` with the stage in front of ``consume``: results, stage."""
     results: list[FrameResult] = []
     with open_source(str(video)) as source:
-        stage = TrackStage(TrackSettings(kind), source.info)
+        stage = TrackStage(TrackSettings(kind, motion=motion), source.info, detect_every=every)
 
         def consume(result: FrameResult) -> bool:
             results.append(result)
@@ -60,7 +62,7 @@ def run_tracked(video, squares, kind: str, every: int = 1, missing=(), jsonl=Non
         assert not thread.is_alive(), "pipeline did not finish"
     if "error" in out:
         raise out["error"]  # type: ignore[misc]
-    return results
+    return results, stage
 
 
 def owner(squares: list[Square], index: int, box: np.ndarray) -> int:
@@ -84,7 +86,7 @@ def ids_per_square(squares, results) -> dict[int, set[int]]:
 def test_ids_stable_through_a_gap_and_a_crossing(tmp_path, kind):
     squares = crossing_squares()
     video = write_squares_video(tmp_path / "squares.avi", squares, FRAMES, size=SIZE)
-    results = run_tracked(video, squares, kind, missing=GAP)
+    results, _ = run_tracked(video, squares, kind, missing=GAP)
     assert [r.frame.index for r in results] == list(range(FRAMES))
     # the gap is real: nothing shown on the missed frames
     assert all(len(results[i].detections) == 0 for i in GAP)
@@ -100,11 +102,17 @@ def test_ids_stable_through_a_gap_and_a_crossing(tmp_path, kind):
             assert (r.detections.track_ids >= 1).all(), (r.frame.index, r.detections)
 
 
-def test_carried_boxes_move_with_the_objects(tmp_path):
+@pytest.mark.parametrize("motion", ["flow", "kalman"])
+def test_carried_boxes_move_with_the_objects(tmp_path, motion):
     squares = crossing_squares()
     video = write_squares_video(tmp_path / "squares.avi", squares, FRAMES, size=SIZE)
     every = 4
-    results = run_tracked(video, squares, "bytetrack", every=every)
+    results, stage = run_tracked(video, squares, "bytetrack", every=every, motion=motion)
+    summary = stage.summary()
+    if motion == "flow":  # the pixels moved the boxes (textured squares)
+        assert summary["carried_boxes_moved_by_flow"] > 0.9 * 3 * (FRAMES - FRAMES // every)
+    else:
+        assert summary["carried_boxes_moved_by_flow"] == 0
     reference = ColourDetector(squares)  # what the detector would have found on every frame
     tracked_ious: list[float] = []
     static_ious: list[float] = []
@@ -175,7 +183,7 @@ def test_track_ids_in_json_lines(tmp_path):
     video = write_squares_video(tmp_path / "squares.avi", squares, FRAMES, size=SIZE)
     path = tmp_path / "detections.jsonl"
     with JsonlSink(path, None, str(video)) as sink:
-        results = run_tracked(video, squares, "bytetrack", every=2, missing=GAP, jsonl=sink)
+        results, _ = run_tracked(video, squares, "bytetrack", every=2, missing=GAP, jsonl=sink)
     lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     assert [rec["frame"] for rec in lines] == list(range(FRAMES))
     for rec, r in zip(lines, results, strict=True):
