@@ -18,6 +18,9 @@ examples:
   python main.py --model my/saved_model/ --threshold 0.3 --classes person,car
   python main.py --detect-every 3 --output /tmp/runs --name test
   python main.py --track --detect-every 4          # ids (person #7), boxes move between runs
+  python main.py --source samples/vtest.avi --serve 8080   # watch at http://127.0.0.1:8080/
+  python main.py --source rtsp://cam1/live --source rtsp://cam2/live --serve 0.0.0.0:8080
+  python main.py --source clips/                   # a folder of videos: runs/clips/<video>/ each
 
 Flags override the config's keys (configs/default.yml documents each one).
 Outputs go to a new folder <output>/<name> (never overwritten): annotated.mp4,
@@ -45,6 +48,7 @@ _FLAG_KEYS = {
     "images": "output.images",
     "jsonl": "output.jsonl",
     "hud": "output.hud",
+    "serve": "output.serve",
     "device": "model.device",
     "allow_unsafe_ops": "model.allow_unsafe_ops",
 }
@@ -66,7 +70,10 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     g.add_argument(
         "--source",
         metavar="URI",
-        help="camera index (0), video file, rtsp:// or http(s):// URL, image folder, glob or image",
+        action="append",
+        help="camera index (0), video file, rtsp:// or http(s):// URL, image folder, glob or "
+        "image, or a folder of videos (one run each); give it several times for several "
+        "sources in one run (one model, a sub-folder each)",
     )
     g.add_argument(
         "--model", metavar="PATH", help="frozen .pb, SavedModel folder or checkpoint folder"
@@ -106,6 +113,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         action=argparse.BooleanOptionalAction,
         default=None,
         help="show a window (q or Esc quits); with no display the run goes on disk-only",
+    )
+    g.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="serve a live page of every source at http://HOST:PORT/ (HOST 127.0.0.1 unless "
+        "given; 0.0.0.0 shares it with the network, without authentication)",
     )
     g.add_argument("--output", metavar="DIR", help="folder holding the run folders (runs/)")
     g.add_argument("--name", metavar="NAME", help="run folder name (default: the source's)")

@@ -51,6 +51,11 @@ def _empty_tracked() -> Detections:
     )
 
 
+def require_trackers() -> None:
+    """Raise the ``ConfigError`` of a missing tracking library now (before a model loads)."""
+    _import_trackers()
+
+
 @dataclass
 class _Shown:
     """The rows shown for the last model run, and how to move them until the next."""
