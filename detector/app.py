@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from detector.config import Config
-from detector.errors import DetectorError, ModelError, RunInterrupted, SourceError, StageError
+from detector.errors import (
+    ConfigError,
+    DetectorError,
+    ModelError,
+    RunInterrupted,
+    SourceError,
+    StageError,
+)
 from detector.fps import RunStats
 from detector.labels import LabelMap, load_label_map
 from detector.outputs import RUN_JSON, describe_outputs, make_run_dir, open_outputs, write_json
@@ -66,6 +73,17 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
         KeyboardInterrupt: Ctrl-C or SIGTERM, after the outputs were finalized and
             ``run.json`` written (exit 130).
     """
+    if config.run.engine == "ray":  # the same run on a pool of Ray actors
+        from detector.distributed.driver import run_ray
+
+        if config.detect.track != "none":  # actors see frame ranges, not one ordered stream
+            raise ConfigError(
+                f"detect.track '{config.detect.track}' cannot run with run.engine 'ray'",
+                hint="a tracker follows one source's frames in order: use --engine local, "
+                "or set detect.track: none",
+            )
+
+        return run_ray(config, out=out)
     out = out if out is not None else sys.stdout
     mc = config.model
     from detector.model.loader import model_path_exists

@@ -133,6 +133,13 @@ class RunConfig:
     max_frames: int | None = _f(None, "int", null=True, lo=1)
     fps_interval_s: float = _f(5.0, "float", lo=0.0, lo_open=True)
     warmup_frames: int = _f(2, "int", lo=0)
+    engine: str = _f("local", "enum", choices=("local", "ray"))
+    ray_address: str | None = _f(None, "str", null=True)
+    ray_actors: int = _f(2, "int", lo=1)
+    ray_batch_size: int = _f(8, "int", lo=1)
+    ray_cpus_per_actor: float = _f(1.0, "float", lo=0.0)
+    ray_gpus_per_actor: float = _f(0.0, "float", lo=0.0)
+    ray_ranges_per_video: int = _f(0, "int", lo=0)
 
 
 SECTIONS: dict[str, type] = {

@@ -256,6 +256,10 @@ def format_table(results: dict[str, Any]) -> str:
             f"+ post {_f(sp.get('post_ms'))} ms, "
             f"same outputs as whole: {_f(sp.get('same_outputs'))}"
         )
+    if results.get("ray_engine"):
+        from detector.benchmarks.ray_engine import format_lines
+
+        lines += format_lines(results["ray_engine"])
     lines.extend(format_tracking(results.get("track")))
     if results.get("targets"):
         lines.append("")

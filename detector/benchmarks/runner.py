@@ -39,6 +39,7 @@ SECTIONS = (
     "live",
     "memory",
     "split",
+    "ray",
     "track",
 )
 
@@ -58,6 +59,7 @@ class BenchOptions:
         track_frames: Frames of the sample the tracking section runs the model on
             (``None``: the whole video).
         memory_frames: ``(first, last)`` frame counts at which RSS is read.
+        ray_images: Folder sizes of the local vs Ray runs (``ray`` section).
         cache_dir: Where made videos are kept between runs.
         sections: Which measurements to run (``SECTIONS``).
     """
@@ -73,6 +75,7 @@ class BenchOptions:
     memory_frames: tuple[int, int] = (1000, 10000)
     cache_dir: Path = Path(".cache/bench")
     sections: frozenset[str] = field(default_factory=lambda: frozenset(SECTIONS))
+    ray_images: tuple[int, int] = (50, 200)
 
 
 def _progress(msg: str) -> None:
@@ -90,7 +93,9 @@ def run_bench(
         f"{sample.height}p", sample.path, sample.width, sample.height, sample.fps, sample.frames
     )
     videos = [sample] + [
-        media.make_scaled(sample, h, opts.frames, opts.cache_dir) for h in opts.sizes
+        media.make_scaled(sample, h, opts.frames, opts.cache_dir)
+        for h in opts.sizes
+        if want - {"ray"}  # the engines' comparison alone needs no video
     ]
     labels = labels_for(settings)
     results: dict[str, Any] = {
@@ -107,6 +112,10 @@ def run_bench(
         "videos": {},
     }
     tmp = Path(tempfile.mkdtemp(prefix="detector-bench-"))
+    if want <= {"ray"}:  # only the engines' comparison: no model or video needed here
+        _ray(results, opts, tmp, progress)
+        results["elapsed_s"] = time.perf_counter() - t_start
+        return results
     progress(f"loading {settings.path}")
     model = load(settings)  # as the app: one session shared by the workers
     results["settings"]["device"] = getattr(model, "device", "?")
@@ -281,8 +290,23 @@ def run_bench(
         model.close()
         if each is not None:
             each.close()
+    if "ray" in want:
+        _ray(results, opts, tmp, progress)
     results["elapsed_s"] = time.perf_counter() - t_start
     return results
+
+
+def _ray(
+    results: dict[str, Any], opts: BenchOptions, tmp: Path, progress: Callable[[str], None]
+) -> None:
+    from detector.benchmarks import ray_engine
+    from detector.fetch.assets import PHOTOS_DIR
+
+    small, big = opts.ray_images
+    progress(f"ray engine vs local: {small} and {big} images, each engine in its own process")
+    results["ray_engine"] = ray_engine.ray_vs_local(
+        PHOTOS_DIR, opts.ray_images, opts.cache_dir, tmp / "ray", repeats=min(opts.repeats, 2)
+    )
 
 
 def media_frame(image: Any) -> Any:

@@ -21,6 +21,8 @@ examples:
   python main.py --source samples/vtest.avi --serve 8080   # watch at http://127.0.0.1:8080/
   python main.py --source rtsp://cam1/live --source rtsp://cam2/live --serve 0.0.0.0:8080
   python main.py --source clips/                   # a folder of videos: runs/clips/<video>/ each
+  python main.py --source photos/ --images --engine ray --ray-actors 4   # on Ray actors
+  python main.py --source clips/ --engine ray --ray-address 10.0.0.5:6379   # on a cluster
 
 Flags override the config's keys (configs/default.yml documents each one).
 Outputs go to a new folder <output>/<name> (never overwritten): annotated.mp4,
@@ -51,6 +53,12 @@ _FLAG_KEYS = {
     "serve": "output.serve",
     "device": "model.device",
     "allow_unsafe_ops": "model.allow_unsafe_ops",
+    "engine": "run.engine",
+    "ray_address": "run.ray_address",
+    "ray_actors": "run.ray_actors",
+    "ray_batch_size": "run.ray_batch_size",
+    "ray_cpus_per_actor": "run.ray_cpus_per_actor",
+    "ray_gpus_per_actor": "run.ray_gpus_per_actor",
 }
 
 
@@ -107,6 +115,19 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "model runs the boxes move with them",
     )
     g.add_argument("--max-frames", metavar="N", help="stop after N frames")
+    g = p.add_argument_group("engine (image folders, globs, videos)")
+    g.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        help="local threads (default) or a pool of Ray actors, local or on a cluster",
+    )
+    g.add_argument(
+        "--ray-address", metavar="ADDR", help="join this Ray cluster (host:6379 or auto)"
+    )
+    g.add_argument("--ray-actors", metavar="N", help="Ray actors, one model copy each")
+    g.add_argument("--ray-batch-size", metavar="N", help="image files per actor call")
+    g.add_argument("--ray-cpus-per-actor", metavar="N", help="CPUs Ray reserves per actor")
+    g.add_argument("--ray-gpus-per-actor", metavar="N", help="GPUs Ray reserves per actor")
     g = p.add_argument_group("outputs")
     g.add_argument(
         "--show",

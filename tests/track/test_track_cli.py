@@ -60,3 +60,9 @@ def test_bad_track_settings_exit_2(tmp_path):
     run_cli("--config", config, "--output", tmp_path).assert_failed(
         2, "detect.track_motion", "expected flow or kalman", "optical", hint=False
     )
+
+
+def test_track_with_the_ray_engine_is_refused(tmp_path):
+    run_cli("--track", "--engine", "ray", "--output", tmp_path).assert_failed(
+        2, "detect.track 'bytetrack' cannot run with run.engine 'ray'", "--engine local"
+    )
