@@ -203,7 +203,15 @@ def _run_source(
     stage = None
     try:
         with ExitStack() as outputs:
-            sinks = open_outputs(config.output, run_dir, labels, info, outputs, web_feed=feed)
+            sinks = open_outputs(
+                config.output,
+                run_dir,
+                labels,
+                info,
+                outputs,
+                max_frames=config.run.max_frames,
+                web_feed=feed,
+            )
             dc = config.detect
             render = Renderer(
                 labels,
@@ -515,13 +523,13 @@ def _print_many(out: TextIO, record: dict[str, Any], run_dir: Path) -> None:
     ok = sum(1 for e in entries if e["status"] == "ok")
     lines = [f"run {record['status']}: {len(entries)} sources ({ok} ok) → {run_dir}/"]
     for e in entries:
-        if e["frames"] is not None:
+        if e["error"]:
+            what = e["error"]
+        elif e["frames"] is not None:
             what = f"{e['frames']} frames, {e['fps']:.1f} FPS → {e['run_dir']}/"
         else:
-            what = f"→ {e['run_dir']}/" if e["run_dir"] else "not started"
+            what = "not started (the run was stopped)"
         lines.append(f"  {e['status']:<11} {e['source']}: {what}")
-        if e["error"]:
-            lines.append(f"              {e['error']}")
     if record["failed"]:
         lines.append("  failed: " + ", ".join(record["failed"]))
     print("\n".join(lines), file=out, flush=True)

@@ -120,8 +120,13 @@ class OutputConfig:
     show: bool = _f(False, "bool")
     video: bool = _f(True, "bool")
     video_format: str = _f("mp4", "enum", choices=("mp4", "avi"))
+    video_codec: str = _f("h264", "enum", choices=("h264", "mp4v", "mjpg"))
     images: bool = _f(False, "bool")
     jsonl: bool = _f(True, "bool")
+    coco: bool = _f(False, "bool")
+    csv: bool = _f(False, "bool")
+    mot: bool = _f(False, "bool")
+    progress: str = _f("auto", "enum", choices=("auto", "bar", "log", "off"))
     hud: bool = _f(True, "bool")
     serve: str | None = _f(None, "serve", null=True)
 

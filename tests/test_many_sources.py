@@ -209,3 +209,24 @@ def test_two_live_cameras_on_one_page_and_a_dead_one_reported(assets, tmp_path, 
         n = record["stats"]["frames_processed"]
         (_, _, _, _), video = read_video(sub / "annotated.avi")
         assert n > 10 and len(video) == n == len(lines(sub / "detections.jsonl"))
+
+
+def test_serve_on_a_port_in_use_exits_1_naming_the_port(assets, tmp_path, capsys):
+    import socket
+
+    clip = tiny_video(tmp_path / "c.avi", frames=3)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main([*flags(assets, tmp_path / "runs", clip), "--serve", str(port)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"port {port} is already in use" in err and "hint:" in err and "--serve" in err
+    assert not (tmp_path / "runs").exists()  # failed before any run folder was made
+
+
+def test_bad_serve_value_is_a_usage_error(assets, tmp_path, capsys):
+    clip = tiny_video(tmp_path / "c.avi", frames=3)
+    assert main([*flags(assets, tmp_path / "runs", clip), "--serve", "localhost:http"]) == 2
+    assert "output.serve" in capsys.readouterr().err

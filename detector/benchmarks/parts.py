@@ -103,7 +103,8 @@ class Outputs:
     them: :func:`detector.outputs.open_outputs` and :class:`detector.render.Renderer`.
 
     ``consume(result)`` is the renderer (annotate in place, HUD, every sink); ``on_output``
-    (optional) is called after each frame is in every sink.
+    (optional) is called after each frame is in every sink; ``web_feed`` adds the web
+    view's sink (``--serve``) for that feed.
     """
 
     def __init__(
@@ -116,7 +117,9 @@ class Outputs:
         video: bool = True,
         jsonl: bool = True,
         hud: bool = True,
+        video_codec: str = "h264",
         on_output: Callable[[FrameResult], None] | None = None,
+        web_feed: Any = None,
     ) -> None:
         from detector.config import OutputConfig
         from detector.outputs import open_outputs
@@ -126,8 +129,10 @@ class Outputs:
         out_dir.mkdir(parents=True, exist_ok=True)
         self._stack = ExitStack()
         info = SourceInfo(source_uri, SourceKind.VIDEO, False, fps=fps)
-        config = OutputConfig(dir=out_dir, video=video, jsonl=jsonl, hud=hud)
-        sinks = open_outputs(config, out_dir, labels, info, self._stack)
+        config = OutputConfig(
+            dir=out_dir, video=video, jsonl=jsonl, hud=hud, video_codec=video_codec, progress="off"
+        )
+        sinks = open_outputs(config, out_dir, labels, info, self._stack, web_feed=web_feed)
         self.consume = Renderer(
             labels, list(sinks.values()), RenderOptions(hud=hud), on_output=on_output
         )

@@ -23,6 +23,8 @@ from detector.benchmarks import (
     split_speed,
     throughput,
     tracking,
+    video_io,
+    web_viewers,
 )
 from detector.benchmarks.parts import ModelSettings, engine, labels_for, load, rgb_batch
 from detector.benchmarks.system import machine_info, median_run
@@ -37,8 +39,10 @@ SECTIONS = (
     "workers",
     "detect_every",
     "live",
+    "web",
     "memory",
     "split",
+    "video",
     "ray",
     "track",
 )
@@ -62,6 +66,7 @@ class BenchOptions:
         ray_images: Folder sizes of the local vs Ray runs (``ray`` section).
         cache_dir: Where made videos are kept between runs.
         sections: Which measurements to run (``SECTIONS``).
+        video_variants: Also time x264 settings other than the app's (full runs).
     """
 
     video: Path
@@ -75,6 +80,7 @@ class BenchOptions:
     memory_frames: tuple[int, int] = (1000, 10000)
     cache_dir: Path = Path(".cache/bench")
     sections: frozenset[str] = field(default_factory=lambda: frozenset(SECTIONS))
+    video_variants: bool = True
     ray_images: tuple[int, int] = (50, 200)
 
 
@@ -212,6 +218,20 @@ def run_bench(
                         detect_every=k,
                         workers=settings.workers,
                     )
+            if "video" in want and video is sample:
+                # end to end with each codec, interleaved with the rest
+                for codec in ("h264", "mp4v"):
+                    jobs[f"pipeline_{codec}"] = partial(
+                        throughput.pipeline_run,
+                        video,
+                        detect,
+                        labels,
+                        n,
+                        warm,
+                        tmp / f"pipe_{codec}",
+                        workers=settings.workers,
+                        video_codec=codec,
+                    )
             runs: dict[str, list[dict[str, Any]]] = {k: [] for k in jobs}
             for r in range(opts.repeats):
                 for name in jobs:
@@ -233,6 +253,16 @@ def run_bench(
             if video is sample:
                 frames_576, rgb_576 = frames, rgb
             del frames, rgb, jobs  # the jobs hold rgb too: free it before the next video
+        if "video" in want:
+            sized = [sample] + [v for v in videos[1:] if v.height == max(opts.sizes, default=0)]
+            results["video_io"] = video_io.video_io(
+                sized,
+                opts.frames,
+                opts.repeats,
+                tmp,
+                variants=opts.video_variants,
+                progress=progress,
+            )
         if "model" in want or "tflite" in want:
             results["model_latency"] = _latency(
                 settings, sample.path, frames_576, opts, want, progress
@@ -247,6 +277,21 @@ def run_bench(
                 opts.live_frames,
                 min(opts.warmup, 10),
                 tmp / "live",
+            )
+        if "web" in want:
+            progress(
+                f"web view: live runs with 0 and {web_viewers.VIEWERS} viewers (one stalled), "
+                f"paced at {opts.live_fps:g} fps and flat out"
+            )
+            results["web"] = web_viewers.web_viewers(
+                frames_576,
+                detect,
+                labels,
+                opts.live_fps,
+                opts.live_frames,
+                min(opts.warmup, 10),
+                tmp / "web",
+                rounds=opts.repeats,
             )
         if "memory" in want:
             a, b = opts.memory_frames

@@ -27,8 +27,12 @@ from its frames, cached in .cache/bench/):
                    also with 1 worker, 2 workers with a session each, detect_every 2 and 4
   model latency    our session vs TFLite's interpreter on the original .tflite, 1 and 2 threads
   live             a source paced at 30 fps, keep-newest: capture-to-output latency, drops
+  web              the same live run serving --serve with 0 and 5 viewers (one stalled),
+                   paced and flat out: inference fps ratio and p95 latency delta
   memory           RSS after 1,000 vs 10,000 frames
   split            network and post-processing sub-graphs in two threads
+  video            the H.264 writer (PyAV) beside OpenCV's mp4v: CPU-ms per frame at 576p
+                   and 1080p, end-to-end frames/s with each; OpenCV vs PyAV decoding
   ray              local engine vs --engine ray on folders of 50 and 200 photos, each whole
                    command timed: fixed cost, ms per image, break-even, images/s per actor
                    (full runs, or --only ray; needs the ray extra)
@@ -100,8 +104,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument(
         "--only",
         metavar="LIST",
-        help="comma list of: model,tflite,naive,pipeline,workers,detect_every,live,memory,split,"
-        "ray,track",
+        help="comma list of: model,tflite,naive,pipeline,workers,detect_every,live,web,memory,"
+        "split,video,ray,track",
     )
     p.add_argument("--intra-op-threads", type=int, help="override model.intra_op_threads")
     p.add_argument("--inter-op-threads", type=int, help="override model.inter_op_threads")
@@ -208,6 +212,7 @@ def handle(args: argparse.Namespace) -> int:
         memory_frames=(mem[0], mem[1]),
         cache_dir=args.cache_dir,
         sections=sections,
+        video_variants=not quick,
         ray_images=(ray_images[0], ray_images[1]),
     )
     results = summarize(run_bench(opts, settings))

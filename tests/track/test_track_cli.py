@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from helpers.cli_run import RunOutputs, only_run_folder, run_cli
 
@@ -19,7 +20,7 @@ def test_track_flag_gives_ids_and_moving_boxes(tmp_path):
     frames = 48
     result = run_cli(
         "--track", "--detect-every", "4", "--max-frames", str(frames),
-        "--output", tmp_path, "--name", "tracked",
+        "--output", tmp_path, "--name", "tracked", "--mot",
     )  # fmt: skip
     result.assert_ok()
     run = RunOutputs.read(only_run_folder(tmp_path))
@@ -49,6 +50,14 @@ def test_track_flag_gives_ids_and_moving_boxes(tmp_path):
             if d["track_id"] is not None and d["box_xyxy"] != fresh.get(d["track_id"]):
                 moved += 1
     assert moved > frames
+    # the MOT file holds the same ids, frame by frame (1-based frames, -1 = unconfirmed)
+    mot = np.loadtxt(run.folder / "mot.txt", delimiter=",", ndmin=2)
+    want = [
+        (rec["frame"] + 1, -1 if d["track_id"] is None else d["track_id"])
+        for rec in run.lines
+        for d in rec["detections"]
+    ]
+    assert [(int(f), int(i)) for f, i in mot[:, :2]] == want
 
 
 def test_bad_track_settings_exit_2(tmp_path):

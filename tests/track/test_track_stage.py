@@ -16,6 +16,8 @@ from helpers.moving_squares import (
     write_squares_video,
 )
 
+from detector.labels import LabelMap
+from detector.outputs.exports import CsvSink, MotSink
 from detector.outputs.jsonl import JsonlSink
 from detector.pipeline import PipelineOptions, run_pipeline
 from detector.sources import open_source
@@ -30,7 +32,14 @@ TIMEOUT_S = 60.0
 
 
 def run_tracked(
-    video, squares, kind: str, every: int = 1, missing=(), jsonl=None, motion: str = "flow"
+    video,
+    squares,
+    kind: str,
+    every: int = 1,
+    missing=(),
+    jsonl=None,
+    motion: str = "flow",
+    sinks=(),
 ):
     """The pipeline on ``video`` with the stage in front of ``consume``: results, stage."""
     results: list[FrameResult] = []
@@ -41,6 +50,8 @@ def run_tracked(
             results.append(result)
             if jsonl is not None:
                 jsonl.write(result)
+            for sink in sinks:
+                sink.write(result, None)
             return True
 
         out: dict[str, object] = {}
@@ -199,3 +210,39 @@ def test_track_ids_in_json_lines(tmp_path):
         for d in rec["detections"]:
             if d["track_id"] is not None:
                 assert classes.setdefault(d["track_id"], d["class_id"]) == d["class_id"]
+
+
+def test_mot_and_csv_exports_read_back_with_the_ids(tmp_path):
+    squares = crossing_squares()
+    video = write_squares_video(tmp_path / "squares.avi", squares, FRAMES, size=SIZE)
+    with (
+        MotSink(tmp_path / "mot.txt") as mot,
+        CsvSink(tmp_path / "d.csv", LabelMap({}), "sq") as table,
+    ):
+        results, _ = run_tracked(
+            video, squares, "bytetrack", every=2, missing=GAP, sinks=(mot, table)
+        )
+    rows = np.loadtxt(tmp_path / "mot.txt", delimiter=",", ndmin=2)
+    assert rows.shape[1] == 10
+    expected = []
+    for r in results:
+        d = r.detections
+        for box, score, tid in zip(d.xyxy, d.scores, d.track_ids, strict=True):
+            x1, y1, x2, y2 = (round(float(v), 1) for v in box)
+            expected.append([r.frame.index + 1, tid, x1, y1, x2 - x1, y2 - y1, score])
+    assert np.allclose(rows[:, :7], np.array(expected), atol=0.11)
+    assert (rows[:, 7:] == -1).all()
+    # each MOT id is one square for the whole video, through the gap and the crossing
+    for tid in set(rows[:, 1].astype(int)) - {-1}:
+        mine = rows[rows[:, 1] == tid]
+        owners = {
+            owner(squares, int(f) - 1, np.array([x, y, x + w, y + h], np.float32))
+            for f, _, x, y, w, h in mine[:, :6]
+        }
+        assert len(owners) == 1, (tid, owners)
+    assert set(rows[:, 1].astype(int)) - {-1} == {1, 2, 3}
+    import csv
+
+    with open(tmp_path / "d.csv", newline="", encoding="utf-8") as f:
+        table_rows = list(csv.DictReader(f))
+    assert [int(r["track_id"]) for r in table_rows] == [int(t) for t in rows[:, 1]]

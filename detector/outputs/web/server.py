@@ -5,6 +5,9 @@ Routes (``<k>`` is a source's key, ``0``, ``1``, ...):
 * ``/`` — the page (``page.html``, a static file in this package);
 * ``/stream.mjpg`` (the first source) and ``/stream/<k>.mjpg`` — ``multipart/x-mixed-replace``
   JPEGs, the newest frame each time the viewer is ready for one;
+* ``/snapshot/<k>.jpg`` — the newest frame as one JPEG (the same bytes the streams send; the
+  page polls it for sources beyond the fourth, as browsers open at most six connections to one
+  server);
 * ``/api/status`` — JSON: every source's figures (see :meth:`Hub.status`);
 * ``/api/events`` — ``text/event-stream``: each frame's JSON-lines record as it is produced
   (``?source=<k>`` for one source).
@@ -64,7 +67,8 @@ class _HttpServer(ThreadingHTTPServer):
     web: WebServer
 
     def server_bind(self) -> None:
-        if ":" in self.server_address[0]:
+        if ":" in str(self.server_address[0]):  # an IPv6 host: the base made an IPv4 socket
+            self.socket.close()
             self.address_family = socket.AF_INET6
             self.socket = socket.socket(self.address_family, self.socket_type)
         super().server_bind()
@@ -197,13 +201,15 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/stream.mjpg" or (path.startswith("/stream/") and path.endswith(".mjpg")):
                 key = "0" if path == "/stream.mjpg" else path[len("/stream/") : -len(".mjpg")]
                 self._stream(web, key)
+            elif path.startswith("/snapshot/") and path.endswith(".jpg"):
+                self._snapshot(web, path[len("/snapshot/") : -len(".jpg")])
             elif path == "/favicon.ico":
                 self._send(HTTPStatus.NO_CONTENT, "image/x-icon", b"")
             else:
                 self._send(
                     HTTPStatus.NOT_FOUND,
                     "text/plain; charset=utf-8",
-                    b"not found: try / , /stream.mjpg, /api/status or /api/events\n",
+                    b"not found: try /, /stream.mjpg, /snapshot/0.jpg, /api/status, /api/events\n",
                 )
         except OSError:
             log.debug("web: viewer %s went away", self.address_string())
@@ -215,6 +221,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
         self.wfile.write(body)
+
+    def _snapshot(self, web: WebServer, key: str) -> None:
+        feed = web.hub.feed(key)
+        got = feed.jpeg() if feed is not None else None
+        if got is None:
+            self._send(
+                HTTPStatus.NOT_FOUND,
+                "text/plain; charset=utf-8",
+                f"no frame from source {key!r} yet\n".encode(),
+            )
+            return
+        self._send(HTTPStatus.OK, "image/jpeg", got[1])
 
     def _stream(self, web: WebServer, key: str) -> None:
         feed = web.hub.feed(key)

@@ -6,6 +6,7 @@ images changing (at least 10 different frames), figures that change, and no cons
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 
@@ -64,4 +65,28 @@ def test_page_shows_live_frames_and_figures_of_every_source(page):
             "document.querySelector(\"[data-key='1'] td[data-field=state]\").textContent"
             " === 'ended'"
         )
+        assert errors == []
+
+
+def test_six_sources_all_play_within_the_browser_connection_limit(page):
+    """Six sources: four MJPEG streams and two polled snapshots (six connections per server)."""
+    errors = console_errors(page)
+    hub = Hub()
+    sinks = [
+        WebSink(hub.add_feed(f"cam{k}", f"cam{k}", live=True), lambda c: "person", record_for)
+        for k in range(6)
+    ]
+    with WebServer(hub, port=0) as server, contextlib.ExitStack() as stack:
+        for sink in sinks:
+            stack.enter_context(Publisher(sink, fps=12))
+        page.goto(server.url)
+        page.wait_for_selector("section.source[data-key='5'] img")
+        for key in range(6):
+            assert distinct_frames(page, f"img[data-key='{key}']", 4) >= 4, key
+        # the status figures keep refreshing with every connection slot in use
+        frame = "document.querySelector(\"[data-key='5'] td[data-field=frame]\").textContent"
+        first = page.evaluate(frame)
+        page.wait_for_function(f"{frame} !== {first!r}", timeout=10_000)
+        assert "/snapshot/5.jpg" in page.get_attribute("img[data-key='5']", "src")
+        assert page.get_attribute("img[data-key='3']", "src") == "/stream/3.mjpg"
         assert errors == []
