@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from detector.config import Config
 from detector.errors import (
+    ConfigError,
     DetectorError,
     ModelError,
     RunInterrupted,
@@ -41,6 +42,7 @@ from detector.render import Renderer, RenderOptions
 from detector.signals import StopSignals
 from detector.sources import ReconnectPolicy, SourceSpec, open_source, redact
 from detector.sources.spec import expand_sources
+from detector.track.settings import TrackSettings
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,13 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
     """
     if config.run.engine == "ray":  # the same run on a pool of Ray actors
         from detector.distributed.driver import run_ray
+
+        if config.detect.track != "none":  # actors see frame ranges, not one ordered stream
+            raise ConfigError(
+                f"detect.track '{config.detect.track}' cannot run with run.engine 'ray'",
+                hint="a tracker follows one source's frames in order: use --engine local, "
+                "or set detect.track: none",
+            )
 
         return run_ray(config, out=out)
     out = out if out is not None else sys.stdout
@@ -130,7 +139,9 @@ def _load_model(
 
         model = stack.enter_context(load_split_model(mc.path, **common))
     else:
-        model = stack.enter_context(load_model(mc.path, signature=mc.signature, **common))
+        model = stack.enter_context(
+            load_model(mc.path, signature=mc.signature, init_missing=mc.init_missing, **common)
+        )
     warmup_ms = model.warm_up(width=width, height=height, runs=max(1, config.run.warmup_frames))
     entry = {
         "path": str(model.path),
@@ -222,6 +233,7 @@ def _run_source(
     stats: RunStats | None = None
     sinks: dict[str, Any] = {}
     render: Renderer | None = None
+    stage = None
     try:
         with ExitStack() as outputs:
             sinks = open_outputs(
@@ -246,6 +258,19 @@ def _run_source(
                 guard=guard,
                 status=lambda: _hud_state(source),
             )
+            consume: Any = render
+            settings = track_settings(config)
+            if settings is not None:  # each source its own tracker: ids are per source
+                from detector.track import TrackStage
+
+                stage = TrackStage(settings, info, detect_every=dc.detect_every)
+                consume = stage.wrap(render)
+                log.info(
+                    "tracking with %s, %s motion (%s clock)",
+                    settings.kind,
+                    settings.motion,
+                    "capture" if info.live else "media",
+                )
             options = PipelineOptions(
                 detect_every=dc.detect_every,
                 workers=workers,
@@ -256,7 +281,7 @@ def _run_source(
             )
             log.info("running %s (%s) → %s", info.uri, info.kind, run_dir)
             try:
-                stats = run_pipeline(source, engine, render, options, stop=halt)
+                stats = run_pipeline(source, engine, consume, options, stop=halt)
             except (StageError, RunInterrupted) as exc:
                 stats = _counted(exc.stats, render.frames)
                 raise
@@ -279,6 +304,8 @@ def _run_source(
     finally:
         record["finished"] = now_iso()
         record["outputs"] = describe_outputs(sinks)
+        if stage is not None:
+            record["track"] = stage.summary()
         record["stats"] = stats.to_dict() if stats is not None else None
         _record_source(record, source, run_dir)
         if render is not None and render.unknown_classes:
@@ -343,6 +370,7 @@ def _run_one(
 
     mc = config.model
     record = _record(config, labels, class_ids)
+    track = track_settings(config)  # before the model: a config error comes fast
     with StopSignals().installed() as stop, ExitStack() as stack:
         hub = _start_web(config, [spec], stack)
         source = stack.enter_context(
@@ -361,7 +389,7 @@ def _run_one(
         record["versions"] = versions()
         run_dir = make_run_dir(config.output.dir, config.output.name or spec.run_name)
         dc = config.detect
-        engine = Engine(model, dc.threshold, class_ids, dc.max_boxes)
+        engine = Engine(model, _detect_threshold(dc.threshold, track), class_ids, dc.max_boxes)
         stats: RunStats | None = None
         try:
             stats = _run_source(
@@ -381,6 +409,31 @@ def _run_one(
             print_summary(out, record, stats, run_dir)
     assert stats is not None
     return stats
+
+
+def track_settings(config: Config) -> TrackSettings | None:
+    """The tracker ``detect.track`` asks for (None: ``none``), checked, its library found."""
+    dc = config.detect
+    if dc.track == "none":
+        return None
+    from detector.track.association import require_trackers
+
+    settings = TrackSettings(
+        dc.track,
+        threshold=dc.threshold,
+        low_threshold=min(dc.track_low_threshold, dc.threshold),
+        lost_s=dc.track_lost_s,
+        min_iou=dc.track_min_iou,
+        motion=dc.track_motion,
+    )
+    require_trackers()
+    return settings
+
+
+def _detect_threshold(threshold: float, track: TrackSettings | None) -> float:
+    """The engine's score threshold: ``detect.threshold``, lower for ByteTrack (it also takes
+    the low-score detections; the stage decides what is shown)."""
+    return track.detect_threshold if track is not None else threshold
 
 
 def _counted(stats: RunStats | None, written: int) -> RunStats | None:
@@ -411,6 +464,7 @@ def _run_many(
     live = sum(1 for s in specs if s.live)
     file_workers = mc.workers if live < len(specs) else 0
     record = _record(config, labels, class_ids)
+    track = track_settings(config)  # before the model: a config error comes fast
     with StopSignals().installed(), ExitStack() as stack:
         hub = _start_web(config, specs, stack)
         model, record["model"] = _load_model(config, stack, live + file_workers, 640, 480)
@@ -418,7 +472,7 @@ def _run_many(
         name = config.output.name or _many_name(config.source.uris, specs)
         run_dir = make_run_dir(config.output.dir, name)
         dc = config.detect
-        engine = Engine(model, dc.threshold, class_ids, dc.max_boxes)
+        engine = Engine(model, _detect_threshold(dc.threshold, track), class_ids, dc.max_boxes)
         halt = threading.Event()
 
         def job(i: int, spec: SourceSpec) -> Any:
