@@ -74,6 +74,7 @@ def _freeze(args: argparse.Namespace) -> int:
         verify=not args.no_verify,
         allow_unsafe_ops=args.allow_unsafe_ops,
     )
+    report.update(_explain_outputs(args, report["out"]))
     _emit(
         report,
         args.json,
@@ -90,10 +91,44 @@ def _freeze(args: argparse.Namespace) -> int:
                 "nodes",
                 "bytes",
                 "max_diff",
+                *_EXPLAIN_KEYS,
             ),
         ),
     )
     return 0
+
+
+_EXPLAIN_KEYS = ("explain_layer", "explain_fine_layer", "explain_max_diff")
+
+
+def _explain_outputs(args: argparse.Namespace, pb: str) -> dict[str, Any]:
+    """With ``--explain-outputs``: add the explanation outputs to the written ``.pb``."""
+    if not args.explain_outputs:
+        return {}
+    from detector.explain.export import write_explain_outputs
+
+    return write_explain_outputs(
+        pb,
+        layer=args.explain_layer,
+        verify=not args.no_verify,
+        allow_unsafe_ops=args.allow_unsafe_ops,
+    )
+
+
+def _explain_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("explanation outputs (see `python main.py explain --help`)")
+    g.add_argument(
+        "--explain-outputs",
+        action="store_true",
+        help="add named outputs for heat maps: explain/feature_map, explain/grad (the class "
+        "logit's gradient), explain/fine_map, explain/fine_grad, fed explain/anchor and "
+        "explain/column (SSD graphs; .pb only)",
+    )
+    g.add_argument(
+        "--explain-layer",
+        metavar="NAME",
+        help="feature map for explain/feature_map (default: the finest map the heads read)",
+    )
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -144,10 +179,17 @@ def _convert(args: argparse.Namespace) -> int:
                 hint="convert to .pb first, then convert that .pb",
             )
         report = convert_tflite(args.source, args.output, **flags)
-        keys: tuple[str, ...] = ("output", "output_bytes", "nodes", "output_sha256")
+        report.update(_explain_outputs(args, str(args.output)))
+        keys: tuple[str, ...] = ("output", "output_bytes", "nodes", "output_sha256", *_EXPLAIN_KEYS)
     else:
         from detector.tools.convert import convert
 
+        wants = args.to or ("pb" if str(args.output).endswith(".pb") else None)
+        if args.explain_outputs and wants != "pb":
+            raise ConfigError(
+                f"--explain-outputs writes a frozen .pb, not {wants or repr(str(args.output))}",
+                hint="convert to a .pb (-o model.pb) with --explain-outputs",
+            )
         if flags:
             names = ", ".join("--" + k.replace("_", "-") for k in flags)
             raise ConfigError(
@@ -164,6 +206,7 @@ def _convert(args: argparse.Namespace) -> int:
             verify=not args.no_verify,
             allow_unsafe_ops=args.allow_unsafe_ops,
         )
+        report.update(_explain_outputs(args, str(report["out"])))
         keys = (
             "source_format",
             "target",
@@ -174,6 +217,7 @@ def _convert(args: argparse.Namespace) -> int:
             "outputs",
             "variables",
             "max_diff",
+            *_EXPLAIN_KEYS,
         )
     _emit(report, args.json, _lines(report, keys))
     return 0
@@ -314,6 +358,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="keep variables matching this name or glob as variables (repeatable)",
     )
     p.add_argument("--no-verify", action="store_true", help="skip the probe comparison")
+    _explain_flags(p)
     _common(p)
     p.set_defaults(func=_freeze)
 
@@ -373,6 +418,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
   python main.py model convert frozen.pb -o saved/ --to saved_model
   python main.py model convert saved/ -o ckpt/ --to checkpoint
   python main.py model convert ssd.tflite -o frozen_inference_graph.pb --nms-iou 0.5
+  python main.py model convert frozen.pb -o explainable.pb --explain-outputs
 """,
     )
     p.add_argument("source", help="checkpoint, frozen .pb, SavedModel folder or .tflite")
@@ -398,6 +444,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     g.add_argument("--max-detections", type=int, help="detections kept per image")
     g.add_argument("--weights", choices=("uint8", "float"), help="weight storage in the graph")
     g.add_argument("--anchors", choices=("file", "generated"), help="anchor source")
+    _explain_flags(p)
     _common(p)
     p.set_defaults(func=_convert)
 
