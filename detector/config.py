@@ -104,6 +104,11 @@ class DetectConfig:
     detect_every: int = _f(1, "int", lo=1)
     report_every: int = _f(75, "int", lo=0)
     report_threshold: float = _f(0.5, "float", lo=0.0, hi=1.0)
+    track: str = _f("none", "enum", choices=("none", "bytetrack", "sort"))
+    track_low_threshold: float = _f(0.1, "float", lo=0.0, hi=1.0)
+    track_lost_s: float = _f(1.0, "float", lo=0.0)
+    track_min_iou: float | None = _f(None, "float", null=True, lo=0.0, hi=1.0)
+    track_motion: str = _f("flow", "enum", choices=("flow", "kalman"))
 
 
 @dataclass(frozen=True)
