@@ -132,7 +132,9 @@ def _load_model(
 
         model = stack.enter_context(load_split_model(mc.path, **common))
     else:
-        model = stack.enter_context(load_model(mc.path, signature=mc.signature, **common))
+        model = stack.enter_context(
+            load_model(mc.path, signature=mc.signature, init_missing=mc.init_missing, **common)
+        )
     warmup_ms = model.warm_up(width=width, height=height, runs=max(1, config.run.warmup_frames))
     entry = {
         "path": str(model.path),

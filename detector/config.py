@@ -90,6 +90,7 @@ class ModelConfig:
     inter_op_threads: int = _f(-1, "int", lo=-1)
     workers: int = _f(2, "int", lo=1)
     allow_unsafe_ops: bool = _f(False, "bool")
+    init_missing: bool = _f(False, "bool")
     precision: str = _f("auto", "enum", choices=("auto", "bf16", "fp32"))
     split: bool = _f(False, "bool")
 

@@ -60,6 +60,7 @@ _FLAG_KEYS = {
     "serve": "output.serve",
     "device": "model.device",
     "allow_unsafe_ops": "model.allow_unsafe_ops",
+    "init_missing": "model.init_missing",
     "engine": "run.engine",
     "ray_address": "run.ray_address",
     "ray_actors": "run.ray_actors",
@@ -96,6 +97,14 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     g.add_argument("--labels", metavar="PATH", help="label map (.pbtxt or .txt); 'null' for none")
     g.add_argument("--device", choices=("auto", "cpu", "gpu"), help="where the model runs")
     g.add_argument("--workers", metavar="N", help="inference threads for files and folders")
+    g.add_argument(
+        "--init-missing",
+        action="store_const",
+        const="true",
+        default=None,
+        help="a checkpoint holding a subset of its graph's variables: the others take their "
+        "initial values (logged) instead of failing",
+    )
     g.add_argument(
         "--allow-unsafe-ops",
         action="store_const",
