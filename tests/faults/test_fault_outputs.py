@@ -20,7 +20,6 @@ from helpers.cli_run import (
     RunningCli,
     RunOutputs,
     decode_video,
-    fragmented_mp4,
     only_run_folder,
     run_cli,
 )
@@ -200,9 +199,6 @@ def test_sigkill_leaves_a_running_record_and_whole_json_lines(slow_run, runs: Pa
     assert [line["frame"] for line in out.lines] == list(range(len(out.lines)))
 
 
-@pytest.mark.xfail(
-    not fragmented_mp4(), reason="needs the fragmented-MP4 writer (outputs issue)", strict=True
-)
 def test_sigkill_leaves_a_decodable_video(slow_run, runs: Path) -> None:
     run = slow_run()
     run.wait_for(lambda: _lines(runs) >= 25, what="25 frames written")
