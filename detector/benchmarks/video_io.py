@@ -29,6 +29,7 @@ WRITERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("mp4v", "mp4v", {}),
 )
 H264_VARIANTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("h264 crf 23", "h264", {"crf": 23}),
     ("h264 superfast", "h264", {"preset": "superfast"}),
     ("h264 veryfast", "h264", {"preset": "veryfast"}),
     ("h264 2 threads", "h264", {"threads": 2}),
