@@ -57,6 +57,12 @@ class SourceConfig:
     uri: str | tuple[str, ...] = _f("../samples/vtest.avi", "uri")
     width: int | None = _f(None, "int", null=True, lo=1)
     height: int | None = _f(None, "int", null=True, lo=1)
+    # Live sources (cameras, live streams) only: reconnect attempts per outage (None:
+    # forever, 0: never), the first and the longest wait between them, and the watchdog.
+    reconnect: int | None = _f(None, "attempts", null=True, lo=0)
+    reconnect_delay_s: float = _f(0.5, "float", lo=0.0)
+    reconnect_max_delay_s: float = _f(10.0, "float", lo=0.0)
+    stall_timeout_s: float = _f(10.0, "float", lo=0.0, lo_open=True)
 
     @property
     def uris(self) -> tuple[str, ...]:
@@ -90,6 +96,7 @@ class ModelConfig:
     inter_op_threads: int = _f(-1, "int", lo=-1)
     workers: int = _f(2, "int", lo=1)
     allow_unsafe_ops: bool = _f(False, "bool")
+    init_missing: bool = _f(False, "bool")
     precision: str = _f("auto", "enum", choices=("auto", "bf16", "fp32"))
     split: bool = _f(False, "bool")
 
@@ -104,6 +111,11 @@ class DetectConfig:
     detect_every: int = _f(1, "int", lo=1)
     report_every: int = _f(75, "int", lo=0)
     report_threshold: float = _f(0.5, "float", lo=0.0, hi=1.0)
+    track: str = _f("none", "enum", choices=("none", "bytetrack", "sort"))
+    track_low_threshold: float = _f(0.1, "float", lo=0.0, hi=1.0)
+    track_lost_s: float = _f(1.0, "float", lo=0.0)
+    track_min_iou: float | None = _f(None, "float", null=True, lo=0.0, hi=1.0)
+    track_motion: str = _f("flow", "enum", choices=("flow", "kalman"))
 
 
 @dataclass(frozen=True)
@@ -332,6 +344,12 @@ def _check(
         raise bad("a value (this key cannot be null)")
     if from_cli and isinstance(value, str):
         value = _parse_cli(kind, value.strip())
+    if kind == "attempts":  # a count, or forever (null)
+        if isinstance(value, str) and value.strip().lower() == "forever":
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise bad("a number of attempts >= 0, or forever")
+        return value
     if kind in ("int", "float"):
         ok = isinstance(value, int) or (kind == "float" and isinstance(value, float))
         if isinstance(value, bool) or not ok or (kind == "float" and not math.isfinite(value)):
@@ -372,8 +390,14 @@ def _check(
         if value.lower() not in meta["choices"]:
             raise bad(" or ".join(meta["choices"]))
         return value.lower()
+    if kind == "name" and not _is_utf8(value):
+        err = bad("a folder name in UTF-8 (OpenCV cannot write under other names)")
+        err.hint = "use letters, digits, '-', '_' or '.'"
+        raise err
     if kind == "name" and (not _NAME_RE.match(value) or value in (".", "..")):
-        raise bad("a folder name without '/' (or null for the source's name)")
+        err = bad("a folder name without '/' (or null for the source's name)")
+        err.hint = "a run folder is always made inside output.dir (--output): give that the path"
+        raise err
     if kind == "path":
         return _resolve(value, base)
     if kind == "uri" and not (value.isdigit() or "://" in value):
@@ -401,11 +425,20 @@ def parse_address(text: str | int) -> tuple[str, int]:
     return host, port
 
 
+def _is_utf8(text: str) -> bool:
+    """False for a str holding surrogate escapes (bytes that are not UTF-8, from argv)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _parse_cli(kind: str, text: str) -> Any:
     """Command-line strings → the kind's type; left as is when they do not parse (so the
     type check reports them)."""
     try:
-        if kind == "int":
+        if kind in ("int", "attempts"):
             return int(text)
         if kind == "float":
             return float(text)

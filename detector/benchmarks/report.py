@@ -24,6 +24,8 @@ TARGETS = (
     ("memory growth %", "RSS growth, long run", 5.0, False),
     ("h264/mp4v writer CPU 576p", "H.264 writer CPU-ms ÷ mp4v's, 576p", 1.3, False),
     ("pipeline h264/mp4v 576p", "pipeline frames/s writing H.264 ÷ writing mp4v, 576p", 0.95, True),
+    ("track coverage N=4", "bytetrack: reference boxes covered, detect_every 4", 0.85, True),
+    ("track coverage N=8", "bytetrack: reference boxes covered, detect_every 8", 0.70, True),
 )
 
 
@@ -104,6 +106,8 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             _get(results, "video_io", small, "write", "mp4v", "cpu_ms_per_frame"),
         ),
         "pipeline h264/mp4v 576p": ratios.get(small, {}).get("h264/mp4v", math.nan),
+        "track coverage N=4": _get(results, "track", "bytetrack", "coverage", "4"),
+        "track coverage N=8": _get(results, "track", "bytetrack", "coverage", "8"),
     }
     targets = []
     for key, what, goal, higher in TARGETS:
@@ -285,6 +289,7 @@ def format_table(results: dict[str, Any]) -> str:
         from detector.benchmarks.ray_engine import format_lines
 
         lines += format_lines(results["ray_engine"])
+    lines.extend(format_tracking(results.get("track")))
     if results.get("targets"):
         lines.append("")
         lines.append("targets")
@@ -320,4 +325,51 @@ def _video_io_lines(vio: dict[str, Any]) -> list[str]:
                 f"{_f(d.get('cpu_ms_per_frame'))} ({_f(d.get('wall_ms_per_frame'))})" if d else "–"
             )
         lines.append(f"  {kind + ' ' + name:<{w0}}" + "".join(f"{x:>16}" for x in cells))
+    return lines
+
+
+def format_tracking(tr: dict[str, Any] | None) -> list[str]:
+    """The tracking section: coverage per ``detect_every``, id switches, CPU cost."""
+    if not tr:
+        return []
+    every = list(tr.get("static", {}))
+    names = {
+        "bytetrack": "bytetrack, flow motion",
+        "bytetrack_kalman": "bytetrack, Kalman only",
+        "sort": "sort, flow motion",
+    }
+    kinds = [k for k in names if k in tr]
+    lines = [
+        "",
+        f"tracking, {tr['frames']} frames of the sample ({_f(tr['reference_per_frame'])} "
+        f"reference boxes a frame, score >= {tr['threshold']:g}): share of the every-frame "
+        "boxes covered",
+        "  on the frames between model runs (same class, IoU >= 0.5)",
+        f"  {'detect_every':<28}" + "".join(f"{'N=' + n:>8}" for n in every),
+        f"  {'static (no tracker)':<28}"
+        + "".join(f"{_f(tr['static'][n], '{:.3f}'):>8}" for n in every),
+    ]
+    for kind in kinds:
+        cov = tr[kind]["coverage"]
+        lines.append(
+            f"  {names[kind]:<28}" + "".join(f"{_f(cov.get(n), '{:.3f}'):>8}" for n in every)
+        )
+    for kind in kinds:
+        row = tr[kind]
+        cpu = row["cpu_ms_per_frame"]
+        lines.append(
+            f"  {names[kind]}: {_f(row['id_switches_per_100'], '{:.2f}')} id switches per 100 "
+            f"frames at N=1 ({row['ids']} ids); CPU-ms/frame on the sample "
+            + ", ".join(f"N={n} {_f(v, '{:.2f}')}" for n, v in cpu.items())
+        )
+    cost = tr.get("cost_synthetic")
+    if cost:
+        lines.append(
+            f"  CPU-ms/frame with {cost['objects']} objects in view (synthetic): "
+            + "; ".join(
+                f"{names[k]} " + ", ".join(f"N={n} {_f(v, '{:.2f}')}" for n, v in cost[k].items())
+                for k in kinds
+                if k in cost
+            )
+        )
     return lines

@@ -22,6 +22,7 @@ from detector.benchmarks import (
     model_speed,
     split_speed,
     throughput,
+    tracking,
     video_io,
     web_viewers,
 )
@@ -43,6 +44,7 @@ SECTIONS = (
     "split",
     "video",
     "ray",
+    "track",
 )
 
 
@@ -58,6 +60,8 @@ class BenchOptions:
         repeats: Repeats of each throughput measurement (medians reported).
         live_fps: Rate of the paced live source.
         live_frames: Frames of the live run.
+        track_frames: Frames of the sample the tracking section runs the model on
+            (``None``: the whole video).
         memory_frames: ``(first, last)`` frame counts at which RSS is read.
         ray_images: Folder sizes of the local vs Ray runs (``ray`` section).
         cache_dir: Where made videos are kept between runs.
@@ -72,6 +76,7 @@ class BenchOptions:
     repeats: int = 3
     live_fps: float = 30.0
     live_frames: int = 300
+    track_frames: int | None = None
     memory_frames: tuple[int, int] = (1000, 10000)
     cache_dir: Path = Path(".cache/bench")
     sections: frozenset[str] = field(default_factory=lambda: frozenset(SECTIONS))
@@ -312,6 +317,19 @@ def run_bench(
                 intra_op_threads=settings.intra_op_threads,
                 inter_op_threads=settings.inter_op_threads,
                 precision=str(settings.extra.get("precision", "auto")),
+            )
+        if "track" in want:
+            from detector.engine import Engine
+            from detector.track import TrackSettings
+
+            # the model's output down to ByteTrack's low threshold, every class
+            low = TrackSettings(threshold=settings.threshold).detect_threshold
+            results["track"] = tracking.tracking_bench(
+                sample.path,
+                Engine(model, low, None, settings.max_boxes),
+                settings.threshold,
+                opts.track_frames,
+                progress,
             )
     finally:
         model.close()

@@ -18,6 +18,7 @@ examples:
   python main.py --model my/saved_model/ --threshold 0.3 --classes person,car
   python main.py --detect-every 3 --output /tmp/runs --name test
   python main.py --source clips/street.mp4 --coco --csv --mot   # exports for other tools
+  python main.py --track --detect-every 4          # ids (person #7), boxes move between runs
   python main.py --source samples/vtest.avi --serve 8080   # watch at http://127.0.0.1:8080/
   python main.py --source rtsp://cam1/live --source rtsp://cam2/live --serve 0.0.0.0:8080
   python main.py --source clips/                   # a folder of videos: runs/clips/<video>/ each
@@ -41,6 +42,7 @@ _FLAG_KEYS = {
     "threshold": "detect.threshold",
     "classes": "detect.classes",
     "detect_every": "detect.detect_every",
+    "track": "detect.track",
     "workers": "model.workers",
     "max_frames": "run.max_frames",
     "output": "output.dir",
@@ -58,6 +60,7 @@ _FLAG_KEYS = {
     "serve": "output.serve",
     "device": "model.device",
     "allow_unsafe_ops": "model.allow_unsafe_ops",
+    "init_missing": "model.init_missing",
     "engine": "run.engine",
     "ray_address": "run.ray_address",
     "ray_actors": "run.ray_actors",
@@ -95,6 +98,14 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     g.add_argument("--device", choices=("auto", "cpu", "gpu"), help="where the model runs")
     g.add_argument("--workers", metavar="N", help="inference threads for files and folders")
     g.add_argument(
+        "--init-missing",
+        action="store_const",
+        const="true",
+        default=None,
+        help="a checkpoint holding a subset of its graph's variables: the others take their "
+        "initial values (logged) instead of failing",
+    )
+    g.add_argument(
         "--allow-unsafe-ops",
         action="store_const",
         const="true",
@@ -110,6 +121,14 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     g.add_argument(
         "--detect-every", metavar="N", help="run the model on every Nth frame, carry boxes between"
+    )
+    g.add_argument(
+        "--track",
+        nargs="?",
+        const="bytetrack",
+        choices=("bytetrack", "sort", "none"),
+        help="follow objects with persistent ids (default tracker: bytetrack); between "
+        "model runs the boxes move with them",
     )
     g.add_argument("--max-frames", metavar="N", help="stop after N frames")
     g = p.add_argument_group("engine (image folders, globs, videos)")

@@ -64,6 +64,7 @@ def model_spec(config: Config, class_ids: frozenset[int] | None) -> ModelSpec:
             "inter_op_threads": mc.inter_op_threads,
             "allow_unsafe_ops": mc.allow_unsafe_ops,
             "precision": mc.precision,
+            "init_missing": mc.init_missing,
         },
         tensors=(
             mc.input_tensor,

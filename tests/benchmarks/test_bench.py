@@ -153,6 +153,9 @@ def test_bench_quick_on_tiny_graph(tmp_path: Path, capsys: pytest.CaptureFixture
         "split model",
         "video i/o, CPU-ms per frame",
         "pipeline writing H.264",
+        "tracking, ",
+        "static (no tracker)",
+        "id switches per 100 frames",
         "targets",
     ):
         assert row in printed, row
@@ -194,6 +197,12 @@ def test_bench_quick_on_tiny_graph(tmp_path: Path, capsys: pytest.CaptureFixture
         assert set(vio[label]["write"]) == {"h264", "mp4v"}  # quick: no x264 variants
         assert set(vio[label]["decode"]) == {"opencv", "pyav"}
         assert all(w["cpu_ms_per_frame"] > 0 for w in vio[label]["write"].values())
+    track = data["track"]
+    assert track["frames"] == 16  # the whole clip, once through the model
+    for kind in ("bytetrack", "sort"):
+        assert set(track[kind]["coverage"]) == {"2", "4", "8"}
+        assert track[kind]["cpu_ms_per_frame"]["1"] >= 0
+    assert track["cost_synthetic"]["objects"] == 20
     assert data["machine"]["versions"]["tensorflow"] != "missing"
     targets = {t["target"]: t for t in data["targets"]}
     assert targets["model/tflite 1 thread"]["status"] == "not measured"  # no .tflite given
@@ -233,7 +242,7 @@ def test_bench_quick_real_model_model_columns(
             "bench",
             "--quick",
             "--only",
-            "model,tflite,split",
+            "model,tflite,split,track",
             "--frames",
             "16",
             "--sizes",
@@ -252,4 +261,10 @@ def test_bench_quick_real_model_model_columns(
     if tflite.exists():
         assert lat["tflite_1"]["latency_ms_p50"] > 0
     assert data["split"]["same_outputs"] is True
+    track = data["track"]
+    assert track["frames"] == 200  # --quick: the first 200 frames of the sample
+    static, tracked = track["static"], track["bytetrack"]["coverage"]
+    # the tracker's boxes follow the walkers: more of the every-frame boxes covered
+    assert tracked["4"] > static["4"], (tracked, static)
+    assert 0 <= track["bytetrack"]["id_switches_per_100"] < 50
     assert "model latency" in capsys.readouterr().out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import socket
 import threading
 import urllib.request
@@ -212,10 +213,22 @@ def test_port_in_use_is_a_clear_error():
     assert err.value.exit_code == 1
 
 
-def test_non_loopback_bind_warns(caplog):
-    with WebServer(Hub(), host="0.0.0.0", port=0):
-        pass
-    assert any("no authentication" in r.getMessage() for r in caplog.records)
+def test_non_loopback_bind_warns():
+    # A handler on the server's own logger: independent of what other tests did to the root.
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("detector.outputs.web.server")
+    logger.addHandler(handler)
+    try:
+        with WebServer(Hub(), host="0.0.0.0", port=0):
+            pass
+        with WebServer(Hub(), host="127.0.0.1", port=0):
+            pass
+    finally:
+        logger.removeHandler(handler)
+    warned = [r.getMessage() for r in records if "no authentication" in r.getMessage()]
+    assert len(warned) == 1 and "0.0.0.0" in warned[0]
 
 
 @pytest.mark.parametrize(
