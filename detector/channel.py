@@ -80,7 +80,8 @@ class Channel(Generic[T]):
                     self.dropped += 1
             else:
                 room = self._not_full.wait_for(
-                    lambda: len(self._items) < self.capacity or self._closed, timeout_s)
+                    lambda: len(self._items) < self.capacity or self._closed, timeout_s
+                )
                 if not room:
                     raise TimeoutError(f"channel still full after {timeout_s} s")
                 if self._closed:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import math
 import os
 import re
@@ -23,14 +24,23 @@ from typing import Any
 import yaml
 
 from detector.errors import ConfigError
+from detector.paths import CONFIGS_DIR
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONFIGS_DIR = PROJECT_ROOT / "configs"
 DEFAULT_CONFIG = CONFIGS_DIR / "default.yml"
 
+log = logging.getLogger(__name__)
 
-def _f(default: Any, kind: str, *, null: bool = False, lo: float | None = None,
-       hi: float | None = None, lo_open: bool = False, choices: tuple[str, ...] = ()) -> Any:
+
+def _f(
+    default: Any,
+    kind: str,
+    *,
+    null: bool = False,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    choices: tuple[str, ...] = (),
+) -> Any:
     """A dataclass field carrying its validation rule in ``metadata``."""
     meta = {"kind": kind, "null": null, "lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices}
     if isinstance(default, list):
@@ -52,10 +62,15 @@ class ModelConfig:
     """``model:`` — which graph, its tensor names, and how TensorFlow runs it."""
 
     # RUF009 noqa: _f returns a dataclasses.field, not a default evaluated once and shared
-    path: Path = _f("../models/ssd_mobilenet_v2_coco/frozen_inference_graph.pb",  # noqa: RUF009
-                    "path")
-    labels: Path | None = _f("../models/ssd_mobilenet_v2_coco/label_map.pbtxt",  # noqa: RUF009
-                             "path", null=True)
+    path: Path = _f(
+        "../models/ssd_mobilenet_v2_coco/frozen_inference_graph.pb",
+        "path",
+    )
+    labels: Path | None = _f(
+        "../models/ssd_mobilenet_v2_coco/label_map.pbtxt",
+        "path",
+        null=True,
+    )
     input_tensor: str = _f("image_tensor:0", "str")
     boxes_tensor: str = _f("detection_boxes:0", "str")
     scores_tensor: str = _f("detection_scores:0", "str")
@@ -80,15 +95,15 @@ class DetectConfig:
     classes: tuple[str | int, ...] = _f([], "classes")
     max_boxes: int = _f(100, "int", lo=1)
     detect_every: int = _f(1, "int", lo=1)
-    det_interval: int = _f(75, "int", lo=0)
-    det_th: float = _f(0.5, "float", lo=0.0, hi=1.0)
+    report_every: int = _f(75, "int", lo=0)
+    report_threshold: float = _f(0.5, "float", lo=0.0, hi=1.0)
 
 
 @dataclass(frozen=True)
 class OutputConfig:
     """``output:`` — where results go: run folder, window, video, images, JSON lines."""
 
-    dir: Path = _f("../runs", "path")  # noqa: RUF009 - _f returns a dataclasses.field
+    dir: Path = _f("../runs", "path")
     name: str | None = _f(None, "name", null=True)
     show: bool = _f(False, "bool")
     video: bool = _f(True, "bool")
@@ -103,17 +118,26 @@ class RunConfig:
     """``run:`` — how long to run and how to measure it."""
 
     max_frames: int | None = _f(None, "int", null=True, lo=1)
-    fps_interval: float = _f(5.0, "float", lo=0.0, lo_open=True)
+    fps_interval_s: float = _f(5.0, "float", lo=0.0, lo_open=True)
     warmup_frames: int = _f(2, "int", lo=0)
 
 
 SECTIONS: dict[str, type] = {
-    "source": SourceConfig, "model": ModelConfig, "detect": DetectConfig,
-    "output": OutputConfig, "run": RunConfig,
+    "source": SourceConfig,
+    "model": ModelConfig,
+    "detect": DetectConfig,
+    "output": OutputConfig,
+    "run": RunConfig,
 }
 KEYS: tuple[str, ...] = tuple(
     f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)
 )
+# Keys of configs written for the original app -> today's name (they load, with a warning).
+RENAMED: dict[str, str] = {
+    "detect.det_interval": "detect.report_every",
+    "detect.det_th": "detect.report_threshold",
+    "run.fps_interval": "run.fps_interval_s",
+}
 
 
 @dataclass(frozen=True)
@@ -129,10 +153,17 @@ class Config:
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain JSON/YAML-ready sections (paths as strings, tuples as lists)."""
+
         def plain(v: Any) -> Any:
             return str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
-        return {s: {f.name: plain(getattr(getattr(self, s), f.name))
-                    for f in dataclasses.fields(SECTIONS[s])} for s in SECTIONS}
+
+        return {
+            s: {
+                f.name: plain(getattr(getattr(self, s), f.name))
+                for f in dataclasses.fields(SECTIONS[s])
+            }
+            for s in SECTIONS
+        }
 
 
 def load_config(path: str | Path | None, overrides: Mapping[str, object] | None = None) -> Config:
@@ -158,8 +189,7 @@ def load_config(path: str | Path | None, overrides: Mapping[str, object] | None 
     merged: dict[str, tuple[Any, Path, str, bool]] = {}
     for sec, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
-            default = (f.default if f.default is not dataclasses.MISSING
-                       else f.default_factory())  # type: ignore[misc]
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
             merged[f"{sec}.{f.name}"] = (default, CONFIGS_DIR, "defaults", False)
     for key, value in _flatten(raw, origin).items():
         merged[key] = (value, file.parent, origin, False)
@@ -167,10 +197,11 @@ def load_config(path: str | Path | None, overrides: Mapping[str, object] | None 
     for key, value in (overrides or {}).items():
         if value is None:
             continue
-        key = str(key)
+        key = RENAMED.get(str(key), str(key))
         if key not in merged:
-            raise ConfigError(f"command-line override: unknown key '{key}'",
-                              hint=_did_you_mean(key))
+            raise ConfigError(
+                f"command-line override: unknown key '{key}'", hint=_did_you_mean(key)
+            )
         merged[key] = (value, cwd, "command-line override", True)
     sections: dict[str, Any] = {}
     for sec, cls in SECTIONS.items():
@@ -180,15 +211,26 @@ def load_config(path: str | Path | None, overrides: Mapping[str, object] | None 
             value, base, where, from_cli = merged[key]
             values[f.name] = _check(key, value, f.metadata, base, where, from_cli)
         sections[sec] = cls(**values)
-    return Config(**sections, path=file)
+    config = Config(**sections, path=file)
+    detect = config.detect
+    if detect.report_every and detect.report_threshold < detect.threshold:
+        log.warning(
+            "detect.report_threshold %g is below detect.threshold %g: the periodic "
+            "report lists only kept detections, so it shows scores >= %g",
+            detect.report_threshold,
+            detect.threshold,
+            detect.threshold,
+        )
+    return config
 
 
 def _read_yaml(file: Path) -> dict[str, Any]:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file '{file}' does not exist",
-                          hint=f"ready configs are in '{CONFIGS_DIR}'") from None
+        raise ConfigError(
+            f"config file '{file}' does not exist", hint=f"ready configs are in '{CONFIGS_DIR}'"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file '{file}': {exc}") from exc
     try:
@@ -201,8 +243,10 @@ def _read_yaml(file: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config '{file}': expected a mapping of sections "
-                          f"({', '.join(SECTIONS)}), got {type(data).__name__}")
+        raise ConfigError(
+            f"config '{file}': expected a mapping of sections "
+            f"({', '.join(SECTIONS)}), got {type(data).__name__}"
+        )
     return data
 
 
@@ -214,10 +258,19 @@ def _flatten(raw: dict[str, Any], origin: str) -> dict[str, Any]:
         if body is None:
             continue
         if not isinstance(body, dict):
-            raise ConfigError(f"{origin}: {sec}: expected a mapping of keys, got "
-                              f"{type(body).__name__} {body!r}")
+            raise ConfigError(
+                f"{origin}: {sec}: expected a mapping of keys, got {type(body).__name__} {body!r}"
+            )
         for key, value in body.items():
             dotted = f"{sec}.{key}"
+            if dotted in RENAMED:
+                new = RENAMED[dotted]
+                log.warning("%s: '%s' is deprecated, use '%s'", origin, dotted, new)
+                if new in body or new.split(".", 1)[1] in body:
+                    raise ConfigError(
+                        f"{origin}: both '{dotted}' and '{new}' are set", hint=f"keep only '{new}'"
+                    )
+                dotted = new
             if dotted not in KEYS:
                 raise ConfigError(f"{origin}: unknown key '{dotted}'", hint=_did_you_mean(dotted))
             out[dotted] = value
@@ -233,16 +286,18 @@ def _did_you_mean(key: str) -> str:
         close = [leaves[m] for m in difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.75)]
     if close:
         return f"did you mean '{close[0]}'?"
-    return ("valid sections: " + ", ".join(SECTIONS)
-            + " (every key is listed in configs/default.yml)")
+    return (
+        "valid sections: " + ", ".join(SECTIONS) + " (every key is listed in configs/default.yml)"
+    )
 
 
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 _NAME_RE = re.compile(r"^[^/\\\x00]+$")
 
 
-def _check(key: str, value: Any, meta: Mapping[str, Any], base: Path, where: str,
-           from_cli: bool) -> Any:
+def _check(
+    key: str, value: Any, meta: Mapping[str, Any], base: Path, where: str, from_cli: bool
+) -> Any:
     """Validate (and for command-line strings, parse) one value; resolve relative paths."""
     kind = meta["kind"]
 
@@ -263,7 +318,8 @@ def _check(key: str, value: Any, meta: Mapping[str, Any], base: Path, where: str
             raise bad("an integer" if kind == "int" else "a number")
         lo, hi = meta["lo"], meta["hi"]
         if (lo is not None and (value <= lo if meta["lo_open"] else value < lo)) or (
-                hi is not None and value > hi):
+            hi is not None and value > hi
+        ):
             what = "an integer" if kind == "int" else "a number"
             op = ">" if meta["lo_open"] else ">="
             rng = f"in [{lo}, {hi}]" if hi is not None else f"{op} {lo}"
@@ -275,7 +331,8 @@ def _check(key: str, value: Any, meta: Mapping[str, Any], base: Path, where: str
         return value
     if kind == "classes":
         if not isinstance(value, (list, tuple)) or any(
-                isinstance(v, bool) or not isinstance(v, (str, int)) or v == "" for v in value):
+            isinstance(v, bool) or not isinstance(v, (str, int)) or v == "" for v in value
+        ):
             raise bad("a list of class names or ids, e.g. [person, car] ([] = all)")
         return tuple(v.strip() if isinstance(v, str) else v for v in value)
     if kind == "uri" and isinstance(value, int) and not isinstance(value, bool):

@@ -76,12 +76,17 @@ def text_color_on(background: Color) -> Color:
 def box_pixels(xyxy: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
     """A float pixel box → integer corners clipped to the image (inclusive)."""
     x1, y1, x2, y2 = (round(float(v)) for v in xyxy)
-    return (min(max(x1, 0), width - 1), min(max(y1, 0), height - 1),
-            min(max(x2, 0), width - 1), min(max(y2, 0), height - 1))
+    return (
+        min(max(x1, 0), width - 1),
+        min(max(y1, 0), height - 1),
+        min(max(x2, 0), width - 1),
+        min(max(y2, 0), height - 1),
+    )
 
 
-def label_origin(box: tuple[int, int, int, int], size: tuple[int, int], width: int,
-                 height: int) -> tuple[int, int]:
+def label_origin(
+    box: tuple[int, int, int, int], size: tuple[int, int], width: int, height: int
+) -> tuple[int, int]:
     """Top-left corner of a label of ``size`` (w, h) for ``box``, kept inside the image.
 
     Above the box when there is room; else inside the box at its top (the box touches the
@@ -102,8 +107,13 @@ def _check_image(image: np.ndarray) -> None:
         raise ValueError("image must be C-contiguous to be drawn on in place")
 
 
-def annotate(image: np.ndarray, detections: Detections, labels: LabelMap | None = None,
-             style: DrawStyle = DrawStyle(), fresh: bool = True) -> np.ndarray:
+def annotate(
+    image: np.ndarray,
+    detections: Detections,
+    labels: LabelMap | None = None,
+    style: DrawStyle = DrawStyle(),
+    fresh: bool = True,
+) -> np.ndarray:
     """Draw boxes and ``name 87%`` labels on ``image`` in place and return it.
 
     Args:
@@ -131,16 +141,26 @@ def annotate(image: np.ndarray, detections: Detections, labels: LabelMap | None 
     return image
 
 
-def _draw_label(image: np.ndarray, text: str, box: tuple[int, int, int, int], color: Color,
-                style: DrawStyle) -> None:
-    (tw, th), baseline = cv2.getTextSize(text, style.font_face, style.font_scale,
-                                         style.text_thickness)
+def _draw_label(
+    image: np.ndarray, text: str, box: tuple[int, int, int, int], color: Color, style: DrawStyle
+) -> None:
+    (tw, th), baseline = cv2.getTextSize(
+        text, style.font_face, style.font_scale, style.text_thickness
+    )
     pad = style.padding
     lw, lh = tw + 2 * pad, th + baseline + 2 * pad
     x, y = label_origin(box, (lw, lh), image.shape[1], image.shape[0])
     cv2.rectangle(image, (x, y), (x + lw - 1, y + lh - 1), color, cv2.FILLED)
-    cv2.putText(image, text, (x + pad, y + pad + th), style.font_face, style.font_scale,
-                text_color_on(color), style.text_thickness, style.line_type)
+    cv2.putText(
+        image,
+        text,
+        (x + pad, y + pad + th),
+        style.font_face,
+        style.font_scale,
+        text_color_on(color),
+        style.text_thickness,
+        style.line_type,
+    )
 
 
 def draw_hud(image: np.ndarray, lines: Sequence[str], style: DrawStyle = DrawStyle()) -> np.ndarray:
@@ -155,13 +175,23 @@ def draw_hud(image: np.ndarray, lines: Sequence[str], style: DrawStyle = DrawSty
     if not lines:
         return image
     m = style.hud_margin
-    sizes = [cv2.getTextSize(t, style.font_face, style.hud_font_scale, style.text_thickness)
-             for t in lines]
+    sizes = [
+        cv2.getTextSize(t, style.font_face, style.hud_font_scale, style.text_thickness)
+        for t in lines
+    ]
     line_h = max(h + b for (_, h), b in sizes) + m // 2
     box_w = max(w for (w, _), _ in sizes) + 2 * m
     box_h = line_h * len(lines) + 2 * m - m // 2
     cv2.rectangle(image, (0, 0), (box_w - 1, box_h - 1), style.hud_background, cv2.FILLED)
     for n, (text, ((_, h), _)) in enumerate(zip(lines, sizes, strict=True)):
-        cv2.putText(image, text, (m, m + n * line_h + h), style.font_face, style.hud_font_scale,
-                    style.hud_text_color, style.text_thickness, style.line_type)
+        cv2.putText(
+            image,
+            text,
+            (m, m + n * line_h + h),
+            style.font_face,
+            style.hud_font_scale,
+            style.hud_text_color,
+            style.text_thickness,
+            style.line_type,
+        )
     return image

@@ -34,8 +34,13 @@ class Engine:
         max_boxes: Most detections kept per frame, best scores first.
     """
 
-    def __init__(self, model: Predictor, threshold: float = 0.5,
-                 class_ids: frozenset[int] | None = None, max_boxes: int | None = 100) -> None:
+    def __init__(
+        self,
+        model: Predictor,
+        threshold: float = 0.5,
+        class_ids: frozenset[int] | None = None,
+        max_boxes: int | None = 100,
+    ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1]; got {threshold}")
         self.model = model
@@ -65,7 +70,11 @@ class Engine:
         boxes, scores, classes, num = self.model.predict(rgb[np.newaxis])
         inference_ms = (time.perf_counter() - t0) * 1e3
         detections = Detections.from_tf_normalized(
-            np.asarray(boxes)[0], np.asarray(scores)[0], np.asarray(classes)[0],
-            int(np.asarray(num).reshape(-1)[0]), frame.width, frame.height,
+            np.asarray(boxes)[0],
+            np.asarray(scores)[0],
+            np.asarray(classes)[0],
+            int(np.asarray(num).reshape(-1)[0]),
+            frame.width,
+            frame.height,
         )
         return detections.filter(self.threshold, self.class_ids, self.max_boxes), inference_ms

@@ -7,6 +7,11 @@ Python's own exceptions still catch them (``SourceError`` is an ``OSError``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from detector.fps import RunStats
+
 
 class DetectorError(Exception):
     """Base of every error this package raises on purpose.
@@ -66,16 +71,38 @@ class StageError(DetectorError):
         stage: The stage's name (``capture``, ``inference``, ``output``).
         frame_index: The frame being processed when it failed, if any.
         cause: The original exception (also chained as ``__cause__``).
+        stats: The run's numbers up to the failure (``RunStats``), when the pipeline knows them.
     """
 
-    def __init__(self, stage: str, frame_index: int | None, cause: BaseException) -> None:
+    def __init__(
+        self,
+        stage: str,
+        frame_index: int | None,
+        cause: BaseException,
+        stats: RunStats | None = None,
+    ) -> None:
         where = f" on frame {frame_index}" if frame_index is not None else ""
         hint = cause.hint if isinstance(cause, DetectorError) else None
-        detail = (cause.message if isinstance(cause, DetectorError)
-                  else f"{type(cause).__name__}: {cause}")
+        detail = (
+            cause.message
+            if isinstance(cause, DetectorError)
+            else f"{type(cause).__name__}: {cause}"
+        )
         super().__init__(f"{stage} stage failed{where}: {detail}", hint=hint)
         self.stage = stage
         self.frame_index = frame_index
         self.cause = cause
+        self.stats = stats
         if isinstance(cause, DetectorError):
             self.exit_code = cause.exit_code
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run after a clean shutdown; carries the run's numbers.
+
+    A ``KeyboardInterrupt``, so code that only knows the builtin still sees an interrupt.
+    """
+
+    def __init__(self, stats: RunStats | None = None) -> None:
+        super().__init__()
+        self.stats = stats

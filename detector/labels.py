@@ -56,9 +56,9 @@ class LabelMap:
     def __len__(self) -> int:
         return len(self.names)
 
-    def resolve_classes(self, classes: Iterable[str | int], *, key: str = "detect.classes") -> (
-        frozenset[int] | None
-    ):
+    def resolve_classes(
+        self, classes: Iterable[str | int], *, key: str = "detect.classes"
+    ) -> frozenset[int] | None:
         """Turn a class filter of names and/or ids into ids; empty → None (all classes).
 
         Args:
@@ -80,7 +80,8 @@ class LabelMap:
                 where = f" in '{self.path}'" if self.path else ""
                 raise ConfigError(
                     f"{key}: unknown class name {item!r}{where}",
-                    hint=f"did you mean {', '.join(map(repr, close))}?" if close
+                    hint=f"did you mean {', '.join(map(repr, close))}?"
+                    if close
                     else "use a name from the label map or an integer id",
                 )
             ids.add(cid)
@@ -111,8 +112,10 @@ def load_label_map(path: str | Path) -> LabelMap:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"label map '{p}' does not exist",
-                          hint="set model.labels (or --labels) to a .pbtxt or .txt file") from None
+        raise ConfigError(
+            f"label map '{p}' does not exist",
+            hint="set model.labels (or --labels) to a .pbtxt or .txt file",
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read label map '{p}': {exc}") from exc
     suffix = p.suffix.lower()
@@ -158,20 +161,36 @@ def _label_map_class() -> Any:
     item.field.add(name="name", number=1, label=opt, type=f.TYPE_STRING)
     item.field.add(name="id", number=2, label=opt, type=f.TYPE_INT32)
     item.field.add(name="display_name", number=3, label=opt, type=f.TYPE_STRING)
-    item.field.add(name="keypoints", number=4, label=rep, type=f.TYPE_MESSAGE,
-                   type_name=".detector.labelmap.StringIntLabelMapItem.KeypointMap")
+    item.field.add(
+        name="keypoints",
+        number=4,
+        label=rep,
+        type=f.TYPE_MESSAGE,
+        type_name=".detector.labelmap.StringIntLabelMapItem.KeypointMap",
+    )
     item.field.add(name="ancestor_ids", number=5, label=rep, type=f.TYPE_INT32)
     item.field.add(name="descendant_ids", number=6, label=rep, type=f.TYPE_INT32)
-    item.field.add(name="frequency", number=7, label=opt, type=f.TYPE_ENUM,
-                   type_name=".detector.labelmap.LVISFrequency")
+    item.field.add(
+        name="frequency",
+        number=7,
+        label=opt,
+        type=f.TYPE_ENUM,
+        type_name=".detector.labelmap.LVISFrequency",
+    )
     item.field.add(name="instance_count", number=8, label=opt, type=f.TYPE_INT32)
     top = fdp.message_type.add(name="StringIntLabelMap")
-    top.field.add(name="item", number=1, label=rep, type=f.TYPE_MESSAGE,
-                  type_name=".detector.labelmap.StringIntLabelMapItem")
+    top.field.add(
+        name="item",
+        number=1,
+        label=rep,
+        type=f.TYPE_MESSAGE,
+        type_name=".detector.labelmap.StringIntLabelMapItem",
+    )
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
     return message_factory.GetMessageClass(
-        pool.FindMessageTypeByName("detector.labelmap.StringIntLabelMap"))
+        pool.FindMessageTypeByName("detector.labelmap.StringIntLabelMap")
+    )
 
 
 def _parse_pbtxt(text: str, path: Path) -> dict[int, str]:
@@ -205,13 +224,15 @@ def _parse_json(text: str, path: Path) -> dict[int, str]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            f"label map '{path}' line {exc.lineno}: invalid JSON: {exc.msg}") from None
+            f"label map '{path}' line {exc.lineno}: invalid JSON: {exc.msg}"
+        ) from None
     names: dict[int, str] = {}
     if isinstance(data, dict) and isinstance(data.get("categories"), list):
         for n, cat in enumerate(data["categories"], 1):
             if not (isinstance(cat, dict) and isinstance(cat.get("id"), int) and cat.get("name")):
                 raise ConfigError(
-                    f"label map '{path}': category {n} needs an int 'id' and a 'name'")
+                    f"label map '{path}': category {n} needs an int 'id' and a 'name'"
+                )
             _add(names, cat["id"], str(cat["name"]), path, f"category {n}")
     elif isinstance(data, dict):
         for k, v in data.items():
@@ -220,7 +241,8 @@ def _parse_json(text: str, path: Path) -> dict[int, str]:
             _add(names, int(k), str(v), path, f"key {k!r}")
     else:
         raise ConfigError(
-            f"label map '{path}': expected a COCO 'categories' list or an id → name object")
+            f"label map '{path}': expected a COCO 'categories' list or an id → name object"
+        )
     return names
 
 

@@ -19,11 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from detector.errors import ConfigError, RunInterrupted, StageError
+from detector.types import Detections, Frame, FrameResult
+
 from .channel import Channel, Closed
-from .errors import ConfigError, StageError
 from .fps import Clock, RunMeter, RunStats
 from .reorder import ReorderBuffer
-from .types import Detections, Frame, FrameResult
 
 if TYPE_CHECKING:  # sources import OpenCV; the pipeline itself never needs it
     from .sources import Source
@@ -84,6 +85,12 @@ class PipelineOptions:
                 )
 
 
+def inference_workers(live: bool, configured: int) -> int:
+    """Inference threads for a source: live sources use one (frames arrive in real time,
+    more workers would only add latency), files and folders the configured number."""
+    return 1 if live else configured
+
+
 def run_pipeline(
     source: Source,
     detect: Detect,
@@ -110,8 +117,8 @@ def run_pipeline(
         The run's numbers.
 
     Raises:
-        StageError: A stage failed; names the stage and the frame. Has ``run_stats``.
-        KeyboardInterrupt: Re-raised after a clean shutdown; has ``run_stats``.
+        StageError: A stage failed; names the stage and the frame; ``stats`` holds the numbers.
+        RunInterrupted: Ctrl-C / SIGTERM, after a clean shutdown; ``stats`` holds the numbers.
     """
     return _Run(source, detect, consume, options, clock).run()
 
@@ -132,7 +139,7 @@ class _Run:
     ) -> None:
         self.source, self.detect, self.consume, self.opt = source, detect, consume, opt
         live = source.info.live
-        self.workers = 1 if live else opt.workers
+        self.workers = inference_workers(live, opt.workers)
         if live and opt.workers > 1:
             log.info(
                 "live source: 1 inference worker instead of %d (frames arrive in real "
@@ -305,8 +312,7 @@ class _Run:
         except KeyboardInterrupt as exc:
             log.info("interrupted: stopping")
             self.shutdown(threads)
-            exc.run_stats = self.stats(interrupted=True)  # type: ignore[attr-defined]
-            raise
+            raise RunInterrupted(self.stats(interrupted=True)) from exc
         except BaseException:
             self.shutdown(threads)
             raise
@@ -314,9 +320,7 @@ class _Run:
         stats = self.stats(interrupted=False)
         if self.error is not None:
             stage, frame_index, cause = self.error
-            err = StageError(stage, frame_index, cause)
-            err.run_stats = stats  # type: ignore[attr-defined]
-            raise err from cause
+            raise StageError(stage, frame_index, cause, stats) from cause
         log.info("pipeline done: %s", ", ".join(f"{k} {v}" for k, v in stats.to_dict().items()))
         return stats
 

@@ -72,8 +72,9 @@ class ReorderBuffer(Generic[T]):
             TimeoutError: ``timeout_s`` seconds passed without the next item.
         """
         with self._lock:
-            if not self._ready.wait_for(lambda: self._next in self._items or self._closed,
-                                        timeout_s):
+            if not self._ready.wait_for(
+                lambda: self._next in self._items or self._closed, timeout_s
+            ):
                 raise TimeoutError(f"item {self._next} not ready after {timeout_s} s")
             if self._next not in self._items:
                 raise Closed

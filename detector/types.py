@@ -11,8 +11,21 @@ Conventions, fixed here once for the whole app:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
+
+
+class SourceKind(str, Enum):
+    """What a source is: it decides live vs lossless reading, naming and messages."""
+
+    CAMERA = "camera"
+    VIDEO = "video"
+    STREAM = "stream"
+    IMAGES = "images"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -21,7 +34,7 @@ class SourceInfo:
 
     Attributes:
         uri: The path, URL or camera index the user gave, as a string.
-        kind: ``camera``, ``video``, ``stream`` or ``images``.
+        kind: Camera, video file, network stream or images.
         live: True when frames arrive in real time (camera, network stream): the
             pipeline keeps the newest frame and counts drops; files never drop.
         width: Frame width in pixels, if known before the first frame.
@@ -31,7 +44,7 @@ class SourceInfo:
     """
 
     uri: str
-    kind: str
+    kind: SourceKind
     live: bool
     width: int | None = None
     height: int | None = None
@@ -69,7 +82,6 @@ class Frame:
     @property
     def height(self) -> int:
         return int(self.image.shape[0])
-
 
 
 @dataclass(frozen=True)
@@ -129,9 +141,11 @@ class Detections:
         n = len(scores) if num is None else int(num)
         b = np.asarray(boxes, dtype=np.float32)[:n]
         b = np.clip(b, 0.0, 1.0)
-        xyxy = np.stack(
-            [b[:, 1] * width, b[:, 0] * height, b[:, 3] * width, b[:, 2] * height], axis=1
-        ) if n else np.zeros((0, 4), np.float32)
+        xyxy = (
+            np.stack([b[:, 1] * width, b[:, 0] * height, b[:, 3] * width, b[:, 2] * height], axis=1)
+            if n
+            else np.zeros((0, 4), np.float32)
+        )
         return cls(xyxy, np.asarray(scores)[:n], np.rint(np.asarray(classes)[:n]).astype(np.int32))
 
     def select(self, mask: np.ndarray) -> Detections:

@@ -7,11 +7,13 @@ always runs ``bash .ci/setup`` (which fetches) first, so there they run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers.tk_models import save_v1v2
 
-from detector.assets import (
+from detector.fetch.assets import (
     DEFAULT_MODEL_DIR,
     GRAPH_NAME,
     LABEL_MAP_NAME,
@@ -73,3 +75,28 @@ def photos_dir() -> Path:
     """``samples/photos/``: real photos (dog.jpg, person.jpg, horses.jpg, ...)."""
     _need(PHOTOS_DIR / "dog.jpg", "sample photos")
     return PHOTOS_DIR
+
+
+@pytest.fixture(scope="session")
+def tf():
+    """TensorFlow, imported once for the session."""
+    import tensorflow
+
+    return tensorflow
+
+
+@pytest.fixture
+def v1v2(tf, tmp_path) -> Callable[..., Path]:
+    """A factory: ``v1v2(resource=True)`` → the saved prefix in a fresh folder."""
+    count = iter(range(100))
+
+    def make(resource: bool = True, step: int = 100) -> Path:
+        folder = tmp_path / f"v1v2_{next(count)}"
+        folder.mkdir()
+        return save_v1v2(tf, folder, resource=resource, step=step)
+
+    return make
+
+
+# The headless browser fixtures (``browser``, ``page``) for every test.
+pytest_plugins = ["helpers.browser"]

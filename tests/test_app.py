@@ -35,11 +35,24 @@ def assets(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-def run_flags(assets: dict[str, Path], out: Path, *extra: str, source: Path | None = None
-              ) -> list[str]:
-    return ["--source", str(source or assets["video"]), "--model", str(assets["model"]),
-            "--labels", str(assets["labels"]), "--output", str(out), "--device", "cpu",
-            "--threshold", "0.1", *extra]
+def run_flags(
+    assets: dict[str, Path], out: Path, *extra: str, source: Path | None = None
+) -> list[str]:
+    return [
+        "--source",
+        str(source or assets["video"]),
+        "--model",
+        str(assets["model"]),
+        "--labels",
+        str(assets["labels"]),
+        "--output",
+        str(out),
+        "--device",
+        "cpu",
+        "--threshold",
+        "0.1",
+        *extra,
+    ]
 
 
 def video_frames(path: Path) -> tuple[int, float, list[np.ndarray]]:
@@ -83,8 +96,9 @@ def test_video_run_writes_video_jsonl_and_run_json(assets, tmp_path, capsys):
 
 
 def test_annotated_video_shows_the_boxes(assets, tmp_path):
-    assert main(run_flags(assets, tmp_path, "--name", "a", "--no-hud", "--video-format",
-                          "avi")) == 0
+    assert (
+        main(run_flags(assets, tmp_path, "--name", "a", "--no-hud", "--video-format", "avi")) == 0
+    )
     _, _, frames = video_frames(tmp_path / "a" / "annotated.avi")
     plain = tiny_video(tmp_path / "plain.avi", frames=12, fps=7.0)
     _, _, originals = video_frames(plain)
@@ -95,8 +109,10 @@ def test_annotated_video_shows_the_boxes(assets, tmp_path):
 
 
 def test_detect_every_marks_fresh_and_carried(assets, tmp_path):
-    assert main(run_flags(assets, tmp_path, "--name", "d", "--detect-every", "3",
-                          "--workers", "1")) == 0
+    assert (
+        main(run_flags(assets, tmp_path, "--name", "d", "--detect-every", "3", "--workers", "1"))
+        == 0
+    )
     lines = read_jsonl(tmp_path / "d" / "detections.jsonl")
     assert [r["fresh"] for r in lines] == [i % 3 == 0 for i in range(12)]
     assert [r["detected_frame"] for r in lines] == [i - i % 3 for i in range(12)]
@@ -108,8 +124,22 @@ def test_detect_every_marks_fresh_and_carried(assets, tmp_path):
 
 def test_max_frames_class_filter_and_runs_never_overwrite(assets, tmp_path):
     for _ in range(2):
-        assert main(run_flags(assets, tmp_path, "--name", "m", "--max-frames", "5",
-                              "--classes", "whole", "--no-video")) == 0
+        assert (
+            main(
+                run_flags(
+                    assets,
+                    tmp_path,
+                    "--name",
+                    "m",
+                    "--max-frames",
+                    "5",
+                    "--classes",
+                    "whole",
+                    "--no-video",
+                )
+            )
+            == 0
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "m2"]
     lines = read_jsonl(tmp_path / "m2" / "detections.jsonl")
     assert len(lines) == 5
@@ -125,8 +155,7 @@ def test_image_folder_with_a_corrupt_image_is_skipped_and_counted(assets, tmp_pa
         img[..., 2] = red
         cv2.imwrite(str(photos / f"img{i + 1}.png"), img)
     (photos / "img10.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    assert main(run_flags(assets, tmp_path / "runs", "--images", "--no-video",
-                          source=photos)) == 0
+    assert main(run_flags(assets, tmp_path / "runs", "--images", "--no-video", source=photos)) == 0
     run = tmp_path / "runs" / "photos"
     record = json.loads((run / "run.json").read_text())
     assert record["stats"]["frames_skipped"] == 1
@@ -178,11 +207,33 @@ def test_sigterm_finalizes_video_and_exits_130(tmp_path):
     model = build_frozen(tmp_path / "g.pb")
     video = tiny_video(tmp_path / "long.avi", frames=3000, fps=25.0)
     out = tmp_path / "runs"
-    cmd = [sys.executable, str(ROOT / "main.py"), "--source", str(video), "--model", str(model),
-           "--labels", "null", "--output", str(out), "--name", "t", "--device", "cpu",
-           "--workers", "1", "--video-format", "avi"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    cmd = [
+        sys.executable,
+        str(ROOT / "main.py"),
+        "--source",
+        str(video),
+        "--model",
+        str(model),
+        "--labels",
+        "null",
+        "--output",
+        str(out),
+        "--name",
+        "t",
+        "--device",
+        "cpu",
+        "--workers",
+        "1",
+        "--video-format",
+        "avi",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     jsonl = out / "t" / "detections.jsonl"
     deadline = time.monotonic() + 120
     try:
@@ -207,25 +258,54 @@ def test_sigterm_finalizes_video_and_exits_130(tmp_path):
     assert fps == pytest.approx(25.0)
 
 
-@pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool")),
-                    reason="needs Xvfb and xdotool")
+@pytest.mark.skipif(
+    not (shutil.which("Xvfb") and shutil.which("xdotool")), reason="needs Xvfb and xdotool"
+)
 def test_window_q_ends_the_run_cleanly_under_xvfb(tmp_path):
     """`--show` on a real (virtual) display: q in the window stops the run with exit 0."""
     model = build_frozen(tmp_path / "g.pb")
     video = tiny_video(tmp_path / "long.avi", frames=3000, fps=25.0)
     out = tmp_path / "runs"
-    xvfb = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", "320x240x24"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    xvfb = subprocess.Popen(
+        ["Xvfb", "-displayfd", "1", "-screen", "0", "320x240x24"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     proc = None
     try:
         env = {**os.environ, "DISPLAY": f":{xvfb.stdout.readline().strip()}"}
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "main.py"), "--source", str(video), "--model", str(model),
-             "--labels", "null", "--output", str(out), "--name", "w", "--device", "cpu",
-             "--show"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True)
-        found = subprocess.run(["xdotool", "search", "--sync", "--name", "detector"], env=env,
-                               capture_output=True, text=True, timeout=120)
+            [
+                sys.executable,
+                str(ROOT / "main.py"),
+                "--source",
+                str(video),
+                "--model",
+                str(model),
+                "--labels",
+                "null",
+                "--output",
+                str(out),
+                "--name",
+                "w",
+                "--device",
+                "cpu",
+                "--show",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        found = subprocess.run(
+            ["xdotool", "search", "--sync", "--name", "detector"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         wid = found.stdout.split()[0]
         subprocess.run(["xdotool", "key", "--window", wid, "q"], env=env, check=True, timeout=30)
         _, err = proc.communicate(timeout=60)
@@ -247,8 +327,9 @@ def test_window_q_ends_the_run_cleanly_under_xvfb(tmp_path):
 def test_model_failing_mid_run_names_the_frame_and_keeps_outputs(assets, tmp_path, capsys):
     """An error on frame 6 (red 160 > 0.6 · 255): exit 1, the frame named, outputs finalized."""
     model = build_frozen(tmp_path / "breaks.pb", fail_above=0.6)
-    code = main([*run_flags(assets, tmp_path, "--name", "e", "--workers", "1"),
-                 "--model", str(model)])
+    code = main(
+        [*run_flags(assets, tmp_path, "--name", "e", "--workers", "1"), "--model", str(model)]
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert "inference stage failed on frame 6" in err

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from detector.config import CONFIGS_DIR, DEFAULT_CONFIG, KEYS, PROJECT_ROOT, Config, load_config
+from detector.config import CONFIGS_DIR, DEFAULT_CONFIG, KEYS, Config, load_config
 from detector.errors import ConfigError
+from detector.paths import PROJECT_ROOT
 
 
 def write(tmp_path: Path, text: str, name: str = "c.yml") -> Path:
@@ -91,22 +92,25 @@ def test_unknown_section_and_key_in_wrong_section(tmp_path):
     assert "output.threshold" in msg and "'detect.threshold'" in msg
 
 
-@pytest.mark.parametrize("text, key, expected", [
-    ("detect:\n  threshold: 1.5\n", "detect.threshold", "[0.0, 1.0]"),
-    ("detect:\n  threshold: high\n", "detect.threshold", "a number"),
-    ("detect:\n  detect_every: 0\n", "detect.detect_every", ">= 1"),
-    ("detect:\n  detect_every: 2.5\n", "detect.detect_every", "an integer"),
-    ("detect:\n  max_boxes: true\n", "detect.max_boxes", "an integer"),
-    ("detect:\n  classes: person\n", "detect.classes", "a list"),
-    ("model:\n  workers: 0\n", "model.workers", ">= 1"),
-    ("model:\n  device: tpu\n", "model.device", "auto or cpu or gpu"),
-    ("model:\n  allow_memory_growth: 'yes'\n", "model.allow_memory_growth", "true or false"),
-    ("model:\n  path: null\n", "model.path", "cannot be null"),
-    ("output:\n  video_format: mkv\n", "output.video_format", "mp4 or avi"),
-    ("output:\n  name: a/b\n", "output.name", "without '/'"),
-    ("run:\n  fps_interval: 0\n", "run.fps_interval", "> 0"),
-    ("source:\n  width: -5\n", "source.width", ">= 1"),
-])
+@pytest.mark.parametrize(
+    "text, key, expected",
+    [
+        ("detect:\n  threshold: 1.5\n", "detect.threshold", "[0.0, 1.0]"),
+        ("detect:\n  threshold: high\n", "detect.threshold", "a number"),
+        ("detect:\n  detect_every: 0\n", "detect.detect_every", ">= 1"),
+        ("detect:\n  detect_every: 2.5\n", "detect.detect_every", "an integer"),
+        ("detect:\n  max_boxes: true\n", "detect.max_boxes", "an integer"),
+        ("detect:\n  classes: person\n", "detect.classes", "a list"),
+        ("model:\n  workers: 0\n", "model.workers", ">= 1"),
+        ("model:\n  device: tpu\n", "model.device", "auto or cpu or gpu"),
+        ("model:\n  allow_memory_growth: 'yes'\n", "model.allow_memory_growth", "true or false"),
+        ("model:\n  path: null\n", "model.path", "cannot be null"),
+        ("output:\n  video_format: mkv\n", "output.video_format", "mp4 or avi"),
+        ("output:\n  name: a/b\n", "output.name", "without '/'"),
+        ("run:\n  fps_interval_s: 0\n", "run.fps_interval_s", "> 0"),
+        ("source:\n  width: -5\n", "source.width", ">= 1"),
+    ],
+)
 def test_type_and_range_errors_name_file_and_key(tmp_path, text, key, expected):
     p = write(tmp_path, text)
     msg = error_of(p)
@@ -124,8 +128,11 @@ def test_bad_yaml_and_bad_shapes(tmp_path):
 def test_relative_paths_resolve_against_config_folder(tmp_path):
     sub = tmp_path / "cfg"
     sub.mkdir()
-    p = write(sub, "source:\n  uri: clips/a.mp4\nmodel:\n  path: ../m/g.pb\n  labels: l.txt\n"
-                   "output:\n  dir: out\n")
+    p = write(
+        sub,
+        "source:\n  uri: clips/a.mp4\nmodel:\n  path: ../m/g.pb\n  labels: l.txt\n"
+        "output:\n  dir: out\n",
+    )
     cfg = load_config(p)
     assert cfg.source.uri == str(sub / "clips" / "a.mp4")
     assert cfg.model.path == tmp_path / "m" / "g.pb"
@@ -150,11 +157,20 @@ def test_keys_left_out_keep_defaults_relative_to_project(tmp_path):
 
 def test_overrides_typed_and_strings(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = load_config(None, {
-        "detect.threshold": "0.4", "detect.detect_every": 3, "output.show": "true",
-        "source.uri": "clips/b.mp4", "model.labels": "null", "detect.classes": "person, 3",
-        "run.max_frames": "50", "output.dir": "out", "model.workers": None,
-    })
+    cfg = load_config(
+        None,
+        {
+            "detect.threshold": "0.4",
+            "detect.detect_every": 3,
+            "output.show": "true",
+            "source.uri": "clips/b.mp4",
+            "model.labels": "null",
+            "detect.classes": "person, 3",
+            "run.max_frames": "50",
+            "output.dir": "out",
+            "model.workers": None,
+        },
+    )
     assert cfg.detect.threshold == 0.4 and cfg.detect.detect_every == 3
     assert cfg.output.show is True and cfg.run.max_frames == 50
     assert cfg.source.uri == str(tmp_path / "clips" / "b.mp4")  # against the CWD
@@ -180,3 +196,26 @@ def test_config_is_frozen_and_to_dict_plain():
     d = cfg.to_dict()
     assert set(d) == {"source", "model", "detect", "output", "run"}
     assert d["detect"]["classes"] == [] and isinstance(d["model"]["path"], str)
+
+
+def test_keys_of_the_original_app_still_load_with_a_warning(tmp_path, caplog):
+    p = tmp_path / "old.yml"
+    p.write_text("detect:\n  det_interval: 10\n  det_th: 0.7\nrun:\n  fps_interval: 2.0\n")
+    with caplog.at_level("WARNING", logger="detector.config"):
+        cfg = load_config(p)
+    assert (cfg.detect.report_every, cfg.detect.report_threshold) == (10, 0.7)
+    assert cfg.run.fps_interval_s == 2.0
+    assert "'detect.det_interval' is deprecated, use 'detect.report_every'" in caplog.text
+    assert "'run.fps_interval' is deprecated, use 'run.fps_interval_s'" in caplog.text
+    both = tmp_path / "both.yml"
+    both.write_text("detect:\n  det_th: 0.7\n  report_threshold: 0.6\n")
+    with pytest.raises(ConfigError, match=r"both 'detect\.det_th' and 'detect\.report_threshold'"):
+        load_config(both)
+
+
+def test_a_report_threshold_below_the_detection_threshold_is_explained(tmp_path, caplog):
+    p = tmp_path / "c.yml"
+    p.write_text("detect:\n  threshold: 0.6\n  report_threshold: 0.3\n")
+    with caplog.at_level("WARNING", logger="detector.config"):
+        load_config(p)
+    assert "report_threshold 0.3 is below detect.threshold 0.6" in caplog.text

@@ -38,8 +38,9 @@ def expected(img, box, cid, text, origin, thickness=STYLE.thickness) -> np.ndarr
     lw, lh, th = label_size(text)
     x, y = origin
     cv2.rectangle(img, (x, y), (x + lw - 1, y + lh - 1), color, cv2.FILLED)
-    cv2.putText(img, text, (x + PAD, y + PAD + th), FONT, SCALE, text_color_on(color), TT,
-                STYLE.line_type)
+    cv2.putText(
+        img, text, (x + PAD, y + PAD + th), FONT, SCALE, text_color_on(color), TT, STYLE.line_type
+    )
     return img
 
 
@@ -83,8 +84,14 @@ def test_carried_boxes_are_thinner():
     fresh = annotate(blank(), dets((100, 80, 200, 180, 0.6, 1)), LABELS, fresh=True)
     carried = annotate(blank(), dets((100, 80, 200, 180, 0.6, 1)), LABELS, fresh=False)
     _, lh, _ = label_size("person 60%")
-    want = expected(blank(), (100, 80, 200, 180), 1, "person 60%", (100, 80 - lh),
-                    thickness=STYLE.carried_thickness)
+    want = expected(
+        blank(),
+        (100, 80, 200, 180),
+        1,
+        "person 60%",
+        (100, 80 - lh),
+        thickness=STYLE.carried_thickness,
+    )
     np.testing.assert_array_equal(carried, want)
     # Left edge at mid-height: the fresh 2-px line covers x=101, the carried 1-px line does not.
     assert tuple(fresh[130, 101]) == color_for(1)
@@ -93,8 +100,9 @@ def test_carried_boxes_are_thinner():
 
 
 def test_unknown_class_and_best_label_on_top():
-    img = annotate(blank(), dets((100, 100, 200, 200, 0.9, 1), (100, 100, 220, 210, 0.4, 77)),
-                   LABELS)
+    img = annotate(
+        blank(), dets((100, 100, 200, 200, 0.9, 1), (100, 100, 220, 210, 0.4, 77)), LABELS
+    )
     want = blank()
     _, lh, _ = label_size("class 77 40%")
     expected(want, (100, 100, 220, 210), 77, "class 77 40%", (100, 100 - lh))  # lower score first

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from detector.assets import DEFAULT_MODEL_DIR, PHOTOS_DIR, SAMPLE_VIDEO
+from detector.fetch.assets import DEFAULT_MODEL_DIR, PHOTOS_DIR, SAMPLE_VIDEO
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = DEFAULT_MODEL_DIR / "frozen_inference_graph.pb"
@@ -54,9 +54,14 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def main_py(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ROOT / "main.py"), *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def test_main_py_default_run_on_the_full_sample_video(tmp_path):
@@ -83,8 +88,23 @@ def test_main_py_default_run_on_the_full_sample_video(tmp_path):
 def test_photo_folder_finds_the_dog(tmp_path):
     from detector.cli import main
 
-    assert main(["--source", str(PHOTOS_DIR), "--output", str(tmp_path), "--name", "p",
-                 "--images", "--no-video", "--threshold", "0.5"]) == 0
+    assert (
+        main(
+            [
+                "--source",
+                str(PHOTOS_DIR),
+                "--output",
+                str(tmp_path),
+                "--name",
+                "p",
+                "--images",
+                "--no-video",
+                "--threshold",
+                "0.5",
+            ]
+        )
+        == 0
+    )
     run = tmp_path / "p"
     lines = {r["name"]: r for r in read_jsonl(run / "detections.jsonl")}
     dog = {d["label"]: d["score"] for d in lines["dog.jpg"]["detections"]}
@@ -104,8 +124,20 @@ def test_folder_with_a_corrupt_image_skips_and_counts_it(tmp_path):
     shutil.copy(DOG, photos / "dog.jpg")
     (photos / "broken.jpg").write_bytes(DOG.read_bytes()[:300])  # a truncated JPEG
     (photos / "empty.png").write_bytes(b"")
-    assert main(["--source", str(photos), "--output", str(tmp_path / "runs"), "--name", "c",
-                 "--no-video"]) == 0
+    assert (
+        main(
+            [
+                "--source",
+                str(photos),
+                "--output",
+                str(tmp_path / "runs"),
+                "--name",
+                "c",
+                "--no-video",
+            ]
+        )
+        == 0
+    )
     run = tmp_path / "runs" / "c"
     record = json.loads((run / "run.json").read_text())
     assert record["stats"]["frames_skipped"] == 2

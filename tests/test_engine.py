@@ -15,8 +15,12 @@ class RecordingModel:
     """A stand-in with fixed outputs that records what it was fed (no TF needed)."""
 
     def __init__(self, boxes, scores, classes, num, input_size=None):
-        self.out = (np.asarray([boxes], np.float32), np.asarray([scores], np.float32),
-                    np.asarray([classes], np.float32), np.asarray([num], np.float32))
+        self.out = (
+            np.asarray([boxes], np.float32),
+            np.asarray([scores], np.float32),
+            np.asarray([classes], np.float32),
+            np.asarray([num], np.float32),
+        )
         self.input_size = input_size
         self.fed: list[np.ndarray] = []
 
@@ -80,8 +84,9 @@ def test_engine_on_a_tiny_frozen_graph_sees_red_in_rgb_order(tmp_path):
         dets, ms = engine(frame)
         assert ms > 0.0
         assert dets.scores.tolist() == pytest.approx([0.8, 0.4], rel=1e-4)
-        np.testing.assert_allclose(dets.xyxy[0], [0.2 * 50, 0.1 * 40, 0.6 * 50, 0.5 * 40],
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            dets.xyxy[0], [0.2 * 50, 0.1 * 40, 0.6 * 50, 0.5 * 40], rtol=1e-5
+        )
         np.testing.assert_allclose(dets.xyxy[1], [0, 0, 50, 40])
         assert dets.class_ids.tolist() == [1, 2]
 

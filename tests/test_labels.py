@@ -18,7 +18,10 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_pbtxt_full_items_prefer_display_name(tmp_path):
-    p = write(tmp_path, "label_map.pbtxt", """
+    p = write(
+        tmp_path,
+        "label_map.pbtxt",
+        """
 # COCO label map, TF OD API style
 item {
   name: "/m/01g317"
@@ -30,7 +33,8 @@ item {
   id: 2
   display_name: "bicycle"
 }
-""")
+""",
+    )
     m = load_label_map(p)
     assert dict(m.names) == {1: "person", 2: "bicycle"}
     assert len(m) == 2
@@ -38,10 +42,13 @@ item {
 
 
 def test_pbtxt_name_only_single_quotes_one_line_and_extra_fields(tmp_path):
-    p = write(tmp_path, "lm.pbtxt",
-              "item { id: 3 name: 'car' }  # trailing comment\n"
-              "item { name: \"dog\" id: 18 keypoints { id: 1 label: 'nose' } frequency: RARE }\n"
-              "item{id:44 name:'bottle' display_name:'Bottle'}\n")
+    p = write(
+        tmp_path,
+        "lm.pbtxt",
+        "item { id: 3 name: 'car' }  # trailing comment\n"
+        "item { name: \"dog\" id: 18 keypoints { id: 1 label: 'nose' } frequency: RARE }\n"
+        "item{id:44 name:'bottle' display_name:'Bottle'}\n",
+    )
     assert dict(load_label_map(p).names) == {3: "car", 18: "dog", 44: "Bottle"}
 
 
@@ -78,8 +85,11 @@ def test_txt_one_name_per_line_gives_ids_from_1(tmp_path):
 
 def test_txt_zero_based_coco_labels_are_shifted_to_coco_ids(tmp_path):
     # The coco_labels.txt style shipped with the TFLite SSD: 0-based, gaps kept.
-    p = write(tmp_path, "coco_labels.txt",
-              "0  person\n1  bicycle\n2  car\n12  stop sign\n89  toothbrush\n")
+    p = write(
+        tmp_path,
+        "coco_labels.txt",
+        "0  person\n1  bicycle\n2  car\n12  stop sign\n89  toothbrush\n",
+    )
     m = load_label_map(p)
     assert m.name(1) == "person" and m.name(3) == "car"
     assert m.name(13) == "stop sign" and m.name(90) == "toothbrush"
@@ -99,9 +109,11 @@ def test_txt_id_mode_line_without_id_quotes_line(tmp_path):
 
 
 def test_coco_json_categories(tmp_path):
-    p = write(tmp_path, "instances.json",
-              json.dumps({"categories": [{"id": 1, "name": "person"},
-                                         {"id": 90, "name": "toothbrush"}]}))
+    p = write(
+        tmp_path,
+        "instances.json",
+        json.dumps({"categories": [{"id": 1, "name": "person"}, {"id": 90, "name": "toothbrush"}]}),
+    )
     assert dict(load_label_map(p).names) == {1: "person", 90: "toothbrush"}
 
 
@@ -137,7 +149,7 @@ def test_names_mapping_is_read_only():
 
 @pytest.mark.e2e
 def test_default_model_label_maps_agree():
-    from detector.config import PROJECT_ROOT
+    from detector.paths import PROJECT_ROOT
 
     folder = PROJECT_ROOT / "models" / "ssd_mobilenet_v2_coco"
     pbtxt, txt = folder / "label_map.pbtxt", folder / "source" / "coco_labels.txt"

@@ -135,7 +135,7 @@ def test_detect_every_carries_boxes(workers):
 
 
 def test_video_file_through_pipeline_in_order(tmp_path):
-    from test_sources import grey_index, make_video
+    from helpers.media import grey_index, make_video
 
     source = open_source(str(make_video(tmp_path / "clip.avi", n=15)))
     stats, error, results = run(source, lambda f: (Detections.empty(), 0.1), workers=2)
@@ -150,7 +150,7 @@ def check_stage_error(error, stage: str, source: ListSource):
     assert error.stage == stage and error.frame_index == 5
     assert "on frame 5" in str(error)
     assert error.__cause__ is error.cause
-    assert error.run_stats.frames_processed <= 5
+    assert error.stats.frames_processed <= 5
     assert source.released
 
 
@@ -205,7 +205,7 @@ def test_keyboard_interrupt_shuts_down_then_propagates():
 
     _, error, _ = run(source, fake_detect(), consume, workers=2)
     assert isinstance(error, KeyboardInterrupt)
-    assert error.run_stats.interrupted and error.run_stats.frames_processed == 2
+    assert error.stats.interrupted and error.stats.frames_processed == 2
     assert source.released
 
 
@@ -317,7 +317,7 @@ try:
     run_pipeline(source, fake_detect(delay_s=0.5), consume, PipelineOptions(workers=2))
 except KeyboardInterrupt as exc:
     alive = [t.name for t in threading.enumerate() if t.name.startswith("detector-")]
-    print("interrupted", exc.run_stats.interrupted, exc.run_stats.frames_processed, alive,
+    print("interrupted", exc.stats.interrupted, exc.stats.frames_processed, alive,
           source.read() is None)
     sys.exit(130)
 """
@@ -328,7 +328,7 @@ def test_sigint_in_main_thread_shuts_down_cleanly(tmp_path):
     import sys
     from pathlib import Path
 
-    from test_sources import make_video
+    from helpers.media import make_video
 
     tests = str(Path(__file__).parent)
     video = str(make_video(tmp_path / "clip.avi", n=30))

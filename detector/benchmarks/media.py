@@ -65,8 +65,10 @@ def decode_frames(path: Path, count: int) -> list[np.ndarray]:
     finally:
         cap.release()
     if not frames:
-        raise SourceError(f"bench video '{path}' gave no frames",
-                          hint="check the file plays: `python main.py --source FILE`")
+        raise SourceError(
+            f"bench video '{path}' gave no frames",
+            hint="check the file plays: `python main.py --source FILE`",
+        )
     return frames
 
 
@@ -86,7 +88,7 @@ def make_scaled(src: BenchVideo, height: int, count: int, cache_dir: Path) -> Be
             return have
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".part.mp4")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), src.fps, (width, height))
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"mp4v"), src.fps, (width, height))
     if not writer.isOpened():
         raise SourceError(f"cannot write bench video '{tmp}'", hint="check the cache directory")
     cap = cv2.VideoCapture(str(src.path))
@@ -98,8 +100,9 @@ def make_scaled(src: BenchVideo, height: int, count: int, cache_dir: Path) -> Be
             ok, img = cap.read()
             if not ok:
                 break
-            img = cv2.resize(img[top : top + crop_h], (width, height),
-                             interpolation=cv2.INTER_CUBIC)
+            img = cv2.resize(
+                img[top : top + crop_h], (width, height), interpolation=cv2.INTER_CUBIC
+            )
             writer.write(img)
             written += 1
     finally:

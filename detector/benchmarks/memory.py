@@ -12,40 +12,20 @@ import numpy as np
 
 from detector.benchmarks.parts import Outputs
 from detector.benchmarks.system import rss_mb, run_json_subprocess
-from detector.types import FrameResult, SourceInfo
+from detector.sources.memory import FrameListSource
+from detector.types import FrameResult
 
 
-class LoopSource:
-    """A file-like (non-live, lossless) source that cycles pre-decoded frames ``count`` times."""
-
-    def __init__(self, frames: Sequence[np.ndarray], count: int, fps: float) -> None:
-        h, w = frames[0].shape[:2]
-        self.info = SourceInfo(uri="loop://bench", kind="video", live=False, width=w, height=h,
-                               fps=fps, frame_count=count)
-        self.skipped = 0
-        self._frames = frames
-        self._count = count
-        self._i = 0
-
-    def read(self) -> tuple[np.ndarray, str | None] | None:
-        if self._i >= self._count:
-            return None
-        img = self._frames[self._i % len(self._frames)].copy()
-        self._i += 1
-        return img, None
-
-    def close(self) -> None:
-        self._i = self._count
-
-    def __enter__(self) -> LoopSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def memory_growth(frames: Sequence[np.ndarray], detect: Any, labels: Any, fps: float,
-                  first: int, last: int, workers: int, out_dir: Path) -> dict[str, Any]:
+def memory_growth(
+    frames: Sequence[np.ndarray],
+    detect: Any,
+    labels: Any,
+    fps: float,
+    first: int,
+    last: int,
+    workers: int,
+    out_dir: Path,
+) -> dict[str, Any]:
     """RSS (MB) after ``first`` and after ``last`` frames of one pipeline run with outputs."""
     from detector.pipeline import PipelineOptions, run_pipeline
 
@@ -57,11 +37,12 @@ def memory_growth(frames: Sequence[np.ndarray], detect: Any, labels: Any, fps: f
             gc.collect()
             marks[n] = rss_mb()
 
-    source = LoopSource(frames, last, fps)
+    source = FrameListSource(frames, last, fps)
     try:
         with Outputs(out_dir, fps, labels, source.info.uri, on_output=on_output) as outs:
-            run_pipeline(source, detect, outs.consume,
-                         PipelineOptions(workers=workers, max_frames=last))
+            run_pipeline(
+                source, detect, outs.consume, PipelineOptions(workers=workers, max_frames=last)
+            )
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
     a, b = marks.get(first, float("nan")), marks.get(last, float("nan"))
@@ -74,13 +55,37 @@ def memory_growth(frames: Sequence[np.ndarray], detect: Any, labels: Any, fps: f
     }
 
 
-def memory_subprocess(model: Path, labels: Path | None, video: Path, first: int, last: int,
-                      workers: int, intra: int, inter: int, precision: str,
-                      timeout_s: float = 3600.0) -> dict[str, Any]:
+def memory_subprocess(
+    model: Path,
+    labels: Path | None,
+    video: Path,
+    first: int,
+    last: int,
+    workers: int,
+    intra: int,
+    inter: int,
+    precision: str,
+    timeout_s: float = 3600.0,
+) -> dict[str, Any]:
     """``memory_growth`` in a fresh process, so RSS is the app's own, not the bench's."""
-    args = ["--model", str(model), "--video", str(video), "--first", str(first),
-            "--last", str(last), "--workers", str(workers), "--intra", str(intra),
-            "--inter", str(inter), "--precision", precision]
+    args = [
+        "--model",
+        str(model),
+        "--video",
+        str(video),
+        "--first",
+        str(first),
+        "--last",
+        str(last),
+        "--workers",
+        str(workers),
+        "--intra",
+        str(intra),
+        "--inter",
+        str(inter),
+        "--precision",
+        precision,
+    ]
     if labels is not None:
         args += ["--labels", str(labels)]
     return run_json_subprocess("detector.benchmarks.memory", args, timeout_s)
@@ -106,14 +111,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--inter", type=int, default=-1)
     p.add_argument("--precision", default="auto")
     a = p.parse_args(argv)
-    settings = ModelSettings(path=a.model, labels=a.labels, intra_op_threads=a.intra,
-                             inter_op_threads=a.inter, workers=a.workers,
-                             extra={"precision": a.precision})
+    settings = ModelSettings(
+        path=a.model,
+        labels=a.labels,
+        intra_op_threads=a.intra,
+        inter_op_threads=a.inter,
+        workers=a.workers,
+        extra={"precision": a.precision},
+    )
     frames = decode_frames(a.video, 50)
     model = load(settings)
     try:
-        out = memory_growth(frames, engine(model, settings), labels_for(settings), 10.0, a.first,
-                            a.last, a.workers, Path(tempfile.mkdtemp(prefix="detector-mem-")))
+        out = memory_growth(
+            frames,
+            engine(model, settings),
+            labels_for(settings),
+            10.0,
+            a.first,
+            a.last,
+            a.workers,
+            Path(tempfile.mkdtemp(prefix="detector-mem-")),
+        )
     finally:
         model.close()
     print(json.dumps(out))

@@ -41,14 +41,16 @@ def latency_ms(fn: Any, inputs: Sequence[Any], warmup: int, repeats: int) -> dic
     return out
 
 
-def bare_model(model: Any, frames_rgb: Sequence[np.ndarray], warmup: int,
-               repeats: int) -> dict[str, float]:
+def bare_model(
+    model: Any, frames_rgb: Sequence[np.ndarray], warmup: int, repeats: int
+) -> dict[str, float]:
     """``model.predict`` (one ``Session.run``) per pre-decoded, pre-converted frame."""
     return latency_ms(model.predict, frames_rgb, warmup, repeats)
 
 
-def bare_model_streams(model: Any, frames_rgb: Sequence[np.ndarray], streams: int,
-                       warmup: int) -> dict[str, float]:
+def bare_model_streams(
+    model: Any, frames_rgb: Sequence[np.ndarray], streams: int, warmup: int
+) -> dict[str, float]:
     """Throughput with ``streams`` threads calling ``predict`` on the same model at once."""
     for x in frames_rgb[:warmup]:
         model.predict(x)
@@ -73,52 +75,56 @@ def bare_model_streams(model: Any, frames_rgb: Sequence[np.ndarray], streams: in
     return rate(n, span.stop())
 
 
-class TfliteRunner:
-    """The original ``.tflite`` on TFLite's interpreter (``ai_edge_litert``, XNNPACK delegate)."""
-
-    def __init__(self, path: Path, threads: int) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        self.interpreter.allocate_tensors()
-        inp = self.interpreter.get_input_details()[0]
-        self._input = inp["index"]
-        self._size = (int(inp["shape"][2]), int(inp["shape"][1]))
-        self._outputs = [d["index"] for d in self.interpreter.get_output_details()]
-
-    def __call__(self, image_bgr: np.ndarray) -> list[np.ndarray]:
-        rgb = cv2.cvtColor(cv2.resize(image_bgr, self._size, interpolation=cv2.INTER_LINEAR),
-                           cv2.COLOR_BGR2RGB)
-        self.interpreter.set_tensor(self._input, rgb[None])
-        self.interpreter.invoke()
-        return [self.interpreter.get_tensor(i) for i in self._outputs]
-
-    def invoke_only(self, _: object = None) -> None:
-        self.interpreter.invoke()
-
-
-def tflite(path: Path, frames_bgr: Sequence[np.ndarray], threads: int, warmup: int,
-           repeats: int) -> dict[str, float]:
+def tflite(
+    path: Path, frames_bgr: Sequence[np.ndarray], threads: int, warmup: int, repeats: int
+) -> dict[str, float]:
     """TFLite per-frame cost with pre-processing, and ``invoke`` alone, at ``threads``."""
-    runner = TfliteRunner(path, threads)
-    out = latency_ms(runner, frames_bgr, warmup, repeats)
+    from detector.tflite.parity import TfliteReference
+
+    runner = TfliteReference(path, threads)
+    out = latency_ms(
+        lambda bgr: runner(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)), frames_bgr, warmup, repeats
+    )
     inv = latency_ms(runner.invoke_only, frames_bgr, warmup, repeats)
     out["invoke_ms_p50"] = inv["latency_ms_p50"]
     out["threads"] = threads
     return out
 
 
-def session_latency_subprocess(model: Path, video: Path, frames: int, warmup: int, repeats: int,
-                               intra: int, inter: int, precision: str = "auto",
-                               timeout_s: float = 900.0) -> dict[str, Any]:
+def session_latency_subprocess(
+    model: Path,
+    video: Path,
+    frames: int,
+    warmup: int,
+    repeats: int,
+    intra: int,
+    inter: int,
+    precision: str = "auto",
+    timeout_s: float = 900.0,
+) -> dict[str, Any]:
     """``bare_model`` in a fresh process with the given thread pools and precision.
 
     TensorFlow sizes its CPU thread pools once per process, from the first session's
     options, so comparing thread counts needs one process each.
     """
-    args = ["--model", str(model), "--video", str(video), "--frames", str(frames),
-            "--warmup", str(warmup), "--repeats", str(repeats), "--intra", str(intra),
-            "--inter", str(inter), "--precision", precision]
+    args = [
+        "--model",
+        str(model),
+        "--video",
+        str(video),
+        "--frames",
+        str(frames),
+        "--warmup",
+        str(warmup),
+        "--repeats",
+        str(repeats),
+        "--intra",
+        str(intra),
+        "--inter",
+        str(inter),
+        "--precision",
+        precision,
+    ]
     out = run_json_subprocess("detector.benchmarks.model_speed", args, timeout_s)
     if "error" in out:
         log.warning("model latency subprocess failed: %s", out["error"])
@@ -147,8 +153,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--precision", default="auto")
     a = p.parse_args(argv)
     rgb = [rgb_batch(f) for f in decode_frames(a.video, a.frames)]
-    with load_model(a.model, device="cpu", intra_op_threads=a.intra, inter_op_threads=a.inter,
-                    precision=a.precision) as model:
+    with load_model(
+        a.model,
+        device="cpu",
+        intra_op_threads=a.intra,
+        inter_op_threads=a.inter,
+        precision=a.precision,
+    ) as model:
         out = bare_model(model, rgb, min(a.warmup, max(1, len(rgb) // 4)), a.repeats)
         out["precision"] = getattr(model, "precision", a.precision)
     print(json.dumps(out))

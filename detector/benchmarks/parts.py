@@ -8,13 +8,17 @@ lives here, so every measurement writes the same outputs the app writes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from detector.types import Detections, Frame, FrameResult
+
+if TYPE_CHECKING:
+    from detector.config import Config
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,22 @@ class ModelSettings:
 
     def with_(self, **changes: Any) -> ModelSettings:
         return replace(self, **changes)
+
+    @classmethod
+    def from_config(cls, config: Config, tflite: Path | None) -> ModelSettings:
+        """The settings a ``run`` with ``config`` would use."""
+        m = config.model
+        return cls(
+            path=m.path,
+            labels=m.labels,
+            tflite=tflite,
+            intra_op_threads=m.intra_op_threads,
+            inter_op_threads=m.inter_op_threads,
+            workers=m.workers,
+            threshold=config.detect.threshold,
+            max_boxes=config.detect.max_boxes,
+            extra={"precision": m.precision},
+        )
 
 
 def load(settings: ModelSettings, **overrides: Any) -> Any:
@@ -79,46 +99,45 @@ def labels_for(settings: ModelSettings) -> Any:
 
 
 class Outputs:
-    """Render + the usual outputs (annotated video and JSON lines), as the app writes them.
+    """The run's own render stage and outputs (annotated video and JSON lines), as ``run`` opens
+    them: :func:`detector.outputs.open_outputs` and :class:`detector.render.Renderer`.
 
-    ``consume(result)`` annotates the frame in place, adds a HUD line, writes both sinks and
-    returns True; ``on_output`` (optional) is called after each write with the result.
+    ``consume(result)`` is the renderer (annotate in place, HUD, every sink); ``on_output``
+    (optional) is called after each frame is in every sink.
     """
 
-    def __init__(self, out_dir: Path, fps: float, labels: Any, source_uri: str,
-                 *, video: bool = True, jsonl: bool = True, hud: bool = True,
-                 on_output: Callable[[FrameResult], None] | None = None) -> None:
-        from detector.sinks import JsonlSink, VideoSink
+    def __init__(
+        self,
+        out_dir: Path,
+        fps: float,
+        labels: Any,
+        source_uri: str,
+        *,
+        video: bool = True,
+        jsonl: bool = True,
+        hud: bool = True,
+        on_output: Callable[[FrameResult], None] | None = None,
+    ) -> None:
+        from detector.config import OutputConfig
+        from detector.outputs import open_outputs
+        from detector.render import Renderer, RenderOptions
+        from detector.types import SourceInfo, SourceKind
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        self.labels = labels
-        self.hud = hud
-        self.on_output = on_output
-        self.sinks: list[Any] = []
-        if video:
-            self.sinks.append(VideoSink(out_dir / "annotated.mp4", fps))
-        if jsonl:
-            self.sinks.append(JsonlSink(out_dir / "detections.jsonl", labels, source_uri))
-        self.written = 0
+        self._stack = ExitStack()
+        info = SourceInfo(source_uri, SourceKind.VIDEO, False, fps=fps)
+        config = OutputConfig(dir=out_dir, video=video, jsonl=jsonl, hud=hud)
+        sinks = open_outputs(config, out_dir, labels, info, self._stack)
+        self.consume = Renderer(
+            labels, list(sinks.values()), RenderOptions(hud=hud), on_output=on_output
+        )
 
-    def consume(self, result: FrameResult) -> bool:
-        from detector.draw import annotate, draw_hud
-
-        image = annotate(result.frame.image, result.detections, self.labels, fresh=result.fresh)
-        if self.hud:
-            ms = result.inference_ms
-            draw_hud(image, [f"frame {result.frame.index}",
-                             f"inference {ms:.1f} ms" if ms is not None else "carried"])
-        for sink in self.sinks:
-            sink.write(result, image)
-        self.written += 1
-        if self.on_output is not None:
-            self.on_output(result)
-        return True
+    @property
+    def written(self) -> int:
+        return self.consume.frames
 
     def close(self) -> None:
-        for sink in self.sinks:
-            sink.close()
+        self._stack.close()
 
     def __enter__(self) -> Outputs:
         return self

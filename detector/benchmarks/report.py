@@ -43,8 +43,9 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         fps = _get(v, "pipeline", "fps")
         # the model's CPU cost: the lower of one caller and two callers (one caller's idle
         # thread-pool spinning is not work the model needs)
-        model_cpu = min(_get(v, "bare", "cpu_ms_per_frame"),
-                        _get(v, "bare_2_streams", "cpu_ms_per_frame"))
+        model_cpu = min(
+            _get(v, "bare", "cpu_ms_per_frame"), _get(v, "bare_2_streams", "cpu_ms_per_frame")
+        )
         if math.isnan(model_cpu):
             model_cpu = _get(v, "bare", "cpu_ms_per_frame")
         other_cpu = _get(v, "no_model", "cpu_ms_per_frame")
@@ -58,16 +59,19 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             "every_4_gain": _div(_get(v, "pipeline_every_4", "fps"), fps),
         }
         if "pipeline_w2" in v:
-            r["workers2/workers1"] = _div(_get(v, "pipeline_w2", "fps"),
-                                          _get(v, "pipeline_w1", "fps"))
-            r["session_each/shared"] = _div(_get(v, "pipeline_w2_session_each", "fps"),
-                                            _get(v, "pipeline_w2", "fps"))
+            r["workers2/workers1"] = _div(
+                _get(v, "pipeline_w2", "fps"), _get(v, "pipeline_w1", "fps")
+            )
+            r["session_each/shared"] = _div(
+                _get(v, "pipeline_w2_session_each", "fps"), _get(v, "pipeline_w2", "fps")
+            )
         ratios[label] = r
     results["ratios"] = ratios
     lat = results.get("model_latency", {})
     model_ratio = {
-        t: _div(_get(lat, f"ours_{t}", "latency_ms_p50"),
-                _get(lat, f"tflite_{t}", "latency_ms_p50"))
+        t: _div(
+            _get(lat, f"ours_{t}", "latency_ms_p50"), _get(lat, f"tflite_{t}", "latency_ms_p50")
+        )
         for t in (1, 2)
     }
     labels = list(results.get("videos", {}))
@@ -97,15 +101,28 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             status = "met"
         else:
             gap = goal - val if higher else val - goal
-            status = (f"missed by {gap:.2f}" if abs(goal) < 10 or gap < 10
-                      else f"missed by {gap:.0f}")
-        if key in ("pipeline/bare 576p", "pipeline/naive 576p", "pipeline/budget 576p",
-                   "detect_every 2 gain", "detect_every 4 gain"):
+            status = (
+                f"missed by {gap:.2f}" if abs(goal) < 10 or gap < 10 else f"missed by {gap:.0f}"
+            )
+        if key in (
+            "pipeline/bare 576p",
+            "pipeline/naive 576p",
+            "pipeline/budget 576p",
+            "detect_every 2 gain",
+            "detect_every 4 gain",
+        ):
             what = what.replace("576p", small)
         if key.endswith("1080p"):
             what = what.replace("1080p", big)
-        targets.append({"target": key, "what": what, "value": val,
-                        "goal": f"{'≥' if higher else '≤'} {goal:g}", "status": status})
+        targets.append(
+            {
+                "target": key,
+                "what": what,
+                "value": val,
+                "goal": f"{'≥' if higher else '≤'} {goal:g}",
+                "status": status,
+            }
+        )
     results["targets"] = targets
     return results
 
@@ -161,17 +178,23 @@ def format_table(results: dict[str, Any]) -> str:
     lines = []
     m = results.get("machine", {})
     vers = m.get("versions", {})
-    lines.append(f"machine: {m.get('cpu')} · {m.get('usable_cores')} cores · "
-                 f"load {_f(m.get('load_avg_1m'), '{:.2f}')} · "
-                 + " ".join(f"{k} {v}" for k, v in vers.items()))
+    lines.append(
+        f"machine: {m.get('cpu')} · {m.get('usable_cores')} cores · "
+        f"load {_f(m.get('load_avg_1m'), '{:.2f}')} · "
+        + " ".join(f"{k} {v}" for k, v in vers.items())
+    )
     s = results.get("settings", {})
-    lines.append(f"model: {s.get('path')} · device {s.get('device')} {s.get('precision_used', '')} "
-                 f"· intra_op {s.get('intra_op_threads')} "
-                 f"· inter_op {s.get('inter_op_threads')} · workers {s.get('workers')} "
-                 f"· {' '.join(f'{k} {v}' for k, v in (s.get('extra') or {}).items())}")
+    lines.append(
+        f"model: {s.get('path')} · device {s.get('device')} {s.get('precision_used', '')} "
+        f"· intra_op {s.get('intra_op_threads')} "
+        f"· inter_op {s.get('inter_op_threads')} · workers {s.get('workers')} "
+        f"· {' '.join(f'{k} {v}' for k, v in (s.get('extra') or {}).items())}"
+    )
     o = results.get("options", {})
-    lines.append(f"frames per measurement {o.get('frames')} (warm-up {o.get('warmup')} excluded), "
-                 f"median of {o.get('repeats')} repeats")
+    lines.append(
+        f"frames per measurement {o.get('frames')} (warm-up {o.get('warmup')} excluded), "
+        f"median of {o.get('repeats')} repeats"
+    )
     lines.append("")
     if rows:
         lines.append(f"{'':<{w0}}  " + "  ".join(f"{c:>8}" for c in cols))
@@ -180,50 +203,63 @@ def format_table(results: dict[str, Any]) -> str:
         lines.append("")
     lat = results.get("model_latency", {})
     if lat:
-        lines.append("model latency, 576p frames, ms p50 (CPU-ms/frame); our session in its own "
-                     "process, ops in the calling thread;")
+        lines.append(
+            "model latency, 576p frames, ms p50 (CPU-ms/frame); our session in its own "
+            "process, ops in the calling thread;"
+        )
         lines.append("  TFLite timed with its resize + BGR→RGB, invoke alone in brackets")
         for t in (1, 2):
             ours = lat.get(f"ours_{t}", {})
             tfl = lat.get(f"tflite_{t}", {})
-            lines.append(f"  {t} thread{'s' if t > 1 else ' '}: "
-                         f"ours {_f(ours.get('latency_ms_p50'))}"
-                         f" ({_f(ours.get('cpu_ms_per_frame'))}, {ours.get('precision', '?')})"
-                         f"   TFLite {_f(tfl.get('latency_ms_p50'))}"
-                         f" [{_f(tfl.get('invoke_ms_p50'))}]"
-                         f" ({_f(tfl.get('cpu_ms_per_frame'))})")
+            lines.append(
+                f"  {t} thread{'s' if t > 1 else ' '}: "
+                f"ours {_f(ours.get('latency_ms_p50'))}"
+                f" ({_f(ours.get('cpu_ms_per_frame'))}, {ours.get('precision', '?')})"
+                f"   TFLite {_f(tfl.get('latency_ms_p50'))}"
+                f" [{_f(tfl.get('invoke_ms_p50'))}]"
+                f" ({_f(tfl.get('cpu_ms_per_frame'))})"
+            )
         fp = lat.get("ours_1_fp32")
         if fp:
-            lines.append(f"  1 thread, float32 (no bfloat16): ours {_f(fp.get('latency_ms_p50'))}"
-                         f" ({_f(fp.get('cpu_ms_per_frame'))})")
+            lines.append(
+                f"  1 thread, float32 (no bfloat16): ours {_f(fp.get('latency_ms_p50'))}"
+                f" ({_f(fp.get('cpu_ms_per_frame'))})"
+            )
     lv = results.get("live")
     if lv:
-        lines.append(f"live, paced {lv['fps_paced']:g} fps keep-newest: "
-                     f"latency p50 {_f(lv['latency_ms_p50'])} ms, "
-                     f"p95 {_f(lv['latency_ms_p95'])} ms, max {_f(lv['latency_ms_max'])} ms; "
-                     f"{lv['frames_out']}/{lv['frames_read']} frames out, {lv['dropped']} dropped")
+        lines.append(
+            f"live, paced {lv['fps_paced']:g} fps keep-newest: "
+            f"latency p50 {_f(lv['latency_ms_p50'])} ms, "
+            f"p95 {_f(lv['latency_ms_p95'])} ms, max {_f(lv['latency_ms_max'])} ms; "
+            f"{lv['frames_out']}/{lv['frames_read']} frames out, {lv['dropped']} dropped"
+        )
     mem = results.get("memory")
     if mem and "error" in mem:
         lines.append(f"memory: not measured ({mem['error'].splitlines()[-1]})")
     elif mem:
-        lines.append(f"memory (app process): RSS {_f(mem['rss_mb_first'])} MB "
-                     f"after {mem['frames_first']} frames, "
-                     f"{_f(mem['rss_mb_last'])} MB after {mem['frames_last']} "
-                     f"({_f(mem['growth_pct'], '{:+.1f}')}%)")
+        lines.append(
+            f"memory (app process): RSS {_f(mem['rss_mb_first'])} MB "
+            f"after {mem['frames_first']} frames, "
+            f"{_f(mem['rss_mb_last'])} MB after {mem['frames_last']} "
+            f"({_f(mem['growth_pct'], '{:+.1f}')}%)"
+        )
     sp = results.get("split")
     if sp:
-        lines.append(f"split model ({sp.get('device')}; cut {', '.join(sp.get('cut', []))}): "
-                     f"{_f(sp.get('fps'))} frames/s with 2 in flight, "
-                     f"network {_f(sp.get('network_ms'))} ms "
-                     f"+ post {_f(sp.get('post_ms'))} ms, "
-                     f"same outputs as whole: {_f(sp.get('same_outputs'))}")
+        lines.append(
+            f"split model ({sp.get('device')}; cut {', '.join(sp.get('cut', []))}): "
+            f"{_f(sp.get('fps'))} frames/s with 2 in flight, "
+            f"network {_f(sp.get('network_ms'))} ms "
+            f"+ post {_f(sp.get('post_ms'))} ms, "
+            f"same outputs as whole: {_f(sp.get('same_outputs'))}"
+        )
     if results.get("targets"):
         lines.append("")
         lines.append("targets")
         wt = max(len(t["what"]) for t in results["targets"])
         for t in results["targets"]:
-            lines.append(f"  {t['what']:<{wt}}  {_f(t['value'], '{:.2f}'):>7}  "
-                         f"{t['goal']:>6}  {t['status']}")
+            lines.append(
+                f"  {t['what']:<{wt}}  {_f(t['value'], '{:.2f}'):>7}  {t['goal']:>6}  {t['status']}"
+            )
     lines.append("")
     lines.append(f"bench took {_f(results.get('elapsed_s'), '{:.0f}')} s")
     return "\n".join(lines)

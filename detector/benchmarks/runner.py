@@ -21,8 +21,17 @@ from detector.benchmarks.system import machine_info, median_run
 
 log = logging.getLogger(__name__)
 
-SECTIONS = ("model", "tflite", "naive", "pipeline", "workers", "detect_every", "live", "memory",
-            "split")
+SECTIONS = (
+    "model",
+    "tflite",
+    "naive",
+    "pipeline",
+    "workers",
+    "detect_every",
+    "live",
+    "memory",
+    "split",
+)
 
 
 @dataclass(frozen=True)
@@ -58,23 +67,31 @@ def _progress(msg: str) -> None:
     log.info("bench: %s", msg)
 
 
-def run_bench(opts: BenchOptions, settings: ModelSettings,
-              progress: Callable[[str], None] = _progress) -> dict[str, Any]:
+def run_bench(
+    opts: BenchOptions, settings: ModelSettings, progress: Callable[[str], None] = _progress
+) -> dict[str, Any]:
     """Run the bench; returns the raw results (``report.summarize`` adds ratios and targets)."""
     t_start = time.perf_counter()
     want = opts.sections
     sample = media.probe(opts.video, None)
-    sample = media.BenchVideo(f"{sample.height}p", sample.path, sample.width, sample.height,
-                              sample.fps, sample.frames)
-    videos = [sample] + [media.make_scaled(sample, h, opts.frames, opts.cache_dir)
-                         for h in opts.sizes]
+    sample = media.BenchVideo(
+        f"{sample.height}p", sample.path, sample.width, sample.height, sample.fps, sample.frames
+    )
+    videos = [sample] + [
+        media.make_scaled(sample, h, opts.frames, opts.cache_dir) for h in opts.sizes
+    ]
     labels = labels_for(settings)
     results: dict[str, Any] = {
         "machine": machine_info(),
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()
-                    if k != "sections"} | {"sections": sorted(want)},
-        "settings": {k: (str(v) if isinstance(v, Path) else v)
-                     for k, v in asdict(settings).items()},
+        "options": {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in asdict(opts).items()
+            if k != "sections"
+        }
+        | {"sections": sorted(want)},
+        "settings": {
+            k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()
+        },
         "videos": {},
     }
     tmp = Path(tempfile.mkdtemp(prefix="detector-bench-"))
@@ -102,46 +119,90 @@ def run_bench(opts: BenchOptions, settings: ModelSettings,
             jobs: dict[str, Callable[[], dict[str, Any]]] = {}
             if "model" in want:
                 jobs["bare"] = partial(model_speed.bare_model, model, rgb, warm, 1)
-                jobs["bare_2_streams"] = partial(model_speed.bare_model_streams, model, rgb, 2,
-                                                 warm)
+                jobs["bare_2_streams"] = partial(
+                    model_speed.bare_model_streams, model, rgb, 2, warm
+                )
             if "naive" in want:
-                jobs["naive"] = partial(throughput.naive_loop, video, detect, labels, n, warm,
-                                        tmp / "naive")
-                jobs["no_model"] = partial(throughput.naive_loop, video, fixed, labels, n, warm,
-                                           tmp / "nomodel")
+                jobs["naive"] = partial(
+                    throughput.naive_loop, video, detect, labels, n, warm, tmp / "naive"
+                )
+                jobs["no_model"] = partial(
+                    throughput.naive_loop, video, fixed, labels, n, warm, tmp / "nomodel"
+                )
             if "pipeline" in want:
                 jobs["pipeline"] = partial(
-                    throughput.pipeline_run, video, detect, labels, n, warm, tmp / "pipe",
-                    workers=settings.workers)
+                    throughput.pipeline_run,
+                    video,
+                    detect,
+                    labels,
+                    n,
+                    warm,
+                    tmp / "pipe",
+                    workers=settings.workers,
+                )
             if "workers" in want and video is sample:
                 # the configured worker count is the "pipeline" row already: not run twice
                 if settings.workers != 1 or "pipeline" not in want:
                     jobs["pipeline_w1"] = partial(
-                        throughput.pipeline_run, video, detect, labels, n, warm, tmp / "pipe1",
-                        workers=1)
+                        throughput.pipeline_run,
+                        video,
+                        detect,
+                        labels,
+                        n,
+                        warm,
+                        tmp / "pipe1",
+                        workers=1,
+                    )
                 if settings.workers != 2 or "pipeline" not in want:
                     jobs["pipeline_w2"] = partial(
-                        throughput.pipeline_run, video, detect, labels, n, warm, tmp / "pipe2",
-                        workers=2)
+                        throughput.pipeline_run,
+                        video,
+                        detect,
+                        labels,
+                        n,
+                        warm,
+                        tmp / "pipe2",
+                        workers=2,
+                    )
                 if each is None:
                     each = load(settings, sessions=2)
                     each.warm_up(video.width, video.height, runs=2)
                 per_worker = engine(each, settings)
                 jobs["pipeline_w2_session_each"] = partial(
-                    throughput.pipeline_run, video, per_worker, labels, n, warm, tmp / "pipe2s",
-                    workers=2)
+                    throughput.pipeline_run,
+                    video,
+                    per_worker,
+                    labels,
+                    n,
+                    warm,
+                    tmp / "pipe2s",
+                    workers=2,
+                )
             if "detect_every" in want:
                 for k in (2, 4):
                     jobs[f"pipeline_every_{k}"] = partial(
-                        throughput.pipeline_run, video, detect, labels, n, warm,
-                        tmp / f"every{k}", detect_every=k, workers=settings.workers)
+                        throughput.pipeline_run,
+                        video,
+                        detect,
+                        labels,
+                        n,
+                        warm,
+                        tmp / f"every{k}",
+                        detect_every=k,
+                        workers=settings.workers,
+                    )
             runs: dict[str, list[dict[str, Any]]] = {k: [] for k in jobs}
             for r in range(opts.repeats):
                 for name in jobs:
                     progress(f"{video.label}: {name} (repeat {r + 1}/{opts.repeats})")
                     runs[name].append(jobs[name]())
-            entry: dict[str, Any] = {"file": str(video.path), "width": video.width,
-                                     "height": video.height, "frames": n, "warmup": warm}
+            entry: dict[str, Any] = {
+                "file": str(video.path),
+                "width": video.width,
+                "height": video.height,
+                "frames": n,
+                "warmup": warm,
+            }
             for name, rs in runs.items():
                 entry[name] = _merge(rs)
             if "pipeline" in entry and "workers" in want and video is sample:
@@ -152,27 +213,45 @@ def run_bench(opts: BenchOptions, settings: ModelSettings,
                 frames_576, rgb_576 = frames, rgb
             del frames, rgb, jobs  # the jobs hold rgb too: free it before the next video
         if "model" in want or "tflite" in want:
-            results["model_latency"] = _latency(settings, sample.path, frames_576, opts, want,
-                                                progress)
+            results["model_latency"] = _latency(
+                settings, sample.path, frames_576, opts, want, progress
+            )
         if "live" in want:
             progress(f"live: {opts.live_frames} frames paced at {opts.live_fps:g} fps")
-            results["live"] = live.live_latency(frames_576, detect, labels, opts.live_fps,
-                                                opts.live_frames, min(opts.warmup, 10),
-                                                tmp / "live")
+            results["live"] = live.live_latency(
+                frames_576,
+                detect,
+                labels,
+                opts.live_fps,
+                opts.live_frames,
+                min(opts.warmup, 10),
+                tmp / "live",
+            )
         if "memory" in want:
             a, b = opts.memory_frames
             progress(f"memory: RSS after {a} and {b} frames")
             results["memory"] = memory.memory_subprocess(
-                settings.path, settings.labels, sample.path, a, b, settings.workers,
-                settings.intra_op_threads, settings.inter_op_threads,
-                str(settings.extra.get("precision", "auto")))
+                settings.path,
+                settings.labels,
+                sample.path,
+                a,
+                b,
+                settings.workers,
+                settings.intra_op_threads,
+                settings.inter_op_threads,
+                str(settings.extra.get("precision", "auto")),
+            )
         if "split" in want:
             progress("split model")
             results["split"] = split_speed.split_model(
-                settings.path, rgb_576, min(opts.warmup, 10), whole=model,
+                settings.path,
+                rgb_576,
+                min(opts.warmup, 10),
+                whole=model,
                 intra_op_threads=settings.intra_op_threads,
                 inter_op_threads=settings.inter_op_threads,
-                precision=str(settings.extra.get("precision", "auto")))
+                precision=str(settings.extra.get("precision", "auto")),
+            )
     finally:
         model.close()
         if each is not None:
@@ -198,8 +277,14 @@ def _merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _latency(settings: ModelSettings, video: Path, frames: list[Any], opts: BenchOptions,
-             want: frozenset[str], progress: Callable[[str], None]) -> dict[str, Any]:
+def _latency(
+    settings: ModelSettings,
+    video: Path,
+    frames: list[Any],
+    opts: BenchOptions,
+    want: frozenset[str],
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
     """Model latency at 1 and 2 threads: our session vs TFLite on the original ``.tflite``.
 
     Our session runs in a fresh process per configuration (TF fixes its thread pools at
@@ -214,10 +299,12 @@ def _latency(settings: ModelSettings, video: Path, frames: list[Any], opts: Benc
         if "model" in want:
             progress(f"model latency: our session, {threads} thread(s), precision {precision}")
             out[key] = model_speed.session_latency_subprocess(
-                settings.path, video, n, warm, opts.repeats, threads, -1, precision)
+                settings.path, video, n, warm, opts.repeats, threads, -1, precision
+            )
     for threads in (1, 2):
         if "tflite" in want and settings.tflite is not None and Path(settings.tflite).exists():
             progress(f"model latency: TFLite, {threads} thread(s)")
-            out[f"tflite_{threads}"] = model_speed.tflite(settings.tflite, frames, threads, warm,
-                                                          opts.repeats)
+            out[f"tflite_{threads}"] = model_speed.tflite(
+                settings.tflite, frames, threads, warm, opts.repeats
+            )
     return out

@@ -11,10 +11,16 @@ import numpy as np
 from detector.benchmarks.system import Span, rate
 
 
-def split_model(path: Path, frames_rgb: Sequence[np.ndarray], warmup: int,
-                tensors: Any = None, whole: Any = None, **load_kwargs: Any) -> dict[str, Any]:
+def split_model(
+    path: Path,
+    frames_rgb: Sequence[np.ndarray],
+    warmup: int,
+    tensors: Any = None,
+    whole: Any = None,
+    **load_kwargs: Any,
+) -> dict[str, Any]:
     """Throughput with two batches in flight, per-stage ms, and agreement with ``whole``."""
-    from detector.model.split import load_split_model
+    from detector.model.split_runtime import load_split_model
 
     with load_split_model(path, tensors=tensors, **load_kwargs) as model:
         for x in frames_rgb[:warmup]:

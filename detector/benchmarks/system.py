@@ -42,8 +42,11 @@ def machine_info() -> dict[str, object]:
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "platform": platform.platform(),
         "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "env": {k: os.environ[k] for k in ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS",
-                                            "TF_XLA_FLAGS") if k in os.environ},
+        "env": {
+            k: os.environ[k]
+            for k in ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "TF_XLA_FLAGS")
+            if k in os.environ
+        },
         "versions": versions,
         "time_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
     }
@@ -127,12 +130,19 @@ def run_json_subprocess(module: str, args: Sequence[str], timeout_s: float) -> d
     import json
     import subprocess
     import sys
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
+    from detector.paths import PROJECT_ROOT as root
+
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
-    done = subprocess.run([sys.executable, "-m", module, *args], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=timeout_s, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
         return {"error": tail or f"exit {done.returncode}"}

@@ -21,8 +21,9 @@ from detector.types import Detections, Frame, FrameResult
 Detect = Callable[[Frame], tuple[Detections, float]]
 
 
-def naive_loop(video: BenchVideo, detect: Detect, labels: Any, count: int, warmup: int,
-               out_dir: Path) -> dict[str, float]:
+def naive_loop(
+    video: BenchVideo, detect: Detect, labels: Any, count: int, warmup: int, out_dir: Path
+) -> dict[str, float]:
     """The original's loop in one thread: read → detect → draw → write video + JSON lines."""
     cap = cv2.VideoCapture(str(video.path))
     span = Span()
@@ -46,9 +47,18 @@ def naive_loop(video: BenchVideo, detect: Detect, labels: Any, count: int, warmu
     return rate(done - warmup, span)
 
 
-def pipeline_run(video: BenchVideo, detect: Detect, labels: Any, count: int, warmup: int,
-                 out_dir: Path, *, detect_every: int = 1, workers: int = 1,
-                 queue_size: int = 8) -> dict[str, Any]:
+def pipeline_run(
+    video: BenchVideo,
+    detect: Detect,
+    labels: Any,
+    count: int,
+    warmup: int,
+    out_dir: Path,
+    *,
+    detect_every: int = 1,
+    workers: int = 1,
+    queue_size: int = 8,
+) -> dict[str, Any]:
     """Our pipeline (capture thread → inference worker(s) → render + sinks) on the file.
 
     Timing starts when output number ``warmup`` is written and ends at the last one, so
@@ -68,8 +78,9 @@ def pipeline_run(video: BenchVideo, detect: Detect, labels: Any, count: int, war
         if len(order) == warmup:
             span.start()
 
-    options = PipelineOptions(detect_every=detect_every, workers=workers, max_frames=count,
-                              queue_size=queue_size)
+    options = PipelineOptions(
+        detect_every=detect_every, workers=workers, max_frames=count, queue_size=queue_size
+    )
     source = open_source(str(video.path))
     try:
         with Outputs(out_dir, video.fps, labels, str(video.path), on_output=on_output) as outs:

@@ -86,7 +86,8 @@ def _state_message_class() -> Any:
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     fdp = descriptor_pb2.FileDescriptorProto(
-        name="detector_checkpoint_state.proto", package="tensorflow", syntax="proto3")
+        name="detector_checkpoint_state.proto", package="tensorflow", syntax="proto3"
+    )
     msg = fdp.message_type.add(name="CheckpointState")
     F = descriptor_pb2.FieldDescriptorProto
     for number, name, kind, label in (
@@ -113,8 +114,15 @@ def _entry(folder: Path, recorded: str, timestamp: float | None) -> StateEntry:
     elsewhere = path.is_absolute() and os.path.realpath(path.parent) != os.path.realpath(folder)
     index = Path(f"{resolved}.index")
     data = index if index.is_file() else resolved if is_v1_checkpoint(resolved) else None
-    return StateEntry(recorded, resolved, step_of(recorded), timestamp, data is not None,
-                      elsewhere, data.stat().st_mtime if data is not None else None)
+    return StateEntry(
+        recorded,
+        resolved,
+        step_of(recorded),
+        timestamp,
+        data is not None,
+        elsewhere,
+        data.stat().st_mtime if data is not None else None,
+    )
 
 
 def read_state_file(folder: str | Path) -> CheckpointState | None:
@@ -135,16 +143,19 @@ def read_state_file(folder: str | Path) -> CheckpointState | None:
     except Exception as exc:
         raise CheckpointError(
             f"cannot parse checkpoint state file '{path}': {exc}",
-            hint="it should hold lines like model_checkpoint_path: \"model.ckpt-100\"; "
-            "delete it to use the highest step in the folder") from exc
+            hint='it should hold lines like model_checkpoint_path: "model.ckpt-100"; '
+            "delete it to use the highest step in the folder",
+        ) from exc
     stamps = list(state.all_model_checkpoint_timestamps)
     entries = tuple(
         _entry(folder, p, stamps[i] if i < len(stamps) else None)
-        for i, p in enumerate(state.all_model_checkpoint_paths))
+        for i, p in enumerate(state.all_model_checkpoint_paths)
+    )
     latest = None
     if state.model_checkpoint_path:
-        latest = next((e for e in entries if e.recorded == state.model_checkpoint_path),
-                      None) or _entry(folder, state.model_checkpoint_path, None)
+        latest = next(
+            (e for e in entries if e.recorded == state.model_checkpoint_path), None
+        ) or _entry(folder, state.model_checkpoint_path, None)
     return CheckpointState(path, latest, entries, state.last_preserved_timestamp or None)
 
 
@@ -184,8 +195,10 @@ def repair_state_file(folder: str | Path) -> list[tuple[str, str]]:
     folder = Path(folder)
     state_path = folder / STATE_FILE
     if read_state_file(folder) is None:
-        raise CheckpointError(f"'{folder}' has no '{STATE_FILE}' state file to repair",
-                              hint="nothing to repair: the highest step in the folder is used")
+        raise CheckpointError(
+            f"'{folder}' has no '{STATE_FILE}' state file to repair",
+            hint="nothing to repair: the highest step in the folder is used",
+        )
     state = _state_message_class()()
     text_format.Parse(state_path.read_text(encoding="utf-8"), state)
     changes: list[tuple[str, str]] = []
@@ -198,7 +211,8 @@ def repair_state_file(folder: str | Path) -> list[tuple[str, str]]:
             raise CheckpointError(
                 f"state file '{state_path}' records '{recorded}', which has no copy in "
                 f"'{folder}' ({name}.index is missing)",
-                hint=f"copy that checkpoint's files into '{folder}' or drop the entry")
+                hint=f"copy that checkpoint's files into '{folder}' or drop the entry",
+            )
         if name != recorded:
             changes.append((recorded, name))
         return name
@@ -223,15 +237,20 @@ def _meta_for(prefix: Path) -> Path | None:
         return own
     metas = sorted(prefix.parent.glob("*.meta"))
     if len(metas) == 1:
-        log.info("checkpoint %s has no %s; using the folder's only graph %s",
-                 prefix, own.name, metas[0].name)
+        log.info(
+            "checkpoint %s has no %s; using the folder's only graph %s",
+            prefix,
+            own.name,
+            metas[0].name,
+        )
         return metas[0]
     if len(metas) > 1:
         raise CheckpointError(
             f"checkpoint '{prefix}' has no '{own.name}' and its folder holds "
             f"{len(metas)} .meta files ({', '.join(m.name for m in metas)}); cannot tell "
             "which graph belongs to it",
-            hint=f"pass the right graph's path (one of them), or keep only it as '{own.name}'")
+            hint=f"pass the right graph's path (one of them), or keep only it as '{own.name}'",
+        )
     return None
 
 
@@ -250,7 +269,8 @@ def _from_folder(folder: Path) -> Path:
         raise CheckpointError(
             f"'{folder}' is a SavedModel folder, not a checkpoint",
             hint="use it as a model directly, or convert it: python main.py model convert "
-            f"'{folder}' -o model.pb")
+            f"'{folder}' -o model.pb",
+        )
     state = read_state_file(folder)
     if state is not None and state.latest is not None:
         latest = state.latest
@@ -259,42 +279,48 @@ def _from_folder(folder: Path) -> Path:
             raise CheckpointError(
                 f"state file '{state.path}' points elsewhere: its latest checkpoint is the "
                 f"absolute path '{latest.recorded}', outside '{folder}' (was the folder "
-                "copied?)" + (f"; this folder has its own '{latest.prefix.name}'" if local
-                              else ""),
-                hint=_REPAIR_HINT.format(folder=folder) if local else
-                "copy that checkpoint into the folder, or delete the state file to use the "
-                "highest step here")
+                "copied?)" + (f"; this folder has its own '{latest.prefix.name}'" if local else ""),
+                hint=_REPAIR_HINT.format(folder=folder)
+                if local
+                else "copy that checkpoint into the folder, or delete the state file to use the "
+                "highest step here",
+            )
         if latest.exists:
             return latest.prefix
         raise CheckpointError(
             f"state file '{state.path}' names '{latest.recorded}', but "
             f"'{latest.prefix}.index' does not exist",
             hint="the checkpoint was deleted or not copied; delete the state file to use "
-            "the highest step in the folder")
+            "the highest step in the folder",
+        )
     prefixes = find_prefixes(folder)
     if prefixes:
         if len(prefixes) > 1 and all(step_of(p) is None for p in prefixes):
             raise CheckpointError(
                 f"'{folder}' holds {len(prefixes)} checkpoints without steps and no state "
                 f"file: {', '.join(p.name for p in prefixes)}",
-                hint="pass one prefix, e.g. " + str(prefixes[0]))
+                hint="pass one prefix, e.g. " + str(prefixes[0]),
+            )
         log.info("no state file in %s; using the highest step %s", folder, prefixes[-1].name)
         return prefixes[-1]
     data = sorted(folder.glob("*.data-*"))
     if data:
         raise CheckpointError(
             f"'{folder}' holds checkpoint data ({data[0].name}) but no .index file",
-            hint="copy the matching .index file too: a checkpoint needs both")
+            hint="copy the matching .index file too: a checkpoint needs both",
+        )
     pbs = [p for p in sorted(folder.glob("*.pb*")) if _is_frozen_graph(p)]
     if pbs:
         raise CheckpointError(
             f"'{folder}' holds no checkpoint, only frozen graph(s): "
             f"{', '.join(p.name for p in pbs)}",
             hint=f"use '{pbs[0]}' as the model directly, or make a checkpoint from it: "
-            f"python main.py model unfreeze '{pbs[0]}' -o ckpt/")
+            f"python main.py model unfreeze '{pbs[0]}' -o ckpt/",
+        )
     raise CheckpointError(
         f"'{folder}' holds no checkpoint (no '{STATE_FILE}' state file, no *.index)",
-        hint="a checkpoint folder holds model.ckpt-N.index, .data-*, .meta and 'checkpoint'")
+        hint="a checkpoint folder holds model.ckpt-N.index, .data-*, .meta and 'checkpoint'",
+    )
 
 
 def resolve_checkpoint(path: str | Path) -> CheckpointRef:
@@ -335,7 +361,8 @@ def _from_file(path: Path) -> Path:
         prefix = path.with_name(data.group("prefix"))
         raise CheckpointError(
             f"'{path}' is one data shard of checkpoint '{prefix}', not the checkpoint",
-            hint=f"pass the prefix without suffix: '{prefix}'")
+            hint=f"pass the prefix without suffix: '{prefix}'",
+        )
     if name == STATE_FILE:
         return _from_folder(path.parent)
     if _is_frozen_graph(path):
@@ -343,16 +370,21 @@ def _from_file(path: Path) -> Path:
             f"'{path}' is a frozen graph (GraphDef), not a checkpoint: it holds constants, "
             "no variables for Saver.restore",
             hint=f"use it as a model directly, or make a checkpoint from it: python main.py "
-            f"model unfreeze '{path}' -o ckpt/")
+            f"model unfreeze '{path}' -o ckpt/",
+        )
     with path.open("rb") as f:
         head = f.read(8)
     if head[4:8] == b"TFL3":
-        raise CheckpointError(f"'{path}' is a TFLite model, not a checkpoint",
-                              hint=f"convert it: python main.py model convert '{path}' -o model.pb")
+        raise CheckpointError(
+            f"'{path}' is a TFLite model, not a checkpoint",
+            hint=f"convert it: python main.py model convert '{path}' -o model.pb",
+        )
     if is_v1_checkpoint(path):
         return path  # an old single-file checkpoint is its own prefix
-    raise CheckpointError(f"'{path}' is not a checkpoint file",
-                          hint="pass the prefix (model.ckpt-N), its folder or its .meta")
+    raise CheckpointError(
+        f"'{path}' is not a checkpoint file",
+        hint="pass the prefix (model.ckpt-N), its folder or its .meta",
+    )
 
 
 def _missing_index(prefix: Path) -> None:
@@ -362,17 +394,21 @@ def _missing_index(prefix: Path) -> None:
         raise CheckpointError(
             f"checkpoint '{prefix}' has data ({data[0].name}) but its index "
             f"'{prefix.name}.index' is missing",
-            hint="copy the .index file too: without it the data cannot be read")
+            hint="copy the .index file too: without it the data cannot be read",
+        )
     if Path(f"{prefix}.meta").is_file():
         raise CheckpointError(
             f"checkpoint '{prefix}' has only its graph ({prefix.name}.meta): no "
             f"'{prefix.name}.index' or .data-* with the weights",
-            hint="copy the .index and .data-* files from where it was saved")
+            hint="copy the .index and .data-* files from where it was saved",
+        )
     near = find_prefixes(prefix.parent) if prefix.parent.is_dir() else []
     raise CheckpointError(
         f"no checkpoint at '{prefix}' ('{prefix.name}.index' does not exist)",
         hint=(f"checkpoints in '{prefix.parent}': " + ", ".join(p.name for p in near[-5:]))
-        if near else "pass a prefix such as folder/model.ckpt-100, or the folder")
+        if near
+        else "pass a prefix such as folder/model.ckpt-100, or the folder",
+    )
 
 
 def restore_variables(session: Any, variables: Sequence[Any], prefix: str) -> None:
@@ -388,19 +424,33 @@ def restore_variables(session: Any, variables: Sequence[Any], prefix: str) -> No
     try:
         reader = tf.train.load_checkpoint(prefix)
     except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint '{prefix}': {exc}",
-                              hint="the prefix needs its .index and .data-* files") from exc
+        raise CheckpointError(
+            f"cannot read checkpoint '{prefix}': {exc}",
+            hint="the prefix needs its .index and .data-* files",
+        ) from exc
     shapes = reader.get_variable_to_shape_map()
     missing = [v.op.name for v in variables if v.op.name not in shapes]
-    wrong = [f"{v.op.name}: graph {v.shape.as_list()} vs checkpoint {list(shapes[v.op.name])}"
-             for v in variables if v.op.name in shapes and v.shape.is_fully_defined()
-             and v.shape.as_list() != list(shapes[v.op.name])]
+    wrong = [
+        f"{v.op.name}: graph {v.shape.as_list()} vs checkpoint {list(shapes[v.op.name])}"
+        for v in variables
+        if v.op.name in shapes
+        and v.shape.is_fully_defined()
+        and v.shape.as_list() != list(shapes[v.op.name])
+    ]
     if missing or wrong:
-        detail = "; ".join(filter(None, [
-            f"missing from the checkpoint: {missing[:10]}" if missing else "",
-            f"shape mismatches: {wrong[:10]}" if wrong else ""]))
-        raise CheckpointError(f"checkpoint '{prefix}' does not match its graph: {detail}",
-                              hint="use the .meta written together with this checkpoint")
+        detail = "; ".join(
+            filter(
+                None,
+                [
+                    f"missing from the checkpoint: {missing[:10]}" if missing else "",
+                    f"shape mismatches: {wrong[:10]}" if wrong else "",
+                ],
+            )
+        )
+        raise CheckpointError(
+            f"checkpoint '{prefix}' does not match its graph: {detail}",
+            hint="use the .meta written together with this checkpoint",
+        )
     if variables:
         feeds = {v.initializer.inputs[1]: reader.get_tensor(v.op.name) for v in variables}
         session.run([v.initializer for v in variables], feeds)

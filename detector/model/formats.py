@@ -18,8 +18,9 @@ from detector.errors import ModelError
 
 Format = Literal["checkpoint", "meta", "frozen_pb", "pbtxt", "saved_model", "tflite"]
 
-EXPECTED = ("a frozen .pb/.pbtxt, a .meta, a checkpoint prefix or folder, a SavedModel "
-            "folder, or a .tflite")
+EXPECTED = (
+    "a frozen .pb/.pbtxt, a .meta, a checkpoint prefix or folder, a SavedModel folder, or a .tflite"
+)
 _TABLE_MAGIC = b"\x57\xfb\x80\x8b\x24\x75\x47\xdb"  # leveldb table footer: .index and V1 .ckpt
 _DATA = re.compile(r"\.data-\d{5}-of-\d{5}$")
 _OP = re.compile(rb"^[A-Za-z_][A-Za-z0-9_>.]*$")
@@ -79,8 +80,12 @@ def _is_node_def(payload: memoryview) -> bool:
         fields = {f: bytes(p) for f, w, p in _fields(payload, limit=4) if w == 2}
     except ValueError:
         return False
-    return (1 in fields and 2 in fields and bool(_NODE_NAME.match(fields[1]))
-            and bool(_OP.match(fields[2])))
+    return (
+        1 in fields
+        and 2 in fields
+        and bool(_NODE_NAME.match(fields[1]))
+        and bool(_OP.match(fields[2]))
+    )
 
 
 def _graph_def_nodes(buf: bytes | memoryview) -> int:
@@ -93,7 +98,8 @@ def _graph_def_nodes(buf: bytes | memoryview) -> int:
         return -1
     nodes = [p for f, w, p in fields if f == 1]
     if any(w != 2 for f, w, _ in fields if f in (1, 2, 4)) or (
-            nodes and not _is_node_def(nodes[0])):
+        nodes and not _is_node_def(nodes[0])
+    ):
         return -1
     return len(nodes)
 
@@ -107,8 +113,12 @@ def _binary_kind(data: bytes) -> Format | None:
     if not numbers:
         return None
     graph_fields = [p for f, w, p in fields if f == 2 and w == 2]
-    if (numbers.count(1) <= 1 and len(graph_fields) == 1 and set(numbers) <= set(range(1, 8))
-            and _graph_def_nodes(graph_fields[0]) > 0):
+    if (
+        numbers.count(1) <= 1
+        and len(graph_fields) == 1
+        and set(numbers) <= set(range(1, 8))
+        and _graph_def_nodes(graph_fields[0]) > 0
+    ):
         first = [p for f, _, p in fields if f == 1]
         if not (first and _is_node_def(first[0])):
             return "meta"
@@ -127,9 +137,11 @@ def _text_kind(data: bytes) -> Format | None:
     if re.match(r"^node\s*\{", first):
         return "pbtxt"
     if re.match(r"^(meta_info_def|graph_def|saver_def)\s*\{", first):
-        raise ModelError("text MetaGraphDef files are not supported",
-                         hint="save the MetaGraph in binary (tf.train.export_meta_graph with "
-                         "as_text=False), or freeze the graph")
+        raise ModelError(
+            "text MetaGraphDef files are not supported",
+            hint="save the MetaGraph in binary (tf.train.export_meta_graph with "
+            "as_text=False), or freeze the graph",
+        )
     return None
 
 
@@ -151,17 +163,24 @@ def detect_format(path: str | Path) -> Format:
     if path.is_dir():
         if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
             return "saved_model"
-        if (path / "checkpoint").is_file() or any(path.glob("*.index")) or any(
-                path.glob("*.data-*")):
+        if (
+            (path / "checkpoint").is_file()
+            or any(path.glob("*.index"))
+            or any(path.glob("*.data-*"))
+        ):
             return "checkpoint"
         inside = sorted(p.name for p in path.iterdir())[:8]
         raise ModelError(
             f"folder '{path}' is neither a SavedModel (no saved_model.pb) nor a checkpoint "
             f"folder (no 'checkpoint' state file or *.index); it holds {inside or 'nothing'}",
-            hint=f"pass {EXPECTED}")
+            hint=f"pass {EXPECTED}",
+        )
     if not path.exists():
-        if Path(f"{path}.index").is_file() or any(path.parent.glob(f"{path.name}.data-*")) \
-                or Path(f"{path}.meta").is_file():
+        if (
+            Path(f"{path}.index").is_file()
+            or any(path.parent.glob(f"{path.name}.data-*"))
+            or Path(f"{path}.meta").is_file()
+        ):
             return "checkpoint"
         if path.parent.is_dir() and any(path.parent.glob("*.index")):
             return "checkpoint"  # a prefix that is not there: the resolver lists those that are
@@ -178,5 +197,6 @@ def detect_format(path: str | Path) -> Format:
         raise ModelError(
             f"cannot tell the format of '{path}' ({len(data)} bytes): not a GraphDef, "
             "MetaGraphDef, text GraphDef, TFLite file or checkpoint",
-            hint=f"pass {EXPECTED}")
+            hint=f"pass {EXPECTED}",
+        )
     return kind

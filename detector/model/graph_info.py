@@ -9,14 +9,33 @@ from __future__ import annotations
 from typing import Any
 
 #: Ops that end a graph without being a result (init, save/restore, assignments).
-_NOT_OUTPUTS = frozenset(
+NOT_OUTPUTS = frozenset(
     {
-        "Const", "NoOp", "Assign", "AssignVariableOp", "AssignAdd", "AssignSub",
-        "VarHandleOp", "VariableV2", "Variable", "VarIsInitializedOp", "IsVariableInitialized",
-        "SaveV2", "Save", "SaveSlices", "RestoreV2", "Restore", "RestoreSlice",
+        "ApplyGradientDescent",
+        "Assert",
+        "Assign",
+        "AssignAdd",
+        "AssignSub",
+        "AssignVariableOp",
+        "Const",
+        "IsVariableInitialized",
         "MergeV2Checkpoints",
-        "ShardedFilename", "StringJoin", "Placeholder", "PlaceholderWithDefault",
-        "ApplyGradientDescent", "ResourceApplyGradientDescent",
+        "NoOp",
+        "Placeholder",
+        "PlaceholderWithDefault",
+        "ResourceApplyGradientDescent",
+        "Restore",
+        "RestoreSlice",
+        "RestoreV2",
+        "Save",
+        "SaveSlices",
+        "SaveV2",
+        "ShardedFilename",
+        "StringJoin",
+        "VarHandleOp",
+        "VarIsInitializedOp",
+        "Variable",
+        "VariableV2",
     }
 )
 
@@ -46,7 +65,7 @@ def describe_graph(graph: Any, limit: int = 12) -> tuple[list[str], list[str]]:
     candidates = [
         t
         for op in ops
-        if op.type not in _NOT_OUTPUTS and not op.name.startswith(("save/", "init"))
+        if op.type not in NOT_OUTPUTS and not op.name.startswith(("save/", "init"))
         for t in op.outputs
         if t.name not in consumed
     ]

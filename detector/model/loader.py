@@ -2,9 +2,8 @@
 
 Every format ends the same way: a ``tf.compat.v1.Session`` over a graph, an input tensor
 taking RGB ``uint8 [B, H, W, 3]`` images and four output tensors in the TF Object Detection
-API convention. Graphs are data: their ops are checked against the allowlist in
-:mod:`detector.model.safety` before anything is imported, and a checkpoint's weights are
-restored by reading the checkpoint, never by running the ``.meta``'s own restore op.
+API convention. The file is read, checked and imported by :mod:`detector.model.graphfile`
+(the one reader); this module picks the detector's tensors and runs them.
 """
 
 from __future__ import annotations
@@ -18,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from detector.errors import CheckpointError, ModelError
-from detector.model.graph_info import describe_graph, describe_signature
+from detector.errors import ModelError
+from detector.model.graph_info import describe_graph
+from detector.model.graphfile import tensor_name
 from detector.model.session import (
     SessionOptions,
     captured_stderr,
@@ -75,11 +75,6 @@ def model_path_exists(path: str | Path) -> bool:
     return path.exists() or path.with_name(path.name + ".index").is_file()
 
 
-def tensor_name(name: str) -> str:
-    """``'x'`` → ``'x:0'``; names that already carry a port are kept."""
-    return name if ":" in name else f"{name}:0"
-
-
 class DetectionModel:
     """A loaded detector: RGB images in, TF OD API detections out.
 
@@ -97,8 +92,16 @@ class DetectionModel:
         precision: ``fp32``, or ``bf16`` when oneDNN's bfloat16 rewrite is on (CPU).
     """
 
-    def __init__(self, path: Path, fmt: str, device: str, session: Any, input_tensor: Any,
-                 output_tensors: list[Any], load_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fmt: str,
+        device: str,
+        session: Any,
+        input_tensor: Any,
+        output_tensors: list[Any],
+        load_s: float = 0.0,
+    ) -> None:
         self.path = path
         self.format = fmt
         self.device = device
@@ -113,13 +116,15 @@ class DetectionModel:
         shape = input_tensor.shape
         dims = shape.as_list() if shape.rank is not None else None
         self.input_size: tuple[int, int] | None = (
-            (int(dims[1]), int(dims[2])) if dims and len(dims) == 4 and dims[1] and dims[2]
+            (int(dims[1]), int(dims[2]))
+            if dims and len(dims) == 4 and dims[1] and dims[2]
             else None
         )
         self._closed = False
 
-    def predict(self, images_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                       np.ndarray]:
+    def predict(
+        self, images_rgb: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Run the detector.
 
         Args:
@@ -209,8 +214,10 @@ def check_outputs(out: tuple[np.ndarray, ...], what: str) -> None:
     """Raise ``ModelError`` unless ``out`` has the TF OD API shapes for a batch."""
     boxes, scores, classes, num = (np.asarray(o) for o in out)
     ok = (
-        boxes.ndim == 3 and boxes.shape[-1] == 4
-        and scores.shape == boxes.shape[:2] and classes.shape == boxes.shape[:2]
+        boxes.ndim == 3
+        and boxes.shape[-1] == 4
+        and scores.shape == boxes.shape[:2]
+        and classes.shape == boxes.shape[:2]
         and num.shape == boxes.shape[:1]
     )
     if not ok:
@@ -259,6 +266,7 @@ def load_model(
         CheckpointError: The checkpoint is incomplete or does not match its graph.
     """
     from detector.model.formats import detect_format
+    from detector.model.graphfile import load_graph
 
     path = Path(path)
     if not model_path_exists(path):
@@ -269,66 +277,51 @@ def load_model(
         )
     import_tf()  # TF's own start-up (seconds) is not part of the model's load time
     t0 = time.perf_counter()
-    fmt = detect_format(path)
-    options = SessionOptions(device, allow_memory_growth, intra_op_threads, inter_op_threads,
-                             precision)
-    if fmt in ("frozen_pb", "pbtxt"):
-        session, used, inp, outs = _load_graph_file(path, fmt, tensors, options, allow_unsafe_ops)
-    elif fmt == "saved_model":
-        session, used, inp, outs = _load_saved_model(path, tensors, signature, options,
-                                                     allow_unsafe_ops)
-    elif fmt in ("checkpoint", "meta"):
-        fmt = "checkpoint"
-        session, used, inp, outs = _load_checkpoint(path, tensors, options, allow_unsafe_ops)
-    elif fmt == "tflite":
+    fmt: str = detect_format(path)
+    if fmt == "tflite":
         raise ModelError(
             f"model path '{path}' is a TFLite file; the app runs TensorFlow graphs",
             hint=f"convert it: python main.py model convert '{path}' -o model.pb",
         )
-    else:  # pragma: no cover - detect_format names only the formats above
-        raise ModelError(f"model path '{path}' has unsupported format {fmt!r}", hint=EXPECTED)
+    options = SessionOptions(
+        device, allow_memory_growth, intra_op_threads, inter_op_threads, precision
+    )
+    devices: list[str] = []
+
+    def session_for(graph: Any) -> Any:
+        session, used = new_session(graph, options)
+        devices.append(used)
+        return session
+
+    loaded = load_graph(
+        path, signature=signature, allow_unsafe_ops=allow_unsafe_ops, new_session=session_for
+    )
+    if loaded.fmt == "saved_model":
+        names = _signature_tensors(loaded.inputs, loaded.outputs, tensors, path, signature)
+        inp = loaded.graph.get_tensor_by_name(names[0])
+        outs = [loaded.graph.get_tensor_by_name(n) for n in names[1:]]
+    else:
+        try:
+            inp, outs = _graph_tensors(loaded.graph, tensors, path)
+        except BaseException:
+            loaded.close()
+            raise
+    fmt = "checkpoint" if loaded.fmt in ("checkpoint", "meta") else loaded.fmt
     load_s = time.perf_counter() - t0
-    model = DetectionModel(path, fmt, used, session, inp, outs, load_s)
+    used = devices[0]
+    model = DetectionModel(path, fmt, used, loaded.session, inp, outs, load_s)
     model.precision = resolve_precision(precision) if used == "cpu" else "fp32"
     if sessions > 1 and fmt in ("frozen_pb", "pbtxt"):
-        model.add_sessions([new_session(session.graph, options)[0] for _ in range(sessions - 1)])
-    log.info("model %s (%s) loaded in %.1f s; running on %s, %s", path, fmt, load_s,
-             describe_device(used), model.precision)
+        model.add_sessions([new_session(loaded.graph, options)[0] for _ in range(sessions - 1)])
+    log.info(
+        "model %s (%s) loaded in %.1f s; running on %s, %s",
+        path,
+        fmt,
+        load_s,
+        describe_device(used),
+        model.precision,
+    )
     return model
-
-
-def _load_graph_file(path: Path, fmt: str, tensors: TensorNames, options: SessionOptions,
-                     allow_unsafe: bool) -> tuple[Any, str, Any, list[Any]]:
-    tf = import_tf()
-    from detector.model.safety import check_graph_def
-
-    graph_def = tf.compat.v1.GraphDef()
-    try:
-        data = path.read_bytes()
-        if fmt == "pbtxt":
-            from google.protobuf import text_format
-
-            text_format.Parse(data.decode("utf-8"), graph_def)
-        else:
-            graph_def.ParseFromString(data)
-    except Exception as exc:
-        raise ModelError(
-            f"cannot parse '{path}' as a {'text' if fmt == 'pbtxt' else 'binary'} GraphDef: "
-            f"{exc}", hint=f"the model path must be {EXPECTED}"
-        ) from exc
-    check_graph_def(graph_def, what=str(path), allow_unsafe=allow_unsafe)
-    graph = tf.Graph()
-    with graph.as_default():
-        try:
-            tf.compat.v1.import_graph_def(graph_def, name="")
-        except Exception as exc:
-            raise ModelError(
-                f"cannot import graph '{path}': {exc}",
-                hint="was it written by a newer TensorFlow or with custom ops?",
-            ) from exc
-    inp, outs = _graph_tensors(graph, tensors, path)
-    session, used = new_session(graph, options)
-    return session, used, inp, outs
 
 
 def _graph_tensors(graph: Any, tensors: TensorNames, path: Path) -> tuple[Any, list[Any]]:
@@ -353,111 +346,41 @@ def _graph_tensors(graph: Any, tensors: TensorNames, path: Path) -> tuple[Any, l
     return found["input"], [found[f] for f in ("boxes", "scores", "classes", "num")]
 
 
-def _load_saved_model(path: Path, tensors: TensorNames, signature: str,
-                      options: SessionOptions, allow_unsafe: bool
-                      ) -> tuple[Any, str, Any, list[Any]]:
-    tf = import_tf()
-    from detector.model.safety import check_saved_model
+def _signature_tensors(
+    inputs: dict[str, str],
+    outputs: dict[str, str],
+    tensors: TensorNames,
+    path: Path,
+    signature: str,
+) -> list[str]:
+    """Map the configured names onto a signature's keys (``detection_boxes``), then onto the
+    tensor names it points to; returns ``[input, boxes, scores, classes, num]``."""
 
-    saved = check_saved_model(path, allow_unsafe=allow_unsafe)
-    metas = list(saved.meta_graphs)
-    meta = next((m for m in metas if "serve" in m.meta_info_def.tags), metas[0] if metas else None)
-    if meta is None:
-        raise ModelError(f"SavedModel '{path}' holds no MetaGraph", hint=EXPECTED)
-    if signature not in meta.signature_def:
-        raise ModelError(
-            f"SavedModel '{path}' has no signature {signature!r}; it has "
-            f"{sorted(meta.signature_def) or 'none'}",
-            hint="set model.signature to one of them",
-        )
-    inp_name, out_names = _signature_tensors(meta.signature_def[signature], tensors, path,
-                                             signature)
-    graph = tf.Graph()
-    session, used = new_session(graph, options)
-    try:
-        with graph.as_default():
-            # Restores the variables with the SavedModel's own saver; its ops were allowlisted.
-            tf.compat.v1.saved_model.loader.load(session, list(meta.meta_info_def.tags), str(path))
-    except Exception as exc:
-        session.close()
-        raise ModelError(f"cannot load SavedModel '{path}': {exc}",
-                         hint="check that the folder is complete (saved_model.pb + variables/)"
-                         ) from exc
-    inp = graph.get_tensor_by_name(inp_name)
-    outs = [graph.get_tensor_by_name(n) for n in out_names]
-    return session, used, inp, outs
-
-
-def _signature_tensors(sig: Any, tensors: TensorNames, path: Path, signature: str
-                       ) -> tuple[str, list[str]]:
-    """Map the configured names onto a signature: by key (``detection_boxes``), then by name."""
-
-    def pick(mapping: Any, name: str, only_one: bool) -> str | None:
+    def pick(mapping: dict[str, str], name: str, only_one: bool) -> str | None:
         key = name.split(":")[0]
         if key in mapping:
-            return str(mapping[key].name)
-        for info in mapping.values():
-            if tensor_name(info.name) == tensor_name(name):
-                return str(info.name)
+            return mapping[key]
+        for tensor in mapping.values():
+            if tensor_name(tensor) == tensor_name(name):
+                return tensor
         if only_one and len(mapping) == 1:
-            return str(next(iter(mapping.values())).name)
+            return next(iter(mapping.values()))
         return None
 
-    chosen = {"input": pick(sig.inputs, tensors.input, True)}
+    chosen = {"input": pick(inputs, tensors.input, True)}
     for field in ("boxes", "scores", "classes", "num"):
-        chosen[field] = pick(sig.outputs, getattr(tensors, field), False)
+        chosen[field] = pick(outputs, getattr(tensors, field), False)
     missing = [f for f, v in chosen.items() if v is None]
     if missing:
-        inputs, outputs = describe_signature(sig)
         names = ", ".join(f"'{getattr(tensors, f)}'" for f in missing)
         keys = ", ".join(TensorNames.CONFIG_KEYS[f] for f in missing)
+        listed = {
+            w: [f"{k} ({v})" for k, v in sorted(m.items())]
+            for w, m in (("inputs", inputs), ("outputs", outputs))
+        }
         raise ModelError(
             f"SavedModel '{path}' signature {signature!r} has no {names}; inputs: "
-            f"[{', '.join(inputs)}]; outputs: [{', '.join(outputs)}]",
+            f"[{', '.join(listed['inputs'])}]; outputs: [{', '.join(listed['outputs'])}]",
             hint=f"set {keys} in the config to the signature's keys",
         )
-    return str(chosen["input"]), [str(chosen[f]) for f in ("boxes", "scores", "classes", "num")]
-
-
-def _load_checkpoint(path: Path, tensors: TensorNames, options: SessionOptions,
-                     allow_unsafe: bool) -> tuple[Any, str, Any, list[Any]]:
-    tf = import_tf()
-    from detector.model.checkpoints import resolve_checkpoint, restore_variables
-    from detector.model.safety import check_meta_graph
-
-    ref = resolve_checkpoint(path)
-    if ref.meta is None:
-        raise CheckpointError(
-            f"checkpoint '{ref.prefix}' has no .meta graph file next to it",
-            hint="the app needs the graph too: keep model.ckpt-N.meta with the checkpoint, "
-            "or freeze it: python main.py model freeze",
-        )
-    meta = tf.compat.v1.MetaGraphDef()
-    try:
-        meta.ParseFromString(Path(ref.meta).read_bytes())
-    except Exception as exc:
-        raise CheckpointError(f"cannot parse '{ref.meta}' as a MetaGraphDef: {exc}",
-                              hint=EXPECTED) from exc
-    check_meta_graph(meta, what=str(ref.meta), allow_unsafe=allow_unsafe)
-    graph = tf.Graph()
-    with graph.as_default():
-        try:
-            # Devices cleared: a graph saved on a GPU machine must run here too.
-            tf.compat.v1.train.import_meta_graph(meta, clear_devices=True)
-        except Exception as exc:
-            raise ModelError(f"cannot import graph '{ref.meta}': {exc}",
-                             hint="was it written by a newer TensorFlow?") from exc
-        inp, outs = _graph_tensors(graph, tensors, Path(ref.meta))
-        variables = tf.compat.v1.global_variables()
-        local = tf.compat.v1.local_variables()
-    session, used = new_session(graph, options)
-    try:
-        restore_variables(session, variables, str(ref.prefix))
-        if local:
-            session.run([v.initializer for v in local])
-    except BaseException:
-        session.close()
-        raise
-    log.debug("restored %d variables from %s (step %s)", len(variables), ref.prefix, ref.step)
-    return session, used, inp, outs
-
+    return [str(chosen[f]) for f in ("input", "boxes", "scores", "classes", "num")]

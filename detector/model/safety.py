@@ -25,7 +25,6 @@ from detector.errors import ModelError, UnsafeGraphError
 log = logging.getLogger(__name__)
 
 
-
 def _ops(text: str) -> frozenset[str]:
     """A frozenset from whitespace-separated names (a readable way to list many ops)."""
     return frozenset(text.split())
@@ -160,11 +159,11 @@ SAVE_OPS: frozenset[str] = _ops("SaveV2 Save SaveSlices MergeV2Checkpoints")
 RESTORE_OPS: frozenset[str] = _ops("RestoreV2 Restore RestoreSlice")
 
 #: Where ``PrintV2`` may write; any other ``output_stream`` is a file path.
-_PRINT_STREAMS = frozenset(
-    {"stderr", "stdout", "log(info)", "log(warning)", "log(error)"}
+_PRINT_STREAMS = frozenset({"stderr", "stdout", "log(info)", "log(warning)", "log(error)"})
+_HINT = (
+    "these ops can read or write files, reach the network or run Python code; if you "
+    "trust this file, pass --allow-unsafe-ops (config: model.allow_unsafe_ops: true)"
 )
-_HINT = ("these ops can read or write files, reach the network or run Python code; if you "
-         "trust this file, pass --allow-unsafe-ops (config: model.allow_unsafe_ops: true)")
 
 _SAVE, _RESTORE, _OTHER, _DORMANT = "save", "restore", "other", "dormant"
 #: Name scopes ``tf.train.Saver`` builds its subgraph in (``save/``, ``save_1/``, ...).
@@ -227,8 +226,9 @@ def _ancestors(nodes: dict[str, Any], roots: Iterable[str]) -> set[str]:
     return seen
 
 
-def _problems(graph_def: Any, saver_def: Any | None, roots: Iterable[str] = ()
-              ) -> list[tuple[str, str, str | None, str]]:
+def _problems(
+    graph_def: Any, saver_def: Any | None, roots: Iterable[str] = ()
+) -> list[tuple[str, str, str | None, str]]:
     """``(op, node, function or None, reason)`` for every refused node of the graph."""
     nodes = {n.name: n for n in graph_def.node}
     library = {f.signature.name: f for f in graph_def.library.function}
@@ -284,12 +284,15 @@ def _problems(graph_def: Any, saver_def: Any | None, roots: Iterable[str] = ()
                 found.append((node.op, node.name, fn, reason))
             for value in node.attr.values():  # a call to a function the library lacks
                 if value.HasField("func") and value.func.name and value.func.name not in library:
-                    found.append((node.op, node.name, fn, f"calls unknown function "
-                                  f"{value.func.name!r}"))
+                    found.append(
+                        (node.op, node.name, fn, f"calls unknown function {value.func.name!r}")
+                    )
     return found
 
 
-def _report(found: list[tuple[str, str, str | None, str]], what: str, allow_unsafe: bool) -> None:
+def _report(
+    found: list[tuple[str, str, str | None, str]], what: str, allow_unsafe_ops: bool
+) -> None:
     if not found:
         return
     by_op: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -300,15 +303,18 @@ def _report(found: list[tuple[str, str, str | None, str]], what: str, allow_unsa
         shown = ", ".join(where[:5]) + (f" and {len(where) - 5} more" if len(where) > 5 else "")
         parts.append(f"{op} ({reason}) at {shown}")
     detail = "; ".join(parts)
-    if allow_unsafe:
-        log.warning("%s holds ops outside the allowlist, accepted by --allow-unsafe-ops: %s",
-                    what, detail)
+    if allow_unsafe_ops:
+        log.warning(
+            "%s holds ops outside the allowlist, accepted by --allow-unsafe-ops: %s", what, detail
+        )
         return
-    raise UnsafeGraphError(f"refusing graph '{what}': {len(by_op)} op kind(s) outside the "
-                           f"allowlist: {detail}", hint=_HINT)
+    raise UnsafeGraphError(
+        f"refusing graph '{what}': {len(by_op)} op kind(s) outside the allowlist: {detail}",
+        hint=_HINT,
+    )
 
 
-def check_graph_def(graph_def: Any, *, what: str, allow_unsafe: bool = False) -> None:
+def check_graph_def(graph_def: Any, *, what: str, allow_unsafe_ops: bool = False) -> None:
     """Refuse a GraphDef (frozen ``.pb``/``.pbtxt``) holding ops outside the allowlist.
 
     Every node and every function of its library is checked; save and restore ops are
@@ -317,15 +323,15 @@ def check_graph_def(graph_def: Any, *, what: str, allow_unsafe: bool = False) ->
     Args:
         graph_def: A ``tf.compat.v1.GraphDef``.
         what: The file or object it came from, quoted in the message.
-        allow_unsafe: Log the refused ops as a warning instead of raising.
+        allow_unsafe_ops: Log the refused ops as a warning instead of raising.
 
     Raises:
         UnsafeGraphError: Naming each refused op, its nodes and functions.
     """
-    _report(_problems(graph_def, None), what, allow_unsafe)
+    _report(_problems(graph_def, None), what, allow_unsafe_ops)
 
 
-def check_meta_graph(meta_graph_def: Any, *, what: str, allow_unsafe: bool = False) -> None:
+def check_meta_graph(meta_graph_def: Any, *, what: str, allow_unsafe_ops: bool = False) -> None:
     """Refuse a MetaGraphDef (``.meta`` or one graph of a SavedModel) with unsafe ops.
 
     Save ops are accepted only in the saver's own subgraph (the ancestry of
@@ -337,15 +343,16 @@ def check_meta_graph(meta_graph_def: Any, *, what: str, allow_unsafe: bool = Fal
     Args:
         meta_graph_def: A ``tf.compat.v1.MetaGraphDef``.
         what: The file or object it came from, quoted in the message.
-        allow_unsafe: Log the refused ops as a warning instead of raising.
+        allow_unsafe_ops: Log the refused ops as a warning instead of raising.
 
     Raises:
         UnsafeGraphError: Naming each refused op, its nodes and functions.
     """
     saver = meta_graph_def.saver_def if meta_graph_def.HasField("saver_def") else None
-    outputs = [t.name for sig in meta_graph_def.signature_def.values()
-               for t in sig.outputs.values()]
-    _report(_problems(meta_graph_def.graph_def, saver, outputs), what, allow_unsafe)
+    outputs = [
+        t.name for sig in meta_graph_def.signature_def.values() for t in sig.outputs.values()
+    ]
+    _report(_problems(meta_graph_def.graph_def, saver, outputs), what, allow_unsafe_ops)
 
 
 def parse_saved_model(path: str | Path) -> Any:
@@ -367,17 +374,21 @@ def parse_saved_model(path: str | Path) -> Any:
 
             text_format.Parse(pbtxt.read_text(encoding="utf-8"), saved)
         else:
-            raise ModelError(f"'{folder}' holds no saved_model.pb",
-                             hint="a SavedModel folder has saved_model.pb and variables/")
+            raise ModelError(
+                f"'{folder}' holds no saved_model.pb",
+                hint="a SavedModel folder has saved_model.pb and variables/",
+            )
     except ModelError:
         raise
     except Exception as exc:
-        raise ModelError(f"cannot parse SavedModel '{pb}': {exc}",
-                         hint="is the file complete? re-export or re-copy the SavedModel") from exc
+        raise ModelError(
+            f"cannot parse SavedModel '{pb}': {exc}",
+            hint="is the file complete? re-export or re-copy the SavedModel",
+        ) from exc
     return saved
 
 
-def check_saved_model(path: str | Path, *, allow_unsafe: bool = False) -> Any:
+def check_saved_model(path: str | Path, *, allow_unsafe_ops: bool = False) -> Any:
     """Parse a SavedModel folder without loading it, check every MetaGraph, return the proto.
 
     Raises:
@@ -388,5 +399,5 @@ def check_saved_model(path: str | Path, *, allow_unsafe: bool = False) -> Any:
     saved = parse_saved_model(folder)
     for meta in saved.meta_graphs:
         tags = ",".join(meta.meta_info_def.tags) or "no tags"
-        check_meta_graph(meta, what=f"{folder} [{tags}]", allow_unsafe=allow_unsafe)
+        check_meta_graph(meta, what=f"{folder} [{tags}]", allow_unsafe_ops=allow_unsafe_ops)
     return saved

@@ -1,4 +1,4 @@
-"""Split an SSD frozen graph into network and post-processing sub-graphs run in two threads.
+"""Where an SSD frozen graph splits into network and post-processing (pure graph analysis).
 
 The original app ran the convolutional network on the GPU and the SSD post-processing
 (box decoding + non-max suppression, which has no GPU kernel) on the CPU, each in its
@@ -10,25 +10,18 @@ separates the two (a minimum cut over the data-flow graph, closest to the networ
 TF Object Detection API SSD this is the box encodings and class predictions, just as the
 original's hard-coded names were.
 
-``find_split`` is pure Python on a ``GraphDef``; ``load_split_model`` builds two sessions
-(network on a GPU when TensorFlow sees one, else the CPU; post-processing always on the
-CPU) and returns a ``SplitModel`` with the same surface as ``DetectionModel``.
+``find_split`` and ``split_graph_defs`` are pure Python on a ``GraphDef`` (no session):
+:mod:`detector.model.split_runtime` runs the two halves in two threads, and other backends
+(explain, OpenVINO) reuse the same cut.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from detector.errors import ModelError
 
@@ -60,7 +53,7 @@ NMS_OPS = frozenset(
     }
 )
 _INF = 1 << 40
-_DEFAULT_OUTPUTS = (
+DEFAULT_OUTPUTS = (
     "detection_boxes:0",
     "detection_scores:0",
     "detection_classes:0",
@@ -180,7 +173,7 @@ class _FlowNet:
         return seen
 
 
-def find_split(graph_def: Any, outputs: Sequence[str] = _DEFAULT_OUTPUTS) -> SplitPoint:
+def find_split(graph_def: Any, outputs: Sequence[str] = DEFAULT_OUTPUTS) -> SplitPoint:
     """Find the boundary between a detector's network and its SSD post-processing.
 
     Args:
@@ -263,13 +256,18 @@ def find_split(graph_def: Any, outputs: Sequence[str] = _DEFAULT_OUTPUTS) -> Spl
             parent, port, control = _parse_input(ref)
             if not control and parent in network_nodes:
                 crossing.add(f"{parent}:{port}")
-    log.debug("split: %d network nodes, %d post nodes, cut %s", len(network_nodes),
-              len(post_nodes), sorted(crossing))
+    log.debug(
+        "split: %d network nodes, %d post nodes, cut %s",
+        len(network_nodes),
+        len(post_nodes),
+        sorted(crossing),
+    )
     return SplitPoint(tuple(sorted(crossing)), network_nodes, post_nodes)
 
 
-def split_graph_defs(graph_def: Any, point: SplitPoint, outputs: Sequence[str],
-                     dtypes: dict[str, Any]) -> tuple[Any, Any, list[str]]:
+def split_graph_defs(
+    graph_def: Any, point: SplitPoint, outputs: Sequence[str], dtypes: dict[str, Any]
+) -> tuple[Any, Any, list[str]]:
     """Build the two GraphDefs of a split.
 
     Args:
@@ -309,8 +307,9 @@ def split_graph_defs(graph_def: Any, point: SplitPoint, outputs: Sequence[str],
         keep.add(name)
         for ref in nodes[name].input:
             parent, port, control = _parse_input(ref)
-            if (f"{parent}:{port}" not in renamed
-                    and not (control and parent in point.network_nodes)):
+            if f"{parent}:{port}" not in renamed and not (
+                control and parent in point.network_nodes
+            ):
                 stack.append(parent)
     for node in graph_def.node:
         if node.name not in keep:
@@ -324,229 +323,3 @@ def split_graph_defs(graph_def: Any, point: SplitPoint, outputs: Sequence[str],
                 continue
             copy.input.append(renamed.get(f"{parent}:{port}", ref) if not control else ref)
     return net_gd, post_gd, [f"{renamed[t]}:0" for t in point.tensors]
-
-
-@dataclass
-class _Job:
-    images: np.ndarray
-    future: Future
-
-
-class SplitModel:
-    """A detector run as two sub-graphs in two threads: network, then post-processing.
-
-    Same surface as ``DetectionModel`` (``path``, ``format``, ``device``, ``predict``,
-    ``close``, context manager) plus ``submit`` for keeping both stages busy: while the
-    post-processing thread handles batch *i*, the network thread runs batch *i + 1*.
-    ``predict`` is thread-safe; concurrent callers overlap the same way.
-
-    Attributes:
-        point: The split that was found.
-        network_ms: Network time of the last batch, ms.
-        post_ms: Post-processing time of the last batch, ms.
-    """
-
-    format = "frozen_pb"
-    input_size: tuple[int, int] | None = None  # any image size: the graph resizes
-
-    def __init__(self, path: Path, net_session: Any, post_session: Any, input_name: str,
-                 cut: Sequence[str], post_inputs: Sequence[str], outputs: Sequence[str],
-                 point: SplitPoint, device: str, queue_size: int = 2,
-                 precision: str = "fp32", load_s: float = 0.0) -> None:
-        self.path = path
-        self.device = device
-        self.precision = precision
-        self.load_s = load_s
-        self.point = point
-        self.network_ms = 0.0
-        self.post_ms = 0.0
-        self._net, self._post = net_session, post_session
-        self._input = input_name
-        self._cut = list(cut)
-        self._post_inputs = list(post_inputs)
-        self._outputs = list(outputs)
-        self._net_q: queue.Queue[_Job | None] = queue.Queue(queue_size)
-        self._post_q: queue.Queue[tuple[_Job, list[np.ndarray]] | None] = queue.Queue(queue_size)
-        self._closed = False
-        self._threads = [
-            threading.Thread(target=self._network_loop, name="split-network", daemon=True),
-            threading.Thread(target=self._post_loop, name="split-post", daemon=True),
-        ]
-        for t in self._threads:
-            t.start()
-
-    def _network_loop(self) -> None:
-        while True:
-            job = self._net_q.get()
-            if job is None:
-                self._post_q.put(None)
-                return
-            if not job.future.set_running_or_notify_cancel():
-                continue
-            try:
-                t = time.perf_counter()
-                values = self._net.run(self._cut, {self._input: job.images})
-                self.network_ms = (time.perf_counter() - t) * 1e3
-            except BaseException as exc:  # handed to the caller through the future
-                job.future.set_exception(exc)
-                continue
-            self._post_q.put((job, values))
-
-    def _post_loop(self) -> None:
-        while True:
-            item = self._post_q.get()
-            if item is None:
-                return
-            job, values = item
-            try:
-                t = time.perf_counter()
-                feed = dict(zip(self._post_inputs, values, strict=True))
-                out = self._post.run(self._outputs, feed)
-                self.post_ms = (time.perf_counter() - t) * 1e3
-                job.future.set_result(tuple(out))
-            except BaseException as exc:
-                job.future.set_exception(exc)
-
-    def submit(self, images_rgb: np.ndarray) -> Future:
-        """Queue a batch; the future gives ``(boxes, scores, classes, num)`` like ``predict``."""
-        if self._closed:
-            raise ModelError(f"split model '{self.path}' is closed")
-        fut: Future = Future()
-        self._net_q.put(_Job(np.asarray(images_rgb), fut))
-        return fut
-
-    def predict(self, images_rgb: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Run both stages on RGB ``uint8 [B, H, W, 3]`` images.
-
-        Returns:
-            ``(boxes, scores, classes, num)`` as the whole graph gives them: boxes are
-            normalized ``[ymin, xmin, ymax, xmax]``, classes float COCO ids.
-        """
-        return self.submit(images_rgb).result()
-
-    def warm_up(self, width: int = 300, height: int = 300, runs: int = 1) -> float:
-        """Run both stages on grey images (graph optimisation happens on the first run).
-
-        Returns:
-            Milliseconds of the last warm-up run.
-
-        Raises:
-            ModelError: The outputs do not look like detections.
-        """
-        image = np.full((1, height, width, 3), 128, np.uint8)
-        ms = 0.0
-        for _ in range(max(1, runs)):
-            t = time.perf_counter()
-            out = self.predict(image)
-            ms = (time.perf_counter() - t) * 1e3
-        if len(out) != 4 or np.asarray(out[0]).shape[-1:] != (4,):
-            raise ModelError(f"split model '{self.path}' gives outputs that are not detections",
-                             hint="check the model.*_tensor names")
-        return ms
-
-    def close(self) -> None:
-        """Stop both threads (finishing queued batches) and close both sessions."""
-        if self._closed:
-            return
-        self._closed = True
-        self._net_q.put(None)
-        for t in self._threads:
-            t.join(timeout=10.0)
-        self._net.close()
-        self._post.close()
-
-    def __enter__(self) -> SplitModel:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def load_split_model(
-    path: str | Path,
-    *,
-    tensors: Any = None,
-    device: str = "auto",
-    intra_op_threads: int = 0,
-    inter_op_threads: int = 0,
-    allow_memory_growth: bool = True,
-    allow_unsafe_ops: bool = False,
-    precision: str = "auto",
-) -> SplitModel:
-    """Load a frozen SSD graph as a ``SplitModel``.
-
-    Args:
-        path: A frozen ``.pb`` (TF OD API tensor names by default).
-        tensors: An object with ``input, boxes, scores, classes, num`` tensor names
-            (``TensorNames``); ``None`` for the TF OD API names.
-        device: ``auto`` (network on the first GPU when present), ``cpu`` or ``gpu``.
-        intra_op_threads: Threads inside one op, per session (0: TF's default).
-        inter_op_threads: Ops run in parallel, per session (0: TF's default).
-        allow_memory_growth: Let the GPU session grow its memory instead of taking it all.
-        allow_unsafe_ops: Skip the op allowlist (only for graphs you trust).
-        precision: CPU precision of both sessions (``SessionOptions.precision``).
-
-    Raises:
-        ModelError: Unreadable file, missing tensors, or a graph with no split.
-    """
-    from detector.model.session import import_tf
-
-    tf = import_tf()
-    t0 = time.perf_counter()
-    path = Path(path)
-    names = (
-        (tensors.input, tensors.boxes, tensors.scores, tensors.classes, tensors.num)
-        if tensors is not None
-        else ("image_tensor:0", *_DEFAULT_OUTPUTS)
-    )
-    input_name, outputs = _tensor_name(names[0]), [_tensor_name(n) for n in names[1:]]
-    try:
-        graph_def = tf.compat.v1.GraphDef()
-        graph_def.ParseFromString(path.read_bytes())
-    except Exception as exc:  # OSError, or protobuf's DecodeError
-        raise ModelError(
-            f"cannot read frozen graph '{path}': {exc}",
-            hint="the split needs a frozen .pb (TF OD API SSD)",
-        ) from exc
-    from detector.model.safety import check_graph_def
-
-    check_graph_def(graph_def, what=str(path), allow_unsafe=allow_unsafe_ops)
-    point = find_split(graph_def, outputs)
-    whole = tf.Graph()
-    with whole.as_default():
-        tf.compat.v1.import_graph_def(graph_def, name="")
-    dtypes = {t: whole.get_tensor_by_name(t).dtype for t in point.tensors}
-    if input_name in point.tensors:  # post-processing reads the image itself (e.g. its shape)
-        log.debug("split: the post-processing reads the input tensor %s", input_name)
-    net_gd, post_gd, post_inputs = split_graph_defs(graph_def, point, outputs, dtypes)
-
-    from detector.model.session import (
-        SessionOptions,
-        resolve_device,
-        resolve_precision,
-        session_config,
-    )
-
-    used = resolve_device(device)
-    net_device = "/device:GPU:0" if used == "gpu" else "/device:CPU:0"
-    options = SessionOptions(device, allow_memory_growth, intra_op_threads, inter_op_threads,
-                             precision)
-
-    def session(gd: Any, dev: str, on: str) -> Any:
-        graph = tf.Graph()
-        with graph.as_default(), tf.device(dev):
-            tf.compat.v1.import_graph_def(gd, name="")
-        return tf.compat.v1.Session(graph=graph, config=session_config(options, on))
-
-    net_sess = session(net_gd, net_device, used)
-    post_sess = session(post_gd, "/device:CPU:0", "cpu")
-    cut_fetch = list(point.tensors)
-    log.info(
-        "split model: network (%d ops) on %s, post-processing (%d ops) on CPU, cut at %s",
-        len(point.network_nodes), net_device.rsplit("/", 1)[-1].replace("device:", ""),
-        len(point.post_nodes), ", ".join(point.tensors),
-    )
-    return SplitModel(path, net_sess, post_sess, input_name, cut_fetch, post_inputs, outputs,
-                      point, used,
-                      precision=resolve_precision(precision) if used == "cpu" else "fp32",
-                      load_s=time.perf_counter() - t0)

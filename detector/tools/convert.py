@@ -6,7 +6,7 @@ a ``.pb`` (+ sidecar JSON), a checkpoint (the weights become variables again) or
 SavedModel (variables, a ``serve`` tag and a ``serving_default`` signature whose keys are
 the graph's input and output names). The written target is then loaded back like any
 other input and must give the source's outputs on the same probe. A ``.tflite`` source is
-handed to the TFLite-SSD converter (:mod:`detector.tools.tflite_ssd`).
+handed to the TFLite-SSD converter (:mod:`detector.tflite.convert`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from detector.errors import ConfigError, ModelError
-from detector.tools.graphs import compare_outputs, load_graph, probe_feed, tensor_name, tf_module
+from detector.model.graphfile import load_graph, tensor_name, tf_module
+from detector.tools.verify import compare_outputs, probe_feed
 
 log = logging.getLogger(__name__)
 
@@ -29,40 +30,63 @@ def guess_target(out: Path) -> Target:
     """The target a path asks for: ``.pb`` → frozen graph; anything else needs ``--to``."""
     if out.suffix == ".pb":
         return "pb"
-    raise ConfigError(f"cannot tell what to write from '{out}'",
-                      hint="pass --to pb|checkpoint|saved_model (a .pb suffix means pb)")
+    raise ConfigError(
+        f"cannot tell what to write from '{out}'",
+        hint="pass --to pb|checkpoint|saved_model (a .pb suffix means pb)",
+    )
 
 
-def write_saved_model(graph_def: Any, mapping: dict[str, str], inputs: Sequence[str],
-                      outputs: Sequence[str], out: Path) -> None:
+def write_saved_model(
+    graph_def: Any,
+    mapping: dict[str, str],
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    out: Path,
+) -> None:
     """Write a TF1-style SavedModel (``serve``, ``serving_default``) with variables."""
     from detector.tools.unfreeze import graph_with_variables
 
     tf1 = tf_module().compat.v1
     if out.exists() and any(out.iterdir()):
-        raise ModelError(f"SavedModel folder '{out}' exists and is not empty",
-                         hint="pass a new folder (nothing is overwritten)")
+        raise ModelError(
+            f"SavedModel folder '{out}' exists and is not empty",
+            hint="pass a new folder (nothing is overwritten)",
+        )
     if out.exists():
         out.rmdir()  # the builder insists on creating the folder itself
     graph, variables, values = graph_with_variables(graph_def, mapping)
     with graph.as_default(), tf1.Session(graph=graph) as sess:
         if variables:
-            sess.run([v.initializer for v in variables.values()],
-                     {v.initializer.inputs[1]: values[k] for k, v in variables.items()})
+            sess.run(
+                [v.initializer for v in variables.values()],
+                {v.initializer.inputs[1]: values[k] for k, v in variables.items()},
+            )
         signature = tf1.saved_model.signature_def_utils.predict_signature_def(
             inputs={k: graph.get_tensor_by_name(tensor_name(k)) for k in inputs},
-            outputs={k: graph.get_tensor_by_name(tensor_name(k)) for k in outputs})
+            outputs={k: graph.get_tensor_by_name(tensor_name(k)) for k in outputs},
+        )
         builder = tf1.saved_model.Builder(str(out))
         builder.add_meta_graph_and_variables(
-            sess, [tf1.saved_model.tag_constants.SERVING],
-            signature_def_map={"serving_default": signature}, strip_default_attrs=True)
+            sess,
+            [tf1.saved_model.tag_constants.SERVING],
+            signature_def_map={"serving_default": signature},
+            strip_default_attrs=True,
+        )
         builder.save()
 
 
-def convert(src: str | Path, out: str | Path, *, to: Target | None = None,
-            outputs: Sequence[str] | None = None, signature: str = "serving_default",
-            exclude: Sequence[str] = (), step: int = 0, verify: bool = True,
-            allow_unsafe: bool = False) -> dict[str, Any]:
+def convert(
+    src: str | Path,
+    out: str | Path,
+    *,
+    to: Target | None = None,
+    outputs: Sequence[str] | None = None,
+    signature: str = "serving_default",
+    exclude: Sequence[str] = (),
+    step: int = 0,
+    verify: bool = True,
+    allow_unsafe_ops: bool = False,
+) -> dict[str, Any]:
     """Convert a checkpoint, frozen graph or SavedModel into another of these formats.
 
     Args:
@@ -75,7 +99,7 @@ def convert(src: str | Path, out: str | Path, *, to: Target | None = None,
         exclude: Variables to keep as variables when writing a ``.pb``.
         step: The global step of a written checkpoint.
         verify: Load the result back and compare outputs with the source on a probe.
-        allow_unsafe: Accept ops outside the allowlist (trusted files only).
+        allow_unsafe_ops: Accept ops outside the allowlist (trusted files only).
 
     Returns:
         A report: source and target formats, paths, inputs, outputs, variable count,
@@ -94,10 +118,12 @@ def convert(src: str | Path, out: str | Path, *, to: Target | None = None,
         raise ConfigError(f"unknown target format {target!r}", hint=f"use one of {TARGETS}")
     if target == "pb" and exclude and verify:
         log.info("variables kept by --exclude are fed their values during verification")
-    with load_graph(src, outputs=outputs, signature=signature,
-                    allow_unsafe=allow_unsafe) as source:
-        frozen = freeze_loaded(source, exclude=exclude if target == "pb" else (),
-                               verify=False, what=str(src))
+    with load_graph(
+        src, outputs=outputs, signature=signature, allow_unsafe_ops=allow_unsafe_ops
+    ) as source:
+        frozen = freeze_loaded(
+            source, exclude=exclude if target == "pb" else (), verify=False, what=str(src)
+        )
         mapping = dict(frozen.variables)
         if not mapping:  # a frozen source: find the weights again to make variables
             from detector.tools.freeze import sidecar_path
@@ -110,30 +136,40 @@ def convert(src: str | Path, out: str | Path, *, to: Target | None = None,
             written = {"out": str(pb), "sidecar": str(side)}
         elif target == "checkpoint":
             if Path(f"{out}/model.ckpt-{step}.index").exists():
-                raise ModelError(f"'{out}' already holds checkpoint model.ckpt-{step}",
-                                 hint="pass a new folder or another --step (nothing is "
-                                 "overwritten)")
-            prefix, _ = write_checkpoint(frozen.graph_def, mapping, frozen.outputs, out,
-                                         step=step)
+                raise ModelError(
+                    f"'{out}' already holds checkpoint model.ckpt-{step}",
+                    hint="pass a new folder or another --step (nothing is overwritten)",
+                )
+            prefix, _ = write_checkpoint(frozen.graph_def, mapping, frozen.outputs, out, step=step)
             written = {"out": str(out), "prefix": prefix}
         else:
             write_saved_model(frozen.graph_def, mapping, frozen.inputs, frozen.outputs, out)
             written = {"out": str(out)}
-        max_diff = _verify(source, out, target, frozen.outputs, allow_unsafe) if verify \
-            else None
-        report = {"source": str(src), "source_format": source.fmt, "target": target,
-                  **written, "inputs": frozen.inputs, "outputs": frozen.outputs,
-                  "variables": len(mapping), "kept_variables": frozen.kept,
-                  "max_diff": max_diff}
+        max_diff = (
+            _verify(source, out, target, frozen.outputs, allow_unsafe_ops) if verify else None
+        )
+        report = {
+            "source": str(src),
+            "source_format": source.fmt,
+            "target": target,
+            **written,
+            "inputs": frozen.inputs,
+            "outputs": frozen.outputs,
+            "variables": len(mapping),
+            "kept_variables": frozen.kept,
+            "max_diff": max_diff,
+        }
     log.info("converted %s (%s) → %s (%s)", src, report["source_format"], out, target)
     return report
 
 
-def _verify(source: Any, out: Path, target: str, outputs: Sequence[str],
-            allow_unsafe: bool) -> float:
+def _verify(
+    source: Any, out: Path, target: str, outputs: Sequence[str], allow_unsafe_ops: bool
+) -> float:
     """Load the written model back and compare it with the source on one probe."""
-    with load_graph(out, outputs=None if target == "saved_model" else outputs,
-                    allow_unsafe=allow_unsafe) as result:
+    with load_graph(
+        out, outputs=None if target == "saved_model" else outputs, allow_unsafe_ops=allow_unsafe_ops
+    ) as result:
         feed = probe_feed(result)
         missing = [k for k in feed if k not in source.inputs]
         if missing:
@@ -143,15 +179,28 @@ def _verify(source: Any, out: Path, target: str, outputs: Sequence[str],
         return compare_outputs(expected, got, f"'{out}' vs its source")
 
 
-def convert_tflite(src: str | Path, out: str | Path, *, nms_iou: float | None = None,
-                   score_threshold: float | None = None, max_detections: int | None = None,
-                   weights: str | None = None, anchors: str | None = None) -> dict[str, Any]:
+def convert_tflite(
+    src: str | Path,
+    out: str | Path,
+    *,
+    nms_iou: float | None = None,
+    score_threshold: float | None = None,
+    max_detections: int | None = None,
+    weights: str | None = None,
+    anchors: str | None = None,
+) -> dict[str, Any]:
     """Convert a TFLite SSD into a frozen graph with the TF OD API names (options optional)."""
     from dataclasses import replace
 
-    from detector.tools.tflite_ssd import ConvertOptions, convert_tflite_ssd
+    from detector.tflite.convert import ConvertOptions, convert_tflite_ssd
 
-    given = {"nms_iou": nms_iou, "score_threshold": score_threshold,
-             "max_detections": max_detections, "weights": weights, "anchors": anchors}
-    options = replace(ConvertOptions(), **{k: v for k, v in given.items() if v is not None})
+    given = {
+        "nms_iou": nms_iou,
+        "score_threshold": score_threshold,
+        "max_detections": max_detections,
+        "weights": weights,
+        "anchors": anchors,
+    }
+    chosen = {k: v for k, v in given.items() if v is not None}
+    options = replace(ConvertOptions(), **chosen)  # type: ignore[arg-type]
     return convert_tflite_ssd(src, out, options=options)

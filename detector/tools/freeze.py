@@ -21,17 +21,16 @@ from typing import Any
 import numpy as np
 
 from detector.errors import ModelError
-from detector.tools.graphs import (
+from detector.model.graphfile import (
     VARIABLE_OPS,
     LoadedGraph,
-    compare_outputs,
     load_graph,
     node_name,
     placeholders,
-    probe_feed,
     tensor_name,
     tf_module,
 )
+from detector.tools.verify import compare_outputs, probe_feed
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +64,9 @@ class FreezeResult:
     max_diff: float | None
 
 
-def freeze_loaded(loaded: LoadedGraph, *, exclude: Sequence[str] = (), verify: bool = True,
-                  what: str = "graph") -> FreezeResult:
+def freeze_loaded(
+    loaded: LoadedGraph, *, exclude: Sequence[str] = (), verify: bool = True, what: str = "graph"
+) -> FreezeResult:
     """Freeze a loaded graph's outputs; see the module docstring.
 
     Outputs and inputs keep their logical names: a SavedModel's signature keys become the
@@ -90,30 +90,41 @@ def freeze_loaded(loaded: LoadedGraph, *, exclude: Sequence[str] = (), verify: b
     sub = tf1.graph_util.extract_sub_graph(graph_def, out_nodes)
     var_nodes = [n.name for n in sub.node if n.op in VARIABLE_OPS]
     kept = [v for v in var_nodes if any(fnmatch.fnmatchcase(v, p) or v == p for p in exclude)]
-    unused = [p for p in exclude if not any(fnmatch.fnmatchcase(v, p) or v == p
-                                            for v in var_nodes)]
+    unused = [p for p in exclude if not any(fnmatch.fnmatchcase(v, p) or v == p for v in var_nodes)]
     if unused:
         log.warning("--exclude %s matches no variable the outputs use", unused)
     frozen = tf1.graph_util.convert_variables_to_constants(
-        loaded.session, graph_def, out_nodes, variable_names_blacklist=kept or None)
+        loaded.session, graph_def, out_nodes, variable_names_blacklist=kept or None
+    )
     for node in frozen.node:
         node.device = ""
     _prune_library(frozen)
     left = [n.name for n in frozen.node if n.op in VARIABLE_OPS and n.name not in kept]
-    left += [f"{f.signature.name}/{n.name}" for f in frozen.library.function
-             for n in f.node_def if n.op in VARIABLE_OPS]
+    left += [
+        f"{f.signature.name}/{n.name}"
+        for f in frozen.library.function
+        for n in f.node_def
+        if n.op in VARIABLE_OPS
+    ]
     if left:
-        raise ModelError(f"freezing {what} left variable ops in the graph: {left[:10]}",
-                         hint="these variables are not reachable from the session; "
-                         "check the outputs and the checkpoint")
+        raise ModelError(
+            f"freezing {what} left variable ops in the graph: {left[:10]}",
+            hint="these variables are not reachable from the session; "
+            "check the outputs and the checkpoint",
+        )
     ops = {n.name: n.op for n in frozen.node}
     mapping = {v: v for v in var_nodes if v not in kept and ops.get(v) == "Const"}
     outputs = _name_outputs(frozen, loaded)
     _name_inputs(frozen, loaded)
     inputs = placeholders(frozen)
     max_diff = _verify(loaded, frozen, inputs, outputs, kept, what) if verify else None
-    log.info("froze %d variables of %s (%d kept); %d nodes", len(mapping), what, len(kept),
-             len(frozen.node))
+    log.info(
+        "froze %d variables of %s (%d kept); %d nodes",
+        len(mapping),
+        what,
+        len(kept),
+        len(frozen.node),
+    )
     return FreezeResult(frozen, inputs, outputs, mapping, kept, max_diff)
 
 
@@ -162,8 +173,9 @@ def _name_outputs(frozen: Any, loaded: LoadedGraph) -> list[str]:
             names.add(key)
             outputs.append(key)
         else:
-            log.warning("output '%s' keeps its tensor name '%s' (a node is named '%s')",
-                        key, tensor, key)
+            log.warning(
+                "output '%s' keeps its tensor name '%s' (a node is named '%s')", key, tensor, key
+            )
             outputs.append(tensor)
     return outputs
 
@@ -171,8 +183,11 @@ def _name_outputs(frozen: Any, loaded: LoadedGraph) -> list[str]:
 def _name_inputs(frozen: Any, loaded: LoadedGraph) -> None:
     """Rename placeholders to their logical names (a SavedModel's signature keys)."""
     names = {n.name for n in frozen.node}
-    renames = {node_name(t): k for k, t in loaded.inputs.items()
-               if node_name(t) != k and node_name(t) in names and k not in names}
+    renames = {
+        node_name(t): k
+        for k, t in loaded.inputs.items()
+        if node_name(t) != k and node_name(t) in names and k not in names
+    }
     if not renames:
         return
     for node in frozen.node:
@@ -184,28 +199,44 @@ def _name_inputs(frozen: Any, loaded: LoadedGraph) -> None:
                 node.input[i] = inp.replace(src, renames[src], 1)
 
 
-def _verify(loaded: LoadedGraph, frozen: Any, inputs: list[str], outputs: list[str],
-            kept: list[str], what: str) -> float:
+def _verify(
+    loaded: LoadedGraph,
+    frozen: Any,
+    inputs: list[str],
+    outputs: list[str],
+    kept: list[str],
+    what: str,
+) -> float:
     tf = tf_module()
     tf1 = tf.compat.v1
     graph = tf.Graph()
     with graph.as_default():
         tf1.import_graph_def(frozen, name="")
-    probe = LoadedGraph(graph, tf1.Session(graph=graph), "frozen_pb",
-                        {p: f"{p}:0" for p in inputs}, {o: tensor_name(o) for o in outputs})
+    probe = LoadedGraph(
+        graph,
+        tf1.Session(graph=graph),
+        "frozen_pb",
+        {p: f"{p}:0" for p in inputs},
+        {o: tensor_name(o) for o in outputs},
+    )
     with probe:
         feed = probe_feed(probe)
         # Kept variables are not initialised in the frozen graph: feed their values.
         extra = {}
         for name in kept:
             if name not in loaded.variables:
-                raise ModelError(f"cannot verify the frozen graph of {what}: kept variable "
-                                 f"'{name}' is not in the graph's variable collections",
-                                 hint="pass --no-verify")
+                raise ModelError(
+                    f"cannot verify the frozen graph of {what}: kept variable "
+                    f"'{name}' is not in the graph's variable collections",
+                    hint="pass --no-verify",
+                )
             with loaded.graph.as_default():
                 value = loaded.session.run(loaded.variables[name].value())
-            readers = [n.name for n in frozen.node if n.op == "ReadVariableOp"
-                       and node_name(n.input[0]) == name] or [name]
+            readers = [
+                n.name
+                for n in frozen.node
+                if n.op == "ReadVariableOp" and node_name(n.input[0]) == name
+            ] or [name]
             extra.update({graph.get_tensor_by_name(f"{r}:0"): value for r in readers})
         tensors = [graph.get_tensor_by_name(tensor_name(o)) for o in outputs]
         feeds = {graph.get_tensor_by_name(f"{k}:0"): v for k, v in feed.items()} | extra
@@ -214,8 +245,9 @@ def _verify(loaded: LoadedGraph, frozen: Any, inputs: list[str], outputs: list[s
     return compare_outputs(expected, got, f"frozen graph of {what} vs the source")
 
 
-def write_frozen(result: FreezeResult, out: str | Path, *, source: str,
-                 step: int | None = None) -> tuple[Path, Path]:
+def write_frozen(
+    result: FreezeResult, out: str | Path, *, source: str, step: int | None = None
+) -> tuple[Path, Path]:
     """Write the frozen ``.pb`` (deterministic bytes) and its sidecar JSON."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -231,16 +263,34 @@ def write_frozen(result: FreezeResult, out: str | Path, *, source: str,
             "shape": [d.size for d in tensor.tensor_shape.dim],
         }
     side = sidecar_path(out)
-    side.write_text(json.dumps({
-        "format": SIDECAR_FORMAT, "source": source, "step": step, "inputs": result.inputs,
-        "outputs": result.outputs, "kept_variables": result.kept, "variables": variables,
-    }, indent=2) + "\n", encoding="utf-8")
+    side.write_text(
+        json.dumps(
+            {
+                "format": SIDECAR_FORMAT,
+                "source": source,
+                "step": step,
+                "inputs": result.inputs,
+                "outputs": result.outputs,
+                "kept_variables": result.kept,
+                "variables": variables,
+            },
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     return out, side
 
 
-def freeze_checkpoint(path: str | Path, out: str | Path, *, outputs: Sequence[str] | None = None,
-                      exclude: Sequence[str] = (), verify: bool = True,
-                      allow_unsafe: bool = False) -> dict[str, Any]:
+def freeze_checkpoint(
+    path: str | Path,
+    out: str | Path,
+    *,
+    outputs: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    verify: bool = True,
+    allow_unsafe_ops: bool = False,
+) -> dict[str, Any]:
     """Freeze a checkpoint (prefix, folder or ``.meta``) into ``out`` plus a sidecar JSON.
 
     Args:
@@ -249,19 +299,25 @@ def freeze_checkpoint(path: str | Path, out: str | Path, *, outputs: Sequence[st
         outputs: Output node names; default: the TF OD API names when present.
         exclude: Variable names or glob patterns to keep as variables.
         verify: Compare outputs on a probe input (on by default).
-        allow_unsafe: Accept ops outside the allowlist.
+        allow_unsafe_ops: Accept ops outside the allowlist.
 
     Returns:
         A report: paths, inputs, outputs, counts and the probe's largest difference.
     """
-    with load_graph(path, outputs=outputs, allow_unsafe=allow_unsafe) as loaded:
+    with load_graph(path, outputs=outputs, allow_unsafe_ops=allow_unsafe_ops) as loaded:
         result = freeze_loaded(loaded, exclude=exclude, verify=verify, what=str(path))
         pb, side = write_frozen(result, out, source=str(path), step=loaded.step)
     report = {k: v for k, v in asdict(result).items() if k != "graph_def"}
-    report.update(out=str(pb), sidecar=str(side), nodes=len(result.graph_def.node),
-                  bytes=pb.stat().st_size, frozen_variables=len(result.variables),
-                  parameters=int(sum(np.prod(_shape(result.graph_def, c), dtype=np.int64)
-                                     for c in result.variables)))
+    report.update(
+        out=str(pb),
+        sidecar=str(side),
+        nodes=len(result.graph_def.node),
+        bytes=pb.stat().st_size,
+        frozen_variables=len(result.variables),
+        parameters=int(
+            sum(np.prod(_shape(result.graph_def, c), dtype=np.int64) for c in result.variables)
+        ),
+    )
     return report
 
 

@@ -13,21 +13,27 @@ def _fmt_shape(shape: list[int | None] | None) -> str:
 
 
 def _graph_lines(g: dict[str, Any], indent: str = "") -> list[str]:
-    lines = [f"{indent}nodes: {g['nodes']}  parameters: {g['parameters']:,}  "
-             f"functions: {g['functions']}"]
+    lines = [
+        f"{indent}nodes: {g['nodes']}  parameters: {g['parameters']:,}  functions: {g['functions']}"
+    ]
     lines.append(f"{indent}inputs:")
-    lines += [f"{indent}  {i['name']}  {i['dtype']}  {_fmt_shape(i['shape'])}"
-              for i in g["inputs"]] or [f"{indent}  (none)"]
+    lines += [
+        f"{indent}  {i['name']}  {i['dtype']}  {_fmt_shape(i['shape'])}" for i in g["inputs"]
+    ] or [f"{indent}  (none)"]
     lines.append(f"{indent}outputs:")
-    lines += [f"{indent}  {o['name']}  {o['dtype'] or '?'}  {_fmt_shape(o['shape'])}"
-              for o in g["outputs"][:20]] or [f"{indent}  (none)"]
+    lines += [
+        f"{indent}  {o['name']}  {o['dtype'] or '?'}  {_fmt_shape(o['shape'])}"
+        for o in g["outputs"][:20]
+    ] or [f"{indent}  (none)"]
     if g["variables"]:
         lines.append(f"{indent}variable ops: {len(g['variables'])}")
     ops = ", ".join(f"{k} {v}" for k, v in g["ops"].items())
     lines.append(f"{indent}ops: {ops}")
     if g["function_ops"]:
-        lines.append(f"{indent}ops in functions: "
-                     + ", ".join(f"{k} {v}" for k, v in g["function_ops"].items()))
+        lines.append(
+            f"{indent}ops in functions: "
+            + ", ".join(f"{k} {v}" for k, v in g["function_ops"].items())
+        )
     return lines
 
 
@@ -38,11 +44,14 @@ def render_text(info: dict[str, Any]) -> str:
         if info.get(key) not in (None, ""):
             lines.append(f"{key}: {info[key]}")
     if "variables" in info and info["format"] in ("checkpoint", "saved_model"):
-        lines.append(f"variables ({len(info['variables'])}, {info.get('parameters', 0):,} "
-                     "parameters):")
+        lines.append(
+            f"variables ({len(info['variables'])}, {info.get('parameters', 0):,} parameters):"
+        )
         dtypes = info.get("dtypes", {})
-        lines += [f"  {k}  {_fmt_shape(v)}  {dtypes.get(k, '')}".rstrip()
-                  for k, v in info["variables"].items()]
+        lines += [
+            f"  {k}  {_fmt_shape(v)}  {dtypes.get(k, '')}".rstrip()
+            for k, v in info["variables"].items()
+        ]
     if info.get("state_file"):
         st = info["state_file"]
         lines.append(f"state file: {st['path']}")
@@ -60,21 +69,31 @@ def render_text(info: dict[str, Any]) -> str:
         lines.append("ops: " + ", ".join(f"{k} {v}" for k, v in info["ops"].items()))
     for meta in info.get("meta_graphs", [info] if "meta_info" in info else []):
         mi = meta["meta_info"]
-        lines.append(f"meta graph: tags {mi['tags'] or '-'}, TF {mi['tensorflow_version'] or '?'}"
-                     f", {len(mi['ops_used'])} ops used")
+        lines.append(
+            f"meta graph: tags {mi['tags'] or '-'}, TF {mi['tensorflow_version'] or '?'}"
+            f", {len(mi['ops_used'])} ops used"
+        )
         if meta.get("saver"):
             s = meta["saver"]
-            lines.append(f"  saver: restore op {s['restore_op']}, save {s['save_tensor']}, "
-                         f"max_to_keep {s['max_to_keep']}")
+            lines.append(
+                f"  saver: restore op {s['restore_op']}, save {s['save_tensor']}, "
+                f"max_to_keep {s['max_to_keep']}"
+            )
         if meta["collections"]:
-            lines.append("  collections: " + ", ".join(
-                f"{k} ({v['count']})" for k, v in meta["collections"].items()))
+            lines.append(
+                "  collections: "
+                + ", ".join(f"{k} ({v['count']})" for k, v in meta["collections"].items())
+            )
         for key, sig in meta.get("signatures", {}).items():
             lines.append(f"  signature {key!r} ({sig['method']}):")
-            lines += [f"    in  {k}: {v['name']} {v['dtype']} {_fmt_shape(v['shape'])}"
-                      for k, v in sig["inputs"].items()]
-            lines += [f"    out {k}: {v['name']} {v['dtype']} {_fmt_shape(v['shape'])}"
-                      for k, v in sig["outputs"].items()]
+            lines += [
+                f"    in  {k}: {v['name']} {v['dtype']} {_fmt_shape(v['shape'])}"
+                for k, v in sig["inputs"].items()
+            ]
+            lines += [
+                f"    out {k}: {v['name']} {v['dtype']} {_fmt_shape(v['shape'])}"
+                for k, v in sig["outputs"].items()
+            ]
         lines.append(f"  safety: {meta['safety']}")
         lines += _graph_lines(meta["graph"], "  ")
     if "graph" in info and "meta_info" not in info:
@@ -83,7 +102,6 @@ def render_text(info: dict[str, Any]) -> str:
     if "tensor" in info:
         t = info["tensor"]
         lines.append(f"tensor {t['name']}  {t['dtype']}  {_fmt_shape(t['shape'])}")
-        shown = t["values"] if "values" in t else {k: t[k] for k in ("min", "max", "mean",
-                                                                    "first")}
+        shown = t["values"] if "values" in t else {k: t[k] for k in ("min", "max", "mean", "first")}
         lines.append("  " + json.dumps(shown))
     return "\n".join(lines)

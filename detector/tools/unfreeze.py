@@ -16,24 +16,24 @@ from pathlib import Path
 from typing import Any
 
 from detector.errors import ModelError
-from detector.tools.graphs import (
+from detector.model.graphfile import (
     LoadedGraph,
     choose_outputs,
-    compare_outputs,
     load_graph,
     placeholders,
-    probe_feed,
     read_graph_def,
     tensor_name,
     tf_module,
 )
+from detector.tools.verify import compare_outputs, probe_feed
 from detector.tools.weights import find_weight_constants
 
 log = logging.getLogger(__name__)
 
 
-def graph_with_variables(graph_def: Any, mapping: dict[str, str]) -> tuple[Any, dict[str, Any],
-                                                                           dict[str, Any]]:
+def graph_with_variables(
+    graph_def: Any, mapping: dict[str, str]
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """Import ``graph_def`` into a new graph with the mapped constants as variables.
 
     Returns:
@@ -45,8 +45,10 @@ def graph_with_variables(graph_def: Any, mapping: dict[str, str]) -> tuple[Any, 
     tf = tf_module()
     tf1 = tf.compat.v1
     if len(set(mapping.values())) != len(mapping):
-        raise ModelError("two constants map to the same variable name",
-                         hint="check the sidecar JSON next to the frozen graph")
+        raise ModelError(
+            "two constants map to the same variable name",
+            hint="check the sidecar JSON next to the frozen graph",
+        )
     consts = {n.name: n for n in graph_def.node if n.op == "Const"}
     stripped = tf1.GraphDef()
     stripped.versions.CopyFrom(graph_def.versions)
@@ -54,8 +56,11 @@ def graph_with_variables(graph_def: Any, mapping: dict[str, str]) -> tuple[Any, 
     stripped.node.extend(n for n in graph_def.node if n.name not in mapping)
     for node in stripped.node:  # colocation with a removed constant would fail the import
         if "_class" in node.attr:
-            keep = [c for c in node.attr["_class"].list.s
-                    if c.decode().removeprefix("loc:@") not in mapping]
+            keep = [
+                c
+                for c in node.attr["_class"].list.s
+                if c.decode().removeprefix("loc:@") not in mapping
+            ]
             del node.attr["_class"].list.s[:]
             node.attr["_class"].list.s.extend(keep)
             if not keep:
@@ -68,11 +73,12 @@ def graph_with_variables(graph_def: Any, mapping: dict[str, str]) -> tuple[Any, 
             value = tensor_util.MakeNdarray(consts[const].attr["value"].tensor)
             # Zeros as the initial value keep the weights out of the .meta: they live
             # in the checkpoint only.
-            var = tf1.Variable(tf.zeros(value.shape, value.dtype), name=var_name,
-                               use_resource=True)
+            var = tf1.Variable(tf.zeros(value.shape, value.dtype), name=var_name, use_resource=True)
             if var.op.name != var_name:
-                raise ModelError(f"variable name '{var_name}' clashes with a node of the graph",
-                                 hint="rename it in the sidecar JSON")
+                raise ModelError(
+                    f"variable name '{var_name}' clashes with a node of the graph",
+                    hint="rename it in the sidecar JSON",
+                )
             variables[var_name] = var
             values[var_name] = value
         input_map = {tensor_name(c): variables[v].value() for c, v in mapping.items()}
@@ -80,8 +86,9 @@ def graph_with_variables(graph_def: Any, mapping: dict[str, str]) -> tuple[Any, 
     return graph, variables, values
 
 
-def write_checkpoint(graph_def: Any, mapping: dict[str, str], outputs: Sequence[str],
-                     out_dir: Path, *, step: int = 0) -> tuple[str, dict[str, Any]]:
+def write_checkpoint(
+    graph_def: Any, mapping: dict[str, str], outputs: Sequence[str], out_dir: Path, *, step: int = 0
+) -> tuple[str, dict[str, Any]]:
     """Save ``graph_def`` with its mapped constants as variables to ``out_dir/model.ckpt-<step>``.
 
     The state file holds relative paths, so the folder can be moved or copied.
@@ -94,18 +101,28 @@ def write_checkpoint(graph_def: Any, mapping: dict[str, str], outputs: Sequence[
     out_dir.mkdir(parents=True, exist_ok=True)
     with graph.as_default(), tf1.Session(graph=graph) as sess:
         if variables:
-            sess.run([v.initializer for v in variables.values()],
-                     {v.initializer.inputs[1]: values[k] for k, v in variables.items()})
+            sess.run(
+                [v.initializer for v in variables.values()],
+                {v.initializer.inputs[1]: values[k] for k, v in variables.items()},
+            )
         for name in outputs:  # recorded in the .meta for 'model inspect' and 'freeze'
             tf1.add_to_collection("outputs", graph.get_tensor_by_name(tensor_name(name)))
-        saver = tf1.train.Saver(var_list=variables or None, save_relative_paths=True,
-                                max_to_keep=None, allow_empty=True)
+        saver = tf1.train.Saver(
+            var_list=variables or None, save_relative_paths=True, max_to_keep=None, allow_empty=True
+        )
         prefix = saver.save(sess, str(out_dir / "model.ckpt"), global_step=step)
     return prefix, values
 
 
-def unfreeze(pb: str | Path, out_dir: str | Path, *, outputs: Sequence[str] | None = None,
-             step: int = 0, verify: bool = True, allow_unsafe: bool = False) -> dict[str, Any]:
+def unfreeze(
+    pb: str | Path,
+    out_dir: str | Path,
+    *,
+    outputs: Sequence[str] | None = None,
+    step: int = 0,
+    verify: bool = True,
+    allow_unsafe_ops: bool = False,
+) -> dict[str, Any]:
     """Write ``out_dir/model.ckpt-<step>`` (.index, .data, .meta, state file) from a frozen graph.
 
     Args:
@@ -114,7 +131,7 @@ def unfreeze(pb: str | Path, out_dir: str | Path, *, outputs: Sequence[str] | No
         outputs: Output nodes to verify; default: the sidecar's, the OD API names or sinks.
         step: The global step in the prefix.
         verify: Load the new checkpoint back and compare outputs on a probe input.
-        allow_unsafe: Accept ops outside the allowlist.
+        allow_unsafe_ops: Accept ops outside the allowlist.
 
     Returns:
         A report: prefix, variables (name → shape), parameter count, probe difference.
@@ -127,40 +144,57 @@ def unfreeze(pb: str | Path, out_dir: str | Path, *, outputs: Sequence[str] | No
     pb, out_dir = Path(pb), Path(out_dir)
     fmt = detect_format(pb)
     if fmt not in ("frozen_pb", "pbtxt"):
-        raise ModelError(f"'{pb}' is a {fmt}, not a frozen graph",
-                         hint="unfreeze reads a frozen .pb; use 'model convert' for others")
-    graph_def = read_graph_def(pb, fmt, allow_unsafe=allow_unsafe)
+        raise ModelError(
+            f"'{pb}' is a {fmt}, not a frozen graph",
+            hint="unfreeze reads a frozen .pb; use 'model convert' for others",
+        )
+    graph_def = read_graph_def(pb, fmt, allow_unsafe_ops=allow_unsafe_ops)
     side = sidecar_path(pb)
     mapping = find_weight_constants(graph_def, side)
     if not mapping:
-        raise ModelError(f"found no weight constants in '{pb}' to turn into variables",
-                         hint="weights are found through the sidecar JSON written by 'model "
-                         "freeze' or as Conv2D/MatMul/BiasAdd constants")
+        raise ModelError(
+            f"found no weight constants in '{pb}' to turn into variables",
+            hint="weights are found through the sidecar JSON written by 'model "
+            "freeze' or as Conv2D/MatMul/BiasAdd constants",
+        )
     if outputs is None and side.is_file():
         outputs = json.loads(side.read_text(encoding="utf-8")).get("outputs") or None
     outs = choose_outputs(graph_def, outputs, str(pb))
     prefix, values = write_checkpoint(graph_def, mapping, outs, out_dir, step=step)
     report: dict[str, Any] = {
-        "prefix": prefix, "meta": f"{prefix}.meta", "variables": {
-            k: list(v.shape) for k, v in sorted(values.items())},
+        "prefix": prefix,
+        "meta": f"{prefix}.meta",
+        "variables": {k: list(v.shape) for k, v in sorted(values.items())},
         "parameters": int(sum(v.size for v in values.values())),
-        "named_by": "sidecar" if side.is_file() else "graph patterns", "max_diff": None}
+        "named_by": "sidecar" if side.is_file() else "graph patterns",
+        "max_diff": None,
+    }
     if verify:
-        report["max_diff"] = _verify(graph_def, outs, prefix, allow_unsafe)
-    log.info("unfroze %s: %d variables, %d parameters → %s", pb, len(values),
-             report["parameters"], prefix)
+        report["max_diff"] = _verify(graph_def, outs, prefix, allow_unsafe_ops)
+    log.info(
+        "unfroze %s: %d variables, %d parameters → %s",
+        pb,
+        len(values),
+        report["parameters"],
+        prefix,
+    )
     return report
 
 
-def _verify(graph_def: Any, outputs: list[str], prefix: str, allow_unsafe: bool) -> float:
+def _verify(graph_def: Any, outputs: list[str], prefix: str, allow_unsafe_ops: bool) -> float:
     tf = tf_module()
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.import_graph_def(graph_def, name="")
-    frozen = LoadedGraph(graph, tf.compat.v1.Session(graph=graph), "frozen_pb",
-                         {p: f"{p}:0" for p in placeholders(graph_def)},
-                         {o: tensor_name(o) for o in outputs})
-    with frozen, load_graph(prefix, outputs=outputs, allow_unsafe=allow_unsafe) as restored:
+    frozen = LoadedGraph(
+        graph,
+        tf.compat.v1.Session(graph=graph),
+        "frozen_pb",
+        {p: f"{p}:0" for p in placeholders(graph_def)},
+        {o: tensor_name(o) for o in outputs},
+    )
+    with frozen, load_graph(prefix, outputs=outputs, allow_unsafe_ops=allow_unsafe_ops) as restored:
         feed = probe_feed(frozen)
-        return compare_outputs(frozen.run(feed), restored.run(feed),
-                               f"checkpoint '{prefix}' vs its frozen graph")
+        return compare_outputs(
+            frozen.run(feed), restored.run(feed), f"checkpoint '{prefix}' vs its frozen graph"
+        )

@@ -22,16 +22,24 @@ from typing import Any
 import numpy as np
 
 from detector.errors import CheckpointError, ModelError
-from detector.tools.graphs import node_name, tf_module
+from detector.model.graphfile import node_name, tf_module
 
 log = logging.getLogger(__name__)
 
 #: Op → input positions that hold weights (the kernel, bias, batch-norm parameters).
 _WEIGHT_INPUTS: dict[str, tuple[int, ...]] = {
-    "Conv2D": (1,), "Conv3D": (1,), "DepthwiseConv2dNative": (1,), "MatMul": (0, 1),
-    "BatchMatMul": (1,), "BatchMatMulV2": (1,), "BatchMatMulV3": (1,), "BiasAdd": (1,),
-    "FusedBatchNorm": (1, 2, 3, 4), "FusedBatchNormV2": (1, 2, 3, 4),
-    "FusedBatchNormV3": (1, 2, 3, 4), "Conv2DBackpropInput": (1,),
+    "Conv2D": (1,),
+    "Conv3D": (1,),
+    "DepthwiseConv2dNative": (1,),
+    "MatMul": (0, 1),
+    "BatchMatMul": (1,),
+    "BatchMatMulV2": (1,),
+    "BatchMatMulV3": (1,),
+    "BiasAdd": (1,),
+    "FusedBatchNorm": (1, 2, 3, 4),
+    "FusedBatchNormV2": (1, 2, 3, 4),
+    "FusedBatchNormV3": (1, 2, 3, 4),
+    "Conv2DBackpropInput": (1,),
 }
 _FLOATS = frozenset({1, 2, 19, 14})  # DT_FLOAT, DT_DOUBLE, DT_HALF, DT_BFLOAT16
 
@@ -73,17 +81,19 @@ def find_weight_constants(graph_def: Any, sidecar: Path | None = None) -> dict[s
     return found
 
 
-def _frozen_weights(path: Path, fmt: str, allow_unsafe: bool) -> dict[str, np.ndarray]:
+def _frozen_weights(path: Path, fmt: str, allow_unsafe_ops: bool) -> dict[str, np.ndarray]:
     from tensorflow.python.framework import tensor_util
 
+    from detector.model.graphfile import read_graph_def
     from detector.tools.freeze import sidecar_path
-    from detector.tools.graphs import read_graph_def
 
-    graph_def = read_graph_def(path, fmt, allow_unsafe=allow_unsafe)
+    graph_def = read_graph_def(path, fmt, allow_unsafe_ops=allow_unsafe_ops)
     mapping = find_weight_constants(graph_def, sidecar_path(path))
     consts = {n.name: n for n in graph_def.node if n.op == "Const"}
-    return {var: tensor_util.MakeNdarray(consts[c].attr["value"].tensor)
-            for c, var in sorted(mapping.items())}
+    return {
+        var: tensor_util.MakeNdarray(consts[c].attr["value"].tensor)
+        for c, var in sorted(mapping.items())
+    }
 
 
 def _checkpoint_weights(path: Path) -> dict[str, np.ndarray]:
@@ -103,7 +113,7 @@ def _checkpoint_weights(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def read_weights(path: str | Path, *, allow_unsafe: bool = False) -> dict[str, np.ndarray]:
+def read_weights(path: str | Path, *, allow_unsafe_ops: bool = False) -> dict[str, np.ndarray]:
     """Variable name → array from a frozen graph, a checkpoint or a SavedModel.
 
     Raises:
@@ -114,41 +124,52 @@ def read_weights(path: str | Path, *, allow_unsafe: bool = False) -> dict[str, n
     path = Path(path)
     fmt = detect_format(path)
     if fmt in ("frozen_pb", "pbtxt"):
-        weights = _frozen_weights(path, fmt, allow_unsafe)
+        weights = _frozen_weights(path, fmt, allow_unsafe_ops)
     elif fmt in ("checkpoint", "meta"):
         weights = _checkpoint_weights(path)
     elif fmt == "saved_model":
         from tensorflow.python.framework import tensor_util
 
+        from detector.model.graphfile import load_graph
         from detector.tools.freeze import freeze_loaded
-        from detector.tools.graphs import load_graph
 
-        with load_graph(path, allow_unsafe=allow_unsafe) as loaded:
+        with load_graph(path, allow_unsafe_ops=allow_unsafe_ops) as loaded:
             result = freeze_loaded(loaded, verify=False, what=str(path))
         consts = {n.name: n for n in result.graph_def.node}
-        weights = {v: tensor_util.MakeNdarray(consts[c].attr["value"].tensor)
-                   for c, v in sorted(result.variables.items())}
+        weights = {
+            v: tensor_util.MakeNdarray(consts[c].attr["value"].tensor)
+            for c, v in sorted(result.variables.items())
+        }
     else:
-        raise ModelError(f"'{path}' is a TFLite model; export-weights reads TF files",
-                         hint=f"convert it first: python main.py model convert '{path}' -o m.pb")
+        raise ModelError(
+            f"'{path}' is a TFLite model; export-weights reads TF files",
+            hint=f"convert it first: python main.py model convert '{path}' -o m.pb",
+        )
     if not weights:
-        raise ModelError(f"found no weights in '{path}'",
-                         hint="a frozen graph's weights are found through its sidecar JSON or "
-                         "the Conv2D/MatMul/BiasAdd constants; is it the right file?")
+        raise ModelError(
+            f"found no weights in '{path}'",
+            hint="a frozen graph's weights are found through its sidecar JSON or "
+            "the Conv2D/MatMul/BiasAdd constants; is it the right file?",
+        )
     return weights
 
 
-def export_weights(path: str | Path, out: str | Path, *, allow_unsafe: bool = False
-                   ) -> dict[str, Any]:
+def export_weights(
+    path: str | Path, out: str | Path, *, allow_unsafe_ops: bool = False
+) -> dict[str, Any]:
     """Write ``out`` (``.npz``, ``np.savez``, no pickle) of name → array; return a summary."""
-    weights = read_weights(path, allow_unsafe=allow_unsafe)
+    weights = read_weights(path, allow_unsafe_ops=allow_unsafe_ops)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("wb") as f:  # a file object: np.savez must not append its own suffix
-        np.savez(f, **weights)
-    return {"out": str(out), "arrays": len(weights), "bytes": out.stat().st_size,
-            "parameters": int(sum(a.size for a in weights.values())),
-            "names": {k: [list(a.shape), str(a.dtype)] for k, a in weights.items()}}
+        np.savez(f, **weights)  # type: ignore[arg-type]  # numpy stubs: **arrays
+    return {
+        "out": str(out),
+        "arrays": len(weights),
+        "bytes": out.stat().st_size,
+        "parameters": int(sum(a.size for a in weights.values())),
+        "names": {k: [list(a.shape), str(a.dtype)] for k, a in weights.items()},
+    }
 
 
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
@@ -185,15 +206,22 @@ class RestoreReport:
         return not (self.missing or self.unexpected or self.shape_mismatched)
 
     def summary(self) -> str:
-        parts = [f"{len(self.matched)} matched", f"{len(self.skipped)} skipped",
-                 f"{len(self.untouched)} non-trainable left as initialised"]
+        parts = [
+            f"{len(self.matched)} matched",
+            f"{len(self.skipped)} skipped",
+            f"{len(self.untouched)} non-trainable left as initialised",
+        ]
         if self.missing:
             parts.append(f"missing (no weight): {self.missing[:8]}")
         if self.unexpected:
             parts.append(f"unexpected (no variable): {self.unexpected[:8]}")
         if self.shape_mismatched:
-            parts.append("shape mismatched: " + ", ".join(
-                f"{n} variable {a} vs weight {b}" for n, a, b in self.shape_mismatched[:8]))
+            parts.append(
+                "shape mismatched: "
+                + ", ".join(
+                    f"{n} variable {a} vs weight {b}" for n, a, b in self.shape_mismatched[:8]
+                )
+            )
         return "; ".join(parts)
 
     def assign(self, session: Any) -> None:
@@ -202,9 +230,13 @@ class RestoreReport:
             session.run(self._ops, self._feed)
 
 
-def restore_weights(session_or_graph: Any, weights: Mapping[str, np.ndarray],
-                    skip: str | re.Pattern[str] | None = None, *, strict: bool = True
-                    ) -> RestoreReport:
+def restore_weights(
+    session_or_graph: Any,
+    weights: Mapping[str, np.ndarray],
+    skip: str | re.Pattern[str] | None = None,
+    *,
+    strict: bool = True,
+) -> RestoreReport:
     """Assign ``weights`` to the graph's variables with the same names.
 
     Run the graph's initializer first: only matched variables are assigned. Given a
@@ -231,8 +263,9 @@ def restore_weights(session_or_graph: Any, weights: Mapping[str, np.ndarray],
     variables = {v.op.name: v for v in graph.get_collection(keys.GLOBAL_VARIABLES)}
     trainable = {v.op.name for v in graph.get_collection(keys.TRAINABLE_VARIABLES)}
     if not variables:
-        raise CheckpointError("the graph has no variables to restore into",
-                              hint="build the model's variables first")
+        raise CheckpointError(
+            "the graph has no variables to restore into", hint="build the model's variables first"
+        )
     pattern = re.compile(skip) if isinstance(skip, str) else skip
     values = {weight_name(k): np.asarray(v) for k, v in weights.items()}
     report = RestoreReport()
@@ -247,9 +280,15 @@ def restore_weights(session_or_graph: Any, weights: Mapping[str, np.ndarray],
             var, value = variables[name], values[name]
             shape = var.shape.as_list() if var.shape.rank is not None else None
             dtype = var.dtype.base_dtype.as_numpy_dtype
-            if ((shape is not None and (len(shape) != value.ndim or any(
-                    d is not None and d != s for d, s in zip(shape, value.shape, strict=True))))
-                    or np.dtype(dtype).kind != value.dtype.kind):
+            if (
+                shape is not None
+                and (
+                    len(shape) != value.ndim
+                    or any(
+                        d is not None and d != s for d, s in zip(shape, value.shape, strict=True)
+                    )
+                )
+            ) or np.dtype(dtype).kind != value.dtype.kind:
                 report.shape_mismatched.append((name, shape or [], list(value.shape)))
             else:
                 report.matched.append(name)
@@ -257,10 +296,11 @@ def restore_weights(session_or_graph: Any, weights: Mapping[str, np.ndarray],
                 report._feed[var.initializer.inputs[1]] = value.astype(dtype, copy=False)
     if not report.ok:
         if strict:
-            raise CheckpointError(f"weights do not match the graph's variables: "
-                                  f"{report.summary()}",
-                                  hint="pass a skip pattern for layers you replaced (e.g. "
-                                  "'^logits/'), or strict=False to assign the matches only")
+            raise CheckpointError(
+                f"weights do not match the graph's variables: {report.summary()}",
+                hint="pass a skip pattern for layers you replaced (e.g. "
+                "'^logits/'), or strict=False to assign the matches only",
+            )
         log.warning("restoring weights: %s", report.summary())
     if session_or_graph is not graph:
         report.assign(session_or_graph)

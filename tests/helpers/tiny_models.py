@@ -37,8 +37,12 @@ def _heads(tf, image, w, prefix: str = ""):
     }
 
 
-def build_frozen(path: Path, w: np.ndarray = RED, input_name: str = "image_tensor",
-                 fail_above: float | None = None) -> Path:
+def build_frozen(
+    path: Path,
+    w: np.ndarray = RED,
+    input_name: str = "image_tensor",
+    fail_above: float | None = None,
+) -> Path:
     """A frozen GraphDef (``.pb``) with ``w`` as a constant.
 
     With ``fail_above``, running it on an image whose score exceeds that value fails (an
@@ -53,7 +57,8 @@ def build_frozen(path: Path, w: np.ndarray = RED, input_name: str = "image_tenso
         heads = _heads(tf, image, tf.constant(w, tf.float32))
         if fail_above is not None:
             check = tf.debugging.assert_less_equal(
-                heads["detection_scores"][:, 0], fail_above, message="score above the limit")
+                heads["detection_scores"][:, 0], fail_above, message="score above the limit"
+            )
             with tf.control_dependencies([check]):
                 heads["detection_scores"] = tf.identity(heads["detection_scores"])
         for name, t in heads.items():
@@ -98,8 +103,9 @@ def build_saved_model(folder: Path, w: np.ndarray = RED) -> Path:
     return Path(folder)
 
 
-def build_checkpoint(folder: Path, steps: dict[int, np.ndarray] | None = None,
-                     keep_state_file: bool = True) -> Path:
+def build_checkpoint(
+    folder: Path, steps: dict[int, np.ndarray] | None = None, keep_state_file: bool = True
+) -> Path:
     """A ``tf.compat.v1.train.Saver`` checkpoint folder: ``model.ckpt-N.*`` for each step.
 
     The variable starts at zeros in the graph, so only a real restore gives a score.
@@ -114,8 +120,9 @@ def build_checkpoint(folder: Path, steps: dict[int, np.ndarray] | None = None,
     graph = tf.Graph()
     with graph.as_default():
         image = tf1.placeholder(tf.uint8, [None, None, None, 3], name="image_tensor")
-        w = tf1.get_variable("head/w", shape=[3], dtype=tf.float32,
-                             initializer=tf1.zeros_initializer())
+        w = tf1.get_variable(
+            "head/w", shape=[3], dtype=tf.float32, initializer=tf1.zeros_initializer()
+        )
         for name, t in _heads(tf, image, w).items():
             tf.identity(t, name=name)
         saver = tf1.train.Saver(max_to_keep=10)
@@ -123,15 +130,21 @@ def build_checkpoint(folder: Path, steps: dict[int, np.ndarray] | None = None,
             sess.run(tf1.global_variables_initializer())
             for i, (step, value) in enumerate(sorted(steps.items())):
                 w.load(np.asarray(value, np.float32), sess)
-                saver.save(sess, str(folder / "model.ckpt"), global_step=step,
-                           write_meta_graph=(i == 0))
+                saver.save(
+                    sess, str(folder / "model.ckpt"), global_step=step, write_meta_graph=(i == 0)
+                )
     if not keep_state_file:
         (folder / "checkpoint").unlink()
     return folder
 
 
-def tiny_video(path: Path, frames: int = 12, fps: float = 7.0, size: tuple[int, int] = (64, 48),
-               fourcc: str = "MJPG") -> Path:
+def tiny_video(
+    path: Path,
+    frames: int = 12,
+    fps: float = 7.0,
+    size: tuple[int, int] = (64, 48),
+    fourcc: str = "MJPG",
+) -> Path:
     """A video whose frame i is a flat colour with red level ``20 * i`` (capped at 255)."""
     import cv2
 
@@ -153,8 +166,12 @@ def read_video(path: Path) -> tuple[tuple[int, float, int, int], list[np.ndarray
 
     cap = cv2.VideoCapture(str(path))
     assert cap.isOpened(), f"cannot play {path}"
-    props = (int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), cap.get(cv2.CAP_PROP_FPS),
-             int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    props = (
+        int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
+        cap.get(cv2.CAP_PROP_FPS),
+        int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+        int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+    )
     frames = []
     while True:
         ok, img = cap.read()

@@ -14,8 +14,15 @@ from pathlib import Path
 import numpy as np
 
 
-def build_tiny_ssd(path: Path, *, num_classes: int = 3, size: int = 32, nms: bool = True,
-                   conv: bool = True, seed: int = 0) -> Path:
+def build_tiny_ssd(
+    path: Path,
+    *,
+    num_classes: int = 3,
+    size: int = 32,
+    nms: bool = True,
+    conv: bool = True,
+    seed: int = 0,
+) -> Path:
     """Write the tiny graph to ``path`` (a frozen ``.pb``) and return ``path``."""
     import tensorflow as tf
 

@@ -14,9 +14,17 @@ import numpy as np
 from flatbuffers import flexbuffers
 
 POST_OPTIONS = {
-    "max_detections": 10, "max_classes_per_detection": 1, "detections_per_class": 100,
-    "num_classes": 2, "nms_score_threshold": 1e-8, "nms_iou_threshold": 0.6,
-    "y_scale": 10.0, "x_scale": 10.0, "h_scale": 5.0, "w_scale": 5.0, "use_regular_nms": False,
+    "max_detections": 10,
+    "max_classes_per_detection": 1,
+    "detections_per_class": 100,
+    "num_classes": 2,
+    "nms_score_threshold": 1e-8,
+    "nms_iou_threshold": 0.6,
+    "y_scale": 10.0,
+    "x_scale": 10.0,
+    "h_scale": 5.0,
+    "w_scale": 5.0,
+    "use_regular_nms": False,
 }
 BOX_TENSOR, SCORE_TENSOR, ANCHOR_TENSOR = 15, 18, 19
 
@@ -29,8 +37,12 @@ def tiny_anchors() -> np.ndarray:
     return np.stack([yc.ravel(), xc.ravel(), size, size], axis=1).astype(np.float32)
 
 
-def build_tiny_ssd(seed: int = 0, post_options: dict | None = None,
-                   drop_postprocess: bool = False, float_model: bool = False) -> bytes:
+def build_tiny_ssd(
+    seed: int = 0,
+    post_options: dict | None = None,
+    drop_postprocess: bool = False,
+    float_model: bool = False,
+) -> bytes:
     """The tiny SSD as .tflite bytes; ``drop_postprocess`` leaves the custom op out (not an SSD).
 
     ``float_model`` writes the same network in float32 (dequantized weights, no quantization,
@@ -86,15 +98,19 @@ def build_tiny_ssd(seed: int = 0, post_options: dict | None = None,
     s2 = tensor("cls/shape", [3], I32, data=np.array([1, 16, 3], np.int32))
     r2 = tensor("class_logits", [1, 16, 3], U8, 0.1, 128)
     sg = tensor("class_scores", [1, 16, 3], U8, 1 / 256, 0)
-    an = tensor("anchors", [16, 4], U8, 1 / 255, 0,
-                np.round(tiny_anchors() * 255).astype(np.uint8))
+    an = tensor("anchors", [16, 4], U8, 1 / 255, 0, np.round(tiny_anchors() * 255).astype(np.uint8))
     outs = [tensor(f"detections:{i}", [], F32) for i in range(4)]
     assert (r1, sg, an) == (BOX_TENSOR, SCORE_TENSOR, ANCHOR_TENSOR)
 
     codes = []
-    for builtin in (s.BuiltinOperator.CONV_2D, s.BuiltinOperator.DEPTHWISE_CONV_2D,
-                    s.BuiltinOperator.ADD, s.BuiltinOperator.RESHAPE,
-                    s.BuiltinOperator.LOGISTIC, s.BuiltinOperator.CUSTOM):
+    for builtin in (
+        s.BuiltinOperator.CONV_2D,
+        s.BuiltinOperator.DEPTHWISE_CONV_2D,
+        s.BuiltinOperator.ADD,
+        s.BuiltinOperator.RESHAPE,
+        s.BuiltinOperator.LOGISTIC,
+        s.BuiltinOperator.CUSTOM,
+    ):
         oc = s.OperatorCodeT()
         oc.builtinCode, oc.deprecatedBuiltinCode, oc.version = builtin, min(builtin, 127), 1
         if builtin == s.BuiltinOperator.CUSTOM:

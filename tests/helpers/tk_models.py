@@ -44,17 +44,20 @@ def build_convnet(tf, *, classes: int = 2, resource: bool = True, seed: int = 0)
     labels = tf1.placeholder(tf.int32, [None], name="labels")
     with tf1.variable_scope("conv1"):
         k = tf1.get_variable("kernel", [3, 3, 3, 4], initializer=init, use_resource=resource)
-        b = tf1.get_variable("bias", [4], initializer=tf1.zeros_initializer(),
-                             use_resource=resource)
+        b = tf1.get_variable(
+            "bias", [4], initializer=tf1.zeros_initializer(), use_resource=resource
+        )
         h = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, k, 1, "SAME"), b))
     pooled = tf.reduce_mean(h, axis=[1, 2])
     with tf1.variable_scope("logits"):
         w = tf1.get_variable("kernel", [4, classes], initializer=init, use_resource=resource)
-        c = tf1.get_variable("bias", [classes], initializer=tf1.zeros_initializer(),
-                             use_resource=resource)
+        c = tf1.get_variable(
+            "bias", [classes], initializer=tf1.zeros_initializer(), use_resource=resource
+        )
         logits = tf.nn.bias_add(tf.matmul(pooled, w), c, name="BiasAdd")
     loss = tf.reduce_mean(
-        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    )
     return x, labels, logits, loss
 
 

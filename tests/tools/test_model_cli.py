@@ -65,8 +65,7 @@ def test_freeze_then_inspect_the_pb(v1v2, tmp_path, capsys):
 
 
 def test_convert_tflite_flags_rejected_for_other_sources(v1v2, tmp_path, capsys):
-    code = main(["model", "convert", str(v1v2()), "-o", str(tmp_path / "x.pb"), "--nms-iou",
-                 "0.5"])
+    code = main(["model", "convert", str(v1v2()), "-o", str(tmp_path / "x.pb"), "--nms-iou", "0.5"])
     assert code == 2 and "--nms-iou only apply to a .tflite" in capsys.readouterr().err
 
 
@@ -110,21 +109,22 @@ def test_inspect_real_default_model(default_graph, capsys):
     info = json.loads(capsys.readouterr().out)
     graph = info["graph"]
     assert info["safety"] == "ok"
-    assert graph["inputs"] == [{"name": "image_tensor:0", "dtype": "uint8",
-                                "shape": [None, None, None, 3]}]
+    assert graph["inputs"] == [
+        {"name": "image_tensor:0", "dtype": "uint8", "shape": [None, None, None, 3]}
+    ]
     outputs = {o["name"]: o["shape"] for o in graph["outputs"]}
-    assert list(outputs) == ["detection_boxes:0", "detection_scores:0",
-                             "detection_classes:0", "num_detections:0"]
+    assert list(outputs) == [
+        "detection_boxes:0",
+        "detection_scores:0",
+        "detection_classes:0",
+        "num_detections:0",
+    ]
     assert outputs["detection_boxes:0"][-1] == 4
     assert graph["ops"]["CombinedNonMaxSuppression"] == 1
     assert graph["parameters"] > 5_000_000
 
 
 def test_convert_dispatches_a_tflite_ssd_with_its_options(tmp_path, capsys):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the tiny TFLite SSD
     from helpers.tiny_tflite import build_tiny_ssd
 
     src = tmp_path / "ssd.bin"  # no .tflite suffix: found from the TFL3 identifier
@@ -133,8 +133,25 @@ def test_convert_dispatches_a_tflite_ssd_with_its_options(tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["format"] == "tflite" and info["ops"]["TFLite_Detection_PostProcess"] == 1
     out = tmp_path / "ssd.pb"
-    assert main(["model", "convert", str(src), "-o", str(out), "--nms-iou", "0.5",
-                 "--max-detections", "5", "--weights", "uint8", "--json"]) == 0
+    assert (
+        main(
+            [
+                "model",
+                "convert",
+                str(src),
+                "-o",
+                str(out),
+                "--nms-iou",
+                "0.5",
+                "--max-detections",
+                "5",
+                "--weights",
+                "uint8",
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["options"]["nms_iou"] == 0.5 and report["options"]["max_detections"] == 5
     assert report["options"]["weights"] == "uint8"
@@ -142,5 +159,6 @@ def test_convert_dispatches_a_tflite_ssd_with_its_options(tmp_path, capsys):
     graph = json.loads(capsys.readouterr().out)["graph"]
     shapes = {o["name"]: o["shape"] for o in graph["outputs"]}
     assert shapes["detection_boxes:0"] == [None, 5, 4]
-    assert main(["model", "convert", str(src), "-o", str(tmp_path / "x"), "--to",
-                 "checkpoint"]) == 2
+    assert (
+        main(["model", "convert", str(src), "-o", str(tmp_path / "x"), "--to", "checkpoint"]) == 2
+    )

@@ -8,8 +8,8 @@ from helpers.tk_models import conv_data, save_convnet
 
 from detector.errors import ModelError
 from detector.model.formats import detect_format
+from detector.model.graphfile import load_graph
 from detector.tools.convert import convert
-from detector.tools.graphs import load_graph
 
 pytestmark = pytest.mark.tf
 
@@ -42,7 +42,8 @@ def test_ckpt_to_pb_to_saved_model_to_ckpt(tf, tmp_path, resource):
     # The checkpoint made from the SavedModel has the original variable names back.
     reader = tf.train.load_checkpoint(str(tmp_path / "ckpt"))
     assert {"conv1/kernel", "conv1/bias", "logits/kernel", "logits/bias"} <= set(
-        reader.get_variable_to_shape_map())
+        reader.get_variable_to_shape_map()
+    )
 
 
 def test_tf2_saved_model_keys_become_node_names(tf, tmp_path):
@@ -94,8 +95,12 @@ def test_unsafe_source_is_refused_before_import(tf, tmp_path):
 @pytest.mark.e2e
 def test_real_default_model_to_saved_model(default_graph, tmp_path):
     report = convert(default_graph, tmp_path / "sm", to="saved_model")
-    assert report["outputs"] == ["detection_boxes", "detection_scores", "detection_classes",
-                                 "num_detections"]
+    assert report["outputs"] == [
+        "detection_boxes",
+        "detection_scores",
+        "detection_classes",
+        "num_detections",
+    ]
     assert report["variables"] == 144 and report["max_diff"] < 1e-4
 
 

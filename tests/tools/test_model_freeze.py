@@ -43,8 +43,9 @@ def test_v1_plus_v2_inspect_and_freeze(tf, v1v2, tmp_path, resource):
 
 @pytest.mark.parametrize("resource", [False, True], ids=["ref", "resource"])
 def test_exclude_keeps_a_variable(tf, v1v2, tmp_path, resource):
-    report = freeze_checkpoint(v1v2(resource=resource), tmp_path / "f.pb", outputs=["add"],
-                               exclude=["v2"])
+    report = freeze_checkpoint(
+        v1v2(resource=resource), tmp_path / "f.pb", outputs=["add"], exclude=["v2"]
+    )
     assert report["kept"] == ["v2"] and list(report["variables"]) == ["v1"]
     graph_def = tf.compat.v1.GraphDef()
     graph_def.ParseFromString((tmp_path / "f.pb").read_bytes())
@@ -91,8 +92,11 @@ def test_wrong_shapes_in_checkpoint(tf, v1v2, tmp_path):
         v2 = tf1.Variable([2.0], name="v2")
         tf.add(v2, 1.0, name="add")
         tf1.train.Saver().export_meta_graph(str(prefix) + ".meta")
-    with pytest.raises(CheckpointError, match=r"shape mismatches: \['v1: graph \[2\] vs "
-                                              r"checkpoint \[1\]'\]"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"shape mismatches: \['v1: graph \[2\] vs "
+        r"checkpoint \[1\]'\]",
+    ):
         freeze_checkpoint(prefix, tmp_path / "f.pb", outputs=["add"])
 
 
@@ -112,7 +116,11 @@ def test_outputs_default_to_the_od_api_names(tf, tmp_path):
             prefix = saver.save(sess, str(tmp_path / "model.ckpt"), global_step=3)
     report = freeze_checkpoint(prefix, tmp_path / "f.pb")
     assert report["outputs"] == list(names) and report["inputs"] == ["image_tensor"]
-    value, graph_def = _run(tf, tmp_path / "f.pb", "detection_scores:0",
-                            {"image_tensor:0": np.full((1, 2, 2, 3), 100, np.uint8)})
+    value, graph_def = _run(
+        tf,
+        tmp_path / "f.pb",
+        "detection_scores:0",
+        {"image_tensor:0": np.full((1, 2, 2, 3), 100, np.uint8)},
+    )
     np.testing.assert_allclose(value, [50.0])
     assert "debug_only" not in {n.name for n in graph_def.node}

@@ -13,6 +13,7 @@ from detector.tools.weights import export_weights, load_npz, read_weights, resto
 
 pytestmark = pytest.mark.tf
 
+
 def _var(tf, name: str):
     return next(v for v in tf.compat.v1.global_variables() if v.op.name == name)
 
@@ -57,10 +58,10 @@ def test_restore_into_new_graph_skipping_last_layer_and_train(tf, frozen_convnet
             assert report.matched == ["conv1/bias", "conv1/kernel"]
             assert report.skipped == ["logits/bias", "logits/kernel"]
             assert not (report.missing or report.unexpected or report.shape_mismatched)
-            np.testing.assert_array_equal(sess.run(_var(tf, "conv1/kernel")),
-                                          weights["conv1/kernel"])
-            losses = [sess.run([loss, train], {x: images, labels: truth})[0]
-                      for _ in range(15)]
+            np.testing.assert_array_equal(
+                sess.run(_var(tf, "conv1/kernel")), weights["conv1/kernel"]
+            )
+            losses = [sess.run([loss, train], {x: images, labels: truth})[0] for _ in range(15)]
     assert losses[-1] < losses[0]
 
 
@@ -73,8 +74,11 @@ def test_wrong_shapes_are_never_silent(tf, frozen_convnet):
         with tf1.Session(graph=graph) as sess:
             sess.run(tf1.global_variables_initializer())
             before = sess.run(_var(tf, "conv1/kernel"))
-            with pytest.raises(CheckpointError, match=r"shape mismatched: logits/bias "
-                                                      r"variable \[3\] vs weight \[2\]"):
+            with pytest.raises(
+                CheckpointError,
+                match=r"shape mismatched: logits/bias "
+                r"variable \[3\] vs weight \[2\]",
+            ):
                 restore_weights(sess, weights)
             # Strict: nothing was assigned.
             np.testing.assert_array_equal(sess.run(_var(tf, "conv1/kernel")), before)
@@ -88,8 +92,9 @@ def test_missing_and_unexpected_names(tf):
     with tf.Graph().as_default() as graph:
         tf1.Variable(np.zeros(2, np.float32), name="a")
         tf1.Variable(np.zeros(2, np.float32), name="b")
-        report = restore_weights(graph, {"a:0": np.ones(2, np.float32),
-                                         "c/read": np.ones(1, np.float32)}, strict=False)
+        report = restore_weights(
+            graph, {"a:0": np.ones(2, np.float32), "c/read": np.ones(1, np.float32)}, strict=False
+        )
         assert (report.matched, report.missing, report.unexpected) == (["a"], ["b"], ["c"])
         with tf1.Session(graph=graph) as sess:
             sess.run(tf1.global_variables_initializer())
@@ -98,7 +103,7 @@ def test_missing_and_unexpected_names(tf):
 
 
 def test_unfreeze_gives_a_trainable_checkpoint(tf, frozen_convnet, tmp_path):
-    from detector.tools.graphs import load_graph
+    from detector.model.graphfile import load_graph
 
     tf1 = tf.compat.v1
     prefix, pb = frozen_convnet
@@ -106,8 +111,10 @@ def test_unfreeze_gives_a_trainable_checkpoint(tf, frozen_convnet, tmp_path):
     assert report["max_diff"] == 0.0 and report["named_by"] == "sidecar"
     assert set(report["variables"]) == CONV_NAMES
     reader = tf.train.load_checkpoint(str(tmp_path / "ckpt" / "model.ckpt-7"))
-    np.testing.assert_array_equal(reader.get_tensor("conv1/kernel"),
-                                  tf.train.load_checkpoint(str(prefix)).get_tensor("conv1/kernel"))
+    np.testing.assert_array_equal(
+        reader.get_tensor("conv1/kernel"),
+        tf.train.load_checkpoint(str(prefix)).get_tensor("conv1/kernel"),
+    )
     # The restored graph trains: its variables are trainable and receive gradients.
     with load_graph(tmp_path / "ckpt") as loaded:
         assert sorted(loaded.variables) == sorted(CONV_NAMES)
@@ -130,7 +137,8 @@ def test_non_trainable_variables_match_when_given_and_are_left_alone_otherwise(t
         tf1.Variable(np.zeros(2, np.float32), name="w")
         tf1.Variable(np.zeros(2, np.float32), name="moving_mean", trainable=False)
         tf1.train.get_or_create_global_step()
-        report = restore_weights(graph, {"w": np.ones(2, np.float32),
-                                         "moving_mean": np.full(2, 3.0, np.float32)})
+        report = restore_weights(
+            graph, {"w": np.ones(2, np.float32), "moving_mean": np.full(2, 3.0, np.float32)}
+        )
     assert report.matched == ["moving_mean", "w"] and report.untouched == ["global_step"]
     assert report.ok

@@ -1,0 +1,210 @@
+"""The ``bench`` command: pipeline beside bare model, naive loop and TFLite, as a table and JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from detector.errors import ConfigError
+from detector.paths import CACHE_DIR
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TFLITE = "source/mobilenet_ssd_v2_coco_quant_postprocess.tflite"
+
+EPILOG = """\
+what it measures, side by side in one run (sample video 576p, and 720p / 1080p videos made
+from its frames, cached in .cache/bench/):
+  bare model       Session.run on pre-decoded frames: frames/s, ms and CPU-ms per frame
+  naive loop       the original's one-thread loop: read -> detect -> draw -> write
+  no model         the same loop with the model replaced by fixed boxes (cost of the rest)
+  pipeline         our threaded pipeline writing annotated video + JSON lines;
+                   also with 1 worker, 2 workers with a session each, detect_every 2 and 4
+  model latency    our session vs TFLite's interpreter on the original .tflite, 1 and 2 threads
+  live             a source paced at 30 fps, keep-newest: capture-to-output latency, drops
+  memory           RSS after 1,000 vs 10,000 frames
+  split            network and post-processing sub-graphs in two threads
+then the ratios (pipeline/bare, pipeline/naive, pipeline/CPU budget, ours/TFLite,
+detect_every gains) and each target of docs/PERFORMANCE.md: met, or missed by how much.
+
+examples:
+  python main.py bench                        # full run (about 10-15 min on 2 cores)
+  python main.py bench --quick                # short run for CI (< 2 min)
+  python main.py bench --quick --json runs/bench.json
+  python main.py bench --only model,tflite    # just the model latency columns
+  python main.py bench --workers 1 --intra-op-threads 2
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "bench",
+        parents=parents,
+        help="measure the pipeline beside the bare model, the naive loop and TFLite",
+        description="Benchmark the detector on this machine; prints a table and writes JSON.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="short run for CI: fewer frames, one repeat, short live and memory runs",
+    )
+    p.add_argument("--json", metavar="OUT", type=Path, help="also write the results as JSON here")
+    p.add_argument(
+        "--frames",
+        type=int,
+        metavar="N",
+        help="frames per throughput measurement (default 300, quick 40)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        metavar="R",
+        help="repeats per measurement, medians reported (default 3, quick 1)",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="YML",
+        help="config whose model settings are benchmarked (default configs/default.yml)",
+    )
+    p.add_argument("--model", type=Path, help="model to benchmark (default: the config's)")
+    p.add_argument("--labels", type=Path, help="label map (default: the config's)")
+    p.add_argument(
+        "--tflite",
+        type=Path,
+        help=f"original .tflite for the TFLite column (default: MODEL_DIR/{DEFAULT_TFLITE})",
+    )
+    p.add_argument("--video", type=Path, help="the 576p video (default: the sample video)")
+    p.add_argument(
+        "--sizes",
+        default=None,
+        metavar="H,H",
+        help="heights of the videos made from its frames (default 720,1080)",
+    )
+    p.add_argument(
+        "--only",
+        metavar="LIST",
+        help="comma list of: model,tflite,naive,pipeline,workers,detect_every,live,memory,split",
+    )
+    p.add_argument("--intra-op-threads", type=int, help="override model.intra_op_threads")
+    p.add_argument("--inter-op-threads", type=int, help="override model.inter_op_threads")
+    p.add_argument("--workers", type=int, help="override model.workers")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="override model.precision")
+    p.add_argument(
+        "--memory-frames",
+        metavar="A,B",
+        help="RSS read after A and after B frames (default 1000,10000; quick 100,600)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=CACHE_DIR / "bench",
+        help="where the made 720p/1080p videos are cached (default .cache/bench)",
+    )
+    p.set_defaults(func=handle)
+
+
+def _ints(text: str, what: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated integers, got '{text}'") from None
+    if any(v <= 0 for v in vals):
+        raise ConfigError(f"{what} must be positive, got '{text}'")
+    return vals
+
+
+def _settings(args: argparse.Namespace) -> tuple[Any, Path]:
+    """Model settings from the config, with the flags as overrides (as ``run`` reads them);
+    and the config's source as the default video."""
+    from detector.benchmarks.parts import ModelSettings
+    from detector.config import load_config
+
+    flags = {
+        "model.path": args.model,
+        "model.labels": args.labels,
+        "model.intra_op_threads": args.intra_op_threads,
+        "model.inter_op_threads": args.inter_op_threads,
+        "model.workers": args.workers,
+        "model.precision": args.precision,
+    }
+    cfg = load_config(args.config, {k: str(v) for k, v in flags.items() if v is not None})
+    tflite = args.tflite or cfg.model.path.parent / DEFAULT_TFLITE
+    return ModelSettings.from_config(cfg, tflite), Path(str(cfg.source.uri))
+
+
+def handle(args: argparse.Namespace) -> int:
+    from detector.benchmarks.report import format_table, summarize
+    from detector.benchmarks.runner import SECTIONS, BenchOptions, run_bench
+
+    settings, config_video = _settings(args)
+    if not settings.path.exists():
+        raise ConfigError(
+            f"model '{settings.path}' does not exist",
+            hint="run `python main.py fetch`, or pass --model PATH",
+        )
+    video = args.video or config_video
+    if not video.is_file():
+        raise ConfigError(
+            f"bench video '{video}' does not exist",
+            hint="run `python main.py fetch` for the sample video, or pass --video",
+        )
+    sections = frozenset(SECTIONS)
+    if args.only:
+        sections = frozenset(s.strip() for s in args.only.split(",") if s.strip())
+        unknown = sections - set(SECTIONS)
+        if unknown:
+            raise ConfigError(
+                f"--only: unknown section(s) {sorted(unknown)}",
+                hint=f"choose from {', '.join(SECTIONS)}",
+            )
+    quick = args.quick
+    sizes = _ints(args.sizes, "--sizes") if args.sizes is not None else (720, 1080)
+    mem = (
+        _ints(args.memory_frames, "--memory-frames")
+        if args.memory_frames
+        else (100, 600)
+        if quick
+        else (1000, 10000)
+    )
+    if len(mem) != 2 or mem[0] >= mem[1]:
+        raise ConfigError(f"--memory-frames must be A,B with A < B, got {args.memory_frames}")
+    frames = args.frames or (40 if quick else 300)
+    opts = BenchOptions(
+        video=video,
+        sizes=sizes,
+        frames=frames,
+        warmup=min(5 if quick else 20, max(1, frames // 4)),
+        repeats=args.repeats or (1 if quick else 3),
+        live_frames=60 if quick else 300,
+        memory_frames=(mem[0], mem[1]),
+        cache_dir=args.cache_dir,
+        sections=sections,
+    )
+    results = summarize(run_bench(opts, settings))
+    print(format_table(results))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(_clean(results), indent=2) + "\n", encoding="utf-8")
+        print(f"results written to {args.json}", file=sys.stderr)
+    return 0
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe copy: NaN → null, paths → strings."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj

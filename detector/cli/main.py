@@ -1,0 +1,121 @@
+"""Command line: subcommands, logging set-up and exit codes.
+
+``python main.py [run flags]`` runs the detection app (``run`` is the default
+command); ``model``, ``fetch`` and ``bench`` are the other commands. Each command's
+module adds its own parser through an ``add_parser(subparsers, parents)`` function and
+sets ``func`` to a handler ``(args) -> int``. Handlers import TensorFlow lazily, so
+``--help`` stays fast.
+
+Exit codes: 0 success, 1 runtime error, 2 usage or config error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from detector.errors import DetectorError
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+COMMANDS = ("run", "model", "fetch", "bench")
+
+EPILOG = """\
+commands:
+  run      (default) detect objects in a video, webcam, stream or image folder
+  model    inspect, freeze, export weights, unfreeze, convert model files
+  fetch    download and convert the default model and the sample media (idempotent)
+  bench    measure the pipeline beside the bare model, the naive loop and TFLite
+
+examples:
+  python main.py                              # default config: sample video -> runs/
+  python main.py --source 0 --show            # webcam 0 in a window
+  python main.py --source samples/photos/     # a folder of photos
+  python main.py run --help                   # every run flag
+  python main.py model inspect models/ssd_mobilenet_v2_coco/frozen_inference_graph.pb
+"""
+
+
+def _common_parent() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("logging")
+    group.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    group.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    group.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    return parent
+
+
+def _prog() -> str:
+    """``main.py``, ``detector`` or ``python -m detector``: however the user started us."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "detector"
+    return "python -m detector" if name == "__main__.py" else name
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser tree; each command module adds its own sub-parser."""
+    from detector.cli import bench, fetch, model, run
+
+    parent = _common_parent()
+    parser = argparse.ArgumentParser(
+        prog=_prog(),
+        description="Real-time object detection on TensorFlow frozen graphs.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in (run, model, fetch, bench):
+        command.add_parser(sub, [parent])
+    return parser
+
+
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    """Configure the root logger once, for the CLI only (the library never does)."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+        force=True,
+    )
+    # TensorFlow's C++ start-up chatter; set before TF is imported by a handler.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _with_default_command(argv: list[str]) -> list[str]:
+    if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help")):
+        return argv
+    return ["run", *argv]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, run the chosen command, and map errors to exit codes."""
+    args_list = _with_default_command(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    setup_logging(args.verbose, args.quiet)
+    try:
+        return int(args.func(args) or EXIT_OK)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except DetectorError as exc:
+        if args.debug:
+            logging.getLogger(__name__).exception("failed")
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:  # an unexpected bug: say so, keep the traceback behind --debug
+        if args.debug:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("hint: run again with --debug for the traceback", file=sys.stderr)
+        return EXIT_RUNTIME

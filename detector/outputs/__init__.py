@@ -1,0 +1,103 @@
+"""Where annotated frames and detections go: one sink per output, opened by ``open_outputs``.
+
+Every sink is a context manager with ``write(result, annotated)`` and an idempotent
+``close()`` (see :mod:`detector.outputs.base`), so each output is finalized on every exit
+path. A new output: write a sink in its own module here, give it a config key in
+``output:`` and open it in :func:`open_outputs`.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from detector.config import OutputConfig
+from detector.labels import LabelMap
+from detector.outputs.base import Sink
+from detector.outputs.images import ImageSink
+from detector.outputs.jsonl import JsonlSink
+from detector.outputs.rundir import make_run_dir, write_json
+from detector.outputs.video import FALLBACK_FPS, VideoSink
+from detector.outputs.window import WindowSink, display_available, display_problem
+from detector.types import SourceInfo
+
+__all__ = [
+    "FALLBACK_FPS",
+    "IMAGES_DIR",
+    "JSONL_NAME",
+    "RUN_JSON",
+    "VIDEO_NAME",
+    "ImageSink",
+    "JsonlSink",
+    "Sink",
+    "VideoSink",
+    "WindowSink",
+    "describe_outputs",
+    "display_available",
+    "make_run_dir",
+    "open_outputs",
+    "write_json",
+]
+
+log = logging.getLogger(__name__)
+
+VIDEO_NAME = "annotated"
+JSONL_NAME = "detections.jsonl"
+IMAGES_DIR = "images"
+RUN_JSON = "run.json"
+
+
+def open_outputs(
+    oc: OutputConfig, run_dir: Path, labels: LabelMap, info: SourceInfo, stack: ExitStack
+) -> dict[str, Any]:
+    """Open the outputs ``oc`` asks for, in ``stack`` (closed on every exit path).
+
+    Returns:
+        The open sinks by name (``window``, ``video``, ``images``, ``jsonl``), in the
+        order they are written.
+    """
+    sinks: dict[str, Any] = {}
+    if oc.show:
+        problem = display_problem()
+        if problem:
+            log.warning(
+                "cannot show a window (%s): running disk-only, outputs in %s", problem, run_dir
+            )
+        else:
+            sinks["window"] = stack.enter_context(WindowSink(f"detector: {info.uri}"))
+    if oc.video:
+        sinks["video"] = stack.enter_context(
+            VideoSink(run_dir / f"{VIDEO_NAME}.{oc.video_format}", info.fps)
+        )
+    if oc.images:
+        sinks["images"] = stack.enter_context(ImageSink(run_dir / IMAGES_DIR))
+    if oc.jsonl:
+        sinks["jsonl"] = stack.enter_context(JsonlSink(run_dir / JSONL_NAME, labels, info.uri))
+    if not sinks:
+        log.warning(
+            "no output is enabled (no window, video, images or JSON lines): "
+            "only run.json will be written"
+        )
+    return sinks
+
+
+def describe_outputs(sinks: dict[str, Any]) -> dict[str, Any]:
+    """What each open (or closed) sink wrote, for ``run.json`` and the summary."""
+    outs: dict[str, Any] = {}
+    if "video" in sinks:
+        v = sinks["video"]
+        outs["video"] = {
+            "path": v.path.name,
+            "frames": v.frames_written,
+            "fps": v.fps,
+            "codec": v.codec,
+            "size": list(v.size) if v.size else None,
+        }
+    if "jsonl" in sinks:
+        outs["jsonl"] = {"path": sinks["jsonl"].path.name, "lines": sinks["jsonl"].lines_written}
+    if "images" in sinks:
+        outs["images"] = {"path": IMAGES_DIR, "count": sinks["images"].images_written}
+    outs["window"] = "window" in sinks
+    return outs

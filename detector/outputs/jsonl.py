@@ -1,0 +1,79 @@
+"""Detections -> one JSON line per frame, flushed per line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from detector.errors import SinkError
+from detector.labels import LabelMap
+from detector.outputs.base import Sink
+from detector.types import FrameResult
+
+
+class JsonlSink(Sink):
+    """One JSON object per frame, one line each, flushed per line (safe to ``tail -f``).
+
+    Each line: ``source``, ``frame`` (index), ``name`` (image file name or null),
+    ``timestamp_s`` (monotonic capture time, seconds), ``fresh`` (the model ran on this
+    frame) and ``detected_frame`` (the frame the boxes come from), ``inference_ms``, and
+    ``detections``: ``[{label, class_id, score, box_xyxy}]`` with ``box_xyxy`` in pixels
+    (x1, y1, x2, y2, rounded to 0.1 px), best score first.
+    """
+
+    def __init__(self, path: str | Path, labels: LabelMap | None, source_uri: str) -> None:
+        self.path = Path(path)
+        self.labels = labels if labels is not None else LabelMap({})
+        self.source_uri = str(source_uri)
+        self.lines_written = 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file: TextIO = self.path.open("w", encoding="utf-8", newline="\n")
+        except OSError as exc:
+            raise SinkError(f"cannot open JSON lines file '{self.path}': {exc}") from exc
+
+    def record(self, result: FrameResult) -> dict[str, Any]:
+        """The JSON-ready dict written for ``result``."""
+        d, frame = result.detections, result.frame
+        return {
+            "source": self.source_uri,
+            "frame": frame.index,
+            "name": frame.name,
+            "timestamp_s": round(frame.timestamp_s, 6),
+            "fresh": result.fresh,
+            "detected_frame": result.detected_index,
+            "inference_ms": None if result.inference_ms is None else round(result.inference_ms, 3),
+            "detections": [
+                {
+                    "label": self.labels.name(int(c)),
+                    "class_id": int(c),
+                    "score": round(float(s), 4),
+                    "box_xyxy": [round(float(v), 1) for v in box],
+                }
+                for box, s, c in zip(d.xyxy, d.scores, d.class_ids, strict=True)
+            ],
+        }
+
+    def write(self, result: FrameResult, annotated: np.ndarray | None = None) -> None:
+        self._check_open()
+        line = json.dumps(self.record(result), ensure_ascii=False, separators=(",", ":"))
+        try:
+            self._file.write(line + "\n")
+            self._file.flush()
+        except OSError as exc:
+            raise SinkError(
+                f"cannot write to '{self.path}': {exc}", hint="check free disk space"
+            ) from exc
+        self.lines_written += 1
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._file.close()
+        except OSError as exc:
+            raise SinkError(f"cannot close '{self.path}': {exc}") from exc

@@ -1,0 +1,65 @@
+"""The run's record (``run.json``) helpers and the summary printed at the end of a run."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+import cv2
+import numpy as np
+
+from detector import __version__
+from detector.fps import RunStats
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries that shaped the run (TensorFlow if it was imported)."""
+    found = {
+        "detector": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+    }
+    tf = sys.modules.get("tensorflow")
+    if tf is not None:
+        found["tensorflow"] = getattr(tf, "__version__", "?")
+    return found
+
+
+def now_iso() -> str:
+    """The wall-clock time now, UTC, ISO 8601 to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def print_summary(
+    out: TextIO, record: dict[str, Any], stats: RunStats | None, run_dir: Path
+) -> None:
+    """A few lines saying how the run ended, how fast it went and what it wrote."""
+
+    def ms(v: float | None) -> str:
+        return f"{v:.1f} ms" if v is not None else "-"
+
+    lines = [f"run {record['status']}: {record.get('source', {}).get('uri', '?')}"]
+    if stats is not None:
+        lines += [
+            f"  frames: {stats.frames_read} read, {stats.frames_processed} processed, "
+            f"{stats.frames_dropped} dropped, {stats.frames_skipped} skipped",
+            f"  inference: {stats.inferences} runs, mean {ms(stats.inference_ms_mean)}, "
+            f"p50 {ms(stats.inference_ms_p50)} on {record.get('model', {}).get('device', '?')}",
+            f"  speed: {stats.fps:.1f} FPS (warm-up excluded), {stats.elapsed_s:.1f} s elapsed",
+        ]
+    outs = record.get("outputs", {})
+    parts = []
+    if "video" in outs:
+        v = outs["video"]
+        parts.append(f"{v['path']} ({v['frames']} frames, {v['fps']:g} fps)")
+    if "jsonl" in outs:
+        parts.append(f"{outs['jsonl']['path']} ({outs['jsonl']['lines']} lines)")
+    if "images" in outs:
+        parts.append(f"{outs['images']['path']}/ ({outs['images']['count']} images)")
+    parts.append("run.json")
+    lines.append(f"  outputs in {run_dir}/: {', '.join(parts)}")
+    print("\n".join(lines), file=out, flush=True)

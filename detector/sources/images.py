@@ -1,0 +1,91 @@
+"""Sources made of image files: a folder (recursive), a glob, a single image; natural order."""
+
+from __future__ import annotations
+
+import glob as globlib
+import logging
+import os
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+from imutils.paths import list_files
+
+from detector.errors import SourceError
+from detector.sources.base import Source
+from detector.sources.spec import IMAGE_EXTENSIONS
+from detector.types import SourceInfo, SourceKind
+
+log = logging.getLogger(__name__)
+
+
+class ImageSource(Source):
+    """A list of image files, read in order; unreadable ones are skipped and counted."""
+
+    def __init__(self, paths: list[Path], info: SourceInfo, root: Path | None) -> None:
+        super().__init__(info)
+        self._paths = paths
+        self._root = root
+        self._next = 0
+
+    def _read(self) -> tuple[np.ndarray, str | None] | None:
+        while self._next < len(self._paths):
+            path = self._paths[self._next]
+            self._next += 1
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                self.skipped += 1
+                log.warning("skipping %s: not an image OpenCV can decode", path)
+                continue
+            name = path.relative_to(self._root).as_posix() if self._root else path.name
+            return image, name
+        return None
+
+
+def natural_key(text: str) -> list[object]:
+    """Sort key that orders ``img2`` before ``img10`` (case-insensitive)."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def _image_source(paths: list[Path], uri: str, root: Path | None) -> ImageSource:
+    info = SourceInfo(uri, SourceKind.IMAGES, False, None, None, None, len(paths))
+    log.info("images %s: %d files", uri, len(paths))
+    return ImageSource(paths, info, root)
+
+
+def open_folder(folder: Path, uri: str) -> ImageSource:
+    found = list_files(str(folder), validExts=IMAGE_EXTENSIONS)
+    paths = sorted(
+        (Path(p) for p in found), key=lambda p: natural_key(p.relative_to(folder).as_posix())
+    )
+    if not paths:
+        raise SourceError(
+            f"cannot open folder {uri!r}: empty folder, it holds no images",
+            hint=f"put images ({', '.join(IMAGE_EXTENSIONS[:6])}, ...) in it, or give a video file",
+        )
+    return _image_source(paths, uri, folder)
+
+
+def open_glob(pattern: str) -> ImageSource:
+    matches = [Path(p) for p in globlib.glob(os.path.expanduser(pattern), recursive=True)]
+    paths = sorted(
+        (p for p in matches if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
+        key=lambda p: natural_key(p.as_posix()),
+    )
+    if not paths:
+        what = f"{len(matches)} files but no images" if matches else "nothing"
+        raise SourceError(
+            f"cannot open glob {pattern!r}: it matches {what}",
+            hint="quote the pattern so the shell does not expand it, e.g. 'photos/*.jpg'",
+        )
+    return _image_source(paths, pattern, None)
+
+
+def open_single_image(path: Path, uri: str) -> ImageSource:
+    if cv2.haveImageReader(str(path)) is False:
+        raise SourceError(
+            f"cannot open image {uri!r}: not an image OpenCV can decode",
+            hint="check the file is a complete JPEG/PNG/... image",
+        )
+    return _image_source([path], uri, None)
