@@ -26,8 +26,9 @@ PRECISIONS = {
 #: The pinned optional extra that brings the ``openvino`` backend (pyproject ``openvino``).
 OPENVINO_PINS = ("openvino==2026.4.1", "nncf==3.4.0")
 INSTALL_HINT = (
-    "install the optional extra: .venv/bin/pip install " + " ".join(f"'{p}'" for p in OPENVINO_PINS)
-    + "  (or: .venv/bin/pip install -e '.[openvino]'; bash .ci/setup installs it)"
+    "install the optional extra: .venv/bin/python -m pip install "
+    + " ".join(f"'{p}'" for p in OPENVINO_PINS)
+    + " (the pyproject extra 'openvino'; bash .ci/setup installs it)"
 )
 
 
@@ -42,14 +43,14 @@ def check_backend(backend: str, precision: str = "auto") -> None:
         ConfigError: With the valid choices.
     """
     if backend not in BACKENDS:
-        raise ConfigError(f"unknown model.backend {backend!r}",
-                          hint=f"use one of {', '.join(BACKENDS)}")
+        raise ConfigError(
+            f"unknown model.backend {backend!r}", hint=f"use one of {', '.join(BACKENDS)}"
+        )
     if precision not in PRECISIONS[backend]:
         raise ConfigError(
             f"model.precision {precision!r} is not available with backend {backend!r}",
             hint=f"use one of {', '.join(PRECISIONS[backend])}"
-            + ("; int8 needs backend openvino (--backend openvino)" if precision == "int8"
-               else ""),
+            + ("; int8 needs backend openvino (--backend openvino)" if precision == "int8" else ""),
         )
 
 

@@ -54,8 +54,9 @@ def resolve_precision(precision: str) -> str:
     from detector.model.session import cpu_has_bf16
 
     if precision not in ("auto", "fp32", "bf16", "int8"):
-        raise ConfigError(f"unknown openvino precision {precision!r}",
-                          hint="use one of auto, fp32, bf16, int8")
+        raise ConfigError(
+            f"unknown openvino precision {precision!r}", hint="use one of auto, fp32, bf16, int8"
+        )
     if precision == "auto":
         return "bf16" if cpu_has_bf16() else "fp32"
     return precision
@@ -89,8 +90,9 @@ class PreparedGraph:
     input_size: tuple[int, int] | None
 
 
-def prepare_graph(path: str | Path, tensors: Any = None, *,
-                  allow_unsafe_ops: bool = False) -> PreparedGraph:
+def prepare_graph(
+    path: str | Path, tensors: Any = None, *, allow_unsafe_ops: bool = False
+) -> PreparedGraph:
     """Read a frozen graph, check its ops, and cut it into network and post-processing.
 
     Args:
@@ -102,54 +104,42 @@ def prepare_graph(path: str | Path, tensors: Any = None, *,
         ModelError: Not a readable frozen graph, or no network / post-processing cut.
         UnsafeGraphError: The graph holds ops outside the allowlist.
     """
-    from detector.model.loader import TensorNames, tensor_name
-    from detector.model.safety import check_graph_def
-    from detector.model.session import import_tf
+    from detector.model.formats import detect_format
+    from detector.model.graphfile import import_graph_def, read_graph_def, tensor_name
+    from detector.model.loader import TensorNames
     from detector.model.split import find_split, split_graph_defs
 
     path = Path(path)
     names = tensors if tensors is not None else TensorNames()
-    if path.is_dir():
+    fmt = detect_format(path)  # a missing path or unknown contents: ModelError
+    if fmt not in ("frozen_pb", "pbtxt"):
         raise ModelError(
-            f"the openvino backend runs frozen graphs; '{path}' is a folder",
+            f"the openvino backend runs frozen graphs; '{path}' is a {fmt}",
             hint="freeze it first: python main.py model convert MODEL -o frozen_inference_graph.pb",
         )
-    tf = import_tf()
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"cannot read frozen graph '{path}': {exc}",
-                         hint="set model.path to a frozen .pb") from exc
-    graph_def = tf.compat.v1.GraphDef()
-    try:
-        if path.suffix == ".pbtxt":
-            from google.protobuf import text_format
-
-            text_format.Parse(data.decode("utf-8"), graph_def)
-        else:
-            graph_def.ParseFromString(data)
-    except Exception as exc:  # protobuf's DecodeError / ParseError, UnicodeDecodeError
-        raise ModelError(f"cannot parse '{path}' as a GraphDef: {exc}",
-                         hint="the openvino backend needs a frozen .pb (TF OD API SSD)") from exc
-    # Data before code: nothing is imported or converted before the allowlist passed.
-    check_graph_def(graph_def, what=str(path), allow_unsafe=allow_unsafe_ops)
+    # The one reader: parsed, then checked against the op allowlist, before anything of it
+    # is imported or converted.
+    graph_def = read_graph_def(path, fmt, allow_unsafe_ops=allow_unsafe_ops)
+    sha = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(block)
     input_name = tensor_name(names.input)
     outputs = tuple(tensor_name(n) for n in names.outputs())
     point = find_split(graph_def, outputs)
-    whole = tf.Graph()
-    with whole.as_default():
-        try:
-            tf.compat.v1.import_graph_def(graph_def, name="")
-        except Exception as exc:
-            raise ModelError(f"cannot import graph '{path}': {exc}",
-                             hint="was it written by a newer TensorFlow or with custom ops?"
-                             ) from exc
+    whole = import_graph_def(graph_def, path)
     dtypes = {t: whole.get_tensor_by_name(t).dtype for t in point.tensors}
     net_gd, post_gd, post_inputs = split_graph_defs(graph_def, point, outputs, dtypes)
     return PreparedGraph(
-        path=path, sha256=hashlib.sha256(data).hexdigest(), input_name=input_name,
-        outputs=outputs, cut=tuple(point.tensors), network=net_gd, post=post_gd,
-        post_inputs=tuple(post_inputs), input_size=_resize_size(graph_def, input_name),
+        path=path,
+        sha256=sha.hexdigest(),
+        input_name=input_name,
+        outputs=outputs,
+        cut=tuple(point.tensors),
+        network=net_gd,
+        post=post_gd,
+        post_inputs=tuple(post_inputs),
+        input_size=_resize_size(graph_def, input_name),
     )
 
 
@@ -192,8 +182,10 @@ def cache_root(graph_path: Path, cache_dir: str | Path | None = None) -> Path:
     if cache_dir is not None:
         root = Path(cache_dir)
         if not _writable(root):
-            raise ModelError(f"cannot write the openvino cache folder '{root}'",
-                             hint="set model.cache_dir to a writable folder, or leave it null")
+            raise ModelError(
+                f"cannot write the openvino cache folder '{root}'",
+                hint="set model.cache_dir to a writable folder, or leave it null",
+            )
         return root
     beside = graph_path.resolve().parent / ".openvino"
     if _writable(beside):
@@ -201,8 +193,10 @@ def cache_root(graph_path: Path, cache_dir: str | Path | None = None) -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     root = base / "detector" / "openvino"
     if not _writable(root):
-        raise ModelError(f"cannot write the openvino cache: neither '{beside}' nor '{root}'",
-                         hint="set model.cache_dir to a writable folder")
+        raise ModelError(
+            f"cannot write the openvino cache: neither '{beside}' nor '{root}'",
+            hint="set model.cache_dir to a writable folder",
+        )
     log.debug("openvino cache: '%s' is not writable, using '%s'", beside, root)
     return root
 
@@ -220,9 +214,15 @@ def _writable(folder: Path) -> bool:
 def cache_key(prep: PreparedGraph, **settings: Any) -> str:
     """A short hex key of the graph's sha256, its cut, input shape, OpenVINO version and more."""
     ov = require("openvino")
-    doc = {"graph_sha256": prep.sha256, "input": prep.input_name, "cut": list(prep.cut),
-           "input_size": prep.input_size, "openvino": ov.get_version(), "format": CACHE_FORMAT,
-           **settings}
+    doc = {
+        "graph_sha256": prep.sha256,
+        "input": prep.input_name,
+        "cut": list(prep.cut),
+        "input_size": prep.input_size,
+        "openvino": ov.get_version(),
+        "format": CACHE_FORMAT,
+        **settings,
+    }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -290,9 +290,21 @@ class OpenVinoModel:
     format = "frozen_pb"
     device = "cpu"
 
-    def __init__(self, prep: PreparedGraph, compiled: Any, post_session: Any, *, precision: str,
-                 streams: int, threads_per_stream: int, ir: Path, converted: bool,
-                 convert_s: float, compile_s: float, load_s: float) -> None:
+    def __init__(
+        self,
+        prep: PreparedGraph,
+        compiled: Any,
+        post_session: Any,
+        *,
+        precision: str,
+        streams: int,
+        threads_per_stream: int,
+        ir: Path,
+        converted: bool,
+        convert_s: float,
+        compile_s: float,
+        load_s: float,
+    ) -> None:
         self.path = prep.path
         self.precision = precision
         self.streams = streams
@@ -319,8 +331,10 @@ class OpenVinoModel:
                 continue
             idx = next((i for i, names in enumerate(out_names) if t in names), None)
             if idx is None:
-                raise ModelError(f"the converted network of '{prep.path}' has no output {t!r}",
-                                 hint="delete the .openvino cache folder and load again")
+                raise ModelError(
+                    f"the converted network of '{prep.path}' has no output {t!r}",
+                    hint="delete the .openvino cache folder and load again",
+                )
             self._sources.append(idx)
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
         for _ in range(max(1, streams)):
@@ -335,13 +349,15 @@ class OpenVinoModel:
         request = self._requests.get()
         try:
             request.infer({0: np.ascontiguousarray(image[np.newaxis])})
-            return [request.get_output_tensor(i).data.copy()
-                    for i in range(len(self._compiled.outputs))]
+            return [
+                request.get_output_tensor(i).data.copy() for i in range(len(self._compiled.outputs))
+            ]
         finally:
             self._requests.put(request)
 
-    def predict(self, images_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                       np.ndarray]:
+    def predict(
+        self, images_rgb: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Detect objects in RGB ``uint8 [B, H, W, 3]`` images (any size: resized as needed).
 
         Returns:
@@ -402,8 +418,10 @@ class OpenVinoModel:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"OpenVinoModel('{self.path}', {self.precision}, streams={self.streams}, "
-                f"threads_per_stream={self.threads_per_stream})")
+        return (
+            f"OpenVinoModel('{self.path}', {self.precision}, streams={self.streams}, "
+            f"threads_per_stream={self.threads_per_stream})"
+        )
 
 
 def compile_config(precision: str, streams: int, threads_per_stream: int) -> dict[str, Any]:
@@ -424,8 +442,9 @@ def post_session(prep: PreparedGraph) -> Any:
     graph = tf.Graph()
     with graph.as_default(), tf.device("/device:CPU:0"):
         tf.compat.v1.import_graph_def(prep.post, name="")
-    options = SessionOptions(device="cpu", intra_op_threads=1, inter_op_threads=-1,
-                             precision="fp32")
+    options = SessionOptions(
+        device="cpu", intra_op_threads=1, inter_op_threads=-1, precision="fp32"
+    )
     return tf.compat.v1.Session(graph=graph, config=session_config(options, "cpu"))
 
 
@@ -469,8 +488,9 @@ def load_openvino_model(
         t = time.perf_counter()
         save_ir(convert_network(prep), fp32_ir)
         converted, convert_s = True, time.perf_counter() - t
-        log.info("openvino: converted the network of '%s' in %.1f s -> %s", prep.path,
-                 convert_s, fp32_ir)
+        log.info(
+            "openvino: converted the network of '%s' in %.1f s -> %s", prep.path, convert_s, fp32_ir
+        )
     if ir is not None:
         chosen = Path(ir)
     elif precision == "int8":
@@ -486,14 +506,30 @@ def load_openvino_model(
     try:
         compiled = core.compile_model(str(chosen), "CPU", config)
     except Exception as exc:
-        raise ModelError(f"OpenVINO cannot compile '{chosen}': {str(exc).strip()[:800]}",
-                         hint="delete the .openvino cache folder and load again") from exc
+        raise ModelError(
+            f"OpenVINO cannot compile '{chosen}': {str(exc).strip()[:800]}",
+            hint="delete the .openvino cache folder and load again",
+        ) from exc
     compile_s = time.perf_counter() - t
     session = post_session(prep)
-    log.info("openvino: %s network (%s, %d stream(s) x %d thread(s)), TF post-processing; "
-             "cut at %s", precision, chosen.name, streams, threads_per_stream,
-             ", ".join(prep.cut))
-    return OpenVinoModel(prep, compiled, session, precision=precision, streams=streams,
-                         threads_per_stream=threads_per_stream, ir=chosen, converted=converted,
-                         convert_s=convert_s, compile_s=compile_s,
-                         load_s=time.perf_counter() - t0)
+    log.info(
+        "openvino: %s network (%s, %d stream(s) x %d thread(s)), TF post-processing; cut at %s",
+        precision,
+        chosen.name,
+        streams,
+        threads_per_stream,
+        ", ".join(prep.cut),
+    )
+    return OpenVinoModel(
+        prep,
+        compiled,
+        session,
+        precision=precision,
+        streams=streams,
+        threads_per_stream=threads_per_stream,
+        ir=chosen,
+        converted=converted,
+        convert_s=convert_s,
+        compile_s=compile_s,
+        load_s=time.perf_counter() - t0,
+    )

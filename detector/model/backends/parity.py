@@ -56,19 +56,28 @@ class ParityReport:
 
     def summary(self) -> str:
         """One line: ``20/21 matched (95.2%) on 12 images; gate ≥ 95% -> pass``."""
-        return (f"{self.matched}/{max(self.reference, self.candidate)} matched "
-                f"({self.ratio:.1%}; reference {self.reference}, candidate {self.candidate} "
-                f"detections ≥ {self.threshold:g}, same class, IoU ≥ {self.min_iou:g}) on "
-                f"{self.images} images; gate ≥ {self.min_ratio:.0%} -> "
-                f"{'pass' if self.passed else 'FAIL'}")
+        return (
+            f"{self.matched}/{max(self.reference, self.candidate)} matched "
+            f"({self.ratio:.1%}; reference {self.reference}, candidate {self.candidate} "
+            f"detections ≥ {self.threshold:g}, same class, IoU ≥ {self.min_iou:g}) on "
+            f"{self.images} images; gate ≥ {self.min_ratio:.0%} -> "
+            f"{'pass' if self.passed else 'FAIL'}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready figures, ``ratio`` and ``passed`` included."""
-        return {"images": self.images, "reference": self.reference,
-                "candidate": self.candidate, "matched": self.matched,
-                "ratio": round(self.ratio, 4), "passed": self.passed,
-                "threshold": self.threshold, "min_iou": self.min_iou,
-                "min_ratio": self.min_ratio, "misses": self.misses}
+        return {
+            "images": self.images,
+            "reference": self.reference,
+            "candidate": self.candidate,
+            "matched": self.matched,
+            "ratio": round(self.ratio, 4),
+            "passed": self.passed,
+            "threshold": self.threshold,
+            "min_iou": self.min_iou,
+            "min_ratio": self.min_ratio,
+            "misses": self.misses,
+        }
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -83,8 +92,13 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray(inter / np.maximum(area_a + area_b - inter, 1e-12))
 
 
-def match(ref_boxes: np.ndarray, ref_classes: np.ndarray, got_boxes: np.ndarray,
-          got_classes: np.ndarray, min_iou: float = MIN_IOU) -> list[tuple[int, int]]:
+def match(
+    ref_boxes: np.ndarray,
+    ref_classes: np.ndarray,
+    got_boxes: np.ndarray,
+    got_classes: np.ndarray,
+    min_iou: float = MIN_IOU,
+) -> list[tuple[int, int]]:
     """One-to-one pairs ``(ref index, got index)``: same class, IoU ≥ ``min_iou``, best first."""
     if not len(ref_boxes) or not len(got_boxes):
         return []
@@ -112,9 +126,15 @@ def _kept(out: tuple[Any, ...], threshold: float) -> tuple[np.ndarray, np.ndarra
     return b[keep], s[keep], c[keep]
 
 
-def compare_models(reference: Any, candidate: Any, images_rgb: Sequence[np.ndarray], *,
-                   threshold: float = SCORE_THRESHOLD, min_iou: float = MIN_IOU,
-                   min_ratio: float = MIN_RATIO) -> ParityReport:
+def compare_models(
+    reference: Any,
+    candidate: Any,
+    images_rgb: Sequence[np.ndarray],
+    *,
+    threshold: float = SCORE_THRESHOLD,
+    min_iou: float = MIN_IOU,
+    min_ratio: float = MIN_RATIO,
+) -> ParityReport:
     """Run both models (``predict`` on one RGB ``uint8`` image at a time) and compare.
 
     Args:
@@ -135,9 +155,16 @@ def compare_models(reference: Any, candidate: Any, images_rgb: Sequence[np.ndarr
         total_r, total_c, matched = total_r + len(rb), total_c + len(cb), matched + len(pairs)
         paired_r = {r for r, _ in pairs}
         paired_c = {c for _, c in pairs}
-        misses += [{"image": k, "side": "reference", "class": int(rc[i]), "score": float(rs[i])}
-                   for i in range(len(rb)) if i not in paired_r]
-        misses += [{"image": k, "side": "candidate", "class": int(cc[i]), "score": float(cs[i])}
-                   for i in range(len(cb)) if i not in paired_c]
-    return ParityReport(len(images_rgb), total_r, total_c, matched, threshold, min_iou,
-                        min_ratio, misses)
+        misses += [
+            {"image": k, "side": "reference", "class": int(rc[i]), "score": float(rs[i])}
+            for i in range(len(rb))
+            if i not in paired_r
+        ]
+        misses += [
+            {"image": k, "side": "candidate", "class": int(cc[i]), "score": float(cs[i])}
+            for i in range(len(cb))
+            if i not in paired_c
+        ]
+    return ParityReport(
+        len(images_rgb), total_r, total_c, matched, threshold, min_iou, min_ratio, misses
+    )

@@ -54,8 +54,9 @@ def read_images(source: str | Path, count: int | None = None) -> list[np.ndarray
     """
     path = Path(source)
     if not path.exists():
-        raise ConfigError(f"image source '{path}' does not exist",
-                          hint="give a folder of images or a video file")
+        raise ConfigError(
+            f"image source '{path}' does not exist", hint="give a folder of images or a video file"
+        )
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if count is not None and len(files) > count:
@@ -66,8 +67,9 @@ def read_images(source: str | Path, count: int | None = None) -> list[np.ndarray
     else:
         images = _read_video(path, count)
     if not images:
-        raise ConfigError(f"no images in '{path}'",
-                          hint=f"a folder needs {' '.join(IMAGE_SUFFIXES)} files")
+        raise ConfigError(
+            f"no images in '{path}'", hint=f"a folder needs {' '.join(IMAGE_SUFFIXES)} files"
+        )
     return images
 
 
@@ -86,8 +88,10 @@ def _read_video(path: Path, count: int | None) -> list[np.ndarray]:
         cap = cv2.VideoCapture(str(path))
         if not cap.isOpened():
             cap.release()
-            raise ConfigError(f"cannot open video '{path}'",
-                              hint="give a folder of images or a video OpenCV can read")
+            raise ConfigError(
+                f"cannot open video '{path}'",
+                hint="give a folder of images or a video OpenCV can read",
+            )
         return cap
 
     cap = opened()
@@ -97,8 +101,11 @@ def _read_video(path: Path, count: int | None) -> list[np.ndarray]:
             total += 1
     finally:
         cap.release()
-    chosen = (set(range(total)) if count is None or total <= count
-              else {int(i) for i in np.linspace(0, total - 1, count)})
+    chosen = (
+        set(range(total))
+        if count is None or total <= count
+        else {int(i) for i in np.linspace(0, total - 1, count)}
+    )
     frames: list[np.ndarray] = []
     cap = opened()
     try:
@@ -114,8 +121,9 @@ def _read_video(path: Path, count: int | None) -> list[np.ndarray]:
     return frames
 
 
-def network_inputs(images: Sequence[np.ndarray], input_size: tuple[int, int] | None
-                   ) -> list[np.ndarray]:
+def network_inputs(
+    images: Sequence[np.ndarray], input_size: tuple[int, int] | None
+) -> list[np.ndarray]:
     """Images as the network takes them: ``[1, H, W, 3]`` uint8, resized to its input size."""
     out = []
     for im in images:
@@ -140,18 +148,23 @@ def passing_int8_ir(root: Path, prep: Any) -> Path:
 
     xml = ir_path(root, prep, "int8")
     report = int8_report_path(xml)
-    hint = (f"make one: python main.py model quantize {prep.path} (calibration frames: "
-            "--calibration FOLDER_OR_VIDEO), or use --precision bf16 / fp32")
+    hint = (
+        f"make one: python main.py model quantize {prep.path} (calibration frames: "
+        "--calibration FOLDER_OR_VIDEO), or use --precision bf16 / fp32"
+    )
     if not xml.is_file() or not report.is_file():
-        raise ModelError(f"no int8 model of '{prep.path}' has passed the parity gate yet "
-                         f"(looked for '{xml}')", hint=hint)
+        raise ModelError(
+            f"no int8 model of '{prep.path}' has passed the parity gate yet (looked for '{xml}')",
+            hint=hint,
+        )
     try:
         doc = json.loads(report.read_text())
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot read the int8 gate report '{report}': {exc}", hint=hint) from exc
     if doc.get("graph_sha256") != prep.sha256 or not doc.get("parity", {}).get("passed"):
-        raise ModelError(f"the int8 model '{xml}' did not pass the parity gate for this graph",
-                         hint=hint)
+        raise ModelError(
+            f"the int8 model '{xml}' did not pass the parity gate for this graph", hint=hint
+        )
     return xml
 
 
@@ -237,13 +250,31 @@ def quantize(
     candidate = final.with_name(final.name.replace(".int8.xml", ".int8-candidate.xml"))
     save_ir(quantized, candidate)
     try:
-        with load_model(prep.path, tensors=tensors, device="cpu", precision="fp32",
-                        allow_unsafe_ops=allow_unsafe_ops) as reference, \
-                load_openvino_model(prep.path, tensors=tensors, precision="int8",
-                                    allow_unsafe_ops=allow_unsafe_ops, cache_dir=root,
-                                    ir=candidate) as int8:
-            report = compare_models(reference, int8, gate_images, threshold=threshold,
-                                    min_iou=min_iou, min_ratio=min_ratio)
+        with (
+            load_model(
+                prep.path,
+                tensors=tensors,
+                device="cpu",
+                precision="fp32",
+                allow_unsafe_ops=allow_unsafe_ops,
+            ) as reference,
+            load_openvino_model(
+                prep.path,
+                tensors=tensors,
+                precision="int8",
+                allow_unsafe_ops=allow_unsafe_ops,
+                cache_dir=root,
+                ir=candidate,
+            ) as int8,
+        ):
+            report = compare_models(
+                reference,
+                int8,
+                gate_images,
+                threshold=threshold,
+                min_iou=min_iou,
+                min_ratio=min_ratio,
+            )
         if not report.passed:
             raise QuantizationRefused(
                 f"the int8 model of '{prep.path}' fails the parity gate against the TF graph "
@@ -252,11 +283,17 @@ def quantize(
                 hint="calibrate on frames like the ones you will run on (--calibration), with "
                 "more of them (--frames), or use --precision bf16",
             )
-        doc = {"graph": str(prep.path), "graph_sha256": prep.sha256,
-               "openvino": ov.get_version(), "nncf": nncf.__version__,
-               "calibration": str(calibration), "calibration_frames": len(calib),
-               "held_out": str(held_out), "quantize_s": round(quantize_s, 2),
-               "parity": report.to_dict()}
+        doc = {
+            "graph": str(prep.path),
+            "graph_sha256": prep.sha256,
+            "openvino": ov.get_version(),
+            "nncf": nncf.__version__,
+            "calibration": str(calibration),
+            "calibration_frames": len(calib),
+            "held_out": str(held_out),
+            "quantize_s": round(quantize_s, 2),
+            "parity": report.to_dict(),
+        }
         for suffix in (".bin", ".xml"):
             candidate.with_suffix(suffix).replace(final.with_suffix(suffix))
         int8_report_path(final).write_text(json.dumps(doc, indent=2) + "\n")
