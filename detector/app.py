@@ -57,10 +57,12 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
             ``run.json`` written (exit 130).
     """
     from detector.engine import Engine
-    from detector.model.loader import TensorNames, load_model, model_path_exists
+    from detector.model.backends import check_backend, load_backend_model
+    from detector.model.loader import TensorNames, model_path_exists
 
     out = out if out is not None else sys.stdout
     mc = config.model
+    check_backend(mc.backend, mc.precision)  # a bad pair is a config error before anything opens
     if not model_path_exists(mc.path):
         raise ModelError(
             f"model '{mc.path}' does not exist",
@@ -78,24 +80,28 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
         info = source.info
         workers = inference_workers(info.live, mc.workers)
         threads = intra_op_threads(mc.intra_op_threads, workers)
-        common: dict[str, Any] = dict(
-            tensors=TensorNames(
-                mc.input_tensor, mc.boxes_tensor, mc.scores_tensor, mc.classes_tensor, mc.num_tensor
-            ),
-            device=mc.device,
-            allow_memory_growth=mc.allow_memory_growth,
-            intra_op_threads=threads,
-            inter_op_threads=mc.inter_op_threads,
-            allow_unsafe_ops=mc.allow_unsafe_ops,
-            precision=mc.precision,
+        model: Any = stack.enter_context(
+            load_backend_model(
+                mc.backend,
+                mc.path,
+                workers=workers,
+                split=mc.split,
+                signature=mc.signature,
+                tensors=TensorNames(
+                    mc.input_tensor,
+                    mc.boxes_tensor,
+                    mc.scores_tensor,
+                    mc.classes_tensor,
+                    mc.num_tensor,
+                ),
+                device=mc.device,
+                allow_memory_growth=mc.allow_memory_growth,
+                intra_op_threads=threads,
+                inter_op_threads=mc.inter_op_threads,
+                allow_unsafe_ops=mc.allow_unsafe_ops,
+                precision=mc.precision,
+            )
         )
-        model: Any
-        if mc.split:  # network and SSD post-processing as two sub-graphs in two threads
-            from detector.model.split_runtime import load_split_model
-
-            model = stack.enter_context(load_split_model(mc.path, **common))
-        else:
-            model = stack.enter_context(load_model(mc.path, signature=mc.signature, **common))
         warmup_ms = model.warm_up(
             width=info.width or 640,
             height=info.height or 480,
@@ -109,6 +115,7 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
             source=asdict(info),
             model={
                 "path": str(model.path),
+                "backend": getattr(model, "backend", "tf"),
                 "format": model.format,
                 "device": model.device,
                 "precision": model.precision,

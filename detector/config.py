@@ -83,8 +83,9 @@ class ModelConfig:
     inter_op_threads: int = _f(-1, "int", lo=-1)
     workers: int = _f(2, "int", lo=1)
     allow_unsafe_ops: bool = _f(False, "bool")
-    precision: str = _f("auto", "enum", choices=("auto", "bf16", "fp32"))
+    precision: str = _f("auto", "enum", choices=("auto", "bf16", "fp32", "int8"))
     split: bool = _f(False, "bool")
+    backend: str = _f("tf", "enum", choices=("tf", "openvino"))
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ examples:
   python main.py --model my/frozen_inference_graph.pb --labels my/label_map.pbtxt
   python main.py --model my/saved_model/ --threshold 0.3 --classes person,car
   python main.py --detect-every 3 --output /tmp/runs --name test
+  python main.py --backend openvino                # the network in OpenVINO (bf16 where native)
+  python main.py --backend openvino --precision int8   # after: python main.py model quantize
 
 Flags override the config's keys (configs/default.yml documents each one).
 Outputs go to a new folder <output>/<name> (never overwritten): annotated.mp4,
@@ -44,6 +46,8 @@ _FLAG_KEYS = {
     "jsonl": "output.jsonl",
     "hud": "output.hud",
     "device": "model.device",
+    "backend": "model.backend",
+    "precision": "model.precision",
     "allow_unsafe_ops": "model.allow_unsafe_ops",
 }
 
@@ -72,6 +76,17 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     g.add_argument("--labels", metavar="PATH", help="label map (.pbtxt or .txt); 'null' for none")
     g.add_argument("--device", choices=("auto", "cpu", "gpu"), help="where the model runs")
     g.add_argument("--workers", metavar="N", help="inference threads for files and folders")
+    g.add_argument(
+        "--backend",
+        choices=("tf", "openvino"),
+        help="what runs the model: tf (default) or openvino (frozen SSD graphs, CPU; "
+        "needs the 'openvino' extra)",
+    )
+    g.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32", "int8"),
+        help="CPU arithmetic; int8 with --backend openvino after 'model quantize'",
+    )
     g.add_argument(
         "--allow-unsafe-ops",
         action="store_const",

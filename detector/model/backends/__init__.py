@@ -76,3 +76,69 @@ def require(module: str) -> Any:
             f"installed ({exc})",
             hint=INSTALL_HINT,
         ) from exc
+
+
+def load_backend_model(
+    backend: str,
+    path: Any,
+    *,
+    workers: int = 1,
+    split: bool = False,
+    signature: str = "serving_default",
+    tensors: Any = None,
+    device: str = "auto",
+    allow_memory_growth: bool = True,
+    intra_op_threads: int = 0,
+    inter_op_threads: int = 0,
+    allow_unsafe_ops: bool = False,
+    precision: str = "auto",
+) -> Any:
+    """Load a model on a backend: the one place that picks the loader.
+
+    ``tf``: the whole graph in one session (``load_model``), or network and post-processing
+    in two threads with ``split``. ``openvino``: the network in OpenVINO with ``workers``
+    infer requests of ``intra_op_threads`` threads each, the post-processing in TF.
+
+    Raises:
+        ConfigError: Unknown backend, a precision or option the backend does not have.
+        MissingExtraError: ``openvino`` without its extra installed (exit 2).
+    """
+    check_backend(backend, precision)
+    if backend == "openvino":
+        if split:
+            raise ConfigError(
+                "model.split and backend openvino do not go together: the openvino backend "
+                "already runs the network apart from the post-processing",
+                hint="set model.split: false (or use --backend tf)",
+            )
+        if device == "gpu":
+            raise ConfigError(
+                "the openvino backend runs on the CPU; model.device is 'gpu'",
+                hint="set model.device: auto or cpu, or use --backend tf",
+            )
+        from detector.model.backends.openvino import load_openvino_model
+
+        return load_openvino_model(
+            path,
+            tensors=tensors,
+            precision=precision,
+            streams=max(1, workers),
+            threads_per_stream=max(1, intra_op_threads),
+            allow_unsafe_ops=allow_unsafe_ops,
+        )
+    common: dict[str, Any] = dict(
+        tensors=tensors,
+        device=device,
+        allow_memory_growth=allow_memory_growth,
+        intra_op_threads=intra_op_threads,
+        inter_op_threads=inter_op_threads,
+        allow_unsafe_ops=allow_unsafe_ops,
+        precision=precision,
+    )
+    if split:  # network and SSD post-processing as two sub-graphs in two threads
+        from detector.model.split_runtime import load_split_model
+
+        return load_split_model(path, **common)
+    from detector.model.loader import load_model
+
+    return load_model(path, signature=signature, **common)
