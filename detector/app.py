@@ -100,6 +100,7 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
                 inter_op_threads=mc.inter_op_threads,
                 allow_unsafe_ops=mc.allow_unsafe_ops,
                 precision=mc.precision,
+                cache_dir=mc.cache_dir,
             )
         )
         warmup_ms = model.warm_up(

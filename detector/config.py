@@ -86,6 +86,7 @@ class ModelConfig:
     precision: str = _f("auto", "enum", choices=("auto", "bf16", "fp32", "int8"))
     split: bool = _f(False, "bool")
     backend: str = _f("tf", "enum", choices=("tf", "openvino"))
+    cache_dir: Path | None = _f(None, "path", null=True)
 
 
 @dataclass(frozen=True)

@@ -251,6 +251,7 @@ def _quantize(args: argparse.Namespace) -> int:
         frames=args.frames,
         allow_unsafe_ops=args.allow_unsafe_ops,
         min_ratio=args.min_match,
+        cache_dir=args.cache_dir,
     )
     doc = {
         "ir": str(result.ir),
@@ -494,6 +495,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         default=0.95,
         metavar="RATIO",
         help="the gate: matched detections over the larger count (default 0.95)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="the openvino model cache (default: .openvino/ beside the graph; the run's "
+        "model.cache_dir must be the same)",
     )
     _common(p)
     p.set_defaults(func=_quantize)

@@ -84,7 +84,9 @@ def test_engine_gives_detections_from_the_openvino_model(tiny: Path, tmp_path: P
         load_model(tiny, device="cpu", precision="fp32") as ref,
         load_openvino_model(tiny, precision="fp32", cache_dir=tmp_path / "c") as ov,
     ):
-        frame = Frame(index=0, timestamp_s=0.0, image=_images(1, 32, 32, seed=3)[0][..., ::-1].copy())
+        frame = Frame(
+            index=0, timestamp_s=0.0, image=_images(1, 32, 32, seed=3)[0][..., ::-1].copy()
+        )
         want, _ = Engine(ref, threshold=0.05)(frame)
         got, ms = Engine(ov, threshold=0.05)(frame)
         assert ms > 0 and len(want) > 0
@@ -148,7 +150,7 @@ def test_backend_choices_are_checked() -> None:
     check_backend("openvino", "int8")
     with pytest.raises(ConfigError, match="int8 needs backend openvino"):
         check_backend("tf", "int8")
-    with pytest.raises(ConfigError, match="unknown model.backend 'onnx'"):
+    with pytest.raises(ConfigError, match=r"unknown model\.backend 'onnx'"):
         check_backend("onnx")
     with pytest.raises(ConfigError, match="already runs the network apart"):
         load_backend_model("openvino", "x.pb", split=True)

@@ -92,6 +92,7 @@ def load_backend_model(
     inter_op_threads: int = 0,
     allow_unsafe_ops: bool = False,
     precision: str = "auto",
+    cache_dir: Any = None,
 ) -> Any:
     """Load a model on a backend: the one place that picks the loader.
 
@@ -125,6 +126,7 @@ def load_backend_model(
             streams=max(1, workers),
             threads_per_stream=max(1, intra_op_threads),
             allow_unsafe_ops=allow_unsafe_ops,
+            cache_dir=cache_dir,
         )
     common: dict[str, Any] = dict(
         tensors=tensors,
