@@ -252,6 +252,10 @@ def format_table(results: dict[str, Any]) -> str:
             f"+ post {_f(sp.get('post_ms'))} ms, "
             f"same outputs as whole: {_f(sp.get('same_outputs'))}"
         )
+    if results.get("backends"):
+        from detector.benchmarks.backends import format_backends
+
+        lines.append(format_backends(results["backends"]))
     if results.get("targets"):
         lines.append("")
         lines.append("targets")

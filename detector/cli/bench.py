@@ -29,6 +29,10 @@ from its frames, cached in .cache/bench/):
   live             a source paced at 30 fps, keep-newest: capture-to-output latency, drops
   memory           RSS after 1,000 vs 10,000 frames
   split            network and post-processing sub-graphs in two threads
+  backends         tf beside openvino fp32 / bf16 / int8 (and the LiteRT peer): bare model
+                   1 / 2 threads, 2 in flight, pipeline end to end, start-up, parity on the
+                   sample photos; int8 made (NNCF) and gated on first use, cached in
+                   .cache/bench/openvino/
 then the ratios (pipeline/bare, pipeline/naive, pipeline/CPU budget, ours/TFLite,
 detect_every gains) and each target of docs/PERFORMANCE.md: met, or missed by how much.
 
@@ -37,6 +41,7 @@ examples:
   python main.py bench --quick                # short run for CI (< 2 min)
   python main.py bench --quick --json runs/bench.json
   python main.py bench --only model,tflite    # just the model latency columns
+  python main.py bench --only backends        # the backend column (tf vs openvino)
   python main.py bench --workers 1 --intra-op-threads 2
 """
 
@@ -91,7 +96,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument(
         "--only",
         metavar="LIST",
-        help="comma list of: model,tflite,naive,pipeline,workers,detect_every,live,memory,split",
+        help="comma list of: model,tflite,naive,pipeline,workers,detect_every,live,memory,"
+        "split,backends",
     )
     p.add_argument("--intra-op-threads", type=int, help="override model.intra_op_threads")
     p.add_argument("--inter-op-threads", type=int, help="override model.inter_op_threads")

@@ -128,8 +128,10 @@ def load_backend_model(
             allow_unsafe_ops=allow_unsafe_ops,
             cache_dir=cache_dir,
         )
+    from detector.model.loader import TensorNames, load_model
+
     common: dict[str, Any] = dict(
-        tensors=tensors,
+        tensors=tensors if tensors is not None else TensorNames(),
         device=device,
         allow_memory_growth=allow_memory_growth,
         intra_op_threads=intra_op_threads,
@@ -141,6 +143,4 @@ def load_backend_model(
         from detector.model.split_runtime import load_split_model
 
         return load_split_model(path, **common)
-    from detector.model.loader import load_model
-
     return load_model(path, signature=signature, **common)

@@ -118,12 +118,77 @@ def match(
     return pairs
 
 
-def _kept(out: tuple[Any, ...], threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def kept(out: tuple[Any, ...], threshold: float = SCORE_THRESHOLD) -> Found:
+    """The detections of the first image of a model's output with a score ≥ ``threshold``."""
     boxes, scores, classes, num = (np.asarray(o) for o in out)
     n = int(num.reshape(-1)[0])
     b, s, c = boxes[0, :n], scores[0, :n], np.rint(classes[0, :n]).astype(int)
     keep = s >= threshold
-    return b[keep], s[keep], c[keep]
+    return Found(b[keep], s[keep], c[keep])
+
+
+@dataclass(frozen=True)
+class Found:
+    """One image's detections: ``boxes [N, 4]`` normalized yxyx, ``scores``, ``classes``."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        """JSON-ready lists (for a measurement run in another process)."""
+        return {
+            "boxes": np.round(self.boxes, 5).tolist(),
+            "scores": np.round(self.scores, 5).tolist(),
+            "classes": self.classes.astype(int).tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, list[Any]]) -> Found:
+        return cls(
+            np.asarray(doc["boxes"], np.float64).reshape(-1, 4),
+            np.asarray(doc["scores"], np.float64),
+            np.asarray(doc["classes"], int),
+        )
+
+
+def compare_found(
+    reference: Sequence[Found],
+    candidate: Sequence[Found],
+    *,
+    threshold: float = SCORE_THRESHOLD,
+    min_iou: float = MIN_IOU,
+    min_ratio: float = MIN_RATIO,
+) -> ParityReport:
+    """Compare two models' detections image by image (each already cut at ``threshold``)."""
+    total_r = total_c = matched = 0
+    misses: list[dict[str, Any]] = []
+    for k, (ref, got) in enumerate(zip(reference, candidate, strict=True)):
+        pairs = match(ref.boxes, ref.classes, got.boxes, got.classes, min_iou)
+        total_r += len(ref.scores)
+        total_c += len(got.scores)
+        matched += len(pairs)
+        paired_r = {r for r, _ in pairs}
+        paired_c = {c for _, c in pairs}
+        for side, found, paired in (("reference", ref, paired_r), ("candidate", got, paired_c)):
+            misses += [
+                {
+                    "image": k,
+                    "side": side,
+                    "class": int(found.classes[i]),
+                    "score": float(found.scores[i]),
+                }
+                for i in range(len(found.scores))
+                if i not in paired
+            ]
+    return ParityReport(
+        len(reference), total_r, total_c, matched, threshold, min_iou, min_ratio, misses
+    )
+
+
+def detect_all(model: Any, images_rgb: Sequence[np.ndarray], threshold: float) -> list[Found]:
+    """``model.predict`` on each RGB ``uint8 [H, W, 3]`` image, one at a time."""
+    return [kept(model.predict(np.asarray(im)[np.newaxis]), threshold) for im in images_rgb]
 
 
 def compare_models(
@@ -145,26 +210,10 @@ def compare_models(
         min_iou: Least IoU for a pair.
         min_ratio: The gate on ``matched / max(reference, candidate)``.
     """
-    total_r = total_c = matched = 0
-    misses: list[dict[str, Any]] = []
-    for k, image in enumerate(images_rgb):
-        batch = np.asarray(image)[np.newaxis]
-        rb, rs, rc = _kept(reference.predict(batch), threshold)
-        cb, cs, cc = _kept(candidate.predict(batch), threshold)
-        pairs = match(rb, rc, cb, cc, min_iou)
-        total_r, total_c, matched = total_r + len(rb), total_c + len(cb), matched + len(pairs)
-        paired_r = {r for r, _ in pairs}
-        paired_c = {c for _, c in pairs}
-        misses += [
-            {"image": k, "side": "reference", "class": int(rc[i]), "score": float(rs[i])}
-            for i in range(len(rb))
-            if i not in paired_r
-        ]
-        misses += [
-            {"image": k, "side": "candidate", "class": int(cc[i]), "score": float(cs[i])}
-            for i in range(len(cb))
-            if i not in paired_c
-        ]
-    return ParityReport(
-        len(images_rgb), total_r, total_c, matched, threshold, min_iou, min_ratio, misses
+    return compare_found(
+        detect_all(reference, images_rgb, threshold),
+        detect_all(candidate, images_rgb, threshold),
+        threshold=threshold,
+        min_iou=min_iou,
+        min_ratio=min_ratio,
     )
