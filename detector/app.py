@@ -1,9 +1,14 @@
 """Composition: build the detection app from a ``Config`` and run it to the end.
 
 ``run_app`` is the only place that knows every part: it resolves the label map and class
-filter, opens the source, loads the model, opens the outputs in a new run folder, runs the
-pipeline with the renderer on the main thread, and writes ``run.json`` and a summary however
-the run ends (end of source, q, Ctrl-C, SIGTERM or an error).
+filter, opens the source(s), loads the model once, starts the web view if asked, opens the
+outputs in a new run folder, runs the pipeline with the renderer, and writes ``run.json``
+and a summary however the run ends (end of source, q, Ctrl-C, SIGTERM or an error).
+
+One source runs on the main thread (a window must live there). Several sources (``--source``
+given more than once, or a folder of videos) share the one model: each gets a sub-folder of
+the run folder and its own pipeline on its own thread (see :mod:`detector.many`); one summary
+covers them all, and the run fails (exit 1) at the end if any source failed.
 """
 
 from __future__ import annotations
@@ -11,12 +16,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from contextlib import ExitStack
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any, TextIO
 
 from detector.config import Config
-from detector.errors import DetectorError, ModelError, RunInterrupted, StageError
+from detector.errors import DetectorError, ModelError, RunInterrupted, SourceError, StageError
 from detector.fps import RunStats
 from detector.labels import LabelMap, load_label_map
 from detector.outputs import RUN_JSON, describe_outputs, make_run_dir, open_outputs, write_json
@@ -24,7 +31,8 @@ from detector.outputs.summary import now_iso, print_summary, versions
 from detector.pipeline import PipelineOptions, inference_workers, run_pipeline
 from detector.render import Renderer, RenderOptions
 from detector.signals import StopSignals
-from detector.sources import open_source, parse_source
+from detector.sources import SourceSpec, open_source
+from detector.sources.spec import expand_sources
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +57,25 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
         out: Where the run summary is printed (default: stdout).
 
     Returns:
-        The run's numbers.
+        The run's numbers (several sources: their sums, see :func:`_total`).
 
     Raises:
-        DetectorError: Config (exit 2), source, model, sink or stage errors (exit 1).
+        DetectorError: Config (exit 2), source, model, sink or stage errors (exit 1); with
+            several sources, once all have ended, naming every source that failed.
         KeyboardInterrupt: Ctrl-C or SIGTERM, after the outputs were finalized and
             ``run.json`` written (exit 130).
     """
-    from detector.engine import Engine
-    from detector.model.backends import check_backend, load_backend_model
-    from detector.model.loader import TensorNames, model_path_exists
+    from detector.model.backends import check_backend
 
+    check_backend(config.model.backend, config.model.precision)  # before anything opens
+    if config.run.engine == "ray":  # the same run on a pool of Ray actors
+        from detector.distributed.driver import run_ray
+
+        return run_ray(config, out=out)
     out = out if out is not None else sys.stdout
     mc = config.model
-    check_backend(mc.backend, mc.precision)  # a bad pair is a config error before anything opens
+    from detector.model.loader import model_path_exists
+
     if not model_path_exists(mc.path):
         raise ModelError(
             f"model '{mc.path}' does not exist",
@@ -71,116 +84,219 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
         )
     labels = load_label_map(mc.labels) if mc.labels is not None else LabelMap({})
     class_ids = labels.resolve_classes(config.detect.classes)
-    spec = parse_source(config.source.uri)
-    record: dict[str, Any] = {"status": "running", "started": now_iso(), "argv": sys.argv[1:]}
+    uris = config.source.uris
+    specs = expand_sources(uris)
+    many = len(specs) > 1 or len(uris) > 1 or specs[0].uri != str(uris[0]).strip()
+    if many:
+        return _run_many(config, specs, labels, class_ids, out)
+    return _run_one(config, specs[0], labels, class_ids, out)
+
+
+# -- shared parts -------------------------------------------------------------------------
+
+
+def _load_model(
+    config: Config, stack: ExitStack, workers: int, width: int, height: int
+) -> tuple[Any, dict[str, Any]]:
+    """Load the model once (closed with ``stack``), warm it up; it and its ``run.json`` entry."""
+    from detector.model.backends import load_backend_model
+    from detector.model.loader import TensorNames
+
+    mc = config.model
+    threads = intra_op_threads(mc.intra_op_threads, workers)
+    model: Any = stack.enter_context(
+        load_backend_model(  # tf (whole graph, or split) or openvino: model.backend
+            mc.backend,
+            mc.path,
+            workers=workers,
+            split=mc.split,
+            signature=mc.signature,
+            tensors=TensorNames(
+                mc.input_tensor,
+                mc.boxes_tensor,
+                mc.scores_tensor,
+                mc.classes_tensor,
+                mc.num_tensor,
+            ),
+            device=mc.device,
+            allow_memory_growth=mc.allow_memory_growth,
+            intra_op_threads=threads,
+            inter_op_threads=mc.inter_op_threads,
+            allow_unsafe_ops=mc.allow_unsafe_ops,
+            precision=mc.precision,
+            cache_dir=mc.cache_dir,
+        )
+    )
+    warmup_ms = model.warm_up(width=width, height=height, runs=max(1, config.run.warmup_frames))
+    entry = {
+        "path": str(model.path),
+        "backend": getattr(model, "backend", "tf"),
+        "format": model.format,
+        "device": model.device,
+        "precision": model.precision,
+        "workers": workers,
+        "intra_op_threads": threads,
+        "load_s": round(model.load_s, 3),
+        "warmup_ms": round(warmup_ms, 3),
+    }
+    return model, entry
+
+
+def _start_web(config: Config, specs: list[SourceSpec], stack: ExitStack) -> Any:
+    """The web view's hub (a feed per source) with its server running, or None."""
+    if config.output.serve is None:
+        return None
+    from detector.config import parse_address
+    from detector.outputs.web import Hub, WebServer
+
+    host, port = parse_address(config.output.serve)
+    hub = Hub()
+    for spec in specs:
+        hub.add_feed(spec.run_name, spec.shown, live=spec.live)
+    title = specs[0].shown if len(specs) == 1 else f"{len(specs)} sources"
+    stack.enter_context(WebServer(hub, host, port, title=f"detector — {title}"))
+    return hub
+
+
+def _record(config: Config, labels: LabelMap, class_ids: Any) -> dict[str, Any]:
+    return {
+        "status": "running",
+        "started": now_iso(),
+        "argv": sys.argv[1:],
+        "config_file": str(config.path) if config.path else None,
+        "config": config.to_dict(),
+        "labels": {
+            "path": str(config.model.labels) if config.model.labels else None,
+            "classes": len(labels),
+        },
+        "class_filter": sorted(class_ids) if class_ids else None,
+    }
+
+
+def _run_source(
+    config: Config,
+    source: Any,
+    engine: Any,
+    labels: LabelMap,
+    workers: int,
+    run_dir: Path,
+    record: dict[str, Any],
+    *,
+    feed: Any = None,
+    guard: StopSignals | None = None,
+    halt: threading.Event | None = None,
+    label: str = "",
+) -> RunStats:
+    """One open source through the model into ``run_dir``; ``run.json`` written however it
+    ends (``record`` is completed in place)."""
+    info = source.info
+    if feed is not None:
+        feed.attach(state=lambda: _link_state(source), skipped=lambda: source.skipped)
+    record.update(run_dir=str(run_dir), source=asdict(info))
+    stats: RunStats | None = None
+    sinks: dict[str, Any] = {}
+    try:
+        with ExitStack() as outputs:
+            sinks = open_outputs(config.output, run_dir, labels, info, outputs, web_feed=feed)
+            dc = config.detect
+            render = Renderer(
+                labels,
+                list(sinks.values()),
+                RenderOptions(
+                    hud=config.output.hud,
+                    report_every=dc.report_every,
+                    report_threshold=dc.report_threshold,
+                    fps_interval_s=config.run.fps_interval_s,
+                ),
+                guard=guard,
+            )
+            options = PipelineOptions(
+                detect_every=dc.detect_every,
+                workers=workers,
+                max_frames=config.run.max_frames,
+                fps_interval_s=config.run.fps_interval_s,
+                warmup_frames=config.run.warmup_frames,
+                label=label,
+            )
+            log.info("running %s (%s) → %s", info.uri, info.kind, run_dir)
+            try:
+                stats = run_pipeline(source, engine, render, options, stop=halt)
+            except (StageError, RunInterrupted) as exc:
+                stats = _counted(exc.stats, render.frames)
+                raise
+            finally:
+                if guard is not None:  # from here on a signal waits: the sinks finalize
+                    guard.deferring = True
+        if guard is not None and guard.pending:  # a signal arrived mid-frame or finalizing
+            stats = replace(stats, interrupted=True)
+            raise KeyboardInterrupt
+        record["status"] = "interrupted" if halt is not None and halt.is_set() else "ok"
+    except KeyboardInterrupt:
+        record["status"] = "interrupted"
+        raise
+    except DetectorError as exc:
+        record.update(status="error", error=str(exc))
+        raise
+    except Exception as exc:
+        record.update(status="error", error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        record["finished"] = now_iso()
+        record["outputs"] = describe_outputs(sinks)
+        record["stats"] = stats.to_dict() if stats is not None else None
+        write_json(run_dir / RUN_JSON, record)
+        if feed is not None:
+            feed.end()
+    assert stats is not None
+    return stats
+
+
+def _link_state(source: Any) -> str | None:
+    """A reconnecting source's state (``reconnecting 2``, ``stalled``...), else None."""
+    health = getattr(source, "health", None)
+    return str(health().label) if callable(health) else None
+
+
+# -- one source ---------------------------------------------------------------------------
+
+
+def _run_one(
+    config: Config, spec: SourceSpec, labels: LabelMap, class_ids: Any, out: TextIO
+) -> RunStats:
+    from detector.engine import Engine
+
+    mc = config.model
+    record = _record(config, labels, class_ids)
     with StopSignals().installed() as stop, ExitStack() as stack:
+        hub = _start_web(config, [spec], stack)
         source = stack.enter_context(
             open_source(spec, width=config.source.width, height=config.source.height)
         )
         info = source.info
         workers = inference_workers(info.live, mc.workers)
-        threads = intra_op_threads(mc.intra_op_threads, workers)
-        model: Any = stack.enter_context(
-            load_backend_model(
-                mc.backend,
-                mc.path,
-                workers=workers,
-                split=mc.split,
-                signature=mc.signature,
-                tensors=TensorNames(
-                    mc.input_tensor,
-                    mc.boxes_tensor,
-                    mc.scores_tensor,
-                    mc.classes_tensor,
-                    mc.num_tensor,
-                ),
-                device=mc.device,
-                allow_memory_growth=mc.allow_memory_growth,
-                intra_op_threads=threads,
-                inter_op_threads=mc.inter_op_threads,
-                allow_unsafe_ops=mc.allow_unsafe_ops,
-                precision=mc.precision,
-                cache_dir=mc.cache_dir,
-            )
+        model, record["model"] = _load_model(
+            config, stack, workers, info.width or 640, info.height or 480
         )
-        warmup_ms = model.warm_up(
-            width=info.width or 640,
-            height=info.height or 480,
-            runs=max(1, config.run.warmup_frames),
-        )
+        record["versions"] = versions()
         run_dir = make_run_dir(config.output.dir, config.output.name or spec.run_name)
-        record.update(
-            run_dir=str(run_dir),
-            config_file=str(config.path) if config.path else None,
-            config=config.to_dict(),
-            source=asdict(info),
-            model={
-                "path": str(model.path),
-                "backend": getattr(model, "backend", "tf"),
-                "format": model.format,
-                "device": model.device,
-                "precision": model.precision,
-                "workers": workers,
-                "intra_op_threads": threads,
-                "load_s": round(model.load_s, 3),
-                "warmup_ms": round(warmup_ms, 3),
-            },
-            labels={"path": str(mc.labels) if mc.labels else None, "classes": len(labels)},
-            class_filter=sorted(class_ids) if class_ids else None,
-            versions=versions(),
-        )
+        dc = config.detect
+        engine = Engine(model, dc.threshold, class_ids, dc.max_boxes)
         stats: RunStats | None = None
-        sinks: dict[str, Any] = {}
         try:
-            with ExitStack() as outputs:
-                sinks = open_outputs(config.output, run_dir, labels, info, outputs)
-                dc = config.detect
-                render = Renderer(
-                    labels,
-                    list(sinks.values()),
-                    RenderOptions(
-                        hud=config.output.hud,
-                        report_every=dc.report_every,
-                        report_threshold=dc.report_threshold,
-                        fps_interval_s=config.run.fps_interval_s,
-                    ),
-                    guard=stop,
-                )
-                engine = Engine(model, dc.threshold, class_ids, dc.max_boxes)
-                options = PipelineOptions(
-                    detect_every=dc.detect_every,
-                    workers=workers,
-                    max_frames=config.run.max_frames,
-                    fps_interval_s=config.run.fps_interval_s,
-                    warmup_frames=config.run.warmup_frames,
-                )
-                log.info("running %s (%s) → %s", info.uri, info.kind, run_dir)
-                try:
-                    stats = run_pipeline(source, engine, render, options)
-                except (StageError, RunInterrupted) as exc:
-                    stats = _counted(exc.stats, render.frames)
-                    raise
-                finally:
-                    # From here on a signal waits: closing the sinks finalizes the files.
-                    stop.deferring = True
-            if stop.pending:  # a signal arrived mid-frame or while finalizing
-                stats = replace(stats, interrupted=True)
-                raise KeyboardInterrupt
-            record["status"] = "ok"
-        except KeyboardInterrupt:
-            record["status"] = "interrupted"
-            raise
-        except DetectorError as exc:
-            record.update(status="error", error=str(exc))
-            raise
-        except Exception as exc:
-            record.update(status="error", error=f"{type(exc).__name__}: {exc}")
-            raise
+            stats = _run_source(
+                config,
+                source,
+                engine,
+                labels,
+                workers,
+                run_dir,
+                record,
+                feed=hub.feeds[0] if hub is not None else None,
+                guard=stop,
+            )
         finally:
-            record["finished"] = now_iso()
-            record["outputs"] = describe_outputs(sinks)
-            record["stats"] = stats.to_dict() if stats is not None else None
-            write_json(run_dir / RUN_JSON, record)
+            if stats is None and record.get("stats"):
+                stats = RunStats(**record["stats"])
             print_summary(out, record, stats, run_dir)
     assert stats is not None
     return stats
@@ -192,3 +308,172 @@ def _counted(stats: RunStats | None, written: int) -> RunStats | None:
     if stats is None or stats.frames_processed == written:
         return stats
     return replace(stats, frames_processed=written)
+
+
+# -- several sources ----------------------------------------------------------------------
+
+
+def _run_many(
+    config: Config, specs: list[SourceSpec], labels: LabelMap, class_ids: Any, out: TextIO
+) -> RunStats:
+    from detector.engine import Engine
+    from detector.many import FAILED, INTERRUPTED, run_jobs
+
+    mc = config.model
+    if config.output.show:
+        log.warning(
+            "output.show: the window shows one source; with %d sources, watch them "
+            "with --serve PORT (one page, every source)",
+            len(specs),
+        )
+        config = replace(config, output=replace(config.output, show=False))
+    live = sum(1 for s in specs if s.live)
+    file_workers = mc.workers if live < len(specs) else 0
+    record = _record(config, labels, class_ids)
+    with StopSignals().installed(), ExitStack() as stack:
+        hub = _start_web(config, specs, stack)
+        model, record["model"] = _load_model(config, stack, live + file_workers, 640, 480)
+        record["versions"] = versions()
+        name = config.output.name or _many_name(config.source.uris, specs)
+        run_dir = make_run_dir(config.output.dir, name)
+        dc = config.detect
+        engine = Engine(model, dc.threshold, class_ids, dc.max_boxes)
+        halt = threading.Event()
+
+        def job(i: int, spec: SourceSpec) -> Any:
+            def run(halt: threading.Event) -> Any:
+                sub = dict(record, started=now_iso())
+                sub_dir = make_run_dir(run_dir, spec.run_name)
+                sub["run_dir"] = str(sub_dir)
+                feed = hub.feeds[i] if hub is not None else None
+                try:
+                    with open_source(
+                        spec, width=config.source.width, height=config.source.height
+                    ) as source:
+                        workers = inference_workers(source.info.live, mc.workers)
+                        return sub, _run_source(
+                            config,
+                            source,
+                            engine,
+                            labels,
+                            workers,
+                            sub_dir,
+                            sub,
+                            feed=feed,
+                            halt=halt,
+                            label=spec.run_name,
+                        )
+                except BaseException as exc:
+                    if "finished" not in sub:  # it failed before its run began
+                        sub.update(
+                            status="error",
+                            error=str(exc),
+                            finished=now_iso(),
+                            source={"uri": spec.shown, "kind": str(spec.kind)},
+                        )
+                        write_json(sub_dir / RUN_JSON, sub)
+                        if feed is not None:
+                            feed.end()
+                    exc.result = (sub, None)  # type: ignore[attr-defined]
+                    raise
+
+            return run
+
+        jobs = [(spec.shown, spec.live, job(i, spec)) for i, spec in enumerate(specs)]
+        interrupted = False
+        try:
+            outcomes = run_jobs(jobs, halt)
+        except KeyboardInterrupt as exc:
+            outcomes = exc.outcomes  # type: ignore[attr-defined]
+            interrupted = True
+        failed = [o for o in outcomes if o.status == FAILED]
+        record["sources"] = [_source_entry(o, run_dir) for o in outcomes]
+        status = (
+            "interrupted"
+            if interrupted or any(o.status == INTERRUPTED for o in outcomes)
+            else "failed"
+            if failed
+            else "ok"
+        )
+        record.update(
+            status=status, finished=now_iso(), run_dir=str(run_dir), failed=[o.name for o in failed]
+        )
+        total = _total([o.result[1] for o in outcomes if o.result and o.result[1]], interrupted)
+        record["stats"] = total.to_dict()
+        write_json(run_dir / RUN_JSON, record)
+        _print_many(out, record, run_dir)
+    if interrupted:
+        raise KeyboardInterrupt
+    if failed:
+        names = ", ".join(f"'{o.name}'" for o in failed)
+        raise SourceError(
+            f"{len(failed)} of {len(outcomes)} sources failed: {names}",
+            hint=f"the others completed; each failure's reason is in the summary above and "
+            f"in its folder's {RUN_JSON}",
+        )
+    return total
+
+
+def _many_name(uris: tuple[str, ...], specs: list[SourceSpec]) -> str:
+    """A folder of videos: the folder's name; several sources: ``sources``."""
+    if len(uris) == 1:
+        from detector.sources import parse_source
+
+        return parse_source(uris[0]).run_name
+    return "sources"
+
+
+def _source_entry(outcome: Any, run_dir: Path) -> dict[str, Any]:
+    sub, stats = outcome.result if outcome.result else ({}, None)
+    folder = sub.get("run_dir")
+    return {
+        "source": outcome.name,
+        "status": outcome.status,
+        "error": outcome.error,
+        "run_dir": str(Path(folder).relative_to(run_dir)) if folder else None,
+        "frames": stats.frames_processed if stats is not None else None,
+        "fps": round(stats.fps, 2) if stats is not None else None,
+        "outputs": sub.get("outputs"),
+    }
+
+
+def _total(all_stats: list[RunStats], interrupted: bool) -> RunStats:
+    """Every source's numbers summed (rates: the sum of the sources' rates)."""
+
+    def add(name: str) -> int:
+        return sum(int(getattr(s, name)) for s in all_stats)
+
+    means = [s.inference_ms_mean for s in all_stats if s.inference_ms_mean is not None]
+    p50s = [s.inference_ms_p50 for s in all_stats if s.inference_ms_p50 is not None]
+    return RunStats(
+        frames_read=add("frames_read"),
+        frames_processed=add("frames_processed"),
+        frames_dropped=add("frames_dropped"),
+        frames_skipped=add("frames_skipped"),
+        inferences=add("inferences"),
+        inference_ms_mean=sum(means) / len(means) if means else None,
+        inference_ms_p50=sorted(p50s)[len(p50s) // 2] if p50s else None,
+        latency_ms_p50=None,
+        latency_ms_p95=None,
+        fps=sum(s.fps for s in all_stats),
+        elapsed_s=max((s.elapsed_s for s in all_stats), default=0.0),
+        interrupted=interrupted,
+    )
+
+
+def _print_many(out: TextIO, record: dict[str, Any], run_dir: Path) -> None:
+    """One summary for a run of several sources: a line per source, then what failed."""
+    entries = record["sources"]
+    ok = sum(1 for e in entries if e["status"] == "ok")
+    lines = [f"run {record['status']}: {len(entries)} sources ({ok} ok) → {run_dir}/"]
+    for e in entries:
+        if e["error"]:
+            what = e["error"]
+        elif e["frames"] is not None:
+            what = f"{e['frames']} frames, {e['fps']:.1f} FPS → {e['run_dir']}/"
+        else:
+            what = "not started (the run was stopped)"
+        lines.append(f"  {e['status']:<11} {e['source']}: {what}")
+    if record["failed"]:
+        lines.append("  failed: " + ", ".join(record["failed"]))
+    print("\n".join(lines), file=out, flush=True)

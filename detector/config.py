@@ -27,6 +27,7 @@ from detector.errors import ConfigError
 from detector.paths import CONFIGS_DIR
 
 DEFAULT_CONFIG = CONFIGS_DIR / "default.yml"
+DEFAULT_SERVE_HOST = "127.0.0.1"  # output.serve without a host: this machine only
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,17 @@ def _f(
 
 @dataclass(frozen=True)
 class SourceConfig:
-    """``source:`` — what to read. ``uri`` is a camera index, a URL, or an absolute path/glob."""
+    """``source:`` — what to read. ``uri`` is a camera index, a URL, or an absolute path/glob;
+    or a list of them (several sources in one run: ``uris`` is always the list)."""
 
-    uri: str = _f("../samples/vtest.avi", "uri")
+    uri: str | tuple[str, ...] = _f("../samples/vtest.avi", "uri")
     width: int | None = _f(None, "int", null=True, lo=1)
     height: int | None = _f(None, "int", null=True, lo=1)
+
+    @property
+    def uris(self) -> tuple[str, ...]:
+        """Every source given, in order (one for a plain ``uri``)."""
+        return (self.uri,) if isinstance(self.uri, str) else tuple(self.uri)
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,7 @@ class OutputConfig:
     images: bool = _f(False, "bool")
     jsonl: bool = _f(True, "bool")
     hud: bool = _f(True, "bool")
+    serve: str | None = _f(None, "serve", null=True)
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,13 @@ class RunConfig:
     max_frames: int | None = _f(None, "int", null=True, lo=1)
     fps_interval_s: float = _f(5.0, "float", lo=0.0, lo_open=True)
     warmup_frames: int = _f(2, "int", lo=0)
+    engine: str = _f("local", "enum", choices=("local", "ray"))
+    ray_address: str | None = _f(None, "str", null=True)
+    ray_actors: int = _f(2, "int", lo=1)
+    ray_batch_size: int = _f(8, "int", lo=1)
+    ray_cpus_per_actor: float = _f(1.0, "float", lo=0.0)
+    ray_gpus_per_actor: float = _f(0.0, "float", lo=0.0)
+    ray_ranges_per_video: int = _f(0, "int", lo=0)
 
 
 SECTIONS: dict[str, type] = {
@@ -337,6 +352,14 @@ def _check(
         ):
             raise bad("a list of class names or ids, e.g. [person, car] ([] = all)")
         return tuple(v.strip() if isinstance(v, str) else v for v in value)
+    if kind == "uri" and isinstance(value, (list, tuple)):
+        if not value:
+            raise bad("a source, or a non-empty list of sources")
+        uris = tuple(_check(key, v, meta, base, where, from_cli) for v in value)
+        return uris[0] if len(uris) == 1 else uris
+    if kind == "serve":
+        host, port = parse_address(value if isinstance(value, (str, int)) else repr(value))
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     if kind == "uri" and isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # camera index
     if not isinstance(value, str) or not value.strip():
@@ -353,6 +376,26 @@ def _check(
     if kind == "uri" and not (value.isdigit() or "://" in value):
         return str(_resolve(value, base))  # a file, folder or glob; not a camera or URL
     return value
+
+
+def parse_address(text: str | int) -> tuple[str, int]:
+    """Read ``output.serve``: ``"8080"``, ``":8080"``, ``"0.0.0.0:8080"``, ``"[::1]:8080"``.
+
+    The host is ``127.0.0.1`` unless given. Port 0 asks the system for a free port.
+
+    Raises:
+        ConfigError: Not a port, or a port outside 0-65535.
+    """
+    raw = str(text).strip()
+    host, _, port_text = raw.rpartition(":")
+    host = host.strip("[]") or DEFAULT_SERVE_HOST
+    hint = "give PORT or HOST:PORT, e.g. 8080 or 0.0.0.0:8080"
+    if not port_text.isdigit():
+        raise ConfigError(f"output.serve {raw!r} is not [HOST:]PORT", hint=hint)
+    port = int(port_text)
+    if port > 65535:
+        raise ConfigError(f"output.serve {raw!r}: port {port} is out of range 0-65535", hint=hint)
+    return host, port
 
 
 def _parse_cli(kind: str, text: str) -> Any:

@@ -57,6 +57,8 @@ class PipelineOptions:
         join_timeout_s: Longest wait for all threads to end at shutdown.
         warmup_frames: First output frames left out of ``fps``, latency and the
             inference-time mean (graph warm-up, filling the queues).
+        label: Names this run in its log lines and thread names (several sources in one
+            process); empty for a lone run.
     """
 
     detect_every: int = 1
@@ -66,6 +68,7 @@ class PipelineOptions:
     fps_interval_s: float = 5.0
     join_timeout_s: float = 10.0
     warmup_frames: int = 1
+    label: str = ""
 
     def __post_init__(self) -> None:
         checks = {
@@ -98,6 +101,7 @@ def run_pipeline(
     options: PipelineOptions = PipelineOptions(),
     *,
     clock: Clock = time.monotonic,
+    stop: threading.Event | None = None,
 ) -> RunStats:
     """Read ``source`` to the end (or a stop), detect, and hand results to ``consume`` in order.
 
@@ -112,6 +116,9 @@ def run_pipeline(
         consume: Render and write one result; return False to stop.
         options: Worker count, ``detect_every``, limits, queue sizes, timings.
         clock: Monotonic seconds (injectable for tests).
+        stop: Set from another thread to end the run as if ``consume`` returned False
+            (seen within 0.1 s, also while no frame arrives): several sources in one run
+            stop together.
 
     Returns:
         The run's numbers.
@@ -120,7 +127,7 @@ def run_pipeline(
         StageError: A stage failed; names the stage and the frame; ``stats`` holds the numbers.
         RunInterrupted: Ctrl-C / SIGTERM, after a clean shutdown; ``stats`` holds the numbers.
     """
-    return _Run(source, detect, consume, options, clock).run()
+    return _Run(source, detect, consume, options, clock, stop).run()
 
 
 @dataclass(slots=True)
@@ -135,9 +142,17 @@ class _Run:
     """State of one run, shared by its threads."""
 
     def __init__(
-        self, source: Source, detect: Detect, consume: Consume, opt: PipelineOptions, clock: Clock
+        self,
+        source: Source,
+        detect: Detect,
+        consume: Consume,
+        opt: PipelineOptions,
+        clock: Clock,
+        external_stop: threading.Event | None = None,
     ) -> None:
         self.source, self.detect, self.consume, self.opt = source, detect, consume, opt
+        self.external_stop = external_stop
+        self.prefix = f"{opt.label}: " if opt.label else ""
         live = source.info.live
         self.workers = inference_workers(live, opt.workers)
         if live and opt.workers > 1:
@@ -266,11 +281,16 @@ class _Run:
 
     def run(self) -> RunStats:
         opt, meter = self.opt, self.meter
-        threads = [threading.Thread(target=self.capture, name="detector-capture", daemon=True)]
+        tag = f"-{opt.label}" if opt.label else ""
+        threads = [
+            threading.Thread(target=self.capture, name=f"detector-capture{tag}", daemon=True)
+        ]
         threads += [
-            threading.Thread(target=self.infer, name=f"detector-infer-{i}", daemon=True)
+            threading.Thread(target=self.infer, name=f"detector-infer{tag}-{i}", daemon=True)
             for i in range(self.workers)
         ]
+        external = self.external_stop
+        wait_s = opt.fps_interval_s if external is None else min(opt.fps_interval_s, 0.1)
         carried: tuple[Detections, int] = (Detections.empty(), 0)
         next_log = meter.started + opt.fps_interval_s
         try:
@@ -278,7 +298,7 @@ class _Run:
                 thread.start()
             while opt.max_frames is None or meter.frames_processed < opt.max_frames:
                 try:
-                    work = self.results.get(timeout_s=opt.fps_interval_s)
+                    work = self.results.get(timeout_s=wait_s)
                 except TimeoutError:
                     work = None  # nothing for a whole interval: still log the rates
                 except Closed:
@@ -299,18 +319,26 @@ class _Run:
                         break
                     meter.frame_output(frame.timestamp_s)
                     if keep is not None and not keep:
-                        log.info("output asked to stop after %d frames", meter.frames_processed)
+                        log.info(
+                            "%soutput asked to stop after %d frames",
+                            self.prefix,
+                            meter.frames_processed,
+                        )
                         break
+                if external is not None and external.is_set():
+                    log.info("%sstopping with the run", self.prefix)
+                    break
                 if meter.clock() >= next_log:
                     log.info(
-                        "%s | dropped %d, skipped %d",
+                        "%s%s | dropped %d, skipped %d",
+                        self.prefix,
                         meter.rates(),
                         self.frames.dropped,
                         self.source.skipped,
                     )
                     next_log = meter.clock() + opt.fps_interval_s
         except KeyboardInterrupt as exc:
-            log.info("interrupted: stopping")
+            log.info("%sinterrupted: stopping", self.prefix)
             self.shutdown(threads)
             raise RunInterrupted(self.stats(interrupted=True)) from exc
         except BaseException:
@@ -321,7 +349,11 @@ class _Run:
         if self.error is not None:
             stage, frame_index, cause = self.error
             raise StageError(stage, frame_index, cause, stats) from cause
-        log.info("pipeline done: %s", ", ".join(f"{k} {v}" for k, v in stats.to_dict().items()))
+        log.info(
+            "%spipeline done: %s",
+            self.prefix,
+            ", ".join(f"{k} {v}" for k, v in stats.to_dict().items()),
+        )
         return stats
 
     def shutdown(self, threads: list[threading.Thread]) -> None:

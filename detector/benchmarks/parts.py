@@ -103,7 +103,8 @@ class Outputs:
     them: :func:`detector.outputs.open_outputs` and :class:`detector.render.Renderer`.
 
     ``consume(result)`` is the renderer (annotate in place, HUD, every sink); ``on_output``
-    (optional) is called after each frame is in every sink.
+    (optional) is called after each frame is in every sink; ``web_feed`` adds the web
+    view's sink (``--serve``) for that feed.
     """
 
     def __init__(
@@ -117,6 +118,7 @@ class Outputs:
         jsonl: bool = True,
         hud: bool = True,
         on_output: Callable[[FrameResult], None] | None = None,
+        web_feed: Any = None,
     ) -> None:
         from detector.config import OutputConfig
         from detector.outputs import open_outputs
@@ -127,7 +129,7 @@ class Outputs:
         self._stack = ExitStack()
         info = SourceInfo(source_uri, SourceKind.VIDEO, False, fps=fps)
         config = OutputConfig(dir=out_dir, video=video, jsonl=jsonl, hud=hud)
-        sinks = open_outputs(config, out_dir, labels, info, self._stack)
+        sinks = open_outputs(config, out_dir, labels, info, self._stack, web_feed=web_feed)
         self.consume = Renderer(
             labels, list(sinks.values()), RenderOptions(hud=hud), on_output=on_output
         )

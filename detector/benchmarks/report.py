@@ -19,6 +19,8 @@ TARGETS = (
     ("live p50 ms", "live latency p50, 30 fps paced", 30.0, False),
     ("live p95 ms", "live latency p95, 30 fps paced", 40.0, False),
     ("live dropped", "live frames dropped", 0.0, False),
+    ("web viewers fps ratio", "inference fps, 5 web viewers (1 stalled) ÷ none", 0.95, True),
+    ("web viewers p95 delta ms", "live p95 latency, 5 web viewers − none, ms", 10.0, False),
     ("memory growth %", "RSS growth, long run", 5.0, False),
 )
 
@@ -90,6 +92,8 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         "live p50 ms": _get(results, "live", "latency_ms_p50"),
         "live p95 ms": _get(results, "live", "latency_ms_p95"),
         "live dropped": _get(results, "live", "dropped"),
+        "web viewers fps ratio": _get(results, "web", "fps_ratio"),
+        "web viewers p95 delta ms": _get(results, "web", "p95_delta_ms"),
         "memory growth %": _get(results, "memory", "growth_pct"),
     }
     targets = []
@@ -233,6 +237,18 @@ def format_table(results: dict[str, Any]) -> str:
             f"p95 {_f(lv['latency_ms_p95'])} ms, max {_f(lv['latency_ms_max'])} ms; "
             f"{lv['frames_out']}/{lv['frames_read']} frames out, {lv['dropped']} dropped"
         )
+    web = results.get("web")
+    if web:
+        for name, what in (("paced", f"paced {web['fps_paced']:g} fps"), ("flat_out", "flat out")):
+            a, b = web[name]["none"], web[name]["viewers"]
+            lines.append(
+                f"web view, {what}: no viewer {_f(a['inference_fps'])} inferences/s, "
+                f"p95 {_f(a['latency_ms_p95'])} ms; {web['viewers']} viewers (1 stalled) "
+                f"{_f(b['inference_fps'])}/s, p95 {_f(b['latency_ms_p95'])} ms, "
+                f"{b['jpeg_encodes']:.0f} JPEG encodes for {b['frames_out']:.0f} frames, "
+                f"CPU {_f(a['cpu_ms_per_frame'])} → {_f(b['cpu_ms_per_frame'])} ms/frame, "
+                f"{b['viewers_dropped']:.0f} viewer dropped, {_f(b['mb_sent'])} MB sent"
+            )
     mem = results.get("memory")
     if mem and "error" in mem:
         lines.append(f"memory: not measured ({mem['error'].splitlines()[-1]})")
@@ -252,6 +268,10 @@ def format_table(results: dict[str, Any]) -> str:
             f"+ post {_f(sp.get('post_ms'))} ms, "
             f"same outputs as whole: {_f(sp.get('same_outputs'))}"
         )
+    if results.get("ray_engine"):
+        from detector.benchmarks.ray_engine import format_lines
+
+        lines += format_lines(results["ray_engine"])
     if results.get("backends"):
         from detector.benchmarks.backends import format_backends
 

@@ -15,7 +15,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from detector.benchmarks import live, media, memory, model_speed, split_speed, throughput
+from detector.benchmarks import (
+    live,
+    media,
+    memory,
+    model_speed,
+    split_speed,
+    throughput,
+    web_viewers,
+)
 from detector.benchmarks.parts import ModelSettings, engine, labels_for, load, rgb_batch
 from detector.benchmarks.system import machine_info, median_run
 
@@ -29,8 +37,10 @@ SECTIONS = (
     "workers",
     "detect_every",
     "live",
+    "web",
     "memory",
     "split",
+    "ray",
     "backends",
 )
 
@@ -48,6 +58,7 @@ class BenchOptions:
         live_fps: Rate of the paced live source.
         live_frames: Frames of the live run.
         memory_frames: ``(first, last)`` frame counts at which RSS is read.
+        ray_images: Folder sizes of the local vs Ray runs (``ray`` section).
         cache_dir: Where made videos are kept between runs.
         sections: Which measurements to run (``SECTIONS``).
     """
@@ -62,6 +73,7 @@ class BenchOptions:
     memory_frames: tuple[int, int] = (1000, 10000)
     cache_dir: Path = Path(".cache/bench")
     sections: frozenset[str] = field(default_factory=lambda: frozenset(SECTIONS))
+    ray_images: tuple[int, int] = (50, 200)
 
 
 def _progress(msg: str) -> None:
@@ -79,7 +91,9 @@ def run_bench(
         f"{sample.height}p", sample.path, sample.width, sample.height, sample.fps, sample.frames
     )
     videos = [sample] + [
-        media.make_scaled(sample, h, opts.frames, opts.cache_dir) for h in opts.sizes
+        media.make_scaled(sample, h, opts.frames, opts.cache_dir)
+        for h in opts.sizes
+        if want - {"ray"}  # the engines' comparison alone needs no video
     ]
     labels = labels_for(settings)
     results: dict[str, Any] = {
@@ -96,6 +110,10 @@ def run_bench(
         "videos": {},
     }
     tmp = Path(tempfile.mkdtemp(prefix="detector-bench-"))
+    if want <= {"ray"}:  # only the engines' comparison: no model or video needed here
+        _ray(results, opts, tmp, progress)
+        results["elapsed_s"] = time.perf_counter() - t_start
+        return results
     progress(f"loading {settings.path}")
     model = load(settings)  # as the app: one session shared by the workers
     results["settings"]["device"] = getattr(model, "device", "?")
@@ -228,6 +246,21 @@ def run_bench(
                 min(opts.warmup, 10),
                 tmp / "live",
             )
+        if "web" in want:
+            progress(
+                f"web view: live runs with 0 and {web_viewers.VIEWERS} viewers (one stalled), "
+                f"paced at {opts.live_fps:g} fps and flat out"
+            )
+            results["web"] = web_viewers.web_viewers(
+                frames_576,
+                detect,
+                labels,
+                opts.live_fps,
+                opts.live_frames,
+                min(opts.warmup, 10),
+                tmp / "web",
+                rounds=1 if opts.repeats == 1 else 2,
+            )
         if "memory" in want:
             a, b = opts.memory_frames
             progress(f"memory: RSS after {a} and {b} frames")
@@ -276,8 +309,23 @@ def run_bench(
         model.close()
         if each is not None:
             each.close()
+    if "ray" in want:
+        _ray(results, opts, tmp, progress)
     results["elapsed_s"] = time.perf_counter() - t_start
     return results
+
+
+def _ray(
+    results: dict[str, Any], opts: BenchOptions, tmp: Path, progress: Callable[[str], None]
+) -> None:
+    from detector.benchmarks import ray_engine
+    from detector.fetch.assets import PHOTOS_DIR
+
+    small, big = opts.ray_images
+    progress(f"ray engine vs local: {small} and {big} images, each engine in its own process")
+    results["ray_engine"] = ray_engine.ray_vs_local(
+        PHOTOS_DIR, opts.ray_images, opts.cache_dir, tmp / "ray", repeats=min(opts.repeats, 2)
+    )
 
 
 def media_frame(image: Any) -> Any:

@@ -27,8 +27,13 @@ from its frames, cached in .cache/bench/):
                    also with 1 worker, 2 workers with a session each, detect_every 2 and 4
   model latency    our session vs TFLite's interpreter on the original .tflite, 1 and 2 threads
   live             a source paced at 30 fps, keep-newest: capture-to-output latency, drops
+  web              the same live run serving --serve with 0 and 5 viewers (one stalled),
+                   paced and flat out: inference fps ratio and p95 latency delta
   memory           RSS after 1,000 vs 10,000 frames
   split            network and post-processing sub-graphs in two threads
+  ray              local engine vs --engine ray on folders of 50 and 200 photos, each whole
+                   command timed: fixed cost, ms per image, break-even, images/s per actor
+                   (full runs, or --only ray; needs the ray extra)
   backends         tf beside openvino fp32 / bf16 / int8 (and the LiteRT peer): bare model
                    1 / 2 threads, 2 in flight, pipeline end to end, start-up, parity on the
                    sample photos; int8 made (NNCF) and gated on first use, cached in
@@ -41,6 +46,7 @@ examples:
   python main.py bench --quick                # short run for CI (< 2 min)
   python main.py bench --quick --json runs/bench.json
   python main.py bench --only model,tflite    # just the model latency columns
+  python main.py bench --only ray --ray-images 50,200   # local vs Ray engine on photos
   python main.py bench --only backends        # the backend column (tf vs openvino)
   python main.py bench --workers 1 --intra-op-threads 2
 """
@@ -96,8 +102,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument(
         "--only",
         metavar="LIST",
-        help="comma list of: model,tflite,naive,pipeline,workers,detect_every,live,memory,"
-        "split,backends",
+        help="comma list of: model,tflite,naive,pipeline,workers,detect_every,live,web,memory,"
+        "split,ray,backends",
     )
     p.add_argument("--intra-op-threads", type=int, help="override model.intra_op_threads")
     p.add_argument("--inter-op-threads", type=int, help="override model.inter_op_threads")
@@ -107,6 +113,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "--memory-frames",
         metavar="A,B",
         help="RSS read after A and after B frames (default 1000,10000; quick 100,600)",
+    )
+    p.add_argument(
+        "--ray-images",
+        metavar="A,B",
+        help="folder sizes of the local vs Ray runs (default 50,200)",
     )
     p.add_argument(
         "--cache-dir",
@@ -172,6 +183,12 @@ def handle(args: argparse.Namespace) -> int:
                 hint=f"choose from {', '.join(SECTIONS)}",
             )
     quick = args.quick
+    if quick and not args.only:
+        # minutes of Ray runs and of a process per backend: full runs, or --only ray / backends
+        sections = sections - {"ray", "backends"}
+    ray_images = _ints(args.ray_images, "--ray-images") if args.ray_images else (50, 200)
+    if len(ray_images) != 2 or ray_images[0] >= ray_images[1]:
+        raise ConfigError(f"--ray-images must be A,B with A < B, got {args.ray_images}")
     sizes = _ints(args.sizes, "--sizes") if args.sizes is not None else (720, 1080)
     mem = (
         _ints(args.memory_frames, "--memory-frames")
@@ -193,6 +210,7 @@ def handle(args: argparse.Namespace) -> int:
         memory_frames=(mem[0], mem[1]),
         cache_dir=args.cache_dir,
         sections=sections,
+        ray_images=(ray_images[0], ray_images[1]),
     )
     results = summarize(run_bench(opts, settings))
     print(format_table(results))

@@ -19,6 +19,11 @@ examples:
   python main.py --detect-every 3 --output /tmp/runs --name test
   python main.py --backend openvino                # the network in OpenVINO (bf16 where native)
   python main.py --backend openvino --precision int8   # after: python main.py model quantize
+  python main.py --source samples/vtest.avi --serve 8080   # watch at http://127.0.0.1:8080/
+  python main.py --source rtsp://cam1/live --source rtsp://cam2/live --serve 0.0.0.0:8080
+  python main.py --source clips/                   # a folder of videos: runs/clips/<video>/ each
+  python main.py --source photos/ --images --engine ray --ray-actors 4   # on Ray actors
+  python main.py --source clips/ --engine ray --ray-address 10.0.0.5:6379   # on a cluster
 
 Flags override the config's keys (configs/default.yml documents each one).
 Outputs go to a new folder <output>/<name> (never overwritten): annotated.mp4,
@@ -45,10 +50,17 @@ _FLAG_KEYS = {
     "images": "output.images",
     "jsonl": "output.jsonl",
     "hud": "output.hud",
+    "serve": "output.serve",
     "device": "model.device",
     "backend": "model.backend",
     "precision": "model.precision",
     "allow_unsafe_ops": "model.allow_unsafe_ops",
+    "engine": "run.engine",
+    "ray_address": "run.ray_address",
+    "ray_actors": "run.ray_actors",
+    "ray_batch_size": "run.ray_batch_size",
+    "ray_cpus_per_actor": "run.ray_cpus_per_actor",
+    "ray_gpus_per_actor": "run.ray_gpus_per_actor",
 }
 
 
@@ -68,7 +80,10 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     g.add_argument(
         "--source",
         metavar="URI",
-        help="camera index (0), video file, rtsp:// or http(s):// URL, image folder, glob or image",
+        action="append",
+        help="camera index (0), video file, rtsp:// or http(s):// URL, image folder, glob or "
+        "image, or a folder of videos (one run each); give it several times for several "
+        "sources in one run (one model, a sub-folder each)",
     )
     g.add_argument(
         "--model", metavar="PATH", help="frozen .pb, SavedModel folder or checkpoint folder"
@@ -105,12 +120,31 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "--detect-every", metavar="N", help="run the model on every Nth frame, carry boxes between"
     )
     g.add_argument("--max-frames", metavar="N", help="stop after N frames")
+    g = p.add_argument_group("engine (image folders, globs, videos)")
+    g.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        help="local threads (default) or a pool of Ray actors, local or on a cluster",
+    )
+    g.add_argument(
+        "--ray-address", metavar="ADDR", help="join this Ray cluster (host:6379 or auto)"
+    )
+    g.add_argument("--ray-actors", metavar="N", help="Ray actors, one model copy each")
+    g.add_argument("--ray-batch-size", metavar="N", help="image files per actor call")
+    g.add_argument("--ray-cpus-per-actor", metavar="N", help="CPUs Ray reserves per actor")
+    g.add_argument("--ray-gpus-per-actor", metavar="N", help="GPUs Ray reserves per actor")
     g = p.add_argument_group("outputs")
     g.add_argument(
         "--show",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="show a window (q or Esc quits); with no display the run goes on disk-only",
+    )
+    g.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="serve a live page of every source at http://HOST:PORT/ (HOST 127.0.0.1 unless "
+        "given; 0.0.0.0 shares it with the network, without authentication)",
     )
     g.add_argument("--output", metavar="DIR", help="folder holding the run folders (runs/)")
     g.add_argument("--name", metavar="NAME", help="run folder name (default: the source's)")

@@ -50,13 +50,23 @@ RUN_JSON = "run.json"
 
 
 def open_outputs(
-    oc: OutputConfig, run_dir: Path, labels: LabelMap, info: SourceInfo, stack: ExitStack
+    oc: OutputConfig,
+    run_dir: Path,
+    labels: LabelMap,
+    info: SourceInfo,
+    stack: ExitStack,
+    *,
+    web_feed: Any = None,
 ) -> dict[str, Any]:
     """Open the outputs ``oc`` asks for, in ``stack`` (closed on every exit path).
 
+    Args:
+        web_feed: This source's :class:`~detector.outputs.web.Feed` when the run serves
+            the web view (``output.serve``); its server belongs to the run, not the source.
+
     Returns:
-        The open sinks by name (``window``, ``video``, ``images``, ``jsonl``), in the
-        order they are written.
+        The open sinks by name (``window``, ``video``, ``images``, ``jsonl``, ``web``), in
+        the order they are written.
     """
     sinks: dict[str, Any] = {}
     if oc.show:
@@ -67,6 +77,14 @@ def open_outputs(
             )
         else:
             sinks["window"] = stack.enter_context(WindowSink(f"detector: {info.uri}"))
+    if web_feed is not None:
+        from detector.outputs.jsonl import frame_record
+        from detector.outputs.web import WebSink
+
+        uri = info.uri
+        sinks["web"] = stack.enter_context(
+            WebSink(web_feed, labels.name, lambda result: frame_record(result, labels, uri))
+        )
     if oc.video:
         sinks["video"] = stack.enter_context(
             VideoSink(run_dir / f"{VIDEO_NAME}.{oc.video_format}", info.fps)
@@ -77,7 +95,7 @@ def open_outputs(
         sinks["jsonl"] = stack.enter_context(JsonlSink(run_dir / JSONL_NAME, labels, info.uri))
     if not sinks:
         log.warning(
-            "no output is enabled (no window, video, images or JSON lines): "
+            "no output is enabled (no window, web view, video, images or JSON lines): "
             "only run.json will be written"
         )
     return sinks
@@ -99,5 +117,7 @@ def describe_outputs(sinks: dict[str, Any]) -> dict[str, Any]:
         outs["jsonl"] = {"path": sinks["jsonl"].path.name, "lines": sinks["jsonl"].lines_written}
     if "images" in sinks:
         outs["images"] = {"path": IMAGES_DIR, "count": sinks["images"].images_written}
+    if "web" in sinks:
+        outs["web"] = {"frames": sinks["web"].frames_written}
     outs["window"] = "window" in sinks
     return outs

@@ -14,6 +14,30 @@ from detector.outputs.base import Sink
 from detector.types import FrameResult
 
 
+def frame_record(result: FrameResult, labels: LabelMap, source_uri: str) -> dict[str, Any]:
+    """The JSON-ready record of one frame: a line of ``detections.jsonl``, an event of the
+    web view (see :class:`JsonlSink` for the fields)."""
+    d, frame = result.detections, result.frame
+    return {
+        "source": source_uri,
+        "frame": frame.index,
+        "name": frame.name,
+        "timestamp_s": round(frame.timestamp_s, 6),
+        "fresh": result.fresh,
+        "detected_frame": result.detected_index,
+        "inference_ms": None if result.inference_ms is None else round(result.inference_ms, 3),
+        "detections": [
+            {
+                "label": labels.name(int(c)),
+                "class_id": int(c),
+                "score": round(float(s), 4),
+                "box_xyxy": [round(float(v), 1) for v in box],
+            }
+            for box, s, c in zip(d.xyxy, d.scores, d.class_ids, strict=True)
+        ],
+    }
+
+
 class JsonlSink(Sink):
     """One JSON object per frame, one line each, flushed per line (safe to ``tail -f``).
 
@@ -37,25 +61,7 @@ class JsonlSink(Sink):
 
     def record(self, result: FrameResult) -> dict[str, Any]:
         """The JSON-ready dict written for ``result``."""
-        d, frame = result.detections, result.frame
-        return {
-            "source": self.source_uri,
-            "frame": frame.index,
-            "name": frame.name,
-            "timestamp_s": round(frame.timestamp_s, 6),
-            "fresh": result.fresh,
-            "detected_frame": result.detected_index,
-            "inference_ms": None if result.inference_ms is None else round(result.inference_ms, 3),
-            "detections": [
-                {
-                    "label": self.labels.name(int(c)),
-                    "class_id": int(c),
-                    "score": round(float(s), 4),
-                    "box_xyxy": [round(float(v), 1) for v in box],
-                }
-                for box, s, c in zip(d.xyxy, d.scores, d.class_ids, strict=True)
-            ],
-        }
+        return frame_record(result, self.labels, self.source_uri)
 
     def write(self, result: FrameResult, annotated: np.ndarray | None = None) -> None:
         self._check_open()

@@ -29,6 +29,12 @@ class ImageSource(Source):
         self._root = root
         self._next = 0
 
+    @property
+    def files(self) -> list[tuple[Path, str]]:
+        """Every file in reading order, with the name outputs give it (the Ray engine's list)."""
+        root = self._root
+        return [(p, p.relative_to(root).as_posix() if root else p.name) for p in self._paths]
+
     def _read(self) -> tuple[np.ndarray, str | None] | None:
         while self._next < len(self._paths):
             path = self._paths[self._next]

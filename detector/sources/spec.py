@@ -143,3 +143,39 @@ def parse_source(uri: str | int) -> SourceSpec:
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         return SourceSpec(text, SourceKind.IMAGES, False, shown, path=path, images="file")
     return SourceSpec(text, SourceKind.VIDEO, False, shown, path=path)
+
+
+def _natural(name: str) -> list[object]:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def video_files(folder: Path) -> list[Path]:
+    """The video files directly in ``folder`` (by extension), in natural order."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return []
+    videos = [p for p in entries if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()]
+    return sorted(videos, key=lambda p: _natural(p.name))
+
+
+def expand_sources(uris: str | int | list[str] | tuple[str, ...]) -> list[SourceSpec]:
+    """Every source the user named, a folder of videos expanded to one source per video.
+
+    A folder that holds videos and no image is read as its videos (natural order, one run
+    each); a folder holding images stays one image source (any videos in it are left out,
+    with a warning from the caller's log). Anything else is :func:`parse_source`'s.
+    """
+    items = [uris] if isinstance(uris, (str, int)) else list(uris)
+    specs: list[SourceSpec] = []
+    for uri in items:
+        spec = parse_source(uri)
+        if spec.kind is SourceKind.IMAGES and spec.images == "folder" and spec.path is not None:
+            videos = video_files(spec.path)
+            if videos and not any(
+                p.suffix.lower() in IMAGE_EXTENSIONS for p in spec.path.iterdir()
+            ):
+                specs.extend(parse_source(str(p)) for p in videos)
+                continue
+        specs.append(spec)
+    return specs

@@ -122,9 +122,6 @@ def test_bench_quick_on_tiny_graph(tmp_path: Path, capsys: pytest.CaptureFixture
             str(out),
             "--tflite",
             str(tmp_path / "absent.tflite"),
-            # every section but the backend column, which has a test of its own
-            "--only",
-            "model,tflite,naive,pipeline,workers,detect_every,live,memory,split",
         ]
     )
     assert code == 0
@@ -136,6 +133,8 @@ def test_bench_quick_on_tiny_graph(tmp_path: Path, capsys: pytest.CaptureFixture
         "detect_every 4 gain",
         "pipeline ÷ naive",
         "live, paced",
+        "web view, paced 30 fps",
+        "web view, flat out",
         "memory (app process): RSS",
         "split model",
         "targets",
@@ -161,6 +160,14 @@ def test_bench_quick_on_tiny_graph(tmp_path: Path, capsys: pytest.CaptureFixture
     # detect_every 4 ran the model on a quarter of the frames (0, 4, 8)
     assert small["pipeline_every_4"]["fresh_frames"] == 3
     assert data["live"]["frames_out"] >= 1
+    web = data["web"]
+    for pace in ("paced", "flat_out"):
+        watched, alone = web[pace]["viewers"], web[pace]["none"]
+        assert alone["jpeg_encodes"] == 0  # nobody watching: nothing encoded
+        # four viewers read, yet each frame was encoded at most once
+        assert 1 <= watched["jpeg_encodes"] <= watched["frames_out"]
+        assert watched["mb_sent"] > 0
+    assert web["fps_ratio"] > 0 and web["cpu_ms_per_frame_delta"] == web["cpu_ms_per_frame_delta"]
     assert data["memory"]["rss_mb_last"] > 0
     assert data["split"]["same_outputs"] is True
     assert data["machine"]["versions"]["tensorflow"] != "missing"

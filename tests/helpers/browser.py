@@ -195,3 +195,11 @@ def probe_video(page: Any, directory: str | Path, file_name: str) -> dict[str, A
             return dict(page.evaluate("window.probe"))
     finally:
         html.unlink(missing_ok=True)
+
+
+def console_errors(page: Any) -> list[str]:
+    """A list that fills with ``page``'s console errors and uncaught exceptions as they come."""
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    return errors
