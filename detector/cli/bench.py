@@ -37,7 +37,7 @@ from its frames, cached in .cache/bench/):
   backends         tf beside openvino fp32 / bf16 / int8 (and the LiteRT peer): bare model
                    1 / 2 threads, 2 in flight, pipeline end to end, start-up, parity on the
                    sample photos; int8 made (NNCF) and gated on first use, cached in
-                   .cache/bench/openvino/
+                   .cache/bench/openvino/ (full runs, or --only backends; needs the extra)
 then the ratios (pipeline/bare, pipeline/naive, pipeline/CPU budget, ours/TFLite,
 detect_every gains) and each target of docs/PERFORMANCE.md: met, or missed by how much.
 
