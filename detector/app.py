@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from detector.config import Config
-from detector.errors import DetectorError, ModelError, RunInterrupted, SourceError, StageError
+from detector.errors import (
+    ConfigError,
+    DetectorError,
+    ModelError,
+    RunInterrupted,
+    SourceError,
+    StageError,
+)
 from detector.fps import RunStats
 from detector.labels import LabelMap, load_label_map
 from detector.outputs import RUN_JSON, describe_outputs, make_run_dir, open_outputs, write_json
@@ -33,6 +40,7 @@ from detector.render import Renderer, RenderOptions
 from detector.signals import StopSignals
 from detector.sources import SourceSpec, open_source
 from detector.sources.spec import expand_sources
+from detector.track.settings import TrackSettings
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +78,13 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
     check_backend(config.model.backend, config.model.precision)  # before anything opens
     if config.run.engine == "ray":  # the same run on a pool of Ray actors
         from detector.distributed.driver import run_ray
+
+        if config.detect.track != "none":  # actors see frame ranges, not one ordered stream
+            raise ConfigError(
+                f"detect.track '{config.detect.track}' cannot run with run.engine 'ray'",
+                hint="a tracker follows one source's frames in order: use --engine local, "
+                "or set detect.track: none",
+            )
 
         return run_ray(config, out=out)
     out = out if out is not None else sys.stdout
@@ -125,6 +140,7 @@ def _load_model(
             allow_unsafe_ops=mc.allow_unsafe_ops,
             precision=mc.precision,
             cache_dir=mc.cache_dir,
+            init_missing=mc.init_missing,
         )
     )
     warmup_ms = model.warm_up(width=width, height=height, runs=max(1, config.run.warmup_frames))
@@ -195,9 +211,18 @@ def _run_source(
     record.update(run_dir=str(run_dir), source=asdict(info))
     stats: RunStats | None = None
     sinks: dict[str, Any] = {}
+    stage = None
     try:
         with ExitStack() as outputs:
-            sinks = open_outputs(config.output, run_dir, labels, info, outputs, web_feed=feed)
+            sinks = open_outputs(
+                config.output,
+                run_dir,
+                labels,
+                info,
+                outputs,
+                max_frames=config.run.max_frames,
+                web_feed=feed,
+            )
             dc = config.detect
             render = Renderer(
                 labels,
@@ -210,6 +235,19 @@ def _run_source(
                 ),
                 guard=guard,
             )
+            consume: Any = render
+            settings = track_settings(config)
+            if settings is not None:  # each source its own tracker: ids are per source
+                from detector.track import TrackStage
+
+                stage = TrackStage(settings, info, detect_every=dc.detect_every)
+                consume = stage.wrap(render)
+                log.info(
+                    "tracking with %s, %s motion (%s clock)",
+                    settings.kind,
+                    settings.motion,
+                    "capture" if info.live else "media",
+                )
             options = PipelineOptions(
                 detect_every=dc.detect_every,
                 workers=workers,
@@ -220,7 +258,7 @@ def _run_source(
             )
             log.info("running %s (%s) → %s", info.uri, info.kind, run_dir)
             try:
-                stats = run_pipeline(source, engine, render, options, stop=halt)
+                stats = run_pipeline(source, engine, consume, options, stop=halt)
             except (StageError, RunInterrupted) as exc:
                 stats = _counted(exc.stats, render.frames)
                 raise
@@ -243,6 +281,8 @@ def _run_source(
     finally:
         record["finished"] = now_iso()
         record["outputs"] = describe_outputs(sinks)
+        if stage is not None:
+            record["track"] = stage.summary()
         record["stats"] = stats.to_dict() if stats is not None else None
         write_json(run_dir / RUN_JSON, record)
         if feed is not None:
@@ -267,6 +307,7 @@ def _run_one(
 
     mc = config.model
     record = _record(config, labels, class_ids)
+    track = track_settings(config)  # before the model: a config error comes fast
     with StopSignals().installed() as stop, ExitStack() as stack:
         hub = _start_web(config, [spec], stack)
         source = stack.enter_context(
@@ -280,7 +321,7 @@ def _run_one(
         record["versions"] = versions()
         run_dir = make_run_dir(config.output.dir, config.output.name or spec.run_name)
         dc = config.detect
-        engine = Engine(model, dc.threshold, class_ids, dc.max_boxes)
+        engine = Engine(model, _detect_threshold(dc.threshold, track), class_ids, dc.max_boxes)
         stats: RunStats | None = None
         try:
             stats = _run_source(
@@ -300,6 +341,31 @@ def _run_one(
             print_summary(out, record, stats, run_dir)
     assert stats is not None
     return stats
+
+
+def track_settings(config: Config) -> TrackSettings | None:
+    """The tracker ``detect.track`` asks for (None: ``none``), checked, its library found."""
+    dc = config.detect
+    if dc.track == "none":
+        return None
+    from detector.track.association import require_trackers
+
+    settings = TrackSettings(
+        dc.track,
+        threshold=dc.threshold,
+        low_threshold=min(dc.track_low_threshold, dc.threshold),
+        lost_s=dc.track_lost_s,
+        min_iou=dc.track_min_iou,
+        motion=dc.track_motion,
+    )
+    require_trackers()
+    return settings
+
+
+def _detect_threshold(threshold: float, track: TrackSettings | None) -> float:
+    """The engine's score threshold: ``detect.threshold``, lower for ByteTrack (it also takes
+    the low-score detections; the stage decides what is shown)."""
+    return track.detect_threshold if track is not None else threshold
 
 
 def _counted(stats: RunStats | None, written: int) -> RunStats | None:
@@ -330,6 +396,7 @@ def _run_many(
     live = sum(1 for s in specs if s.live)
     file_workers = mc.workers if live < len(specs) else 0
     record = _record(config, labels, class_ids)
+    track = track_settings(config)  # before the model: a config error comes fast
     with StopSignals().installed(), ExitStack() as stack:
         hub = _start_web(config, specs, stack)
         model, record["model"] = _load_model(config, stack, live + file_workers, 640, 480)
@@ -337,7 +404,7 @@ def _run_many(
         name = config.output.name or _many_name(config.source.uris, specs)
         run_dir = make_run_dir(config.output.dir, name)
         dc = config.detect
-        engine = Engine(model, dc.threshold, class_ids, dc.max_boxes)
+        engine = Engine(model, _detect_threshold(dc.threshold, track), class_ids, dc.max_boxes)
         halt = threading.Event()
 
         def job(i: int, spec: SourceSpec) -> Any:

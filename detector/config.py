@@ -90,6 +90,7 @@ class ModelConfig:
     inter_op_threads: int = _f(-1, "int", lo=-1)
     workers: int = _f(2, "int", lo=1)
     allow_unsafe_ops: bool = _f(False, "bool")
+    init_missing: bool = _f(False, "bool")
     precision: str = _f("auto", "enum", choices=("auto", "bf16", "fp32", "int8"))
     split: bool = _f(False, "bool")
     backend: str = _f("tf", "enum", choices=("tf", "openvino"))
@@ -106,6 +107,11 @@ class DetectConfig:
     detect_every: int = _f(1, "int", lo=1)
     report_every: int = _f(75, "int", lo=0)
     report_threshold: float = _f(0.5, "float", lo=0.0, hi=1.0)
+    track: str = _f("none", "enum", choices=("none", "bytetrack", "sort"))
+    track_low_threshold: float = _f(0.1, "float", lo=0.0, hi=1.0)
+    track_lost_s: float = _f(1.0, "float", lo=0.0)
+    track_min_iou: float | None = _f(None, "float", null=True, lo=0.0, hi=1.0)
+    track_motion: str = _f("flow", "enum", choices=("flow", "kalman"))
 
 
 @dataclass(frozen=True)
@@ -117,8 +123,13 @@ class OutputConfig:
     show: bool = _f(False, "bool")
     video: bool = _f(True, "bool")
     video_format: str = _f("mp4", "enum", choices=("mp4", "avi"))
+    video_codec: str = _f("h264", "enum", choices=("h264", "mp4v", "mjpg"))
     images: bool = _f(False, "bool")
     jsonl: bool = _f(True, "bool")
+    coco: bool = _f(False, "bool")
+    csv: bool = _f(False, "bool")
+    mot: bool = _f(False, "bool")
+    progress: str = _f("auto", "enum", choices=("auto", "bar", "log", "off"))
     hud: bool = _f(True, "bool")
     serve: str | None = _f(None, "serve", null=True)
 

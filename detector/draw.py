@@ -35,6 +35,8 @@ class DrawStyle:
         padding: Pixels between label text and its background's edge.
         line_type: OpenCV line type for text (``cv2.LINE_AA`` smooth, ``cv2.LINE_8`` crisp).
         show_scores: Append the score as a percentage (``person 87%``).
+        color_by_track: Colour a tracked box by its track id (each object keeps its own
+            colour) instead of by its class; labels of tracked boxes show ``#id`` either way.
         hud_font_scale: HUD text scale.
         hud_text_color: HUD text colour, BGR.
         hud_background: HUD background colour, BGR.
@@ -49,6 +51,7 @@ class DrawStyle:
     padding: int = 3
     line_type: int = cv2.LINE_AA
     show_scores: bool = True
+    color_by_track: bool = True
     hud_font_scale: float = 0.55
     hud_text_color: Color = (255, 255, 255)
     hud_background: Color = (0, 0, 0)
@@ -114,27 +117,32 @@ def annotate(
     style: DrawStyle = DrawStyle(),
     fresh: bool = True,
 ) -> np.ndarray:
-    """Draw boxes and ``name 87%`` labels on ``image`` in place and return it.
+    """Draw boxes and ``name 87%`` labels (``name #7 87%`` when tracked) on ``image`` in place.
 
     Args:
         image: BGR ``uint8`` ``(H, W, 3)``, C-contiguous; modified in place.
-        detections: Pixel ``xyxy`` boxes with scores and class ids.
+        detections: Pixel ``xyxy`` boxes with scores, class ids and optional track ids.
         labels: Names for class ids (``None``: ``class N``).
         style: Line widths, font, padding.
         fresh: False when the boxes are carried from an earlier frame: drawn with
             ``style.carried_thickness`` instead of ``style.thickness``.
+
+    Returns:
+        ``image``.
     """
     _check_image(image)
     height, width = image.shape[:2]
     labels = labels if labels is not None else LabelMap({})
     thickness = style.thickness if fresh else style.carried_thickness
+    track_ids = detections.track_ids
     # Lowest score first, so the best detection's label ends up on top.
     for i in np.argsort(detections.scores, kind="stable"):
         box = box_pixels(detections.xyxy[i], width, height)
         cid = int(detections.class_ids[i])
-        color = color_for(cid)
+        tid = int(track_ids[i]) if track_ids is not None else -1
+        color = color_for(tid) if tid >= 0 and style.color_by_track else color_for(cid)
         cv2.rectangle(image, box[:2], box[2:], color, thickness, cv2.LINE_8)
-        text = labels.name(cid)
+        text = labels.name(cid) if tid < 0 else f"{labels.name(cid)} #{tid}"
         if style.show_scores:
             text = f"{text} {round(float(detections.scores[i]) * 100)}%"
         _draw_label(image, text, box, color, style)

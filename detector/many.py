@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,6 @@ class Outcome:
     status: str = SKIPPED
     error: str | None = None
     result: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 Job = Callable[[threading.Event], Any]

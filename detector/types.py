@@ -92,11 +92,14 @@ class Detections:
         xyxy: ``(N, 4)`` float32 pixel boxes ``x1, y1, x2, y2``.
         scores: ``(N,)`` float32 confidences in ``[0, 1]``.
         class_ids: ``(N,)`` int32 label-map ids (1-based).
+        track_ids: ``(N,)`` int32 persistent object ids from a tracker (1-based; ``-1``
+            for a row the tracker has not given an id yet), or ``None`` when no tracker ran.
     """
 
     xyxy: np.ndarray
     scores: np.ndarray
     class_ids: np.ndarray
+    track_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -110,6 +113,13 @@ class Detections:
         object.__setattr__(self, "xyxy", xyxy)
         object.__setattr__(self, "scores", scores)
         object.__setattr__(self, "class_ids", class_ids)
+        if self.track_ids is not None:
+            track_ids = np.asarray(self.track_ids, dtype=np.int32).reshape(-1)
+            if len(track_ids) != len(scores):
+                raise ValueError(
+                    f"Detections.track_ids has {len(track_ids)} rows for {len(scores)} detections"
+                )
+            object.__setattr__(self, "track_ids", track_ids)
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -150,7 +160,8 @@ class Detections:
 
     def select(self, mask: np.ndarray) -> Detections:
         """Rows where ``mask`` (boolean or index array) selects."""
-        return Detections(self.xyxy[mask], self.scores[mask], self.class_ids[mask])
+        ids = self.track_ids[mask] if self.track_ids is not None else None
+        return Detections(self.xyxy[mask], self.scores[mask], self.class_ids[mask], ids)
 
     def filter(
         self,

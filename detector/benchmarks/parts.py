@@ -117,6 +117,7 @@ class Outputs:
         video: bool = True,
         jsonl: bool = True,
         hud: bool = True,
+        video_codec: str = "h264",
         on_output: Callable[[FrameResult], None] | None = None,
         web_feed: Any = None,
     ) -> None:
@@ -128,7 +129,9 @@ class Outputs:
         out_dir.mkdir(parents=True, exist_ok=True)
         self._stack = ExitStack()
         info = SourceInfo(source_uri, SourceKind.VIDEO, False, fps=fps)
-        config = OutputConfig(dir=out_dir, video=video, jsonl=jsonl, hud=hud)
+        config = OutputConfig(
+            dir=out_dir, video=video, jsonl=jsonl, hud=hud, video_codec=video_codec, progress="off"
+        )
         sinks = open_outputs(config, out_dir, labels, info, self._stack, web_feed=web_feed)
         self.consume = Renderer(
             labels, list(sinks.values()), RenderOptions(hud=hud), on_output=on_output

@@ -22,6 +22,10 @@ TARGETS = (
     ("web viewers fps ratio", "inference fps, 5 web viewers (1 stalled) ÷ none", 0.95, True),
     ("web viewers p95 delta ms", "live p95 latency, 5 web viewers − none, ms", 10.0, False),
     ("memory growth %", "RSS growth, long run", 5.0, False),
+    ("h264/mp4v writer CPU 576p", "H.264 writer CPU-ms ÷ mp4v's, 576p", 1.3, False),
+    ("pipeline h264/mp4v 576p", "pipeline frames/s writing H.264 ÷ writing mp4v, 576p", 0.95, True),
+    ("track coverage N=4", "bytetrack: reference boxes covered, detect_every 4", 0.85, True),
+    ("track coverage N=8", "bytetrack: reference boxes covered, detect_every 8", 0.70, True),
 )
 
 
@@ -67,6 +71,8 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             r["session_each/shared"] = _div(
                 _get(v, "pipeline_w2_session_each", "fps"), _get(v, "pipeline_w2", "fps")
             )
+        if "pipeline_h264" in v:
+            r["h264/mp4v"] = _div(_get(v, "pipeline_h264", "fps"), _get(v, "pipeline_mp4v", "fps"))
         ratios[label] = r
     results["ratios"] = ratios
     lat = results.get("model_latency", {})
@@ -95,6 +101,13 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         "web viewers fps ratio": _get(results, "web", "fps_ratio"),
         "web viewers p95 delta ms": _get(results, "web", "p95_delta_ms"),
         "memory growth %": _get(results, "memory", "growth_pct"),
+        "h264/mp4v writer CPU 576p": _div(
+            _get(results, "video_io", small, "write", "h264", "cpu_ms_per_frame"),
+            _get(results, "video_io", small, "write", "mp4v", "cpu_ms_per_frame"),
+        ),
+        "pipeline h264/mp4v 576p": ratios.get(small, {}).get("h264/mp4v", math.nan),
+        "track coverage N=4": _get(results, "track", "bytetrack", "coverage", "4"),
+        "track coverage N=8": _get(results, "track", "bytetrack", "coverage", "8"),
     }
     targets = []
     for key, what, goal, higher in TARGETS:
@@ -169,6 +182,9 @@ def format_table(results: dict[str, Any]) -> str:
     row("pipeline, 2 workers, a session each  frames/s", "pipeline_w2_session_each", "fps")
     row("pipeline detect_every 2  frames/s", "pipeline_every_2", "fps")
     row("pipeline detect_every 4  frames/s", "pipeline_every_4", "fps")
+    row("pipeline writing H.264  frames/s", "pipeline_h264", "fps")
+    row("pipeline writing mp4v  frames/s", "pipeline_mp4v", "fps")
+    ratio_row("pipeline H.264 ÷ mp4v", "h264/mp4v")
     ratio_row("pipeline ÷ bare", "pipeline/bare")
     ratio_row("pipeline ÷ naive", "pipeline/naive")
     ratio_row("2-core CPU budget  frames/s", "cpu_budget_fps", "{:.1f}")
@@ -229,6 +245,7 @@ def format_table(results: dict[str, Any]) -> str:
                 f"  1 thread, float32 (no bfloat16): ours {_f(fp.get('latency_ms_p50'))}"
                 f" ({_f(fp.get('cpu_ms_per_frame'))})"
             )
+    lines.extend(_video_io_lines(results.get("video_io") or {}))
     lv = results.get("live")
     if lv:
         lines.append(
@@ -272,6 +289,7 @@ def format_table(results: dict[str, Any]) -> str:
         from detector.benchmarks.ray_engine import format_lines
 
         lines += format_lines(results["ray_engine"])
+    lines.extend(format_tracking(results.get("track")))
     if results.get("backends"):
         from detector.benchmarks.backends import format_backends
 
@@ -287,3 +305,75 @@ def format_table(results: dict[str, Any]) -> str:
     lines.append("")
     lines.append(f"bench took {_f(results.get('elapsed_s'), '{:.0f}')} s")
     return "\n".join(lines)
+
+
+def _video_io_lines(vio: dict[str, Any]) -> list[str]:
+    """The video writer / decoder table: CPU-ms (wall ms) per frame, per size."""
+    if not vio:
+        return []
+    cols = list(vio)
+    names: list[tuple[str, str]] = []
+    for c in cols:
+        for kind in ("write", "decode"):
+            for name in vio[c].get(kind, {}):
+                if (kind, name) not in names:
+                    names.append((kind, name))
+    lines = ["video i/o, CPU-ms per frame (wall ms), every thread counted:"]
+    w0 = max(len(f"{k} {n}") for k, n in names) + 2
+    lines.append(f"  {'':<{w0}}" + "".join(f"{c:>16}" for c in cols))
+    for kind, name in names:
+        cells = []
+        for c in cols:
+            d = vio[c].get(kind, {}).get(name, {})
+            cells.append(
+                f"{_f(d.get('cpu_ms_per_frame'))} ({_f(d.get('wall_ms_per_frame'))})" if d else "–"
+            )
+        lines.append(f"  {kind + ' ' + name:<{w0}}" + "".join(f"{x:>16}" for x in cells))
+    return lines
+
+
+def format_tracking(tr: dict[str, Any] | None) -> list[str]:
+    """The tracking section: coverage per ``detect_every``, id switches, CPU cost."""
+    if not tr:
+        return []
+    every = list(tr.get("static", {}))
+    names = {
+        "bytetrack": "bytetrack, flow motion",
+        "bytetrack_kalman": "bytetrack, Kalman only",
+        "sort": "sort, flow motion",
+    }
+    kinds = [k for k in names if k in tr]
+    lines = [
+        "",
+        f"tracking, {tr['frames']} frames of the sample ({_f(tr['reference_per_frame'])} "
+        f"reference boxes a frame, score >= {tr['threshold']:g}): share of the every-frame "
+        "boxes covered",
+        "  on the frames between model runs (same class, IoU >= 0.5)",
+        f"  {'detect_every':<28}" + "".join(f"{'N=' + n:>8}" for n in every),
+        f"  {'static (no tracker)':<28}"
+        + "".join(f"{_f(tr['static'][n], '{:.3f}'):>8}" for n in every),
+    ]
+    for kind in kinds:
+        cov = tr[kind]["coverage"]
+        lines.append(
+            f"  {names[kind]:<28}" + "".join(f"{_f(cov.get(n), '{:.3f}'):>8}" for n in every)
+        )
+    for kind in kinds:
+        row = tr[kind]
+        cpu = row["cpu_ms_per_frame"]
+        lines.append(
+            f"  {names[kind]}: {_f(row['id_switches_per_100'], '{:.2f}')} id switches per 100 "
+            f"frames at N=1 ({row['ids']} ids); CPU-ms/frame on the sample "
+            + ", ".join(f"N={n} {_f(v, '{:.2f}')}" for n, v in cpu.items())
+        )
+    cost = tr.get("cost_synthetic")
+    if cost:
+        lines.append(
+            f"  CPU-ms/frame with {cost['objects']} objects in view (synthetic): "
+            + "; ".join(
+                f"{names[k]} " + ", ".join(f"N={n} {_f(v, '{:.2f}')}" for n, v in cost[k].items())
+                for k in kinds
+                if k in cost
+            )
+        )
+    return lines

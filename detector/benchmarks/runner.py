@@ -22,6 +22,8 @@ from detector.benchmarks import (
     model_speed,
     split_speed,
     throughput,
+    tracking,
+    video_io,
     web_viewers,
 )
 from detector.benchmarks.parts import ModelSettings, engine, labels_for, load, rgb_batch
@@ -40,7 +42,9 @@ SECTIONS = (
     "web",
     "memory",
     "split",
+    "video",
     "ray",
+    "track",
     "backends",
 )
 
@@ -57,10 +61,13 @@ class BenchOptions:
         repeats: Repeats of each throughput measurement (medians reported).
         live_fps: Rate of the paced live source.
         live_frames: Frames of the live run.
+        track_frames: Frames of the sample the tracking section runs the model on
+            (``None``: the whole video).
         memory_frames: ``(first, last)`` frame counts at which RSS is read.
         ray_images: Folder sizes of the local vs Ray runs (``ray`` section).
         cache_dir: Where made videos are kept between runs.
         sections: Which measurements to run (``SECTIONS``).
+        video_variants: Also time x264 settings other than the app's (full runs).
     """
 
     video: Path
@@ -70,9 +77,11 @@ class BenchOptions:
     repeats: int = 3
     live_fps: float = 30.0
     live_frames: int = 300
+    track_frames: int | None = None
     memory_frames: tuple[int, int] = (1000, 10000)
     cache_dir: Path = Path(".cache/bench")
     sections: frozenset[str] = field(default_factory=lambda: frozenset(SECTIONS))
+    video_variants: bool = True
     ray_images: tuple[int, int] = (50, 200)
 
 
@@ -210,6 +219,20 @@ def run_bench(
                         detect_every=k,
                         workers=settings.workers,
                     )
+            if "video" in want and video is sample:
+                # end to end with each codec, interleaved with the rest
+                for codec in ("h264", "mp4v"):
+                    jobs[f"pipeline_{codec}"] = partial(
+                        throughput.pipeline_run,
+                        video,
+                        detect,
+                        labels,
+                        n,
+                        warm,
+                        tmp / f"pipe_{codec}",
+                        workers=settings.workers,
+                        video_codec=codec,
+                    )
             runs: dict[str, list[dict[str, Any]]] = {k: [] for k in jobs}
             for r in range(opts.repeats):
                 for name in jobs:
@@ -231,6 +254,16 @@ def run_bench(
             if video is sample:
                 frames_576, rgb_576 = frames, rgb
             del frames, rgb, jobs  # the jobs hold rgb too: free it before the next video
+        if "video" in want:
+            sized = [sample] + [v for v in videos[1:] if v.height == max(opts.sizes, default=0)]
+            results["video_io"] = video_io.video_io(
+                sized,
+                opts.frames,
+                opts.repeats,
+                tmp,
+                variants=opts.video_variants,
+                progress=progress,
+            )
         if "model" in want or "tflite" in want:
             results["model_latency"] = _latency(
                 settings, sample.path, frames_576, opts, want, progress
@@ -259,7 +292,7 @@ def run_bench(
                 opts.live_frames,
                 min(opts.warmup, 10),
                 tmp / "web",
-                rounds=1 if opts.repeats == 1 else 2,
+                rounds=opts.repeats,
             )
         if "memory" in want:
             a, b = opts.memory_frames
@@ -304,6 +337,19 @@ def run_bench(
                 calibration_frames=min(300, max(60, opts.frames)),
                 threshold=settings.threshold,
                 progress=progress,
+            )
+        if "track" in want:
+            from detector.engine import Engine
+            from detector.track import TrackSettings
+
+            # the model's output down to ByteTrack's low threshold, every class
+            low = TrackSettings(threshold=settings.threshold).detect_threshold
+            results["track"] = tracking.tracking_bench(
+                sample.path,
+                Engine(model, low, None, settings.max_boxes),
+                settings.threshold,
+                opts.track_frames,
+                progress,
             )
     finally:
         model.close()

@@ -58,6 +58,7 @@ def pipeline_run(
     detect_every: int = 1,
     workers: int = 1,
     queue_size: int = 8,
+    video_codec: str = "h264",
 ) -> dict[str, Any]:
     """Our pipeline (capture thread → inference worker(s) → render + sinks) on the file.
 
@@ -83,7 +84,14 @@ def pipeline_run(
     )
     source = open_source(str(video.path))
     try:
-        with Outputs(out_dir, video.fps, labels, str(video.path), on_output=on_output) as outs:
+        with Outputs(
+            out_dir,
+            video.fps,
+            labels,
+            str(video.path),
+            video_codec=video_codec,
+            on_output=on_output,
+        ) as outs:
             stats = run_pipeline(source, detect, outs.consume, options)
             span.stop()
     finally:
@@ -99,5 +107,6 @@ def pipeline_run(
         inference_ms_p50=stats.inference_ms_p50,
         detect_every=detect_every,
         workers=workers,
+        video_codec=video_codec,
     )
     return out

@@ -31,9 +31,15 @@ from its frames, cached in .cache/bench/):
                    paced and flat out: inference fps ratio and p95 latency delta
   memory           RSS after 1,000 vs 10,000 frames
   split            network and post-processing sub-graphs in two threads
+  video            the H.264 writer (PyAV) beside OpenCV's mp4v: CPU-ms per frame at 576p
+                   and 1080p, end-to-end frames/s with each; OpenCV vs PyAV decoding
   ray              local engine vs --engine ray on folders of 50 and 200 photos, each whole
                    command timed: fixed cost, ms per image, break-even, images/s per actor
                    (full runs, or --only ray; needs the ray extra)
+  track            every frame of the sample through the model once (reference), then
+                   replayed at detect_every 2/4/8: share of reference boxes covered on the
+                   frames between model runs, static carrying vs bytetrack and sort; id
+                   switches per 100 frames at N=1; tracker CPU-ms per frame (~20 objects)
   backends         tf beside openvino fp32 / bf16 / int8 (and the LiteRT peer): bare model
                    1 / 2 threads, 2 in flight, pipeline end to end, start-up, parity on the
                    sample photos; int8 made (NNCF) and gated on first use, cached in
@@ -47,6 +53,7 @@ examples:
   python main.py bench --quick --json runs/bench.json
   python main.py bench --only model,tflite    # just the model latency columns
   python main.py bench --only ray --ray-images 50,200   # local vs Ray engine on photos
+  python main.py bench --only track           # tracking coverage, id switches, cost (~1 min)
   python main.py bench --only backends        # the backend column (tf vs openvino)
   python main.py bench --workers 1 --intra-op-threads 2
 """
@@ -103,7 +110,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "--only",
         metavar="LIST",
         help="comma list of: model,tflite,naive,pipeline,workers,detect_every,live,web,memory,"
-        "split,ray,backends",
+        "split,video,ray,track,backends",
     )
     p.add_argument("--intra-op-threads", type=int, help="override model.intra_op_threads")
     p.add_argument("--inter-op-threads", type=int, help="override model.inter_op_threads")
@@ -207,9 +214,11 @@ def handle(args: argparse.Namespace) -> int:
         warmup=min(5 if quick else 20, max(1, frames // 4)),
         repeats=args.repeats or (1 if quick else 3),
         live_frames=60 if quick else 300,
+        track_frames=200 if quick else None,
         memory_frames=(mem[0], mem[1]),
         cache_dir=args.cache_dir,
         sections=sections,
+        video_variants=not quick,
         ray_images=(ray_images[0], ray_images[1]),
     )
     results = summarize(run_bench(opts, settings))

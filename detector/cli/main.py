@@ -1,7 +1,7 @@
 """Command line: subcommands, logging set-up and exit codes.
 
 ``python main.py [run flags]`` runs the detection app (``run`` is the default
-command); ``model``, ``fetch`` and ``bench`` are the other commands. Each command's
+command); ``model``, ``fetch``, ``bench`` and ``explain`` are the other commands. Each command's
 module adds its own parser through an ``add_parser(subparsers, parents)`` function and
 sets ``func`` to a handler ``(args) -> int``. Handlers import TensorFlow lazily, so
 ``--help`` stays fast.
@@ -24,7 +24,7 @@ EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-COMMANDS = ("run", "model", "fetch", "bench")
+COMMANDS = ("run", "model", "fetch", "bench", "explain")
 
 EPILOG = """\
 commands:
@@ -32,12 +32,14 @@ commands:
   model    inspect, freeze, export weights, unfreeze, convert model files
   fetch    download and convert the default model and the sample media (idempotent)
   bench    measure the pipeline beside the bare model, the naive loop and TFLite
+  explain  heat maps of where the model looked for each detection (PNG + JSON)
 
 examples:
   python main.py                              # default config: sample video -> runs/
   python main.py --source 0 --show            # webcam 0 in a window
   python main.py --source samples/photos/     # a folder of photos
   python main.py run --help                   # every run flag
+  python main.py explain samples/photos/dog.jpg   # heat map per detection
   python main.py model inspect models/ssd_mobilenet_v2_coco/frozen_inference_graph.pb
 """
 
@@ -59,7 +61,7 @@ def _prog() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser tree; each command module adds its own sub-parser."""
-    from detector.cli import bench, fetch, model, run
+    from detector.cli import bench, explain, fetch, model, run
 
     parent = _common_parent()
     parser = argparse.ArgumentParser(
@@ -69,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (run, model, fetch, bench):
+    for command in (run, model, fetch, bench, explain):
         command.add_parser(sub, [parent])
     return parser
 

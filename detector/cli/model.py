@@ -57,25 +57,60 @@ def _lines(report: dict[str, Any], keys: tuple[str, ...]) -> str:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from detector.tools.inspect import inspect_path
+    from detector.tools.inspect import inspect_path, refusals
     from detector.tools.inspect_text import render_text
 
-    info = inspect_path(args.path, tensor=args.tensor, allow_unsafe_ops=args.allow_unsafe_ops)
+    info = inspect_path(
+        args.path,
+        tensor=args.tensor,
+        allow_unsafe_ops=args.allow_unsafe_ops,
+        nodes=args.nodes,
+        node_filter=_node_filter(args),
+    )
     _emit(info, args.json, render_text(info))
-    return 0
+    refused = refusals(info)
+    for why in refused:
+        print(f"refused: {why}", file=sys.stderr)
+    return INSPECT_REFUSED if refused else 0
+
+
+#: ``model inspect``'s exit code for a file it describes but would refuse to load.
+INSPECT_REFUSED = 3
+
+
+def _node_filter(args: argparse.Namespace) -> dict[str, str] | None:
+    if not (args.op or args.name):
+        return None
+    args.nodes = True
+    return {"op": args.op or "", "name": args.name or ""}
 
 
 def _freeze(args: argparse.Namespace) -> int:
     from detector.tools.freeze import freeze_checkpoint
 
+    checkpoint = args.checkpoint_opt or args.checkpoint
+    if checkpoint is None:
+        raise ConfigError(
+            "model freeze needs a checkpoint",
+            hint="pass it as CHECKPOINT or --checkpoint PREFIX (with --graph GRAPH.pbtxt "
+            "for a tf.io.write_graph graph)",
+        )
+    if args.checkpoint_opt and args.checkpoint:
+        raise ConfigError(
+            f"two checkpoints given: '{args.checkpoint}' and --checkpoint '{args.checkpoint_opt}'",
+            hint="pass one",
+        )
     report = freeze_checkpoint(
-        args.checkpoint,
+        checkpoint,
         args.output,
         outputs=_csv(args.outputs),
         exclude=args.exclude or (),
         verify=not args.no_verify,
         allow_unsafe_ops=args.allow_unsafe_ops,
+        init_missing=args.init_missing,
+        graph=args.graph,
     )
+    report.update(_explain_outputs(args, report["out"]))
     _emit(
         report,
         args.json,
@@ -87,26 +122,68 @@ def _freeze(args: argparse.Namespace) -> int:
                 "inputs",
                 "outputs",
                 "frozen_variables",
+                "initialised",
                 "kept",
                 "parameters",
                 "nodes",
                 "bytes",
                 "max_diff",
+                *_EXPLAIN_KEYS,
             ),
         ),
     )
     return 0
 
 
+_EXPLAIN_KEYS = ("explain_layer", "explain_fine_layer", "explain_max_diff")
+
+
+def _explain_outputs(args: argparse.Namespace, pb: str) -> dict[str, Any]:
+    """With ``--explain-outputs``: add the explanation outputs to the written ``.pb``."""
+    if not args.explain_outputs:
+        return {}
+    from detector.explain.export import write_explain_outputs
+
+    return write_explain_outputs(
+        pb,
+        layer=args.explain_layer,
+        verify=not args.no_verify,
+        allow_unsafe_ops=args.allow_unsafe_ops,
+    )
+
+
+def _explain_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("explanation outputs (see `python main.py explain --help`)")
+    g.add_argument(
+        "--explain-outputs",
+        action="store_true",
+        help="add named outputs for heat maps: explain/feature_map, explain/grad (the class "
+        "logit's gradient), explain/fine_map, explain/fine_grad, fed explain/anchor and "
+        "explain/column (SSD graphs; .pb only)",
+    )
+    g.add_argument(
+        "--explain-layer",
+        metavar="NAME",
+        help="feature map for explain/feature_map (default: the finest map the heads read)",
+    )
+
+
 def _export(args: argparse.Namespace) -> int:
     from detector.tools.weights import export_weights
 
     report = export_weights(args.path, args.output, allow_unsafe_ops=args.allow_unsafe_ops)
-    text = (
-        _lines(report, ("out", "arrays", "parameters", "bytes"))
-        + "\n"
-        + "\n".join(f"  {k}  {v[0]}  {v[1]}" for k, v in report["names"].items())
-    )
+    kinds = report["weight_kinds"]
+    lines = [_lines(report, ("out", "arrays", "parameters", "bytes"))]
+    lines.append("by kind: " + ", ".join(f"{k} {n}" for k, n in report["kinds"].items()))
+    lines += [f"  {k}  {v[0]}  {v[1]}  {kinds.get(k, '')}" for k, v in report["names"].items()]
+    lines += [f"skipped: {k} ({why})" for k, why in report["skipped"].items()]
+    if report["unattributed"]:
+        lines.append(
+            f"NOT exported: {len(report['unattributed'])} float constant(s) not attributed "
+            "to a weight (name, shape):"
+        )
+        lines += [f"  {k}  {v}" for k, v in report["unattributed"].items()]
+    text = "\n".join(lines)
     _emit(report, args.json, text)
     return 0
 
@@ -146,10 +223,17 @@ def _convert(args: argparse.Namespace) -> int:
                 hint="convert to .pb first, then convert that .pb",
             )
         report = convert_tflite(args.source, args.output, **flags)
-        keys: tuple[str, ...] = ("output", "output_bytes", "nodes", "output_sha256")
+        report.update(_explain_outputs(args, str(args.output)))
+        keys: tuple[str, ...] = ("output", "output_bytes", "nodes", "output_sha256", *_EXPLAIN_KEYS)
     else:
         from detector.tools.convert import convert
 
+        wants = args.to or ("pb" if str(args.output).endswith(".pb") else None)
+        if args.explain_outputs and wants != "pb":
+            raise ConfigError(
+                f"--explain-outputs writes a frozen .pb, not {wants or repr(str(args.output))}",
+                hint="convert to a .pb (-o model.pb) with --explain-outputs",
+            )
         if flags:
             names = ", ".join("--" + k.replace("_", "-") for k in flags)
             raise ConfigError(
@@ -165,7 +249,10 @@ def _convert(args: argparse.Namespace) -> int:
             step=args.step,
             verify=not args.no_verify,
             allow_unsafe_ops=args.allow_unsafe_ops,
+            init_missing=args.init_missing,
+            model=args.model,
         )
+        report.update(_explain_outputs(args, str(report["out"])))
         keys = (
             "source_format",
             "target",
@@ -175,7 +262,9 @@ def _convert(args: argparse.Namespace) -> int:
             "inputs",
             "outputs",
             "variables",
+            "initialised",
             "max_diff",
+            *_EXPLAIN_KEYS,
         )
     _emit(report, args.json, _lines(report, keys))
     return 0
@@ -270,6 +359,15 @@ def _quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init_missing(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--init-missing",
+        action="store_true",
+        help="graph variables the checkpoint lacks (a Saver(var_list=...) subset) take "
+        "their initial values instead of failing; they are listed",
+    )
+
+
 def _common(p: argparse.ArgumentParser, *, unsafe: bool = True) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     if unsafe:
@@ -308,12 +406,28 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
   python main.py model inspect train/model.ckpt-100 --tensor conv1/kernel
   python main.py model inspect saved_model/ --json
   python main.py model inspect model.tflite
+  python main.py model inspect frozen.pb --nodes --op Conv2D,MatMul
+  python main.py model inspect graph.pbtxt --nodes --name 'logits/*'
+
+exit codes: 0 described; 1 unreadable (what failed and why); 2 usage;
+3 described, but the file holds ops outside the allowlist: loading it would be refused
+  (the report's "safety" names them; --allow-unsafe-ops accepts them, exit 0).
 """,
     )
     p.add_argument("path", help="model file, folder or checkpoint prefix")
     p.add_argument(
-        "--tensor", metavar="NAME", help="also show this variable's or constant's values"
+        "--tensor",
+        metavar="NAME",
+        help="also show this variable's or constant's values (object-based checkpoints: "
+        "raw key, object path or variable name)",
     )
+    p.add_argument(
+        "--nodes",
+        action="store_true",
+        help="list every node: name, op, inputs and output tensors (graph.get_operations())",
+    )
+    p.add_argument("--op", metavar="OP[,OP]", help="(--nodes) only nodes of these ops")
+    p.add_argument("--name", metavar="GLOB", help="(--nodes) only nodes whose name matches")
     _common(p)
     p.set_defaults(func=_inspect)
 
@@ -331,9 +445,23 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
   python main.py model freeze train/ -o frozen_inference_graph.pb   # OD API outputs
   python main.py model freeze train/model.ckpt-100 -o add.pb --outputs add
   python main.py model freeze train/ -o f.pb --outputs logits/BiasAdd --exclude 'logits/*'
+  python main.py model freeze --graph graph.pbtxt --checkpoint train/model.ckpt-100 -o f.pb
+  python main.py model freeze train/ -o f.pb --init-missing   # Saver(var_list) subset
 """,
     )
-    p.add_argument("checkpoint", help="checkpoint prefix, folder or .meta")
+    p.add_argument("checkpoint", nargs="?", help="checkpoint prefix, folder or .meta")
+    p.add_argument(
+        "--checkpoint",
+        dest="checkpoint_opt",
+        metavar="PREFIX",
+        help="the checkpoint, as an option (with --graph)",
+    )
+    p.add_argument(
+        "--graph",
+        metavar="GRAPH",
+        help="graph written by tf.io.write_graph (.pbtxt or .pb) or a .meta, used instead "
+        "of the checkpoint's .meta (the freeze_graph --input_graph workflow)",
+    )
     p.add_argument("-o", "--output", required=True, help="frozen .pb to write")
     p.add_argument(
         "--outputs",
@@ -347,6 +475,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="keep variables matching this name or glob as variables (repeatable)",
     )
     p.add_argument("--no-verify", action="store_true", help="skip the probe comparison")
+    _init_missing(p)
+    _explain_flags(p)
     _common(p)
     p.set_defaults(func=_freeze)
 
@@ -406,6 +536,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
   python main.py model convert frozen.pb -o saved/ --to saved_model
   python main.py model convert saved/ -o ckpt/ --to checkpoint
   python main.py model convert ssd.tflite -o frozen_inference_graph.pb --nms-iou 0.5
+  python main.py model convert ckpt/ckpt-1 -o m.pb --model my_model.py:build  # tf.train.Checkpoint
+  python main.py model convert frozen.pb -o explainable.pb --explain-outputs
 """,
     )
     p.add_argument("source", help="checkpoint, frozen .pb, SavedModel folder or .tflite")
@@ -424,13 +556,21 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="(to pb) keep matching variables as variables",
     )
     p.add_argument("--step", type=int, default=0, help="(to checkpoint) global step")
+    p.add_argument(
+        "--model",
+        metavar="FILE.py:FUNCTION",
+        help="(object-based checkpoint source) your function that builds the tf.Module or "
+        "Keras model that wrote it; it is built, restored and converted (your code runs)",
+    )
     p.add_argument("--no-verify", action="store_true", help="skip the probe comparison")
+    _init_missing(p)
     g = p.add_argument_group("TFLite SSD source")
     g.add_argument("--nms-iou", type=float, help="NMS IoU threshold (default 0.6)")
     g.add_argument("--score-threshold", type=float, help="score floor before NMS")
     g.add_argument("--max-detections", type=int, help="detections kept per image")
     g.add_argument("--weights", choices=("uint8", "float"), help="weight storage in the graph")
     g.add_argument("--anchors", choices=("file", "generated"), help="anchor source")
+    _explain_flags(p)
     _common(p)
     p.set_defaults(func=_convert)
 

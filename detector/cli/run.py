@@ -19,6 +19,8 @@ examples:
   python main.py --detect-every 3 --output /tmp/runs --name test
   python main.py --backend openvino                # the network in OpenVINO (bf16 where native)
   python main.py --backend openvino --precision int8   # after: python main.py model quantize
+  python main.py --source clips/street.mp4 --coco --csv --mot   # exports for other tools
+  python main.py --track --detect-every 4          # ids (person #7), boxes move between runs
   python main.py --source samples/vtest.avi --serve 8080   # watch at http://127.0.0.1:8080/
   python main.py --source rtsp://cam1/live --source rtsp://cam2/live --serve 0.0.0.0:8080
   python main.py --source clips/                   # a folder of videos: runs/clips/<video>/ each
@@ -26,8 +28,9 @@ examples:
   python main.py --source clips/ --engine ray --ray-address 10.0.0.5:6379   # on a cluster
 
 Flags override the config's keys (configs/default.yml documents each one).
-Outputs go to a new folder <output>/<name> (never overwritten): annotated.mp4,
-detections.jsonl (one JSON line per frame), images/ and run.json.
+Outputs go to a new folder <output>/<name> (never overwritten): annotated.mp4 (H.264),
+detections.jsonl (one JSON line per frame), images/, the exports (--coco, --csv, --mot)
+and run.json.
 Exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted.
 """
 
@@ -41,12 +44,18 @@ _FLAG_KEYS = {
     "threshold": "detect.threshold",
     "classes": "detect.classes",
     "detect_every": "detect.detect_every",
+    "track": "detect.track",
     "workers": "model.workers",
     "max_frames": "run.max_frames",
     "output": "output.dir",
     "name": "output.name",
     "video": "output.video",
     "video_format": "output.video_format",
+    "video_codec": "output.video_codec",
+    "coco": "output.coco",
+    "csv": "output.csv",
+    "mot": "output.mot",
+    "progress": "output.progress",
     "images": "output.images",
     "jsonl": "output.jsonl",
     "hud": "output.hud",
@@ -55,6 +64,7 @@ _FLAG_KEYS = {
     "backend": "model.backend",
     "precision": "model.precision",
     "allow_unsafe_ops": "model.allow_unsafe_ops",
+    "init_missing": "model.init_missing",
     "engine": "run.engine",
     "ray_address": "run.ray_address",
     "ray_actors": "run.ray_actors",
@@ -103,6 +113,14 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="CPU arithmetic; int8 with --backend openvino after 'model quantize'",
     )
     g.add_argument(
+        "--init-missing",
+        action="store_const",
+        const="true",
+        default=None,
+        help="a checkpoint holding a subset of its graph's variables: the others take their "
+        "initial values (logged) instead of failing",
+    )
+    g.add_argument(
         "--allow-unsafe-ops",
         action="store_const",
         const="true",
@@ -118,6 +136,14 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     g.add_argument(
         "--detect-every", metavar="N", help="run the model on every Nth frame, carry boxes between"
+    )
+    g.add_argument(
+        "--track",
+        nargs="?",
+        const="bytetrack",
+        choices=("bytetrack", "sort", "none"),
+        help="follow objects with persistent ids (default tracker: bytetrack); between "
+        "model runs the boxes move with them",
     )
     g.add_argument("--max-frames", metavar="N", help="stop after N frames")
     g = p.add_argument_group("engine (image folders, globs, videos)")
@@ -154,7 +180,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         default=None,
         help="write the annotated video",
     )
-    g.add_argument("--video-format", choices=("mp4", "avi"), help="mp4 (mp4v) or avi (MJPG)")
+    g.add_argument("--video-format", choices=("mp4", "avi"), help="video container")
+    g.add_argument(
+        "--video-codec",
+        choices=("h264", "mp4v", "mjpg"),
+        help="h264 (default; plays in browsers, crash-safe .mp4), or mp4v / mjpg through OpenCV",
+    )
     g.add_argument(
         "--images",
         action=argparse.BooleanOptionalAction,
@@ -166,6 +197,19 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         action=argparse.BooleanOptionalAction,
         default=None,
         help="write one JSON line per frame",
+    )
+    for flag, what in (
+        ("coco", "coco_results.json (COCO results) and coco_images.json"),
+        ("csv", "detections.csv, a row per detection"),
+        ("mot", "mot.txt, MOT Challenge lines"),
+    ):
+        g.add_argument(
+            f"--{flag}", action=argparse.BooleanOptionalAction, default=None, help=f"write {what}"
+        )
+    g.add_argument(
+        "--progress",
+        choices=("auto", "bar", "log", "off"),
+        help="files and folders: a bar on a terminal (auto), a log line every few seconds, or none",
     )
     g.add_argument(
         "--hud",

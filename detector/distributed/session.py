@@ -3,7 +3,7 @@
 Ray is an optional extra. :func:`import_ray` turns its absence into a usage error (exit 2)
 that quotes the install command. :func:`ray_session` starts a local Ray (or joins a cluster
 by address) with the dashboard off and workers' output kept in Ray's session logs, turns Ray
-Data's console logging and progress bars off (the run shows its own progress), and shuts Ray
+Data's console logging and progress bars off (the run's progress sink shows progress), and shuts Ray
 down on every exit path - unless Ray was already running in this process (tests share one).
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 
 from detector.distributed.options import RayOptions
 from detector.errors import ConfigError, DetectorError
+from detector.model.session import captured_stderr
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +31,15 @@ class RayStartError(DetectorError):
     """Ray could not be started locally or the cluster at the address could not be joined."""
 
 
-def import_ray() -> Any:
-    """Import ``ray`` and ``ray.data``.
+def import_ray(options: RayOptions | None = None) -> Any:
+    """Import ``ray`` and ``ray.data`` (with token authentication for ``options.address``
+    when this machine holds a token: see :func:`_token_auth_for_address`).
 
     Raises:
         ConfigError: Ray is not installed (exit 2), with the command that installs it.
     """
+    if options is not None and options.address:
+        _token_auth_for_address()  # before Ray reads its configuration
     try:
         import ray
         import ray.data  # the engine runs on Ray Data
@@ -54,9 +58,33 @@ def quiet_ray_data(ray: Any) -> None:
     ctx.enable_progress_bars = False
     # A model that cannot load will not load on a second try: fail at the first actor death.
     ctx.max_consecutive_actor_init_deaths = 0
+    # Only Ray's own console handler: other handlers can sit on this logger too (a test
+    # runner's capture handlers, shared by every test), and they are not ours to mute.
     for handler in logging.getLogger("ray.data").handlers:
-        if type(handler).__name__ != "SessionFileHandler":
+        kind = type(handler)
+        if kind.__module__.startswith("ray.") and kind.__name__ != "SessionFileHandler":
             handler.setLevel(logging.CRITICAL + 1)
+
+
+def _token_auth_for_address() -> None:
+    """Use token authentication to join a cluster when this machine has a token.
+
+    Ray enables token authentication for new clusters (``ray start --head`` when
+    ``~/.ray/auth_token`` exists, ``ray.init()``) but not for a driver joining by explicit
+    address: without this, such a driver is refused ("InvalidAuthToken") though it holds the
+    right token. ``RAY_AUTH_MODE`` set by the user is left alone.
+    """
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    has_token = (
+        bool(os.environ.get("RAY_AUTH_TOKEN"))
+        or Path(
+            os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token")
+        ).is_file()
+    )
+    if has_token:
+        os.environ["RAY_AUTH_MODE"] = "token"
+        log.debug("joining the Ray cluster with token authentication (a token was found)")
 
 
 def init_ray(ray: Any, options: RayOptions) -> None:
@@ -83,17 +111,27 @@ def init_ray(ray: Any, options: RayOptions) -> None:
         kwargs["address"] = options.address
     else:
         kwargs["num_cpus"] = options.local_cpus
-    try:
-        ray.init(**kwargs)
-    except Exception as exc:
+    # Ray's C++ start-up lines (and its retries against a wrong address) write straight to
+    # file descriptor 2: parked, to the debug log.
+    error: Exception | None = None
+    with captured_stderr() as lines:
+        try:
+            ray.init(**kwargs)
+        except Exception as exc:
+            error = exc
+    for line in lines:
+        log.debug("ray: %s", line)
+    if error is not None:
         where = f"the Ray cluster at {options.address!r}" if options.address else "Ray locally"
         raise RayStartError(
-            f"cannot start {where}: {type(exc).__name__}: {str(exc).strip()}",
-            hint="check the address (`ray status` on the head node prints it) and that this "
-            "machine runs the same Ray and Python versions"
+            f"cannot start {where}: {type(error).__name__}: {str(error).strip()}",
+            hint="check the address (`ray status` on the head node prints it), that this "
+            "machine runs the same Ray and Python versions, and for a cluster with token "
+            "authentication (Ray's default) that this machine has the head's token: "
+            "~/.ray/auth_token copied from the head, or RAY_AUTH_TOKEN set"
             if options.address
             else "check /tmp is writable and no other Ray holds the ports",
-        ) from exc
+        ) from error
     quiet_ray_data(ray)
 
 
@@ -102,14 +140,14 @@ def ray_session(options: RayOptions) -> Iterator[dict[str, Any]]:
     """Ray running for the duration of the ``with`` block.
 
     Yields:
-        Facts about the cluster for ``run.json``: address, nodes, CPUs, GPUs, whether it was
-        started here.
+        Facts about the cluster for ``run.json``: address, nodes, CPUs, GPUs, whether Ray was
+        started on this machine for the run.
 
     Raises:
         ConfigError: Ray is not installed (exit 2).
         RayStartError: Ray would not start, or the address does not answer (exit 1).
     """
-    ray = import_ray()
+    ray = import_ray(options)
     started_here = False
     if not ray.is_initialized():
         init_ray(ray, options)
@@ -119,7 +157,7 @@ def ray_session(options: RayOptions) -> Iterator[dict[str, Any]]:
         resources = ray.cluster_resources()
         yield {
             "address": options.address or "local",
-            "started_here": started_here,
+            "started_local": started_here and not options.address,
             "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
             "cpus": resources.get("CPU", 0.0),
             "gpus": resources.get("GPU", 0.0),

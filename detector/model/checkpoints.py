@@ -108,10 +108,27 @@ def step_of(prefix: str | Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
+_WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")
+
+
+def recorded_name(recorded: str) -> str:
+    """The file name part of a recorded path, whichever system wrote it
+    (``C:\\train\\model.ckpt-100`` → ``model.ckpt-100``)."""
+    return re.split(r"[\\/]", recorded.rstrip("\\/"))[-1]
+
+
+def _is_absolute(recorded: str) -> bool:
+    """Absolute here, or an absolute Windows path (``C:\\...``, ``\\\\server\\...``)."""
+    return Path(recorded).is_absolute() or bool(_WINDOWS_ABSOLUTE.match(recorded))
+
+
 def _entry(folder: Path, recorded: str, timestamp: float | None) -> StateEntry:
     path = Path(recorded)
-    resolved = path if path.is_absolute() else folder / path
-    elsewhere = path.is_absolute() and os.path.realpath(path.parent) != os.path.realpath(folder)
+    windows = bool(_WINDOWS_ABSOLUTE.match(recorded)) and not path.is_absolute()
+    resolved = path if _is_absolute(recorded) else folder / path
+    elsewhere = windows or (
+        path.is_absolute() and os.path.realpath(path.parent) != os.path.realpath(folder)
+    )
     index = Path(f"{resolved}.index")
     data = index if index.is_file() else resolved if is_v1_checkpoint(resolved) else None
     return StateEntry(
@@ -204,8 +221,8 @@ def repair_state_file(folder: str | Path) -> list[tuple[str, str]]:
     changes: list[tuple[str, str]] = []
 
     def fix(recorded: str) -> str:
-        name = Path(recorded).name
-        if not Path(recorded).is_absolute() and Path(f"{folder / recorded}.index").is_file():
+        name = recorded_name(recorded)
+        if not _is_absolute(recorded) and Path(f"{folder / recorded}.index").is_file():
             return recorded
         if not (folder / f"{name}.index").is_file():
             raise CheckpointError(
@@ -275,11 +292,12 @@ def _from_folder(folder: Path) -> Path:
     if state is not None and state.latest is not None:
         latest = state.latest
         if latest.elsewhere:
-            local = Path(f"{folder / latest.prefix.name}.index").is_file()
+            local_name = recorded_name(latest.recorded)
+            local = Path(f"{folder / local_name}.index").is_file()
             raise CheckpointError(
                 f"state file '{state.path}' points elsewhere: its latest checkpoint is the "
                 f"absolute path '{latest.recorded}', outside '{folder}' (was the folder "
-                "copied?)" + (f"; this folder has its own '{latest.prefix.name}'" if local else ""),
+                "copied?)" + (f"; this folder has its own '{local_name}'" if local else ""),
                 hint=_REPAIR_HINT.format(folder=folder)
                 if local
                 else "copy that checkpoint into the folder, or delete the state file to use the "
@@ -411,23 +429,74 @@ def _missing_index(prefix: Path) -> None:
     )
 
 
-def restore_variables(session: Any, variables: Sequence[Any], prefix: str) -> None:
+def open_reader(prefix: str | Path) -> Any:
+    """``tf.train.load_checkpoint(prefix)``, with a named error when the files are unreadable."""
+    from detector.model.session import import_tf
+
+    tf = import_tf()
+    try:
+        return tf.train.load_checkpoint(str(prefix))
+    except Exception as exc:
+        raise CheckpointError(
+            f"cannot read checkpoint '{prefix}': {_first_line(exc)}",
+            hint="the prefix needs its .index and every .data-* shard, copied whole",
+        ) from exc
+
+
+def data_problem(prefix: str | Path) -> str | None:
+    """Why the checkpoint's values cannot be read (missing or corrupt ``.data``), or None.
+
+    Checks that the ``.data-*`` shards exist and reads the last tensor of each listed
+    key order (a cut-off shard fails there); cheap next to reading every value.
+    """
+    prefix = Path(prefix)
+    if is_v1_checkpoint(prefix):
+        return None
+    shards = sorted(prefix.parent.glob(f"{prefix.name}.data-*"))
+    if not shards:
+        return (
+            f"'{prefix.name}.data-*' is missing: the variables are listed but their values "
+            "are not there"
+        )
+    expected = re.search(r"-of-(\d{5})$", shards[0].name)
+    if expected and len(shards) != int(expected.group(1)):
+        return f"{len(shards)} of {int(expected.group(1))} .data shards are there"
+    try:
+        reader = open_reader(prefix)
+        keys = sorted(reader.get_variable_to_shape_map())
+        for key in keys[-1:] + keys[:1]:
+            reader.get_tensor(key)
+    except Exception as exc:
+        return f"its values cannot be read ({_first_line(exc)})"
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def restore_variables(
+    session: Any, variables: Sequence[Any], prefix: str, *, init_missing: bool = False
+) -> list[str]:
     """Assign every variable its value read from the checkpoint at ``prefix``.
 
     A ``.meta``'s own restore op is never run (it names files and ops the graph chose):
     values come from ``tf.train.load_checkpoint`` and are fed to each variable's
     initializer, with names and shapes checked first so nothing is restored silently wrong.
-    """
-    from detector.model.session import import_tf
 
-    tf = import_tf()
-    try:
-        reader = tf.train.load_checkpoint(prefix)
-    except Exception as exc:
-        raise CheckpointError(
-            f"cannot read checkpoint '{prefix}': {exc}",
-            hint="the prefix needs its .index and .data-* files",
-        ) from exc
+    Args:
+        init_missing: Variables the checkpoint lacks (a ``Saver(var_list=...)`` subset) run
+            their own initializer instead of failing; they are returned and logged.
+
+    Returns:
+        The variables initialised rather than restored (empty unless ``init_missing``).
+
+    Raises:
+        CheckpointError: Missing variables (naming them and ``--init-missing``), shape
+            mismatches, or unreadable ``.data`` files.
+    """
+    reader = open_reader(prefix)
     shapes = reader.get_variable_to_shape_map()
     missing = [v.op.name for v in variables if v.op.name not in shapes]
     wrong = [
@@ -437,20 +506,51 @@ def restore_variables(session: Any, variables: Sequence[Any], prefix: str) -> No
         and v.shape.is_fully_defined()
         and v.shape.as_list() != list(shapes[v.op.name])
     ]
-    if missing or wrong:
+    if wrong or (missing and not init_missing):
+        shown = ", ".join(missing[:10]) + (
+            f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        )
         detail = "; ".join(
             filter(
                 None,
                 [
-                    f"missing from the checkpoint: {missing[:10]}" if missing else "",
+                    f"{len(missing)} graph variable(s) missing from the checkpoint: {shown}"
+                    if missing
+                    else "",
                     f"shape mismatches: {wrong[:10]}" if wrong else "",
                 ],
             )
         )
         raise CheckpointError(
             f"checkpoint '{prefix}' does not match its graph: {detail}",
-            hint="use the .meta written together with this checkpoint",
+            hint="use the .meta written together with this checkpoint"
+            if wrong
+            else "a Saver(var_list=...) checkpoint holds a subset: pass --init-missing to give "
+            "the others their initial values (config: model.init_missing: true)",
         )
-    if variables:
-        feeds = {v.initializer.inputs[1]: reader.get_tensor(v.op.name) for v in variables}
-        session.run([v.initializer for v in variables], feeds)
+    present = [v for v in variables if v.op.name in shapes]
+    try:
+        feeds = {v.initializer.inputs[1]: reader.get_tensor(v.op.name) for v in present}
+    except Exception as exc:
+        raise CheckpointError(
+            f"cannot read the values of checkpoint '{prefix}': {_first_line(exc)}",
+            hint="a .data-* shard is missing, cut off or corrupt: copy it again",
+        ) from exc
+    if present:
+        session.run([v.initializer for v in present], feeds)
+    if missing:
+        log.warning(
+            "checkpoint %s lacks %d variable(s), initialised instead (--init-missing): %s",
+            prefix,
+            len(missing),
+            ", ".join(missing),
+        )
+        by_name = {v.op.name: v for v in variables}
+        try:
+            session.run([by_name[m].initializer for m in missing])
+        except Exception as exc:
+            raise CheckpointError(
+                f"cannot initialise the variables checkpoint '{prefix}' lacks: {_first_line(exc)}",
+                hint="their initializers need inputs or other variables; save a full checkpoint",
+            ) from exc
+    return missing

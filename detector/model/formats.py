@@ -27,12 +27,11 @@ _OP = re.compile(rb"^[A-Za-z_][A-Za-z0-9_>.]*$")
 _NODE_NAME = re.compile(rb"^[A-Za-z0-9_.\-/>]+$")
 
 
-def _fields(buf: bytes | memoryview, limit: int | None = None) -> list[tuple[int, int, memoryview]]:
-    """Top-level ``(field number, wire type, payload)`` of a protobuf message.
-
-    Raises:
-        ValueError: The bytes are not a well-formed protobuf message.
-    """
+def _walk(
+    buf: bytes | memoryview, limit: int | None = None
+) -> tuple[list[tuple[int, int, memoryview]], str | None]:
+    """Top-level ``(field number, wire type, payload)`` of a protobuf message, as far as
+    they parse, and why parsing stopped early (None when the bytes are well formed)."""
     view = memoryview(buf)
     out: list[tuple[int, int, memoryview]] = []
     pos, end = 0, len(view)
@@ -50,27 +49,42 @@ def _fields(buf: bytes | memoryview, limit: int | None = None) -> list[tuple[int
                 return result
             shift += 7
 
-    while pos < end and (limit is None or len(out) < limit):
-        key = varint()
-        field, wire = key >> 3, key & 7
-        start = pos
-        if field == 0:
-            raise ValueError("field number 0")
-        if wire == 0:
-            varint()
-        elif wire == 1:
-            pos += 8
-        elif wire == 2:
-            size = varint()
+    try:
+        while pos < end and (limit is None or len(out) < limit):
+            key = varint()
+            field, wire = key >> 3, key & 7
             start = pos
-            pos += size
-        elif wire == 5:
-            pos += 4
-        else:  # groups (3, 4) are not used by TensorFlow's protos
-            raise ValueError(f"wire type {wire}")
-        if pos > end:
-            raise ValueError("truncated field")
-        out.append((field, wire, view[start:pos]))
+            if field == 0:
+                raise ValueError("field number 0")
+            if wire == 0:
+                varint()
+            elif wire == 1:
+                pos += 8
+            elif wire == 2:
+                size = varint()
+                start = pos
+                pos += size
+            elif wire == 5:
+                pos += 4
+            else:  # groups (3, 4) are not used by TensorFlow's protos
+                raise ValueError(f"wire type {wire}")
+            if pos > end:
+                raise ValueError("truncated field")
+            out.append((field, wire, view[start:pos]))
+    except ValueError as exc:
+        return out, str(exc)
+    return out, None
+
+
+def _fields(buf: bytes | memoryview, limit: int | None = None) -> list[tuple[int, int, memoryview]]:
+    """Top-level ``(field number, wire type, payload)`` of a protobuf message.
+
+    Raises:
+        ValueError: The bytes are not a well-formed protobuf message.
+    """
+    out, error = _walk(buf, limit)
+    if error is not None:
+        raise ValueError(error)
     return out
 
 
@@ -136,12 +150,47 @@ def _text_kind(data: bytes) -> Format | None:
     first = next((ln for ln in lines if ln and not ln.startswith("#")), "")
     if re.match(r"^node\s*\{", first):
         return "pbtxt"
-    if re.match(r"^(meta_info_def|graph_def|saver_def)\s*\{", first):
-        raise ModelError(
-            "text MetaGraphDef files are not supported",
-            hint="save the MetaGraph in binary (tf.train.export_meta_graph with "
-            "as_text=False), or freeze the graph",
-        )
+    if _TEXT_META.match(first):
+        return "meta"
+    return None
+
+
+_TEXT_META = re.compile(r"^(meta_info_def|graph_def|saver_def|collection_def|signature_def)\s*\{")
+
+
+def is_text_meta(data: bytes) -> bool:
+    """Whether bytes are a text-format MetaGraphDef (``export_meta_graph(as_text=True)``)."""
+    try:
+        text = data[:65536].decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    lines = (ln.strip() for ln in text.splitlines())
+    first = next((ln for ln in lines if ln and not ln.startswith("#")), "")
+    return bool(_TEXT_META.match(first))
+
+
+def _truncation(data: bytes) -> str | None:
+    """How a protobuf that stops mid-field looks, when its complete part is graph-shaped.
+
+    Returns a phrase for the message ("a GraphDef cut off after 12 complete node(s)"), or
+    None when the bytes do not end mid-field or their complete fields are no graph.
+    """
+    fields, error = _walk(data)
+    if error is None or "truncated" not in error:
+        return None
+    nodes = [p for f, w, p in fields if f == 1 and w == 2 and _is_node_def(p)]
+    others = [(f, w) for f, w, p in fields if not (f == 1 and w == 2 and _is_node_def(p))]
+    if nodes and not others:
+        return f"a GraphDef cut off after {len(nodes)} complete node(s)"
+    first = fields[0] if fields else None
+    if (
+        first is not None
+        and first[:2] == (1, 2)
+        and len(first[2]) >= 8
+        and _walk(first[2])[1] is None
+        and all(f in (1, 2, 3) and w == 2 for f, w in others)
+    ):
+        return "a MetaGraphDef cut off after its header"
     return None
 
 
@@ -194,9 +243,15 @@ def detect_format(path: str | Path) -> Format:
         return "checkpoint"
     kind = _binary_kind(data) or _text_kind(data)
     if kind is None:
+        cut = _truncation(data)
+        if cut is not None:
+            raise ModelError(
+                f"'{path}' is truncated: {cut} ({len(data)} bytes)",
+                hint="the copy or download stopped early: fetch the file again",
+            )
         raise ModelError(
-            f"cannot tell the format of '{path}' ({len(data)} bytes): not a GraphDef, "
-            "MetaGraphDef, text GraphDef, TFLite file or checkpoint",
+            f"'{path}' is not a model file ({len(data)} bytes): not a GraphDef (binary or "
+            "text), MetaGraphDef, TFLite file or checkpoint",
             hint=f"pass {EXPECTED}",
         )
     return kind

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,25 +57,17 @@ def tensor_name(name: str) -> str:
     return name if ":" in name else f"{name}:0"
 
 
-def read_graph_def(
-    path: str | Path, fmt: str = "frozen_pb", *, allow_unsafe_ops: bool = False
-) -> Any:
-    """Parse a binary (``frozen_pb``) or text (``pbtxt``) GraphDef and check its ops.
+def parse_graph_def(path: str | Path, fmt: str = "frozen_pb") -> Any:
+    """Parse a binary (``frozen_pb``) or text (``pbtxt``) GraphDef; nothing is checked or run.
 
     Raises:
         ModelError: Unreadable, truncated or not a GraphDef.
-        UnsafeGraphError: Ops outside the allowlist (unless ``allow_unsafe_ops``).
     """
     tf = tf_module()
-    from detector.model.safety import check_graph_def
-
     path = Path(path)
     graph_def = tf.compat.v1.GraphDef()
     kind = "text" if fmt == "pbtxt" else "binary"
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"cannot read graph '{path}': {exc.strerror or exc}") from exc
+    data = _read(path, "graph")
     try:
         if fmt == "pbtxt":
             from google.protobuf import text_format
@@ -84,31 +77,74 @@ def read_graph_def(
             graph_def.ParseFromString(data)
     except Exception as exc:
         raise ModelError(
-            f"cannot parse '{path}' as a {kind} GraphDef: {exc}",
-            hint="is the file complete, and is it a TensorFlow graph?",
+            f"cannot parse '{path}' as a {kind} GraphDef ({len(data)} bytes): {exc}",
+            hint="the file is truncated or not a TensorFlow graph: copy or download it again",
         ) from exc
+    return graph_def
+
+
+def parse_meta_graph(path: str | Path) -> Any:
+    """Parse a binary or text (``as_text=True``) ``.meta`` MetaGraphDef; nothing is checked.
+
+    Raises:
+        CheckpointError: Unreadable, truncated or not a MetaGraphDef.
+    """
+    from detector.model.formats import is_text_meta
+
+    tf = tf_module()
+    path = Path(path)
+    meta = tf.compat.v1.MetaGraphDef()
+    data = _read(path, "graph")
+    text = is_text_meta(data)
+    try:
+        if text:
+            from google.protobuf import text_format
+
+            text_format.Parse(data.decode("utf-8"), meta)
+        else:
+            meta.ParseFromString(data)
+    except Exception as exc:
+        raise CheckpointError(
+            f"cannot parse '{path}' as a {'text' if text else 'binary'} MetaGraphDef "
+            f"({len(data)} bytes): {exc}",
+            hint="the file is truncated or not a .meta: copy it again from where it was saved",
+        ) from exc
+    return meta
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read {what} '{path}': {exc.strerror or exc}") from exc
+
+
+def read_graph_def(
+    path: str | Path, fmt: str = "frozen_pb", *, allow_unsafe_ops: bool = False
+) -> Any:
+    """Parse a binary (``frozen_pb``) or text (``pbtxt``) GraphDef and check its ops.
+
+    Raises:
+        ModelError: Unreadable, truncated or not a GraphDef.
+        UnsafeGraphError: Ops outside the allowlist (unless ``allow_unsafe_ops``).
+    """
+    from detector.model.safety import check_graph_def
+
+    graph_def = parse_graph_def(path, fmt)
     check_graph_def(graph_def, what=str(path), allow_unsafe_ops=allow_unsafe_ops)
     return graph_def
 
 
 def read_meta_graph(path: str | Path, *, allow_unsafe_ops: bool = False) -> Any:
-    """Parse a ``.meta`` MetaGraphDef and check its ops.
+    """Parse a ``.meta`` MetaGraphDef (binary or text) and check its ops.
 
     Raises:
         CheckpointError: Unreadable, truncated or not a MetaGraphDef.
         UnsafeGraphError: Ops outside the allowlist (unless ``allow_unsafe_ops``).
     """
-    tf = tf_module()
     from detector.model.safety import check_meta_graph
 
-    path = Path(path)
-    meta = tf.compat.v1.MetaGraphDef()
-    try:
-        meta.ParseFromString(path.read_bytes())
-    except Exception as exc:
-        raise CheckpointError(
-            f"cannot parse '{path}' as a MetaGraphDef: {exc}", hint="is the file complete?"
-        ) from exc
+    meta = parse_meta_graph(path)
     check_meta_graph(meta, what=str(path), allow_unsafe_ops=allow_unsafe_ops)
     return meta
 
@@ -161,21 +197,35 @@ def import_meta_graph(meta: Any, path: str | Path) -> tuple[Any, list[Any], list
         return graph, tf.compat.v1.global_variables(), tf.compat.v1.local_variables()
 
 
-def restore_checkpoint(session: Any, variables: list[Any], local: list[Any], prefix: str) -> None:
+def restore_checkpoint(
+    session: Any,
+    variables: list[Any],
+    local: list[Any],
+    prefix: str,
+    *,
+    init_missing: bool = False,
+) -> list[str]:
     """Give ``variables`` their checkpoint values and initialise the local ones.
+
+    Args:
+        init_missing: Initialise variables the checkpoint lacks instead of failing.
+
+    Returns:
+        The variables initialised rather than restored.
 
     The session is closed if restoring fails.
     """
     from detector.model.checkpoints import restore_variables
 
     try:
-        restore_variables(session, variables, prefix)
+        missing = restore_variables(session, variables, prefix, init_missing=init_missing)
         if local:
             session.run([v.initializer for v in local])
     except BaseException:
         session.close()
         raise
-    log.debug("restored %d variables from %s", len(variables), prefix)
+    log.debug("restored %d variables from %s", len(variables) - len(missing), prefix)
+    return missing
 
 
 def load_saved_model_into(session: Any, meta: Any, path: str | Path) -> None:
@@ -191,9 +241,42 @@ def load_saved_model_into(session: Any, meta: Any, path: str | Path) -> None:
     except Exception as exc:
         session.close()
         raise ModelError(
-            f"cannot load SavedModel '{path}': {exc}",
+            f"cannot load SavedModel '{path}': {str(exc).strip().splitlines()[0]}",
             hint="check that the folder is complete (saved_model.pb + variables/)",
         ) from exc
+    _check_initialised(session, meta, path)
+
+
+def _check_initialised(session: Any, meta: Any, path: str | Path) -> None:
+    """Refuse a SavedModel whose variables the loader left uninitialised (a Keras 3 model
+    written by ``tf.saved_model.save``), naming them, rather than fail at the first run."""
+    from tensorflow.python.ops import resource_variable_ops
+
+    from detector.tools.inspect_saved import keras3_saved_by_tf
+
+    graph = session.graph
+    handles = [op for op in graph.get_operations() if op.type == "VarHandleOp"]
+    if not handles:
+        return
+    with graph.as_default():
+        checks = [resource_variable_ops.var_is_initialized_op(h.outputs[0]) for h in handles]
+    flags = session.run(checks)
+    left = [h.name for h, ok in zip(handles, flags, strict=True) if not ok]
+    if not left:
+        return
+    shown = ", ".join(left[:8]) + (f" and {len(left) - 8} more" if len(left) > 8 else "")
+    session.close()
+    if keras3_saved_by_tf(meta):
+        raise ModelError(
+            f"SavedModel '{path}' is a Keras 3 model saved with tf.saved_model.save: its "
+            f"graph does not restore {len(left)} variable(s) ({shown})",
+            hint="re-export it from Keras with model.export('folder') (an inference "
+            "SavedModel this toolkit reads), or save the weights and use the model in Keras",
+        )
+    raise ModelError(
+        f"SavedModel '{path}' leaves {len(left)} variable(s) uninitialised after loading: {shown}",
+        hint="its variables/ folder does not match saved_model.pb: export it again",
+    )
 
 
 #: The TF Object Detection API outputs, used when a command is given no outputs.
@@ -213,6 +296,8 @@ class LoadedGraph:
         outputs: Logical name → tensor name.
         variables: Variable op name → the op's variable object, if any.
         step: The checkpoint's global step, if known.
+        initialised: Variables given their initial values because the checkpoint lacks
+            them (``init_missing``), not restored.
     """
 
     graph: Any
@@ -222,6 +307,7 @@ class LoadedGraph:
     outputs: dict[str, str]
     variables: dict[str, Any] = field(default_factory=dict)
     step: int | None = None
+    initialised: list[str] = field(default_factory=list)
 
     def close(self) -> None:
         self.session.close()
@@ -247,7 +333,8 @@ def sink_outputs(graph_def: Any) -> list[str]:
         for n in graph_def.node
         if n.name not in consumed
         and n.op not in NOT_OUTPUTS
-        and not n.name.startswith(("save/", "init", "report_uninitialized", "gradients/"))
+        and not n.name.startswith(("init", "report_uninitialized", "gradients/"))
+        and not re.match(r"save(_\d+)?/", n.name)
         and not n.op.startswith(
             ("Save", "Restore", "Apply", "ResourceApply", "Assign", "Scatter", "ResourceScatter")
         )
@@ -289,31 +376,160 @@ def choose_outputs(graph_def: Any, given: Sequence[str] | None, what: str) -> li
 
 
 def _load_checkpoint(
-    path: Path, outputs: Sequence[str] | None, allow_unsafe_ops: bool, new_session: SessionFactory
+    path: Path,
+    outputs: Sequence[str] | None,
+    allow_unsafe_ops: bool,
+    new_session: SessionFactory,
+    init_missing: bool = False,
+    graph: Path | None = None,
 ) -> LoadedGraph:
     from detector.model.checkpoints import resolve_checkpoint
 
     ref = resolve_checkpoint(path)
-    if ref.meta is None:
-        raise CheckpointError(
-            f"checkpoint '{ref.prefix}' has no .meta graph next to it",
-            hint="this command needs the graph: keep model.ckpt-N.meta with the checkpoint",
+    meta_path = graph or ref.meta
+    if meta_path is None:
+        raise no_graph_error(ref.prefix)
+    if graph is not None and detect_graph_kind(graph) != "meta":
+        meta = meta_from_graph_def(
+            read_graph_def(graph, detect_graph_kind(graph), allow_unsafe_ops=allow_unsafe_ops)
         )
-    meta = read_meta_graph(ref.meta, allow_unsafe_ops=allow_unsafe_ops)
-    graph, variables, local = import_meta_graph(meta, ref.meta)
+    else:
+        meta = read_meta_graph(meta_path, allow_unsafe_ops=allow_unsafe_ops)
+    ref_meta = meta_path
+    tf_graph, variables, local = import_meta_graph(meta, ref_meta)
     if not outputs and "outputs" in meta.collection_def:  # written by unfreeze / convert
         outputs = [node_name(t) for t in meta.collection_def["outputs"].node_list.value]
-    outs = choose_outputs(meta.graph_def, outputs, str(ref.meta))
-    session = new_session(graph)
-    restore_checkpoint(session, variables, local, str(ref.prefix))
+    outs = choose_outputs(meta.graph_def, outputs, str(ref_meta))
+    session = new_session(tf_graph)
+    missing = restore_checkpoint(
+        session, variables, local, str(ref.prefix), init_missing=init_missing
+    )
     return LoadedGraph(
-        graph,
+        tf_graph,
         session,
         "checkpoint",
         {p: f"{p}:0" for p in placeholders(meta.graph_def)},
         {o: tensor_name(o) for o in outs},
         {v.op.name: v for v in variables},
         ref.step,
+        missing,
+    )
+
+
+def no_graph_error(prefix: Path) -> CheckpointError:
+    """The error for a checkpoint with no graph: object-based ones need their model's code."""
+    from detector.model.checkpoints import open_reader
+    from detector.model.objckpt import is_object_based
+
+    if is_object_based(open_reader(prefix).get_variable_to_shape_map()):
+        return CheckpointError(
+            f"checkpoint '{prefix}' is object-based (tf.train.Checkpoint or Keras "
+            "save_weights): it stores values by object path but no graph, so it cannot be "
+            "frozen or converted by itself",
+            hint="inspect or export its weights here (model inspect / export-weights); to "
+            "make a model, build the tf.Module or Keras model in Python, restore with "
+            "tf.train.Checkpoint(model=obj).read(prefix), and save it with model.export() "
+            "or tf.saved_model.save(); or let the toolkit do it: python main.py model convert "
+            f"'{prefix}' -o model.pb --model my_model.py:build (your function that builds it)",
+        )
+    return CheckpointError(
+        f"checkpoint '{prefix}' has no .meta graph next to it",
+        hint="this command needs the graph: keep model.ckpt-N.meta with the checkpoint, or "
+        "give the graph written by tf.io.write_graph: --graph graph.pbtxt",
+    )
+
+
+def detect_graph_kind(path: Path) -> str:
+    """``meta``, ``frozen_pb`` or ``pbtxt`` for a graph file given with ``--graph``."""
+    from detector.model.formats import detect_format
+
+    kind = detect_format(path)
+    if kind not in ("meta", "frozen_pb", "pbtxt"):
+        raise ModelError(
+            f"--graph '{path}' is a {kind}, not a graph file",
+            hint="pass the GraphDef written by tf.io.write_graph (.pbtxt or .pb) or a .meta",
+        )
+    return kind
+
+
+def meta_from_graph_def(graph_def: Any) -> Any:
+    """A MetaGraphDef around a checked GraphDef that still holds variables (the
+    ``tf.io.write_graph`` + checkpoint workflow): its variables are found from the nodes.
+
+    Ref variables (``VariableV2``) are rebuilt from their ``Assign`` initializer and
+    ``<name>/read``; resource variables (``VarHandleOp``) from ``AssignVariableOp``.
+    """
+    from detector.model.safety import strip_saver
+
+    tf = tf_module()
+    tf1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.import_graph_def(strip_saver(graph_def), name="")
+        made = []
+        for node in graph_def.node:
+            if node.op not in VARIABLE_OPS:
+                continue
+            op = graph.get_operation_by_name(node.name)
+            init = next(
+                (
+                    c
+                    for c in op.outputs[0].consumers()
+                    if c.type in ("Assign", "AssignVariableOp") and c.inputs[0].op is op
+                ),
+                None,
+            )
+            if init is None:
+                raise ModelError(
+                    f"variable '{node.name}' in the graph has no initializer (Assign) node",
+                    hint="write the graph after building the model with its initializers "
+                    "(tf.io.write_graph(sess.graph_def, ...))",
+                )
+            snapshot = init.inputs[1]
+            if node.op == "VarHandleOp":
+                from tensorflow.python.ops import resource_variable_ops
+
+                var = resource_variable_ops.ResourceVariable(
+                    variable_def=_resource_def(node.name, init.name, snapshot.name),
+                )
+            else:
+                from tensorflow.python.ops import ref_variable
+
+                var = ref_variable.RefVariable(
+                    variable_def=_ref_def(node.name, init.name, snapshot.name, graph)
+                )
+            made.append(var)
+        for var in made:
+            tf1.add_to_collection(tf1.GraphKeys.GLOBAL_VARIABLES, var)
+        return tf1.train.export_meta_graph(graph=graph)
+
+
+def _ref_def(name: str, init: str, snapshot: str, graph: Any) -> Any:
+    from tensorflow.core.framework import variable_pb2
+
+    read = f"{name}/read:0"
+    try:
+        graph.get_tensor_by_name(read)
+    except KeyError:
+        read = f"{name}:0"
+    return variable_pb2.VariableDef(
+        variable_name=f"{name}:0",
+        initializer_name=init,
+        snapshot_name=read,
+        initial_value_name=snapshot,
+        trainable=True,
+    )
+
+
+def _resource_def(name: str, init: str, snapshot: str) -> Any:
+    from tensorflow.core.framework import variable_pb2
+
+    return variable_pb2.VariableDef(
+        variable_name=f"{name}:0",
+        initializer_name=init,
+        initial_value_name=snapshot,
+        is_resource=True,
+        trainable=True,
     )
 
 
@@ -350,6 +566,8 @@ def load_graph(
     signature: str = "serving_default",
     allow_unsafe_ops: bool = False,
     new_session: SessionFactory | None = None,
+    init_missing: bool = False,
+    graph: str | Path | None = None,
 ) -> LoadedGraph:
     """Load a frozen graph, checkpoint or SavedModel into a session, checked first.
 
@@ -361,6 +579,10 @@ def load_graph(
         allow_unsafe_ops: Accept ops outside the allowlist (trusted files only).
         new_session: Makes the session for a graph (device, threads, precision); default:
             a plain ``tf.compat.v1.Session``.
+        init_missing: (Checkpoints) variables the checkpoint lacks take their initial
+            values (listed in ``LoadedGraph.initialised``) instead of failing.
+        graph: (Checkpoints) the graph to restore into instead of the ``.meta``: a
+            ``tf.io.write_graph`` GraphDef (``.pbtxt``/``.pb``) holding the variables.
 
     Raises:
         ModelError, CheckpointError, UnsafeGraphError: What is wrong and what to do.
@@ -377,6 +599,15 @@ def load_graph(
     fmt = detect_format(path)
     if fmt in ("frozen_pb", "pbtxt"):
         graph_def = read_graph_def(path, fmt, allow_unsafe_ops=allow_unsafe_ops)
+        unfrozen = [n.name for n in graph_def.node if n.op in VARIABLE_OPS]
+        if unfrozen:
+            shown = ", ".join(unfrozen[:8]) + (" ..." if len(unfrozen) > 8 else "")
+            raise ModelError(
+                f"'{path}' is not frozen: it still holds {len(unfrozen)} variable(s) "
+                f"({shown}) whose values are not in the file",
+                hint="freeze it with the checkpoint its variables were saved to: python "
+                f"main.py model freeze --graph '{path}' --checkpoint PREFIX -o frozen.pb",
+            )
         outs = choose_outputs(graph_def, outputs, str(path))
         graph = import_graph_def(graph_def, path)
         return LoadedGraph(
@@ -386,8 +617,20 @@ def load_graph(
             {p: f"{p}:0" for p in placeholders(graph_def)},
             {o: tensor_name(o) for o in outs},
         )
+    if graph is not None and fmt != "checkpoint":
+        raise ModelError(
+            f"a graph (--graph) goes with a checkpoint, but '{path}' is a {fmt}",
+            hint="pass the checkpoint prefix or folder the graph's variables were saved to",
+        )
     if fmt in ("checkpoint", "meta"):
-        return _load_checkpoint(path, outputs, allow_unsafe_ops, new_session)
+        return _load_checkpoint(
+            path,
+            outputs,
+            allow_unsafe_ops,
+            new_session,
+            init_missing,
+            Path(graph) if graph is not None else None,
+        )
     if fmt == "saved_model":
         return _load_saved_model(path, signature, allow_unsafe_ops, new_session)
     raise ModelError(

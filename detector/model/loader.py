@@ -241,6 +241,7 @@ def load_model(
     allow_unsafe_ops: bool = False,
     precision: str = "auto",
     sessions: int = 1,
+    init_missing: bool = False,
 ) -> DetectionModel:
     """Load a detector from a frozen graph, a SavedModel folder or a checkpoint.
 
@@ -255,6 +256,8 @@ def load_model(
         inter_op_threads: Ops run side by side (0: TF's default).
         allow_unsafe_ops: Skip the op allowlist (only for graphs you trust).
         precision: CPU precision, ``auto``, ``bf16`` or ``fp32`` (``SessionOptions.precision``).
+        init_missing: (Checkpoints) variables the checkpoint lacks take their initial
+            values, logged, instead of failing.
         sessions: Sessions on the one graph, for that many concurrent callers (frozen
             graphs; SavedModels and checkpoints keep 1, their variables live in a session).
             The bench measures it beside one shared session (within noise of each other
@@ -294,7 +297,11 @@ def load_model(
         return session
 
     loaded = load_graph(
-        path, signature=signature, allow_unsafe_ops=allow_unsafe_ops, new_session=session_for
+        path,
+        signature=signature,
+        allow_unsafe_ops=allow_unsafe_ops,
+        new_session=session_for,
+        init_missing=init_missing,
     )
     if loaded.fmt == "saved_model":
         names = _signature_tensors(loaded.inputs, loaded.outputs, tensors, path, signature)

@@ -317,8 +317,10 @@ def _report(
 def check_graph_def(graph_def: Any, *, what: str, allow_unsafe_ops: bool = False) -> None:
     """Refuse a GraphDef (frozen ``.pb``/``.pbtxt``) holding ops outside the allowlist.
 
-    Every node and every function of its library is checked; save and restore ops are
-    refused outright since a frozen graph has no saver.
+    Every node and every function of its library is checked. Save and restore ops are
+    accepted only in a ``tf.train.Saver`` subgraph nothing else reads (a graph written by
+    ``tf.io.write_graph`` with its saver, see :func:`implicit_saver`); anywhere else they
+    are refused.
 
     Args:
         graph_def: A ``tf.compat.v1.GraphDef``.
@@ -328,7 +330,54 @@ def check_graph_def(graph_def: Any, *, what: str, allow_unsafe_ops: bool = False
     Raises:
         UnsafeGraphError: Naming each refused op, its nodes and functions.
     """
-    _report(_problems(graph_def, None), what, allow_unsafe_ops)
+    _report(_problems(graph_def, implicit_saver(graph_def)), what, allow_unsafe_ops)
+
+
+def implicit_saver(graph_def: Any) -> Any | None:
+    """A SaverDef for the ``tf.train.Saver`` subgraph a plain GraphDef carries, or None.
+
+    ``tf.io.write_graph(sess.graph_def, ...)`` after building a Saver writes its ``save/``
+    scope (``SaveV2``, ``RestoreV2``, ``restore_all``) with no SaverDef to say so. That
+    subgraph is recognised by its scope and its two roots, so its save and restore ops are
+    judged like a ``.meta``'s saver: allowed only where nothing else in the graph reads
+    them. :func:`strip_saver` removes it before anything is imported.
+    """
+    from tensorflow.core.protobuf import saver_pb2
+
+    names = {n.name for n in graph_def.node}
+    scopes = sorted(
+        {
+            m.group(0)
+            for n in graph_def.node
+            if n.op in SAVE_OPS | RESTORE_OPS and (m := _SAVER_SCOPE.match(n.name))
+        },
+        key=lambda sc: (len(sc), sc),
+    )
+    if not scopes:
+        return None
+    scope = scopes[-1]  # the newest saver (save_1/ after save/)
+    save = next(
+        (f"{scope}{t}" for t in ("control_dependency", "Const") if f"{scope}{t}" in names), ""
+    )
+    restore = f"{scope}restore_all" if f"{scope}restore_all" in names else ""
+    return saver_pb2.SaverDef(save_tensor_name=f"{save}:0" if save else "", restore_op_name=restore)
+
+
+def strip_saver(graph_def: Any) -> Any:
+    """A copy of ``graph_def`` without its saver scopes (``save/``, ``save_1/``, ...) when
+    nothing outside them reads them; the graph unchanged otherwise."""
+    saver_nodes = {n.name for n in graph_def.node if _SAVER_SCOPE.match(n.name)}
+    if not saver_nodes:
+        return graph_def
+    outside = [n for n in graph_def.node if n.name not in saver_nodes]
+    read = {i.lstrip("^").split(":")[0] for n in outside for i in n.input}
+    if read & saver_nodes:
+        return graph_def
+    out = type(graph_def)()
+    out.CopyFrom(graph_def)
+    del out.node[:]
+    out.node.extend(outside)
+    return out
 
 
 def check_meta_graph(meta_graph_def: Any, *, what: str, allow_unsafe_ops: bool = False) -> None:
@@ -348,7 +397,11 @@ def check_meta_graph(meta_graph_def: Any, *, what: str, allow_unsafe_ops: bool =
     Raises:
         UnsafeGraphError: Naming each refused op, its nodes and functions.
     """
-    saver = meta_graph_def.saver_def if meta_graph_def.HasField("saver_def") else None
+    saver = (
+        meta_graph_def.saver_def
+        if meta_graph_def.HasField("saver_def")
+        else implicit_saver(meta_graph_def.graph_def)
+    )
     outputs = [
         t.name for sig in meta_graph_def.signature_def.values() for t in sig.outputs.values()
     ]

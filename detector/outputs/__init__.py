@@ -16,21 +16,38 @@ from typing import Any
 from detector.config import OutputConfig
 from detector.labels import LabelMap
 from detector.outputs.base import Sink
+from detector.outputs.exports import (
+    COCO_RESULTS_NAME,
+    CSV_NAME,
+    MOT_NAME,
+    CocoSink,
+    CsvSink,
+    MotSink,
+)
 from detector.outputs.images import ImageSink
 from detector.outputs.jsonl import JsonlSink
+from detector.outputs.progress import ProgressSink
 from detector.outputs.rundir import make_run_dir, write_json
-from detector.outputs.video import FALLBACK_FPS, VideoSink
+from detector.outputs.video import FALLBACK_FPS, AvVideoSink, VideoSink, open_video_sink
 from detector.outputs.window import WindowSink, display_available, display_problem
 from detector.types import SourceInfo
 
 __all__ = [
+    "COCO_RESULTS_NAME",
+    "CSV_NAME",
     "FALLBACK_FPS",
     "IMAGES_DIR",
     "JSONL_NAME",
+    "MOT_NAME",
     "RUN_JSON",
     "VIDEO_NAME",
+    "AvVideoSink",
+    "CocoSink",
+    "CsvSink",
     "ImageSink",
     "JsonlSink",
+    "MotSink",
+    "ProgressSink",
     "Sink",
     "VideoSink",
     "WindowSink",
@@ -38,6 +55,7 @@ __all__ = [
     "display_available",
     "make_run_dir",
     "open_outputs",
+    "open_video_sink",
     "write_json",
 ]
 
@@ -56,17 +74,19 @@ def open_outputs(
     info: SourceInfo,
     stack: ExitStack,
     *,
+    max_frames: int | None = None,
     web_feed: Any = None,
 ) -> dict[str, Any]:
     """Open the outputs ``oc`` asks for, in ``stack`` (closed on every exit path).
 
     Args:
+        max_frames: The run's frame limit, if any (caps the progress bar's total).
         web_feed: This source's :class:`~detector.outputs.web.Feed` when the run serves
             the web view (``output.serve``); its server belongs to the run, not the source.
 
     Returns:
-        The open sinks by name (``window``, ``video``, ``images``, ``jsonl``, ``web``), in
-        the order they are written.
+        The open sinks by name (``window``, ``web``, ``video``, ``images``, ``jsonl``,
+        ``coco``, ``csv``, ``mot``, ``progress``), in the order they are written.
     """
     sinks: dict[str, Any] = {}
     if oc.show:
@@ -87,36 +107,54 @@ def open_outputs(
         )
     if oc.video:
         sinks["video"] = stack.enter_context(
-            VideoSink(run_dir / f"{VIDEO_NAME}.{oc.video_format}", info.fps)
+            open_video_sink(
+                run_dir / f"{VIDEO_NAME}.{oc.video_format}",
+                info.fps,
+                oc.video_codec,
+                live=info.live,
+            )
         )
     if oc.images:
         sinks["images"] = stack.enter_context(ImageSink(run_dir / IMAGES_DIR))
     if oc.jsonl:
         sinks["jsonl"] = stack.enter_context(JsonlSink(run_dir / JSONL_NAME, labels, info.uri))
+    if oc.coco:
+        stem = None if info.kind == "images" else (Path(info.uri).stem or info.kind)
+        sinks["coco"] = stack.enter_context(
+            CocoSink(run_dir / COCO_RESULTS_NAME, labels, info.uri, video_stem=stem)
+        )
+    if oc.csv:
+        sinks["csv"] = stack.enter_context(CsvSink(run_dir / CSV_NAME, labels, info.uri))
+    if oc.mot:
+        sinks["mot"] = stack.enter_context(MotSink(run_dir / MOT_NAME))
     if not sinks:
         log.warning(
-            "no output is enabled (no window, web view, video, images or JSON lines): "
+            "no output is enabled (no window, web view, video, images, JSON lines or "
+            "export): "
             "only run.json will be written"
         )
+    if not info.live and oc.progress != "off":  # live sources: the pipeline's FPS line
+        total = info.frame_count
+        if max_frames is not None:
+            total = min(total, max_frames) if total else max_frames
+        name = Path(info.uri).name or info.uri
+        sinks["progress"] = stack.enter_context(ProgressSink(total, name, oc.progress))
     return sinks
 
 
 def describe_outputs(sinks: dict[str, Any]) -> dict[str, Any]:
-    """What each open (or closed) sink wrote, for ``run.json`` and the summary."""
+    """What each open (or closed) sink wrote, for ``run.json`` and the summary: every file
+    with its frame, line or row count."""
     outs: dict[str, Any] = {}
     if "video" in sinks:
-        v = sinks["video"]
-        outs["video"] = {
-            "path": v.path.name,
-            "frames": v.frames_written,
-            "fps": v.fps,
-            "codec": v.codec,
-            "size": list(v.size) if v.size else None,
-        }
+        outs["video"] = sinks["video"].describe()
     if "jsonl" in sinks:
         outs["jsonl"] = {"path": sinks["jsonl"].path.name, "lines": sinks["jsonl"].lines_written}
     if "images" in sinks:
         outs["images"] = {"path": IMAGES_DIR, "count": sinks["images"].images_written}
+    for name in ("coco", "csv", "mot", "progress"):
+        if name in sinks:
+            outs[name] = sinks[name].describe()
     if "web" in sinks:
         outs["web"] = {"frames": sinks["web"].frames_written}
     outs["window"] = "window" in sinks

@@ -18,6 +18,18 @@ def frame_record(result: FrameResult, labels: LabelMap, source_uri: str) -> dict
     """The JSON-ready record of one frame: a line of ``detections.jsonl``, an event of the
     web view (see :class:`JsonlSink` for the fields)."""
     d, frame = result.detections, result.frame
+    dets: list[dict[str, Any]] = [
+        {
+            "label": labels.name(int(c)),
+            "class_id": int(c),
+            "score": round(float(s), 4),
+            "box_xyxy": [round(float(v), 1) for v in box],
+        }
+        for box, s, c in zip(d.xyxy, d.scores, d.class_ids, strict=True)
+    ]
+    if d.track_ids is not None:  # a tracker ran: null while a track is unconfirmed
+        for det, tid in zip(dets, d.track_ids, strict=True):
+            det["track_id"] = int(tid) if tid >= 0 else None
     return {
         "source": source_uri,
         "frame": frame.index,
@@ -26,15 +38,7 @@ def frame_record(result: FrameResult, labels: LabelMap, source_uri: str) -> dict
         "fresh": result.fresh,
         "detected_frame": result.detected_index,
         "inference_ms": None if result.inference_ms is None else round(result.inference_ms, 3),
-        "detections": [
-            {
-                "label": labels.name(int(c)),
-                "class_id": int(c),
-                "score": round(float(s), 4),
-                "box_xyxy": [round(float(v), 1) for v in box],
-            }
-            for box, s, c in zip(d.xyxy, d.scores, d.class_ids, strict=True)
-        ],
+        "detections": dets,
     }
 
 
@@ -45,7 +49,8 @@ class JsonlSink(Sink):
     ``timestamp_s`` (monotonic capture time, seconds), ``fresh`` (the model ran on this
     frame) and ``detected_frame`` (the frame the boxes come from), ``inference_ms``, and
     ``detections``: ``[{label, class_id, score, box_xyxy}]`` with ``box_xyxy`` in pixels
-    (x1, y1, x2, y2, rounded to 0.1 px), best score first.
+    (x1, y1, x2, y2, rounded to 0.1 px), best score first; with a tracker on, each
+    detection also has ``track_id`` (an int from 1, or null while its track is unconfirmed).
     """
 
     def __init__(self, path: str | Path, labels: LabelMap | None, source_uri: str) -> None:

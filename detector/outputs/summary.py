@@ -60,6 +60,15 @@ def print_summary(
         parts.append(f"{outs['jsonl']['path']} ({outs['jsonl']['lines']} lines)")
     if "images" in outs:
         parts.append(f"{outs['images']['path']}/ ({outs['images']['count']} images)")
+    if "coco" in outs:
+        c = outs["coco"]
+        parts.append(
+            f"{c['path']} ({c['detections']} detections; image id = frame index + 1, "
+            f"file names in {c['images_file']})"
+        )
+    for name in ("csv", "mot"):
+        if name in outs:
+            parts.append(f"{outs[name]['path']} ({outs[name]['rows']} rows)")
     parts.append("run.json")
     lines.append(f"  outputs in {run_dir}/: {', '.join(parts)}")
     print("\n".join(lines), file=out, flush=True)

@@ -12,7 +12,10 @@ handed to the TFLite-SSD converter (:mod:`detector.tflite.convert`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,8 +89,13 @@ def convert(
     step: int = 0,
     verify: bool = True,
     allow_unsafe_ops: bool = False,
+    init_missing: bool = False,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """Convert a checkpoint, frozen graph or SavedModel into another of these formats.
+
+    The result is written under a temporary name beside ``out`` and moved into place only
+    once it has been loaded back and verified: a failed conversion leaves nothing behind.
 
     Args:
         src: The model to read (format found from its contents).
@@ -100,6 +108,11 @@ def convert(
         step: The global step of a written checkpoint.
         verify: Load the result back and compare outputs with the source on a probe.
         allow_unsafe_ops: Accept ops outside the allowlist (trusted files only).
+        init_missing: (Checkpoint source) variables the checkpoint lacks take their
+            initial values instead of failing; listed in the report's ``initialised``.
+        model: (Object-based checkpoint source) ``FILE.py:FUNCTION`` or
+            ``module:FUNCTION``, the user's code that builds the ``tf.Module`` or Keras
+            model that wrote it (see :mod:`detector.tools.objconvert`).
 
     Returns:
         A report: source and target formats, paths, inputs, outputs, variable count,
@@ -108,19 +121,38 @@ def convert(
     Raises:
         ModelError, CheckpointError, UnsafeGraphError, ConfigError: What went wrong.
     """
-    from detector.tools.freeze import freeze_loaded, write_frozen
+    from detector.tools.freeze import freeze_loaded, sidecar_path, write_frozen
     from detector.tools.unfreeze import write_checkpoint
     from detector.tools.weights import find_weight_constants
 
     src, out = Path(src), Path(out)
+    if model is not None:
+        return _convert_object_checkpoint(
+            src,
+            out,
+            model,
+            to=to,
+            signature=signature,
+            exclude=exclude,
+            step=step,
+            verify=verify,
+            allow_unsafe_ops=allow_unsafe_ops,
+        )
     target = to or guess_target(out)
     if target not in TARGETS:
         raise ConfigError(f"unknown target format {target!r}", hint=f"use one of {TARGETS}")
     if target == "pb" and exclude and verify:
         log.info("variables kept by --exclude are fed their values during verification")
-    with load_graph(
-        src, outputs=outputs, signature=signature, allow_unsafe_ops=allow_unsafe_ops
-    ) as source:
+    with (
+        load_graph(
+            src,
+            outputs=outputs,
+            signature=signature,
+            allow_unsafe_ops=allow_unsafe_ops,
+            init_missing=init_missing,
+        ) as source,
+        staging(out, target, step) as tmp,
+    ):
         frozen = freeze_loaded(
             source, exclude=exclude if target == "pb" else (), verify=False, what=str(src)
         )
@@ -132,22 +164,20 @@ def convert(
             mapping = find_weight_constants(frozen.graph_def, side)
         written: dict[str, Any] = {}
         if target == "pb":
-            pb, side = write_frozen(frozen, out, source=str(src), step=source.step)
-            written = {"out": str(pb), "sidecar": str(side)}
+            write_frozen(frozen, tmp, source=str(src), step=source.step)
+            written = {"out": str(out), "sidecar": str(sidecar_path(out))}
         elif target == "checkpoint":
-            if Path(f"{out}/model.ckpt-{step}.index").exists():
-                raise ModelError(
-                    f"'{out}' already holds checkpoint model.ckpt-{step}",
-                    hint="pass a new folder or another --step (nothing is overwritten)",
-                )
-            prefix, _ = write_checkpoint(frozen.graph_def, mapping, frozen.outputs, out, step=step)
-            written = {"out": str(out), "prefix": prefix}
+            prefix, _ = write_checkpoint(frozen.graph_def, mapping, frozen.outputs, tmp, step=step)
+            written = {"out": str(out), "prefix": str(out / Path(prefix).name)}
         else:
-            write_saved_model(frozen.graph_def, mapping, frozen.inputs, frozen.outputs, out)
+            write_saved_model(frozen.graph_def, mapping, frozen.inputs, frozen.outputs, tmp)
             written = {"out": str(out)}
-        max_diff = (
-            _verify(source, out, target, frozen.outputs, allow_unsafe_ops) if verify else None
-        )
+        max_diff = None
+        if verify and target == "pb" and frozen.kept:
+            log.info("kept variables: the frozen graph is verified while freezing instead")
+            freeze_loaded(source, exclude=exclude, verify=True, what=str(src))
+        elif verify:
+            max_diff = _verify(source, tmp, target, frozen.outputs, allow_unsafe_ops, out)
         report = {
             "source": str(src),
             "source_format": source.fmt,
@@ -157,6 +187,7 @@ def convert(
             "outputs": frozen.outputs,
             "variables": len(mapping),
             "kept_variables": frozen.kept,
+            "initialised": list(source.initialised),
             "max_diff": max_diff,
         }
     log.info("converted %s (%s) → %s (%s)", src, report["source_format"], out, target)
@@ -164,7 +195,12 @@ def convert(
 
 
 def _verify(
-    source: Any, out: Path, target: str, outputs: Sequence[str], allow_unsafe_ops: bool
+    source: Any,
+    out: Path,
+    target: str,
+    outputs: Sequence[str],
+    allow_unsafe_ops: bool,
+    shown: Path,
 ) -> float:
     """Load the written model back and compare it with the source on one probe."""
     with load_graph(
@@ -173,10 +209,93 @@ def _verify(
         feed = probe_feed(result)
         missing = [k for k in feed if k not in source.inputs]
         if missing:
-            raise ModelError(f"converted model '{out}' has inputs {missing} the source lacks")
+            raise ModelError(f"converted model '{shown}' has inputs {missing} the source lacks")
         got = result.run(feed)
         expected = source.run(feed)
-        return compare_outputs(expected, got, f"'{out}' vs its source")
+        return compare_outputs(expected, got, f"'{shown}' (not written) vs its source")
+
+
+def _convert_object_checkpoint(src: Path, out: Path, model: str, **options: Any) -> dict[str, Any]:
+    """Build the model ``model`` names, restore ``src`` into it, convert the SavedModel."""
+    import tempfile
+
+    from detector.model.checkpoints import resolve_checkpoint
+    from detector.tools.objconvert import saved_model_from_checkpoint
+
+    ref = resolve_checkpoint(src)
+    with tempfile.TemporaryDirectory(prefix=".detector-objckpt-", dir=out.parent) as tmp:
+        folder = saved_model_from_checkpoint(model, ref.prefix, Path(tmp) / "saved")
+        report = convert(folder, out, **options)
+    report.update(source=str(src), source_format="object checkpoint", model=model)
+    return report
+
+
+@contextmanager
+def staging(out: Path, target: str, step: int) -> Iterator[Path]:
+    """A temporary path beside ``out`` to write to; moved onto ``out`` when the block
+    succeeds, removed when it fails (nothing half-written or unverified is left)."""
+    from detector.tools.freeze import sidecar_path
+
+    _refuse_overwrite(out, target, step)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}")
+    try:
+        yield tmp
+    except BaseException:
+        for path in (tmp, sidecar_path(tmp)):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink()
+        raise
+    if target == "pb":
+        os.replace(tmp, out)
+        os.replace(sidecar_path(tmp), sidecar_path(out))
+    elif target == "saved_model":
+        if out.is_dir():
+            out.rmdir()  # checked empty by _refuse_overwrite
+        os.replace(tmp, out)
+    else:
+        _move_checkpoint(tmp, out)
+
+
+def _refuse_overwrite(out: Path, target: str, step: int) -> None:
+    if target == "saved_model" and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ModelError(
+            f"SavedModel folder '{out}' exists and is not empty",
+            hint="pass a new folder (nothing is overwritten)",
+        )
+    if target == "checkpoint" and Path(f"{out}/model.ckpt-{step}.index").exists():
+        raise ModelError(
+            f"'{out}' already holds checkpoint model.ckpt-{step}",
+            hint="pass a new folder or another --step (nothing is overwritten)",
+        )
+
+
+def _move_checkpoint(tmp: Path, out: Path) -> None:
+    """Move a verified checkpoint's files into ``out``, recording it in the state file."""
+    from google.protobuf import text_format
+
+    from detector.model.checkpoints import STATE_FILE, _state_message_class
+
+    out.mkdir(parents=True, exist_ok=True)
+    new_state = _state_message_class()()
+    text_format.Parse((tmp / STATE_FILE).read_text(encoding="utf-8"), new_state)
+    for f in tmp.iterdir():
+        if f.name != STATE_FILE:
+            os.replace(f, out / f.name)
+    state_path = out / STATE_FILE
+    state = _state_message_class()()
+    if state_path.is_file():
+        text_format.Parse(state_path.read_text(encoding="utf-8"), state)
+    name = new_state.model_checkpoint_path
+    state.model_checkpoint_path = name
+    if name not in state.all_model_checkpoint_paths:
+        state.all_model_checkpoint_paths.append(name)
+    part = state_path.with_name(STATE_FILE + ".tmp")
+    part.write_text(text_format.MessageToString(state), encoding="utf-8")
+    os.replace(part, state_path)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def convert_tflite(

@@ -290,25 +290,39 @@ def freeze_checkpoint(
     exclude: Sequence[str] = (),
     verify: bool = True,
     allow_unsafe_ops: bool = False,
+    init_missing: bool = False,
+    graph: str | Path | None = None,
 ) -> dict[str, Any]:
     """Freeze a checkpoint (prefix, folder or ``.meta``) into ``out`` plus a sidecar JSON.
 
     Args:
-        path: The checkpoint; its ``.meta`` must be next to it.
+        path: The checkpoint; its ``.meta`` must be next to it unless ``graph`` is given.
         out: The frozen ``.pb`` to write.
         outputs: Output node names; default: the TF OD API names when present.
         exclude: Variable names or glob patterns to keep as variables.
         verify: Compare outputs on a probe input (on by default).
         allow_unsafe_ops: Accept ops outside the allowlist.
+        init_missing: Variables the checkpoint lacks take their initial values (listed in
+            the report's ``initialised``) instead of failing.
+        graph: A ``tf.io.write_graph`` GraphDef (``.pbtxt``/``.pb``) or ``.meta`` to use
+            instead of the checkpoint's ``.meta`` (what ``freeze_graph --input_graph`` reads).
 
     Returns:
         A report: paths, inputs, outputs, counts and the probe's largest difference.
     """
-    with load_graph(path, outputs=outputs, allow_unsafe_ops=allow_unsafe_ops) as loaded:
+    with load_graph(
+        path,
+        outputs=outputs,
+        allow_unsafe_ops=allow_unsafe_ops,
+        init_missing=init_missing,
+        graph=graph,
+    ) as loaded:
         result = freeze_loaded(loaded, exclude=exclude, verify=verify, what=str(path))
         pb, side = write_frozen(result, out, source=str(path), step=loaded.step)
+        initialised = list(loaded.initialised)
     report = {k: v for k, v in asdict(result).items() if k != "graph_def"}
     report.update(
+        initialised=initialised,
         out=str(pb),
         sidecar=str(side),
         nodes=len(result.graph_def.node),

@@ -30,7 +30,9 @@ _FULL_VALUES = 10_000  # larger tensors are summarised
 
 
 def _dtype(enum: int) -> str:
-    return str(tf_module().dtypes.as_dtype(enum).name)
+    from detector.tools.inspect_saved import dtype_name
+
+    return dtype_name(enum)
 
 
 def _shape(proto: Any) -> list[int | None] | None:
@@ -120,19 +122,23 @@ def _meta_summary(meta: Any, what: str, allow_unsafe_ops: bool) -> dict[str, Any
 
     refused = _safety(check_meta_graph, meta, what, allow_unsafe_ops)
     info = meta.meta_info_def
-    collections = {}
-    for name, col in sorted(meta.collection_def.items()):
-        kind = col.WhichOneof("kind")
-        items = list(getattr(col, kind).value) if kind else []
-        shown = [i if isinstance(i, str | int | float) else type(i).__name__ for i in items[:8]]
-        collections[name] = {
-            "kind": kind,
-            "count": len(items),
-            "items": [s.decode() if isinstance(s, bytes) else s for s in shown],
-        }
+    collections = {
+        name: decode_collection(name, col) for name, col in sorted(meta.collection_def.items())
+    }
     saver = meta.saver_def
     outputs = None
-    if "outputs" in meta.collection_def:
+    signature_outputs = sorted(
+        {
+            t.name
+            for key, sig in meta.signature_def.items()
+            if key != "__saved_model_init_op"
+            for t in sig.outputs.values()
+            if t.name
+        }
+    )
+    if signature_outputs:  # a SavedModel: its signatures say what the outputs are
+        outputs = signature_outputs
+    elif "outputs" in meta.collection_def:
         outputs = [node_name(t) for t in meta.collection_def["outputs"].node_list.value]
     else:
         from detector.model.graphfile import OD_OUTPUTS
@@ -165,7 +171,43 @@ def _meta_summary(meta: Any, what: str, allow_unsafe_ops: bool) -> dict[str, Any
     }
 
 
-def _tensor_value(value: np.ndarray) -> dict[str, Any]:
+def decode_collection(name: str, col: Any, limit: int = 50) -> dict[str, Any]:
+    """A collection's entries as text: node names, numbers, or the protos its bytes hold
+    (``VariableDef`` → the variable name, ``CondContextDef`` → its name, ...)."""
+    from tensorflow.python.framework import ops
+
+    kind = col.WhichOneof("kind")
+    items = list(getattr(col, kind).value) if kind else []
+    proto_type = ops.get_collection_proto_type(name) if kind == "bytes_list" else None
+    shown: list[Any] = []
+    for item in items[:limit]:
+        if not isinstance(item, bytes):
+            shown.append(item)
+            continue
+        if proto_type is not None:
+            try:
+                msg = proto_type.FromString(item)
+                label = next(
+                    (
+                        getattr(msg, f)
+                        for f in ("variable_name", "context_name", "name")
+                        if hasattr(msg, f) and getattr(msg, f)
+                    ),
+                    "",
+                )
+                shown.append(f"{proto_type.__name__}({label})" if label else proto_type.__name__)
+                continue
+            except Exception:
+                pass
+        try:
+            text = item.decode("utf-8")
+            shown.append(text if text.isprintable() else f"<{len(item)} bytes>")
+        except UnicodeDecodeError:
+            shown.append(f"<{len(item)} bytes>")
+    return {"kind": kind, "count": len(items), "items": shown}
+
+
+def tensor_value(value: np.ndarray) -> dict[str, Any]:
     out: dict[str, Any] = {"shape": list(value.shape), "dtype": str(value.dtype)}
     if value.dtype.kind in "OSU":
         out["values"] = [
@@ -185,44 +227,65 @@ def _tensor_value(value: np.ndarray) -> dict[str, Any]:
 
 
 def inspect_checkpoint(path: Path, tensor: str | None, allow_unsafe_ops: bool) -> dict[str, Any]:
-    from detector.model.checkpoints import read_state_file, resolve_checkpoint
+    """A checkpoint: its tensors (object-based ones by variable name, object path and raw
+    key), a warning when the ``.data`` is missing or unreadable, its state file and graph."""
+    from detector.model.checkpoints import (
+        data_problem,
+        open_reader,
+        read_state_file,
+        resolve_checkpoint,
+    )
+    from detector.model.graphfile import parse_meta_graph
+    from detector.model.objckpt import checkpoint_entries, find_entry, is_object_based
 
-    tf = tf_module()
     ref = resolve_checkpoint(path)
-    reader = tf.train.load_checkpoint(str(ref.prefix))
+    reader = open_reader(ref.prefix)
     shapes = reader.get_variable_to_shape_map()
     dtypes = reader.get_variable_to_dtype_map()
-    keys = sorted(k for k in shapes if k != "_CHECKPOINTABLE_OBJECT_GRAPH")
+    entries = checkpoint_entries(reader)
+    object_based = is_object_based(shapes)
     result: dict[str, Any] = {
         "format": "checkpoint",
+        "kind": "object-based" if object_based else "name-based",
         "prefix": str(ref.prefix),
         "step": ref.step,
         "meta": str(ref.meta) if ref.meta else None,
-        "variables": {k: list(shapes[k]) for k in keys},
-        "dtypes": {k: dtypes[k].name for k in keys},
+        "variables": {e.export_name: list(shapes[e.key]) for e in entries},
+        "dtypes": {e.export_name: dtypes[e.key].name for e in entries},
         "parameters": int(
-            sum(np.prod(shapes[k], dtype=np.int64) for k in keys if dtypes[k].name != "string")
+            sum(
+                np.prod(shapes[e.key], dtype=np.int64)
+                for e in entries
+                if dtypes[e.key].name != "string"
+            )
         ),
     }
+    if object_based:
+        result["objects"] = {
+            e.export_name: {"path": e.path, "name": e.name, "key": e.key} for e in entries
+        }
+    problem = data_problem(ref.prefix)
+    if problem:
+        result["warnings"] = [f"checkpoint '{ref.prefix}': {problem}"]
+        log.warning("checkpoint %s: %s", ref.prefix, problem)
     folder = path if path.is_dir() else ref.prefix.parent
     state = read_state_file(folder)
     if state is not None:
         result["state_file"] = state_summary(state)
     if ref.meta is not None:
-        meta = tf.compat.v1.MetaGraphDef()
-        meta.ParseFromString(ref.meta.read_bytes())
+        meta = parse_meta_graph(ref.meta)
         result.update(_meta_summary(meta, str(ref.meta), allow_unsafe_ops))
     if tensor is not None:
-        name = tensor[:-2] if tensor.endswith(":0") else tensor
-        if name not in shapes:
-            import difflib
-
+        entry = find_entry(entries, tensor, f"checkpoint '{ref.prefix}'")
+        try:
+            value = reader.get_tensor(entry.key)
+        except Exception as exc:
             raise ModelError(
-                f"checkpoint '{ref.prefix}' has no tensor {tensor!r}",
-                hint=f"closest: {difflib.get_close_matches(name, keys, n=5)}; "
-                "run without --tensor to list them",
-            )
-        result["tensor"] = {"name": name, **_tensor_value(reader.get_tensor(name))}
+                f"cannot read tensor {entry.key!r} of checkpoint '{ref.prefix}': "
+                f"{str(exc).strip().splitlines()[0]}",
+                hint="the .data-* file is missing, cut off or corrupt: copy it again",
+            ) from exc
+        result["tensor"] = {"name": entry.export_name, "key": entry.key, **tensor_value(value)}
     return result
 
 
@@ -259,18 +322,17 @@ def _graph_tensor(graph_def: Any, tensor: str) -> dict[str, Any]:
             f"graph has no constant {tensor!r}",
             hint=f"closest: {difflib.get_close_matches(name, consts, n=5)}",
         )
-    return {"name": name, **_tensor_value(tensor_util.MakeNdarray(node.attr["value"].tensor))}
+    return {"name": name, **tensor_value(tensor_util.MakeNdarray(node.attr["value"].tensor))}
 
 
 def inspect_graph_file(
     path: Path, fmt: str, tensor: str | None, allow_unsafe_ops: bool
 ) -> dict[str, Any]:
+    from detector.model.graphfile import OD_OUTPUTS, parse_graph_def, parse_meta_graph
     from detector.model.safety import check_graph_def
 
-    tf = tf_module()
     if fmt == "meta":
-        meta = tf.compat.v1.MetaGraphDef()
-        meta.ParseFromString(path.read_bytes())
+        meta = parse_meta_graph(path)
         result = {
             "format": "meta",
             "path": str(path),
@@ -278,16 +340,8 @@ def inspect_graph_file(
         }
         graph_def = meta.graph_def
     else:
-        graph_def = tf.compat.v1.GraphDef()
-        if fmt == "pbtxt":
-            from google.protobuf import text_format
-
-            text_format.Parse(path.read_text(encoding="utf-8"), graph_def)
-        else:
-            graph_def.ParseFromString(path.read_bytes())
+        graph_def = parse_graph_def(path, fmt)
         refused = _safety(check_graph_def, graph_def, str(path), allow_unsafe_ops)
-        from detector.model.graphfile import OD_OUTPUTS
-
         names = {n.name for n in graph_def.node}
         outs = list(OD_OUTPUTS) if all(o in names for o in OD_OUTPUTS) else None
         result = {
@@ -297,57 +351,46 @@ def inspect_graph_file(
             "safety": refused or "ok",
             "graph": graph_summary(graph_def, importable=refused is None, outputs=outs),
         }
+        unfrozen = sorted(result["graph"]["variables"])
+        if unfrozen:
+            result["warnings"] = [
+                f"not frozen: {len(unfrozen)} variable(s) whose values are not in the file "
+                f"({', '.join(unfrozen[:8])}); freeze it with its checkpoint: python main.py "
+                f"model freeze --graph '{path}' --checkpoint PREFIX -o frozen.pb"
+            ]
+    result["_graph_def"] = graph_def
     if tensor is not None:
         result["tensor"] = _graph_tensor(graph_def, tensor)
     return result
 
 
 def inspect_saved_model(path: Path, tensor: str | None, allow_unsafe_ops: bool) -> dict[str, Any]:
-    tf = tf_module()
+    """A SavedModel: per MetaGraph what ``saved_model_cli show --all`` shows, plus safety,
+    variables by name and the functions' specs; see :mod:`detector.tools.inspect_saved`."""
     from detector.model.safety import parse_saved_model
+    from detector.tools import inspect_saved as sm
 
     saved = parse_saved_model(path)
     graphs = []
+    warnings = []
     for meta in saved.meta_graphs:
         summary = _meta_summary(
             meta, f"{path} [{','.join(meta.meta_info_def.tags)}]", allow_unsafe_ops
         )
-        summary["signatures"] = {
-            key: {
-                "method": sig.method_name,
-                "inputs": {
-                    k: {"name": v.name, "dtype": _dtype(v.dtype), "shape": _shape(v.tensor_shape)}
-                    for k, v in sig.inputs.items()
-                },
-                "outputs": {
-                    k: {"name": v.name, "dtype": _dtype(v.dtype), "shape": _shape(v.tensor_shape)}
-                    for k, v in sig.outputs.items()
-                },
-            }
-            for key, sig in sorted(meta.signature_def.items())
-        }
+        summary["signatures"] = sm.signatures(meta)
+        summary["functions"] = sm.functions(meta)
+        summary["_graph_def"] = meta.graph_def
+        if sm.keras3_saved_by_tf(meta):
+            warnings.append(
+                "a Keras 3 model saved with tf.saved_model.save: its variables are not "
+                "restored by the graph loader, so it cannot be run, frozen or converted "
+                "here; re-export it with model.export('folder')"
+            )
         graphs.append(summary)
     result: dict[str, Any] = {"format": "saved_model", "path": str(path), "meta_graphs": graphs}
-    index = path / "variables" / "variables.index"
-    if index.is_file():
-        reader = tf.train.load_checkpoint(str(path / "variables" / "variables"))
-        shapes = reader.get_variable_to_shape_map()
-        keys = sorted(k for k in shapes if k != "_CHECKPOINTABLE_OBJECT_GRAPH")
-        result["variables"] = {
-            k.replace("/.ATTRIBUTES/VARIABLE_VALUE", ""): list(shapes[k]) for k in keys
-        }
-        result["parameters"] = int(sum(np.prod(shapes[k], dtype=np.int64) for k in keys))
-        if tensor is not None:
-            match = next(
-                (k for k in keys if tensor in (k, k.replace("/.ATTRIBUTES/VARIABLE_VALUE", ""))),
-                None,
-            )
-            if match is None:
-                raise ModelError(
-                    f"SavedModel '{path}' has no variable {tensor!r}",
-                    hint="run without --tensor to list them",
-                )
-            result["tensor"] = {"name": tensor, **_tensor_value(reader.get_tensor(match))}
+    result.update(sm.variables(path, tensor))
+    if warnings:
+        result["warnings"] = warnings
     return result
 
 
@@ -381,7 +424,12 @@ def inspect_tflite(path: Path) -> dict[str, Any]:
 
 
 def inspect_path(
-    path: str | Path, *, tensor: str | None = None, allow_unsafe_ops: bool = False
+    path: str | Path,
+    *,
+    tensor: str | None = None,
+    allow_unsafe_ops: bool = False,
+    nodes: bool = False,
+    node_filter: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Describe a checkpoint, ``.meta``, frozen ``.pb``/``.pbtxt``, SavedModel or ``.tflite``.
 
@@ -389,6 +437,8 @@ def inspect_path(
         path: The model path (format found from its contents).
         tensor: A variable or constant whose values to include.
         allow_unsafe_ops: Import graphs with refused ops too (for their output shapes).
+        nodes: Also list every node (name, op, inputs, output tensors) under ``nodes``.
+        node_filter: ``{"op": "Conv2D,MatMul", "name": "logits/*"}`` to keep some nodes.
 
     Raises:
         DetectorError: The path is missing, unreadable or not a model.
@@ -399,12 +449,15 @@ def inspect_path(
     fmt = detect_format(path)
     try:
         if fmt == "checkpoint":
-            return inspect_checkpoint(path, tensor, allow_unsafe_ops)
-        if fmt in ("meta", "frozen_pb", "pbtxt"):
-            return inspect_graph_file(path, fmt, tensor, allow_unsafe_ops)
-        if fmt == "saved_model":
-            return inspect_saved_model(path, tensor, allow_unsafe_ops)
-        return inspect_tflite(path)
+            info = inspect_checkpoint(path, tensor, allow_unsafe_ops)
+        elif fmt in ("meta", "frozen_pb", "pbtxt"):
+            info = inspect_graph_file(path, fmt, tensor, allow_unsafe_ops)
+        elif fmt == "saved_model":
+            info = inspect_saved_model(path, tensor, allow_unsafe_ops)
+        else:
+            info = inspect_tflite(path)
+        _attach_nodes(info, nodes or node_filter is not None, node_filter or {})
+        return info
     except DetectorError:
         raise
     except Exception as exc:
@@ -412,3 +465,37 @@ def inspect_path(
             f"cannot inspect '{path}' ({fmt}): {type(exc).__name__}: {exc}",
             hint="is the file complete?",
         ) from exc
+
+
+def _attach_nodes(info: dict[str, Any], wanted: bool, node_filter: dict[str, str]) -> None:
+    """Add the node listing where asked, and drop the GraphDefs kept for it."""
+    from detector.tools.nodes import list_nodes
+
+    holders = [info, *info.get("meta_graphs", [])]
+    op, name = node_filter.get("op", ""), node_filter.get("name", "")
+    graph_def = info.pop("_graph_def", None)
+    for holder in holders[1:]:
+        gd = holder.pop("_graph_def", None)
+        if wanted and gd is not None:
+            holder["nodes"] = list_nodes(gd, op=op, name=name)
+    if wanted and graph_def is not None:
+        info["nodes"] = list_nodes(graph_def, op=op, name=name)
+    if wanted and info.get("format") == "checkpoint" and info.get("meta"):
+        from detector.model.graphfile import parse_meta_graph
+
+        info["nodes"] = list_nodes(parse_meta_graph(info["meta"]).graph_def, op=op, name=name)
+    if wanted and info.get("format") == "tflite":
+        raise ModelError(
+            "--nodes lists TensorFlow graph nodes; a .tflite has operators",
+            hint="its operators are counted under 'ops' without --nodes",
+        )
+
+
+def refusals(info: dict[str, Any]) -> list[str]:
+    """The allowlist refusals an inspect report holds (empty when every graph passed)."""
+    found = []
+    for holder in [info, *info.get("meta_graphs", [])]:
+        verdict = holder.get("safety")
+        if verdict not in (None, "ok"):
+            found.append(str(verdict))
+    return found

@@ -37,10 +37,38 @@ def _graph_lines(g: dict[str, Any], indent: str = "") -> list[str]:
     return lines
 
 
+def _spec(value: Any) -> str:
+    """A decoded function spec, compact: ``x: float32 [?,3]`` for each TensorSpec."""
+    if isinstance(value, dict) and set(value) == {"name", "dtype", "shape"}:
+        name = f"{value['name']}: " if value["name"] else ""
+        return f"{name}{value['dtype']} {_fmt_shape(value['shape'])}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_spec(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "(" + ", ".join(_spec(v) for v in value) + ")"
+    return str(value)
+
+
+def _node_lines(nodes: list[dict[str, Any]] | None, indent: str) -> list[str]:
+    if nodes is None:
+        return []
+    lines = [f"{indent}nodes listed: {len(nodes)}"]
+    for n in nodes:
+        where = f"  [in {n['function']}]" if n.get("function") else ""
+        outs = ", ".join(
+            f"{o['name']} {o['dtype'] or '?'} {_fmt_shape(o['shape'])}" for o in n["outputs"]
+        )
+        ins = ", ".join(n["inputs"])
+        lines.append(f"{indent}  {n['name']}  {n['op']}{where}  <- {ins or '-'}  -> {outs or '-'}")
+    return lines
+
+
 def render_text(info: dict[str, Any]) -> str:
     """A human-readable report of :func:`inspect_path`'s result."""
     lines = [f"format: {info['format']}"]
-    for key in ("path", "prefix", "step", "meta", "bytes", "version", "description"):
+    for warning in info.get("warnings", []):
+        lines.append(f"WARNING: {warning}")
+    for key in ("kind", "path", "prefix", "step", "meta", "bytes", "version", "description"):
         if info.get(key) not in (None, ""):
             lines.append(f"{key}: {info[key]}")
     if "variables" in info and info["format"] in ("checkpoint", "saved_model"):
@@ -48,10 +76,17 @@ def render_text(info: dict[str, Any]) -> str:
             f"variables ({len(info['variables'])}, {info.get('parameters', 0):,} parameters):"
         )
         dtypes = info.get("dtypes", {})
-        lines += [
-            f"  {k}  {_fmt_shape(v)}  {dtypes.get(k, '')}".rstrip()
-            for k, v in info["variables"].items()
-        ]
+        objects = info.get("objects", {})
+        keys = info.get("variable_keys", {})
+        for k, v in info["variables"].items():
+            line = f"  {k}  {_fmt_shape(v)}  {dtypes.get(k, '')}".rstrip()
+            if k in objects:
+                o = objects[k]
+                path = "" if o["path"] == k else f"path {o['path']}; "
+                line += f"  ({path}key {o['key']})"
+            elif k in keys:
+                line += "  (key " + ", ".join(keys[k]) + ")"
+            lines.append(line)
     if info.get("state_file"):
         st = info["state_file"]
         lines.append(f"state file: {st['path']}")
@@ -79,13 +114,17 @@ def render_text(info: dict[str, Any]) -> str:
                 f"  saver: restore op {s['restore_op']}, save {s['save_tensor']}, "
                 f"max_to_keep {s['max_to_keep']}"
             )
-        if meta["collections"]:
-            lines.append(
-                "  collections: "
-                + ", ".join(f"{k} ({v['count']})" for k, v in meta["collections"].items())
-            )
+        for k, v in meta["collections"].items():
+            items = ", ".join(str(i) for i in v["items"][:6])
+            more = f" ... ({v['count']} in all)" if v["count"] > 6 else ""
+            lines.append(f"  collection {k}: {items}{more}")
         for key, sig in meta.get("signatures", {}).items():
-            lines.append(f"  signature {key!r} ({sig['method']}):")
+            if sig.get("init_op"):
+                outs: list[dict[str, Any]] = list(sig["outputs"].values())
+                op = outs[0]["name"] if outs else "?"
+                lines.append(f"  signature {key!r}: the init op ({op}), run once at load time")
+                continue
+            lines.append(f"  signature {key!r} ({sig['method'] or 'no method'}):")
             lines += [
                 f"    in  {k}: {v['name']} {v['dtype']} {_fmt_shape(v['shape'])}"
                 for k, v in sig["inputs"].items()
@@ -94,14 +133,26 @@ def render_text(info: dict[str, Any]) -> str:
                 f"    out {k}: {v['name']} {v['dtype']} {_fmt_shape(v['shape'])}"
                 for k, v in sig["outputs"].items()
             ]
+        for name, options in meta.get("functions", {}).items():
+            lines.append(f"  function {name!r}:")
+            for i, o in enumerate(options, 1):
+                if "undecoded" in o:
+                    lines.append(f"    option {i}: {o['function']} ({o['undecoded']})")
+                    continue
+                lines.append(
+                    f"    option {i}: inputs {_spec(o['inputs'])} -> outputs {_spec(o['outputs'])}"
+                )
         lines.append(f"  safety: {meta['safety']}")
         lines += _graph_lines(meta["graph"], "  ")
+        lines += _node_lines(meta.get("nodes"), "  ")
     if "graph" in info and "meta_info" not in info:
         lines.append(f"safety: {info['safety']}")
         lines += _graph_lines(info["graph"])
+    lines += _node_lines(info.get("nodes"), "")
     if "tensor" in info:
         t = info["tensor"]
-        lines.append(f"tensor {t['name']}  {t['dtype']}  {_fmt_shape(t['shape'])}")
+        key = f"  (key {t['key']})" if t.get("key") not in (None, t["name"]) else ""
+        lines.append(f"tensor {t['name']}  {t['dtype']}  {_fmt_shape(t['shape'])}{key}")
         shown = t["values"] if "values" in t else {k: t[k] for k in ("min", "max", "mean", "first")}
         lines.append("  " + json.dumps(shown))
     return "\n".join(lines)

@@ -50,6 +50,173 @@ def weight_name(name: str) -> str:
     return name[: -len("/read")] if name.endswith("/read") else name
 
 
+#: Ops a value passes through unchanged on its way to where it is used (TF1 loops' Enter,
+#: lowered TF2 control flow's Switch/Merge and function-input Identities).
+_PASS_THROUGH = frozenset({"Identity", "Enter", "RefEnter", "Switch", "RefSwitch", "Snapshot"})
+#: Elementwise ops whose constant operand is a learned bias or scale (Keras 3 Dense adds its
+#: bias with AddV2; inference batch norm folds into Sub/Mul/AddV2).
+_ELEMENTWISE = frozenset({"Add", "AddV2", "Sub", "Mul", "RealDiv"})
+_LOOPS = frozenset({"While", "StatelessWhile", "If", "StatelessIf"})
+_KIND = {
+    "Conv2D": "conv",
+    "Conv3D": "conv",
+    "DepthwiseConv2dNative": "conv",
+    "Conv2DBackpropInput": "conv",
+    "MatMul": "matmul",
+    "BatchMatMul": "matmul",
+    "BatchMatMulV2": "matmul",
+    "BatchMatMulV3": "matmul",
+    "BiasAdd": "bias",
+    "FusedBatchNorm": "batchnorm",
+    "FusedBatchNormV2": "batchnorm",
+    "FusedBatchNormV3": "batchnorm",
+}
+
+
+@dataclass
+class Attribution:
+    """Which constants of a frozen graph are weights, and how each was recognised.
+
+    Attributes:
+        names: Constant node name → the weight's name.
+        kinds: Constant node name → how it was found: ``sidecar``, ``variable`` (a TF1
+            ``<var>/read`` or TF2 ``ReadVariableOp`` reader), ``conv``, ``matmul``,
+            ``bias``, ``batchnorm`` (also the Sub/Mul/AddV2 of unfused batch norm),
+            ``loop`` (fed into a ``While``/``If``), or ``elementwise`` (another Add/Mul operand).
+        unattributed: Float constants with more than one element that none of these
+            explain (listed in every export report: never dropped silently).
+    """
+
+    names: dict[str, str] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
+    unattributed: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for kind in self.kinds.values():
+            out[kind] = out.get(kind, 0) + 1
+        return dict(sorted(out.items()))
+
+
+def _elements(node: Any) -> int:
+    dims = [d.size for d in node.attr["value"].tensor.tensor_shape.dim]
+    return int(np.prod(dims)) if dims else 1
+
+
+def attribute_constants(graph_def: Any, sidecar: Path | None = None) -> Attribution:
+    """Find every weight constant of a frozen graph; see :class:`Attribution`.
+
+    With the ``freeze`` sidecar JSON its mapping is used as is. Otherwise each float
+    constant is followed through pass-through ops (``Identity``, ``Enter``, ``Switch``)
+    to where it is used: a variable reader (the name says ``/read`` or
+    ``ReadVariableOp``), a weight input of Conv/MatMul/BiasAdd/FusedBatchNorm, an operand
+    of an elementwise Add/Sub/Mul whose other side is computed, or a loop/branch input.
+    """
+    consts = {n.name: n for n in graph_def.node if n.op == "Const"}
+    out = Attribution()
+    if sidecar is not None and sidecar.is_file():
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+        out.names = {c: v["variable"] for c, v in data.get("variables", {}).items() if c in consts}
+        out.kinds = dict.fromkeys(out.names, "sidecar")
+        log.info("using %d variable names from %s", len(out.names), sidecar)
+        return out
+    nodes = {n.name: n for n in graph_def.node}
+    consumers: dict[str, list[tuple[Any, int]]] = {}
+    for node in graph_def.node:
+        for pos, inp in enumerate(node.input):
+            if not inp.startswith("^"):
+                consumers.setdefault(node_name(inp), []).append((node, pos))
+
+    def computed(name: str) -> bool:
+        """Whether a value depends on more than constants (an input, a variable)."""
+        seen, stack = set(), [name]
+        while stack:
+            cur = stack.pop()
+            if cur in seen or cur not in nodes:
+                continue
+            seen.add(cur)
+            node = nodes[cur]
+            if node.op in ("Placeholder", "PlaceholderWithDefault", "Merge", "_Arg"):
+                return True
+            stack += [node_name(i) for i in node.input if not i.startswith("^")]
+        return False
+
+    def kind_of(const: str) -> tuple[str | None, str | None]:
+        """How a constant is used, and the name of its variable reader if it has one."""
+        frontier, seen, reader, bn = [const], set(), None, False
+        while frontier:
+            cur = frontier.pop()
+            if cur in seen:
+                continue
+            seen.add(cur)
+            for node, pos in consumers.get(cur, []):
+                is_reader = node.name == f"{cur}/read" or "ReadVariableOp" in node.name
+                bn = bn or "batchnorm" in node.name.lower()
+                if node.op in _PASS_THROUGH:
+                    if is_reader and reader is None:
+                        reader = node.name
+                    frontier.append(node.name)
+                elif node.op == "ReadVariableOp":
+                    return "variable", reader or node.name
+                elif node.op in _WEIGHT_INPUTS and pos in _WEIGHT_INPUTS[node.op]:
+                    if node.op == "MatMul" and pos == 0 and not computed(node_name(node.input[1])):
+                        continue
+                    return _KIND[node.op], _role_name(node, pos)
+                elif node.op in _ELEMENTWISE and len(node.input) == 2:
+                    other = node_name(node.input[1 - pos])
+                    if computed(other) or (reader and bn):
+                        kind = "batchnorm" if bn else "elementwise"
+                        return kind, reader
+                elif node.op in _LOOPS:
+                    return "loop", reader
+        if reader:
+            return ("batchnorm" if bn else "variable"), reader
+        return None, None
+
+    taken = set(consts)
+    for name, node in consts.items():
+        if node.attr["dtype"].type not in _FLOATS:
+            continue
+        kind, better = kind_of(name)
+        big = _elements(node) > 1
+        if (
+            better is not None
+            or kind in ("variable", "conv", "matmul", "bias", "batchnorm", "loop")
+            or (kind == "elementwise" and big)
+        ):
+            label = name
+            if _GENERATED.search(name) and better:
+                label = _clean(better)
+                if label in taken or label in out.names.values():
+                    label = f"{label}_{name.replace('/', '_')}"
+            out.names[name] = label
+            out.kinds[name] = kind or "elementwise"
+        elif big:
+            out.unattributed.append(name)
+    return out
+
+
+#: Constant names TF2 freezing makes up (``unknown_3``, ``.../ReadVariableOp/resource``).
+_GENERATED = re.compile(r"(^|/)unknown(_\d+)?$|/ReadVariableOp/resource$|^Const(_\d+)?$")
+_BN_ROLES = {1: "gamma", 2: "beta", 3: "moving_mean", 4: "moving_variance"}
+
+
+def _role_name(node: Any, pos: int) -> str:
+    """The name a weight gets from the op using it: ``dense/MatMul`` input 1 → ``dense/kernel``."""
+    scope = node.name.rsplit("/", 1)[0] if "/" in node.name else node.name
+    kind = _KIND[node.op]
+    if kind == "batchnorm":
+        return f"{scope}/{_BN_ROLES.get(pos, pos)}"
+    return f"{scope}/{'bias' if kind == 'bias' else 'kernel'}"
+
+
+def _clean(name: str) -> str:
+    """Drop the wrappers TF2 freezing adds: ``StatefulPartitionedCall/`` scopes, a trailing
+    ``/ReadVariableOp`` or ``/read``."""
+    name = re.sub(r"^(StatefulPartitionedCall(_\d+)?/|PartitionedCall(_\d+)?/)+", "", name)
+    return re.sub(r"/(ReadVariableOp|read)$", "", name)
+
+
 def find_weight_constants(graph_def: Any, sidecar: Path | None = None) -> dict[str, str]:
     """Constant node name → variable name for every weight constant of a frozen graph.
 
@@ -57,60 +224,79 @@ def find_weight_constants(graph_def: Any, sidecar: Path | None = None) -> dict[s
         graph_def: A frozen ``GraphDef``.
         sidecar: The ``freeze`` sidecar JSON; when it exists its mapping is used as is.
     """
-    consts = {n.name: n for n in graph_def.node if n.op == "Const"}
-    if sidecar is not None and sidecar.is_file():
-        data = json.loads(sidecar.read_text(encoding="utf-8"))
-        mapping = {c: v["variable"] for c, v in data.get("variables", {}).items() if c in consts}
-        log.info("using %d variable names from %s", len(mapping), sidecar)
-        return mapping
-    nodes = {n.name: n for n in graph_def.node}
-    found: dict[str, str] = {}
-    for node in graph_def.node:
-        if node.op in ("Identity", "ReadVariableOp") and node.input:
-            src = node_name(node.input[0])
-            if src in consts and (node.name == f"{src}/read" or "ReadVariableOp" in node.name):
-                found[src] = src
-        for pos in _WEIGHT_INPUTS.get(node.op, ()):
-            if pos >= len(node.input):
-                continue
-            src = node_name(node.input[pos])
-            while src in nodes and nodes[src].op == "Identity" and nodes[src].input:
-                src = node_name(nodes[src].input[0])
-            if src in consts and consts[src].attr["dtype"].type in _FLOATS:
-                found[src] = src
-    return found
+    return attribute_constants(graph_def, sidecar).names
 
 
-def _frozen_weights(path: Path, fmt: str, allow_unsafe_ops: bool) -> dict[str, np.ndarray]:
+def _frozen_weights(
+    path: Path, fmt: str, allow_unsafe_ops: bool
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     from tensorflow.python.framework import tensor_util
 
     from detector.model.graphfile import read_graph_def
     from detector.tools.freeze import sidecar_path
 
     graph_def = read_graph_def(path, fmt, allow_unsafe_ops=allow_unsafe_ops)
-    mapping = find_weight_constants(graph_def, sidecar_path(path))
+    found = attribute_constants(graph_def, sidecar_path(path))
     consts = {n.name: n for n in graph_def.node if n.op == "Const"}
-    return {
+    weights = {
         var: tensor_util.MakeNdarray(consts[c].attr["value"].tensor)
-        for c, var in sorted(mapping.items())
+        for c, var in sorted(found.names.items())
+    }
+    kinds = {found.names[c]: k for c, k in found.kinds.items()}
+    return weights, {
+        "kinds": found.counts(),
+        "weight_kinds": kinds,
+        "unattributed": {
+            c: [d.size for d in consts[c].attr["value"].tensor.tensor_shape.dim]
+            for c in found.unattributed
+        },
     }
 
 
-def _checkpoint_weights(path: Path) -> dict[str, np.ndarray]:
-    from detector.model.checkpoints import resolve_checkpoint
+def _checkpoint_weights(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Every tensor of a checkpoint, scalars included (object-based ones by variable name;
+    a variable stored under two object paths, as SavedModels do, once); strings cannot go
+    into an ``.npz`` without pickle and are listed as skipped."""
+    from detector.model.checkpoints import open_reader, resolve_checkpoint
+    from detector.model.objckpt import checkpoint_entries
 
-    tf = tf_module()
     ref = resolve_checkpoint(path)
-    reader = tf.train.load_checkpoint(str(ref.prefix))
+    reader = open_reader(ref.prefix)
     out: dict[str, np.ndarray] = {}
-    for key in sorted(reader.get_variable_to_shape_map()):
-        if key == "_CHECKPOINTABLE_OBJECT_GRAPH":
+    kinds: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    entries = checkpoint_entries(reader)
+    by_name: dict[str, list[Any]] = {}
+    for entry in entries:
+        if entry.name:
+            by_name.setdefault(entry.name, []).append(entry)
+    for name, same in by_name.items():
+        if len(same) > 1 and all(
+            np.array_equal(reader.get_tensor(e.key), reader.get_tensor(same[0].key))
+            for e in same[1:]
+        ):
+            keep = same[0]
+            entries = [e for e in entries if e.name != name or e is keep]
+            idx = entries.index(keep)
+            entries[idx] = type(keep)(keep.key, keep.path, keep.name, name)
+    for entry in entries:
+        try:
+            value = np.asarray(reader.get_tensor(entry.key))
+        except Exception as exc:
+            raise CheckpointError(
+                f"cannot read '{entry.key}' from checkpoint '{ref.prefix}': "
+                f"{str(exc).strip().splitlines()[0]}",
+                hint="a .data-* shard is missing, cut off or corrupt: copy it again",
+            ) from exc
+        if value.dtype.kind in "OSU":
+            skipped[entry.export_name] = "string tensor (an .npz holds numbers only)"
             continue
-        value = reader.get_tensor(key)
-        if not isinstance(value, np.ndarray) or value.dtype.kind in "OSU":
-            continue  # strings cannot be stored without pickle
-        out[key.replace("/.ATTRIBUTES/VARIABLE_VALUE", "")] = value
-    return out
+        out[entry.export_name] = value
+        kinds[entry.export_name] = "scalar" if value.ndim == 0 else "array"
+    counts: dict[str, int] = {}
+    for k in kinds.values():
+        counts[k] = counts.get(k, 0) + 1
+    return out, {"kinds": counts, "weight_kinds": kinds, "skipped": skipped}
 
 
 def read_weights(path: str | Path, *, allow_unsafe_ops: bool = False) -> dict[str, np.ndarray]:
@@ -119,14 +305,24 @@ def read_weights(path: str | Path, *, allow_unsafe_ops: bool = False) -> dict[st
     Raises:
         ModelError: The path is a ``.tflite`` or holds no weights.
     """
+    return read_weights_report(path, allow_unsafe_ops=allow_unsafe_ops)[0]
+
+
+def read_weights_report(
+    path: str | Path, *, allow_unsafe_ops: bool = False
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """:func:`read_weights` and what it found: counts per kind, skipped and unattributed."""
     from detector.model.formats import detect_format
 
     path = Path(path)
     fmt = detect_format(path)
+    details: dict[str, Any] = {}
     if fmt in ("frozen_pb", "pbtxt"):
-        weights = _frozen_weights(path, fmt, allow_unsafe_ops)
+        weights, details = _frozen_weights(path, fmt, allow_unsafe_ops)
     elif fmt in ("checkpoint", "meta"):
-        weights = _checkpoint_weights(path)
+        weights, details = _checkpoint_weights(path)
+    elif fmt == "saved_model" and (path / "variables" / "variables.index").is_file():
+        weights, details = _checkpoint_weights(path / "variables" / "variables")
     elif fmt == "saved_model":
         from tensorflow.python.framework import tensor_util
 
@@ -140,6 +336,13 @@ def read_weights(path: str | Path, *, allow_unsafe_ops: bool = False) -> dict[st
             v: tensor_util.MakeNdarray(consts[c].attr["value"].tensor)
             for c, v in sorted(result.variables.items())
         }
+        kinds = {k: "scalar" if a.ndim == 0 else "array" for k, a in weights.items()}
+        details = {
+            "kinds": {
+                k: sum(1 for v in kinds.values() if v == k) for k in sorted(set(kinds.values()))
+            },
+            "weight_kinds": kinds,
+        }
     else:
         raise ModelError(
             f"'{path}' is a TFLite model; export-weights reads TF files",
@@ -151,14 +354,24 @@ def read_weights(path: str | Path, *, allow_unsafe_ops: bool = False) -> dict[st
             hint="a frozen graph's weights are found through its sidecar JSON or "
             "the Conv2D/MatMul/BiasAdd constants; is it the right file?",
         )
-    return weights
+    return weights, details
 
 
 def export_weights(
     path: str | Path, out: str | Path, *, allow_unsafe_ops: bool = False
 ) -> dict[str, Any]:
     """Write ``out`` (``.npz``, ``np.savez``, no pickle) of name → array; return a summary."""
-    weights = read_weights(path, allow_unsafe_ops=allow_unsafe_ops)
+    weights, details = read_weights_report(path, allow_unsafe_ops=allow_unsafe_ops)
+    for name, why in details.get("skipped", {}).items():
+        log.warning("export-weights: skipped '%s': %s", name, why)
+    if details.get("unattributed"):
+        log.warning(
+            "export-weights: %d float constant(s) of '%s' could not be attributed to a "
+            "weight and are not exported: %s",
+            len(details["unattributed"]),
+            path,
+            ", ".join(details["unattributed"]),
+        )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("wb") as f:  # a file object: np.savez must not append its own suffix
@@ -169,6 +382,10 @@ def export_weights(
         "bytes": out.stat().st_size,
         "parameters": int(sum(a.size for a in weights.values())),
         "names": {k: [list(a.shape), str(a.dtype)] for k, a in weights.items()},
+        "kinds": details.get("kinds", {}),
+        "weight_kinds": details.get("weight_kinds", {}),
+        "skipped": details.get("skipped", {}),
+        "unattributed": details.get("unattributed", {}),
     }
 
 

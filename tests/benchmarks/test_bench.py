@@ -45,6 +45,8 @@ def test_report_marks_targets_met_and_missed() -> None:
                 "pipeline": run(49),
                 "pipeline_every_2": run(90),
                 "pipeline_every_4": run(150),
+                "pipeline_h264": run(47),
+                "pipeline_mp4v": run(50),
             },
             "1080p": {
                 "bare": run(40, 20),
@@ -58,6 +60,15 @@ def test_report_marks_targets_met_and_missed() -> None:
             "tflite_1": {"latency_ms_p50": 20.0},
             "ours_2": {"latency_ms_p50": 15.0},
             "tflite_2": {"latency_ms_p50": 12.0},
+        },
+        "video_io": {
+            "576p": {
+                "write": {
+                    "h264": {"cpu_ms_per_frame": 2.6, "wall_ms_per_frame": 3.0},
+                    "mp4v": {"cpu_ms_per_frame": 2.0, "wall_ms_per_frame": 2.5},
+                },
+                "decode": {"opencv": {"cpu_ms_per_frame": 0.7, "wall_ms_per_frame": 1.0}},
+            },
         },
         "live": {
             "latency_ms_p50": 25.0,
@@ -87,10 +98,13 @@ def test_report_marks_targets_met_and_missed() -> None:
     assert status["live p95 ms"] == "missed by 5.00"
     assert status["live dropped"] == "met"
     assert status["memory growth %"] == "met"
+    assert status["h264/mp4v writer CPU 576p"] == "met"  # 2.6 / 2.0 = 1.3
+    assert status["pipeline h264/mp4v 576p"] == "missed by 0.01"  # 47 / 50 = 0.94
     # budget: 2 cores / (20 + 5) ms = 80 frames/s; 49 / 80 = 0.61
     assert math.isclose(results["ratios"]["576p"]["cpu_budget_fps"], 80.0)
     table = format_table(results)
     assert "pipeline ÷ bare" in table and "missed by 0.15" in table
+    assert "write h264" in table and "2.6 (3.0)" in table and "pipeline H.264 ÷ mp4v" in table
 
 
 @pytest.mark.tf
@@ -137,6 +151,11 @@ def test_bench_quick_on_tiny_graph(tmp_path: Path, capsys: pytest.CaptureFixture
         "web view, flat out",
         "memory (app process): RSS",
         "split model",
+        "video i/o, CPU-ms per frame",
+        "pipeline writing H.264",
+        "tracking, ",
+        "static (no tracker)",
+        "id switches per 100 frames",
         "targets",
     ):
         assert row in printed, row
@@ -153,6 +172,8 @@ def test_bench_quick_on_tiny_graph(tmp_path: Path, capsys: pytest.CaptureFixture
         "pipeline_w2_session_each",
         "pipeline_every_2",
         "pipeline_every_4",
+        "pipeline_h264",
+        "pipeline_mp4v",
     ):
         assert small[key]["fps"] > 0, key
         assert small[key]["frames"] >= 1
@@ -170,6 +191,18 @@ def test_bench_quick_on_tiny_graph(tmp_path: Path, capsys: pytest.CaptureFixture
     assert web["fps_ratio"] > 0 and web["cpu_ms_per_frame_delta"] == web["cpu_ms_per_frame_delta"]
     assert data["memory"]["rss_mb_last"] > 0
     assert data["split"]["same_outputs"] is True
+    vio = data["video_io"]
+    assert set(vio) == {"120p", "144p"}
+    for label in vio:
+        assert set(vio[label]["write"]) == {"h264", "mp4v"}  # quick: no x264 variants
+        assert set(vio[label]["decode"]) == {"opencv", "pyav"}
+        assert all(w["cpu_ms_per_frame"] > 0 for w in vio[label]["write"].values())
+    track = data["track"]
+    assert track["frames"] == 16  # the whole clip, once through the model
+    for kind in ("bytetrack", "sort"):
+        assert set(track[kind]["coverage"]) == {"2", "4", "8"}
+        assert track[kind]["cpu_ms_per_frame"]["1"] >= 0
+    assert track["cost_synthetic"]["objects"] == 20
     assert data["machine"]["versions"]["tensorflow"] != "missing"
     targets = {t["target"]: t for t in data["targets"]}
     assert targets["model/tflite 1 thread"]["status"] == "not measured"  # no .tflite given
@@ -209,7 +242,7 @@ def test_bench_quick_real_model_model_columns(
             "bench",
             "--quick",
             "--only",
-            "model,tflite,split",
+            "model,tflite,split,track",
             "--frames",
             "16",
             "--sizes",
@@ -228,4 +261,10 @@ def test_bench_quick_real_model_model_columns(
     if tflite.exists():
         assert lat["tflite_1"]["latency_ms_p50"] > 0
     assert data["split"]["same_outputs"] is True
+    track = data["track"]
+    assert track["frames"] == 200  # --quick: the first 200 frames of the sample
+    static, tracked = track["static"], track["bytetrack"]["coverage"]
+    # the tracker's boxes follow the walkers: more of the every-frame boxes covered
+    assert tracked["4"] > static["4"], (tracked, static)
+    assert 0 <= track["bytetrack"]["id_switches_per_100"] < 50
     assert "model latency" in capsys.readouterr().out

@@ -6,6 +6,7 @@ per engine (module fixtures), and every assertion reads those runs' files.
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -55,7 +56,7 @@ def photo_runs(
     twenty_photos: Path, tmp_path_factory: pytest.TempPathFactory, local_ray: Any
 ) -> dict[str, tuple[int, Path]]:
     tmp = tmp_path_factory.mktemp("photo_runs")
-    common = ("--source", str(twenty_photos), "--no-video")
+    common = ("--source", str(twenty_photos), "--no-video", "--coco", "--csv")
     return {
         "local": _run(tmp, "local", *common),
         "ray": _run(tmp, "ray", *common, "--engine", "ray", "--ray-batch-size", "3"),
@@ -81,6 +82,23 @@ def test_ray_detections_equal_the_local_engines_per_file(
     assert sum(len(r["detections"]) for r in by_name["local"].values()) > 19  # real findings
 
 
+def test_ray_writes_the_same_exports_as_the_local_engine(
+    photo_runs: dict[str, tuple[int, Path]],
+) -> None:
+    (_, local_dir), (_, ray_dir) = photo_runs["local"], photo_runs["ray"]
+    assert (ray_dir / "coco_results.json").read_text() == (
+        local_dir / "coco_results.json"
+    ).read_text()
+
+    def rows(folder: Path) -> list[list[str]]:
+        with (folder / "detections.csv").open(newline="") as f:
+            table = list(csv.reader(f))
+        ts = table[0].index("timestamp_s")
+        return [r[:ts] + r[ts + 1 :] for r in table]
+
+    assert rows(ray_dir) == rows(local_dir) and len(rows(local_dir)) > 20
+
+
 def test_the_corrupt_file_is_reported_and_the_exit_codes_agree(
     photo_runs: dict[str, tuple[int, Path]],
 ) -> None:
@@ -102,7 +120,7 @@ def test_a_video_in_three_ranges_gives_the_local_json_lines(
 ) -> None:
     config = tmp_path / "ray.yml"
     config.write_text("run:\n  ray_ranges_per_video: 3\n")
-    args = ("--source", str(sample_video), "--max-frames", "45")
+    args = ("--source", str(sample_video), "--max-frames", "45", "--mot")
     local_code, local_dir = _run(tmp_path, "local", *args)
     ray_code, ray_dir = _run(tmp_path, "ray", "--config", str(config), *args, "--engine", "ray")
     assert local_code == ray_code == 0
@@ -113,6 +131,7 @@ def test_a_video_in_three_ranges_gives_the_local_json_lines(
     local = [strip(r) for r in _lines(local_dir / "detections.jsonl")]
     ray = [strip(r) for r in _lines(ray_dir / "detections.jsonl")]
     assert len(local) == 45 and ray == local
+    assert (ray_dir / "mot.txt").read_text() == (local_dir / "mot.txt").read_text()
     record = json.loads((ray_dir / "run.json").read_text())
     assert record["videos"][0]["ranges"] == [[0, 15], [15, 30], [30, 45]]
     assert record["outputs"]["video"]["frames"] == 45  # annotated by the driver, in order
@@ -155,6 +174,46 @@ def test_a_model_that_cannot_load_in_an_actor_fails_the_run_with_its_message(
     assert "could not be loaded on Ray actor" in err and "bad.pb" in err
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "error" and "bad.pb" in record["error"]
+
+
+HEAD = """
+import sys, ray
+ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+print(ray.get_runtime_context().gcs_address, flush=True)
+sys.stdin.read()  # runs until the test closes stdin
+ray.shutdown()
+"""
+
+
+def test_joins_a_running_ray_cluster_by_address(tmp_path: Path, photos_dir: Path) -> None:
+    """A Ray head in another process (as `ray start --head` would be): the run joins it with
+    --ray-address, using the machine's token, and leaves it running."""
+    head = subprocess.Popen(
+        [sys.executable, "-c", HEAD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert head.stdout is not None
+        address = head.stdout.readline().strip()
+        assert ":" in address, address
+        args = ["run", "--source", str(photos_dir), "--engine", "ray", "--no-video"]
+        args += ["--ray-address", address, "--output", str(tmp_path), "--name", "joined"]
+        proc = subprocess.run(
+            [sys.executable, "main.py", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "gcs_client" not in proc.stderr  # Ray's C++ lines stay out of the output
+        record = json.loads((tmp_path / "joined" / "run.json").read_text())
+        assert record["ray"]["address"] == address and not record["ray"]["started_local"]
+        assert record["stats"]["frames_processed"] == len(list(photos_dir.iterdir()))
+        assert head.poll() is None  # the cluster is still up after the run
+    finally:
+        if head.stdin is not None:
+            head.stdin.close()
+        head.wait(timeout=120)
 
 
 def test_cameras_are_refused_with_a_usage_error(local_ray: Any, tmp_path: Path) -> None:

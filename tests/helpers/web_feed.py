@@ -40,12 +40,11 @@ def record_for(result: FrameResult) -> dict:
 
 
 class Publisher:
-    """Writes numbered frames to a sink at ``fps`` until stopped; counts and times writes."""
+    """Writes numbered frames to a sink at ``fps`` until stopped; counts its writes."""
 
     def __init__(self, sink: WebSink, fps: float = 40.0) -> None:
         self.sink, self.period_s = sink, 1.0 / fps
         self.written = 0
-        self.slowest_write_s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -53,9 +52,7 @@ class Publisher:
         i = 0
         while not self._stop.is_set():
             image = numbered(i)
-            t0 = time.monotonic()
             self.sink.write(result_for(i, image), image)
-            self.slowest_write_s = max(self.slowest_write_s, time.monotonic() - t0)
             self.written += 1
             i += 1
             self._stop.wait(self.period_s)

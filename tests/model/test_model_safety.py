@@ -95,12 +95,18 @@ def test_checkpoint_meta_passes_but_stray_save_op_is_refused(tf, v1v2):
         check_meta_graph(meta, what="model.ckpt-100.meta")
 
 
-def test_frozen_graph_refuses_any_restore_op(tf, v1v2):
+def test_plain_graph_saver_scope_judged_like_a_meta_saver(tf, v1v2):
+    """A GraphDef written with its Saver (tf.io.write_graph) holds save/ with no SaverDef:
+    its save and restore ops pass where only the saver reads them (decision in issue 11),
+    and are refused as soon as anything else reads them."""
     tf1 = tf.compat.v1
     meta = tf1.MetaGraphDef()
     meta.ParseFromString(Path(f"{v1v2(resource=True)}.meta").read_bytes())
+    check_graph_def(meta.graph_def, what="written-with-saver.pbtxt")
+    leak = meta.graph_def.node.add(name="leak", op="Identity", input=["save/RestoreV2"])
+    leak.attr["T"].type = 1
     with pytest.raises(UnsafeGraphError, match="RestoreV2"):
-        check_graph_def(meta.graph_def, what="not-a-frozen.pb")
+        check_graph_def(meta.graph_def, what="reads-the-restore.pb")
 
 
 def test_print_to_a_file_is_refused_but_stderr_is_fine(tf):

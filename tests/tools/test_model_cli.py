@@ -98,9 +98,12 @@ def test_unsafe_graph_refused_unless_allowed(tf, tmp_path, capsys):
     assert main(["model", "export-weights", str(pb), "-o", str(tmp_path / "w.npz")]) == 1
     err = capsys.readouterr().err
     assert "ReadFile" in err and "--allow-unsafe-ops" in err
-    # inspect shows the refusal but still describes the file (nothing is imported).
-    assert main(["model", "inspect", str(pb)]) == 0
-    assert "safety: refusing graph" in capsys.readouterr().out
+    # inspect shows the refusal but still describes the file (nothing is imported), and
+    # exits 3 (documented in its --help): the file would be refused when loaded.
+    assert main(["model", "inspect", str(pb)]) == 3
+    done = capsys.readouterr()
+    assert "safety: refusing graph" in done.out and "refused: " in done.err
+    assert main(["model", "inspect", str(pb), "--allow-unsafe-ops"]) == 0
 
 
 @pytest.mark.e2e

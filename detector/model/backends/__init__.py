@@ -93,6 +93,7 @@ def load_backend_model(
     allow_unsafe_ops: bool = False,
     precision: str = "auto",
     cache_dir: Any = None,
+    init_missing: bool = False,
 ) -> Any:
     """Load a model on a backend: the one place that picks the loader.
 
@@ -143,4 +144,4 @@ def load_backend_model(
         from detector.model.split_runtime import load_split_model
 
         return load_split_model(path, **common)
-    return load_model(path, signature=signature, **common)
+    return load_model(path, signature=signature, init_missing=init_missing, **common)

@@ -67,7 +67,8 @@ class _HttpServer(ThreadingHTTPServer):
     web: WebServer
 
     def server_bind(self) -> None:
-        if ":" in self.server_address[0]:
+        if ":" in str(self.server_address[0]):  # an IPv6 host: the base made an IPv4 socket
+            self.socket.close()
             self.address_family = socket.AF_INET6
             self.socket = socket.socket(self.address_family, self.socket_type)
         super().server_bind()

@@ -18,8 +18,8 @@ import pytest
 from helpers.browser import probe_video
 
 from detector.errors import SinkError
-from detector.outputs import av_video
-from detector.outputs.av_video import AvVideoSink, open_video_sink, sane_fps
+from detector.outputs import video as av_video
+from detector.outputs.video import AvVideoSink, open_video_sink, sane_fps
 from detector.types import Detections, Frame, FrameResult
 
 REPO = Path(__file__).resolve().parents[2]
@@ -172,7 +172,7 @@ _CHILD = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    from detector.outputs.av_video import AvVideoSink
+    from detector.outputs.video import AvVideoSink
     from detector.types import Detections, Frame, FrameResult
     sink = AvVideoSink(sys.argv[1], 20.0)
     for i in range(100000):

@@ -1,0 +1,84 @@
+"""List a graph's nodes — name, op, inputs, output tensors — as ``graph.get_operations()`` does.
+
+Read from the GraphDef (and a function library's bodies), so a graph the allowlist refuses
+can be listed too: nothing is imported. Output tensors carry their dtype where the node's
+attributes say it (``dtype``, ``T``, ``out_type``, ``output_types``); shapes come from a
+``_output_shapes`` attribute when the writer recorded one.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+_DTYPE_ATTRS = ("dtype", "T", "out_type", "DstT", "Tout", "output_types", "component_types")
+
+
+def _dtypes(node: Any) -> list[str]:
+    from detector.tools.inspect_saved import dtype_name
+
+    if node.op in ("VarHandleOp", "HashTableV2", "MutableHashTableV2", "StackV2"):
+        return ["resource"]
+
+    for key in _DTYPE_ATTRS:
+        if key in node.attr:
+            value = node.attr[key]
+            if value.HasField("list"):
+                return [dtype_name(t) for t in value.list.type]
+            if value.type:
+                return [dtype_name(value.type)]
+    return []
+
+
+def _shapes(node: Any) -> list[list[int | None] | None]:
+    from detector.tools.inspect_saved import shape_of
+
+    if "_output_shapes" not in node.attr:
+        return []
+    return [shape_of(s) for s in node.attr["_output_shapes"].list.shape]
+
+
+def describe_node(node: Any, function: str | None = None) -> dict[str, Any]:
+    """One node as a dict: name, op, inputs, device, output tensors (dtype, shape)."""
+    dtypes, shapes = _dtypes(node), _shapes(node)
+    count = max(len(dtypes), len(shapes)) or (0 if node.op in ("NoOp", "Assert") else 1)
+    outputs = [
+        {
+            "name": f"{node.name}:{i}",
+            "dtype": dtypes[i] if i < len(dtypes) else None,
+            "shape": shapes[i] if i < len(shapes) else None,
+        }
+        for i in range(count)
+    ]
+    out: dict[str, Any] = {"name": node.name, "op": node.op, "inputs": list(node.input)}
+    if node.device:
+        out["device"] = node.device
+    if function:
+        out["function"] = function
+    out["outputs"] = outputs
+    return out
+
+
+def list_nodes(
+    graph_def: Any, *, op: str = "", name: str = "", functions: bool = True
+) -> list[dict[str, Any]]:
+    """Every node (and function body node) of ``graph_def``, filtered.
+
+    Args:
+        op: Comma-separated op types to keep (``Conv2D,MatMul``); empty keeps all.
+        name: A glob (``logits/*``) or plain substring the node name must match.
+        functions: Include the nodes of the function library (``If``/``While`` bodies,
+            TF2 functions), marked with their function's name.
+    """
+    ops = {o.strip() for o in op.split(",") if o.strip()}
+
+    def keep(node: Any) -> bool:
+        if ops and node.op not in ops:
+            return False
+        return not name or fnmatch.fnmatchcase(node.name, name) or name in node.name
+
+    out = [describe_node(n) for n in graph_def.node if keep(n)]
+    if functions:
+        for fdef in graph_def.library.function:
+            out += [describe_node(n, fdef.signature.name) for n in fdef.node_def if keep(n)]
+    return out
