@@ -28,21 +28,28 @@ from detector.errors import (
     DetectorError,
     ModelError,
     RunInterrupted,
+    SinkError,
     SourceError,
     StageError,
 )
 from detector.fps import RunStats
 from detector.labels import LabelMap, load_label_map
 from detector.outputs import RUN_JSON, describe_outputs, make_run_dir, open_outputs, write_json
+from detector.outputs.rundir import write_csv
 from detector.outputs.summary import now_iso, print_summary, versions
 from detector.pipeline import PipelineOptions, inference_workers, run_pipeline
 from detector.render import Renderer, RenderOptions
 from detector.signals import StopSignals
-from detector.sources import SourceSpec, open_source
+from detector.sources import ReconnectPolicy, SourceSpec, open_source, redact
 from detector.sources.spec import expand_sources
 from detector.track.settings import TrackSettings
 
 log = logging.getLogger(__name__)
+
+SKIPPED_CSV = "skipped.csv"
+# run.json is written at the start padded by this much, so its final version can replace it
+# in place when the disk is full (no new blocks needed).
+_RUN_JSON_RESERVE = 16384
 
 
 def intra_op_threads(configured: int, workers: int) -> int:
@@ -174,13 +181,34 @@ def _start_web(config: Config, specs: list[SourceSpec], stack: ExitStack) -> Any
     return hub
 
 
+def _reconnect(config: Config) -> ReconnectPolicy:
+    """How live sources reconnect (``source.reconnect*``, ``source.stall_timeout_s``)."""
+    sc = config.source
+    return ReconnectPolicy(
+        attempts=sc.reconnect,
+        first_delay_s=sc.reconnect_delay_s,
+        max_delay_s=max(sc.reconnect_max_delay_s, sc.reconnect_delay_s),
+        stall_timeout_s=sc.stall_timeout_s,
+    )
+
+
+def _redacted(data: Any) -> Any:
+    """``data`` with any ``scheme://user:password@`` in its strings masked."""
+    if isinstance(data, dict):
+        return {k: _redacted(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_redacted(v) for v in data]
+    return redact(data) if isinstance(data, str) else data
+
+
 def _record(config: Config, labels: LabelMap, class_ids: Any) -> dict[str, Any]:
     return {
         "status": "running",
         "started": now_iso(),
-        "argv": sys.argv[1:],
+        # Credentials in a stream URL never reach run.json.
+        "argv": [redact(a) for a in sys.argv[1:]],
         "config_file": str(config.path) if config.path else None,
-        "config": config.to_dict(),
+        "config": _redacted(config.to_dict()),
         "labels": {
             "path": str(config.model.labels) if config.model.labels else None,
             "classes": len(labels),
@@ -209,8 +237,11 @@ def _run_source(
     if feed is not None:
         feed.attach(state=lambda: _link_state(source), skipped=lambda: source.skipped)
     record.update(run_dir=str(run_dir), source=asdict(info))
+    # Written now, so a run killed outright (SIGKILL, out of memory) shows as "running".
+    write_json(run_dir / RUN_JSON, record, reserve_bytes=_RUN_JSON_RESERVE)
     stats: RunStats | None = None
     sinks: dict[str, Any] = {}
+    render: Renderer | None = None
     stage = None
     try:
         with ExitStack() as outputs:
@@ -234,6 +265,7 @@ def _run_source(
                     fps_interval_s=config.run.fps_interval_s,
                 ),
                 guard=guard,
+                status=lambda: _hud_state(source),
             )
             consume: Any = render
             settings = track_settings(config)
@@ -284,17 +316,57 @@ def _run_source(
         if stage is not None:
             record["track"] = stage.summary()
         record["stats"] = stats.to_dict() if stats is not None else None
-        write_json(run_dir / RUN_JSON, record)
+        _record_source(record, source, run_dir)
+        if render is not None and render.unknown_classes:
+            record["labels"] = {
+                **record.get("labels", {}),
+                "unknown_class_ids": dict(sorted(render.unknown_classes.items())),
+            }
+        saved = _save_record(run_dir, record)
         if feed is not None:
             feed.end()
+        if saved is not None and record["status"] == "ok":
+            raise saved  # the run went well but its record could not be written
     assert stats is not None
     return stats
 
 
 def _link_state(source: Any) -> str | None:
-    """A reconnecting source's state (``reconnecting 2``, ``stalled``...), else None."""
+    """A reconnecting source's state (``connected``, ``reconnecting 2``...), else None."""
     health = getattr(source, "health", None)
-    return str(health().label) if callable(health) else None
+    return str(health.label) if health is not None else None
+
+
+def _hud_state(source: Any) -> str | None:
+    """The HUD's source line: only while a live source is not connected."""
+    state = _link_state(source)
+    return None if state in (None, "connected") else state
+
+
+def _record_source(record: dict[str, Any], source: Any, run_dir: Path) -> None:
+    """How the source ended: cut short, skipped files (``skipped.csv``), link health."""
+    if source.end_note:
+        record["source_end"] = source.end_note
+    health = getattr(source, "health", None)
+    if health is not None:
+        record["source_health"] = health.to_dict()
+    if source.skips:
+        try:
+            write_csv(run_dir / SKIPPED_CSV, ("path", "reason"), source.skips)
+            record["outputs"]["skipped"] = {"path": SKIPPED_CSV, "count": len(source.skips)}
+        except SinkError as exc:
+            log.error("%s", exc)
+
+
+def _save_record(run_dir: Path, record: dict[str, Any]) -> SinkError | None:
+    """Write the final ``run.json``; on failure log it and return the error (never raise
+    over the run's own outcome, which the summary still reports)."""
+    try:
+        write_json(run_dir / RUN_JSON, record)
+        return None
+    except SinkError as exc:
+        log.error("%s", exc)
+        return exc
 
 
 # -- one source ---------------------------------------------------------------------------
@@ -311,7 +383,12 @@ def _run_one(
     with StopSignals().installed() as stop, ExitStack() as stack:
         hub = _start_web(config, [spec], stack)
         source = stack.enter_context(
-            open_source(spec, width=config.source.width, height=config.source.height)
+            open_source(
+                spec,
+                width=config.source.width,
+                height=config.source.height,
+                reconnect=_reconnect(config),
+            )
         )
         info = source.info
         workers = inference_workers(info.live, mc.workers)
@@ -415,7 +492,10 @@ def _run_many(
                 feed = hub.feeds[i] if hub is not None else None
                 try:
                     with open_source(
-                        spec, width=config.source.width, height=config.source.height
+                        spec,
+                        width=config.source.width,
+                        height=config.source.height,
+                        reconnect=_reconnect(config),
                     ) as source:
                         workers = inference_workers(source.info.live, mc.workers)
                         return sub, _run_source(

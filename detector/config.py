@@ -57,6 +57,12 @@ class SourceConfig:
     uri: str | tuple[str, ...] = _f("../samples/vtest.avi", "uri")
     width: int | None = _f(None, "int", null=True, lo=1)
     height: int | None = _f(None, "int", null=True, lo=1)
+    # Live sources (cameras, live streams) only: reconnect attempts per outage (None:
+    # forever, 0: never), the first and the longest wait between them, and the watchdog.
+    reconnect: int | None = _f(None, "attempts", null=True, lo=0)
+    reconnect_delay_s: float = _f(0.5, "float", lo=0.0)
+    reconnect_max_delay_s: float = _f(10.0, "float", lo=0.0)
+    stall_timeout_s: float = _f(10.0, "float", lo=0.0, lo_open=True)
 
     @property
     def uris(self) -> tuple[str, ...]:
@@ -340,6 +346,12 @@ def _check(
         raise bad("a value (this key cannot be null)")
     if from_cli and isinstance(value, str):
         value = _parse_cli(kind, value.strip())
+    if kind == "attempts":  # a count, or forever (null)
+        if isinstance(value, str) and value.strip().lower() == "forever":
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise bad("a number of attempts >= 0, or forever")
+        return value
     if kind in ("int", "float"):
         ok = isinstance(value, int) or (kind == "float" and isinstance(value, float))
         if isinstance(value, bool) or not ok or (kind == "float" and not math.isfinite(value)):
@@ -380,8 +392,14 @@ def _check(
         if value.lower() not in meta["choices"]:
             raise bad(" or ".join(meta["choices"]))
         return value.lower()
+    if kind == "name" and not _is_utf8(value):
+        err = bad("a folder name in UTF-8 (OpenCV cannot write under other names)")
+        err.hint = "use letters, digits, '-', '_' or '.'"
+        raise err
     if kind == "name" and (not _NAME_RE.match(value) or value in (".", "..")):
-        raise bad("a folder name without '/' (or null for the source's name)")
+        err = bad("a folder name without '/' (or null for the source's name)")
+        err.hint = "a run folder is always made inside output.dir (--output): give that the path"
+        raise err
     if kind == "path":
         return _resolve(value, base)
     if kind == "uri" and not (value.isdigit() or "://" in value):
@@ -409,11 +427,20 @@ def parse_address(text: str | int) -> tuple[str, int]:
     return host, port
 
 
+def _is_utf8(text: str) -> bool:
+    """False for a str holding surrogate escapes (bytes that are not UTF-8, from argv)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _parse_cli(kind: str, text: str) -> Any:
     """Command-line strings → the kind's type; left as is when they do not parse (so the
     type check reports them)."""
     try:
-        if kind == "int":
+        if kind in ("int", "attempts"):
             return int(text)
         if kind == "float":
             return float(text)

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from detector.errors import ConfigError
+from detector.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +67,31 @@ class LabelMap:
             key: The config key to name in errors.
 
         Raises:
-            ConfigError: A name is not in the map (with the closest names as a hint).
+            ConfigError: A name is not in the map (with the closest names as a hint), or an
+                id is not (with the map's range), or an id is below 1.
         """
         ids: set[int] = set()
         for item in classes:
-            if isinstance(item, int) or (isinstance(item, str) and item.strip().isdigit()):
-                ids.add(int(item))
+            if isinstance(item, int) or (
+                isinstance(item, str) and item.strip().lstrip("-").isdigit()
+            ):
+                cid = int(item)
+                if cid < 1 or (self.names and cid not in self.names):
+                    where = f"the label map '{self.path}'" if self.path else "the label map"
+                    known = sorted(self.names)
+                    raise ConfigError(
+                        f"{key}: class id {cid} is not in {where}"
+                        if self.names
+                        else f"{key}: class id {cid} is not a valid id (ids start at 1)",
+                        hint=f"its ids run from {known[0]} to {known[-1]} "
+                        f"(e.g. {known[0]} = {self.names[known[0]]!r}); or give class names"
+                        if known
+                        else "class ids start at 1",
+                    )
+                ids.add(cid)
                 continue
-            cid = self.id_for(str(item))
-            if cid is None:
+            found = self.id_for(str(item))
+            if found is None:
                 close = difflib.get_close_matches(str(item).casefold(), list(self._by_name), n=3)
                 where = f" in '{self.path}'" if self.path else ""
                 raise ConfigError(
@@ -84,7 +100,7 @@ class LabelMap:
                     if close
                     else "use a name from the label map or an integer id",
                 )
-            ids.add(cid)
+            ids.add(found)
         return frozenset(ids) if ids else None
 
 
@@ -112,9 +128,10 @@ def load_label_map(path: str | Path) -> LabelMap:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(
+        # Exit code 1 like a missing model or source: a named file is not there.
+        raise ModelError(
             f"label map '{p}' does not exist",
-            hint="set model.labels (or --labels) to a .pbtxt or .txt file",
+            hint="set model.labels (or --labels) to a .pbtxt or .txt file, or null for none",
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read label map '{p}': {exc}") from exc
@@ -271,6 +288,17 @@ def _parse_txt(text: str, path: Path) -> dict[int, str]:
 
 
 def _add(names: dict[int, str], cid: int, label: str, path: Path, where: str) -> None:
+    if cid == 0:
+        # Some official maps (mscoco_complete_label_map.pbtxt) list the background as id 0;
+        # detectors never output it, so it is left out rather than refused.
+        log.warning(
+            "label map '%s' %s: id 0 (%r) is the background class, not a detectable one: "
+            "ignored (label ids start at 1)",
+            path,
+            where,
+            label,
+        )
+        return
     if cid < 0:
         raise ConfigError(f"label map '{path}' {where}: negative id {cid}")
     if cid in names:

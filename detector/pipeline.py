@@ -273,6 +273,7 @@ class _Run:
     def halt(self) -> None:
         """Stop upstream: wake every blocked thread; queued work is discarded."""
         self.stop.set()
+        self.source.interrupt()  # a live source waiting for a frame returns at once
         self.frames.close()
         self.frames.clear()
         self.results.close(discard=True)

@@ -58,6 +58,12 @@ class Renderer:
         guard: Optional stop-signal guard: a signal arriving mid-frame waits until the
             frame is in every sink, so all outputs hold the same frames.
         on_output: Called with each result after every sink has it (the bench's clock).
+        status: Optional source status for the HUD (e.g. ``reconnecting 2``); ``None``
+            from it (a healthy source) draws nothing.
+
+    Attributes:
+        unknown_classes: Detections per class id the label map does not hold (drawn as
+            ``class N``; each id warned about once). Empty when there is no label map.
     """
 
     def __init__(
@@ -68,12 +74,15 @@ class Renderer:
         *,
         guard: FrameGuard | None = None,
         on_output: Callable[[FrameResult], None] | None = None,
+        status: Callable[[], str | None] | None = None,
     ) -> None:
         self.labels = labels
         self.sinks = list(sinks)
         self.options = options
         self.guard = guard
         self.on_output = on_output
+        self.status = status
+        self.unknown_classes: dict[int, int] = {}
         self.style = DrawStyle()
         self.fps = SlidingFps(options.fps_interval_s)
         self.inference_ms: float | None = None
@@ -103,16 +112,18 @@ class Renderer:
         self.fps.tick()
         if result.inference_ms is not None:
             self.inference_ms = result.inference_ms
+        if result.fresh and self.labels.names and len(result.detections):
+            self._count_unknown(result)
         if self.options.hud:
             ms = f"{self.inference_ms:.1f} ms" if self.inference_ms is not None else "-"
-            draw_hud(
-                image,
-                [
-                    f"FPS {self.fps.fps():.1f}",
-                    f"inference {ms}{'' if result.fresh else ' (carried)'}",
-                ],
-                self.style,
-            )
+            lines = [
+                f"FPS {self.fps.fps():.1f}",
+                f"inference {ms}{'' if result.fresh else ' (carried)'}",
+            ]
+            state = self.status() if self.status is not None else None
+            if state:
+                lines.append(f"source {state}")
+            draw_hud(image, lines, self.style)
         for sink in self.sinks:
             sink.write(result, image)
         self.frames += 1
@@ -122,6 +133,25 @@ class Renderer:
         if self.on_output is not None:
             self.on_output(result)
         return image
+
+    def _count_unknown(self, result: FrameResult) -> None:
+        names = self.labels.names
+        for cid in result.detections.class_ids.tolist():
+            cid = int(cid)
+            if cid in names:
+                continue
+            if cid not in self.unknown_classes:
+                self.unknown_classes[cid] = 0
+                where = f" '{self.labels.path}'" if self.labels.path else ""
+                log.warning(
+                    "frame %d: class id %d is not in the label map%s: drawn as 'class %d' "
+                    "(counted in run.json; check the label map belongs to this model)",
+                    result.frame.index,
+                    cid,
+                    where,
+                    cid,
+                )
+            self.unknown_classes[cid] += 1
 
     def _report(self, result: FrameResult) -> None:
         d = result.detections

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.errors import ConfigError
+from detector.errors import ConfigError, ModelError
 from detector.labels import LabelMap, load_label_map
 
 
@@ -135,7 +135,7 @@ def test_resolve_classes_names_ids_and_did_you_mean():
 
 
 def test_missing_and_empty_files(tmp_path):
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ModelError, match="does not exist"):  # exit 1, like a missing model
         load_label_map(tmp_path / "nope.pbtxt")
     with pytest.raises(ConfigError, match="holds no labels"):
         load_label_map(write(tmp_path, "empty.txt", "# nothing\n\n"))

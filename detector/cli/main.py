@@ -86,8 +86,19 @@ def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
         stream=sys.stderr,
         force=True,
     )
-    # TensorFlow's C++ start-up chatter; set before TF is imported by a handler.
+    quiet_third_party(verbose)
+
+
+def quiet_third_party(verbose: bool = False) -> None:
+    """Keep OpenCV's, FFmpeg's and TensorFlow's own log lines from coming before ours.
+
+    Set before a handler imports them (they read these once, at import or first use); a
+    value the user set is kept. ``--verbose`` lets OpenCV and FFmpeg warnings through.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not verbose:
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")  # our errors say what failed
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 
 def _with_default_command(argv: list[str]) -> list[str]:

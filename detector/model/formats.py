@@ -236,6 +236,13 @@ def detect_format(path: str | Path) -> Format:
         raise ModelError(f"model path '{path}' does not exist", hint=f"pass {EXPECTED}")
     if _DATA.search(path.name):
         return "checkpoint"
+    if path.name in ("saved_model.pb", "saved_model.pbtxt"):
+        # Its variables live beside it: the folder is the model, not this file.
+        raise ModelError(
+            f"'{path}' is the graph file of a SavedModel: this is a SavedModel, pass its "
+            f"folder '{path.parent}'",
+            hint=f"use --model {path.parent} (the folder holding saved_model.pb and variables/)",
+        )
     data = path.read_bytes()
     if len(data) >= 8 and data[4:8] == b"TFL3":
         return "tflite"

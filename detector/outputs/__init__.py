@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.config import OutputConfig
+from detector.errors import SinkError
 from detector.labels import LabelMap
 from detector.outputs.base import Sink
 from detector.outputs.exports import (
@@ -96,7 +97,14 @@ def open_outputs(
                 "cannot show a window (%s): running disk-only, outputs in %s", problem, run_dir
             )
         else:
-            sinks["window"] = stack.enter_context(WindowSink(f"detector: {info.uri}"))
+            try:
+                sinks["window"] = stack.enter_context(WindowSink(f"detector: {info.uri}"))
+            except SinkError as exc:  # the display went away between the probe and now
+                log.warning(
+                    "cannot show a window (%s): running disk-only, outputs in %s",
+                    exc.message,
+                    run_dir,
+                )
     if web_feed is not None:
         from detector.outputs.jsonl import frame_record
         from detector.outputs.web import WebSink
@@ -146,7 +154,10 @@ def describe_outputs(sinks: dict[str, Any]) -> dict[str, Any]:
     """What each open (or closed) sink wrote, for ``run.json`` and the summary: every file
     with its frame, line or row count."""
     outs: dict[str, Any] = {}
-    if "video" in sinks:
+    if "video" in sinks and not sinks["video"].path.is_file():
+        # The writer failed before a frame reached the disk: list no file that is not there.
+        outs["video"] = {"path": None, "frames": 0, "error": "not written"}
+    elif "video" in sinks:
         outs["video"] = sinks["video"].describe()
     if "jsonl" in sinks:
         outs["jsonl"] = {"path": sinks["jsonl"].path.name, "lines": sinks["jsonl"].lines_written}

@@ -40,10 +40,17 @@ class Sink:
     ) -> None:
         try:
             self.close()
-        except Exception:
+        except Exception as close_exc:
             if exc_type is None:
                 raise
-            log.exception("closing %s after an error failed", type(self).__name__)
+            # The first error is what the user reads; this one is a consequence (often the
+            # same full disk): one line, the traceback only with --verbose.
+            log.warning(
+                "closing %s after an error failed too: %s",
+                type(self).__name__,
+                close_exc,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
 
     def _check_open(self) -> None:
         if self.closed:

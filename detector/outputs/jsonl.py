@@ -1,10 +1,12 @@
-"""Detections -> one JSON line per frame, flushed per line."""
+"""Detections -> one JSON line per frame, each written whole or not at all."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -43,7 +45,9 @@ def frame_record(result: FrameResult, labels: LabelMap, source_uri: str) -> dict
 
 
 class JsonlSink(Sink):
-    """One JSON object per frame, one line each, flushed per line (safe to ``tail -f``).
+    """One JSON object per frame, one line each, written straight to the file (safe to
+    ``tail -f``; a killed run loses no finished line). A write that fails half-way (a full
+    disk) is cut back to the last whole line, so the file always parses line by line.
 
     Each line: ``source``, ``frame`` (index), ``name`` (image file name or null),
     ``timestamp_s`` (monotonic capture time, seconds), ``fresh`` (the model ran on this
@@ -58,9 +62,10 @@ class JsonlSink(Sink):
         self.labels = labels if labels is not None else LabelMap({})
         self.source_uri = str(source_uri)
         self.lines_written = 0
+        self._size = 0  # bytes of whole lines in the file
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file: TextIO = self.path.open("w", encoding="utf-8", newline="\n")
+            self._file: BinaryIO = self.path.open("wb", buffering=0)
         except OSError as exc:
             raise SinkError(f"cannot open JSON lines file '{self.path}': {exc}") from exc
 
@@ -71,13 +76,26 @@ class JsonlSink(Sink):
     def write(self, result: FrameResult, annotated: np.ndarray | None = None) -> None:
         self._check_open()
         line = json.dumps(self.record(result), ensure_ascii=False, separators=(",", ":"))
+        data = (line + "\n").encode("utf-8", "backslashreplace")
+        start = self._size
         try:
-            self._file.write(line + "\n")
-            self._file.flush()
+            view = memoryview(data)
+            while view:  # an unbuffered write may take only part of the line
+                n = self._file.write(view)
+                view = view[n or 0 :]
         except OSError as exc:
+            try:
+                os.ftruncate(self._file.fileno(), start)  # drop the half line
+                self._file.seek(start)
+            except OSError:
+                pass
             raise SinkError(
-                f"cannot write to '{self.path}': {exc}", hint="check free disk space"
+                f"cannot write to '{self.path}': {exc.strerror or exc}",
+                hint="free some disk space or set output.dir (--output) to another disk"
+                if exc.errno == errno.ENOSPC
+                else "check the folder is writable and the disk is not full",
             ) from exc
+        self._size = start + len(data)
         self.lines_written += 1
 
     def close(self) -> None:

@@ -51,9 +51,28 @@ def print_summary(
             f"p50 {ms(stats.inference_ms_p50)} on {record.get('model', {}).get('device', '?')}",
             f"  speed: {stats.fps:.1f} FPS (warm-up excluded), {stats.elapsed_s:.1f} s elapsed",
         ]
+    source_notes = []
+    if record.get("source_end"):
+        source_notes.append(record["source_end"])
+    health = record.get("source_health")
+    if health and (health.get("outages") or health.get("state") not in ("connected", "closed")):
+        source_notes.append(
+            f"{health['reconnects']} reconnect(s), {health['stalls']} stall(s), "
+            f"{health['offline_s']:.1f} s offline, {health['state']}"
+        )
+    if source_notes:
+        lines.append(f"  source: {'; '.join(source_notes)}")
+    unknown = record.get("labels", {}).get("unknown_class_ids")
+    if unknown:
+        listed = ", ".join(f"{cid} ({n}x)" for cid, n in unknown.items())
+        lines.append(f"  labels: class ids not in the label map: {listed}")
+    if record.get("error"):
+        lines.append(f"  error: {str(record['error']).splitlines()[0]}")
     outs = record.get("outputs", {})
     parts = []
-    if "video" in outs:
+    if "video" in outs and outs["video"].get("path") is None:
+        parts.append("no video (not written)")
+    elif "video" in outs:
         v = outs["video"]
         parts.append(f"{v['path']} ({v['frames']} frames, {v['fps']:g} fps)")
     if "jsonl" in outs:
@@ -69,6 +88,8 @@ def print_summary(
     for name in ("csv", "mot"):
         if name in outs:
             parts.append(f"{outs[name]['path']} ({outs[name]['rows']} rows)")
+    if "skipped" in outs:
+        parts.append(f"{outs['skipped']['path']} ({outs['skipped']['count']} skipped)")
     parts.append("run.json")
     lines.append(f"  outputs in {run_dir}/: {', '.join(parts)}")
     print("\n".join(lines), file=out, flush=True)

@@ -12,6 +12,7 @@ import ctypes.util
 import logging
 import os
 import sys
+import time
 from functools import lru_cache
 
 import cv2
@@ -23,6 +24,8 @@ from detector.types import FrameResult
 log = logging.getLogger(__name__)
 
 QUIT_KEYS = frozenset({ord("q"), ord("Q"), 27})  # 27 = Esc
+_PROBES = 3
+_PROBE_GAP_S = 0.1
 
 
 @lru_cache(maxsize=1)
@@ -60,11 +63,16 @@ def display_problem() -> str | None:
     x11.XOpenDisplay.restype = ctypes.c_void_p
     x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
     x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
-    handle = x11.XOpenDisplay(None)
-    if not handle:
-        return f"no X server answers on display {display!r}"
-    x11.XCloseDisplay(handle)
-    return None
+    # A busy X server (another client connecting at the same moment) can refuse one
+    # connection: ask a few times before deciding there is no display.
+    for attempt in range(_PROBES):
+        handle = x11.XOpenDisplay(None)
+        if handle:
+            x11.XCloseDisplay(handle)
+            return None
+        if attempt + 1 < _PROBES:
+            time.sleep(_PROBE_GAP_S)
+    return f"no X server answers on display {display!r}"
 
 
 def display_available() -> bool:
@@ -100,22 +108,33 @@ class WindowSink:
         self.wait_ms = max(1, int(wait_ms))
         self.quit_requested = False
         self.closed = False
+        self.failed = False  # the GUI broke mid-run: the run goes on disk-only
         self._shown = False
+        self._seen_visible = False
 
     def write(self, result: FrameResult | None, annotated: np.ndarray) -> None:
         """Show one frame and poll the keyboard and the window's state."""
         if self.closed:
             raise SinkError("WindowSink is closed")
-        if not self._shown:
-            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
-            cv2.resizeWindow(self.title, annotated.shape[1], annotated.shape[0])
-        cv2.imshow(self.title, annotated)
-        self._shown = True
-        key = cv2.waitKey(self.wait_ms)
+        if self.failed:
+            return
+        try:
+            if not self._shown:
+                cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+                cv2.resizeWindow(self.title, annotated.shape[1], annotated.shape[0])
+            cv2.imshow(self.title, annotated)
+            self._shown = True
+            key = cv2.waitKey(self.wait_ms)
+        except cv2.error as exc:
+            self.failed = True
+            log.warning("window failed (%s): going on disk-only", str(exc).strip()[:200])
+            return
         if key != -1 and (key & 0xFF) in QUIT_KEYS:
             log.info("window: quit key pressed")
             self.quit_requested = True
-        elif not self._visible():
+        elif self._visible():
+            self._seen_visible = True
+        elif self._seen_visible:  # not yet mapped right after the first imshow is no close
             log.info("window closed")
             self.quit_requested = True
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from detector.errors import SourceError
 from detector.sources.base import PacedSource, Source
+from detector.sources.reconnect import ReconnectPolicy
 from detector.sources.spec import IMAGE_EXTENSIONS, SourceSpec, parse_source, redact
 from detector.types import SourceKind
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "PacedSource",
+    "ReconnectPolicy",
     "Source",
     "SourceSpec",
     "open_source",
@@ -28,7 +30,11 @@ __all__ = [
 
 
 def open_source(
-    source: SourceSpec | str | int, *, width: int | None = None, height: int | None = None
+    source: SourceSpec | str | int,
+    *,
+    width: int | None = None,
+    height: int | None = None,
+    reconnect: ReconnectPolicy | None = None,
 ) -> Source:
     """Open a source from its spec (or a URI, parsed first).
 
@@ -36,6 +42,9 @@ def open_source(
         source: The parsed spec, or a camera index, stream URL, folder, glob, image or video.
         width: Requested camera width in pixels (cameras only; what is granted is logged).
         height: Requested camera height in pixels (cameras only).
+        reconnect: For live sources: reconnect and watch for stalls with this policy
+            (:class:`~detector.sources.reconnect.ReconnectingSource`); ``None``: a lost
+            source simply ends. The first open is never retried.
 
     Raises:
         SourceError: Nothing usable there; the message quotes it and hints why.
@@ -43,9 +52,23 @@ def open_source(
     from detector.sources import capture, images
 
     spec = source if isinstance(source, SourceSpec) else parse_source(source)
-    if spec.kind is SourceKind.CAMERA:
-        assert spec.device is not None
-        return capture.open_camera(spec.device, spec.uri, width, height)
+    if spec.kind is SourceKind.CAMERA or (spec.kind is SourceKind.STREAM and spec.live):
+        # OpenCV's own timeouts a little beyond the watchdog's: the watchdog notices a stall
+        # first (and counts it); OpenCV's timeout then frees the abandoned read.
+        timeout_s = reconnect.stall_timeout_s + 1.0 if reconnect is not None else None
+
+        def open_live() -> Source:
+            if spec.kind is SourceKind.CAMERA:
+                assert spec.device is not None
+                return capture.open_camera(spec.device, spec.uri, width, height)
+            return capture.open_stream(spec, timeout_s)
+
+        first = open_live()
+        if reconnect is None:
+            return first
+        from detector.sources.reconnect import ReconnectingSource
+
+        return ReconnectingSource(first, open_live, reconnect)
     if spec.kind is SourceKind.STREAM:
         return capture.open_stream(spec)
     assert spec.path is not None

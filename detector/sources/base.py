@@ -22,6 +22,8 @@ class Source:
     Attributes:
         info: What the source is and delivers.
         skipped: Unreadable items skipped so far (image folders), each logged.
+        skips: ``(path, reason)`` of each skipped item, in order (for ``skipped.csv``).
+        end_note: Why the source ended before its announced end (e.g. a cut video), or None.
     """
 
     info: SourceInfo
@@ -29,6 +31,8 @@ class Source:
     def __init__(self, info: SourceInfo) -> None:
         self.info = info
         self.skipped = 0
+        self.skips: list[tuple[str, str]] = []
+        self.end_note: str | None = None
         # read() and close() may come from different threads; releasing an OpenCV
         # capture while another thread reads from it can crash the process.
         self._lock = threading.Lock()
@@ -40,6 +44,13 @@ class Source:
             if self._closed:
                 return None
             return self._read()
+
+    def interrupt(self) -> None:
+        """Wake a :meth:`read` blocked in another thread so it returns ``None`` soon.
+
+        Files never block for long, so the base does nothing; live sources that wait for
+        frames (:class:`~detector.sources.reconnect.ReconnectingSource`) override it.
+        """
 
     def close(self) -> None:
         """Release the device or file. Idempotent; safe from another thread."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 import cv2
 import numpy as np
@@ -14,6 +16,10 @@ from detector.sources.spec import IMAGE_EXTENSIONS, SourceSpec
 from detector.types import SourceInfo, SourceKind
 
 log = logging.getLogger(__name__)
+
+
+# Containers' frame counts are estimates (from duration x rate); a frame or two short is normal.
+_COUNT_SLACK = 2
 
 
 class CaptureSource(Source):
@@ -35,12 +41,22 @@ class CaptureSource(Source):
                     if self.info.kind is SourceKind.CAMERA
                     else "check the file or stream holds video OpenCV can decode",
                 )
+            announced = self.info.frame_count
             if self.info.live:
                 log.warning(
                     "%s %s: no more frames after %d (device lost or stream ended)",
                     self.info.kind,
                     self.info.uri,
                     self._count,
+                )
+            elif announced and self._count < announced - _COUNT_SLACK:
+                # A cut or damaged file: say so instead of ending "ok" in silence.
+                self.end_note = f"ended at frame {self._count} of announced {announced}"
+                log.warning(
+                    "%s %s %s (the file is cut short or damaged)",
+                    self.info.kind,
+                    self.info.uri,
+                    self.end_note,
                 )
             return None
         self._count += 1
@@ -54,11 +70,30 @@ class CaptureSource(Source):
         self._cap.release()
 
 
+# Frame rates outside this range are header damage, not a real rate (a 0.001 fps header made
+# the video writer fail; 100000 fps would make a one-frame-long video).
+SANE_FPS = (0.1, 1000.0)
+
+
+def usable_fps(raw: float | None) -> float | None:
+    """``raw`` when it is a believable frame rate, else ``None`` (0, NaN, inf, absurd)."""
+    if raw is None or not np.isfinite(raw) or not SANE_FPS[0] <= raw <= SANE_FPS[1]:
+        return None
+    return float(raw)
+
+
 def _capture_info(cap: cv2.VideoCapture, uri: str, kind: SourceKind, live: bool) -> SourceInfo:
     width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) or None
     height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) or None
     raw_fps = cap.get(cv2.CAP_PROP_FPS)
-    fps = float(raw_fps) if raw_fps and np.isfinite(raw_fps) and 0 < raw_fps < 1000 else None
+    fps = usable_fps(raw_fps)
+    if fps is None and raw_fps and kind is not SourceKind.CAMERA:
+        log.warning(
+            "%s %s announces %r fps, not a usable frame rate: outputs fall back to a default",
+            kind,
+            uri,
+            raw_fps,
+        )
     count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
     frame_count = int(count) if not live and count and np.isfinite(count) and count > 0 else None
     return SourceInfo(uri, kind, live, width, height, fps, frame_count)
@@ -98,13 +133,25 @@ def open_camera(
     return CaptureSource(cap, info)
 
 
-def open_stream(spec: SourceSpec) -> CaptureSource:
+def open_stream(spec: SourceSpec, timeout_s: float | None = None) -> CaptureSource:
+    """Open a network stream through OpenCV's FFmpeg backend.
+
+    Args:
+        spec: The parsed stream URL.
+        timeout_s: Longest wait to connect and for each frame (OpenCV's open and read
+            timeouts); ``None`` keeps OpenCV's default (30 s).
+    """
     shown, live = spec.shown, spec.live
-    cap = cv2.VideoCapture(spec.uri, cv2.CAP_FFMPEG)
+    params: list[int] = []
+    if timeout_s is not None:
+        ms = max(1, round(timeout_s * 1000))
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+    cap = cv2.VideoCapture(spec.uri, cv2.CAP_FFMPEG, params)
     if not cap.isOpened():
         cap.release()
+        why = _unreachable(spec.uri) or "OpenCV's FFmpeg backend could not connect or decode it"
         raise SourceError(
-            f"cannot open stream {shown!r}: OpenCV's FFmpeg backend could not connect or decode it",
+            f"cannot open stream {shown!r}: {why}",
             hint="check the URL plays in a media player from this machine; for RTSP over TCP set "
             "OPENCV_FFMPEG_CAPTURE_OPTIONS='rtsp_transport;tcp'",
         )
@@ -118,6 +165,29 @@ def open_stream(spec: SourceSpec) -> CaptureSource:
         "live" if live else "remote file",
     )
     return CaptureSource(cap, info)
+
+
+def _unreachable(url: str, timeout_s: float = 2.0) -> str | None:
+    """Why nothing answers at the URL's host and port (refused, unknown host, timeout), if so."""
+    parsed = urlparse(url)
+    default_ports = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1935}
+    try:
+        port = parsed.port or default_ports.get(parsed.scheme.lower())
+    except ValueError:
+        return "the port in the URL is not a number"
+    if not parsed.hostname or port is None or parsed.scheme.lower() not in default_ports:
+        return None
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout_s):
+            return None
+    except socket.gaierror:
+        return f"unknown host {parsed.hostname!r}"
+    except ConnectionRefusedError:
+        return f"connection refused on {parsed.hostname}:{port} (nothing listens there)"
+    except TimeoutError:
+        return f"no answer from {parsed.hostname}:{port} within {timeout_s:g} s"
+    except OSError as exc:
+        return f"cannot reach {parsed.hostname}:{port}: {exc.strerror or exc}"
 
 
 def open_video(path: Path, uri: str) -> CaptureSource:

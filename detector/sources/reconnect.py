@@ -42,8 +42,9 @@ Item = tuple[np.ndarray, str | None]
 # A reader that outlives its connection ends when OpenCV's read timeout fires; closing
 # waits this long for it so the capture is released on its own thread (never under a read).
 _JOIN_S = 3.0
-# Frames waiting between the reader thread and read(): the pipeline's own channel does the
-# keep-newest policy and counts drops, this only absorbs scheduling jitter.
+# Frames waiting between the reader thread and read(). The reader never waits: a live
+# source must be drained as fast as it sends, or frames pile up in the socket and arrive
+# seconds late (as they did while the model loaded). Beyond this the oldest are dropped.
 _QUEUE = 4
 
 
@@ -96,7 +97,6 @@ class LinkState(str, Enum):
     STALLED = "stalled"
     RECONNECTING = "reconnecting"
     GAVE_UP = "gave up"
-    CLOSED = "closed"
 
     def __str__(self) -> str:
         return self.value
@@ -114,6 +114,8 @@ class LinkHealth:
         offline_s: Seconds without frames: from the last frame before each outage to the
             first after it (an outage still going counts up to now).
         outages: Connections lost (ended, failed or stalled).
+        dropped: Frames the source delivered that nobody read in time (e.g. while the
+            model loaded); the pipeline's own drops are counted in its stats.
     """
 
     state: LinkState
@@ -122,6 +124,7 @@ class LinkHealth:
     stalls: int
     offline_s: float
     outages: int
+    dropped: int = 0
 
     @property
     def label(self) -> str:
@@ -137,6 +140,7 @@ class LinkHealth:
             "stalls": self.stalls,
             "outages": self.outages,
             "offline_s": round(self.offline_s, 3),
+            "dropped": self.dropped,
         }
 
 
@@ -147,6 +151,7 @@ class _Link:
         self.cond = threading.Condition()
         self.items: deque[tuple[str, Item | BaseException | None]] = deque()
         self.stop = threading.Event()
+        self.dropped = 0
         self._source = source
         self._reopen = reopen
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -154,9 +159,9 @@ class _Link:
 
     def _put(self, kind: str, value: Item | BaseException | None) -> None:
         with self.cond:
-            if kind == "frame":
-                # Full: wait for read() rather than drop (the pipeline's channel decides drops).
-                self.cond.wait_for(lambda: len(self.items) < _QUEUE or self.stop.is_set())
+            if kind == "frame" and len(self.items) >= _QUEUE and self.items[0][0] == "frame":
+                self.items.popleft()  # keep the newest: nobody read it in time
+                self.dropped += 1
             self.items.append((kind, value))
             self.cond.notify_all()
 
@@ -233,6 +238,7 @@ class ReconnectingSource(Source):
         self._stalls = 0
         self._outages = 0
         self._offline_s = 0.0
+        self._dropped = 0
         self._outage_since: float | None = None  # last frame before the current outage
         self._generation = 1
         self._link: _Link | None = _Link(self._thread_name(), first, reopen)
@@ -248,8 +254,15 @@ class ReconnectingSource(Source):
             offline = self._offline_s
             if self._outage_since is not None:
                 offline += max(0.0, self._clock() - self._outage_since)
+            links = [*self._abandoned, *([self._link] if self._link is not None else [])]
             return LinkHealth(
-                self._state, self._attempt, self._reconnects, self._stalls, offline, self._outages
+                self._state,
+                self._attempt,
+                self._reconnects,
+                self._stalls,
+                offline,
+                self._outages,
+                self._dropped + sum(link.dropped for link in links),
             )
 
     def interrupt(self) -> None:
@@ -307,7 +320,6 @@ class ReconnectingSource(Source):
                 stuck,
                 _JOIN_S,
             )
-        self._set_state(LinkState.CLOSED, 0, quiet=True)
 
     # -- states -----------------------------------------------------------------------
 
@@ -315,7 +327,9 @@ class ReconnectingSource(Source):
         """The connection stopped delivering: abandon it and start an outage."""
         assert self._link is not None
         self._link.abandon()
-        self._abandoned = [link for link in self._abandoned if link.thread.is_alive()]
+        with self._state_lock:
+            self._dropped += sum(x.dropped for x in self._abandoned if not x.thread.is_alive())
+            self._abandoned = [x for x in self._abandoned if x.thread.is_alive()]
         self._abandoned.append(self._link)
         self._link = None
         with self._state_lock:
@@ -396,7 +410,7 @@ class ReconnectingSource(Source):
         self._set_state(
             LinkState.CONNECTED,
             0,
-            detail=f"back after {gap:.1f} s offline ({attempts} attempt(s))",
+            detail=f"back after {gap:.1f} s offline, {attempts} attempt(s)",
         )
 
     def _set_state(

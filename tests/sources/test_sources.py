@@ -100,7 +100,7 @@ def test_not_a_video(tmp_path):
 def test_undecodable_single_image(tmp_path):
     bogus = tmp_path / "photo.png"
     bogus.write_text("not a png")
-    with pytest.raises(SourceError, match="not an image"):
+    with pytest.raises(SourceError, match="decode failed"):
         open_source(str(bogus))
 
 
