@@ -46,8 +46,8 @@ MIN_FPS, MAX_FPS = 1.0, 1000.0
 # "ultrafast" at CRF 28 costs about 1.1-1.4x OpenCV's mp4v CPU for a file of about the same
 # size ("veryfast" 2.5x, "superfast" 2x; CRF 23 +15% CPU, +60% bytes); "zerolatency" (no
 # look-ahead, no B-frames) lets every frame leave the encoder at once, so a kill loses only
-# the open fragment, and makes x264 thread by slices: 2 threads took no more CPU than 1 (a
-# little less, in three runs) and a fraction of the main thread's wall time per frame.
+# the open fragment, and makes x264 thread by slices: 2 threads took no more CPU than 1 (equal
+# or a little less in four runs) and less of the main thread's wall time per frame.
 X264_PRESET = "ultrafast"
 X264_TUNE = "zerolatency"
 X264_CRF = 28
