@@ -80,6 +80,9 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
         KeyboardInterrupt: Ctrl-C or SIGTERM, after the outputs were finalized and
             ``run.json`` written (exit 130).
     """
+    from detector.model.backends import check_backend
+
+    check_backend(config.model.backend, config.model.precision)  # before anything opens
     if config.run.engine == "ray":  # the same run on a pool of Ray actors
         from detector.distributed.driver import run_ray
 
@@ -118,33 +121,39 @@ def _load_model(
     config: Config, stack: ExitStack, workers: int, width: int, height: int
 ) -> tuple[Any, dict[str, Any]]:
     """Load the model once (closed with ``stack``), warm it up; it and its ``run.json`` entry."""
-    from detector.model.loader import TensorNames, load_model
+    from detector.model.backends import load_backend_model
+    from detector.model.loader import TensorNames
 
     mc = config.model
     threads = intra_op_threads(mc.intra_op_threads, workers)
-    common: dict[str, Any] = dict(
-        tensors=TensorNames(
-            mc.input_tensor, mc.boxes_tensor, mc.scores_tensor, mc.classes_tensor, mc.num_tensor
-        ),
-        device=mc.device,
-        allow_memory_growth=mc.allow_memory_growth,
-        intra_op_threads=threads,
-        inter_op_threads=mc.inter_op_threads,
-        allow_unsafe_ops=mc.allow_unsafe_ops,
-        precision=mc.precision,
-    )
-    model: Any
-    if mc.split:  # network and SSD post-processing as two sub-graphs in two threads
-        from detector.model.split_runtime import load_split_model
-
-        model = stack.enter_context(load_split_model(mc.path, **common))
-    else:
-        model = stack.enter_context(
-            load_model(mc.path, signature=mc.signature, init_missing=mc.init_missing, **common)
+    model: Any = stack.enter_context(
+        load_backend_model(  # tf (whole graph, or split) or openvino: model.backend
+            mc.backend,
+            mc.path,
+            workers=workers,
+            split=mc.split,
+            signature=mc.signature,
+            tensors=TensorNames(
+                mc.input_tensor,
+                mc.boxes_tensor,
+                mc.scores_tensor,
+                mc.classes_tensor,
+                mc.num_tensor,
+            ),
+            device=mc.device,
+            allow_memory_growth=mc.allow_memory_growth,
+            intra_op_threads=threads,
+            inter_op_threads=mc.inter_op_threads,
+            allow_unsafe_ops=mc.allow_unsafe_ops,
+            precision=mc.precision,
+            cache_dir=mc.cache_dir,
+            init_missing=mc.init_missing,
         )
+    )
     warmup_ms = model.warm_up(width=width, height=height, runs=max(1, config.run.warmup_frames))
     entry = {
         "path": str(model.path),
+        "backend": getattr(model, "backend", "tf"),
         "format": model.format,
         "device": model.device,
         "precision": model.precision,

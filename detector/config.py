@@ -97,8 +97,10 @@ class ModelConfig:
     workers: int = _f(2, "int", lo=1)
     allow_unsafe_ops: bool = _f(False, "bool")
     init_missing: bool = _f(False, "bool")
-    precision: str = _f("auto", "enum", choices=("auto", "bf16", "fp32"))
+    precision: str = _f("auto", "enum", choices=("auto", "bf16", "fp32", "int8"))
     split: bool = _f(False, "bool")
+    backend: str = _f("tf", "enum", choices=("tf", "openvino"))
+    cache_dir: Path | None = _f(None, "path", null=True)
 
 
 @dataclass(frozen=True)

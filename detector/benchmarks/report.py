@@ -290,6 +290,10 @@ def format_table(results: dict[str, Any]) -> str:
 
         lines += format_lines(results["ray_engine"])
     lines.extend(format_tracking(results.get("track")))
+    if results.get("backends"):
+        from detector.benchmarks.backends import format_backends
+
+        lines.append(format_backends(results["backends"]))
     if results.get("targets"):
         lines.append("")
         lines.append("targets")

@@ -45,6 +45,7 @@ SECTIONS = (
     "video",
     "ray",
     "track",
+    "backends",
 )
 
 
@@ -317,6 +318,25 @@ def run_bench(
                 intra_op_threads=settings.intra_op_threads,
                 inter_op_threads=settings.inter_op_threads,
                 precision=str(settings.extra.get("precision", "auto")),
+            )
+        if "backends" in want:
+            from detector.benchmarks.backends import backend_rows
+            from detector.paths import SAMPLES_DIR
+
+            photos = SAMPLES_DIR / "photos"
+            results["backends"] = backend_rows(
+                Path(settings.path),
+                Path(settings.labels) if settings.labels else None,
+                sample.path,
+                photos if photos.is_dir() else None,
+                Path(settings.tflite) if settings.tflite else None,
+                frames=opts.frames,
+                warmup=opts.warmup,
+                repeats=opts.repeats,
+                cache_dir=opts.cache_dir,
+                calibration_frames=min(300, max(60, opts.frames)),
+                threshold=settings.threshold,
+                progress=progress,
             )
         if "track" in want:
             from detector.engine import Engine

@@ -40,6 +40,10 @@ from its frames, cached in .cache/bench/):
                    replayed at detect_every 2/4/8: share of reference boxes covered on the
                    frames between model runs, static carrying vs bytetrack and sort; id
                    switches per 100 frames at N=1; tracker CPU-ms per frame (~20 objects)
+  backends         tf beside openvino fp32 / bf16 / int8 (and the LiteRT peer): bare model
+                   1 / 2 threads, 2 in flight, pipeline end to end, start-up, parity on the
+                   sample photos; int8 made (NNCF) and gated on first use, cached in
+                   .cache/bench/openvino/ (full runs, or --only backends; needs the extra)
 then the ratios (pipeline/bare, pipeline/naive, pipeline/CPU budget, ours/TFLite,
 detect_every gains) and each target of docs/PERFORMANCE.md: met, or missed by how much.
 
@@ -50,6 +54,7 @@ examples:
   python main.py bench --only model,tflite    # just the model latency columns
   python main.py bench --only ray --ray-images 50,200   # local vs Ray engine on photos
   python main.py bench --only track           # tracking coverage, id switches, cost (~1 min)
+  python main.py bench --only backends        # the backend column (tf vs openvino)
   python main.py bench --workers 1 --intra-op-threads 2
 """
 
@@ -105,7 +110,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "--only",
         metavar="LIST",
         help="comma list of: model,tflite,naive,pipeline,workers,detect_every,live,web,memory,"
-        "split,video,ray,track",
+        "split,video,ray,track,backends",
     )
     p.add_argument("--intra-op-threads", type=int, help="override model.intra_op_threads")
     p.add_argument("--inter-op-threads", type=int, help="override model.inter_op_threads")
@@ -186,7 +191,8 @@ def handle(args: argparse.Namespace) -> int:
             )
     quick = args.quick
     if quick and not args.only:
-        sections = sections - {"ray"}  # a minute of Ray runs: full runs or --only ray
+        # minutes of Ray runs and of a process per backend: full runs, or --only ray / backends
+        sections = sections - {"ray", "backends"}
     ray_images = _ints(args.ray_images, "--ray-images") if args.ray_images else (50, 200)
     if len(ray_images) != 2 or ray_images[0] >= ray_images[1]:
         raise ConfigError(f"--ray-images must be A,B with A < B, got {args.ray_images}")

@@ -25,12 +25,14 @@ subcommands:
   unfreeze        frozen .pb -> trainable checkpoint (constants become variables again)
   convert         checkpoint <-> frozen .pb <-> SavedModel, and TFLite SSD -> frozen .pb
   checkpoints     what a checkpoint folder's state file records; --repair copied folders
+  quantize        int8 for the openvino backend (NNCF), kept only if it passes a parity gate
 
 examples:
   python main.py model inspect models/ssd_mobilenet_v2_coco/frozen_inference_graph.pb
   python main.py model freeze train/ -o frozen.pb --outputs logits/BiasAdd
   python main.py model convert model.tflite -o frozen_inference_graph.pb
   python main.py model checkpoints train/ --repair
+  python main.py model quantize               # default model, calibrated on the sample video
 
 Every graph is checked against an op allowlist before it is imported; graphs that read
 or write files, reach the network or run Python are refused unless you pass
@@ -326,6 +328,37 @@ def _checkpoints(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _quantize(args: argparse.Namespace) -> int:
+    from detector.model.backends.quantize import quantize
+    from detector.paths import MODELS_DIR, SAMPLES_DIR
+
+    graph = args.graph or MODELS_DIR / "ssd_mobilenet_v2_coco" / "frozen_inference_graph.pb"
+    result = quantize(
+        graph,
+        args.calibration or SAMPLES_DIR / "vtest.avi",
+        args.held_out or SAMPLES_DIR / "photos",
+        frames=args.frames,
+        allow_unsafe_ops=args.allow_unsafe_ops,
+        min_ratio=args.min_match,
+        cache_dir=args.cache_dir,
+    )
+    doc = {
+        "ir": str(result.ir),
+        "report": str(result.report_path),
+        "calibration_frames": result.calibration_frames,
+        "quantize_s": round(result.quantize_s, 1),
+        "parity": result.parity.to_dict(),
+    }
+    text = (
+        f"int8 model: {result.ir}\n"
+        f"calibrated on {result.calibration_frames} frames in {result.quantize_s:.1f} s\n"
+        f"parity gate vs the TF graph: {result.parity.summary()}\n"
+        f"use it: python main.py --backend openvino --precision int8"
+    )
+    _emit(doc, args.json, text)
+    return 0
+
+
 def _init_missing(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--init-missing",
@@ -564,3 +597,50 @@ exit codes: 0 described; 1 unreadable (what failed and why); 2 usage;
     )
     _common(p, unsafe=False)
     p.set_defaults(func=_checkpoints)
+
+    p = msub.add_parser(
+        "quantize",
+        parents=parents,
+        formatter_class=_R,
+        help="int8 for --backend openvino, behind a parity gate",
+        description="Quantize a frozen SSD graph's network part to int8 with NNCF "
+        "post-training quantization, calibrated on the frames you name; the result is run "
+        "beside the TF graph on held-apart images and kept only when their detections agree "
+        "(matched >= 95%%, same class, IoU >= 0.5). Otherwise it is refused with the figures "
+        "(exit 1). Needs the optional extra 'openvino'.",
+        epilog="""examples:
+  python main.py model quantize                                  # default model and samples
+  python main.py model quantize my/frozen.pb --calibration clips/street.mp4 --held-out photos/
+  python main.py --backend openvino --precision int8             # then run with it
+""",
+    )
+    p.add_argument("graph", nargs="?", help="frozen .pb (default: the default model)")
+    p.add_argument(
+        "--calibration",
+        metavar="PATH",
+        help="folder of images or a video to calibrate on (default: samples/vtest.avi)",
+    )
+    p.add_argument(
+        "--held-out",
+        metavar="PATH",
+        help="folder of images or a video for the parity gate, apart from the calibration "
+        "frames (default: samples/photos/)",
+    )
+    p.add_argument(
+        "--frames", type=int, default=300, help="calibration frames, spread over the source"
+    )
+    p.add_argument(
+        "--min-match",
+        type=float,
+        default=0.95,
+        metavar="RATIO",
+        help="the gate: matched detections over the larger count (default 0.95)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="the openvino model cache (default: .openvino/ beside the graph; the run's "
+        "model.cache_dir must be the same)",
+    )
+    _common(p)
+    p.set_defaults(func=_quantize)

@@ -17,6 +17,8 @@ examples:
   python main.py --model my/frozen_inference_graph.pb --labels my/label_map.pbtxt
   python main.py --model my/saved_model/ --threshold 0.3 --classes person,car
   python main.py --detect-every 3 --output /tmp/runs --name test
+  python main.py --backend openvino                # the network in OpenVINO (bf16 where native)
+  python main.py --backend openvino --precision int8   # after: python main.py model quantize
   python main.py --source clips/street.mp4 --coco --csv --mot   # exports for other tools
   python main.py --track --detect-every 4          # ids (person #7), boxes move between runs
   python main.py --source samples/vtest.avi --serve 8080   # watch at http://127.0.0.1:8080/
@@ -59,6 +61,8 @@ _FLAG_KEYS = {
     "hud": "output.hud",
     "serve": "output.serve",
     "device": "model.device",
+    "backend": "model.backend",
+    "precision": "model.precision",
     "allow_unsafe_ops": "model.allow_unsafe_ops",
     "init_missing": "model.init_missing",
     "engine": "run.engine",
@@ -97,6 +101,17 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     g.add_argument("--labels", metavar="PATH", help="label map (.pbtxt or .txt); 'null' for none")
     g.add_argument("--device", choices=("auto", "cpu", "gpu"), help="where the model runs")
     g.add_argument("--workers", metavar="N", help="inference threads for files and folders")
+    g.add_argument(
+        "--backend",
+        choices=("tf", "openvino"),
+        help="what runs the model: tf (default) or openvino (frozen SSD graphs, CPU; "
+        "needs the 'openvino' extra)",
+    )
+    g.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32", "int8"),
+        help="CPU arithmetic; int8 with --backend openvino after 'model quantize'",
+    )
     g.add_argument(
         "--init-missing",
         action="store_const",

@@ -68,9 +68,14 @@ class _ModelActor:
         self.name = actor_name()
         try:
             from detector.engine import Engine
-            from detector.model.loader import TensorNames, load_model
+            from detector.model.backends import load_backend_model
+            from detector.model.loader import TensorNames
 
-            model: Any = load_model(spec.path, tensors=TensorNames(*spec.tensors), **spec.loader)  # type: ignore[arg-type]
+            loader: dict[str, Any] = dict(spec.loader)
+            backend = str(loader.pop("backend", "tf"))  # model.backend: tf or openvino
+            model: Any = load_backend_model(
+                backend, spec.path, tensors=TensorNames(*spec.tensors), **loader
+            )
             if spec.warmup_runs:
                 model.warm_up(runs=spec.warmup_runs)
         except Exception as exc:

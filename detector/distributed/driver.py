@@ -64,6 +64,8 @@ def model_spec(config: Config, class_ids: frozenset[int] | None) -> ModelSpec:
             "inter_op_threads": mc.inter_op_threads,
             "allow_unsafe_ops": mc.allow_unsafe_ops,
             "precision": mc.precision,
+            "backend": mc.backend,
+            "cache_dir": mc.cache_dir,
             "init_missing": mc.init_missing,
         },
         tensors=(
@@ -138,6 +140,7 @@ def run_ray(config: Config, *, out: TextIO | None = None) -> RunStats:
             source=asdict(info),
             model={
                 "path": str(mc.path),
+                "backend": mc.backend,
                 "device": mc.device,
                 "precision": mc.precision,
                 "intra_op_threads": mspec.loader["intra_op_threads"],

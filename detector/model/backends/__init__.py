@@ -1,0 +1,147 @@
+"""The inference backends a model can run on, and the one check that an optional one is there.
+
+``tf`` runs the whole graph in a TensorFlow session (``detector.model.loader``); ``openvino``
+runs the graph's network part in OpenVINO and its box decoding + non-max suppression in
+TensorFlow (``detector.model.backends.openvino``). Both give a model with the ``Predictor``
+surface of ``detector.engine`` (``predict``, ``warm_up``, ``close``, ``input_size``,
+``precision``, ``load_s``), so every source, sink, tracker and engine works with either.
+OpenVINO and NNCF are an optional extra: nothing here imports them until asked.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any
+
+from detector.errors import ConfigError
+
+#: Backend names, the default first.
+BACKENDS = ("tf", "openvino")
+#: Precisions each backend accepts (``auto``: bf16 where the CPU has it natively, else fp32).
+PRECISIONS = {
+    "tf": ("auto", "bf16", "fp32"),
+    "openvino": ("auto", "bf16", "fp32", "int8"),
+}
+#: The pinned optional extra that brings the ``openvino`` backend (pyproject ``openvino``).
+OPENVINO_PINS = ("openvino==2026.4.1", "nncf==3.4.0")
+INSTALL_HINT = (
+    "install the optional extra: .venv/bin/python -m pip install "
+    + " ".join(f"'{p}'" for p in OPENVINO_PINS)
+    + " (the pyproject extra 'openvino'; bash .ci/setup installs it)"
+)
+
+
+class MissingExtraError(ConfigError, ImportError):
+    """An optional backend's package is not installed (exit code 2, names the install command)."""
+
+
+def check_backend(backend: str, precision: str = "auto") -> None:
+    """Refuse an unknown backend, or a precision the backend does not have.
+
+    Raises:
+        ConfigError: With the valid choices.
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(
+            f"unknown model.backend {backend!r}", hint=f"use one of {', '.join(BACKENDS)}"
+        )
+    if precision not in PRECISIONS[backend]:
+        raise ConfigError(
+            f"model.precision {precision!r} is not available with backend {backend!r}",
+            hint=f"use one of {', '.join(PRECISIONS[backend])}"
+            + ("; int8 needs backend openvino (--backend openvino)" if precision == "int8" else ""),
+        )
+
+
+def openvino_available() -> bool:
+    """True when the ``openvino`` package can be imported (without importing it)."""
+    return importlib.util.find_spec("openvino") is not None
+
+
+def require(module: str) -> Any:
+    """Import an optional backend package, or say how to install it.
+
+    Args:
+        module: ``openvino`` or ``nncf``.
+
+    Raises:
+        MissingExtraError: The package is not installed (exit code 2).
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"the openvino backend needs the Python package {module!r}, which is not "
+            f"installed ({exc})",
+            hint=INSTALL_HINT,
+        ) from exc
+
+
+def load_backend_model(
+    backend: str,
+    path: Any,
+    *,
+    workers: int = 1,
+    split: bool = False,
+    signature: str = "serving_default",
+    tensors: Any = None,
+    device: str = "auto",
+    allow_memory_growth: bool = True,
+    intra_op_threads: int = 0,
+    inter_op_threads: int = 0,
+    allow_unsafe_ops: bool = False,
+    precision: str = "auto",
+    cache_dir: Any = None,
+    init_missing: bool = False,
+) -> Any:
+    """Load a model on a backend: the one place that picks the loader.
+
+    ``tf``: the whole graph in one session (``load_model``), or network and post-processing
+    in two threads with ``split``. ``openvino``: the network in OpenVINO with ``workers``
+    infer requests of ``intra_op_threads`` threads each, the post-processing in TF.
+
+    Raises:
+        ConfigError: Unknown backend, a precision or option the backend does not have.
+        MissingExtraError: ``openvino`` without its extra installed (exit 2).
+    """
+    check_backend(backend, precision)
+    if backend == "openvino":
+        if split:
+            raise ConfigError(
+                "model.split and backend openvino do not go together: the openvino backend "
+                "already runs the network apart from the post-processing",
+                hint="set model.split: false (or use --backend tf)",
+            )
+        if device == "gpu":
+            raise ConfigError(
+                "the openvino backend runs on the CPU; model.device is 'gpu'",
+                hint="set model.device: auto or cpu, or use --backend tf",
+            )
+        from detector.model.backends.openvino import load_openvino_model
+
+        return load_openvino_model(
+            path,
+            tensors=tensors,
+            precision=precision,
+            streams=max(1, workers),
+            threads_per_stream=max(1, intra_op_threads),
+            allow_unsafe_ops=allow_unsafe_ops,
+            cache_dir=cache_dir,
+        )
+    from detector.model.loader import TensorNames, load_model
+
+    common: dict[str, Any] = dict(
+        tensors=tensors if tensors is not None else TensorNames(),
+        device=device,
+        allow_memory_growth=allow_memory_growth,
+        intra_op_threads=intra_op_threads,
+        inter_op_threads=inter_op_threads,
+        allow_unsafe_ops=allow_unsafe_ops,
+        precision=precision,
+    )
+    if split:  # network and SSD post-processing as two sub-graphs in two threads
+        from detector.model.split_runtime import load_split_model
+
+        return load_split_model(path, **common)
+    return load_model(path, signature=signature, init_missing=init_missing, **common)

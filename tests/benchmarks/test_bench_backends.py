@@ -1,0 +1,85 @@
+"""The bench's backend column: every row measured in its own process, parity, start-up, goals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from detector.benchmarks.backends import backend_rows, format_backends, goals
+
+
+def _row(pipe: float, flight: float, passed: bool = True) -> dict:
+    return {
+        "pipeline": {"fps": pipe},
+        "in_flight_2": {"fps": flight},
+        "bare_1_thread": {"latency_ms_p50": 10.0},
+        "parity": {"matched": 20, "reference": 21, "candidate": 20, "passed": passed},
+    }
+
+
+def test_goals_take_the_fastest_backend_that_passes_parity() -> None:
+    section = {
+        "rows": {
+            "tf": {"pipeline": {"fps": 50.0}, "in_flight_2": {"fps": 100.0}},
+            "openvino bf16": _row(70.0, 150.0),
+            "openvino int8": _row(90.0, 200.0, passed=False),  # fastest, but fails parity
+        },
+        "peer_litert": {"in_flight_2": {"fps": 120.0}},
+    }
+    got = {g["what"].split(" (")[0]: g for g in goals(section)}
+    pipe = got["pipeline openvino bf16 ÷ pipeline tf"]
+    assert pipe["value"] == pytest.approx(1.4) and pipe["met"] is True
+    peer = got["bare 2 in flight openvino bf16 ÷ LiteRT peer"]
+    assert peer["value"] == pytest.approx(1.25) and peer["met"] is True
+    text = format_backends(section | {"goals": goals(section), "frames": 300, "repeats": 3})
+    assert "openvino int8" in text and "20/21 FAIL" in text and "litert (peer)" in text
+    assert "-> met" in text
+
+
+@pytest.mark.tf
+def test_backend_rows_on_a_tiny_graph(tmp_path: Path) -> None:
+    from helpers.media import make_video
+    from helpers.tiny_ssd import build_tiny_ssd
+
+    model = build_tiny_ssd(tmp_path / "tiny.pb")
+    video = make_video(tmp_path / "clip.avi", n=10, size=(96, 64))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(photos / f"{i}.png"), rng.integers(0, 256, (64, 96, 3), dtype=np.uint8))
+    section = backend_rows(
+        model,
+        None,
+        video,
+        photos,
+        None,
+        frames=8,
+        warmup=2,
+        repeats=1,
+        cache_dir=tmp_path / "cache",
+        calibration_frames=8,
+        threshold=0.1,
+        only=("tf", "openvino fp32", "openvino int8"),  # bf16 runs the same code as fp32
+    )
+    rows = section["rows"]
+    assert "openvino bf16" not in rows
+    for name in ("tf", "openvino fp32"):
+        row = rows[name]
+        assert "error" not in row, row
+        for key in ("bare_1_thread", "bare_2_threads", "in_flight_2", "pipeline"):
+            assert row[key]["fps"] > 0, (name, key)
+        assert "passed" in row["parity"]
+    assert rows["openvino fp32"]["parity"]["passed"], rows["openvino fp32"]["parity"]
+    # int8: made and gated on first use; used only when it passed
+    assert ("openvino int8" in rows) == bool(section["int8"].get("parity", {}).get("passed"))
+    start = section["startup"]
+    assert start["openvino_cold"]["converted"] is True
+    assert start["openvino_warm"]["converted"] is False  # the second start hit the cache
+    assert all(v["process_s"] > 0 for v in start.values())
+    assert "error" in section["peer_litert"]  # no .tflite given
+    text = format_backends(section)
+    assert "openvino fp32" in text and "start-up" in text
