@@ -26,7 +26,6 @@ from detector.config import Config
 from detector.errors import (
     ConfigError,
     DetectorError,
-    ModelError,
     RunInterrupted,
     SinkError,
     SourceError,
@@ -96,14 +95,9 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
         return run_ray(config, out=out)
     out = out if out is not None else sys.stdout
     mc = config.model
-    from detector.model.loader import model_path_exists
+    from detector.model.loader import require_model_path
 
-    if not model_path_exists(mc.path):
-        raise ModelError(
-            f"model '{mc.path}' does not exist",
-            hint="run 'python main.py fetch' for the default model, or set "
-            "model.path (--model) to a frozen .pb, SavedModel or checkpoint folder",
-        )
+    require_model_path(mc.path)
     labels = load_label_map(mc.labels) if mc.labels is not None else LabelMap({})
     class_ids = labels.resolve_classes(config.detect.classes)
     uris = config.source.uris

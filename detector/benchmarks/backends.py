@@ -52,19 +52,9 @@ def single(
     fn: Callable[[np.ndarray], Any], frames: Sequence[np.ndarray], warmup: int, repeats: int
 ) -> dict[str, Any]:
     """One caller: p50 ms per frame and frames/s of ``fn(frame)`` over ``frames``."""
-    for f in frames[:warmup]:
-        fn(f)
-    runs, calls = [], []
-    for _ in range(max(1, repeats)):
-        span = Span().start()
-        for f in frames[warmup:]:
-            t = time.perf_counter()
-            fn(f)
-            calls.append((time.perf_counter() - t) * 1e3)
-        runs.append(rate(len(frames) - warmup, span.stop()))
-    out: dict[str, Any] = median_run(runs)
-    out["latency_ms_p50"] = statistics.median(calls)
-    return out
+    from detector.benchmarks.model_speed import latency_ms
+
+    return dict(latency_ms(fn, frames, warmup, repeats))
 
 
 def in_flight(

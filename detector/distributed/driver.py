@@ -27,7 +27,7 @@ from detector.distributed.plan import plan as plan_sources
 from detector.distributed.runner import RayRunner
 from detector.distributed.video_job import run_videos
 from detector.distributed.writing import Tally
-from detector.errors import ConfigError, DetectorError, ModelError, SourceError
+from detector.errors import ConfigError, DetectorError, SourceError
 from detector.fps import RunStats
 from detector.labels import LabelMap, load_label_map
 from detector.outputs import RUN_JSON, describe_outputs, make_run_dir, write_json
@@ -93,18 +93,13 @@ def run_ray(config: Config, *, out: TextIO | None = None) -> RunStats:
         KeyboardInterrupt: Ctrl-C or SIGTERM, after the outputs and ``run.json`` were written.
     """
     from detector.distributed.session import import_ray, ray_session
-    from detector.model.loader import model_path_exists
+    from detector.model.loader import require_model_path
 
     options = ray_options(config)
     ray = import_ray(options)
     out = out if out is not None else sys.stdout
     mc = config.model
-    if not model_path_exists(mc.path):
-        raise ModelError(
-            f"model '{mc.path}' does not exist",
-            hint="run 'python main.py fetch' for the default model, or set "
-            "model.path (--model) to a frozen .pb, SavedModel or checkpoint folder",
-        )
+    require_model_path(mc.path)
     labels = load_label_map(mc.labels) if mc.labels is not None else LabelMap({})
     class_ids = labels.resolve_classes(config.detect.classes)
     plan = plan_sources(config.source.uris)

@@ -69,6 +69,16 @@ class TensorNames:
         return [(f.name, getattr(self, f.name)) for f in fields(self)]
 
 
+def require_model_path(path: str | Path) -> None:
+    """Raise the app's "model does not exist" error (with the way out) unless ``path`` exists."""
+    if not model_path_exists(path):
+        raise ModelError(
+            f"model '{path}' does not exist",
+            hint="run 'python main.py fetch' for the default model, or set "
+            "model.path (--model) to a frozen .pb, SavedModel or checkpoint folder",
+        )
+
+
 def model_path_exists(path: str | Path) -> bool:
     """True when ``path`` exists, or is a checkpoint prefix (``model.ckpt-100`` + ``.index``)."""
     path = Path(path)
