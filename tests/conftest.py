@@ -7,7 +7,8 @@ always runs ``bash .ci/setup`` (which fetches) first, so there they run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,20 @@ def v1v2(tf, tmp_path) -> Callable[..., Path]:
 
 # The headless browser fixtures (``browser``, ``page``) for every test.
 pytest_plugins = ["helpers.browser"]
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """Undo what a test's in-process ``main()`` did to the root logger.
+
+    ``setup_logging`` (``basicConfig(force=True)``) sets the root level (WARNING with ``-q``)
+    and adds a handler on that test's captured stderr; left behind, they make later tests'
+    ``caplog`` depend on test order.
+    """
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    root.setLevel(level)
+    for handler in root.handlers[:]:
+        if handler not in handlers and type(handler).__module__ != "_pytest.logging":
+            root.removeHandler(handler)

@@ -29,9 +29,10 @@ WRITERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("mp4v", "mp4v", {}),
 )
 H264_VARIANTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("h264 crf 23", "h264", {"crf": 23}),
     ("h264 superfast", "h264", {"preset": "superfast"}),
     ("h264 veryfast", "h264", {"preset": "veryfast"}),
-    ("h264 2 threads", "h264", {"threads": 2}),
+    ("h264 1 thread", "h264", {"threads": 1}),
     ("h264 no zerolatency", "h264", {"tune": None}),
 )
 MAX_DISTINCT = 60  # frames held in memory per size (1080p: 6 MB each)

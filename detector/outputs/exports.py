@@ -13,8 +13,8 @@ Ctrl-C, SIGTERM or an error too.
   ids are stable: ``frame index + 1`` (a video's frame number, a folder's natural-order
   position), whatever ran before.
 * ``detections.csv``: a row per detection: ``source, frame, image_name, timestamp_s,
-  class_id, label, score, x1, y1, x2, y2, track_id`` (``track_id`` empty until a tracker
-  gives ids).
+  class_id, label, score, x1, y1, x2, y2, track_id`` (``track_id`` empty without a tracker,
+  ``-1`` while a track is unconfirmed, as in MOT).
 * ``mot.txt``: MOT Challenge lines ``frame, id, bb_left, bb_top, bb_width, bb_height, conf,
   -1, -1, -1`` (``frame`` 1-based; ``id`` from the tracker, ``-1`` without one).
 
@@ -53,7 +53,8 @@ def coco_image_id(frame_index: int) -> int:
 
 def rows(d: Detections) -> list[tuple[int, float, list[float], int | None]]:
     """``(class_id, score, [x1, y1, x2, y2], track_id)`` per detection, rounded as the JSON
-    lines round them (score 4 decimals, box 0.1 px); ``track_id`` None without a tracker."""
+    lines round them (score 4 decimals, box 0.1 px); ``track_id`` None without a tracker, ``-1``
+    while the tracker has not confirmed the track (the JSON lines' null)."""
     track_ids = getattr(d, "track_ids", None)
     out = []
     for i in range(len(d)):

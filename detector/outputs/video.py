@@ -42,15 +42,16 @@ CODECS = ("h264", "mp4v", "mjpg")
 OPENCV_FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}
 FALLBACK_FPS = 30.0
 MIN_FPS, MAX_FPS = 1.0, 1000.0
-# x264 settings measured by the bench (detector/benchmarks/video_io.py) on 2 shared cores:
-# "ultrafast" costs about 1.25x OpenCV's mp4v CPU at 576p ("veryfast" 2.5x) for files about
-# 1.6x larger; "zerolatency" (no look-ahead, no B-frames) lets every frame leave the encoder
-# at once, so a kill loses only the open fragment. One encoder thread: the cores are the
-# model's (more threads gained nothing measurable on 2 cores).
+# x264 settings measured by the bench (detector/benchmarks/video_io.py) on 2 shared cores, 576p:
+# "ultrafast" at CRF 28 costs about 1.1-1.4x OpenCV's mp4v CPU for a file of about the same
+# size ("veryfast" 2.5x, "superfast" 2x; CRF 23 +15% CPU, +60% bytes); "zerolatency" (no
+# look-ahead, no B-frames) lets every frame leave the encoder at once, so a kill loses only
+# the open fragment, and makes x264 thread by slices: 2 threads took no more CPU than 1 (equal
+# or a little less in four runs) and less of the main thread's wall time per frame.
 X264_PRESET = "ultrafast"
 X264_TUNE = "zerolatency"
-X264_CRF = 23
-ENCODER_THREADS = 1
+X264_CRF = 28
+ENCODER_THREADS = 2
 GOP_S = 1.0  # one keyframe (and so one fragment) per second: what a kill may lose
 FRAGMENTED_FLAGS = "frag_keyframe+empty_moov+default_base_moof"
 

@@ -19,8 +19,8 @@ import pytest
 from helpers.cli_run import (
     RunningCli,
     RunOutputs,
+    cli_env,
     decode_video,
-    fragmented_mp4,
     only_run_folder,
     run_cli,
 )
@@ -200,9 +200,6 @@ def test_sigkill_leaves_a_running_record_and_whole_json_lines(slow_run, runs: Pa
     assert [line["frame"] for line in out.lines] == list(range(len(out.lines)))
 
 
-@pytest.mark.xfail(
-    not fragmented_mp4(), reason="needs the fragmented-MP4 writer (outputs issue)", strict=True
-)
 def test_sigkill_leaves_a_decodable_video(slow_run, runs: Path) -> None:
     run = slow_run()
     run.wait_for(lambda: _lines(runs) >= 25, what="25 frames written")
@@ -211,3 +208,17 @@ def test_sigkill_leaves_a_decodable_video(slow_run, runs: Path) -> None:
     folder = only_run_folder(runs)
     frames, _ = decode_video(next(folder.glob("annotated.*")))
     assert frames >= 10  # at most the last fragment (about a second) is lost
+
+
+@pytest.mark.parametrize("display", [None, ":987"], ids=["no-DISPLAY", "dead-display"])
+def test_show_without_a_display_runs_disk_only(
+    tmp_path: Path, tiny: list[str], runs: Path, display: str | None
+) -> None:
+    clip = tiny_video(tmp_path / "clip.avi")
+    env = cli_env(**({"DISPLAY": display} if display else {}))
+    result = run_cli("--source", clip, *tiny, "--show", env=env)
+    result.assert_ok()  # never exit 1 (nor an abort) because a window cannot open
+    assert "cannot show a window" in result.err and "disk-only" in result.err
+    out = RunOutputs.read(only_run_folder(runs))
+    assert len(out.lines) == 12 and out.video_frames == 12
+    assert out.run["outputs"]["window"] is False

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.cli_run import RunningCli, RunOutputs, fragmented_mp4, only_run_folder, run_cli
+from helpers.cli_run import RunningCli, RunOutputs, only_run_folder, run_cli
 from helpers.mjpeg_server import MjpegServer
 from helpers.slow_model import build_slow_frozen
 from helpers.tiny_models import tiny_video
@@ -196,9 +196,6 @@ def test_slow_model_on_a_file_drops_nothing(
     assert out.video_frames == 10
 
 
-@pytest.mark.xfail(
-    not fragmented_mp4(), reason="needs the PyAV writer's capture-time stamps", strict=True
-)
 def test_live_recording_lasts_as_long_as_the_stream(
     slow_model: Path, tiny_labels: Path, runs: Path
 ) -> None:

@@ -212,12 +212,3 @@ def only_run_folder(base: Path) -> Path:
     folders = [p for p in base.iterdir() if p.is_dir()]
     assert len(folders) == 1, f"expected one run folder in {base}, found {folders}"
     return folders[0]
-
-
-def fragmented_mp4() -> bool:
-    """Whether the video writer is the PyAV one (fragmented MP4, capture-time stamps): the
-    fault rows that need it (a SIGKILLed ``.mp4`` keeps its frames; a live recording lasts
-    as long as the stream did) are expected to fail until it is in."""
-    import detector.outputs.video as video
-
-    return "frag_keyframe" in Path(video.__file__).read_text(encoding="utf-8")

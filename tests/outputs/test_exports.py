@@ -132,15 +132,16 @@ def test_mot_lines_match_the_json_lines(tmp_path: Path) -> None:
 
 
 def test_track_ids_reach_csv_and_mot(tmp_path: Path) -> None:
-    r = _results(1)[0]
+    r = _results(2)[1]  # 2 detections
     d = r.detections
-    # The tracker sets Detections.track_ids; set here directly so the test does not depend on it.
-    object.__setattr__(d, "track_ids", np.arange(7, 7 + len(d), dtype=np.int32))
+    ids = [7, -1]  # -1: the tracker has not confirmed that track yet
+    d = Detections(d.xyxy, d.scores, d.class_ids, track_ids=np.array(ids))
+    r = FrameResult(r.frame, d, True, r.frame.index)
     with CsvSink(tmp_path / "d.csv", LABELS, "x") as c, MotSink(tmp_path / "m.txt") as m:
         c.write(r)
         m.write(r)
-    ids = [int(row["track_id"]) for row in csv.DictReader((tmp_path / "d.csv").open())]
-    assert ids == list(range(7, 7 + len(d)))
+    rows = [row["track_id"] for row in csv.DictReader((tmp_path / "d.csv").open())]
+    assert rows == ["7", "-1"]  # unconfirmed: -1, as in MOT (the JSON lines say null)
     assert np.loadtxt(tmp_path / "m.txt", delimiter=",", ndmin=2)[:, 1].tolist() == ids
 
 
