@@ -184,19 +184,22 @@ class RangeActor(_ModelActor):
         last: tuple[int, np.ndarray] | None = None
         carried: tuple[str, int] = ("[]", start)
         t0 = time.perf_counter()
+
+        def probe_row() -> dict[str, Any]:
+            """The digest of the frame before the range, to prove the seek joined up."""
+            return _row(
+                video=video,
+                range=rng,
+                attempt=attempt,
+                position=start - 1,
+                kind="probe",
+                digest=reader.probe_digest,
+                actor=self.name,
+            )
+
         for index, image in reader.frames():
             if not probe_sent and reader.probe_digest is not None:
-                rows.append(
-                    _row(
-                        video=video,
-                        range=rng,
-                        attempt=attempt,
-                        position=start - 1,
-                        kind="probe",
-                        digest=reader.probe_digest,
-                        actor=self.name,
-                    )
-                )
+                rows.append(probe_row())
             probe_sent = True
             inference_ms = 0.0
             if index % self.every == 0:  # ranges start on multiples of detect_every
@@ -223,17 +226,7 @@ class RangeActor(_ModelActor):
                 rows = []
             t0 = time.perf_counter()
         if not probe_sent and reader.probe_digest is not None:
-            rows.append(
-                _row(
-                    video=video,
-                    range=rng,
-                    attempt=attempt,
-                    position=start - 1,
-                    kind="probe",
-                    digest=reader.probe_digest,
-                    actor=self.name,
-                )
-            )
+            rows.append(probe_row())
         # The end row: the range's last frame and its digest (the next range's probe must
         # match it), or the reason the range could not be read.
         rows.append(
