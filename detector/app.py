@@ -7,8 +7,8 @@ and a summary however the run ends (end of source, q, Ctrl-C, SIGTERM or an erro
 
 One source runs on the main thread (a window must live there). Several sources (``--source``
 given more than once, or a folder of videos) share the one model: each gets a sub-folder of
-the run folder and its own pipeline on its own thread (see :mod:`detector.many`); one summary
-covers them all, and the run fails (exit 1) at the end if any source failed.
+the run folder and its own pipeline on its own thread (see :mod:`detector.pipeline.many`);
+one summary covers them all, and the run fails (exit 1) at the end if any source failed.
 """
 
 from __future__ import annotations
@@ -31,14 +31,14 @@ from detector.errors import (
     SourceError,
     StageError,
 )
-from detector.fps import RunStats
 from detector.labels import LabelMap, load_label_map
 from detector.outputs import RUN_JSON, describe_outputs, make_run_dir, open_outputs, write_json
 from detector.outputs.rundir import write_csv
 from detector.outputs.summary import now_iso, print_summary, versions
-from detector.pipeline import PipelineOptions, inference_workers, run_pipeline
-from detector.render import Renderer, RenderOptions
-from detector.signals import StopSignals
+from detector.pipeline.fps import RunStats
+from detector.pipeline.render import Renderer, RenderOptions
+from detector.pipeline.signals import StopSignals
+from detector.pipeline.stages import PipelineOptions, inference_workers, run_pipeline
 from detector.sources import ReconnectPolicy, SourceSpec, open_source, redact
 from detector.sources.spec import expand_sources
 from detector.track.settings import TrackSettings
@@ -454,7 +454,7 @@ def _run_many(
     config: Config, specs: list[SourceSpec], labels: LabelMap, class_ids: Any, out: TextIO
 ) -> RunStats:
     from detector.engine import Engine
-    from detector.many import FAILED, INTERRUPTED, run_jobs
+    from detector.pipeline.many import FAILED, INTERRUPTED, run_jobs
 
     mc = config.model
     if config.output.show:

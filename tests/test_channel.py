@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from detector.channel import Channel, Closed
+from detector.pipeline.channel import Channel, Closed
 
 JOIN_S = 5.0
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from detector.fps import RunStats, Samples, SlidingFps
+from detector.pipeline.fps import RunStats, Samples, SlidingFps
 
 
 class FakeClock:
@@ -79,7 +79,7 @@ def test_runstats_to_dict_is_json():
 
 
 def test_run_meter_leaves_warm_up_out():
-    from detector.fps import RunMeter
+    from detector.pipeline.fps import RunMeter
 
     clock = FakeClock()
     meter = RunMeter(5.0, warmup_frames=1, clock=clock)

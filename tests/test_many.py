@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from detector.errors import SourceError
-from detector.many import FAILED, INTERRUPTED, OK, run_jobs
+from detector.pipeline.many import FAILED, INTERRUPTED, OK, run_jobs
 
 
 def test_live_jobs_run_together_files_in_order_and_a_failure_is_recorded():

@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from detector.channel import Closed
 from detector.errors import StageError
-from detector.pipeline import PipelineOptions, run_pipeline
-from detector.reorder import ReorderBuffer
+from detector.pipeline.channel import Closed
+from detector.pipeline.reorder import ReorderBuffer
+from detector.pipeline.stages import PipelineOptions, run_pipeline
 from detector.sources import Source, open_source
 from detector.types import Detections, Frame, FrameResult, SourceInfo
 
@@ -305,7 +305,7 @@ SIGINT_SCRIPT = r"""
 import os, signal, sys, threading
 sys.path.insert(0, {tests!r})
 from test_pipeline import fake_detect
-from detector.pipeline import PipelineOptions, run_pipeline
+from detector.pipeline.stages import PipelineOptions, run_pipeline
 from detector.sources import open_source
 
 source = open_source({video!r})
@@ -349,7 +349,10 @@ def test_importing_the_pipeline_loads_neither_tensorflow_nor_opencv():
     import sys
     from pathlib import Path
 
-    code = "import sys, detector.pipeline; print(sorted({'tensorflow', 'cv2'} & set(sys.modules)))"
+    code = (
+        "import sys, detector.pipeline.stages; "
+        "print(sorted({'tensorflow', 'cv2'} & set(sys.modules)))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

@@ -29,7 +29,7 @@ def live_latency(
     out_dir: Path,
 ) -> dict[str, Any]:
     """Run the pipeline on a paced source with the usual outputs; latency after the write."""
-    from detector.pipeline import PipelineOptions, run_pipeline
+    from detector.pipeline.stages import PipelineOptions, run_pipeline
 
     source = PacedSource(FrameListSource(frames, count, fps, "paced://bench"), fps)
     lat: list[float] = []

@@ -27,7 +27,7 @@ def memory_growth(
     out_dir: Path,
 ) -> dict[str, Any]:
     """RSS (MB) after ``first`` and after ``last`` frames of one pipeline run with outputs."""
-    from detector.pipeline import PipelineOptions, run_pipeline
+    from detector.pipeline.stages import PipelineOptions, run_pipeline
 
     marks: dict[int, float] = {}
 

@@ -100,7 +100,7 @@ def labels_for(settings: ModelSettings) -> Any:
 
 class Outputs:
     """The run's own render stage and outputs (annotated video and JSON lines), as ``run`` opens
-    them: :func:`detector.outputs.open_outputs` and :class:`detector.render.Renderer`.
+    them: :func:`detector.outputs.open_outputs` and :class:`detector.pipeline.render.Renderer`.
 
     ``consume(result)`` is the renderer (annotate in place, HUD, every sink); ``on_output``
     (optional) is called after each frame is in every sink; ``web_feed`` adds the web
@@ -123,7 +123,7 @@ class Outputs:
     ) -> None:
         from detector.config import OutputConfig
         from detector.outputs import open_outputs
-        from detector.render import Renderer, RenderOptions
+        from detector.pipeline.render import Renderer, RenderOptions
         from detector.types import SourceInfo, SourceKind
 
         out_dir.mkdir(parents=True, exist_ok=True)

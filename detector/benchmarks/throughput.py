@@ -65,7 +65,7 @@ def pipeline_run(
     Timing starts when output number ``warmup`` is written and ends at the last one, so
     thread start-up and the first inferences are excluded.
     """
-    from detector.pipeline import PipelineOptions, run_pipeline
+    from detector.pipeline.stages import PipelineOptions, run_pipeline
     from detector.sources import open_source
 
     span = Span()

@@ -76,7 +76,7 @@ def _one_run(
     viewers: int,
 ) -> dict[str, Any]:
     from detector.outputs.web import Hub, WebServer
-    from detector.pipeline import PipelineOptions, run_pipeline
+    from detector.pipeline.stages import PipelineOptions, run_pipeline
 
     source = PacedSource(FrameListSource(frames, count, fps, "paced://bench"), fps)
     lat: list[float] = []

@@ -28,11 +28,11 @@ from detector.distributed.runner import RayRunner
 from detector.distributed.video_job import run_videos
 from detector.distributed.writing import Tally
 from detector.errors import ConfigError, DetectorError, SourceError
-from detector.fps import RunStats
 from detector.labels import LabelMap, load_label_map
 from detector.outputs import RUN_JSON, describe_outputs, make_run_dir, write_json
 from detector.outputs.summary import now_iso, print_summary, versions
-from detector.signals import StopSignals
+from detector.pipeline.fps import RunStats
+from detector.pipeline.signals import StopSignals
 
 log = logging.getLogger(__name__)
 

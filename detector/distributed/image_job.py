@@ -14,10 +14,10 @@ from detector.config import Config
 from detector.distributed.media import read_image
 from detector.distributed.runner import RayRunner
 from detector.distributed.writing import Tally, frame_result, stand_in, writer
-from detector.fps import RunStats
 from detector.labels import LabelMap
 from detector.outputs import open_outputs
-from detector.signals import StopSignals
+from detector.pipeline.fps import RunStats
+from detector.pipeline.signals import StopSignals
 from detector.types import Frame, SourceInfo
 
 log = logging.getLogger(__name__)

@@ -16,10 +16,10 @@ from detector.distributed.ranges import FrameRange, split_ranges
 from detector.distributed.runner import RayRunner, VideoJob
 from detector.distributed.writing import Tally, frame_result, stand_in, writer
 from detector.errors import SourceError
-from detector.fps import RunStats
 from detector.labels import LabelMap
 from detector.outputs import RUN_JSON, describe_outputs, make_run_dir, open_outputs, write_json
-from detector.signals import StopSignals
+from detector.pipeline.fps import RunStats
+from detector.pipeline.signals import StopSignals
 from detector.sources import open_source
 from detector.types import Frame
 

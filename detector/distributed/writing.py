@@ -12,10 +12,10 @@ import numpy as np
 
 from detector.config import Config
 from detector.distributed.actors import detections_from_json
-from detector.fps import RunStats, Samples
 from detector.labels import LabelMap
-from detector.render import Renderer, RenderOptions
-from detector.signals import StopSignals
+from detector.pipeline.fps import RunStats, Samples
+from detector.pipeline.render import Renderer, RenderOptions
+from detector.pipeline.signals import StopSignals
 from detector.types import Frame, FrameResult
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from detector import __version__
-from detector.fps import RunStats
+from detector.pipeline.fps import RunStats
 
 
 def versions() -> dict[str, str]:

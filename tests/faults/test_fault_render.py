@@ -10,7 +10,7 @@ import pytest
 
 from detector.draw import DrawStyle, draw_hud
 from detector.labels import LabelMap
-from detector.render import Renderer, RenderOptions
+from detector.pipeline.render import Renderer, RenderOptions
 from detector.types import Detections, Frame, FrameResult
 
 
@@ -39,7 +39,7 @@ def test_hud_shows_the_source_state_only_while_not_connected() -> None:
 def test_class_ids_missing_from_the_map_are_warned_once_and_counted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, "detector.render")
+    caplog.set_level(logging.WARNING, "detector.pipeline.render")
     render = Renderer(LabelMap({1: "person"}), [], RenderOptions(hud=False))
     for i in range(3):
         render.render(_result(i, [1, 7, 7]))

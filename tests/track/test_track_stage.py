@@ -19,7 +19,7 @@ from helpers.moving_squares import (
 from detector.labels import LabelMap
 from detector.outputs.exports import CsvSink, MotSink
 from detector.outputs.jsonl import JsonlSink
-from detector.pipeline import PipelineOptions, run_pipeline
+from detector.pipeline.stages import PipelineOptions, run_pipeline
 from detector.sources import open_source
 from detector.track import TrackSettings, TrackStage
 from detector.track.metrics import iou_matrix

@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detector.fps import Clock, SlidingFps
+from detector.pipeline.fps import Clock, SlidingFps
 from detector.types import FrameResult
 
 JPEG_QUALITY = 80

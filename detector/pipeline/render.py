@@ -16,15 +16,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from detector.draw import DrawStyle, annotate, draw_hud
-from detector.fps import SlidingFps
 from detector.labels import LabelMap
+from detector.pipeline.fps import SlidingFps
 from detector.types import FrameResult
 
 log = logging.getLogger(__name__)
 
 
 class FrameGuard(Protocol):
-    """Holds a stop signal back while a frame is being written (see ``detector.signals``)."""
+    """Holds a stop signal back while a frame is written (see ``detector.pipeline.signals``)."""
 
     deferring: bool
     pending: bool

@@ -27,7 +27,7 @@ from .fps import Clock, RunMeter, RunStats
 from .reorder import ReorderBuffer
 
 if TYPE_CHECKING:  # sources import OpenCV; the pipeline itself never needs it
-    from .sources import Source
+    from detector.sources import Source
 
 log = logging.getLogger(__name__)
 
