@@ -19,9 +19,18 @@ if find_spec("fastapi") is None or find_spec("uvicorn") is None:
         "-m pip install -e '.[serve]' in a checkout; bash .ci/setup installs it)",
     )
 
-from detector.outputs.web.access import Access, read_token
+from detector.outputs.web.access import Access, access_from, read_token
 from detector.outputs.web.hub import Feed, Hub
 from detector.outputs.web.server import WebServer, is_loopback
 from detector.outputs.web.sink import WebSink
 
-__all__ = ["Access", "Feed", "Hub", "WebServer", "WebSink", "is_loopback", "read_token"]
+__all__ = [
+    "Access",
+    "Feed",
+    "Hub",
+    "WebServer",
+    "WebSink",
+    "access_from",
+    "is_loopback",
+    "read_token",
+]

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs
 
 from starlette.exceptions import HTTPException
 
+from detector.config import ServeConfig
 from detector.errors import ConfigError
 
 TOKEN_ENV = "DETECTOR_API_TOKEN"
@@ -87,6 +88,16 @@ def read_token(token: str | None, token_file: str | Path | None) -> str | None:
     if not text:
         raise ConfigError(f"the API token file '{path}' is empty", hint="write the token in it")
     return text.splitlines()[0].strip()
+
+
+def access_from(serve: ServeConfig) -> Access:
+    """The access rules a config's ``serve:`` section asks for (token read once, here)."""
+    return Access(
+        token=read_token(serve.token, serve.token_file),
+        max_body_bytes=int(serve.max_body_mb * 1024 * 1024),
+        rate_per_s=serve.rate_limit,
+        burst=max(1, int(2 * serve.rate_limit)),
+    )
 
 
 def matches(given: str | None, token: str | None) -> bool:
