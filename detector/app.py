@@ -247,6 +247,7 @@ def _run_source(
                 outputs,
                 max_frames=config.run.max_frames,
                 web_feed=feed,
+                min_score=config.detect.threshold,
             )
             dc = config.detect
             render = Renderer(

@@ -55,6 +55,7 @@ _FLAG_KEYS = {
     "coco": "output.coco",
     "csv": "output.csv",
     "mot": "output.mot",
+    "mot_all": "output.mot_all",
     "progress": "output.progress",
     "images": "output.images",
     "jsonl": "output.jsonl",
@@ -201,7 +202,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     for flag, what in (
         ("coco", "coco_results.json (COCO results) and coco_images.json"),
         ("csv", "detections.csv, a row per detection"),
-        ("mot", "mot.txt, MOT Challenge lines"),
+        ("mot", "mot.txt, MOT Challenge lines (confirmed tracks above the threshold)"),
+        ("mot-all", "every tracked row into mot.txt (unconfirmed ids -1, low-score matches)"),
     ):
         g.add_argument(
             f"--{flag}", action=argparse.BooleanOptionalAction, default=None, help=f"write {what}"
