@@ -234,8 +234,13 @@ def _ensure_int8(
 ) -> dict[str, Any]:
     """A quantized model that passed the gate in ``cache_dir`` (made here when missing)."""
     from detector.errors import DetectorError
-    from detector.model.backends.openvino import cache_root, ir_path, prepare_graph
-    from detector.model.backends.quantize import QuantizationRefused, int8_report_path, quantize
+    from detector.model.backends.openvino import (
+        cache_root,
+        int8_report_path,
+        ir_path,
+        prepare_graph,
+    )
+    from detector.model.backends.quantize import QuantizationRefused, quantize
 
     prep = prepare_graph(model)
     report = int8_report_path(ir_path(cache_root(prep.path, cache_dir), prep, "int8"))
@@ -268,7 +273,7 @@ def _peer(
     if tflite is None or not Path(tflite).exists():
         return {"error": f"no .tflite at {tflite}"}
     from detector.benchmarks.media import decode_frames
-    from detector.tflite.parity import TfliteReference
+    from detector.tflite.reference import TfliteReference
 
     bgr = decode_frames(video, frames)
     warm = min(warmup, max(1, len(bgr) // 4))

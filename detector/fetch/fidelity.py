@@ -16,7 +16,8 @@ from pathlib import Path
 import cv2
 
 from detector.fetch.assets import DEFAULT_MODEL_DIR, PHOTOS_DIR, SAMPLE_VIDEO, TFLITE_NAME
-from detector.tflite.parity import FrozenGraph, TfliteReference, compare, load_rgb, median_ms
+from detector.model.backends.parity import found_again
+from detector.tflite.reference import FrozenGraph, TfliteReference, load_rgb, median_ms
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in (".jpg", ".png"))
     images = load_rgb(photos)
     ref, graph = TfliteReference(args.tflite, args.threads), FrozenGraph(args.graph)
-    result = compare([ref(im) for im in images], [graph(im) for im in images])
+    result = found_again([ref(im) for im in images], [graph(im) for im in images])
     result["images"] = len(images)
     cap = cv2.VideoCapture(str(args.video))
     ok, bgr = cap.read()
