@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.model.backends.parity import Found, found_again
+from detector.model.backends.parity import Found
 
 
 class TfliteReference:
