@@ -378,7 +378,9 @@ def _common(p: argparse.ArgumentParser, *, unsafe: bool = True) -> None:
         )
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
     """Add the ``model`` command and its subcommands."""
     model = sub.add_parser(
         "model",
@@ -389,7 +391,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         description="Work with TensorFlow model files: checkpoints, "
         "frozen graphs, SavedModels and TFLite SSDs.",
     )
-    model.set_defaults(func=lambda _a: (model.print_help(), 2)[1])
+
+    def usage(_args: argparse.Namespace) -> int:
+        model.print_help()
+        return 2
+
+    model.set_defaults(func=usage)
     msub = model.add_subparsers(dest="model_command", metavar="SUBCOMMAND")
 
     p = msub.add_parser(

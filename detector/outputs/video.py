@@ -424,7 +424,7 @@ class VideoSink(Sink):
             self.frames_resized += 1
             annotated = cv2.resize(
                 annotated,
-                self.size,  # type: ignore[arg-type]
+                self.size,
                 interpolation=cv2.INTER_AREA,
             )
         assert self._writer is not None
