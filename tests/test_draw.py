@@ -165,7 +165,7 @@ def test_labels_of_close_boxes_never_cover_each_other() -> None:
     corners = place_labels(boxes, sizes, 640, 480)
     rects = [(x, y, x + w, y + h) for (x, y), (w, h) in zip(corners, sizes, strict=True)]
     for i, a in enumerate(rects):
-        assert 0 <= a[0] and a[2] <= 640 and 0 <= a[1] and a[3] <= 480
+        assert a[0] >= 0 and a[2] <= 640 and a[1] >= 0 and a[3] <= 480
         for b in rects[i + 1 :]:
             assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1])
     assert corners[0] == (100, 100 - 18)  # the best detection keeps its place above its box

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from detector import __version__
+from detector.cli import bench, explain, fetch, model, run
 from detector.errors import DetectorError
 from detector.pipeline.signals import StopSignals
 
@@ -100,8 +101,6 @@ def _prog() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser tree; each command module adds its own sub-parser."""
-    from detector.cli import bench, explain, fetch, model, run
-
     parent = _common_parent()
     parser = Parser(
         prog=_prog(),
