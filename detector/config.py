@@ -135,6 +135,7 @@ class OutputConfig:
     coco: bool = _f(False, "bool")
     csv: bool = _f(False, "bool")
     mot: bool = _f(False, "bool")
+    mot_all: bool = _f(False, "bool")
     progress: str = _f("auto", "enum", choices=("auto", "bar", "log", "off"))
     hud: bool = _f(True, "bool")
     serve: str | None = _f(None, "serve", null=True)

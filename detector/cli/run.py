@@ -56,6 +56,7 @@ _FLAG_KEYS = {
     "coco": "output.coco",
     "csv": "output.csv",
     "mot": "output.mot",
+    "mot_all": "output.mot_all",
     "progress": "output.progress",
     "images": "output.images",
     "jsonl": "output.jsonl",
@@ -77,7 +78,9 @@ _FLAG_KEYS = {
 }
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
     """Add the ``run`` command (the default command) to ``sub``."""
     p = sub.add_parser(
         "run",
@@ -214,7 +217,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     for flag, what in (
         ("coco", "coco_results.json (COCO results) and coco_images.json"),
         ("csv", "detections.csv, a row per detection"),
-        ("mot", "mot.txt, MOT Challenge lines"),
+        ("mot", "mot.txt, MOT Challenge lines (confirmed tracks above the threshold)"),
+        ("mot-all", "every tracked row into mot.txt (unconfirmed ids -1, low-score matches)"),
     ):
         g.add_argument(
             f"--{flag}", action=argparse.BooleanOptionalAction, default=None, help=f"write {what}"

@@ -35,7 +35,10 @@ _FLAG_KEYS = {
 }
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
+    """Add the ``serve`` command."""
     p = sub.add_parser(
         "serve",
         parents=parents,
