@@ -17,4 +17,17 @@ do, and only inside the functions that need it.
 
 from __future__ import annotations
 
+import importlib
+
 __version__ = "0.3.0"
+
+__all__ = ["__version__", "serve"]
+
+
+def __getattr__(name: str) -> object:
+    """Lazy public names: importing ``detector`` stays light (no FastAPI, no TensorFlow)."""
+    if name == "serve":  # the detection service: detector.serve(config, host, port, ...)
+        # By name: the package root is imported by every layer (for __version__), the
+        # service sits near the top; only this attribute, on first use, loads it.
+        return importlib.import_module("detector.service").serve
+    raise AttributeError(f"module 'detector' has no attribute {name!r}")

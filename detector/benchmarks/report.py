@@ -19,8 +19,8 @@ TARGETS = (
     ("live p50 ms", "live latency p50, 30 fps paced", 30.0, False),
     ("live p95 ms", "live latency p95, 30 fps paced", 40.0, False),
     ("live dropped", "live frames dropped", 0.0, False),
-    ("web viewers fps ratio", "inference fps, 5 web viewers (1 stalled) ÷ none", 0.95, True),
-    ("web viewers p95 delta ms", "live p95 latency, 5 web viewers − none, ms", 10.0, False),
+    ("web viewers fps ratio", "inference fps, 50 web viewers (1 stalled) ÷ none", 0.95, True),
+    ("web viewers p95 delta ms", "live p95 latency, 50 web viewers − none, ms", 10.0, False),
     ("memory growth %", "RSS growth, long run", 5.0, False),
     ("h264/mp4v writer CPU 576p", "H.264 writer CPU-ms ÷ mp4v's, 576p", 1.3, False),
     ("pipeline h264/mp4v 576p", "pipeline frames/s writing H.264 ÷ writing mp4v, 576p", 0.95, True),
@@ -294,6 +294,10 @@ def format_table(results: dict[str, Any]) -> str:
         from detector.benchmarks.backends import format_backends
 
         lines.append(format_backends(results["backends"]))
+    if results.get("serve"):
+        from detector.benchmarks.serve_api import format_serve
+
+        lines.append(format_serve(results["serve"]))
     if results.get("targets"):
         lines.append("")
         lines.append("targets")

@@ -46,6 +46,7 @@ SECTIONS = (
     "ray",
     "track",
     "backends",
+    "serve",
 )
 
 
@@ -102,7 +103,7 @@ def run_bench(
     videos = [sample] + [
         media.make_scaled(sample, h, opts.frames, opts.cache_dir)
         for h in opts.sizes
-        if want - {"ray"}  # the engines' comparison alone needs no video
+        if want - {"ray", "serve"}  # those two run in processes of their own
     ]
     labels = labels_for(settings)
     results: dict[str, Any] = {
@@ -119,8 +120,11 @@ def run_bench(
         "videos": {},
     }
     tmp = Path(tempfile.mkdtemp(prefix="detector-bench-"))
-    if want <= {"ray"}:  # only the engines' comparison: no model or video needed here
-        _ray(results, opts, tmp, progress)
+    if want <= {"ray", "serve"}:  # processes of their own: no model or video needed here
+        if "ray" in want:
+            _ray(results, opts, tmp, progress)
+        if "serve" in want:
+            _serve(results, settings, tmp, progress)
         results["elapsed_s"] = time.perf_counter() - t_start
         return results
     progress(f"loading {settings.path}")
@@ -357,8 +361,27 @@ def run_bench(
             each.close()
     if "ray" in want:
         _ray(results, opts, tmp, progress)
+    if "serve" in want:
+        _serve(results, settings, tmp, progress)
     results["elapsed_s"] = time.perf_counter() - t_start
     return results
+
+
+def _serve(
+    results: dict[str, Any], settings: ModelSettings, tmp: Path, progress: Callable[[str], None]
+) -> None:
+    """The detection service, batched vs one request per model call (its own processes)."""
+    from detector.benchmarks.serve_api import serve_api
+    from detector.paths import SAMPLES_DIR
+
+    results["serve"] = serve_api(
+        Path(settings.path),
+        Path(settings.labels) if settings.labels else None,
+        SAMPLES_DIR / "photos",
+        tmp,
+        workers=max(2, settings.workers),
+        progress=progress,
+    )
 
 
 def _ray(

@@ -29,7 +29,7 @@ from detector.sources.base import PacedSource
 from detector.sources.memory import FrameListSource
 from detector.types import FrameResult
 
-VIEWERS = 5  # one of them stalled
+VIEWERS = 50  # one of them stalled
 # Flat out: a camera far faster than the model (about 70 frames/s at 576p on 2 cores), read
 # for as long as the paced run lasts, so keep-newest drops and the model never waits.
 FLAT_OUT_FPS = 150.0

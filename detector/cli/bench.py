@@ -31,7 +31,7 @@ from its frames, cached in .cache/bench/):
                    also with 1 worker, 2 workers with a session each, detect_every 2 and 4
   model latency    our session vs TFLite's interpreter on the original .tflite, 1 and 2 threads
   live             a source paced at 30 fps, keep-newest: capture-to-output latency, drops
-  web              the same live run serving --serve with 0 and 5 viewers (one stalled),
+  web              the same live run serving --serve with 0 and 50 viewers (one stalled),
                    paced and flat out: inference fps ratio and p95 latency delta
   memory           RSS after 1,000 vs 10,000 frames
   split            network and post-processing sub-graphs in two threads
@@ -48,6 +48,9 @@ from its frames, cached in .cache/bench/):
                    1 / 2 threads, 2 in flight, pipeline end to end, start-up, parity on the
                    sample photos; int8 made (NNCF) and gated on first use, cached in
                    .cache/bench/openvino/ (full runs, or --only backends; needs the extra)
+  serve            `detector serve` in a process of its own, /api/detect on the sample
+                   photos from 1, 4 and 16 clients: requests/s, p50 / p95 latency, batched
+                   (batch_size 8) vs one at a time (full runs, or --only serve)
 then the ratios (pipeline/bare, pipeline/naive, pipeline/CPU budget, ours/TFLite,
 detect_every gains) and each target of docs/PERFORMANCE.md: met, or missed by how much.
 
@@ -59,6 +62,7 @@ examples:
   python main.py bench --only ray --ray-images 50,200   # local vs Ray engine on photos
   python main.py bench --only track           # tracking coverage, id switches, cost (~1 min)
   python main.py bench --only backends        # the backend column (tf vs openvino)
+  python main.py bench --only serve           # the detection service, batched vs not
   python main.py bench --workers 1 --intra-op-threads 2
 """
 
@@ -116,7 +120,7 @@ def add_parser(
         "--only",
         metavar="LIST",
         help="comma list of: model,tflite,naive,pipeline,workers,detect_every,live,web,memory,"
-        "split,video,ray,track,backends",
+        "split,video,ray,track,backends,serve",
     )
     p.add_argument("--intra-op-threads", type=int, help="override model.intra_op_threads")
     p.add_argument("--inter-op-threads", type=int, help="override model.inter_op_threads")
@@ -192,8 +196,8 @@ def handle(args: argparse.Namespace) -> int:
             )
     quick = args.quick
     if quick and not args.only:
-        # minutes of Ray runs and of a process per backend: full runs, or --only ray / backends
-        sections = sections - {"ray", "backends"}
+        # minutes of Ray runs and of a process per backend or service: full runs, or --only
+        sections = sections - {"ray", "backends", "serve"}
     ray_images = _ints(args.ray_images, "--ray-images") if args.ray_images else (50, 200)
     if len(ray_images) != 2 or ray_images[0] >= ray_images[1]:
         raise ConfigError(f"--ray-images must be A,B with A < B, got {args.ray_images}")
