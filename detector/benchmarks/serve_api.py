@@ -5,7 +5,9 @@ Each mode starts the real service (``python -m detector serve`` in a process of 
 kept-alive HTTP connections, each client one request at a time. ``batched`` lets concurrent
 requests share a model call (``serve.batch_size`` 8, ``serve.batch_wait_ms`` 5);
 ``one_at_a_time`` gives each request a model call of its own (``serve.batch_size`` 1). Both
-have the same model workers, so the difference is the batching alone.
+have the same model workers, so the difference is the batching alone. Both services run at
+once (idle one costs nothing) and their rounds alternate (A B B A ...), medians reported, so a
+busy neighbour on the machine weighs on both alike.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import http.client
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -103,8 +106,9 @@ def serve_api(
     tmp: Path,
     *,
     workers: int = 2,
-    requests: int = 96,
+    requests: int = 64,
     clients: Sequence[int] = CLIENTS,
+    rounds: int = 2,
     progress: Callable[[str], None] = lambda _m: None,
 ) -> dict[str, Any]:
     """Each mode's figures per client count (``requests`` requests each), and the ratios.
@@ -117,24 +121,41 @@ def serve_api(
     if not photos:
         raise RuntimeError(f"no .jpg photos in {photos_dir}")
     result: dict[str, Any] = {"photos": len(photos), "requests": requests, "workers": workers}
-    for mode, batch in MODES.items():
-        config = tmp / f"serve-{mode}.yml"
-        config.write_text(
-            f"model:\n  path: {model}\n  labels: {labels if labels else 'null'}\n"
-            f"  workers: {workers}\n"
-            f"output:\n  dir: {tmp / 'runs'}\n"
-            f"serve:\n  batch_size: {batch}\n  rate_limit: 0\n  queue: 64\n",
-            encoding="utf-8",
-        )
-        progress(f"serve: {mode} (batch size {batch})")
-        proc, host, port = _start(config, tmp)
-        try:
-            _load(host, port, photos, 2, 8)  # warm-up: both workers' first runs
+    services: dict[str, tuple[subprocess.Popen[str], str, int]] = {}
+    try:
+        for mode, batch in MODES.items():
+            config = tmp / f"serve-{mode}.yml"
+            config.write_text(
+                f"model:\n  path: {model}\n  labels: {labels if labels else 'null'}\n"
+                f"  workers: {workers}\n"
+                f"output:\n  dir: {tmp / 'runs'}\n"
+                f"serve:\n  batch_size: {batch}\n  rate_limit: 0\n  queue: 64\n",
+                encoding="utf-8",
+            )
+            progress(f"serve: starting the {mode} service (batch size {batch})")
+            services[mode] = _start(config, tmp)
+            _load(services[mode][1], services[mode][2], photos, 2, 8)  # warm-up
+        runs: dict[str, dict[int, list[dict[str, Any]]]] = {
+            m: {c: [] for c in clients} for m in MODES
+        }
+        for r in range(rounds):
+            order = list(MODES) if r % 2 == 0 else list(reversed(MODES))
+            for c in clients:
+                for mode in order:
+                    progress(f"serve: round {r + 1}, {mode}, {c} clients")
+                    _, host, port = services[mode]
+                    runs[mode][c].append(_load(host, port, photos, c, max(c, requests // c)))
+        for mode in MODES:
             result[mode] = {
-                str(c): _load(host, port, photos, c, max(c, requests // c)) for c in clients
+                str(c): {
+                    k: statistics.median(row[k] for row in runs[mode][c]) for k in runs[mode][c][0]
+                }
+                for c in clients
             }
-        finally:
+    finally:
+        for proc, _, _ in services.values():
             proc.send_signal(signal.SIGTERM)
+        for proc, _, _ in services.values():
             try:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:

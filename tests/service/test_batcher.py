@@ -69,8 +69,9 @@ def test_the_api_answers_503_with_retry_after_when_the_queue_is_full():
             url = f"{server.url}api/detect"
             busy = [threading.Thread(target=http.post, args=(url,), kwargs={"content": jpeg})]
             busy.append(threading.Thread(target=http.post, args=(url,), kwargs={"content": jpeg}))
-            for t in busy:  # one in the model, one in the queue
-                t.start()
+            busy[0].start()  # one in the model...
+            assert engine.entered.wait(30)
+            busy[1].start()  # ...one in the queue
             assert _until(lambda: batcher.depth == 1)
             refused = http.post(url, content=jpeg)
             assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
