@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -376,18 +376,7 @@ def _check(
             raise bad("a number of attempts >= 0, or forever")
         return value
     if kind in ("int", "float"):
-        ok = isinstance(value, int) or (kind == "float" and isinstance(value, float))
-        if isinstance(value, bool) or not ok or (kind == "float" and not math.isfinite(value)):
-            raise bad("an integer" if kind == "int" else "a number")
-        lo, hi = meta["lo"], meta["hi"]
-        if (lo is not None and (value <= lo if meta["lo_open"] else value < lo)) or (
-            hi is not None and value > hi
-        ):
-            what = "an integer" if kind == "int" else "a number"
-            op = ">" if meta["lo_open"] else ">="
-            rng = f"in [{lo}, {hi}]" if hi is not None else f"{op} {lo}"
-            raise bad(f"{what} {rng}")
-        return float(value) if kind == "float" else int(value)
+        return _check_number(value, meta, bad)
     if kind == "bool":
         if not isinstance(value, bool):
             raise bad("true or false")
@@ -410,7 +399,31 @@ def _check(
         value = str(value)  # camera index
     if not isinstance(value, str) or not value.strip():
         raise bad("a non-empty string")
-    value = value.strip()
+    return _check_text(value.strip(), meta, base, bad)
+
+
+def _check_number(value: Any, meta: Mapping[str, Any], bad: Callable[[str], ConfigError]) -> Any:
+    """An ``int`` or ``float`` key's value within its bounds."""
+    kind = meta["kind"]
+    ok = isinstance(value, int) or (kind == "float" and isinstance(value, float))
+    if isinstance(value, bool) or not ok or (kind == "float" and not math.isfinite(value)):
+        raise bad("an integer" if kind == "int" else "a number")
+    lo, hi = meta["lo"], meta["hi"]
+    if (lo is not None and (value <= lo if meta["lo_open"] else value < lo)) or (
+        hi is not None and value > hi
+    ):
+        what = "an integer" if kind == "int" else "a number"
+        op = ">" if meta["lo_open"] else ">="
+        rng = f"in [{lo}, {hi}]" if hi is not None else f"{op} {lo}"
+        raise bad(f"{what} {rng}")
+    return float(value) if kind == "float" else int(value)
+
+
+def _check_text(
+    value: str, meta: Mapping[str, Any], base: Path, bad: Callable[[str], ConfigError]
+) -> Any:
+    """A string key's value: an enum choice, a run name, a path or source made absolute."""
+    kind = meta["kind"]
     if kind == "enum":
         if value.lower() not in meta["choices"]:
             raise bad(" or ".join(meta["choices"]))
