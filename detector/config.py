@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from detector.errors import ConfigError
+from detector.events import spec as events_spec
 from detector.paths import CONFIGS_DIR
 
 DEFAULT_CONFIG = CONFIGS_DIR / "default.yml"
@@ -118,6 +119,11 @@ class DetectConfig:
     track_lost_s: float = _f(1.0, "float", lo=0.0)
     track_min_iou: float | None = _f(None, "float", null=True, lo=0.0, hi=1.0)
     track_motion: str = _f("flow", "enum", choices=("flow", "kalman"))
+    # Filters applied before tracking, zones and every output (detector.events.filters).
+    thresholds: tuple[tuple[str | int, float], ...] = _f([], "thresholds")
+    min_area: float | None = _f(None, "area", null=True)
+    max_area: float | None = _f(None, "area", null=True)
+    ignore: tuple[events_spec.MaskSpec, ...] = _f([], "masks")
 
 
 @dataclass(frozen=True)
@@ -156,13 +162,31 @@ class RunConfig:
     ray_ranges_per_video: int = _f(0, "int", lo=0)
 
 
+@dataclass(frozen=True)
+class EventsConfig:
+    """``events:`` — where events go (zones and lines themselves are the lists ``zones:`` and
+    ``lines:``): events.jsonl, MQTT, webhooks, snapshots, clips."""
+
+    jsonl: bool | None = _f(None, "bool", null=True)  # None: on when zones or lines exist
+    mqtt: events_spec.MqttSpec | None = _f(None, "mqtt", null=True)
+    webhook: events_spec.WebhookSpec | None = _f(None, "webhook", null=True)
+    snapshots: bool = _f(False, "bool")
+    clips: events_spec.ClipSpec | None = _f(None, "clips", null=True)
+    stationary_s: float = _f(10.0, "float", lo=0.0)
+    queue_size: int = _f(1000, "int", lo=1)
+
+
 SECTIONS: dict[str, type] = {
     "source": SourceConfig,
     "model": ModelConfig,
     "detect": DetectConfig,
     "output": OutputConfig,
     "run": RunConfig,
+    "events": EventsConfig,
 }
+# Top-level lists (not sections of keys), and value kinds parsed in detector.events.spec.
+LISTS: dict[str, Any] = events_spec.LIST_PARSERS
+_PARSERS: dict[str, Any] = events_spec.VALUE_PARSERS
 KEYS: tuple[str, ...] = tuple(
     f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)
 )
@@ -183,21 +207,31 @@ class Config:
     detect: DetectConfig
     output: OutputConfig
     run: RunConfig
+    events: EventsConfig = EventsConfig()
+    zones: tuple[events_spec.ZoneSpec, ...] = ()
+    lines: tuple[events_spec.LineSpec, ...] = ()
     path: Path | None = None
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
+    def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-ready sections (paths as strings, tuples as lists)."""
 
         def plain(v: Any) -> Any:
-            return str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
+            if dataclasses.is_dataclass(v) and not isinstance(v, type):
+                return {k: plain(x) for k, x in dataclasses.asdict(v).items()}
+            if isinstance(v, (tuple, list)):
+                return [plain(x) for x in v]
+            return str(v) if isinstance(v, Path) else v
 
-        return {
+        out: dict[str, Any] = {
             s: {
                 f.name: plain(getattr(getattr(self, s), f.name))
                 for f in dataclasses.fields(SECTIONS[s])
             }
             for s in SECTIONS
         }
+        out["detect"]["thresholds"] = dict(self.detect.thresholds)
+        out.update(zones=plain(self.zones), lines=plain(self.lines))
+        return out
 
 
 def load_config(path: str | Path | None, overrides: Mapping[str, object] | None = None) -> Config:
@@ -219,6 +253,7 @@ def load_config(path: str | Path | None, overrides: Mapping[str, object] | None 
     file = Path(path).expanduser().resolve() if path is not None else DEFAULT_CONFIG
     raw = _read_yaml(file)
     origin = f"config '{path if path is not None else file}'"
+    lists = {name: parse(raw.pop(name, None), origin) for name, parse in LISTS.items()}
     # dotted key -> (value, folder relative paths resolve against, where it came from)
     merged: dict[str, tuple[Any, Path, str, bool]] = {}
     for sec, cls in SECTIONS.items():
@@ -232,6 +267,9 @@ def load_config(path: str | Path | None, overrides: Mapping[str, object] | None 
         if value is None:
             continue
         key = RENAMED.get(str(key), str(key))
+        if key in LISTS:
+            lists[key] = LISTS[key](value, "command-line override")
+            continue
         if key not in merged:
             raise ConfigError(
                 f"command-line override: unknown key '{key}'", hint=_did_you_mean(key)
@@ -245,7 +283,7 @@ def load_config(path: str | Path | None, overrides: Mapping[str, object] | None 
             value, base, where, from_cli = merged[key]
             values[f.name] = _check(key, value, f.metadata, base, where, from_cli)
         sections[sec] = cls(**values)
-    config = Config(**sections, path=file)
+    config = Config(**sections, **lists, path=file)
     detect = config.detect
     if detect.report_every and detect.report_threshold < detect.threshold:
         log.warning(
@@ -313,7 +351,7 @@ def _flatten(raw: dict[str, Any], origin: str) -> dict[str, Any]:
 
 def _did_you_mean(key: str) -> str:
     """The closest valid key: by spelling, else the same key name in another section."""
-    close = difflib.get_close_matches(key, KEYS + tuple(SECTIONS), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(key, KEYS + tuple(SECTIONS) + tuple(LISTS), n=1, cutoff=0.6)
     if not close:
         leaf = key.rsplit(".", 1)[-1]
         leaves = {k.rsplit(".", 1)[-1]: k for k in KEYS}
@@ -344,6 +382,8 @@ def _check(
         if meta["null"]:
             return None
         raise bad("a value (this key cannot be null)")
+    if kind in _PARSERS:
+        return _PARSERS[kind](key, value, where)
     if from_cli and isinstance(value, str):
         value = _parse_cli(kind, value.strip())
     if kind == "attempts":  # a count, or forever (null)

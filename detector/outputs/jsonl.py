@@ -74,8 +74,12 @@ class JsonlSink(Sink):
         return frame_record(result, self.labels, self.source_uri)
 
     def write(self, result: FrameResult, annotated: np.ndarray | None = None) -> None:
+        self.write_record(self.record(result))
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        """Append any JSON-ready ``record`` as one whole line."""
         self._check_open()
-        line = json.dumps(self.record(result), ensure_ascii=False, separators=(",", ":"))
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
         data = (line + "\n").encode("utf-8", "backslashreplace")
         start = self._size
         try:
