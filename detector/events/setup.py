@@ -96,6 +96,14 @@ def open_events(
         from detector.events.jsonl import EVENTS_JSONL, EventJsonl
 
         sinks.append(stack.enter_context(closing(EventJsonl(run_dir / EVENTS_JSONL))))
+    if ev.mqtt is not None:
+        from detector.events.mqtt import MqttSink
+
+        sinks.append(stack.enter_context(closing(MqttSink(ev.mqtt, name, ev.queue_size))))
+    if ev.webhook is not None:
+        from detector.events.webhook import WebhookSink
+
+        sinks.append(stack.enter_context(closing(WebhookSink(ev.webhook, ev.queue_size))))
     stage = EventStage(
         name,
         info,

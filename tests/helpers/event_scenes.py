@@ -82,9 +82,11 @@ def run_scene(
     lines: Sequence[LineSpec] = (),
     *,
     stationary_s: float = 0.0,
+    sinks: Sequence[Any] = (),
     **stage_kw: Any,
 ) -> Scene:
-    """The squares' video through the pipeline: ColourDetector → ByteTrack → event stage."""
+    """The squares' video through the pipeline: ColourDetector → ByteTrack → event stage
+    (events to a ``MemorySink`` and to ``sinks``)."""
     video = write_squares_video(tmp_path / "scene.avi", squares, frames, fps=FPS, size=SIZE)
     sink = MemorySink()
     results: list[FrameResult] = []
@@ -96,7 +98,7 @@ def run_scene(
             LABELS,
             [(z, LABELS.resolve_classes(z.classes)) for z in zones],
             [(ln, LABELS.resolve_classes(ln.classes)) for ln in lines],
-            [sink],
+            [sink, *sinks],
             end_after_s=1.0,
             stationary_s=stationary_s,
             **stage_kw,
