@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from detector.errors import ConfigError
+from detector.events import options as events_options
 from detector.events import spec as events_spec
 from detector.paths import CONFIGS_DIR
 
@@ -119,7 +120,6 @@ class DetectConfig:
     track_lost_s: float = _f(1.0, "float", lo=0.0)
     track_min_iou: float | None = _f(None, "float", null=True, lo=0.0, hi=1.0)
     track_motion: str = _f("flow", "enum", choices=("flow", "kalman"))
-    # Filters applied before tracking, zones and every output (detector.events.filters).
     thresholds: tuple[tuple[str | int, float], ...] = _f([], "thresholds")
     min_area: float | None = _f(None, "area", null=True)
     max_area: float | None = _f(None, "area", null=True)
@@ -141,6 +141,7 @@ class OutputConfig:
     coco: bool = _f(False, "bool")
     csv: bool = _f(False, "bool")
     mot: bool = _f(False, "bool")
+    mot_all: bool = _f(False, "bool")
     progress: str = _f("auto", "enum", choices=("auto", "bar", "log", "off"))
     hud: bool = _f(True, "bool")
     serve: str | None = _f(None, "serve", null=True)
@@ -163,17 +164,20 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
-class EventsConfig:
-    """``events:`` — where events go (zones and lines themselves are the lists ``zones:`` and
-    ``lines:``): events.jsonl, MQTT, webhooks, snapshots, clips."""
+class ServeConfig:
+    """``serve:`` — the HTTP server of ``--serve`` and ``detector serve``: access and limits."""
 
-    jsonl: bool | None = _f(None, "bool", null=True)  # None: on when zones or lines exist
-    mqtt: events_spec.MqttSpec | None = _f(None, "mqtt", null=True)
-    webhook: events_spec.WebhookSpec | None = _f(None, "webhook", null=True)
-    snapshots: bool = _f(False, "bool")
-    clips: events_spec.ClipSpec | None = _f(None, "clips", null=True)
-    stationary_s: float = _f(10.0, "float", lo=0.0)
-    queue_size: int = _f(1000, "int", lo=1)
+    token: str | None = _f(None, "str", null=True)
+    token_file: Path | None = _f(None, "path", null=True)
+    insecure: bool = _f(False, "bool")
+    max_body_mb: float = _f(20.0, "float", lo=0.0, lo_open=True)
+    max_megapixels: float = _f(40.0, "float", lo=0.0, lo_open=True)
+    rate_limit: float = _f(50.0, "float", lo=0.0)
+    batch_size: int = _f(8, "int", lo=1)
+    batch_wait_ms: float = _f(5.0, "float", lo=0.0)
+    batch_side: int = _f(300, "int", lo=0)
+    queue: int = _f(32, "int", lo=1)
+    stalled_after_s: float = _f(5.0, "float", lo=0.0, lo_open=True)
 
 
 SECTIONS: dict[str, type] = {
@@ -182,11 +186,10 @@ SECTIONS: dict[str, type] = {
     "detect": DetectConfig,
     "output": OutputConfig,
     "run": RunConfig,
-    "events": EventsConfig,
+    "serve": ServeConfig,
+    "events": events_options.EventsConfig,
 }
-# Top-level lists (not sections of keys), and value kinds parsed in detector.events.spec.
-LISTS: dict[str, Any] = events_spec.LIST_PARSERS
-_PARSERS: dict[str, Any] = events_spec.VALUE_PARSERS
+LISTS, _PARSERS = events_spec.LIST_PARSERS, events_options.VALUE_PARSERS  # lists; value kinds
 KEYS: tuple[str, ...] = tuple(
     f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)
 )
@@ -207,7 +210,8 @@ class Config:
     detect: DetectConfig
     output: OutputConfig
     run: RunConfig
-    events: EventsConfig = EventsConfig()
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    events: events_options.EventsConfig = field(default_factory=events_options.EventsConfig)
     zones: tuple[events_spec.ZoneSpec, ...] = ()
     lines: tuple[events_spec.LineSpec, ...] = ()
     path: Path | None = None
@@ -215,13 +219,7 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-ready sections (paths as strings, tuples as lists)."""
 
-        def plain(v: Any) -> Any:
-            if dataclasses.is_dataclass(v) and not isinstance(v, type):
-                return {k: plain(x) for k, x in dataclasses.asdict(v).items()}
-            if isinstance(v, (tuple, list)):
-                return [plain(x) for x in v]
-            return str(v) if isinstance(v, Path) else v
-
+        plain = events_spec.plain
         out: dict[str, Any] = {
             s: {
                 f.name: plain(getattr(getattr(self, s), f.name))
@@ -229,6 +227,8 @@ class Config:
             }
             for s in SECTIONS
         }
+        if out["serve"]["token"]:  # a secret never leaves the process
+            out["serve"]["token"] = "***"
         out["detect"]["thresholds"] = dict(self.detect.thresholds)
         out.update(zones=plain(self.zones), lines=plain(self.lines))
         return out
@@ -267,7 +267,7 @@ def load_config(path: str | Path | None, overrides: Mapping[str, object] | None 
         if value is None:
             continue
         key = RENAMED.get(str(key), str(key))
-        if key in LISTS:
+        if key in LISTS:  # zones / lines from the command line replace the file's
             lists[key] = LISTS[key](value, "command-line override")
             continue
         if key not in merged:

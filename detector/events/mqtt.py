@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from detector.errors import ConfigError
-from detector.events.spec import MqttSpec
+from detector.events.options import MqttSpec
 from detector.events.worker import QueueWorker
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from detector.errors import ConfigError
-from detector.events.spec import WebhookSpec
+from detector.events.options import WebhookSpec
 from detector.events.worker import QueueWorker
 from detector.sources.spec import redact
 

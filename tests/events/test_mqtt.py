@@ -17,7 +17,8 @@ from helpers.event_scenes import run_scene
 from helpers.moving_squares import Square
 
 from detector.events.mqtt import MqttSink
-from detector.events.spec import LineSpec, MqttSpec, ZoneSpec
+from detector.events.options import MqttSpec
+from detector.events.spec import LineSpec, ZoneSpec
 from detector.fetch.assets import DEFAULT_MODEL_DIR, SAMPLE_VIDEO
 
 MODEL = DEFAULT_MODEL_DIR / "frozen_inference_graph.pb"
