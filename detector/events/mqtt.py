@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-from detector.errors import ConfigError
+from detector.events import env_secret, require
 from detector.events.options import MqttSpec
 from detector.events.worker import QueueWorker
 
@@ -35,15 +35,7 @@ def topic_part(name: str) -> str:
 
 
 def _paho() -> Any:
-    try:
-        import paho.mqtt.client as mqtt
-    except ImportError as exc:
-        raise ConfigError(
-            f"events.mqtt needs the 'paho-mqtt' package, which cannot be imported ({exc})",
-            hint=f"run `bash .ci/setup`, or `.venv/bin/python -m pip install '{PAHO_PIN}'` "
-            "(the 'events' extra)",
-        ) from None
-    return mqtt
+    return require("paho.mqtt.client", "events.mqtt", PAHO_PIN)
 
 
 class MqttSink:
@@ -78,13 +70,7 @@ class MqttSink:
         self._down_since: float | None = time.monotonic()
         password = None
         if spec.password_env:
-            password = os.environ.get(spec.password_env)
-            if password is None:
-                raise ConfigError(
-                    f"events.mqtt.password_env: environment variable '{spec.password_env}' "
-                    "is not set",
-                    hint="export it before the run, or remove password_env",
-                )
+            password = env_secret("events.mqtt.password_env", spec.password_env)
         client_id = spec.client_id or f"detector-{topic_part(source)}-{os.getpid()}"
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         if spec.username:

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import time
 from typing import Any
 
-from detector.errors import ConfigError
+from detector.events import env_secret, require
 from detector.events.options import WebhookSpec
 from detector.events.worker import QueueWorker
 from detector.sources.spec import redact
@@ -31,15 +30,7 @@ MAX_BACKOFF_S = 30.0
 
 
 def _httpx() -> Any:
-    try:
-        import httpx
-    except ImportError as exc:
-        raise ConfigError(
-            f"events.webhook needs the 'httpx' package, which cannot be imported ({exc})",
-            hint=f"run `bash .ci/setup`, or `.venv/bin/python -m pip install '{HTTPX_PIN}'` "
-            "(the 'events' extra)",
-        ) from None
-    return httpx
+    return require("httpx", "events.webhook", HTTPX_PIN)
 
 
 class WebhookSink:
@@ -59,14 +50,7 @@ class WebhookSink:
         self.shown = redact(spec.url)
         headers = {"Content-Type": "application/json", "User-Agent": "detector-events"}
         if spec.secret_env:
-            secret = os.environ.get(spec.secret_env)
-            if secret is None:
-                raise ConfigError(
-                    f"events.webhook.secret_env: environment variable '{spec.secret_env}' is "
-                    "not set",
-                    hint="export it before the run, or remove secret_env",
-                )
-            headers[spec.secret_header] = secret
+            headers[spec.secret_header] = env_secret("events.webhook.secret_env", spec.secret_env)
         self._client = httpx.Client(timeout=spec.timeout_s, headers=headers)
         self.delivered = 0
         self.retried = 0

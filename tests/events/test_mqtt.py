@@ -41,16 +41,18 @@ events:
 """
 
 
-def _prefix() -> str:
-    return f"t{uuid.uuid4().hex[:8]}"
+def _config(tmp_path, broker):
+    """A config with a zone, a line and MQTT to ``broker`` under a fresh prefix."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    config = tmp_path / "events.yml"
+    config.write_text(VTEST_EVENTS.format(port=broker.port, prefix=prefix))
+    return config, prefix
 
 
 @pytest.mark.e2e
 @needs_model
 def test_every_event_reaches_the_broker_and_counts_are_retained(tmp_path, broker):
-    prefix = _prefix()
-    config = tmp_path / "events.yml"
-    config.write_text(VTEST_EVENTS.format(port=broker.port, prefix=prefix))
+    config, prefix = _config(tmp_path, broker)
     sub = Subscriber(broker, f"{prefix}/#", tmp_path)
     time.sleep(0.5)  # subscribed before the first event
     result = run_cli(
@@ -85,9 +87,7 @@ def test_every_event_reaches_the_broker_and_counts_are_retained(tmp_path, broker
 @pytest.mark.e2e
 @needs_model
 def test_last_will_says_offline_when_the_run_is_killed(tmp_path, broker):
-    prefix = _prefix()
-    config = tmp_path / "events.yml"
-    config.write_text(VTEST_EVENTS.format(port=broker.port, prefix=prefix))
+    config, prefix = _config(tmp_path, broker)
     sub = Subscriber(broker, f"{prefix}/+/status", tmp_path)
     run = RunningCli("--config", config, "--source", SAMPLE_VIDEO, "--output", tmp_path)
     try:
@@ -107,7 +107,7 @@ def _event(n: int) -> dict:
 
 
 def test_broker_gone_mid_run_and_back(tmp_path, broker):
-    prefix = _prefix()
+    prefix = f"t{uuid.uuid4().hex[:8]}"
     sink = MqttSink(MqttSpec(port=broker.port, topic_prefix=prefix, qos=1), "cam")
     try:
         sub = Subscriber(broker, f"{prefix}/cam/events", tmp_path)
