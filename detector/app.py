@@ -272,7 +272,7 @@ def _run_source(
             events = open_events(config, run_dir, labels, info, outputs, source=who)
             render = Renderer(
                 labels,
-                list(sinks.values()),
+                list(sinks.values()) + (events.frame_sinks if events is not None else []),
                 RenderOptions(
                     hud=config.output.hud,
                     report_every=dc.report_every,

@@ -104,6 +104,19 @@ def open_events(
         from detector.events.webhook import WebhookSink
 
         sinks.append(stack.enter_context(closing(WebhookSink(ev.webhook, ev.queue_size))))
+    clips = snapshots = None
+    keep = ev.clips
+    if keep is not None:
+        from detector.events.clips import CLIPS_DIR, ClipRecorder
+
+        recorder = ClipRecorder(run_dir / CLIPS_DIR, name, keep, info.fps, info.live)
+        clips = stack.enter_context(closing(recorder))
+    if ev.snapshots:
+        from detector.events.snapshots import SNAPSHOTS_DIR, SnapshotKeeper
+
+        age, size = (keep.max_age_h, keep.max_size_mb) if keep is not None else (None, None)
+        keeper = SnapshotKeeper(run_dir / SNAPSHOTS_DIR, name, labels, 8, age, size)
+        snapshots = stack.enter_context(closing(keeper))
     stage = EventStage(
         name,
         info,
@@ -113,12 +126,14 @@ def open_events(
         sinks,
         end_after_s=config.detect.track_lost_s,
         stationary_s=ev.stationary_s,
+        snapshots=snapshots,
+        clips=clips,
     )
     stack.callback(stage.finish)  # runs first: every object's end reaches the sinks
     log.info(
         "events: %d zone(s), %d line(s) → %s",
         len(zones),
         len(lines),
-        ", ".join(s.name for s in sinks) or "run.json only",
+        ", ".join(s.name for s in [*sinks, snapshots, clips] if s is not None) or "run.json",
     )
     return stage

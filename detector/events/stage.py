@@ -294,5 +294,14 @@ class EventStage:
             "events": dict(sorted(self.counted.items())),
             "zones": {z.name: self.zone_counts(z) for z in self.zones},
             "lines": {ln.name: self.line_counts(ln) for ln in self.lines},
-            "sinks": {s.name: s.describe() for s in self.sinks},
+            "sinks": {
+                s.name: s.describe()
+                for s in [*self.sinks, self.snapshots, self.clips]
+                if s is not None
+            },
         }
+
+    @property
+    def frame_sinks(self) -> list[Any]:
+        """Sinks of the annotated frames (the clip recorder), for the renderer."""
+        return [self.clips] if self.clips is not None else []

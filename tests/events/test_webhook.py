@@ -32,7 +32,7 @@ class Receiver:
 @contextmanager
 def receiving(receiver: Receiver) -> Iterator[str]:
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             event = json.loads(body)
             with receiver.lock:

@@ -83,6 +83,7 @@ def run_scene(
     *,
     stationary_s: float = 0.0,
     sinks: Sequence[Any] = (),
+    frame_sinks: Sequence[Any] = (),
     **stage_kw: Any,
 ) -> Scene:
     """The squares' video through the pipeline: ColourDetector → ByteTrack → event stage
@@ -106,6 +107,8 @@ def run_scene(
 
         def consume(result: FrameResult) -> bool:
             results.append(result)
+            for s in frame_sinks:  # as the renderer hands them the (here undrawn) frame
+                s.write(result, result.frame.image)
             return True
 
         out: dict[str, Any] = {}
