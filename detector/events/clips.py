@@ -29,6 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from detector.events.lifecycle import SourceClock
 from detector.events.options import ClipSpec
 from detector.events.retention import prune
 from detector.outputs.video import (
@@ -111,7 +112,7 @@ class ClipRecorder:
         self.buffer_peak = 0
         self.closed = False
         self._open: tuple[str, float, float] | None = None  # (name, start, end), main thread
-        self._t0: float | None = None
+        self._clock = SourceClock(live, self.fps)
         self._size: tuple[int, int] | None = None
         self._queue: queue.Queue[Any] = queue.Queue(queue_frames)
         self._ring: deque[_Packet] = deque()
@@ -125,14 +126,6 @@ class ClipRecorder:
 
     # -- the pipeline's thread ------------------------------------------------------------
 
-    def _time(self, result: FrameResult) -> float:
-        frame = result.frame
-        if not self.live:
-            return frame.index / self.fps
-        if self._t0 is None:
-            self._t0 = frame.timestamp_s
-        return frame.timestamp_s - self._t0
-
     def write(self, result: FrameResult, annotated: np.ndarray) -> None:
         """Queue one annotated BGR frame (the renderer's sink call); never waits."""
         h, w = annotated.shape[:2]
@@ -144,7 +137,7 @@ class ClipRecorder:
                 annotated = cv2.resize(annotated, self._size, interpolation=cv2.INTER_AREA)
         yuv = cv2.cvtColor(annotated, cv2.COLOR_BGR2YUV_I420)  # a copy: drawing may go on
         try:
-            self._queue.put_nowait(("frame", self._time(result), yuv))
+            self._queue.put_nowait(("frame", self._clock(result.frame), yuv))
         except queue.Full:
             self.frames_dropped += 1
             if self.frames_dropped == 1 or self.frames_dropped % 100 == 0:

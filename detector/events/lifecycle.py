@@ -14,9 +14,29 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from detector.types import Frame
+
+NOMINAL_FPS = 30.0  # a source that reports no usable frame rate (as the tracker assumes)
 EDGE_PX = 2  # a box this close to the frame's edge is cut off: no snapshot
 IMPROVE = 1.1  # a new best snapshot beats the last by this factor
 MIN_RADIUS_PX = 4.0
+
+
+class SourceClock:
+    """A source's time in seconds: ``index / fps`` for files, the capture time since the first
+    frame for live sources (as the tracker and the annotated video count it)."""
+
+    def __init__(self, live: bool, fps: float | None) -> None:
+        self.live = live
+        self.fps = float(fps) if fps and 0 < fps < 1000 else NOMINAL_FPS
+        self._t0: float | None = None
+
+    def __call__(self, frame: Frame) -> float:
+        if not self.live:
+            return frame.index / self.fps
+        if self._t0 is None:
+            self._t0 = frame.timestamp_s
+        return frame.timestamp_s - self._t0
 
 
 @dataclass

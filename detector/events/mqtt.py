@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-from detector.events import env_secret, require
+from detector.events.extras import env_secret, require
 from detector.events.options import MqttSpec
 from detector.events.worker import QueueWorker
 

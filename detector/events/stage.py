@@ -19,15 +19,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from detector.draw import DrawStyle, color_for, draw_region, draw_tripwire
-from detector.events.lifecycle import Change, Lifecycle, TrackedObject
+from detector.events.lifecycle import Change, Lifecycle, SourceClock, TrackedObject
 from detector.events.spec import LineSpec, ZoneSpec
 from detector.events.zones import Crossing, LineWatch, ZoneWatch, sv_detections
 from detector.labels import LabelMap
 from detector.types import FrameResult, SourceInfo
 
 log = logging.getLogger(__name__)
-
-NOMINAL_FPS = 30.0  # a source that reports no frame rate (as the tracker assumes)
 
 
 class EventSink(Protocol):
@@ -80,8 +78,7 @@ class EventStage:
         clips: Any = None,
     ) -> None:
         self.source = source
-        self.live = info.live
-        self.fps = float(info.fps) if info.fps and info.fps > 0 else NOMINAL_FPS
+        self.clock = SourceClock(info.live, info.fps)
         self.labels = labels
         self.zone_specs = list(zones)
         self.line_specs = list(lines)
@@ -95,18 +92,12 @@ class EventStage:
         self.life: Lifecycle | None = None
         self.counted: Counter[str] = Counter()
         self.style = DrawStyle()
-        self._t0: float | None = None
         self._last: tuple[float, int] = (0.0, -1)
         self._finished = False
 
     def time_s(self, result: FrameResult) -> float:
         """The frame's time on the stage's clock (seconds)."""
-        frame = result.frame
-        if not self.live:
-            return frame.index / self.fps
-        if self._t0 is None:
-            self._t0 = frame.timestamp_s
-        return frame.timestamp_s - self._t0
+        return self.clock(result.frame)
 
     def _start(self, width: int, height: int) -> None:
         size = (width, height)

@@ -17,7 +17,7 @@ import random
 import time
 from typing import Any
 
-from detector.events import env_secret, require
+from detector.events.extras import env_secret, require
 from detector.events.options import WebhookSpec
 from detector.events.worker import QueueWorker
 from detector.sources.spec import redact
