@@ -157,6 +157,18 @@ _LINE_KEYS = ("name", "start", "end", "classes", "source", "inertia", "anchor")
 _MASK_KEYS = ("polygon", "classes", "source")
 
 
+def _from_text(where: str, key: str, text: str, want: str, field: str) -> dict[str, Any]:
+    """``NAME:X,Y X,Y ...`` (a command-line zone or line) → ``{name, <field>: points}``."""
+    name, sep, rest = text.partition(":")
+    try:
+        points = [[float(v) for v in p.split(",")] for p in rest.split()]
+    except ValueError:
+        points = []
+    if not sep or not points:
+        raise bad_value(where, key, want, text)
+    return {"name": name.strip(), field: points}
+
+
 def _unique(where: str, key: str, names: list[str]) -> None:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -175,6 +187,8 @@ def parse_zones(value: Any, where: str) -> tuple[ZoneSpec, ...]:
     zones = []
     for i, raw in enumerate(value):
         key = f"zones[{i}]"
+        if isinstance(raw, str):  # --zone NAME:X,Y X,Y X,Y
+            raw = _from_text(where, key, raw, "NAME:X,Y X,Y X,Y ...", "polygon")
         m = mapping_value(where, key, raw, _ZONE_KEYS)
         if "name" not in m or "polygon" not in m:
             raise ConfigError(f"{where}: {key}: a zone needs 'name' and 'polygon'")
@@ -204,6 +218,11 @@ def parse_lines(value: Any, where: str) -> tuple[LineSpec, ...]:
     lines = []
     for i, raw in enumerate(value):
         key = f"lines[{i}]"
+        if isinstance(raw, str):  # --line NAME:X1,Y1 X2,Y2
+            text = _from_text(where, key, raw, "NAME:X1,Y1 X2,Y2", "points")
+            raw = {"name": text["name"], "start": text["points"][0], "end": text["points"][-1]}
+            if len(text["points"]) != 2:
+                raise bad_value(where, key, "NAME:X1,Y1 X2,Y2", raw)
         m = mapping_value(where, key, raw, _LINE_KEYS)
         if not {"name", "start", "end"} <= set(m):
             raise ConfigError(f"{where}: {key}: a line needs 'name', 'start' and 'end'")
