@@ -303,7 +303,7 @@ def draw_region(
     cv2.polylines(image, [pts], True, color, style.thickness + (2 if active else 0), cv2.LINE_AA)
     if text:
         x, y = (int(v) for v in points[0])
-        _draw_label(image, text, (x, y, x, y), color, style)
+        _label_at(image, text, (x, y), color, style)
     return image
 
 
@@ -321,5 +321,16 @@ def draw_tripwire(
     cv2.arrowedLine(image, start, end, color, style.thickness, cv2.LINE_AA, tipLength=0.03)
     if text:
         mx, my = (start[0] + end[0]) // 2, (start[1] + end[1]) // 2
-        _draw_label(image, text, (mx, my, mx, my), color, style)
+        _label_at(image, text, (mx, my), color, style)
     return image
+
+
+def _label_at(
+    image: np.ndarray, text: str, point: tuple[int, int], color: Color, style: DrawStyle
+) -> None:
+    """A label placed as a box's label would be for a box reduced to ``point``."""
+    size = _label_size(text, style)
+    x, y = point
+    h, w = image.shape[:2]
+    corner = place_labels([(x, y, x, y)], [size[:2]], w, h)[0]
+    _draw_label(image, text, corner, size, color, style)
