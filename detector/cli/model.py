@@ -35,7 +35,9 @@ or write files, reach the network or run Python are refused unless you pass
 """
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
     """Add the ``model`` command and its subcommands."""
     model = sub.add_parser(
         "model",
@@ -46,7 +48,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         description="Work with TensorFlow model files: checkpoints, "
         "frozen graphs, SavedModels and TFLite SSDs.",
     )
-    model.set_defaults(func=lambda _a: (model.print_help(), 2)[1])
+
+    def usage(_args: argparse.Namespace) -> int:
+        model.print_help()
+        return 2
+
+    model.set_defaults(func=usage)
     msub = model.add_subparsers(dest="model_command", metavar="SUBCOMMAND")
 
     for build in BUILDERS:

@@ -279,7 +279,7 @@ def _quantize_parser(msub: Any, parents: list[argparse.ArgumentParser]) -> None:
         description="Quantize a frozen SSD graph's network part to int8 with NNCF "
         "post-training quantization, calibrated on the frames you name; the result is run "
         "beside the TF graph on held-apart images and kept only when their detections agree "
-        "(matched >= 95%%, same class, IoU >= 0.5). Otherwise it is refused with the figures "
+        "(matched >= 95%, same class, IoU >= 0.5). Otherwise it is refused with the figures "
         "(exit 1). Needs the optional extra 'openvino'.",
         epilog="""examples:
   python main.py model quantize                                  # default model and samples

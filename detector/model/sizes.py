@@ -65,12 +65,12 @@ def check_allocation(nbytes: int, what: str, *, stored: int | None = None) -> No
 
 def tensor_proto_bytes(proto: Any) -> int:
     """Bytes a ``TensorProto`` expands to (its shape times its dtype size), before making it."""
-    from detector.model.graphfile import tf_module
+    from detector.model.session import import_tf
 
     dims = [max(int(d.size), 0) for d in proto.tensor_shape.dim]
     elements = int(np.prod(dims, dtype=np.float64)) if dims else 1
     try:
-        itemsize = tf_module().dtypes.as_dtype(proto.dtype).size
+        itemsize = import_tf().dtypes.as_dtype(proto.dtype).size
     except (TypeError, ValueError):
         itemsize = 8
     return elements * max(int(itemsize), 1)

@@ -13,20 +13,9 @@ from typing import Any
 
 from detector.errors import UnsafeGraphError
 from detector.model.graphfile import OD_OUTPUTS, node_name, placeholders, sink_outputs, tf_module
+from detector.tools.tensors import dtype_name, shape_of
 
 _VARIABLE_OPS = ("VariableV2", "VarHandleOp", "Variable")
-
-
-def _dtype(enum: int) -> str:
-    from detector.tools.inspect_saved import dtype_name
-
-    return dtype_name(enum)
-
-
-def _shape(proto: Any) -> list[int | None] | None:
-    if proto.unknown_rank:
-        return None
-    return [d.size if d.size >= 0 else None for d in proto.dim]
 
 
 def safety_verdict(check: Any, obj: Any, what: str, allow_unsafe_ops: bool) -> str | None:
@@ -69,7 +58,7 @@ def _parameters(graph_def: Any, variables: dict[str, Any]) -> tuple[int, int]:
     weights = find_weight_constants(graph_def)
     consts = {n.name: n for n in graph_def.node if n.op == "Const"}
     weight_params = sum(
-        math.prod(int(d or 0) for d in _shape(consts[c].attr["value"].tensor.tensor_shape) or [])
+        math.prod(int(d or 0) for d in shape_of(consts[c].attr["value"].tensor.tensor_shape) or [])
         for c in weights
     )
     var_params = sum(math.prod(int(d or 0) for d in v["shape"] or []) for v in variables.values())
@@ -88,8 +77,8 @@ def graph_summary(
     inputs = [
         {
             "name": f"{n.name}:0",
-            "dtype": _dtype(n.attr["dtype"].type),
-            "shape": _shape(n.attr["shape"].shape) if "shape" in n.attr else None,
+            "dtype": dtype_name(n.attr["dtype"].type),
+            "shape": shape_of(n.attr["shape"].shape) if "shape" in n.attr else None,
         }
         for n in graph_def.node
         if n.name in inputs_names
@@ -100,7 +89,10 @@ def graph_summary(
     if graph is not None and outs:
         outs, shapes = _output_shapes(graph, outs)
     variables = {
-        n.name: {"shape": _shape(n.attr["shape"].shape), "dtype": _dtype(n.attr["dtype"].type)}
+        n.name: {
+            "shape": shape_of(n.attr["shape"].shape),
+            "dtype": dtype_name(n.attr["dtype"].type),
+        }
         for n in graph_def.node
         if n.op in _VARIABLE_OPS
     }

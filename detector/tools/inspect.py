@@ -16,31 +16,12 @@ from typing import Any
 import numpy as np
 
 from detector.errors import DetectorError, ModelError
+from detector.model.formats import keras3_saved_by_tf
 from detector.model.graphfile import node_name
 from detector.tools.graph_summary import graph_summary, meta_summary, safety_verdict
+from detector.tools.tensors import tensor_value
 
 log = logging.getLogger(__name__)
-
-_FULL_VALUES = 10_000  # larger tensors are summarised
-
-
-def tensor_value(value: np.ndarray) -> dict[str, Any]:
-    out: dict[str, Any] = {"shape": list(value.shape), "dtype": str(value.dtype)}
-    if value.dtype.kind in "OSU":
-        out["values"] = [
-            v.decode(errors="replace") if isinstance(v, bytes) else str(v)
-            for v in value.ravel()[:100]
-        ]
-    elif value.size <= _FULL_VALUES:
-        out["values"] = value.tolist()
-    else:
-        out.update(
-            min=float(value.min()),
-            max=float(value.max()),
-            mean=float(value.mean()),
-            first=value.ravel()[:20].tolist(),
-        )
-    return out
 
 
 def inspect_checkpoint(path: Path, tensor: str | None, allow_unsafe_ops: bool) -> dict[str, Any]:
@@ -198,7 +179,7 @@ def inspect_saved_model(path: Path, tensor: str | None, allow_unsafe_ops: bool) 
         summary["signatures"] = sm.signatures(meta)
         summary["functions"] = sm.functions(meta)
         summary["_graph_def"] = meta.graph_def
-        if sm.keras3_saved_by_tf(meta):
+        if keras3_saved_by_tf(meta):
             warnings.append(
                 "a Keras 3 model saved with tf.saved_model.save: its graph does not restore "
                 "its variables by itself, so run, freeze and convert load it through "

@@ -17,6 +17,7 @@ import numpy as np
 from detector.errors import ModelError
 from detector.model.keras_file import KerasArchive, open_keras, rebuild
 from detector.model.keras_weights import list_weights, open_h5, read_array
+from detector.tools.tensors import tensor_value
 
 #: What a weights-only file needs, said wherever one is used.
 WEIGHTS_ONLY_HINT = (
@@ -111,8 +112,6 @@ def inspect_keras_weights(path: Path, tensor: str | None) -> dict[str, Any]:
 
 
 def _tensor(wanted: str, variables: dict[str, Any] | None, h5_path: Path) -> dict[str, Any]:
-    from detector.tools.inspect import tensor_value
-
     if variables is not None and wanted in variables:
         return {"name": wanted, **tensor_value(np.asarray(variables[wanted].numpy()))}
     with open_h5(h5_path) as h5:

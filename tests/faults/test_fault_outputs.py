@@ -8,10 +8,13 @@ that root cannot write either. A writer failure is a real ``EFBIG`` from ``RLIMI
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,13 +84,22 @@ def test_full_disk_stops_cleanly_and_keeps_what_was_written(
 ) -> None:
     runs = small_disk / "runs"
     result = run_cli("--source", sample_video, "--model", tiny_model, "--labels", tiny_labels,
-                     "--output", runs, "--video-format", "avi")  # fmt: skip
+                     "--output", runs, "--video-format", "avi",
+                     "--coco", "--csv", "--mot")  # fmt: skip
     result.assert_failed(1, "No space left on device")
     assert "run error" in result.out
-    out = RunOutputs.read(only_run_folder(runs))  # run.json and every JSON line parse
+    folder = only_run_folder(runs)
+    out = RunOutputs.read(folder)  # run.json and every JSON line parse
     assert out.run["status"] == "error" and "No space left on device" in out.run["error"]
     assert 0 < len(out.lines) == out.run["stats"]["frames_processed"] < 795
     assert out.video_frames is not None and out.video_frames > 0  # AVI keeps its frames
+    # no export ends with a cut record: each is cut back to its last whole one
+    json.loads((folder / "coco_results.json").read_text())
+    json.loads((folder / "coco_images.json").read_text())
+    text = (folder / "detections.csv").read_text()
+    assert text.endswith("\n") and all(len(r.split(",")) == 12 for r in text.splitlines())
+    mot = (folder / "mot.txt").read_text()
+    assert not mot or (mot.endswith("\n") and all(len(r.split(",")) == 10 for r in mot.split()))
 
 
 def _noise_video(path: Path, frames: int) -> Path:
@@ -188,16 +200,26 @@ def test_stop_signal_finalizes_everything(slow_run, runs: Path, signum: int) -> 
     assert out.video_frames == len(out.lines)  # the video was finalized: every frame plays
 
 
-def test_sigkill_leaves_a_running_record_and_whole_json_lines(slow_run, runs: Path) -> None:
-    run = slow_run()
+def test_sigkill_leaves_a_running_record_and_whole_files(slow_run, runs: Path) -> None:
+    run = slow_run("--coco", "--csv", "--mot")
     run.kill()
     result = run.finish()
     assert result.code == -signal.SIGKILL
-    out = RunOutputs.read(only_run_folder(runs))  # every line parses: none half-written
+    folder = only_run_folder(runs)
+    out = RunOutputs.read(folder)  # every line parses: none half-written
     assert out.run["status"] == "running"  # visible as a run that never finished
     assert out.run["source"]["frame_count"] == 60
     assert len(out.lines) >= 3
     assert [line["frame"] for line in out.lines] == list(range(len(out.lines)))
+    # the exports were never closed, yet each is whole: COCO is valid JSON at every moment
+    images = json.loads((folder / "coco_images.json").read_text())["images"]
+    results = json.loads((folder / "coco_results.json").read_text())
+    assert len(images) >= len(out.lines) - 1 and isinstance(results, list)
+    csv_rows = (folder / "detections.csv").read_text().splitlines()
+    assert all(len(row.split(",")) == 12 for row in csv_rows)
+    assert (folder / "mot.txt").read_text().endswith("\n") or not (
+        folder / "mot.txt"
+    ).stat().st_size
 
 
 def test_sigkill_leaves_a_decodable_video(slow_run, runs: Path) -> None:
@@ -222,3 +244,50 @@ def test_show_without_a_display_runs_disk_only(
     out = RunOutputs.read(only_run_folder(runs))
     assert len(out.lines) == 12 and out.video_frames == 12
     assert out.run["outputs"]["window"] is False
+
+
+@pytest.mark.skipif(not shutil.which("Xvfb"), reason="needs Xvfb")
+def test_the_x_server_dying_under_show_never_fails_the_run(
+    slow_model: Path, tiny_labels: Path, tmp_path: Path, runs: Path
+) -> None:
+    xvfb = subprocess.Popen(
+        ["Xvfb", "-displayfd", "1", "-screen", "0", "320x240x24"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        display = f":{xvfb.stdout.readline().strip()}" if xvfb.stdout else ""
+        clip = tiny_video(tmp_path / "clip.avi", frames=40, fps=10)
+        run = RunningCli("--source", clip, "--model", slow_model, "--labels", tiny_labels,
+                         "--output", runs, "--workers", "1", "--show",
+                         env=cli_env(DISPLAY=display))  # fmt: skip
+        run.wait_for(lambda: _lines(runs) >= 3, what="3 frames written")
+        xvfb.kill()  # the X server goes away mid-run
+        xvfb.wait(timeout=10)
+        result = run.finish()
+    finally:
+        if xvfb.poll() is None:
+            xvfb.kill()
+            xvfb.wait(timeout=10)
+    result.assert_ok()  # the window went, the run did not
+    assert "window failed" in result.err and "disk-only" in result.err
+    out = RunOutputs.read(only_run_folder(runs))
+    assert out.run["status"] == "ok" and len(out.lines) == 40 and out.video_frames == 40
+
+
+@pytest.mark.parametrize("after_s", [0.5, 1.5, 3.0, 5.0])
+def test_sigterm_during_start_up_stops_the_run(
+    tmp_path: Path, tiny: list[str], runs: Path, after_s: float
+) -> None:
+    clip = tiny_video(tmp_path / "clip.avi", frames=300, fps=10)
+    run = RunningCli("--source", clip, *tiny)
+    time.sleep(after_s)  # somewhere in start-up: imports, TensorFlow, the model, the first frames
+    run.signal(signal.SIGTERM)
+    result = run.finish()
+    # never ignored ("run ok"), never taken for a broken install
+    assert result.code in (130, -signal.SIGTERM), result.text
+    assert "cannot import TensorFlow" not in result.text and "Traceback" not in result.text
+    for folder in runs.glob("*") if runs.exists() else []:
+        record = RunOutputs.read(folder).run
+        assert record["status"] == "interrupted"

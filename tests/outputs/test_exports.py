@@ -65,7 +65,7 @@ def _run(tmp_path: Path, results: list[FrameResult], stop_after: int | None = No
                 CocoSink(tmp_path / "coco_results.json", LABELS, "clip.mp4", video_stem="clip")
             ),
             stack.enter_context(CsvSink(tmp_path / "detections.csv", LABELS, "clip.mp4")),
-            stack.enter_context(MotSink(tmp_path / "mot.txt")),
+            stack.enter_context(MotSink(tmp_path / "mot.txt", labels=LABELS)),
         ]
         for n, r in enumerate(results):
             if stop_after is not None and n == stop_after:
@@ -129,20 +129,42 @@ def test_mot_lines_match_the_json_lines(tmp_path: Path) -> None:
         assert line[2:6] == pytest.approx([x1, y1, x2 - x1, y2 - y1], abs=0.051)
         assert line[6] == pytest.approx(score)
         assert list(line[7:]) == [-1, -1, -1]
+    for cid in {c for _, c, _, _ in expected}:  # one file a class, as TrackEval reads them
+        name = LABELS.name(cid).replace(" ", "_")  # "class 44" -> class_44.txt
+        mine = np.loadtxt(tmp_path / "mot" / f"{name}.txt", delimiter=",", ndmin=2)
+        assert len(mine) == sum(1 for _, c, _, _ in expected if c == cid)
+
+
+def _tracked(ids: list[int], scores: list[float]) -> FrameResult:
+    n = len(ids)
+    xyxy = np.array([[10 + 20 * i, 10, 30 + 20 * i, 40] for i in range(n)], np.float32)
+    d = Detections(xyxy, np.array(scores, np.float32), np.ones(n, np.int32), np.array(ids))
+    return FrameResult(Frame(0, 0.0, np.zeros((64, 128, 3), np.uint8)), d, True, 0)
 
 
 def test_track_ids_reach_csv_and_mot(tmp_path: Path) -> None:
-    r = _results(2)[1]  # 2 detections
-    d = r.detections
-    ids = [7, -1]  # -1: the tracker has not confirmed that track yet
-    d = Detections(d.xyxy, d.scores, d.class_ids, track_ids=np.array(ids))
-    r = FrameResult(r.frame, d, True, r.frame.index)
+    r = _tracked([7, -1], [0.9, 0.8])  # -1: the tracker has not confirmed that track yet
     with CsvSink(tmp_path / "d.csv", LABELS, "x") as c, MotSink(tmp_path / "m.txt") as m:
         c.write(r)
         m.write(r)
     rows = [row["track_id"] for row in csv.DictReader((tmp_path / "d.csv").open())]
     assert rows == ["7", "-1"]  # unconfirmed: -1, as in MOT (the JSON lines say null)
-    assert np.loadtxt(tmp_path / "m.txt", delimiter=",", ndmin=2)[:, 1].tolist() == ids
+    # MOT: one row per confirmed track (TrackEval refuses several -1 rows in one frame)
+    assert np.loadtxt(tmp_path / "m.txt", delimiter=",", ndmin=2)[:, 1].tolist() == [7]
+
+
+def test_mot_keeps_the_users_threshold_unless_all_rows(tmp_path: Path) -> None:
+    # ByteTrack shows low-score matches that extend a track: not detections at the threshold
+    r = _tracked([3, 4, -1, -1], [0.9, 0.3, 0.8, 0.7])
+    with (
+        MotSink(tmp_path / "m.txt", min_score=0.5) as m,
+        MotSink(tmp_path / "all.txt", min_score=0.5, all_rows=True) as everything,
+    ):
+        m.write(r)
+        everything.write(r)
+    assert np.loadtxt(tmp_path / "m.txt", delimiter=",", ndmin=2)[:, 1].tolist() == [3]
+    assert m.describe()["rows_left_out"] == 3
+    assert np.loadtxt(tmp_path / "all.txt", delimiter=",", ndmin=2)[:, 1].tolist() == [3, 4, -1, -1]
 
 
 def test_a_stop_mid_run_leaves_valid_files_with_the_frames_written(tmp_path: Path) -> None:
