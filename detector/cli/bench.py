@@ -10,6 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from detector.benchmarks.parts import ModelSettings
+from detector.benchmarks.report import format_table, summarize
+from detector.benchmarks.runner import SECTIONS, BenchOptions, run_bench
+from detector.config import load_config
 from detector.errors import ConfigError
 from detector.paths import CACHE_DIR
 
@@ -150,8 +154,6 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
 def _settings(args: argparse.Namespace) -> tuple[Any, Path]:
     """Model settings from the config, with the flags as overrides (as ``run`` reads them);
     and the config's source as the default video."""
-    from detector.benchmarks.parts import ModelSettings
-    from detector.config import load_config
 
     flags = {
         "model.path": args.model,
@@ -167,9 +169,6 @@ def _settings(args: argparse.Namespace) -> tuple[Any, Path]:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from detector.benchmarks.report import format_table, summarize
-    from detector.benchmarks.runner import SECTIONS, BenchOptions, run_bench
-
     settings, config_video = _settings(args)
     if not settings.path.exists():
         raise ConfigError(
