@@ -47,6 +47,7 @@ SECTIONS = (
     "track",
     "backends",
     "serve",
+    "events",
 )
 
 
@@ -363,6 +364,10 @@ def run_bench(
         _ray(results, opts, tmp, progress)
     if "serve" in want:
         _serve(results, settings, tmp, progress)
+    if "events" in want:  # no model: tracked boxes on known paths
+        from detector.benchmarks.events import events_bench
+
+        results["events"] = events_bench(max(300, opts.frames), 3 * opts.live_frames, progress)
     results["elapsed_s"] = time.perf_counter() - t_start
     return results
 

@@ -96,6 +96,28 @@ def add_parser(
         metavar="R",
         help="repeats per measurement, medians reported (default 3, quick 1)",
     )
+    _add_model_flags(p)
+    p.add_argument(
+        "--memory-frames",
+        metavar="A,B",
+        help="RSS read after A and after B frames (default 1000,10000; quick 100,600)",
+    )
+    p.add_argument(
+        "--ray-images",
+        metavar="A,B",
+        help="folder sizes of the local vs Ray runs (default 50,200)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=CACHE_DIR / "bench",
+        help="where the made 720p/1080p videos are cached (default .cache/bench)",
+    )
+    p.set_defaults(func=handle)
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    """The model and media to measure (the config's, with overrides) and the sections."""
     p.add_argument(
         "--config",
         type=Path,
@@ -126,23 +148,6 @@ def add_parser(
     p.add_argument("--inter-op-threads", type=int, help="override model.inter_op_threads")
     p.add_argument("--workers", type=int, help="override model.workers")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="override model.precision")
-    p.add_argument(
-        "--memory-frames",
-        metavar="A,B",
-        help="RSS read after A and after B frames (default 1000,10000; quick 100,600)",
-    )
-    p.add_argument(
-        "--ray-images",
-        metavar="A,B",
-        help="folder sizes of the local vs Ray runs (default 50,200)",
-    )
-    p.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=CACHE_DIR / "bench",
-        help="where the made 720p/1080p videos are cached (default .cache/bench)",
-    )
-    p.set_defaults(func=handle)
 
 
 def _ints(text: str, what: str) -> tuple[int, ...]:
@@ -185,6 +190,18 @@ def handle(args: argparse.Namespace) -> int:
             f"bench video '{video}' does not exist",
             hint="run `python main.py fetch` for the sample video, or pass --video",
         )
+    opts = _options(args, video)
+    results = summarize(run_bench(opts, settings))
+    print(format_table(results))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(_clean(results), indent=2) + "\n", encoding="utf-8")
+        print(f"results written to {args.json}", file=sys.stderr)
+    return 0
+
+
+def _options(args: argparse.Namespace, video: Path) -> BenchOptions:
+    """What to measure and how long, from the flags (``--quick`` shortens every default)."""
     sections = frozenset(SECTIONS)
     if args.only:
         sections = frozenset(s.strip() for s in args.only.split(",") if s.strip())
@@ -226,13 +243,7 @@ def handle(args: argparse.Namespace) -> int:
         video_variants=not quick,
         ray_images=(ray_images[0], ray_images[1]),
     )
-    results = summarize(run_bench(opts, settings))
-    print(format_table(results))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_clean(results), indent=2) + "\n", encoding="utf-8")
-        print(f"results written to {args.json}", file=sys.stderr)
-    return 0
+    return opts
 
 
 def _clean(obj: Any) -> Any:

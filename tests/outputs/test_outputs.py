@@ -167,15 +167,18 @@ def test_image_sink_imwrite_failure_is_sink_error(tmp_path):
         sink.write(result(0), result(0).frame.image)
 
 
-def test_image_sink_zero_byte_file_is_sink_error(tmp_path, monkeypatch):
-    def fake_imwrite(path, img):  # what a full disk can look like: "success", 0 bytes
-        open(path, "wb").close()
-        return True
+def test_image_sink_failure_leaves_no_half_image(tmp_path, monkeypatch):
+    import errno
+    import os
 
-    sink = ImageSink(tmp_path)
-    monkeypatch.setattr(cv2, "imwrite", fake_imwrite)
+    def full_disk(src, dst):  # the data went down, the rename cannot: nothing half-written
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    sink = ImageSink(tmp_path / "images")
+    monkeypatch.setattr(os, "replace", full_disk)
     with pytest.raises(SinkError, match="disk"):
         sink.write(result(0), result(0).frame.image)
+    assert list((tmp_path / "images").iterdir()) == []  # neither the image nor its .part
 
 
 def test_image_sink_rejects_unknown_extension(tmp_path):
