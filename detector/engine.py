@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from detector.config import DEFAULT_THRESHOLD
 from detector.types import Detections, Frame
 
 
@@ -37,7 +38,7 @@ class Engine:
     def __init__(
         self,
         model: Predictor,
-        threshold: float = 0.5,
+        threshold: float = DEFAULT_THRESHOLD,
         class_ids: frozenset[int] | None = None,
         max_boxes: int | None = 100,
     ) -> None:

@@ -18,7 +18,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detector.benchmarks.system import Span, median_run, rate, run_json_subprocess
+from detector.benchmarks.media import decode_frames
+from detector.benchmarks.parts import rgb_batch
+from detector.benchmarks.system import Span, median_run, rate
+from detector.benchmarks.worker import run_in_worker
 
 log = logging.getLogger(__name__)
 
@@ -107,25 +110,18 @@ def session_latency_subprocess(
     TensorFlow sizes its CPU thread pools once per process, from the first session's
     options, so comparing thread counts needs one process each.
     """
-    args = [
-        "--model",
-        str(model),
-        "--video",
-        str(video),
-        "--frames",
-        str(frames),
-        "--warmup",
-        str(warmup),
-        "--repeats",
-        str(repeats),
-        "--intra",
-        str(intra),
-        "--inter",
-        str(inter),
-        "--precision",
-        precision,
-    ]
-    out = run_json_subprocess("detector.benchmarks.model_speed", args, timeout_s)
+    out = run_in_worker(
+        session_worker,
+        timeout_s,
+        model=model,
+        video=video,
+        frames=frames,
+        warmup=warmup,
+        repeats=repeats,
+        intra=intra,
+        inter=inter,
+        precision=precision,
+    )
     if "error" in out:
         log.warning("model latency subprocess failed: %s", out["error"])
         return out
@@ -133,38 +129,74 @@ def session_latency_subprocess(
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Subprocess entry: print ``bare_model`` numbers for one session configuration as JSON."""
-    import argparse
-    import json
-
-    from detector.benchmarks.media import decode_frames
-    from detector.benchmarks.parts import rgb_batch
+def session_worker(
+    model: str,
+    video: str,
+    frames: int,
+    warmup: int,
+    repeats: int,
+    intra: int,
+    inter: int,
+    precision: str,
+) -> dict[str, Any]:
+    """Worker task: ``bare_model`` numbers for one session configuration."""
     from detector.model.loader import load_model
 
-    p = argparse.ArgumentParser(prog="python -m detector.benchmarks.model_speed")
-    p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--video", type=Path, required=True)
-    p.add_argument("--frames", type=int, default=60)
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--intra", type=int, default=0)
-    p.add_argument("--inter", type=int, default=0)
-    p.add_argument("--precision", default="auto")
-    a = p.parse_args(argv)
-    rgb = [rgb_batch(f) for f in decode_frames(a.video, a.frames)]
+    rgb = [rgb_batch(f) for f in decode_frames(Path(video), frames)]
     with load_model(
-        a.model,
+        model,
         device="cpu",
-        intra_op_threads=a.intra,
-        inter_op_threads=a.inter,
-        precision=a.precision,
-    ) as model:
-        out = bare_model(model, rgb, min(a.warmup, max(1, len(rgb) // 4)), a.repeats)
-        out["precision"] = getattr(model, "precision", a.precision)
-    print(json.dumps(out))
-    return 0
+        intra_op_threads=intra,
+        inter_op_threads=inter,
+        precision=precision,
+    ) as loaded:
+        out: dict[str, Any] = bare_model(loaded, rgb, min(warmup, max(1, len(rgb) // 4)), repeats)
+        out["precision"] = getattr(loaded, "precision", precision)
+    return out
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def converted_vs_tflite(
+    graph: Path, tflite: Path, photos: Path, video: Path, runs: int = 30
+) -> dict[str, Any]:
+    """The converted frozen graph against TFLite's interpreter on the original ``.tflite``.
+
+    How many of the interpreter's detections (score ≥ 0.5) the graph finds again on the
+    photos (same class, IoU ≥ 0.5), and the median ms per frame of both on the video's first
+    frame (2 interpreter threads).
+    """
+    from detector.imagefiles import load_images
+    from detector.model.backends.parity import found_again
+    from detector.tflite.reference import FrozenGraph, TfliteReference
+
+    photo_files = sorted(p for p in photos.iterdir() if p.suffix.lower() in (".jpg", ".png"))
+    images = load_images(photo_files, rgb=True)
+    ref, converted = TfliteReference(tflite, 2), FrozenGraph(graph)
+    try:
+        result = found_again([ref(im) for im in images], [converted(im) for im in images])
+        result["images"] = len(images)
+        first = decode_frames(video, 1)
+        frame = cv2.cvtColor(first[0], cv2.COLOR_BGR2RGB) if first else images[0]
+        result["frame"] = list(frame.shape)
+        for key, fn in (("graph_ms", converted), ("tflite_ms", ref)):
+            result[key] = latency_ms(fn, [frame] * (runs + 5), 5, 1)["latency_ms_p50"]
+    finally:
+        converted.close()
+    result["graph_bytes"] = graph.stat().st_size
+    return result
+
+
+def converted_lines(result: dict[str, Any]) -> list[str]:
+    """The ``convert`` section as table lines."""
+    if "error" in result:
+        return ["", f"converted graph vs TFLite: {result['error']}"]
+    iou = result.get("median_iou")
+    return [
+        "",
+        "converted graph vs TFLite's interpreter on the original .tflite:",
+        f"  found again   {result['found']}/{result['reference']} ({result['ratio']:.1%}) "
+        f"on {result['images']} photos; median IoU "
+        f"{'-' if iou is None else f'{iou:.3f}'}, median score diff "
+        f"{result.get('median_score_diff') or 0:.4f}",
+        f"  ms per frame  graph {result['graph_ms']:.1f}, TFLite {result['tflite_ms']:.1f} "
+        f"(frame {'x'.join(str(v) for v in result['frame'])})",
+    ]

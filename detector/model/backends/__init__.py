@@ -14,10 +14,11 @@ import importlib
 import importlib.util
 from typing import Any
 
+from detector.config import choices
 from detector.errors import ConfigError
 
-#: Backend names, the default first.
-BACKENDS = ("tf", "openvino")
+#: Backend names, the default first: the config's ``model.backend`` choices (one definition).
+BACKENDS = choices("model.backend")
 #: Precisions each backend accepts (``auto``: bf16 where the CPU has it natively, else fp32).
 PRECISIONS = {
     "tf": ("auto", "bf16", "fp32"),
