@@ -239,8 +239,13 @@ def _ensure_int8(
 ) -> dict[str, Any]:
     """A quantized model that passed the gate in ``cache_dir`` (made here when missing)."""
     from detector.errors import DetectorError
-    from detector.model.backends.openvino import cache_root, ir_path, prepare_graph
-    from detector.model.backends.quantize import QuantizationRefused, int8_report_path, quantize
+    from detector.model.backends.openvino import (
+        cache_root,
+        int8_report_path,
+        ir_path,
+        prepare_graph,
+    )
+    from detector.model.backends.quantize import QuantizationRefused, quantize
 
     prep = prepare_graph(model)
     report = int8_report_path(ir_path(cache_root(prep.path, cache_dir), prep, "int8"))

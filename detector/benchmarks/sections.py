@@ -50,7 +50,7 @@ class BenchOptions:
         cache_dir: Where made videos are kept between runs.
         sections: Which measurements to run (names of ``REGISTRY``).
         video_variants: Also time x264 settings other than the app's (full runs).
-        photos: The photos of the parity, explain and conversion sections.
+        photos: The photos of the parity and explain sections.
         overlays: Where the explain section also writes every overlay PNG (``None``: nowhere).
     """
 
@@ -365,17 +365,6 @@ def _explain_lines(result: dict[str, Any]) -> list[str]:
     return ["", format_table(result)]
 
 
-def _convert(b: Bench) -> dict[str, Any]:
-    s = b.settings
-    if s.tflite is None or not Path(s.tflite).exists():
-        return {"error": f"no .tflite at {s.tflite}"}
-    photos = _photos(b)
-    b.progress(f"convert: {Path(s.path).name} vs {Path(s.tflite).name} on {photos}")
-    return model_speed.converted_vs_tflite(
-        Path(s.path), Path(s.tflite), photos, b.opts.video, runs=min(30, b.opts.frames)
-    )
-
-
 def _photos(b: Bench) -> Path:
     from detector.errors import ConfigError
 
@@ -407,15 +396,6 @@ REGISTRY: dict[str, Section] = {
         Section("backends", None, _backends, "backends", quick=False),
         Section(
             "explain", None, _explain, "explain", model=False, full=False, format=_explain_lines
-        ),
-        Section(
-            "convert",
-            None,
-            _convert,
-            "convert",
-            model=False,
-            full=False,
-            format=model_speed.converted_lines,
         ),
     )
 }

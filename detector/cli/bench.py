@@ -49,8 +49,6 @@ from its frames, cached in .cache/bench/):
                    .cache/bench/openvino/ (full runs, or --only backends; needs the extra)
   explain          every explain method on every detection of the photos: peak in the box,
                    heat in the box, ms per detection (only with --only explain; --overlays)
-  convert          the converted graph vs TFLite's interpreter on the original .tflite:
-                   detections found again on the photos, ms per frame of both (--only convert)
 then the ratios (pipeline/bare, pipeline/naive, pipeline/CPU budget, ours/TFLite,
 detect_every gains) and each target of docs/PERFORMANCE.md: met, or missed by how much.
 
@@ -63,12 +61,13 @@ examples:
   python main.py bench --only track           # tracking coverage, id switches, cost (~1 min)
   python main.py bench --only backends        # the backend column (tf vs openvino)
   python main.py bench --only explain --json runs/explain_bench.json --overlays runs/explain_png
-  python main.py bench --only convert --model OUT.pb --tflite IN.tflite --photos DIR
   python main.py bench --workers 1 --intra-op-threads 2
 """
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
     p = sub.add_parser(
         "bench",
         parents=parents,
@@ -120,7 +119,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "--photos",
         type=Path,
         default=PHOTOS_DIR,
-        help="photos of the parity, explain and convert sections (default samples/photos)",
+        help="photos of the parity and explain sections (default samples/photos)",
     )
     p.add_argument("--overlays", type=Path, metavar="DIR", help="explain: also write PNGs here")
     p.add_argument("--intra-op-threads", type=int, help="override model.intra_op_threads")

@@ -37,7 +37,9 @@ Exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted.
 """
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
     """Add the ``run`` command (the default command) to ``sub``."""
     p = sub.add_parser(
         "run",

@@ -1,13 +1,16 @@
 """The original ``.tflite`` run by TFLite's own interpreter, beside a converted frozen graph.
 
 Both give ``Found`` detections of one RGB image, so a converted SSD graph can be checked
-against the file it came from (``model.backends.parity.found_again``) and timed beside it
-(``python main.py bench --only convert``). Images are RGB ``uint8``; boxes normalized
-``[ymin, xmin, ymax, xmax]``; class ids 1-based.
+against the file it came from (``model.backends.parity.found_again``) and timed beside it.
+``python -m detector.fetch.fidelity`` runs this on the fetched default model. Images are RGB
+``uint8``; boxes normalized ``[ymin, xmin, ymax, xmax]``; class ids 1-based.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -67,3 +70,15 @@ class FrozenGraph:
 
     def close(self) -> None:
         self.session.close()
+
+
+def median_ms(fn: Callable[[], object], runs: int = 30, warmup: int = 5) -> float:
+    """Median wall-clock milliseconds of ``fn()`` over ``runs`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times)
