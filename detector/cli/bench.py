@@ -10,7 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from detector.benchmarks.sections import SECTIONS
+from detector.benchmarks.parts import ModelSettings
+from detector.benchmarks.report import format_table, summarize
+from detector.benchmarks.runner import run_bench
+from detector.benchmarks.sections import SECTIONS, BenchOptions, default_sections
+from detector.config import load_config
 from detector.errors import ConfigError
 from detector.paths import CACHE_DIR, SAMPLES_DIR
 
@@ -158,8 +162,6 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
 def _settings(args: argparse.Namespace) -> tuple[Any, Path]:
     """Model settings from the config, with the flags as overrides (as ``run`` reads them);
     and the config's source as the default video."""
-    from detector.benchmarks.parts import ModelSettings
-    from detector.config import load_config
 
     flags = {
         "model.path": args.model,
@@ -175,9 +177,6 @@ def _settings(args: argparse.Namespace) -> tuple[Any, Path]:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from detector.benchmarks.report import format_table, summarize
-    from detector.benchmarks.runner import run_bench
-
     settings, config_video = _settings(args)
     if not settings.path.exists():
         raise ConfigError(
@@ -201,8 +200,6 @@ def handle(args: argparse.Namespace) -> int:
 
 def _sections(args: argparse.Namespace) -> frozenset[str]:
     """``--only``'s sections, checked against the registry; else the run's defaults."""
-    from detector.benchmarks.sections import default_sections
-
     if not args.only:
         # a quick run leaves out minutes of Ray runs and of a process per backend
         return frozenset(default_sections(args.quick))
@@ -225,8 +222,6 @@ def _pair(text: str | None, flag: str, default: tuple[int, int]) -> tuple[int, i
 
 
 def _options(args: argparse.Namespace, video: Path) -> Any:
-    from detector.benchmarks.sections import BenchOptions
-
     quick = args.quick
     frames = args.frames or (40 if quick else 300)
     return BenchOptions(

@@ -6,7 +6,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from detector.config import load_config
 from detector.errors import ConfigError
+from detector.explain import DEFAULT_METHOD, METHODS
+from detector.explain.explainer import ExplainOptions, explain_images, open_images, read_images
+from detector.explain.model import ExplainModel
+from detector.labels import load_label_map
+from detector.outputs.rundir import make_run_dir
+from detector.sources import parse_source
 
 EPILOG = """\
 methods (see docs/USAGE.md, "Explain a detection"):
@@ -39,7 +46,6 @@ def add_parser(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
 ) -> None:
     """Add the ``explain`` command."""
-    from detector.explain import DEFAULT_METHOD, METHODS
 
     p = sub.add_parser(
         "explain",
@@ -111,16 +117,6 @@ def add_parser(
 
 def handle(args: argparse.Namespace) -> int:
     """Handler of ``explain``: config → model → explanations → PNGs + explain.json."""
-    from detector.config import load_config
-    from detector.explain import METHODS
-    from detector.explain.explainer import (
-        ExplainOptions,
-        explain_images,
-        open_images,
-        read_images,
-    )
-    from detector.labels import load_label_map
-    from detector.sources import parse_source
 
     config = load_config(
         args.config,
@@ -146,9 +142,6 @@ def handle(args: argparse.Namespace) -> int:
     spec = parse_source(args.images)
     labels = load_label_map(config.model.labels) if config.model.labels else None
     source = open_images(args.images)  # a bad path fails here, before TensorFlow loads
-
-    from detector.explain.model import ExplainModel
-    from detector.outputs.rundir import make_run_dir
 
     with (
         source,

@@ -30,6 +30,9 @@ from detector.explain.graph import (
     head_maps,
     parse_ref,
 )
+from detector.model.formats import detect_format
+from detector.model.graphfile import import_graph_def, read_graph_def, tf_module
+from detector.model.split import find_split
 from detector.types import Detections
 
 log = logging.getLogger(__name__)
@@ -75,7 +78,6 @@ def analyse(graph_def: Any, shape_of: Any, layer: str | None = None) -> ExplainP
         shape_of: ``tensor name → shape tuple`` (``None`` entries where unknown).
         layer: A tensor or node name to use as the Grad-CAM layer instead of the automatic one.
     """
-    from detector.model.split import find_split
 
     nms = combined_nms_inputs(graph_def)
     try:
@@ -180,9 +182,6 @@ class ExplainModel:
     def __init__(
         self, path: str | Path, *, layer: str | None = None, allow_unsafe_ops: bool = False
     ) -> None:
-        from detector.model.formats import detect_format
-        from detector.model.graphfile import import_graph_def, read_graph_def, tf_module
-
         tf = tf_module()
         self.path = Path(path)
         fmt = detect_format(self.path)
