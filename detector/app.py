@@ -111,7 +111,7 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
 # -- shared parts -------------------------------------------------------------------------
 
 
-def _load_model(
+def load_model(
     config: Config, stack: ExitStack, workers: int, width: int, height: int
 ) -> tuple[Any, dict[str, Any]]:
     """Load the model once (closed with ``stack``), warm it up; it and its ``run.json`` entry."""
@@ -203,6 +203,11 @@ def _redacted(data: Any) -> Any:
     return redact(data) if isinstance(data, str) else data
 
 
+def new_record(config: Config, labels: LabelMap, class_ids: Any) -> dict[str, Any]:
+    """The start of a run's ``run.json`` (credentials masked)."""
+    return _record(config, labels, class_ids)
+
+
 def _record(config: Config, labels: LabelMap, class_ids: Any) -> dict[str, Any]:
     return {
         "status": "running",
@@ -236,7 +241,8 @@ def _run_source(
     """One open source through the model into ``run_dir``; ``run.json`` written however it
     ends (``record`` is completed in place)."""
     info = source.info
-    if feed is not None:
+    if feed is not None:  # the feed counts what the source delivers (stalled vs blocked)
+        source = feed.watch(source)
         feed.attach(state=lambda: _link_state(source), skipped=lambda: source.skipped)
     record.update(run_dir=str(run_dir), source=asdict(info))
     # Written now, so a run killed outright (SIGKILL, out of memory) shows as "running".
@@ -334,6 +340,40 @@ def _run_source(
     return stats
 
 
+def run_spec(
+    config: Config,
+    spec: SourceSpec,
+    engine: Any,
+    labels: LabelMap,
+    run_dir: Path,
+    record: dict[str, Any],
+    *,
+    feed: Any = None,
+    halt: threading.Event | None = None,
+) -> RunStats:
+    """Open ``spec`` and run it through ``engine`` into ``run_dir`` until it ends or ``halt``;
+    ``run.json`` is written however it ends (``record`` is completed in place)."""
+    with open_source(
+        spec,
+        width=config.source.width,
+        height=config.source.height,
+        reconnect=_reconnect(config),
+    ) as source:
+        workers = inference_workers(source.info.live, config.model.workers)
+        return _run_source(
+            config,
+            source,
+            engine,
+            labels,
+            workers,
+            run_dir,
+            record,
+            feed=feed,
+            halt=halt,
+            label=spec.run_name,
+        )
+
+
 def _link_state(source: Any) -> str | None:
     """A reconnecting source's state (``connected``, ``reconnecting 2``...), else None."""
     health = getattr(source, "health", None)
@@ -395,9 +435,11 @@ def _run_one(
         )
         info = source.info
         workers = inference_workers(info.live, mc.workers)
-        model, record["model"] = _load_model(
+        model, record["model"] = load_model(
             config, stack, workers, info.width or 640, info.height or 480
         )
+        if hub is not None:  # /readyz: ready
+            hub.model = record["model"]
         record["versions"] = versions()
         run_dir = make_run_dir(config.output.dir, config.output.name or spec.run_name)
         dc = config.detect
@@ -479,7 +521,9 @@ def _run_many(
     track = track_settings(config)  # before the model: a config error comes fast
     with StopSignals().installed(), ExitStack() as stack:
         hub = _start_web(config, specs, stack)
-        model, record["model"] = _load_model(config, stack, live + file_workers, 640, 480)
+        model, record["model"] = load_model(config, stack, live + file_workers, 640, 480)
+        if hub is not None:  # /readyz: ready
+            hub.model = record["model"]
         record["versions"] = versions()
         name = config.output.name or _many_name(config.source.uris, specs)
         run_dir = make_run_dir(config.output.dir, name)
@@ -494,25 +538,9 @@ def _run_many(
                 sub["run_dir"] = str(sub_dir)
                 feed = hub.feeds[i] if hub is not None else None
                 try:
-                    with open_source(
-                        spec,
-                        width=config.source.width,
-                        height=config.source.height,
-                        reconnect=_reconnect(config),
-                    ) as source:
-                        workers = inference_workers(source.info.live, mc.workers)
-                        return sub, _run_source(
-                            config,
-                            source,
-                            engine,
-                            labels,
-                            workers,
-                            sub_dir,
-                            sub,
-                            feed=feed,
-                            halt=halt,
-                            label=spec.run_name,
-                        )
+                    return sub, run_spec(
+                        config, spec, engine, labels, sub_dir, sub, feed=feed, halt=halt
+                    )
                 except BaseException as exc:
                     if "finished" not in sub:  # it failed before its run began
                         sub.update(

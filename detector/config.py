@@ -516,6 +516,29 @@ def load_config(path: str | Path | None, overrides: Mapping[str, object] | None 
     return config
 
 
+def with_overrides(config: Config, overrides: Mapping[str, object], where: str) -> Config:
+    """``config`` with some keys changed, each checked as a config file's value would be.
+
+    Args:
+        config: A loaded config.
+        overrides: Dotted keys → values (JSON-typed, or command-line strings).
+        where: Names the origin in errors (e.g. ``"POST /api/sources"``).
+
+    Raises:
+        ConfigError: An unknown key (with a did-you-mean) or a bad value.
+    """
+    sections = {s: getattr(config, s) for s in SECTIONS}
+    for key, value in overrides.items():
+        key = RENAMED.get(str(key), str(key))
+        if key not in KEYS:
+            raise ConfigError(f"{where}: unknown key '{key}'", hint=_did_you_mean(key))
+        sec, name = key.split(".", 1)
+        meta = next(f.metadata for f in dataclasses.fields(SECTIONS[sec]) if f.name == name)
+        checked = _check(key, value, meta, Path.cwd(), where, isinstance(value, str))
+        sections[sec] = dataclasses.replace(sections[sec], **{name: checked})
+    return Config(**sections, path=config.path)
+
+
 def _read_yaml(file: Path) -> dict[str, Any]:
     try:
         text = file.read_text(encoding="utf-8")
