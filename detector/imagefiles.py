@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from detector.errors import ConfigError
+from detector.paths import display_path
 
 PathName: TypeAlias = "str | bytes | os.PathLike[str] | os.PathLike[bytes]"
 
@@ -32,11 +33,6 @@ MISSING, NOT_FILE, DENIED, EMPTY, TRUNCATED, UNDECODABLE = (
     "truncated",
     "decode failed",
 )
-
-
-def display_path(path: PathName) -> str:
-    """``path`` as printable UTF-8: bytes that are not UTF-8 shown as ``\\xNN``."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def read_image(path: PathName) -> tuple[np.ndarray | None, str | None]:
@@ -79,7 +75,8 @@ def load_image(path: PathName, *, rgb: bool = False) -> np.ndarray:
     image, reason = read_image(path)
     if image is None:
         raise ConfigError(
-            f"cannot read image '{os.fsdecode(path)}': {reason}", hint="give JPEG or PNG files"
+            f"cannot read image '{display_path(os.fsdecode(path))}': {reason}",
+            hint="give JPEG or PNG files",
         )
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if rgb else image
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from detector.errors import ConfigError
-from detector.imagefiles import display_path, load_image, load_images, read_image, write_image
+from detector.imagefiles import load_image, load_images, read_image, write_image
+from detector.paths import display_path
 
 IMAGE = np.dstack([np.full((20, 30), v, np.uint8) for v in (10, 120, 250)])
 

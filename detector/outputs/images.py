@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 
 from detector.errors import SinkError
-from detector.imagefiles import display_path, write_image
+from detector.imagefiles import write_image
 from detector.outputs.base import Sink, check_image
+from detector.paths import display_path
 from detector.types import FrameResult
 
 

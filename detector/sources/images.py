@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from detector.errors import SourceError
-from detector.imagefiles import display_path, read_image
+from detector.imagefiles import read_image
+from detector.paths import display_path
 from detector.sources.base import Source
 from detector.sources.spec import IMAGE_EXTENSIONS
 from detector.sources.walk import walk_files

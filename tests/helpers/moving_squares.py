@@ -80,7 +80,9 @@ def write_squares_video(
     """An MJPG ``.avi`` of ``frames`` frames of ``squares``."""
     from helpers.media import write_video
 
-    return write_video(path, (draw_squares(squares, i, size) for i in range(frames)), fps)
+    return write_video(
+        path, (draw_squares(squares, i, size) for i in range(frames)), fps, size=size
+    )
 
 
 class ColourDetector:

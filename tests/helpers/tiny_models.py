@@ -156,7 +156,7 @@ def tiny_video(
         img[:, :, 1] = 30
         return img
 
-    return write_video(path, (frame(i) for i in range(frames)), fps, fourcc)
+    return write_video(path, (frame(i) for i in range(frames)), fps, fourcc, size)
 
 
 def read_video(path: Path) -> tuple[tuple[int, float, int, int], list[np.ndarray]]:

@@ -184,6 +184,20 @@ def test_image_sink_full_disk_is_sink_error_and_leaves_no_file(tmp_path, monkeyp
     assert list(tmp_path.iterdir()) == []  # neither a 0-byte image nor the temporary file
 
 
+def test_image_sink_failure_leaves_no_half_image(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    def full_disk(src, dst):  # the data went down, the rename cannot: nothing half-written
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    sink = ImageSink(tmp_path / "images")
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(SinkError, match="disk"):
+        sink.write(result(0), result(0).frame.image)
+    assert list((tmp_path / "images").iterdir()) == []  # neither the image nor its .part
+
+
 def test_image_sink_rejects_unknown_extension(tmp_path):
     with pytest.raises(SinkError, match="cannot write"):
         ImageSink(tmp_path, ext=".nope")
