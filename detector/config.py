@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,8 @@ from typing import Any
 import yaml
 
 from detector.errors import ConfigError
+from detector.events import options as events_options
+from detector.events import spec as events_spec
 from detector.paths import CONFIGS_DIR
 
 DEFAULT_CONFIG = CONFIGS_DIR / "default.yml"
@@ -46,7 +48,8 @@ SOURCE_AND_MODEL = "source and model"
 DETECTION = "detection"
 ENGINE = "engine (image folders, globs, videos)"
 OUTPUTS = "outputs"
-FLAG_GROUPS = (SOURCE_AND_MODEL, DETECTION, ENGINE, OUTPUTS)
+EVENTS = "zones, lines and events (tracking switches on with them)"
+FLAG_GROUPS = (SOURCE_AND_MODEL, DETECTION, ENGINE, OUTPUTS, EVENTS)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class Flag:
         metavar: What ``--help`` calls its value (enums list their choices instead).
         const: The value of the flag given bare (``--track`` means ``bytetrack``).
         repeat: The flag may be given several times (the key takes the list).
+        switch: ``--name`` / ``--no-name`` (``None``: when the key is true/false).
     """
 
     help: str
@@ -68,6 +72,7 @@ class Flag:
     metavar: str | None = None
     const: str | None = None
     repeat: bool = False
+    switch: bool | None = None
 
 
 def _f(
@@ -250,6 +255,24 @@ class DetectConfig:
     track_lost_s: float = _f(1.0, "float", lo=0.0)
     track_min_iou: float | None = _f(None, "float", null=True, lo=0.0, hi=1.0)
     track_motion: str = _f("flow", "enum", choices=("flow", "kalman"))
+    thresholds: tuple[tuple[str | int, float], ...] = _f(
+        [],
+        "thresholds",
+        flag=Flag("per-class minimum scores, e.g. person=0.6", EVENTS, metavar="CLASS=SCORE,..."),
+    )
+    min_area: float | None = _f(
+        None,
+        "area",
+        null=True,
+        flag=Flag("smallest box: pixels, or <= 1: frame fraction", EVENTS, metavar="A"),
+    )
+    max_area: float | None = _f(
+        None,
+        "area",
+        null=True,
+        flag=Flag("largest box: pixels, or <= 1: frame fraction", EVENTS, metavar="A"),
+    )
+    ignore: tuple[events_spec.MaskSpec, ...] = _f([], "masks")
 
 
 @dataclass(frozen=True)
@@ -390,7 +413,9 @@ SECTIONS: dict[str, type] = {
     "output": OutputConfig,
     "run": RunConfig,
     "serve": ServeConfig,
+    "events": events_options.EventsConfig,
 }
+LISTS, _PARSERS = events_spec.LIST_PARSERS, events_options.VALUE_PARSERS  # lists; value kinds
 KEYS: tuple[str, ...] = tuple(
     f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)
 )
@@ -410,14 +435,56 @@ def choices(key: str) -> tuple[str, ...]:
     return tuple(key_field(key).metadata["choices"])
 
 
-def flagged_keys() -> list[tuple[str, dataclasses.Field[Any], Flag]]:
-    """``(dotted key, field, Flag)`` of every key the ``run`` command line can set."""
-    return [
-        (f"{s}.{f.name}", f, f.metadata["flag"])
-        for s, cls in SECTIONS.items()
-        for f in dataclasses.fields(cls)
-        if f.metadata.get("flag") is not None
-    ]
+#: The flags of keys whose fields live elsewhere: the ``events:`` section, the zone and line lists.
+OTHER_FLAGS: dict[str, Flag] = {
+    "zones": Flag(
+        "a zone: its polygon in pixels or fractions of the frame (repeatable)",
+        EVENTS,
+        "zone",
+        "NAME:X,Y X,Y X,Y...",
+        repeat=True,
+    ),
+    "lines": Flag(
+        "a counting line from start to end; 'in' crosses from its right to its left",
+        EVENTS,
+        "line",
+        "NAME:X1,Y1 X2,Y2",
+        repeat=True,
+    ),
+    "events.mqtt": Flag("events and counts to an MQTT broker", EVENTS, metavar="HOST[:PORT]"),
+    "events.webhook": Flag("each event as a JSON POST to this URL", EVENTS, metavar="URL"),
+    "events.snapshots": Flag("keep each object's best snapshot (frame and crop)", EVENTS),
+    "events.clips": Flag(
+        "an H.264 clip around each zone entry, crossing and loitering", EVENTS, switch=True
+    ),
+}
+
+
+@dataclass(frozen=True)
+class FlaggedKey:
+    """A key the ``run`` command line can set: its flag, its kind and its choices."""
+
+    key: str
+    name: str  # the field's name (the flag's name unless ``flag.name`` says otherwise)
+    flag: Flag
+    switch: bool
+    choices: tuple[str, ...] = ()
+
+
+def flagged_keys() -> list[FlaggedKey]:
+    """Every key the ``run`` command line can set, sections first, in their fields' order."""
+    out: list[FlaggedKey] = []
+    for s, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            key = f"{s}.{f.name}"
+            flag = f.metadata.get("flag") or OTHER_FLAGS.get(key)
+            if flag is not None:
+                switch = flag.switch if flag.switch is not None else f.metadata["kind"] == "bool"
+                out.append(FlaggedKey(key, f.name, flag, switch, tuple(f.metadata["choices"])))
+    for key in LISTS:
+        if key in OTHER_FLAGS:
+            out.append(FlaggedKey(key, key, OTHER_FLAGS[key], False))
+    return out
 
 
 # Keys of configs written for the original app -> today's name (they load, with a warning).
@@ -438,15 +505,16 @@ class Config:
     output: OutputConfig
     run: RunConfig
     serve: ServeConfig = field(default_factory=ServeConfig)
+    events: events_options.EventsConfig = field(default_factory=events_options.EventsConfig)
+    zones: tuple[events_spec.ZoneSpec, ...] = ()
+    lines: tuple[events_spec.LineSpec, ...] = ()
     path: Path | None = None
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
+    def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-ready sections (paths as strings, tuples as lists)."""
 
-        def plain(v: Any) -> Any:
-            return str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
-
-        out = {
+        plain = events_spec.plain
+        out: dict[str, Any] = {
             s: {
                 f.name: plain(getattr(getattr(self, s), f.name))
                 for f in dataclasses.fields(SECTIONS[s])
@@ -455,6 +523,8 @@ class Config:
         }
         if out["serve"]["token"]:  # a secret never leaves the process
             out["serve"]["token"] = "***"
+        out["detect"]["thresholds"] = dict(self.detect.thresholds)
+        out.update(zones=plain(self.zones), lines=plain(self.lines))
         return out
 
 
@@ -477,6 +547,7 @@ def load_config(path: str | Path | None, overrides: Mapping[str, object] | None 
     file = Path(path).expanduser().resolve() if path is not None else DEFAULT_CONFIG
     raw = _read_yaml(file)
     origin = f"config '{path if path is not None else file}'"
+    lists = {name: parse(raw.pop(name, None), origin) for name, parse in LISTS.items()}
     # dotted key -> (value, folder relative paths resolve against, where it came from)
     merged: dict[str, tuple[Any, Path, str, bool]] = {}
     for sec, cls in SECTIONS.items():
@@ -490,6 +561,9 @@ def load_config(path: str | Path | None, overrides: Mapping[str, object] | None 
         if value is None:
             continue
         key = RENAMED.get(str(key), str(key))
+        if key in LISTS:  # zones / lines from the command line replace the file's
+            lists[key] = LISTS[key](value, "command-line override")
+            continue
         if key not in merged:
             raise ConfigError(
                 f"command-line override: unknown key '{key}'", hint=_did_you_mean(key)
@@ -503,7 +577,7 @@ def load_config(path: str | Path | None, overrides: Mapping[str, object] | None 
             value, base, where, from_cli = merged[key]
             values[f.name] = _check(key, value, f.metadata, base, where, from_cli)
         sections[sec] = cls(**values)
-    config = Config(**sections, path=file)
+    config = Config(**sections, **lists, path=file)
     detect = config.detect
     if detect.report_every and detect.report_threshold < detect.threshold:
         log.warning(
@@ -594,7 +668,7 @@ def _flatten(raw: dict[str, Any], origin: str) -> dict[str, Any]:
 
 def _did_you_mean(key: str) -> str:
     """The closest valid key: by spelling, else the same key name in another section."""
-    close = difflib.get_close_matches(key, KEYS + tuple(SECTIONS), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(key, KEYS + tuple(SECTIONS) + tuple(LISTS), n=1, cutoff=0.6)
     if not close:
         leaf = key.rsplit(".", 1)[-1]
         leaves = {k.rsplit(".", 1)[-1]: k for k in KEYS}
@@ -625,6 +699,8 @@ def _check(
         if meta["null"]:
             return None
         raise bad("a value (this key cannot be null)")
+    if kind in _PARSERS:
+        return _PARSERS[kind](key, value, where)
     if from_cli and isinstance(value, str):
         value = _parse_cli(kind, value.strip())
     if kind == "attempts":  # a count, or forever (null)
@@ -634,18 +710,7 @@ def _check(
             raise bad("a number of attempts >= 0, or forever")
         return value
     if kind in ("int", "float"):
-        ok = isinstance(value, int) or (kind == "float" and isinstance(value, float))
-        if isinstance(value, bool) or not ok or (kind == "float" and not math.isfinite(value)):
-            raise bad("an integer" if kind == "int" else "a number")
-        lo, hi = meta["lo"], meta["hi"]
-        if (lo is not None and (value <= lo if meta["lo_open"] else value < lo)) or (
-            hi is not None and value > hi
-        ):
-            what = "an integer" if kind == "int" else "a number"
-            op = ">" if meta["lo_open"] else ">="
-            rng = f"in [{lo}, {hi}]" if hi is not None else f"{op} {lo}"
-            raise bad(f"{what} {rng}")
-        return float(value) if kind == "float" else int(value)
+        return _check_number(value, meta, bad)
     if kind == "bool":
         if not isinstance(value, bool):
             raise bad("true or false")
@@ -668,7 +733,31 @@ def _check(
         value = str(value)  # camera index
     if not isinstance(value, str) or not value.strip():
         raise bad("a non-empty string")
-    value = value.strip()
+    return _check_text(value.strip(), meta, base, bad)
+
+
+def _check_number(value: Any, meta: Mapping[str, Any], bad: Callable[[str], ConfigError]) -> Any:
+    """An ``int`` or ``float`` key's value within its bounds."""
+    kind = meta["kind"]
+    ok = isinstance(value, int) or (kind == "float" and isinstance(value, float))
+    if isinstance(value, bool) or not ok or (kind == "float" and not math.isfinite(value)):
+        raise bad("an integer" if kind == "int" else "a number")
+    lo, hi = meta["lo"], meta["hi"]
+    if (lo is not None and (value <= lo if meta["lo_open"] else value < lo)) or (
+        hi is not None and value > hi
+    ):
+        what = "an integer" if kind == "int" else "a number"
+        op = ">" if meta["lo_open"] else ">="
+        rng = f"in [{lo}, {hi}]" if hi is not None else f"{op} {lo}"
+        raise bad(f"{what} {rng}")
+    return float(value) if kind == "float" else int(value)
+
+
+def _check_text(
+    value: str, meta: Mapping[str, Any], base: Path, bad: Callable[[str], ConfigError]
+) -> Any:
+    """A string key's value: an enum choice, a run name, a path or source made absolute."""
+    kind = meta["kind"]
     if kind == "enum":
         if value.lower() not in meta["choices"]:
             raise bad(" or ".join(meta["choices"]))

@@ -344,6 +344,20 @@ def _ray(b: Bench) -> dict[str, Any]:
     )
 
 
+def _events(b: Bench) -> dict[str, Any]:
+    """The event stage's CPU and the clip recorder's memory: no model, tracked boxes on known
+    paths."""
+    from detector.benchmarks.events import events_bench
+
+    return events_bench(max(300, b.opts.frames), 3 * b.opts.live_frames, b.progress)
+
+
+def _events_lines(result: dict[str, Any]) -> list[str]:
+    from detector.benchmarks.events import format_events
+
+    return format_events(result)
+
+
 def _explain(b: Bench) -> dict[str, Any]:
     from detector.benchmarks.explain import explain_bench
 
@@ -394,6 +408,7 @@ REGISTRY: dict[str, Section] = {
         Section("ray", None, _ray, "ray_engine", model=False, quick=False),
         Section("track", None, _track, "track"),
         Section("backends", None, _backends, "backends", quick=False),
+        Section("events", None, _events, "events", model=False, format=_events_lines),
         Section(
             "explain", None, _explain, "explain", model=False, full=False, format=_explain_lines
         ),

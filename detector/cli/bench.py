@@ -98,6 +98,28 @@ def add_parser(
         metavar="R",
         help="repeats per measurement, medians reported (default 3, quick 1)",
     )
+    _add_model_flags(p)
+    p.add_argument(
+        "--memory-frames",
+        metavar="A,B",
+        help="RSS read after A and after B frames (default 1000,10000; quick 100,600)",
+    )
+    p.add_argument(
+        "--ray-images",
+        metavar="A,B",
+        help="folder sizes of the local vs Ray runs (default 50,200)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=CACHE_DIR / "bench",
+        help="where the made 720p/1080p videos are cached (default .cache/bench)",
+    )
+    p.set_defaults(func=handle)
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    """The model and media to measure (the config's, with overrides) and the sections."""
     p.add_argument(
         "--config",
         type=Path,
@@ -130,23 +152,6 @@ def add_parser(
     p.add_argument("--inter-op-threads", type=int, help="override model.inter_op_threads")
     p.add_argument("--workers", type=int, help="override model.workers")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="override model.precision")
-    p.add_argument(
-        "--memory-frames",
-        metavar="A,B",
-        help="RSS read after A and after B frames (default 1000,10000; quick 100,600)",
-    )
-    p.add_argument(
-        "--ray-images",
-        metavar="A,B",
-        help="folder sizes of the local vs Ray runs (default 50,200)",
-    )
-    p.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=CACHE_DIR / "bench",
-        help="where the made 720p/1080p videos are cached (default .cache/bench)",
-    )
-    p.set_defaults(func=handle)
 
 
 def _ints(text: str, what: str) -> tuple[int, ...]:

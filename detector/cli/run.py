@@ -64,13 +64,14 @@ def add_config_flags(p: argparse.ArgumentParser) -> dict[str, str]:
     """
     groups = {title: p.add_argument_group(title) for title in FLAG_GROUPS}
     dests: dict[str, str] = {}
-    for key, field, flag in flagged_keys():
-        name = flag.name or field.name.replace("_", "-")
+    for k in flagged_keys():
+        flag = k.flag
+        name = flag.name or k.name.replace("_", "-")
         kwargs: dict[str, Any] = {"help": flag.help, "dest": name.replace("-", "_")}
-        if field.metadata["kind"] == "bool":
+        if k.switch:
             kwargs.update(action=argparse.BooleanOptionalAction, default=None)
-        elif field.metadata["choices"]:
-            kwargs["choices"] = field.metadata["choices"]
+        elif k.choices:
+            kwargs["choices"] = k.choices
         else:
             kwargs["metavar"] = flag.metavar
         if flag.const is not None:
@@ -78,7 +79,7 @@ def add_config_flags(p: argparse.ArgumentParser) -> dict[str, str]:
         if flag.repeat:
             kwargs["action"] = "append"
         groups[flag.group].add_argument(f"--{name}", **kwargs)
-        dests[kwargs["dest"]] = key
+        dests[kwargs["dest"]] = k.key
     p.set_defaults(config_flags=dests)
     return dests
 

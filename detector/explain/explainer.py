@@ -193,7 +193,6 @@ def explain_image(
 ) -> list[Explanation]:
     """Explain the kept detections of one BGR ``uint8`` image with every method asked."""
     rgb = np.ascontiguousarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
-    height, width = rgb.shape[:2]
     forward = model.forward(rgb)
     rows = select(forward, options)
     if options.detection is not None and not rows:
@@ -202,56 +201,63 @@ def explain_image(
             options.detection,
             int((forward.detections.scores >= options.threshold).sum()),
         )
-    dets = forward.detections
-    found: list[Explanation] = []
-    for k, row in enumerate(rows):
-        cid = int(dets.class_ids[row])
-        anchor: AnchorMatch | None = None
-        if forward.pre_boxes is not None and forward.pre_scores is not None:
-            try:
-                anchor = match_anchor(
-                    forward.boxes_norm[row],
-                    float(dets.scores[row]),
-                    cid,
-                    forward.pre_boxes,
-                    forward.pre_scores,
-                )
-            except ModelError as exc:
-                log.warning("%s", exc.message)
-        found.append(
-            Explanation(
-                options.detection if options.detection is not None else k,
-                cid,
-                labels.name(cid) if labels else f"class {cid}",
-                float(dets.scores[row]),
-                dets.xyxy[row],
-                forward.boxes_norm[row],
-                anchor,
-            )
-        )
+    found = [_explanation(forward, row, k, options, labels) for k, row in enumerate(rows)]
     for method in options.methods:
         if method == "occlusion":
             _occlusion(model, rgb, found, options)
-            continue
-        which = 0 if method == "gradcam" else 1
-        layer = model.points.gradcam_layer if which == 0 else model.points.fine_layer
-        for exp in found:
-            if exp.anchor is None:
-                exp.results[method] = _failed("no anchor for this detection (see the log)")
-                continue
-            t0 = time.perf_counter()
-            try:
-                ((act, grad),) = model.gradients(
-                    rgb, exp.anchor.anchor, exp.anchor.column, (which,)
-                )
-            except ModelError as exc:
-                exp.results[method] = _failed(exc.message)
-                continue
-            small = gradcam(act, grad) if which == 0 else grad_x_activation(act, grad)
-            heat = to_image(small, width, height)
-            ms = (time.perf_counter() - t0) * 1000.0
-            exp.results[method] = MethodResult(heat, heat_stats(heat, exp.box_xyxy), ms, layer)
+        else:
+            _gradients(model, rgb, found, method)
     return found
+
+
+def _explanation(
+    forward: Forward, row: int, k: int, options: ExplainOptions, labels: LabelMap | None
+) -> Explanation:
+    """One kept detection, with the pre-NMS anchor it came from when the graph has them."""
+    dets = forward.detections
+    cid = int(dets.class_ids[row])
+    anchor: AnchorMatch | None = None
+    if forward.pre_boxes is not None and forward.pre_scores is not None:
+        try:
+            anchor = match_anchor(
+                forward.boxes_norm[row],
+                float(dets.scores[row]),
+                cid,
+                forward.pre_boxes,
+                forward.pre_scores,
+            )
+        except ModelError as exc:
+            log.warning("%s", exc.message)
+    return Explanation(
+        options.detection if options.detection is not None else k,
+        cid,
+        labels.name(cid) if labels else f"class {cid}",
+        float(dets.scores[row]),
+        dets.xyxy[row],
+        forward.boxes_norm[row],
+        anchor,
+    )
+
+
+def _gradients(model: ExplainModel, rgb: np.ndarray, found: list[Explanation], method: str) -> None:
+    """Grad-CAM or gradient x activation for each detection, from its anchor's logit."""
+    height, width = rgb.shape[:2]
+    which = 0 if method == "gradcam" else 1
+    layer = model.points.gradcam_layer if which == 0 else model.points.fine_layer
+    for exp in found:
+        if exp.anchor is None:
+            exp.results[method] = _failed("no anchor for this detection (see the log)")
+            continue
+        t0 = time.perf_counter()
+        try:
+            ((act, grad),) = model.gradients(rgb, exp.anchor.anchor, exp.anchor.column, (which,))
+        except ModelError as exc:
+            exp.results[method] = _failed(exc.message)
+            continue
+        small = gradcam(act, grad) if which == 0 else grad_x_activation(act, grad)
+        heat = to_image(small, width, height)
+        ms = (time.perf_counter() - t0) * 1000.0
+        exp.results[method] = MethodResult(heat, heat_stats(heat, exp.box_xyxy), ms, layer)
 
 
 def _occlusion(
