@@ -53,6 +53,8 @@ from its frames, cached in .cache/bench/):
                    .cache/bench/openvino/ (full runs, or --only backends; needs the extra)
   explain          every explain method on every detection of the photos: peak in the box,
                    heat in the box, ms per detection (only with --only explain; --overlays)
+  events           zones + lines + events on 20 tracked objects at 1080p: the stage's CPU per
+                   frame; clips from a buffer of encoded frames: RSS along the way (no model)
 then the ratios (pipeline/bare, pipeline/naive, pipeline/CPU budget, ours/TFLite,
 detect_every gains) and each target of docs/PERFORMANCE.md: met, or missed by how much.
 

@@ -27,6 +27,13 @@ VALUE_FLAGS = {
     "--ray-batch-size": "run.ray_batch_size",
     "--ray-cpus-per-actor": "run.ray_cpus_per_actor",
     "--ray-gpus-per-actor": "run.ray_gpus_per_actor",
+    "--zone": "zones",
+    "--line": "lines",
+    "--thresholds": "detect.thresholds",
+    "--min-area": "detect.min_area",
+    "--max-area": "detect.max_area",
+    "--mqtt": "events.mqtt",
+    "--webhook": "events.webhook",
 }
 ENUM_FLAGS = {
     "--device": "model.device",
@@ -51,6 +58,8 @@ SWITCHES = {
     "--insecure": "serve.insecure",
     "--allow-unsafe-ops": "model.allow_unsafe_ops",
     "--init-missing": "model.init_missing",
+    "--snapshots": "events.snapshots",
+    "--clips": "events.clips",
 }
 
 
@@ -60,7 +69,8 @@ def _overrides(*argv: str) -> dict[str, object]:
 
 @pytest.mark.parametrize(("flag", "key"), VALUE_FLAGS.items())
 def test_a_value_flag_sets_its_key(flag: str, key: str) -> None:
-    expected = ["3"] if key == "source.uri" else "3"  # --source may be given several times
+    repeatable = key in ("source.uri", "zones", "lines")  # may be given several times
+    expected = ["3"] if repeatable else "3"
     assert _overrides(flag, "3") == {key: expected}
 
 
@@ -89,7 +99,7 @@ def test_no_flag_given_overrides_nothing_and_bare_track_means_bytetrack() -> Non
 
 def test_every_flagged_key_is_covered_here_and_loads() -> None:
     documented = {**VALUE_FLAGS, **ENUM_FLAGS, **SWITCHES}
-    assert {key for key, _, _ in flagged_keys()} == set(documented.values())
+    assert {k.key for k in flagged_keys()} == set(documented.values())
     config = load_config(None, _overrides("--threshold", "0.3", "--no-video", "--track", "sort"))
     assert config.detect.threshold == 0.3 and not config.output.video
     assert config.detect.track == "sort"
