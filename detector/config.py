@@ -99,7 +99,7 @@ class ModelConfig:
     init_missing: bool = _f(False, "bool")
     precision: str = _f("auto", "enum", choices=("auto", "bf16", "fp32", "int8"))
     split: bool = _f(False, "bool")
-    backend: str = _f("tf", "enum", choices=("tf", "openvino"))
+    backend: str = _f("auto", "enum", choices=("auto", "tf", "openvino"))
     cache_dir: Path | None = _f(None, "path", null=True)
 
 

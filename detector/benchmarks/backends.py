@@ -234,7 +234,8 @@ def _ensure_int8(
 ) -> dict[str, Any]:
     """A quantized model that passed the gate in ``cache_dir`` (made here when missing)."""
     from detector.errors import DetectorError
-    from detector.model.backends.openvino import cache_root, ir_path, prepare_graph
+    from detector.model.backends.ircache import cache_root, ir_path
+    from detector.model.backends.openvino import prepare_graph
     from detector.model.backends.quantize import QuantizationRefused, int8_report_path, quantize
 
     prep = prepare_graph(model)

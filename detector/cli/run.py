@@ -103,9 +103,10 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     g.add_argument("--workers", metavar="N", help="inference threads for files and folders")
     g.add_argument(
         "--backend",
-        choices=("tf", "openvino"),
-        help="what runs the model: tf (default) or openvino (frozen SSD graphs, CPU; "
-        "needs the 'openvino' extra)",
+        choices=("auto", "tf", "openvino"),
+        help="what runs the model: auto (default: openvino on the CPU when the graph passes "
+        "its parity gate, else tf), tf, or openvino (frozen SSD graphs, CPU; needs the "
+        "'openvino' extra)",
     )
     g.add_argument(
         "--precision",

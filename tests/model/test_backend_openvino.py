@@ -16,7 +16,8 @@ from helpers.tiny_ssd import build_tiny_ssd
 from detector.engine import Engine
 from detector.errors import ConfigError, ModelError, UnsafeGraphError
 from detector.model.backends import check_backend, load_backend_model
-from detector.model.backends.openvino import cache_root, load_openvino_model
+from detector.model.backends.ircache import cache_root
+from detector.model.backends.openvino import load_openvino_model
 from detector.model.backends.parity import compare_models
 from detector.model.backends.quantize import read_images
 from detector.model.loader import load_model

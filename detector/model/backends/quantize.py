@@ -144,7 +144,7 @@ def passing_int8_ir(root: Path, prep: Any) -> Path:
     Raises:
         ModelError: None was made for this graph (and OpenVINO version), or it failed.
     """
-    from detector.model.backends.openvino import ir_path
+    from detector.model.backends.ircache import ir_path
 
     xml = ir_path(root, prep, "int8")
     report = int8_report_path(xml)
@@ -213,13 +213,11 @@ def quantize(
     """
     ov = require("openvino")
     nncf = require("nncf")
+    from detector.model.backends.ircache import cache_root, ir_path, save_ir
     from detector.model.backends.openvino import (
-        cache_root,
         convert_network,
-        ir_path,
         load_openvino_model,
         prepare_graph,
-        save_ir,
     )
     from detector.model.backends.parity import compare_models
     from detector.model.loader import TensorNames, load_model
