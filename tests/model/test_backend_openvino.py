@@ -44,6 +44,7 @@ def test_tiny_ssd_through_openvino_equals_tf(tiny: Path, tmp_path: Path) -> None
     ):
         assert ov.input_size == (32, 32)  # read from the graph's own resize
         assert ov.backend == "openvino" and ov.precision == "fp32"
+        assert ov.post_kind == "numpy"  # decoding + NMS read from the graph, run in NumPy
         for image in _images(4, 32, 32):
             want = ref.predict(image[None])
             got = ov.predict(image[None])

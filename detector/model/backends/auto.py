@@ -19,6 +19,18 @@ from typing import Any
 
 from detector.errors import DetectorError
 from detector.model.backends import openvino_available
+from detector.model.backends.ircache import cache_root, ir_path, read_json, write_json
+from detector.model.backends.openvino import (
+    cached_graph,
+    check_images,
+    converted_graph,
+    load_openvino_model,
+    resolve_precision,
+)
+from detector.model.backends.parity import compare_models
+from detector.model.backends.quantize import passing_int8_ir
+from detector.model.formats import detect_format
+from detector.model.loader import TensorNames, load_model
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +82,6 @@ def choose_backend(
         return tf("model.split runs the two halves in TensorFlow")
     if not openvino_available():
         return tf("the openvino extra is not installed")
-    from detector.model.formats import detect_format
 
     try:
         fmt = detect_format(path)
@@ -91,10 +102,6 @@ def _openvino_choice(
     allow_unsafe_ops: bool,
     cache_dir: str | Path | None,
 ) -> BackendChoice:
-    from detector.model.backends.ircache import ir_path
-    from detector.model.backends.openvino import converted_graph, resolve_precision
-    from detector.model.backends.quantize import passing_int8_ir
-
     graph, root, _, _ = converted_graph(
         path, tensors, allow_unsafe_ops=allow_unsafe_ops, cache_dir=cache_dir
     )
@@ -121,7 +128,7 @@ def _openvino_choice(
         graph,
         root,
         chosen,
-        ir_path(root, graph, f"gate-{chosen}").with_suffix(".json"),
+        verdict_path(root, graph, chosen),
         tensors=tensors,
         allow_unsafe_ops=allow_unsafe_ops,
     )
@@ -146,14 +153,10 @@ def gate_verdict(
     allow_unsafe_ops: bool = False,
 ) -> dict[str, Any]:
     """The cached parity verdict of the converted graph at ``precision``; run once if missing."""
-    from detector.model.backends.ircache import read_json, write_json
 
     cached = read_json(verdict_path)
     if cached is not None and cached.get("graph_sha256") == graph.sha256:
         return cached
-    from detector.model.backends.openvino import check_images, load_openvino_model
-    from detector.model.backends.parity import compare_models
-    from detector.model.loader import TensorNames, load_model
 
     tensors = tensors if tensors is not None else TensorNames()
     images = check_images()
@@ -189,6 +192,24 @@ def gate_verdict(
     }
     write_json(verdict_path, doc)
     return doc
+
+
+def is_decided(
+    path: str | Path, *, tensors: Any = None, cache_dir: str | Path | None = None
+) -> bool:
+    """True when ``auto`` can decide for this frozen graph from the cache alone (no TF)."""
+
+    root = cache_root(Path(path), cache_dir)
+    graph, _ = cached_graph(Path(path), tensors, root)
+    if graph is None:
+        return False
+    return not graph.post_file or verdict_path(root, graph, resolve_precision("auto")).is_file()
+
+
+def verdict_path(root: Path, graph: Any, precision: str) -> Path:
+    """Where the parity verdict of a converted graph at ``precision`` is cached."""
+
+    return ir_path(root, graph, f"gate-{precision}").with_suffix(".json")
 
 
 def _one_line(text: str) -> str:

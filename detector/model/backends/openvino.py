@@ -220,6 +220,13 @@ def tensor_names(tensors: Any) -> dict[str, Any]:
     }
 
 
+def cached_graph(path: Path, tensors: Any, root: Path) -> tuple[CachedGraph | None, Path]:
+    """The cached conversion of a graph (``None`` when there is none) and its manifest path."""
+    sha = file_sha256(path)
+    manifest = manifest_path(root, path, sha, tensor_names(tensors))
+    return read_manifest(manifest, path, sha), manifest
+
+
 def converted_graph(
     path: str | Path,
     tensors: Any = None,
@@ -249,9 +256,7 @@ def converted_graph(
             hint="freeze it first: python main.py model convert MODEL -o frozen_inference_graph.pb",
         )
     root = cache_root(path, cache_dir)
-    sha = file_sha256(path)
-    manifest = manifest_path(root, path, sha, tensor_names(tensors))
-    cached = read_manifest(manifest, path, sha)
+    cached, manifest = cached_graph(path, tensors, root)
     if cached is not None and (allow_unsafe_ops or not cached.allow_unsafe_ops):
         return cached, root, None, 0.0
     t = time.perf_counter()
