@@ -35,13 +35,13 @@ from detector.labels import LabelMap, load_label_map
 from detector.outputs import RUN_JSON, describe_outputs, make_run_dir, open_outputs, write_json
 from detector.outputs.rundir import write_csv
 from detector.outputs.summary import now_iso, print_summary, versions
-from detector.pipeline.fps import RunStats
 from detector.pipeline.render import Renderer, RenderOptions
 from detector.pipeline.signals import StopSignals
 from detector.pipeline.stages import PipelineOptions, inference_workers, run_pipeline
 from detector.sources import ReconnectPolicy, SourceSpec, open_source, redact
 from detector.sources.spec import expand_sources
 from detector.track.settings import TrackSettings
+from detector.types import RunStats
 
 log = logging.getLogger(__name__)
 
@@ -167,14 +167,22 @@ def _start_web(config: Config, specs: list[SourceSpec], stack: ExitStack) -> Any
     if config.output.serve is None:
         return None
     from detector.config import parse_address
-    from detector.outputs.web import Hub, WebServer
+    from detector.outputs.web import Hub, WebServer, access_from
 
     host, port = parse_address(config.output.serve)
     hub = Hub()
     for spec in specs:
         hub.add_feed(spec.run_name, spec.shown, live=spec.live)
     title = specs[0].shown if len(specs) == 1 else f"{len(specs)} sources"
-    stack.enter_context(WebServer(hub, host, port, title=f"detector — {title}"))
+    server = WebServer(
+        hub,
+        host,
+        port,
+        title=f"detector — {title}",
+        access=access_from(config.serve),
+        insecure=config.serve.insecure,
+    )
+    stack.enter_context(server)
     return hub
 
 
@@ -250,6 +258,7 @@ def _run_source(
                 outputs,
                 max_frames=config.run.max_frames,
                 web_feed=feed,
+                min_score=config.detect.threshold,
             )
             dc = config.detect
             render = Renderer(

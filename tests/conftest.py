@@ -118,7 +118,9 @@ def _default_model_converted() -> None:
 
     if is_decided(graph):
         return
-    code = f"from detector.model.backends.auto import choose_backend; choose_backend({str(graph)!r})"
+    code = (
+        f"from detector.model.backends.auto import choose_backend; choose_backend({str(graph)!r})"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent, timeout=900)
 
 

@@ -31,8 +31,8 @@ from detector.errors import ConfigError, DetectorError, SourceError
 from detector.labels import LabelMap, load_label_map
 from detector.outputs import RUN_JSON, describe_outputs, make_run_dir, write_json
 from detector.outputs.summary import now_iso, print_summary, versions
-from detector.pipeline.fps import RunStats
 from detector.pipeline.signals import StopSignals
+from detector.types import RunStats
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,8 @@ from detector.distributed.runner import RayRunner
 from detector.distributed.writing import Tally, frame_result, stand_in, writer
 from detector.labels import LabelMap
 from detector.outputs import open_outputs
-from detector.pipeline.fps import RunStats
 from detector.pipeline.signals import StopSignals
-from detector.types import Frame, SourceInfo
+from detector.types import Frame, RunStats, SourceInfo
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,13 @@ def run_images(
     with ExitStack() as outputs:
         sinks.update(
             open_outputs(
-                config.output, run_dir, labels, info, outputs, max_frames=config.run.max_frames
+                config.output,
+                run_dir,
+                labels,
+                info,
+                outputs,
+                max_frames=config.run.max_frames,
+                min_score=config.detect.threshold,
             )
         )
         write, needs_pixels = writer(config, labels, sinks, stop)

@@ -18,10 +18,9 @@ from detector.distributed.writing import Tally, frame_result, stand_in, writer
 from detector.errors import SourceError
 from detector.labels import LabelMap
 from detector.outputs import RUN_JSON, describe_outputs, make_run_dir, open_outputs, write_json
-from detector.pipeline.fps import RunStats
 from detector.pipeline.signals import StopSignals
 from detector.sources import open_source
-from detector.types import Frame
+from detector.types import Frame, RunStats
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +128,13 @@ class VideoOutput:
         self.error: str | None = None
         self.frames = 0
         self.sinks = open_outputs(
-            config.output, folder, labels, video.info, self.stack, max_frames=config.run.max_frames
+            config.output,
+            folder,
+            labels,
+            video.info,
+            self.stack,
+            max_frames=config.run.max_frames,
+            min_score=config.detect.threshold,
         )
         self.write_result, needs_pixels = writer(config, labels, self.sinks, stop)
         self.source = (

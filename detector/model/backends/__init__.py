@@ -12,12 +12,29 @@ any. OpenVINO and NNCF are an optional extra: nothing here imports them until as
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 from typing import Any
 
 from detector.errors import ConfigError
+from detector.model.backends.extra import (
+    INSTALL_HINT,
+    OPENVINO_PINS,
+    MissingExtraError,
+    openvino_available,
+    require,
+)
+
+__all__ = [
+    "BACKENDS",
+    "INSTALL_HINT",
+    "OPENVINO_PINS",
+    "PRECISIONS",
+    "MissingExtraError",
+    "check_backend",
+    "load_backend_model",
+    "openvino_available",
+    "require",
+]
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +46,6 @@ PRECISIONS = {
     "tf": ("auto", "bf16", "fp32"),
     "openvino": ("auto", "bf16", "fp32", "int8"),
 }
-#: The pinned optional extra that brings the ``openvino`` backend (pyproject ``openvino``).
-OPENVINO_PINS = ("openvino==2026.4.1", "nncf==3.4.0")
-INSTALL_HINT = (
-    "install the optional extra: .venv/bin/python -m pip install "
-    + " ".join(f"'{p}'" for p in OPENVINO_PINS)
-    + " (the pyproject extra 'openvino'; bash .ci/setup installs it)"
-)
-
-
-class MissingExtraError(ConfigError, ImportError):
-    """An optional backend's package is not installed (exit code 2, names the install command)."""
 
 
 def check_backend(backend: str, precision: str = "auto") -> None:
@@ -58,30 +64,6 @@ def check_backend(backend: str, precision: str = "auto") -> None:
             hint=f"use one of {', '.join(PRECISIONS[backend])}"
             + ("; int8 needs backend openvino (--backend openvino)" if precision == "int8" else ""),
         )
-
-
-def openvino_available() -> bool:
-    """True when the ``openvino`` package can be imported (without importing it)."""
-    return importlib.util.find_spec("openvino") is not None
-
-
-def require(module: str) -> Any:
-    """Import an optional backend package, or say how to install it.
-
-    Args:
-        module: ``openvino`` or ``nncf``.
-
-    Raises:
-        MissingExtraError: The package is not installed (exit code 2).
-    """
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingExtraError(
-            f"the openvino backend needs the Python package {module!r}, which is not "
-            f"installed ({exc})",
-            hint=INSTALL_HINT,
-        ) from exc
 
 
 def load_backend_model(
@@ -114,9 +96,22 @@ def load_backend_model(
         MissingExtraError: ``openvino`` without its extra installed (exit 2).
     """
     check_backend(backend, precision)
-    if backend == "auto":
-        from detector.model.backends.auto import choose_backend
+    options: dict[str, Any] = dict(
+        workers=workers,
+        split=split,
+        signature=signature,
+        tensors=tensors,
+        device=device,
+        allow_memory_growth=allow_memory_growth,
+        intra_op_threads=intra_op_threads,
+        inter_op_threads=inter_op_threads,
+        allow_unsafe_ops=allow_unsafe_ops,
+        cache_dir=cache_dir,
+        init_missing=init_missing,
+    )
+    from detector.model.backends.auto import BackendChoice, choose_backend
 
+    if backend == "auto":
         choice = choose_backend(
             path,
             precision=precision,
@@ -127,45 +122,11 @@ def load_backend_model(
             cache_dir=cache_dir,
         )
         log.info("backend auto: %s %s (%s)", choice.backend, choice.precision, choice.reason)
-        model = load_backend_model(
-            choice.backend,
-            path,
-            workers=workers,
-            split=split,
-            signature=signature,
-            tensors=tensors,
-            device=device,
-            allow_memory_growth=allow_memory_growth,
-            intra_op_threads=intra_op_threads,
-            inter_op_threads=inter_op_threads,
-            allow_unsafe_ops=allow_unsafe_ops,
-            precision=choice.precision,
-            cache_dir=cache_dir,
-            init_missing=init_missing,
-        )
-        model.backend_choice = choice
-        return model
-    model = _load(
-        backend,
-        path,
-        workers=workers,
-        split=split,
-        signature=signature,
-        tensors=tensors,
-        device=device,
-        allow_memory_growth=allow_memory_growth,
-        intra_op_threads=intra_op_threads,
-        inter_op_threads=inter_op_threads,
-        allow_unsafe_ops=allow_unsafe_ops,
-        precision=precision,
-        cache_dir=cache_dir,
-        init_missing=init_missing,
-    )
-    from detector.model.backends.auto import BackendChoice
-
-    model.backend_choice = BackendChoice(
-        backend, model.precision, "model.backend names it", requested=backend
-    )
+        model = _load(choice.backend, path, precision=choice.precision, **options)
+    else:
+        model = _load(backend, path, precision=precision, **options)
+        choice = BackendChoice(backend, model.precision, "model.backend names it", backend)
+    model.backend_choice = choice
     return model
 
 

@@ -18,8 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from detector.errors import DetectorError
-from detector.model.backends import openvino_available
-from detector.model.backends.ircache import cache_root, ir_path, read_json, write_json
+from detector.model.backends.extra import openvino_available
+from detector.model.backends.ircache import (
+    cache_root,
+    ir_path,
+    passing_int8_ir,
+    read_json,
+    write_json,
+)
 from detector.model.backends.openvino import (
     cached_graph,
     check_images,
@@ -28,7 +34,6 @@ from detector.model.backends.openvino import (
     resolve_precision,
 )
 from detector.model.backends.parity import compare_models
-from detector.model.backends.quantize import passing_int8_ir
 from detector.model.formats import detect_format
 from detector.model.loader import TensorNames, load_model
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.errors import ModelError
-from detector.model.backends import require
+from detector.model.backends.extra import require
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,39 @@ def save_ir(model: Any, xml: Path) -> None:
         ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
         os.replace(tmp_xml.with_suffix(".bin"), xml.with_suffix(".bin"))
         os.replace(tmp_xml, xml)
+
+
+def int8_report_path(xml: Path) -> Path:
+    """The gate's JSON report beside an int8 IR (``<name>.int8.xml`` → ``<name>.int8.json``)."""
+    return xml.with_suffix(".json")
+
+
+def passing_int8_ir(root: Path, prep: Any) -> Path:
+    """The cached int8 IR of a graph, when its gate report says it passed.
+
+    Raises:
+        ModelError: None was made for this graph (and OpenVINO version), or it failed.
+    """
+    xml = ir_path(root, prep, "int8")
+    report = int8_report_path(xml)
+    hint = (
+        f"make one: python main.py model quantize {prep.path} (calibration frames: "
+        "--calibration FOLDER_OR_VIDEO), or use --precision bf16 / fp32"
+    )
+    if not xml.is_file() or not report.is_file():
+        raise ModelError(
+            f"no int8 model of '{prep.path}' has passed the parity gate yet (looked for '{xml}')",
+            hint=hint,
+        )
+    try:
+        doc = json.loads(report.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read the int8 gate report '{report}': {exc}", hint=hint) from exc
+    if doc.get("graph_sha256") != prep.sha256 or not doc.get("parity", {}).get("passed"):
+        raise ModelError(
+            f"the int8 model '{xml}' did not pass the parity gate for this graph", hint=hint
+        )
+    return xml
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:

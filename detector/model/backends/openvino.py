@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from detector.errors import ConfigError, ModelError
-from detector.model.backends import require
+from detector.model.backends.extra import require
 from detector.model.backends.ircache import (
     CachedGraph,
     cache_key,
@@ -35,6 +35,7 @@ from detector.model.backends.ircache import (
     file_sha256,
     ir_path,
     manifest_path,
+    passing_int8_ir,
     read_manifest,
     save_ir,
     write_json,
@@ -384,8 +385,6 @@ def load_openvino_model(
     if ir is not None:
         chosen = Path(ir)
     elif precision == "int8":
-        from detector.model.backends.quantize import passing_int8_ir
-
         chosen = passing_int8_ir(root, graph)
     else:
         chosen = ir_path(root, graph, "fp32")
