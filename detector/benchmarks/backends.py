@@ -1,4 +1,4 @@
-"""The backend column: the TF session as the app runs it beside OpenVINO fp32 / bf16 / int8.
+"""The backend column: the default (``backend: auto``) and TF beside OpenVINO fp32 / bf16 / int8.
 
 For each backend, in a fresh process per configuration (TensorFlow sizes its thread pools
 once per process): the bare model on real frames with 1 thread, with 2 threads, and with
@@ -17,9 +17,7 @@ from __future__ import annotations
 import logging
 import shutil
 import statistics
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,189 +26,24 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detector.benchmarks.system import Span, median_run, rate, run_json_subprocess
+from detector.benchmarks.backend_child import in_flight, single
+from detector.benchmarks.backends_report import format_backends, goals
+from detector.benchmarks.system import median_run, run_json_subprocess
 
 log = logging.getLogger(__name__)
 
 #: (row name, backend, precision): the TF row is the app's default session (auto precision).
 ROWS = (
     ("tf", "tf", "auto"),
+    ("default", "auto", "auto"),
     ("openvino fp32", "openvino", "fp32"),
     ("openvino bf16", "openvino", "bf16"),
     ("openvino int8", "openvino", "int8"),
 )
-#: The openvino backend's target: its pipeline at least this many times the tf pipeline's frames/s.
-PIPELINE_GOAL = 1.3
+#: Rows whose memory after many frames is measured (a pipeline run each).
+RSS_ROWS = ("tf", "default", "openvino int8")
 
-
-def _bgr_to_rgb_batch(bgr: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)[np.newaxis]
-
-
-def single(
-    fn: Callable[[np.ndarray], Any], frames: Sequence[np.ndarray], warmup: int, repeats: int
-) -> dict[str, Any]:
-    """One caller: p50 ms per frame and frames/s of ``fn(frame)`` over ``frames``."""
-    from detector.benchmarks.model_speed import latency_ms
-
-    return dict(latency_ms(fn, frames, warmup, repeats))
-
-
-def in_flight(
-    fns: Sequence[Callable[[np.ndarray], Any]],
-    frames: Sequence[np.ndarray],
-    warmup: int,
-    repeats: int,
-) -> dict[str, Any]:
-    """``len(fns)`` callers at once (one thread each), sharing the frames: frames/s."""
-    for fn in fns:
-        for f in frames[:warmup]:
-            fn(f)
-    runs = [_one_flight(fns, list(frames[warmup:])) for _ in range(max(1, repeats))]
-    return median_run(runs)
-
-
-def _one_flight(
-    fns: Sequence[Callable[[np.ndarray], Any]], todo: list[np.ndarray]
-) -> dict[str, Any]:
-    lock = threading.Lock()
-    errors: list[BaseException] = []
-
-    def work(fn: Callable[[np.ndarray], Any]) -> None:
-        try:
-            while True:
-                with lock:
-                    if not todo:
-                        return
-                    f = todo.pop()
-                fn(f)
-        except BaseException as exc:  # re-raised below, in the caller's thread
-            errors.append(exc)
-
-    n = len(todo)
-    span = Span().start()
-    threads = [threading.Thread(target=work, args=(fn,), daemon=True) for fn in fns]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=600)
-    result = rate(n, span.stop())
-    if errors:
-        raise errors[0]
-    return result
-
-
-# ------------------------------------------------------------------ one configuration (child)
-
-
-def _load(
-    backend: str, precision: str, model: Path, workers: int, threads: int, cache_dir: Path
-) -> Any:
-    from detector.model.backends import load_backend_model
-
-    return load_backend_model(
-        backend,
-        model,
-        workers=workers,
-        device="cpu",
-        intra_op_threads=threads,
-        inter_op_threads=-1,
-        precision=precision,
-        cache_dir=cache_dir,
-    )
-
-
-def measure(a: Any) -> dict[str, Any]:
-    """One backend configuration in this process (``a``: the parsed child arguments)."""
-    t0 = time.perf_counter()
-    from detector.benchmarks.media import decode_frames
-
-    model = _load(a.backend, a.precision, a.model, a.workers, a.threads, a.cache_dir)
-    frames = decode_frames(a.video, a.frames)
-    model.warm_up(frames[0].shape[1], frames[0].shape[0], runs=2)
-    out: dict[str, Any] = {
-        "startup_s": time.perf_counter() - t0,
-        "load_s": getattr(model, "load_s", None),
-        "precision_used": getattr(model, "precision", None),
-        "converted": getattr(model, "converted", None),
-        "compile_s": getattr(model, "compile_s", None),
-    }
-    try:
-        if a.mode == "startup":
-            return out
-        warm = min(a.warmup, max(1, len(frames) // 4))
-
-        def fn(bgr: np.ndarray) -> Any:
-            return model.predict(_bgr_to_rgb_batch(bgr))
-
-        if a.mode == "threads2":
-            out["bare_2_threads"] = single(fn, frames, warm, a.repeats)
-            return out
-        out["bare_1_thread"] = single(fn, frames, warm, a.repeats)
-        out["in_flight_2"] = in_flight([fn, fn], frames, warm, a.repeats)
-        out["pipeline"] = _pipeline(model, a, warm)
-        if a.photos is not None:
-            from detector.model.backends.parity import detect_all
-            from detector.model.backends.quantize import read_images
-
-            found = detect_all(model, read_images(a.photos), a.threshold)
-            out["photos"] = [f.to_dict() for f in found]
-        return out
-    finally:
-        model.close()
-
-
-def _pipeline(model: Any, a: Any, warm: int) -> dict[str, Any]:
-    from detector.benchmarks import media, throughput
-    from detector.benchmarks.parts import ModelSettings, engine, labels_for
-
-    settings = ModelSettings(path=a.model, labels=a.labels, threshold=a.threshold)
-    video = media.probe(a.video, None)
-    tmp = Path(tempfile.mkdtemp(prefix="detector-bench-backend-"))
-    runs = []
-    try:
-        for r in range(max(1, a.repeats)):
-            runs.append(
-                throughput.pipeline_run(
-                    video,
-                    engine(model, settings),
-                    labels_for(settings),
-                    a.frames,
-                    warm,
-                    tmp / f"pipe{r}",
-                    workers=a.workers,
-                )
-            )
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return median_run(runs)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Child entry: measure one backend configuration and print it as one JSON line."""
-    import argparse
-    import json
-
-    p = argparse.ArgumentParser(prog="python -m detector.benchmarks.backends")
-    p.add_argument("--backend", required=True)
-    p.add_argument("--precision", required=True)
-    p.add_argument("--mode", choices=("workers", "threads2", "startup"), required=True)
-    p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--labels", type=Path)
-    p.add_argument("--video", type=Path, required=True)
-    p.add_argument("--photos", type=Path)
-    p.add_argument("--frames", type=int, default=60)
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--cache-dir", type=Path, required=True)
-    a = p.parse_args(argv)
-    if a.mode == "threads2":
-        a.workers, a.threads = 1, 2
-    print(json.dumps(measure(a)))
-    return 0
+__all__ = ["ROWS", "backend_rows", "format_backends", "goals"]
 
 
 # ------------------------------------------------------------------ the section (parent)
@@ -218,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _child(args: list[str], timeout_s: float) -> dict[str, Any]:
     t = time.perf_counter()
-    out = run_json_subprocess("detector.benchmarks.backends", args, timeout_s)
+    out = run_json_subprocess("detector.benchmarks.backend_child", args, timeout_s)
     out["process_s"] = time.perf_counter() - t
     return out
 
@@ -301,10 +134,14 @@ def backend_rows(
     threshold: float = 0.5,
     progress: Callable[[str], None] = lambda m: log.info("bench: %s", m),
     only: Sequence[str] | None = None,
+    rss_frames: int = 1000,
+    streams_seconds: float = 8.0,
 ) -> dict[str, Any]:
-    """The backend section: every row's numbers, parity, start-up, and the two goals.
+    """The backend section: every row's numbers, parity, start-up, memory, post-processing,
+    the many-camera line and the goals.
 
-    ``only`` names the rows to measure (default: all of ``ROWS``).
+    ``only`` names the rows to measure (default: all of ``ROWS``); ``streams_seconds`` 0
+    leaves the many-camera trials out.
     """
     from detector.model.backends import openvino_available
 
@@ -361,11 +198,66 @@ def backend_rows(
         out["rows"][name] = _row(runs[name], reference, threshold)
         out["rows"][name].update(backend=backend, precision=precision)
     out["startup"] = _startup(model, video, cache, common, rows, progress)
+    _rss_rows(out, rows, common, cache, rss_frames, progress)
+    out["post"] = _post(model, video, frames, threshold, progress)
+    if streams_seconds > 0:
+        out["streams"] = _streams(model, labels, video, cache, streams_seconds, progress)
     progress("backends: LiteRT peer")
     out["peer_litert"] = _peer(tflite, video, frames, warmup, repeats)
     out["goals"] = goals(out)
     out["load_avg_1m_end"] = _loadavg()
     out["elapsed_s"] = time.perf_counter() - t_start
+    return out
+
+
+def _rss_rows(
+    out: dict[str, Any],
+    rows: Sequence[tuple[str, str, str]],
+    common: list[str],
+    cache: Path,
+    rss_frames: int,
+    progress: Callable[[str], None],
+) -> None:
+    """Memory after ``rss_frames`` frames of the pipeline (with outputs), per ``RSS_ROWS`` row."""
+    for name, backend, precision in rows:
+        if name not in RSS_ROWS or rss_frames <= 0:
+            continue
+        progress(f"backends: {name}, memory after {rss_frames} frames")
+        args = [*common, "--backend", backend, "--precision", precision, "--mode", "rss"]
+        args += ["--cache-dir", str(cache), "--rss-frames", str(rss_frames)]
+        out["rows"][name]["rss"] = _child(args, 1800.0)
+
+
+def _post(
+    model: Path, video: Path, frames: int, threshold: float, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    from detector.benchmarks.postprocess import post_timing
+    from detector.errors import DetectorError
+
+    progress("backends: post-processing, TF vs NumPy")
+    try:
+        return post_timing(model, video, min(frames, 300), threshold)
+    except DetectorError as exc:
+        return {"error": str(exc)}
+
+
+def _streams(
+    model: Path,
+    labels: Path | None,
+    video: Path,
+    cache: Path,
+    seconds: float,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """The many-camera trials, tf and the default backend, each in a process of its own."""
+    out: dict[str, Any] = {}
+    for name, backend in (("tf", "tf"), ("default", "auto")):
+        progress(f"backends: streams, {name}")
+        args = ["--backend", backend, "--model", str(model), "--video", str(video)]
+        args += ["--seconds", str(seconds), "--cache-dir", str(cache)]
+        if labels is not None:
+            args += ["--labels", str(labels)]
+        out[name] = run_json_subprocess("detector.benchmarks.streams", args, 3600.0)
     return out
 
 
@@ -430,10 +322,10 @@ def _startup(
     out: dict[str, Any] = {}
     base = [*common, "--mode", "startup"]
     base[base.index("--frames") + 1] = "1"
-    progress("backends: start-up, tf")
-    out["tf"] = _child(
-        [*base, "--backend", "tf", "--precision", "auto", "--cache-dir", str(cache)], 600.0
-    )
+    for key, backend in (("tf", "tf"), ("default", "auto")):
+        progress(f"backends: start-up, {key}")
+        args = [*base, "--backend", backend, "--precision", "auto", "--cache-dir", str(cache)]
+        out[key] = _child(args, 600.0)
     if any(b == "openvino" for _, b, _ in rows):
         cold = Path(tempfile.mkdtemp(prefix="detector-ov-cold-"))
         try:
@@ -454,108 +346,3 @@ def _startup(
         finally:
             shutil.rmtree(cold, ignore_errors=True)
     return out
-
-
-def goals(section: dict[str, Any]) -> list[dict[str, Any]]:
-    """The backends' two targets, from this run's figures: the fastest backend that passes
-    parity runs the pipeline ``PIPELINE_GOAL`` times as fast as tf, and two calls in flight at
-    least as fast as LiteRT on the original ``.tflite``."""
-    rows = section.get("rows", {})
-    tf_pipe = rows.get("tf", {}).get("pipeline", {}).get("fps")
-    passing = {
-        name: row
-        for name, row in rows.items()
-        if name != "tf" and row.get("parity", {}).get("passed") and "pipeline" in row
-    }
-    out: list[dict[str, Any]] = []
-    if tf_pipe and passing:
-        best = max(passing, key=lambda n: passing[n]["pipeline"]["fps"])
-        ratio = passing[best]["pipeline"]["fps"] / tf_pipe
-        out.append(
-            {
-                "what": f"pipeline {best} ÷ pipeline tf (sample video)",
-                "value": ratio,
-                "goal": f"≥ {PIPELINE_GOAL}",
-                "met": ratio >= PIPELINE_GOAL,
-            }
-        )
-    flights = {n: r["in_flight_2"]["fps"] for n, r in passing.items() if "in_flight_2" in r}
-    peer = section.get("peer_litert", {}).get("in_flight_2", {}).get("fps")
-    if flights and peer:
-        best = max(flights, key=lambda n: flights[n])
-        out.append(
-            {
-                "what": f"bare 2 in flight {best} ÷ LiteRT peer (same run)",
-                "value": flights[best] / peer,
-                "goal": "≥ 1",
-                "met": flights[best] >= peer,
-            }
-        )
-    return out
-
-
-def format_backends(section: dict[str, Any]) -> str:
-    """The backend table, start-up and goals as text."""
-
-    def f(x: Any, fmt: str = "{:.1f}") -> str:
-        return "-" if x is None else fmt.format(x)
-
-    lines = [
-        f"backends (sample video, {section.get('frames')} frames, "
-        f"{section.get('repeats')} repeat(s), medians; 2 in flight = two 1-thread callers)"
-    ]
-    head = (
-        f"  {'backend':<14} {'1 thr ms':>8} {'2 thr ms':>8} {'2-flight f/s':>12} "
-        f"{'pipeline f/s':>12}  parity on photos"
-    )
-    lines.append(head)
-    rows = dict(section.get("rows", {}))
-    peer = section.get("peer_litert", {})
-    if "error" not in peer:
-        rows["litert (peer)"] = peer
-    for name, row in rows.items():
-        parity = row.get("parity", {})
-        par = (
-            f"{parity['matched']}/{max(parity['reference'], parity['candidate'])} "
-            f"{'pass' if parity['passed'] else 'FAIL'}"
-            if parity
-            else "reference"
-            if name == "tf"
-            else "-"
-        )
-        if name == "tf" and parity:
-            par += " (bf16 vs fp32 graph)"
-        lines.append(
-            f"  {name:<14} {f(row.get('bare_1_thread', {}).get('latency_ms_p50')):>8} "
-            f"{f(row.get('bare_2_threads', {}).get('latency_ms_p50')):>8} "
-            f"{f(row.get('in_flight_2', {}).get('fps')):>12} "
-            f"{f(row.get('pipeline', {}).get('fps')):>12}  {par}"
-            + (f"  error: {str(row['error']).splitlines()[-1][:80]}" if "error" in row else "")
-        )
-    st = section.get("startup", {})
-    if st:
-        parts = [f"{k} {f(v.get('process_s'))} s" for k, v in st.items() if "error" not in v]
-        lines.append("  start-up, process start to first detection: " + ", ".join(parts))
-    q = section.get("int8", {})
-    if q:
-        if "error" in q:
-            lines.append(f"  int8: not used: {str(q['error']).splitlines()[0][:160]}")
-        else:
-            p = q.get("parity", {})
-            lines.append(
-                f"  int8 gate (held-apart photos): {p.get('matched')}/"
-                f"{max(p.get('reference', 0), p.get('candidate', 0))} matched, "
-                f"{'pass' if p.get('passed') else 'FAIL'}"
-            )
-    for g in section.get("goals", []):
-        lines.append(
-            f"  goal: {g['what']}: {f(g['value'], '{:.2f}')} {g['goal']} -> "
-            f"{'met' if g['met'] else 'missed'}"
-        )
-    if section.get("note"):
-        lines.append(f"  note: {section['note']}")
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

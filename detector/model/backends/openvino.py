@@ -313,9 +313,12 @@ def _post_inputs(prep: PreparedGraph) -> tuple[str, ...]:
 
 
 def network_outputs(
-    ir: Path, prep: PreparedGraph, images: Sequence[np.ndarray] | None = None
+    ir: Path,
+    prep: PreparedGraph,
+    images: Sequence[np.ndarray] | None = None,
+    limit: int | None = 6,
 ) -> list[tuple[np.ndarray, ...]]:
-    """The fp32 network's cut tensors on a few images, ordered as ``post_roles`` says.
+    """The fp32 network's cut tensors on (at most ``limit``) images, as ``post_roles`` orders them.
 
     ``images`` (RGB) default to the sample photos when the checkout has them, else to a
     few synthetic scenes.
@@ -325,7 +328,7 @@ def network_outputs(
     index = output_indices(compiled, post_roles(prep), prep.path)
     request = compiled.create_infer_request()
     out = []
-    for image in list(images if images is not None else check_images())[:6]:
+    for image in list(images if images is not None else check_images())[:limit]:
         if prep.input_size is not None:
             image = cv2.resize(image, (prep.input_size[1], prep.input_size[0]))
         request.infer({0: np.ascontiguousarray(image[np.newaxis])})

@@ -128,6 +128,8 @@ class OpenVinoModel:
         self._compiled = compiled
         self._post = post
         self._outputs = output_indices(compiled, post.needs, graph.path)
+        #: ``predict(..., min_score=)`` skips rows below it (only the NumPy post-processing).
+        self.takes_min_score = post.kind == "numpy"
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
         for _ in range(max(1, streams)):
             self._requests.put(compiled.create_infer_request())

@@ -147,9 +147,13 @@ class SsdPostprocess:
             anchor, column = np.nonzero(probs > floor)
             score = self._clip(probs[anchor, column])
         else:
-            cols = logits[:, self.background :]
-            anchor, column = np.nonzero(cols > self._raw_floor(max(floor, keep_at or floor)))
-            score = self._convert(cols[anchor, column])
+            # one pass over the contiguous logits, then only the candidates are converted
+            width = logits.shape[1]
+            flat = np.flatnonzero(logits > self._raw_floor(max(floor, keep_at or floor)))
+            anchor, column = np.divmod(flat, width)
+            keep = column >= self.background
+            anchor, column = anchor[keep], column[keep] - self.background
+            score = self._convert(logits.reshape(-1)[flat[keep]])
         keep = score > floor
         if keep_at is not None:
             keep &= score >= keep_at
