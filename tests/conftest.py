@@ -125,7 +125,7 @@ def _default_model_converted() -> None:
 
 
 # The headless browser fixtures (``browser``, ``page``) for every test.
-pytest_plugins = ["helpers.browser"]
+pytest_plugins = ["helpers.browser", "helpers.broker"]
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from detector.benchmarks.parts import ModelSettings
+from detector.benchmarks.report import format_table, summarize
+from detector.benchmarks.runner import SECTIONS, BenchOptions, run_bench
+from detector.config import load_config
 from detector.errors import ConfigError
 from detector.paths import CACHE_DIR
 
@@ -59,7 +63,9 @@ examples:
 """
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
     p = sub.add_parser(
         "bench",
         parents=parents,
@@ -148,8 +154,6 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
 def _settings(args: argparse.Namespace) -> tuple[Any, Path]:
     """Model settings from the config, with the flags as overrides (as ``run`` reads them);
     and the config's source as the default video."""
-    from detector.benchmarks.parts import ModelSettings
-    from detector.config import load_config
 
     flags = {
         "model.path": args.model,
@@ -165,9 +169,6 @@ def _settings(args: argparse.Namespace) -> tuple[Any, Path]:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from detector.benchmarks.report import format_table, summarize
-    from detector.benchmarks.runner import SECTIONS, BenchOptions, run_bench
-
     settings, config_video = _settings(args)
     if not settings.path.exists():
         raise ConfigError(

@@ -78,7 +78,7 @@ def model_spec(config: Config, class_ids: frozenset[int] | None) -> ModelSpec:
         threshold=dc.threshold,
         class_ids=class_ids,
         max_boxes=dc.max_boxes,
-        warmup_runs=max(1, config.run.warmup_frames),
+        warmup_runs=1,  # run.warmup_frames only leaves frames out of the figures
         detect_every=dc.detect_every,
     )
 
