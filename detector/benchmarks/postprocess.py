@@ -4,8 +4,8 @@ The network part runs once per frame (OpenVINO, fp32) to record its outputs; the
 post-processing is timed on exactly those outputs: the graph's post-processing sub-graph in
 a TF session (what the ``tf`` backend runs after its network), the NumPy version giving every
 row the graph gives (up to its total limit), and the NumPy version keeping only detections at
-the app's threshold (what a run uses). The rows are compared with TF's as they are timed (frames whose scores tie exactly, as flat
-synthetic frames do, may keep a different one of the tied boxes).
+the app's threshold (what a run uses). The rows are compared with TF's as they are timed
+(frames whose scores tie exactly, as flat synthetic frames do, may keep another tied box).
 """
 
 from __future__ import annotations

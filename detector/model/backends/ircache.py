@@ -220,7 +220,7 @@ def read_manifest(path: Path, graph_path: Path, sha256: str) -> CachedGraph | No
             input_name=str(doc["input_name"]),
             outputs=tuple(doc["outputs"]),
             cut=tuple(doc["cut"]),
-            input_size=tuple(doc["input_size"]) if doc.get("input_size") else None,  # type: ignore[arg-type]
+            input_size=tuple(doc["input_size"]) if doc.get("input_size") else None,
             key=str(doc["key"]),
             allow_unsafe_ops=bool(doc.get("allow_unsafe_ops", False)),
             post_file=doc.get("post_file"),

@@ -174,7 +174,9 @@ class SsdPostprocess:
     def _clip(self, scores: np.ndarray) -> np.ndarray:
         if self.score_clip is None:
             return scores
-        return np.minimum(np.maximum(scores, _F32(self.score_clip[0])), _F32(self.score_clip[1]))
+        lo, hi = _F32(self.score_clip[0]), _F32(self.score_clip[1])
+        clipped: np.ndarray = np.minimum(np.maximum(scores, lo), hi)
+        return clipped
 
     def decode(self, enc: np.ndarray, anchor: np.ndarray) -> np.ndarray:
         """Centre-size decoding of ``[K, 4]`` encodings on anchors ``anchor`` → ``[K, 4]`` yxyx."""
@@ -211,11 +213,11 @@ class SsdPostprocess:
         clip = doc.get("encoding_clip")
         return cls(
             anchors=anchors,
-            scales=tuple(doc["scales"]),  # type: ignore[arg-type]
+            scales=tuple(doc["scales"]),
             nms=NmsSettings(**doc["nms"]),
             score_fn=doc["score_fn"],
             logit_scale=float(doc["logit_scale"]),
-            score_clip=tuple(doc["score_clip"]) if doc.get("score_clip") else None,  # type: ignore[arg-type]
+            score_clip=tuple(doc["score_clip"]) if doc.get("score_clip") else None,
             encoding_clip=(tuple(clip[0]), tuple(clip[1])) if clip else None,
             background=int(doc["background"]),
         )
@@ -286,7 +288,7 @@ def iou_pairs(boxes: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.nd
     iw = np.maximum(np.minimum(x1[first], x1[second]) - np.maximum(x0[first], x0[second]), zero)
     inter = ih * iw
     with np.errstate(divide="ignore", invalid="ignore"):
-        iou = inter / (area[first] + area[second] - inter)
+        iou: np.ndarray = inter / (area[first] + area[second] - inter)
     iou[(area[first] <= zero) | (area[second] <= zero)] = zero
     return iou
 
