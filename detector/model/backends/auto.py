@@ -163,30 +163,20 @@ def gate_verdict(
     if cached is not None and cached.get("graph_sha256") == graph.sha256:
         return cached
 
-    tensors = tensors if tensors is not None else TensorNames()
     images = check_images()
     log.info(
         "backend auto: checking openvino %s against the TF graph on %d images",
         precision,
         len(images),
     )
-    with (
-        load_model(
-            graph.path,
-            tensors=tensors,
-            device="cpu",
-            precision="fp32",
-            allow_unsafe_ops=allow_unsafe_ops,
-        ) as reference,
-        load_openvino_model(
-            graph.path,
-            tensors=tensors,
-            precision=precision,
-            allow_unsafe_ops=allow_unsafe_ops,
-            cache_dir=root,
-        ) as candidate,
-    ):
-        report = compare_models(reference, candidate, images)
+    report = compare_with_tf(
+        graph.path,
+        images,
+        precision=precision,
+        tensors=tensors,
+        allow_unsafe_ops=allow_unsafe_ops,
+        cache_dir=root,
+    )
     doc = {
         "graph_sha256": graph.sha256,
         "precision": precision,
@@ -197,6 +187,43 @@ def gate_verdict(
     }
     write_json(verdict_path, doc)
     return doc
+
+
+def compare_with_tf(
+    path: str | Path,
+    images_rgb: Any,
+    *,
+    precision: str,
+    tensors: Any = None,
+    allow_unsafe_ops: bool = False,
+    cache_dir: str | Path | None = None,
+    ir: str | Path | None = None,
+    **gate: Any,
+) -> Any:
+    """The parity report of the openvino model (``ir``: a candidate IR) against the TF graph.
+
+    ``gate``: ``threshold``, ``min_iou``, ``min_ratio`` of
+    :func:`detector.model.backends.parity.compare_models`.
+    """
+    tensors = tensors if tensors is not None else TensorNames()
+    with (
+        load_model(
+            path,
+            tensors=tensors,
+            device="cpu",
+            precision="fp32",
+            allow_unsafe_ops=allow_unsafe_ops,
+        ) as reference,
+        load_openvino_model(
+            path,
+            tensors=tensors,
+            precision=precision,
+            allow_unsafe_ops=allow_unsafe_ops,
+            cache_dir=cache_dir,
+            ir=ir,
+        ) as candidate,
+    ):
+        return compare_models(reference, candidate, images_rgb, **gate)
 
 
 def is_decided(
