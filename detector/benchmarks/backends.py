@@ -17,18 +17,22 @@ from __future__ import annotations
 import logging
 import shutil
 import statistics
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from detector.benchmarks.backend_child import in_flight, single
-from detector.benchmarks.backends_report import format_backends, goals
-from detector.benchmarks.system import median_run, run_json_subprocess
+from detector.benchmarks.backends_report import goals
+from detector.benchmarks.system import Span, median_run, rate
+from detector.benchmarks.worker import run_in_worker
+from detector.config import DEFAULT_THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +44,201 @@ ROWS = (
     ("openvino bf16", "openvino", "bf16"),
     ("openvino int8", "openvino", "int8"),
 )
-#: Rows whose memory after many frames is measured (a pipeline run each).
-RSS_ROWS = ("tf", "default", "openvino int8")
 
-__all__ = ["ROWS", "backend_rows", "format_backends", "goals"]
+
+def _bgr_to_rgb_batch(bgr: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)[np.newaxis]
+
+
+def single(
+    fn: Callable[[np.ndarray], Any], frames: Sequence[np.ndarray], warmup: int, repeats: int
+) -> dict[str, Any]:
+    """One caller: p50 ms per frame and frames/s of ``fn(frame)`` over ``frames``."""
+    from detector.benchmarks.model_speed import latency_ms
+
+    return dict(latency_ms(fn, frames, warmup, repeats))
+
+
+def in_flight(
+    fns: Sequence[Callable[[np.ndarray], Any]],
+    frames: Sequence[np.ndarray],
+    warmup: int,
+    repeats: int,
+) -> dict[str, Any]:
+    """``len(fns)`` callers at once (one thread each), sharing the frames: frames/s."""
+    for fn in fns:
+        for f in frames[:warmup]:
+            fn(f)
+    runs = [_one_flight(fns, list(frames[warmup:])) for _ in range(max(1, repeats))]
+    return median_run(runs)
+
+
+def _one_flight(
+    fns: Sequence[Callable[[np.ndarray], Any]], todo: list[np.ndarray]
+) -> dict[str, Any]:
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def work(fn: Callable[[np.ndarray], Any]) -> None:
+        try:
+            while True:
+                with lock:
+                    if not todo:
+                        return
+                    f = todo.pop()
+                fn(f)
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            errors.append(exc)
+
+    n = len(todo)
+    span = Span().start()
+    threads = [threading.Thread(target=work, args=(fn,), daemon=True) for fn in fns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    result = rate(n, span.stop())
+    if errors:
+        raise errors[0]
+    return result
+
+
+# ------------------------------------------------------------------ one configuration (child)
+
+
+def _load(
+    backend: str, precision: str, model: Path, workers: int, threads: int, cache_dir: Path
+) -> Any:
+    from detector.model.backends import load_backend_model
+
+    return load_backend_model(
+        backend,
+        model,
+        workers=workers,
+        device="cpu",
+        intra_op_threads=threads,
+        inter_op_threads=-1,
+        precision=precision,
+        cache_dir=cache_dir,
+    )
+
+
+def measure(a: BackendRun) -> dict[str, Any]:
+    """One backend configuration in this process."""
+    t0 = time.perf_counter()
+    from detector.benchmarks.media import decode_frames
+
+    model = _load(a.backend, a.precision, a.model, a.workers, a.threads, a.cache_dir)
+    frames = decode_frames(a.video, a.frames)
+    model.warm_up(frames[0].shape[1], frames[0].shape[0], runs=2)
+    out: dict[str, Any] = {
+        "startup_s": time.perf_counter() - t0,
+        "load_s": getattr(model, "load_s", None),
+        "precision_used": getattr(model, "precision", None),
+        "converted": getattr(model, "converted", None),
+        "compile_s": getattr(model, "compile_s", None),
+        "tensorflow_loaded": "tensorflow" in sys.modules,
+    }
+    if getattr(model, "backend_choice", None) is not None:
+        out["choice"] = model.backend_choice.to_dict()
+    try:
+        if a.mode == "startup":
+            return out
+        if a.mode == "rss":
+            from detector.benchmarks.memory import pipeline_rss
+
+            return out | pipeline_rss(model, frames, a.model, a.labels, a.rss_frames, a.workers)
+        warm = min(a.warmup, max(1, len(frames) // 4))
+        post_ms: list[float] = []
+
+        def fn(bgr: np.ndarray) -> Any:
+            result = model.predict(_bgr_to_rgb_batch(bgr))
+            post_ms.append(getattr(model, "post_ms", float("nan")))
+            return result
+
+        if a.mode == "threads2":
+            out["bare_2_threads"] = single(fn, frames, warm, a.repeats)
+            return out
+        out["bare_1_thread"] = single(fn, frames, warm, a.repeats)
+        out["post_ms_mean"] = float(np.mean(post_ms[warm:] or post_ms))
+        out["in_flight_2"] = in_flight([fn, fn], frames, warm, a.repeats)
+        out["pipeline"] = _pipeline(model, a, warm)
+        if a.photos is not None:
+            from detector.model.backends.parity import detect_all
+            from detector.model.backends.quantize import read_images
+
+            found = detect_all(model, read_images(a.photos), a.threshold)
+            out["photos"] = [f.to_dict() for f in found]
+        return out
+    finally:
+        model.close()
+
+
+def _pipeline(model: Any, a: BackendRun, warm: int) -> dict[str, Any]:
+    from detector.benchmarks import media, throughput
+    from detector.benchmarks.parts import ModelSettings, engine, labels_for
+
+    settings = ModelSettings(path=a.model, labels=a.labels, threshold=a.threshold)
+    video = media.probe(a.video, None)
+    tmp = Path(tempfile.mkdtemp(prefix="detector-bench-backend-"))
+    runs = []
+    try:
+        for r in range(max(1, a.repeats)):
+            runs.append(
+                throughput.pipeline_run(
+                    video,
+                    engine(model, settings),
+                    labels_for(settings),
+                    a.frames,
+                    warm,
+                    tmp / f"pipe{r}",
+                    workers=a.workers,
+                )
+            )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return median_run(runs)
+
+
+@dataclass(frozen=True)
+class BackendRun:
+    """One backend configuration measured in a worker process (``mode``: what to time)."""
+
+    backend: str
+    precision: str
+    mode: str  # "workers" | "threads2" | "startup" | "rss"
+    model: Path
+    video: Path
+    cache_dir: Path
+    labels: Path | None = None
+    photos: Path | None = None
+    frames: int = 60
+    warmup: int = 10
+    repeats: int = 1
+    workers: int = 2
+    threads: int = 1
+    threshold: float = DEFAULT_THRESHOLD
+    rss_frames: int = 1000
+
+
+def backend_worker(**kwargs: Any) -> dict[str, Any]:
+    """Worker task: measure one backend configuration (``BackendRun`` fields as JSON values)."""
+    paths = {k: Path(v) for k, v in kwargs.items() if k in _PATHS and v is not None}
+    run = BackendRun(**(kwargs | paths))
+    if run.mode == "threads2":
+        run = replace(run, workers=1, threads=2)
+    return measure(run)
+
+
+_PATHS = ("model", "video", "cache_dir", "labels", "photos")
 
 
 # ------------------------------------------------------------------ the section (parent)
 
 
-def _child(args: list[str], timeout_s: float) -> dict[str, Any]:
+def _child(timeout_s: float, **kwargs: Any) -> dict[str, Any]:
     t = time.perf_counter()
-    out = run_json_subprocess("detector.benchmarks.backend_child", args, timeout_s)
+    out = run_in_worker(backend_worker, timeout_s, **kwargs)
     out["process_s"] = time.perf_counter() - t
     return out
 
@@ -131,7 +318,7 @@ def backend_rows(
     repeats: int,
     cache_dir: Path,
     calibration_frames: int = 300,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_THRESHOLD,
     progress: Callable[[str], None] = lambda m: log.info("bench: %s", m),
     only: Sequence[str] | None = None,
     rss_frames: int = 1000,
@@ -143,6 +330,7 @@ def backend_rows(
     ``only`` names the rows to measure (default: all of ``ROWS``); ``streams_seconds`` 0
     leaves the many-camera trials out.
     """
+    from detector.benchmarks import fastpath
     from detector.model.backends import openvino_available
 
     t_start = time.perf_counter()
@@ -158,50 +346,27 @@ def backend_rows(
         out["int8"] = _ensure_int8(model, video, photos, cache, calibration_frames, progress)
         if "error" in out["int8"]:
             rows = [r for r in rows if r[2] != "int8"]
-    common = [
-        "--model",
-        str(model),
-        "--video",
-        str(video),
-        "--frames",
-        str(frames),
-        "--warmup",
-        str(warmup),
-        "--repeats",
-        "1",
-        "--threshold",
-        str(threshold),
-    ]
-    if labels is not None:
-        common += ["--labels", str(labels)]
-    runs: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name, _, _ in rows}
-    for r in range(max(1, repeats)):  # interleaved: a noisy neighbour slows every row alike
-        for name, backend, precision in rows:
-            for mode in ("workers", "threads2"):
-                progress(f"backends: {name}, {mode} (repeat {r + 1}/{repeats})")
-                args = [
-                    *common,
-                    "--backend",
-                    backend,
-                    "--precision",
-                    precision,
-                    "--mode",
-                    mode,
-                    "--cache-dir",
-                    str(cache),
-                ]
-                if mode == "workers" and r == 0 and photos is not None:
-                    args += ["--photos", str(photos)]
-                runs[name].setdefault(mode, []).append(_child(args, 1800.0))
+    common: dict[str, Any] = {
+        "model": model,
+        "video": video,
+        "frames": frames,
+        "warmup": warmup,
+        "repeats": 1,
+        "threshold": threshold,
+        "labels": labels,
+    }
+    runs = _interleaved(rows, common, cache, photos, repeats, progress)
     reference = _reference(model, photos, threshold) if photos is not None else None
     for name, backend, precision in rows:
         out["rows"][name] = _row(runs[name], reference, threshold)
         out["rows"][name].update(backend=backend, precision=precision)
     out["startup"] = _startup(model, video, cache, common, rows, progress)
-    _rss_rows(out, rows, common, cache, rss_frames, progress)
-    out["post"] = _post(model, video, frames, threshold, progress)
+    fastpath.add_figures(
+        out, rows, dict(common, cache_dir=cache), rss_frames, progress, backend_worker
+    )
+    out["post"] = fastpath.post(model, video, frames, threshold, progress)
     if streams_seconds > 0:
-        out["streams"] = _streams(model, labels, video, cache, streams_seconds, progress)
+        out["streams"] = fastpath.streams(model, labels, video, cache, streams_seconds, progress)
     progress("backends: LiteRT peer")
     out["peer_litert"] = _peer(tflite, video, frames, warmup, repeats)
     out["goals"] = goals(out)
@@ -210,55 +375,26 @@ def backend_rows(
     return out
 
 
-def _rss_rows(
-    out: dict[str, Any],
+def _interleaved(
     rows: Sequence[tuple[str, str, str]],
-    common: list[str],
+    common: dict[str, Any],
     cache: Path,
-    rss_frames: int,
+    photos: Path | None,
+    repeats: int,
     progress: Callable[[str], None],
-) -> None:
-    """Memory after ``rss_frames`` frames of the pipeline (with outputs), per ``RSS_ROWS`` row."""
-    for name, backend, precision in rows:
-        if name not in RSS_ROWS or rss_frames <= 0:
-            continue
-        progress(f"backends: {name}, memory after {rss_frames} frames")
-        args = [*common, "--backend", backend, "--precision", precision, "--mode", "rss"]
-        args += ["--cache-dir", str(cache), "--rss-frames", str(rss_frames)]
-        out["rows"][name]["rss"] = _child(args, 1800.0)
-
-
-def _post(
-    model: Path, video: Path, frames: int, threshold: float, progress: Callable[[str], None]
-) -> dict[str, Any]:
-    from detector.benchmarks.postprocess import post_timing
-    from detector.errors import DetectorError
-
-    progress("backends: post-processing, TF vs NumPy")
-    try:
-        return post_timing(model, video, min(frames, 300), threshold)
-    except DetectorError as exc:
-        return {"error": str(exc)}
-
-
-def _streams(
-    model: Path,
-    labels: Path | None,
-    video: Path,
-    cache: Path,
-    seconds: float,
-    progress: Callable[[str], None],
-) -> dict[str, Any]:
-    """The many-camera trials, tf and the default backend, each in a process of its own."""
-    out: dict[str, Any] = {}
-    for name, backend in (("tf", "tf"), ("default", "auto")):
-        progress(f"backends: streams, {name}")
-        args = ["--backend", backend, "--model", str(model), "--video", str(video)]
-        args += ["--seconds", str(seconds), "--cache-dir", str(cache)]
-        if labels is not None:
-            args += ["--labels", str(labels)]
-        out[name] = run_json_subprocess("detector.benchmarks.streams", args, 3600.0)
-    return out
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Every row in both modes, a worker each, repeats interleaved (a noisy neighbour slows
+    every row alike); the photos' detections are read on the first repeat."""
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name, _, _ in rows}
+    for r in range(max(1, repeats)):
+        for name, backend, precision in rows:
+            for mode in ("workers", "threads2"):
+                progress(f"backends: {name}, {mode} (repeat {r + 1}/{repeats})")
+                args = dict(common, backend=backend, precision=precision, mode=mode)
+                if mode == "workers" and r == 0 and photos is not None:
+                    args["photos"] = photos
+                runs[name].setdefault(mode, []).append(_child(1800.0, cache_dir=cache, **args))
+    return runs
 
 
 def _loadavg() -> float | None:
@@ -314,34 +450,23 @@ def _startup(
     model: Path,
     video: Path,
     cache: Path,
-    common: list[str],
+    common: dict[str, Any],
     rows: Sequence[tuple[str, str, str]],
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
     """Process start to first detection: TF, and OpenVINO with an empty then a warm cache."""
     out: dict[str, Any] = {}
-    base = [*common, "--mode", "startup"]
-    base[base.index("--frames") + 1] = "1"
+    base = dict(common, mode="startup", frames=1)
     for key, backend in (("tf", "tf"), ("default", "auto")):
         progress(f"backends: start-up, {key}")
-        args = [*base, "--backend", backend, "--precision", "auto", "--cache-dir", str(cache)]
-        out[key] = _child(args, 600.0)
+        out[key] = _child(600.0, **base, backend=backend, precision="auto", cache_dir=cache)
     if any(b == "openvino" for _, b, _ in rows):
         cold = Path(tempfile.mkdtemp(prefix="detector-ov-cold-"))
         try:
             for key in ("openvino_cold", "openvino_warm"):
                 progress(f"backends: start-up, {key}")
                 out[key] = _child(
-                    [
-                        *base,
-                        "--backend",
-                        "openvino",
-                        "--precision",
-                        "bf16",
-                        "--cache-dir",
-                        str(cold),
-                    ],
-                    600.0,
+                    600.0, **base, backend="openvino", precision="bf16", cache_dir=cold
                 )
         finally:
             shutil.rmtree(cold, ignore_errors=True)

@@ -1,10 +1,10 @@
-"""The backends section as text, and its targets: ratios to the tf row of the same run."""
+"""The backend column's goals and table: which backend is fastest and passes parity, in text."""
 
 from __future__ import annotations
 
 from typing import Any
 
-#: The default backend's target: its pipeline at least this many times the tf pipeline's frames/s.
+#: The openvino backend's target: its pipeline at least this many times the tf pipeline's frames/s.
 PIPELINE_GOAL = 1.3
 
 
@@ -158,10 +158,7 @@ def format_side_by_side(section: dict[str, Any]) -> list[str]:
 
 def format_backends(section: dict[str, Any]) -> str:
     """The backend table, start-up and goals as text."""
-
-    def f(x: Any, fmt: str = "{:.1f}") -> str:
-        return "-" if x is None else fmt.format(x)
-
+    f = _f
     lines = [
         f"backends (sample video, {section.get('frames')} frames, "
         f"{section.get('repeats')} repeat(s), medians; 2 in flight = two 1-thread callers)"
@@ -175,25 +172,7 @@ def format_backends(section: dict[str, Any]) -> str:
     peer = section.get("peer_litert", {})
     if "error" not in peer:
         rows["litert (peer)"] = peer
-    for name, row in rows.items():
-        parity = row.get("parity", {})
-        par = (
-            f"{parity['matched']}/{max(parity['reference'], parity['candidate'])} "
-            f"{'pass' if parity['passed'] else 'FAIL'}"
-            if parity
-            else "reference"
-            if name == "tf"
-            else "-"
-        )
-        if name == "tf" and parity:
-            par += " (bf16 vs fp32 graph)"
-        lines.append(
-            f"  {name:<14} {f(row.get('bare_1_thread', {}).get('latency_ms_p50')):>8} "
-            f"{f(row.get('bare_2_threads', {}).get('latency_ms_p50')):>8} "
-            f"{f(row.get('in_flight_2', {}).get('fps')):>12} "
-            f"{f(row.get('pipeline', {}).get('fps')):>12}  {par}"
-            + (f"  error: {str(row['error']).splitlines()[-1][:80]}" if "error" in row else "")
-        )
+    lines += [_row_line(name, row) for name, row in rows.items()]
     lines += format_side_by_side(section)
     st = section.get("startup", {})
     if st:
@@ -218,3 +197,29 @@ def format_backends(section: dict[str, Any]) -> str:
     if section.get("note"):
         lines.append(f"  note: {section['note']}")
     return "\n".join(lines)
+
+
+def _f(x: Any, fmt: str = "{:.1f}") -> str:
+    return "-" if x is None else fmt.format(x)
+
+
+def _row_line(name: str, row: dict[str, Any]) -> str:
+    """One backend's line: latencies, rates and its parity against the TF graph."""
+    parity = row.get("parity", {})
+    par = (
+        f"{parity['matched']}/{max(parity['reference'], parity['candidate'])} "
+        f"{'pass' if parity['passed'] else 'FAIL'}"
+        if parity
+        else "reference"
+        if name == "tf"
+        else "-"
+    )
+    if name == "tf" and parity:
+        par += " (bf16 vs fp32 graph)"
+    return (
+        f"  {name:<14} {_f(row.get('bare_1_thread', {}).get('latency_ms_p50')):>8} "
+        f"{_f(row.get('bare_2_threads', {}).get('latency_ms_p50')):>8} "
+        f"{_f(row.get('in_flight_2', {}).get('fps')):>12} "
+        f"{_f(row.get('pipeline', {}).get('fps')):>12}  {par}"
+        + (f"  error: {str(row['error']).splitlines()[-1][:80]}" if "error" in row else "")
+    )

@@ -71,3 +71,8 @@ def _timed(into: list[float], fn: Any, *args: Any) -> Any:
     result = fn(*args)
     into.append((time.perf_counter() - t) * 1e3)
     return result
+
+
+def post_worker(model: str, video: str, frames: int, threshold: float) -> dict[str, Any]:
+    """Worker task: ``post_timing`` in a process of its own."""
+    return post_timing(Path(model), Path(video), frames, threshold)

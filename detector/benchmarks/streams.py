@@ -7,14 +7,12 @@ holds when every source keeps at least ``KEEP`` of its frames and its p95 captur
 latency stays within ``P95_MS``; the section reports the largest N that holds. For the
 openvino backend it also times batches of 1, 2 and 4 frames through OpenVINO's
 ``AsyncInferQueue`` (2 jobs in flight), the way requests from several sources could be
-grouped. Run per backend in a process of its own:
-``python -m detector.benchmarks.streams --backend auto --model M --video V``.
+grouped. Each backend runs in a worker process of its own (``streams_worker``).
 """
 
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -23,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from detector.benchmarks.system import percentile
 
 FPS = 10.0
 KEEP = 0.95
@@ -35,33 +31,19 @@ def trial(
     frames: Sequence[np.ndarray], detect: Any, labels: Any, n: int, seconds: float, out: Path
 ) -> dict[str, Any]:
     """``n`` paced sources at ``FPS`` for ``seconds``, one pipeline each, sharing ``detect``."""
-    from detector.benchmarks.parts import Outputs
-    from detector.pipeline.stages import PipelineOptions, run_pipeline
-    from detector.sources.base import PacedSource
-    from detector.sources.memory import FrameListSource
+    from detector.benchmarks.paced import Pace, paced_run
 
     count = int(FPS * seconds)
-    warm = int(FPS)  # the first second: queues filling, first calls
     per: list[dict[str, Any]] = [{} for _ in range(n)]
 
     def one(i: int) -> None:
-        shifted = list(frames[i * 7 % len(frames) :]) + list(frames[: i * 7 % len(frames)])
-        source = PacedSource(FrameListSource(shifted, count, FPS, f"paced://cam{i}"), FPS)
-        lat: list[float] = []
-
-        def on_output(result: Any) -> None:
-            k = result.frame.index
-            if warm <= k < len(source.due):
-                lat.append((time.monotonic() - source.due[k]) * 1e3)
-
-        with Outputs(
-            out / f"cam{i}", FPS, labels, source.info.uri, video=False, on_output=on_output
-        ) as outs:
-            stats = run_pipeline(source, detect, outs.consume, PipelineOptions(max_frames=count))
+        k = i * 7 % len(frames)  # each camera starts elsewhere in the footage
+        pace = Pace(list(frames[k:]) + list(frames[:k]), detect, labels, FPS, count, int(FPS))
+        run = paced_run(pace, out / f"cam{i}")
         per[i] = {
-            "kept": stats.frames_processed / count,
-            "dropped": stats.frames_dropped,
-            "latency_ms_p95": percentile(lat, 95),
+            "kept": run.stats.frames_processed / count,
+            "dropped": run.stats.frames_dropped,
+            **run.latency(),
         }
 
     threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(n)]
@@ -139,40 +121,33 @@ def batch_throughput(model: Any, frames: Sequence[np.ndarray], count: int) -> di
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Child entry: one backend's streams figures as one JSON line."""
-    import argparse
-    import json
-
-    p = argparse.ArgumentParser(prog="python -m detector.benchmarks.streams")
-    p.add_argument("--backend", required=True)
-    p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--labels", type=Path)
-    p.add_argument("--video", type=Path, required=True)
-    p.add_argument("--seconds", type=float, default=8.0)
-    p.add_argument("--max-n", type=int, default=32)
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--cache-dir", type=Path)
-    a = p.parse_args(argv)
+def streams_worker(
+    backend: str,
+    model: str,
+    video: str,
+    labels: str | None = None,
+    seconds: float = 8.0,
+    max_n: int = 32,
+    threshold: float = 0.5,
+    cache_dir: str | None = None,
+) -> dict[str, Any]:
+    """Worker task: one backend's many-camera trials (and its batch figures on openvino)."""
     from detector.benchmarks.media import decode_frames
     from detector.benchmarks.parts import ModelSettings, engine, labels_for
     from detector.model.backends import load_backend_model
 
-    frames = decode_frames(a.video, 60)
-    model = load_backend_model(a.backend, a.model, workers=2, device="cpu", cache_dir=a.cache_dir)
+    frames = decode_frames(Path(video), 60)
+    loaded = load_backend_model(backend, model, workers=2, device="cpu", cache_dir=cache_dir)
     try:
-        model.warm_up(frames[0].shape[1], frames[0].shape[0], runs=2)
-        settings = ModelSettings(path=a.model, labels=a.labels, threshold=a.threshold)
-        out = largest_n(frames, engine(model, settings), labels_for(settings), a.seconds, a.max_n)
-        out["backend"] = getattr(model, "backend", "tf")
-        out["precision"] = model.precision
+        loaded.warm_up(frames[0].shape[1], frames[0].shape[0], runs=2)
+        settings = ModelSettings(
+            path=Path(model), labels=Path(labels) if labels else None, threshold=threshold
+        )
+        out = largest_n(frames, engine(loaded, settings), labels_for(settings), seconds, max_n)
+        out["backend"] = getattr(loaded, "backend", "tf")
+        out["precision"] = loaded.precision
         if out["backend"] == "openvino":
-            out["batch_fps"] = batch_throughput(model, frames, 120)
+            out["batch_fps"] = batch_throughput(loaded, frames, 120)
     finally:
-        model.close()
-    print(json.dumps(out))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        loaded.close()
+    return out

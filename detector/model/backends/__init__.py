@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from detector.config import choices
 from detector.errors import ConfigError
 from detector.model.backends.extra import (
     INSTALL_HINT,
@@ -38,8 +39,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Backend names, the default first.
-BACKENDS = ("auto", "tf", "openvino")
+#: Backend names, the default first: the config's ``model.backend`` choices (one definition).
+BACKENDS = choices("model.backend")
 #: Precisions each backend accepts (``auto``: bf16 where the CPU has it natively, else fp32).
 PRECISIONS = {
     "auto": ("auto", "bf16", "fp32", "int8"),
