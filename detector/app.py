@@ -22,7 +22,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from detector.config import Config
+from detector.config import Config, ModelConfig
 from detector.errors import (
     ConfigError,
     DetectorError,
@@ -111,39 +111,43 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
 # -- shared parts -------------------------------------------------------------------------
 
 
+def load_configured_model(mc: ModelConfig, workers: int) -> Any:
+    """Load the model ``model:`` describes, for ``workers`` concurrent callers (a context
+    manager: ``with`` closes it); the app and the public API load it this one way."""
+    from detector.model.backends import load_backend_model
+    from detector.model.loader import TensorNames
+
+    return load_backend_model(  # tf (whole graph, or split) or openvino: model.backend
+        mc.backend,
+        mc.path,
+        workers=workers,
+        split=mc.split,
+        signature=mc.signature,
+        tensors=TensorNames(
+            mc.input_tensor,
+            mc.boxes_tensor,
+            mc.scores_tensor,
+            mc.classes_tensor,
+            mc.num_tensor,
+        ),
+        device=mc.device,
+        allow_memory_growth=mc.allow_memory_growth,
+        intra_op_threads=intra_op_threads(mc.intra_op_threads, workers),
+        inter_op_threads=mc.inter_op_threads,
+        allow_unsafe_ops=mc.allow_unsafe_ops,
+        precision=mc.precision,
+        cache_dir=mc.cache_dir,
+        init_missing=mc.init_missing,
+    )
+
+
 def _load_model(
     config: Config, stack: ExitStack, workers: int, width: int, height: int
 ) -> tuple[Any, dict[str, Any]]:
     """Load the model once (closed with ``stack``), warm it up; it and its ``run.json`` entry."""
-    from detector.model.backends import load_backend_model
-    from detector.model.loader import TensorNames
-
     mc = config.model
     threads = intra_op_threads(mc.intra_op_threads, workers)
-    model: Any = stack.enter_context(
-        load_backend_model(  # tf (whole graph, or split) or openvino: model.backend
-            mc.backend,
-            mc.path,
-            workers=workers,
-            split=mc.split,
-            signature=mc.signature,
-            tensors=TensorNames(
-                mc.input_tensor,
-                mc.boxes_tensor,
-                mc.scores_tensor,
-                mc.classes_tensor,
-                mc.num_tensor,
-            ),
-            device=mc.device,
-            allow_memory_growth=mc.allow_memory_growth,
-            intra_op_threads=threads,
-            inter_op_threads=mc.inter_op_threads,
-            allow_unsafe_ops=mc.allow_unsafe_ops,
-            precision=mc.precision,
-            cache_dir=mc.cache_dir,
-            init_missing=mc.init_missing,
-        )
-    )
+    model: Any = stack.enter_context(load_configured_model(mc, workers))
     warmup_ms = model.warm_up(width=width, height=height, runs=max(1, config.run.warmup_frames))
     entry = {
         "path": str(model.path),
@@ -175,7 +179,7 @@ def _start_web(config: Config, specs: list[SourceSpec], stack: ExitStack) -> Any
     return hub
 
 
-def _reconnect(config: Config) -> ReconnectPolicy:
+def reconnect_policy(config: Config) -> ReconnectPolicy:
     """How live sources reconnect (``source.reconnect*``, ``source.stall_timeout_s``)."""
     sc = config.source
     return ReconnectPolicy(
@@ -381,7 +385,7 @@ def _run_one(
                 spec,
                 width=config.source.width,
                 height=config.source.height,
-                reconnect=_reconnect(config),
+                reconnect=reconnect_policy(config),
             )
         )
         info = source.info
@@ -392,7 +396,7 @@ def _run_one(
         record["versions"] = versions()
         run_dir = make_run_dir(config.output.dir, config.output.name or spec.run_name)
         dc = config.detect
-        engine = Engine(model, _detect_threshold(dc.threshold, track), class_ids, dc.max_boxes)
+        engine = Engine(model, detect_threshold(dc.threshold, track), class_ids, dc.max_boxes)
         stats: RunStats | None = None
         try:
             stats = _run_source(
@@ -433,7 +437,7 @@ def track_settings(config: Config) -> TrackSettings | None:
     return settings
 
 
-def _detect_threshold(threshold: float, track: TrackSettings | None) -> float:
+def detect_threshold(threshold: float, track: TrackSettings | None) -> float:
     """The engine's score threshold: ``detect.threshold``, lower for ByteTrack (it also takes
     the low-score detections; the stage decides what is shown)."""
     return track.detect_threshold if track is not None else threshold
@@ -475,7 +479,7 @@ def _run_many(
         name = config.output.name or _many_name(config.source.uris, specs)
         run_dir = make_run_dir(config.output.dir, name)
         dc = config.detect
-        engine = Engine(model, _detect_threshold(dc.threshold, track), class_ids, dc.max_boxes)
+        engine = Engine(model, detect_threshold(dc.threshold, track), class_ids, dc.max_boxes)
         halt = threading.Event()
 
         def job(i: int, spec: SourceSpec) -> Any:
@@ -489,7 +493,7 @@ def _run_many(
                         spec,
                         width=config.source.width,
                         height=config.source.height,
-                        reconnect=_reconnect(config),
+                        reconnect=reconnect_policy(config),
                     ) as source:
                         workers = inference_workers(source.info.live, mc.workers)
                         return sub, _run_source(

@@ -1,10 +1,9 @@
-"""The ``run`` command (the default): flags -> config overrides -> :func:`detector.app.run_app`."""
+"""The ``run`` command (the default): flags -> config overrides -> :func:`detector.api.run`."""
 
 from __future__ import annotations
 
 import argparse
-
-from detector.config import load_config
+from typing import Any
 
 EXAMPLES = """\
 examples:
@@ -27,7 +26,7 @@ examples:
   python main.py --source photos/ --images --engine ray --ray-actors 4   # on Ray actors
   python main.py --source clips/ --engine ray --ray-address 10.0.0.5:6379   # on a cluster
 
-Flags override the config's keys (configs/default.yml documents each one).
+Flags override the config's keys (detector/default.yml documents each one).
 Outputs go to a new folder <output>/<name> (never overwritten): annotated.mp4 (H.264),
 detections.jsonl (one JSON line per frame), images/, the exports (--coco, --csv, --mot)
 and run.json.
@@ -85,7 +84,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", metavar="YAML", help="config file (default: configs/default.yml)")
+    p.add_argument(
+        "--config", metavar="YAML", help="config file (default: the packaged default.yml)"
+    )
     g = p.add_argument_group("source and model")
     g.add_argument(
         "--source",
@@ -231,9 +232,9 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, object]:
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Handler of ``run``: config from the file and flags, then the run. Returns 0."""
-    from detector.app import run_app
+    """Handler of ``run``: :func:`detector.api.run` with the config file and flags. Returns 0."""
+    from detector.api import run
 
-    config = load_config(args.config, overrides_from_args(args))
-    run_app(config)
+    overrides: dict[str, Any] = overrides_from_args(args)  # dotted keys, as given
+    run(args.config, **overrides)
     return 0
