@@ -101,7 +101,11 @@ class Detector:
         self.label_map = load_label_map(mc.labels) if mc.labels is not None else LabelMap({})
         self._class_ids = self.label_map.resolve_classes(self.config.detect.classes)
         self._model: Any = load_configured_model(mc, mc.workers)
-        self._model.warm_up(runs=max(1, self.config.run.warmup_frames))
+        try:
+            self._model.warm_up(runs=max(1, self.config.run.warmup_frames))
+        except BaseException:
+            self._model.close()
+            raise
         dc = self.config.detect
         self._engine: Engine = Engine(self._model, dc.threshold, self._class_ids, dc.max_boxes)
         self._closed = False

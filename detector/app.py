@@ -168,14 +168,22 @@ def _start_web(config: Config, specs: list[SourceSpec], stack: ExitStack) -> Any
     if config.output.serve is None:
         return None
     from detector.config import parse_address
-    from detector.outputs.web import Hub, WebServer
+    from detector.outputs.web import Hub, WebServer, access_from
 
     host, port = parse_address(config.output.serve)
     hub = Hub()
     for spec in specs:
         hub.add_feed(spec.run_name, spec.shown, live=spec.live)
     title = specs[0].shown if len(specs) == 1 else f"{len(specs)} sources"
-    stack.enter_context(WebServer(hub, host, port, title=f"detector — {title}"))
+    server = WebServer(
+        hub,
+        host,
+        port,
+        title=f"detector — {title}",
+        access=access_from(config.serve),
+        insecure=config.serve.insecure,
+    )
+    stack.enter_context(server)
     return hub
 
 
@@ -251,6 +259,7 @@ def _run_source(
                 outputs,
                 max_frames=config.run.max_frames,
                 web_feed=feed,
+                min_score=config.detect.threshold,
             )
             dc = config.detect
             render = Renderer(

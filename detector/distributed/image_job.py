@@ -44,7 +44,13 @@ def run_images(
     with ExitStack() as outputs:
         sinks.update(
             open_outputs(
-                config.output, run_dir, labels, info, outputs, max_frames=config.run.max_frames
+                config.output,
+                run_dir,
+                labels,
+                info,
+                outputs,
+                max_frames=config.run.max_frames,
+                min_score=config.detect.threshold,
             )
         )
         write, needs_pixels = writer(config, labels, sinks, stop)

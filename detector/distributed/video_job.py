@@ -129,7 +129,13 @@ class VideoOutput:
         self.error: str | None = None
         self.frames = 0
         self.sinks = open_outputs(
-            config.output, folder, labels, video.info, self.stack, max_frames=config.run.max_frames
+            config.output,
+            folder,
+            labels,
+            video.info,
+            self.stack,
+            max_frames=config.run.max_frames,
+            min_score=config.detect.threshold,
         )
         self.write_result, needs_pixels = writer(config, labels, self.sinks, stop)
         self.source = (

@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
+from helpers.cli_run import ROOT
 
 import detector
-from helpers.cli_run import ROOT
 
 
 def _python(code: str) -> str:

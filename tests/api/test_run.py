@@ -37,7 +37,7 @@ def test_run_refuses_unknown_settings_before_anything_runs(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as err:
         detector.run(source=tmp_path, cocoo=True)
     assert err.value.exit_code == 2 and "did you mean 'coco'" in str(err.value)
-    with pytest.raises(ConfigError, match="detect.threshold"):
+    with pytest.raises(ConfigError, match=r"detect\.threshold"):
         detector.run(threshold=2.0)
 
 

@@ -71,7 +71,7 @@ def test_tracking_gives_ids(model, sample_video: Path) -> None:
 
 
 def test_bad_stream_settings(model, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="model.backend"):
+    with pytest.raises(ConfigError, match=r"model\.backend"):
         model.stream(tmp_path, backend="openvino")
     with pytest.raises(SourceError, match="does not exist"):
         model.stream(tmp_path / "missing.mp4")
