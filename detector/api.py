@@ -193,7 +193,10 @@ class Detector:
             raise ConfigError(f"stream(): buffer must be at least 1; got {buffer}")
         config = load_config(self._config_file, {**self._overrides, **extra})
         engine, tracking = self._engine_for(config)  # a tracker's errors come before the source
-        return ResultStream(_open(source, config), config, engine, tracking, self.label_map, buffer)
+        opened = _open(source, config)
+        outcome = _Outcome()  # shared with the pipeline's thread, which must not hold the stream
+        results = _results(opened, config, engine, tracking, self.label_map, buffer, outcome)
+        return ResultStream(opened, results, outcome)
 
     def close(self) -> None:
         """Release the model (its session and threads); later calls raise ``RuntimeError``."""
@@ -240,18 +243,12 @@ class ResultStream:
     """
 
     def __init__(
-        self,
-        source: Source,
-        config: Config,
-        engine: Engine,
-        settings: TrackSettings | None,
-        labels: LabelMap,
-        buffer: int,
+        self, source: Source, results: Generator[FrameResult, None, None], outcome: _Outcome
     ) -> None:
         self.info: SourceInfo = source.info
         self._source = source
-        self._outcome = _Outcome()  # shared with the thread, which must not hold self
-        self._results = _results(source, config, engine, settings, labels, buffer, self._outcome)
+        self._results = results
+        self._outcome = outcome
 
     @property
     def stats(self) -> RunStats | None:

@@ -13,6 +13,7 @@ from helpers.media import make_video
 import detector
 import detector.api
 from detector.cli import main
+from detector.config import Config
 from detector.errors import ConfigError
 
 
@@ -41,15 +42,18 @@ def test_run_refuses_unknown_settings_before_anything_runs(tmp_path: Path) -> No
         detector.run(threshold=2.0)
 
 
-def test_cli_run_goes_through_the_api(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[Any, dict[str, Any]]] = []
+def test_cli_run_goes_through_the_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Config] = []
 
-    def fake_run(config: Any = None, **settings: Any) -> None:
-        calls.append((config, settings))
+    def fake_run_app(config: Config, *, out: Any = None) -> None:
+        seen.append(config)
 
-    monkeypatch.setattr(detector.api, "run", fake_run)
+    monkeypatch.setattr(detector.api, "run_app", fake_run_app)  # what detector.run calls
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yml").write_text("detect:\n  max_boxes: 7\n")
     code = main(["--source", "a.mp4", "--threshold", "0.3", "--coco", "--config", "c.yml"])
-    assert code == 0
-    assert calls == [
-        ("c.yml", {"source.uri": ["a.mp4"], "detect.threshold": "0.3", "output.coco": "true"})
-    ]
+    assert code == 0 and len(seen) == 1
+    config = seen[0]
+    assert config.path == tmp_path / "c.yml" and config.detect.max_boxes == 7
+    assert config.source.uri == str(tmp_path / "a.mp4")
+    assert config.detect.threshold == 0.3 and config.output.coco
