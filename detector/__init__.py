@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 
 # public name -> the module that defines it (imported on first access)
 _LAZY = {
@@ -31,7 +31,7 @@ _LAZY = {
     "Frame": "detector.types",
     "FrameResult": "detector.types",
     "SourceInfo": "detector.types",
-    "RunStats": "detector.pipeline.fps",
+    "RunStats": "detector.types",
     "Config": "detector.config",
     "load_config": "detector.config",
     "DetectorError": "detector.errors",
@@ -62,8 +62,7 @@ if TYPE_CHECKING:
     from detector.api import Detector, ResultStream, run
     from detector.config import Config, load_config
     from detector.errors import ConfigError, DetectorError, ModelError, SourceError
-    from detector.pipeline.fps import RunStats
-    from detector.types import Detections, Frame, FrameResult, SourceInfo
+    from detector.types import Detections, Frame, FrameResult, RunStats, SourceInfo
 
 
 def __getattr__(name: str) -> Any:

@@ -31,11 +31,10 @@ from detector.config import Config, keyword_overrides, load_config
 from detector.errors import ConfigError, SourceError
 from detector.labels import LabelMap, load_label_map
 from detector.pipeline.channel import Channel, Closed
-from detector.pipeline.fps import RunStats
 from detector.pipeline.stages import PipelineOptions, inference_workers, run_pipeline
 from detector.sources import Source, open_source
 from detector.sources.spec import expand_sources
-from detector.types import Detections, Frame, FrameResult, SourceInfo
+from detector.types import Detections, Frame, FrameResult, RunStats, SourceInfo
 
 if TYPE_CHECKING:
     from detector.engine import Engine

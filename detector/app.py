@@ -35,13 +35,13 @@ from detector.labels import LabelMap, load_label_map
 from detector.outputs import RUN_JSON, describe_outputs, make_run_dir, open_outputs, write_json
 from detector.outputs.rundir import write_csv
 from detector.outputs.summary import now_iso, print_summary, versions
-from detector.pipeline.fps import RunStats
 from detector.pipeline.render import Renderer, RenderOptions
 from detector.pipeline.signals import StopSignals
 from detector.pipeline.stages import PipelineOptions, inference_workers, run_pipeline
 from detector.sources import ReconnectPolicy, SourceSpec, open_source, redact
 from detector.sources.spec import expand_sources
 from detector.track.settings import TrackSettings
+from detector.types import RunStats
 
 log = logging.getLogger(__name__)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from detector.errors import ConfigError
 
@@ -34,7 +35,9 @@ examples:
 """
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
     """Add the ``explain`` command."""
     from detector.explain import DEFAULT_METHOD, METHODS
 
@@ -166,7 +169,7 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(doc: dict, out_dir: Path) -> None:
+def _summary(doc: dict[str, Any], out_dir: Path) -> None:
     first = doc["methods"][0]
     rows = [(img["image"], d) for img in doc["images"] for d in img["detections"]]
     for name, d in rows:

@@ -8,10 +8,10 @@ from pathlib import Path
 from detector.fetch.assets import (
     CACHE_DIR,
     DEFAULT_MODEL_DIR,
-    SAMPLES_DIR,
     fetch_model,
     fetch_samples,
 )
+from detector.paths import SAMPLES_DIR
 
 EPILOG = f"""\
 examples:
@@ -28,7 +28,9 @@ a checkout in its models/ and samples/.
 """
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
     """Add the ``fetch`` command."""
     p = sub.add_parser(
         "fetch",

@@ -378,7 +378,9 @@ def _common(p: argparse.ArgumentParser, *, unsafe: bool = True) -> None:
         )
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
     """Add the ``model`` command and its subcommands."""
     model = sub.add_parser(
         "model",
@@ -389,7 +391,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         description="Work with TensorFlow model files: checkpoints, "
         "frozen graphs, SavedModels and TFLite SSDs.",
     )
-    model.set_defaults(func=lambda _a: (model.print_help(), 2)[1])
+
+    def usage(_args: argparse.Namespace) -> int:
+        model.print_help()
+        return 2
+
+    model.set_defaults(func=usage)
     msub = model.add_subparsers(dest="model_command", metavar="SUBCOMMAND")
 
     p = msub.add_parser(
@@ -606,7 +613,7 @@ exit codes: 0 described; 1 unreadable (what failed and why); 2 usage;
         description="Quantize a frozen SSD graph's network part to int8 with NNCF "
         "post-training quantization, calibrated on the frames you name; the result is run "
         "beside the TF graph on held-apart images and kept only when their detections agree "
-        "(matched >= 95%%, same class, IoU >= 0.5). Otherwise it is refused with the figures "
+        "(matched >= 95%, same class, IoU >= 0.5). Otherwise it is refused with the figures "
         "(exit 1). Needs the optional extra 'openvino'.",
         epilog="""examples:
   python main.py model quantize                                  # default model and samples

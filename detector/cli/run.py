@@ -77,7 +77,9 @@ _FLAG_KEYS = {
 }
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
     """Add the ``run`` command (the default command) to ``sub``."""
     p = sub.add_parser(
         "run",

@@ -31,8 +31,8 @@ from detector.errors import ConfigError, DetectorError, SourceError
 from detector.labels import LabelMap, load_label_map
 from detector.outputs import RUN_JSON, describe_outputs, make_run_dir, write_json
 from detector.outputs.summary import now_iso, print_summary, versions
-from detector.pipeline.fps import RunStats
 from detector.pipeline.signals import StopSignals
+from detector.types import RunStats
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def model_spec(config: Config, class_ids: frozenset[int] | None) -> ModelSpec:
         threshold=dc.threshold,
         class_ids=class_ids,
         max_boxes=dc.max_boxes,
-        warmup_runs=max(1, config.run.warmup_frames),
+        warmup_runs=1,  # run.warmup_frames only leaves frames out of the figures
         detect_every=dc.detect_every,
     )
 

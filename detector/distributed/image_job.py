@@ -16,9 +16,8 @@ from detector.distributed.runner import RayRunner
 from detector.distributed.writing import Tally, frame_result, stand_in, writer
 from detector.labels import LabelMap
 from detector.outputs import open_outputs
-from detector.pipeline.fps import RunStats
 from detector.pipeline.signals import StopSignals
-from detector.types import Frame, SourceInfo
+from detector.types import Frame, RunStats, SourceInfo
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,9 @@ from detector.distributed.writing import Tally, frame_result, stand_in, writer
 from detector.errors import SourceError
 from detector.labels import LabelMap
 from detector.outputs import RUN_JSON, describe_outputs, make_run_dir, open_outputs, write_json
-from detector.pipeline.fps import RunStats
 from detector.pipeline.signals import StopSignals
 from detector.sources import open_source
-from detector.types import Frame
+from detector.types import Frame, RunStats
 
 log = logging.getLogger(__name__)
 

@@ -313,7 +313,8 @@ class ExplainModel:
         """``[B, N, C]`` pre-NMS scores of a batch (run one by one if the graph wants batch 1)."""
         assert self.points.scores is not None
         tensor = self.graph.get_tensor_by_name(self.points.scores)
-        return self._batched(tensor, images_rgb)
+        scores: np.ndarray = self._batched(tensor, images_rgb)
+        return scores
 
     def final_outputs(self, images_rgb: np.ndarray) -> list[np.ndarray]:
         """The four TF OD API outputs of a batch."""

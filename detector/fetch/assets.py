@@ -12,6 +12,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from detector.errors import FetchError
 from detector.fetch import downloads
@@ -124,14 +125,15 @@ def label_map_text(coco_labels: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def _stamp(model_dir: Path) -> dict:
+def _stamp(model_dir: Path) -> dict[str, Any]:
     try:
-        return json.loads((model_dir / "source" / STAMP_NAME).read_text())
+        stamp: dict[str, Any] = json.loads((model_dir / "source" / STAMP_NAME).read_text())
+        return stamp
     except (OSError, ValueError):
         return {}
 
 
-def _converter_identity() -> dict:
+def _converter_identity() -> dict[str, Any]:
     """Default options and converter version: a change to either makes cached graphs stale."""
     from detector.tflite.convert import CONVERTER_VERSION, ConvertOptions  # no TF import
 

@@ -46,7 +46,9 @@ _OFFLINE_MARKERS = (
 TIMEOUT_S = 1800
 
 
-def _run(cmd: Sequence[str], *, cwd: Path, what: str, hint: str) -> subprocess.CompletedProcess:
+def _run(
+    cmd: Sequence[str], *, cwd: Path, what: str, hint: str
+) -> subprocess.CompletedProcess[str]:
     """Run a registry client; FetchError if it is missing, times out or fails."""
     try:
         proc = subprocess.run(
@@ -63,7 +65,7 @@ def _run(cmd: Sequence[str], *, cwd: Path, what: str, hint: str) -> subprocess.C
 
 
 def _failure(
-    proc: subprocess.CompletedProcess, cmd: Sequence[str], what: str, hint: str
+    proc: subprocess.CompletedProcess[str], cmd: Sequence[str], what: str, hint: str
 ) -> FetchError:
     err = (proc.stderr or proc.stdout or "").strip()
     last = err.splitlines()[-1] if err else f"exit code {proc.returncode}"

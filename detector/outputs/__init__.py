@@ -136,7 +136,9 @@ def open_outputs(
     if oc.csv:
         sinks["csv"] = stack.enter_context(CsvSink(run_dir / CSV_NAME, labels, info.uri))
     if oc.mot:
-        sinks["mot"] = stack.enter_context(MotSink(run_dir / MOT_NAME, min_score, oc.mot_all))
+        sinks["mot"] = stack.enter_context(
+            MotSink(run_dir / MOT_NAME, min_score, oc.mot_all, labels)
+        )
     if not sinks:
         log.warning(
             "no output is enabled (no window, web view, video, images, JSON lines or "

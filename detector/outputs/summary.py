@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from detector import __version__
-from detector.pipeline.fps import RunStats
+from detector.types import RunStats
 
 
 def versions() -> dict[str, str]:

@@ -28,6 +28,7 @@ class FrameGuard(Protocol):
 
     deferring: bool
     pending: bool
+    fired: bool
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ class Renderer:
         if guard is None:
             self.render(result)
         else:
+            if guard.fired:  # a stop whose KeyboardInterrupt a library swallowed (start-up)
+                return False
             guard.deferring = True  # a signal now waits until this frame is in every output
             try:
                 self.render(result)

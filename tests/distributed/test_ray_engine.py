@@ -210,6 +210,17 @@ def test_joins_a_running_ray_cluster_by_address(tmp_path: Path, photos_dir: Path
         assert record["ray"]["address"] == address and not record["ray"]["started_local"]
         assert record["stats"]["frames_processed"] == len(list(photos_dir.iterdir()))
         assert head.poll() is None  # the cluster is still up after the run
+        # without --ray-address the run starts its own Ray, never joins the one running here
+        args = [a for a in args if a not in ("--ray-address", address)]
+        args[args.index("joined")] = "alone"
+        proc = subprocess.run(
+            [sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True,
+            timeout=600,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        alone = json.loads((tmp_path / "alone" / "run.json").read_text())["ray"]
+        assert alone["address"] == "local" and alone["started_local"]
+        assert alone["gcs_address"] != address
     finally:
         if head.stdin is not None:
             head.stdin.close()
