@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 
 from detector.app import (
-    detect_threshold,
+    analysis_stages,
     load_configured_model,
+    model_threshold,
     reconnect_policy,
     run_app,
     track_settings,
@@ -38,7 +39,6 @@ from detector.types import Detections, Frame, FrameResult, RunStats, SourceInfo
 
 if TYPE_CHECKING:
     from detector.engine import Engine
-    from detector.track.settings import TrackSettings
 
 log = logging.getLogger(__name__)
 
@@ -191,10 +191,10 @@ class Detector:
         if buffer < 1:
             raise ConfigError(f"stream(): buffer must be at least 1; got {buffer}")
         config = load_config(self._config_file, {**self._overrides, **extra})
-        engine, tracking = self._engine_for(config)  # a tracker's errors come before the source
+        engine = self._engine_for(config)  # a tracker's errors come before the source
         opened = _open(source, config)
         outcome = _Outcome()  # shared with the pipeline's thread, which must not hold the stream
-        results = _results(opened, config, engine, tracking, self.label_map, buffer, outcome)
+        results = _results(opened, config, engine, self.label_map, buffer, outcome)
         return ResultStream(opened, results, outcome)
 
     def close(self) -> None:
@@ -217,13 +217,13 @@ class Detector:
         if self._closed:
             raise RuntimeError("this Detector is closed")
 
-    def _engine_for(self, config: Config) -> tuple[Engine, TrackSettings | None]:
+    def _engine_for(self, config: Config) -> Engine:
         """The engine a stream runs (ByteTrack also takes low scores) and its tracker settings."""
         from detector.engine import Engine
 
         settings = track_settings(config)
-        threshold = detect_threshold(config.detect.threshold, settings)
-        return Engine(self._model, threshold, self._class_ids, config.detect.max_boxes), settings
+        threshold = model_threshold(config, self.label_map, settings)
+        return Engine(self._model, threshold, self._class_ids, config.detect.max_boxes)
 
 
 class _Outcome:
@@ -282,7 +282,6 @@ def _results(
     source: Source,
     config: Config,
     engine: Engine,
-    settings: TrackSettings | None,
     labels: LabelMap,
     buffer: int,
     outcome: _Outcome,
@@ -309,11 +308,8 @@ def _results(
         named = replace(result, detections=result.detections.named(name))
         return out.put(named) and not halt.is_set()
 
-    consume: Any = hand_over
-    if settings is not None:
-        from detector.track import TrackStage
-
-        consume = TrackStage(settings, info, detect_every=dc.detect_every).wrap(hand_over)
+    who = (str(info.kind), 0, info.uri)  # a stream is its run's only source
+    consume, _, _ = analysis_stages(config, labels, info, hand_over, who)
 
     def work() -> None:
         try:
@@ -367,7 +363,8 @@ def _as_bgr(image: ImageLike) -> np.ndarray:
     import cv2
 
     if not isinstance(image, np.ndarray):
-        from detector.sources.images import display_path, read_image
+        from detector.imagefiles import read_image
+        from detector.paths import display_path
 
         path = Path(os.fspath(image))
         bgr, reason = read_image(path)

@@ -41,7 +41,7 @@ from detector.pipeline.stages import PipelineOptions, inference_workers, run_pip
 from detector.sources import ReconnectPolicy, SourceSpec, open_source, redact
 from detector.sources.spec import expand_sources
 from detector.track.settings import TrackSettings
-from detector.types import RunStats
+from detector.types import RunStats, SourceInfo
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,13 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
     check_backend(config.model.backend, config.model.precision)  # before anything opens
     if config.run.engine == "ray":  # the same run on a pool of Ray actors
         from detector.distributed.driver import run_ray
+        from detector.events.setup import wants_events
 
+        if wants_events(config):  # zones and events follow one source's frames in order
+            raise ConfigError(
+                "zones, lines and events cannot run with run.engine 'ray'",
+                hint="they follow one source's tracked objects in order: use --engine local",
+            )
         if config.detect.track != "none":  # actors see frame ranges, not one ordered stream
             raise ConfigError(
                 f"detect.track '{config.detect.track}' cannot run with run.engine 'ray'",
@@ -141,7 +147,7 @@ def load_configured_model(mc: ModelConfig, workers: int) -> Any:
     )
 
 
-def _load_model(
+def load_model(
     config: Config, stack: ExitStack, workers: int, width: int, height: int
 ) -> tuple[Any, dict[str, Any]]:
     """Load the model once (closed with ``stack``), warm it up; it and its ``run.json`` entry."""
@@ -187,6 +193,39 @@ def _start_web(config: Config, specs: list[SourceSpec], stack: ExitStack) -> Any
     return hub
 
 
+def analysis_stages(
+    config: Config,
+    labels: LabelMap,
+    info: SourceInfo,
+    consume: Any,
+    who: tuple[str, int, str],
+) -> tuple[Any, Any, Any]:
+    """``consume`` behind the stages results pass first, in frame order: the detection filter
+    (per-class thresholds, areas, masks), then the tracker; and those two (each or None).
+
+    ``who`` is the source's ``(name, index, uri)`` (masks may name a source)."""
+    from detector.events.setup import open_filter
+
+    dc = config.detect
+    stage = None
+    settings = track_settings(config)
+    if settings is not None:  # each source its own tracker: ids are per source
+        from detector.track import TrackStage
+
+        stage = TrackStage(settings, info, detect_every=dc.detect_every)
+        consume = stage.wrap(consume)
+        log.info(
+            "tracking with %s, %s motion (%s clock)",
+            settings.kind,
+            settings.motion,
+            "capture" if info.live else "media",
+        )
+    filt = open_filter(config, labels, _detect_threshold(dc.threshold, settings), who)
+    if filt is not None:  # before the tracker: filtered boxes never start a track
+        consume = filt.wrap(consume)
+    return consume, stage, filt
+
+
 def reconnect_policy(config: Config) -> ReconnectPolicy:
     """How live sources reconnect (``source.reconnect*``, ``source.stall_timeout_s``)."""
     sc = config.source
@@ -205,6 +244,11 @@ def _redacted(data: Any) -> Any:
     if isinstance(data, (list, tuple)):
         return [_redacted(v) for v in data]
     return redact(data) if isinstance(data, str) else data
+
+
+def new_record(config: Config, labels: LabelMap, class_ids: Any) -> dict[str, Any]:
+    """The start of a run's ``run.json`` (credentials masked)."""
+    return _record(config, labels, class_ids)
 
 
 def _record(config: Config, labels: LabelMap, class_ids: Any) -> dict[str, Any]:
@@ -236,11 +280,16 @@ def _run_source(
     guard: StopSignals | None = None,
     halt: threading.Event | None = None,
     label: str = "",
+    index: int = 0,
+    name: str = "",
 ) -> RunStats:
     """One open source through the model into ``run_dir``; ``run.json`` written however it
     ends (``record`` is completed in place)."""
+    from detector.events.setup import open_events
+
     info = source.info
-    if feed is not None:
+    if feed is not None:  # the feed counts what the source delivers (stalled vs blocked)
+        source = feed.watch(source)
         feed.attach(state=lambda: _link_state(source), skipped=lambda: source.skipped)
     record.update(run_dir=str(run_dir), source=asdict(info))
     # Written now, so a run killed outright (SIGKILL, out of memory) shows as "running".
@@ -248,7 +297,7 @@ def _run_source(
     stats: RunStats | None = None
     sinks: dict[str, Any] = {}
     render: Renderer | None = None
-    stage = None
+    stage = events = filt = None
     try:
         with ExitStack() as outputs:
             sinks = open_outputs(
@@ -262,9 +311,11 @@ def _run_source(
                 min_score=config.detect.threshold,
             )
             dc = config.detect
+            who = (name or label or Path(info.uri).stem or str(info.kind), index, info.uri)
+            events = open_events(config, run_dir, labels, info, outputs, source=who)
             render = Renderer(
                 labels,
-                list(sinks.values()),
+                list(sinks.values()) + (events.frame_sinks if events is not None else []),
                 RenderOptions(
                     hud=config.output.hud,
                     report_every=dc.report_every,
@@ -273,20 +324,10 @@ def _run_source(
                 ),
                 guard=guard,
                 status=lambda: _hud_state(source),
+                overlays=[events.overlay] if events is not None else [],
             )
-            consume: Any = render
-            settings = track_settings(config)
-            if settings is not None:  # each source its own tracker: ids are per source
-                from detector.track import TrackStage
-
-                stage = TrackStage(settings, info, detect_every=dc.detect_every)
-                consume = stage.wrap(render)
-                log.info(
-                    "tracking with %s, %s motion (%s clock)",
-                    settings.kind,
-                    settings.motion,
-                    "capture" if info.live else "media",
-                )
+            consume: Any = events.wrap(render) if events is not None else render
+            consume, stage, filt = analysis_stages(config, labels, info, consume, who)
             options = PipelineOptions(
                 detect_every=dc.detect_every,
                 workers=workers,
@@ -322,6 +363,10 @@ def _run_source(
         record["outputs"] = describe_outputs(sinks)
         if stage is not None:
             record["track"] = stage.summary()
+        if filt is not None:
+            record["filtered"] = filt.summary()
+        if events is not None:
+            record["events"] = events.summary()
         record["stats"] = stats.to_dict() if stats is not None else None
         _record_source(record, source, run_dir)
         if render is not None and render.unknown_classes:
@@ -336,6 +381,43 @@ def _run_source(
             raise saved  # the run went well but its record could not be written
     assert stats is not None
     return stats
+
+
+def run_spec(
+    config: Config,
+    spec: SourceSpec,
+    engine: Any,
+    labels: LabelMap,
+    run_dir: Path,
+    record: dict[str, Any],
+    *,
+    feed: Any = None,
+    halt: threading.Event | None = None,
+    index: int = 0,
+) -> RunStats:
+    """Open ``spec`` and run it through ``engine`` into ``run_dir`` until it ends or ``halt``;
+    ``run.json`` is written however it ends (``record`` is completed in place)."""
+    with open_source(
+        spec,
+        width=config.source.width,
+        height=config.source.height,
+        reconnect=reconnect_policy(config),
+    ) as source:
+        workers = inference_workers(source.info.live, config.model.workers)
+        return _run_source(
+            config,
+            source,
+            engine,
+            labels,
+            workers,
+            run_dir,
+            record,
+            feed=feed,
+            halt=halt,
+            label=spec.run_name,
+            index=index,
+            name=spec.run_name,
+        )
 
 
 def _link_state(source: Any) -> str | None:
@@ -399,13 +481,15 @@ def _run_one(
         )
         info = source.info
         workers = inference_workers(info.live, mc.workers)
-        model, record["model"] = _load_model(
+        model, record["model"] = load_model(
             config, stack, workers, info.width or 640, info.height or 480
         )
+        if hub is not None:  # /readyz: ready
+            hub.model = record["model"]
         record["versions"] = versions()
         run_dir = make_run_dir(config.output.dir, config.output.name or spec.run_name)
         dc = config.detect
-        engine = Engine(model, detect_threshold(dc.threshold, track), class_ids, dc.max_boxes)
+        engine = Engine(model, model_threshold(config, labels, track), class_ids, dc.max_boxes)
         stats: RunStats | None = None
         try:
             stats = _run_source(
@@ -418,6 +502,7 @@ def _run_one(
                 record,
                 feed=hub.feeds[0] if hub is not None else None,
                 guard=stop,
+                name=spec.run_name,
             )
         finally:
             if stats is None and record.get("stats"):
@@ -429,13 +514,18 @@ def _run_one(
 
 def track_settings(config: Config) -> TrackSettings | None:
     """The tracker ``detect.track`` asks for (None: ``none``), checked, its library found."""
+    from detector.events.setup import wants_events
+
     dc = config.detect
-    if dc.track == "none":
+    kind = dc.track
+    if kind == "none" and wants_events(config):  # zones and events follow tracked objects
+        kind = "bytetrack"
+    if kind == "none":
         return None
     from detector.track.association import require_trackers
 
     settings = TrackSettings(
-        dc.track,
+        kind,
         threshold=dc.threshold,
         low_threshold=min(dc.track_low_threshold, dc.threshold),
         lost_s=dc.track_lost_s,
@@ -446,10 +536,18 @@ def track_settings(config: Config) -> TrackSettings | None:
     return settings
 
 
-def detect_threshold(threshold: float, track: TrackSettings | None) -> float:
+def _detect_threshold(threshold: float, track: TrackSettings | None) -> float:
     """The engine's score threshold: ``detect.threshold``, lower for ByteTrack (it also takes
     the low-score detections; the stage decides what is shown)."""
     return track.detect_threshold if track is not None else threshold
+
+
+def model_threshold(config: Config, labels: LabelMap, track: TrackSettings | None) -> float:
+    """The engine's threshold, lowered to the lowest per-class floor (``detect.thresholds``;
+    the filter in front of the tracker restores each class's own)."""
+    from detector.events.setup import engine_threshold
+
+    return engine_threshold(config, labels, _detect_threshold(config.detect.threshold, track))
 
 
 def _counted(stats: RunStats | None, written: int) -> RunStats | None:
@@ -483,12 +581,14 @@ def _run_many(
     track = track_settings(config)  # before the model: a config error comes fast
     with StopSignals().installed(), ExitStack() as stack:
         hub = _start_web(config, specs, stack)
-        model, record["model"] = _load_model(config, stack, live + file_workers, 640, 480)
+        model, record["model"] = load_model(config, stack, live + file_workers, 640, 480)
+        if hub is not None:  # /readyz: ready
+            hub.model = record["model"]
         record["versions"] = versions()
         name = config.output.name or _many_name(config.source.uris, specs)
         run_dir = make_run_dir(config.output.dir, name)
         dc = config.detect
-        engine = Engine(model, detect_threshold(dc.threshold, track), class_ids, dc.max_boxes)
+        engine = Engine(model, model_threshold(config, labels, track), class_ids, dc.max_boxes)
         halt = threading.Event()
 
         def job(i: int, spec: SourceSpec) -> Any:
@@ -498,25 +598,9 @@ def _run_many(
                 sub["run_dir"] = str(sub_dir)
                 feed = hub.feeds[i] if hub is not None else None
                 try:
-                    with open_source(
-                        spec,
-                        width=config.source.width,
-                        height=config.source.height,
-                        reconnect=reconnect_policy(config),
-                    ) as source:
-                        workers = inference_workers(source.info.live, mc.workers)
-                        return sub, _run_source(
-                            config,
-                            source,
-                            engine,
-                            labels,
-                            workers,
-                            sub_dir,
-                            sub,
-                            feed=feed,
-                            halt=halt,
-                            label=spec.run_name,
-                        )
+                    return sub, run_spec(
+                        config, spec, engine, labels, sub_dir, sub, feed=feed, halt=halt, index=i
+                    )
                 except BaseException as exc:
                     if "finished" not in sub:  # it failed before its run began
                         sub.update(

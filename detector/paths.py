@@ -1,4 +1,4 @@
-"""Where the app's files live: in a checkout its own folders, when installed the user cache.
+"""Where the app's files are (a checkout's folders or the user cache); how a path is shown.
 
 The one place that decides. A *checkout* is the package sitting in a source tree (beside
 ``pyproject.toml`` and ``main.py``, also an editable install): the default model is in
@@ -65,3 +65,8 @@ def homes() -> dict[str, Path]:
     """The folders a config value may start with, as ``${name}``: ``models``, ``samples``,
     ``runs``."""
     return {"models": MODELS_DIR, "samples": SAMPLES_DIR, "runs": runs_dir()}
+
+
+def display_path(path: str | Path) -> str:
+    """``path`` as printable UTF-8: bytes that are not UTF-8 shown as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")

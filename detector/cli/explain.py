@@ -6,7 +6,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from detector.config import load_config
 from detector.errors import ConfigError
+from detector.explain import DEFAULT_METHOD, METHODS
+from detector.explain.explainer import ExplainOptions, explain_images, open_images, read_images
+from detector.explain.model import ExplainModel
+from detector.labels import load_label_map
+from detector.outputs.rundir import make_run_dir
+from detector.sources import parse_source
 
 EPILOG = """\
 methods (see docs/USAGE.md, "Explain a detection"):
@@ -39,7 +46,6 @@ def add_parser(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
 ) -> None:
     """Add the ``explain`` command."""
-    from detector.explain import DEFAULT_METHOD, METHODS
 
     p = sub.add_parser(
         "explain",
@@ -81,6 +87,18 @@ def add_parser(
         type=float,
         help="explain detections scoring at least this (default: the config's detect.threshold)",
     )
+    _add_look_flags(p)
+    p.add_argument("-o", "--output", type=Path, metavar="DIR", help="output folder")
+    p.add_argument(
+        "--allow-unsafe-ops",
+        action="store_true",
+        help="accept graphs with ops outside the allowlist (trusted files only)",
+    )
+    p.set_defaults(func=handle)
+
+
+def _add_look_flags(p: argparse.ArgumentParser) -> None:
+    """How many detections, and how the heat maps look (colours, occlusion grid)."""
     p.add_argument(
         "--max-detections", type=int, default=20, metavar="N", help="at most N per image"
     )
@@ -100,27 +118,10 @@ def add_parser(
         metavar="C",
         help="occlusion: patch side in cells (default 3)",
     )
-    p.add_argument("-o", "--output", type=Path, metavar="DIR", help="output folder")
-    p.add_argument(
-        "--allow-unsafe-ops",
-        action="store_true",
-        help="accept graphs with ops outside the allowlist (trusted files only)",
-    )
-    p.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     """Handler of ``explain``: config → model → explanations → PNGs + explain.json."""
-    from detector.config import load_config
-    from detector.explain import METHODS
-    from detector.explain.explainer import (
-        ExplainOptions,
-        explain_images,
-        open_images,
-        read_images,
-    )
-    from detector.labels import load_label_map
-    from detector.sources import parse_source
 
     config = load_config(
         args.config,
@@ -146,9 +147,6 @@ def handle(args: argparse.Namespace) -> int:
     spec = parse_source(args.images)
     labels = load_label_map(config.model.labels) if config.model.labels else None
     source = open_images(args.images)  # a bad path fails here, before TensorFlow loads
-
-    from detector.explain.model import ExplainModel
-    from detector.outputs.rundir import make_run_dir
 
     with (
         source,

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from detector import __version__
-from detector.cli import bench, explain, fetch, model, run
+from detector.cli import bench, explain, fetch, model, run, serve
 from detector.errors import DetectorError
 from detector.pipeline.signals import StopSignals
 
@@ -29,11 +29,12 @@ EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-COMMANDS = ("run", "model", "fetch", "bench", "explain")
+COMMANDS = ("run", "serve", "model", "fetch", "bench", "explain")
 
 EPILOG = """\
 commands:
   run      (default) detect objects in a video, webcam, stream or image folder
+  serve    a detection service: DeepStack's HTTP API, health, metrics, sources at run time
   model    inspect, freeze, export weights, unfreeze, convert model files
   fetch    download and convert the default model and the sample media (idempotent)
   bench    measure the pipeline beside the bare model, the naive loop and TFLite
@@ -44,6 +45,7 @@ examples:
   python main.py --source 0 --show            # webcam 0 in a window
   python main.py --source samples/photos/     # a folder of photos
   python main.py run --help                   # every run flag
+  python main.py serve --port 8080            # detection API on http://127.0.0.1:8080/
   python main.py explain samples/photos/dog.jpg   # heat map per detection
   python main.py model inspect models/ssd_mobilenet_v2_coco/frozen_inference_graph.pb
 """
@@ -110,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for command in (run, model, fetch, bench, explain):
+    for command in (run, serve, model, fetch, bench, explain):
         command.add_parser(sub, [parent])
     return parser
 

@@ -9,6 +9,7 @@ archive. Every failure becomes a ``FetchError`` saying which tool failed and wha
 from __future__ import annotations
 
 import glob
+import io
 import logging
 import os
 import shutil
@@ -188,7 +189,6 @@ def read_from_tgz(archive: Path, member: str) -> bytes:
 
 def read_from_zip(archive: Path | bytes, member: str) -> bytes:
     """One member of a zip file (a wheel, or a zip held in memory)."""
-    import io
 
     name = str(archive) if isinstance(archive, Path) else "<zip>"
     try:
