@@ -345,6 +345,8 @@ def _run_source(
             finally:
                 if guard is not None:  # from here on a signal waits: the sinks finalize
                     guard.deferring = True
+        if events is not None and stats is not None:  # every object has ended: final counts
+            stats = replace(stats, counts=events.counts())
         if guard is not None and guard.pending:  # a signal arrived mid-frame or finalizing
             stats = replace(stats, interrupted=True)
             raise KeyboardInterrupt
