@@ -61,7 +61,8 @@ class Detector:
             the default SSD MobileNet V2 COCO (``detector fetch`` fetches it).
         labels: A label map (``.pbtxt``, or ``.txt`` of names); ``None``: the config's
             (the default model's own label map).
-        backend: ``tf`` or ``openvino``; ``None``: the config's (``tf``).
+        backend: ``auto``, ``tf`` or ``openvino``; ``None``: the config's (``auto``: openvino
+            on the CPU when the graph passes its parity gate, else tf).
         threshold: Minimum score in ``[0, 1]``; ``None``: the config's (0.5).
         classes: Class names or ids to keep, e.g. ``["person", "car"]``; ``None``: all.
         config: A YAML config file to start from (``None``: the packaged defaults).
@@ -209,9 +210,14 @@ class Detector:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def backend(self) -> str:
+        """What runs the model: ``tf`` or ``openvino`` (``auto`` resolved)."""
+        return str(getattr(self._model, "backend", "tf"))
+
     def __repr__(self) -> str:
-        mc = self.config.model
-        return f"Detector({str(mc.path)!r}, backend={mc.backend!r}, classes={len(self.label_map)})"
+        path = str(self.config.model.path)
+        return f"Detector({path!r}, backend={self.backend!r}, classes={len(self.label_map)})"
 
     def _check_open(self) -> None:
         if self._closed:
