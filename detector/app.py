@@ -162,6 +162,9 @@ def load_model(
         "load_s": round(model.load_s, 3),
         "warmup_ms": round(warmup_ms, 3),
     }
+    choice = getattr(model, "backend_choice", None)
+    if choice is not None:  # why this backend: backend auto's decision, or the config's
+        entry["backend_choice"] = choice.to_dict()
     return model, entry
 
 
@@ -322,6 +325,8 @@ def _run_source(
             finally:
                 if guard is not None:  # from here on a signal waits: the sinks finalize
                     guard.deferring = True
+        if events is not None and stats is not None:  # every object has ended: final counts
+            stats = replace(stats, counts=events.counts())
         if guard is not None and guard.pending:  # a signal arrived mid-frame or finalizing
             stats = replace(stats, interrupted=True)
             raise KeyboardInterrupt
