@@ -162,6 +162,9 @@ def load_model(
         "load_s": round(model.load_s, 3),
         "warmup_ms": round(warmup_ms, 3),
     }
+    choice = getattr(model, "backend_choice", None)
+    if choice is not None:  # why this backend: backend auto's decision, or the config's
+        entry["backend_choice"] = choice.to_dict()
     return model, entry
 
 

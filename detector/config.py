@@ -199,12 +199,13 @@ class ModelConfig:
     )
     split: bool = _f(False, "bool")
     backend: str = _f(
-        "tf",
+        "auto",
         "enum",
-        choices=("tf", "openvino"),
+        choices=("auto", "tf", "openvino"),
         flag=Flag(
-            "what runs the model: tf (default) or openvino (frozen SSD graphs, CPU; "
-            "needs the 'openvino' extra)",
+            "what runs the model: auto (default: openvino on the CPU when the graph passes its "
+            "parity gate, else tf), tf, or openvino (frozen SSD graphs, CPU; needs the "
+            "'openvino' extra)",
             SOURCE_AND_MODEL,
         ),
     )
