@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection
 from typing import Any
 
 from detector.config import FLAG_GROUPS, flagged_keys
@@ -55,16 +56,22 @@ def add_parser(
     p.set_defaults(func=handle)
 
 
-def add_config_flags(p: argparse.ArgumentParser) -> dict[str, str]:
-    """A flag for every config key that has one (``config.Flag``), in its group.
+def add_config_flags(
+    p: argparse.ArgumentParser, keys: Collection[str] | None = None
+) -> dict[str, str]:
+    """A flag for every config key that has one (``config.Flag``; only ``keys`` when given),
+    in its group.
 
     Names, choices, help and the bare value all come from the config's fields: one source.
     Values are handed over as strings (the config parses and checks them, so a bad flag gets
-    the same message as a bad key). Returns ``{argparse dest: dotted key}``.
+    the same message as a bad key). ``overrides_from_args`` reads them back. Returns
+    ``{argparse dest: dotted key}``.
     """
-    groups = {title: p.add_argument_group(title) for title in FLAG_GROUPS}
+    groups = {title: p.add_argument_group(title) for title in FLAG_GROUPS}  # empty ones: hidden
     dests: dict[str, str] = {}
     for k in flagged_keys():
+        if keys is not None and k.key not in keys:
+            continue
         flag = k.flag
         name = flag.name or k.name.replace("_", "-")
         kwargs: dict[str, Any] = {"help": flag.help, "dest": name.replace("-", "_")}
