@@ -290,6 +290,10 @@ def format_table(results: dict[str, Any]) -> str:
 
         lines += format_lines(results["ray_engine"])
     lines.extend(format_tracking(results.get("track")))
+    if results.get("inspect_scaling"):
+        from detector.benchmarks.inspect_scaling import scaling_lines
+
+        lines += scaling_lines(results["inspect_scaling"])
     if results.get("backends"):
         from detector.benchmarks.backends import format_backends
 

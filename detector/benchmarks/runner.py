@@ -46,7 +46,10 @@ SECTIONS = (
     "ray",
     "track",
     "backends",
+    "inspect",
 )
+#: Sections that need neither the model nor the video.
+_STANDALONE = frozenset({"ray", "inspect"})
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ def run_bench(
     videos = [sample] + [
         media.make_scaled(sample, h, opts.frames, opts.cache_dir)
         for h in opts.sizes
-        if want - {"ray"}  # the engines' comparison alone needs no video
+        if want - _STANDALONE  # the engines' comparison and the inspect scaling need no video
     ]
     labels = labels_for(settings)
     results: dict[str, Any] = {
@@ -119,8 +122,13 @@ def run_bench(
         "videos": {},
     }
     tmp = Path(tempfile.mkdtemp(prefix="detector-bench-"))
-    if want <= {"ray"}:  # only the engines' comparison: no model or video needed here
-        _ray(results, opts, tmp, progress)
+    if "inspect" in want:
+        from detector.benchmarks.inspect_scaling import inspect_scaling
+
+        results["inspect_scaling"] = inspect_scaling(progress=progress)
+    if want <= _STANDALONE:  # no model or video needed here
+        if "ray" in want:
+            _ray(results, opts, tmp, progress)
         results["elapsed_s"] = time.perf_counter() - t_start
         return results
     progress(f"loading {settings.path}")

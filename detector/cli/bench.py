@@ -193,7 +193,7 @@ def handle(args: argparse.Namespace) -> int:
     quick = args.quick
     if quick and not args.only:
         # minutes of Ray runs and of a process per backend: full runs, or --only ray / backends
-        sections = sections - {"ray", "backends"}
+        sections = sections - {"ray", "backends", "inspect"}
     ray_images = _ints(args.ray_images, "--ray-images") if args.ray_images else (50, 200)
     if len(ray_images) != 2 or ray_images[0] >= ray_images[1]:
         raise ConfigError(f"--ray-images must be A,B with A < B, got {args.ray_images}")

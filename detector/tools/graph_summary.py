@@ -12,7 +12,8 @@ from collections import Counter
 from typing import Any
 
 from detector.errors import UnsafeGraphError
-from detector.model.graphfile import OD_OUTPUTS, node_name, placeholders, sink_outputs, tf_module
+from detector.model.graphfile import node_name, placeholders, tf_module
+from detector.model.outputs import OD_OUTPUTS, sink_outputs
 from detector.tools.tensors import dtype_name, shape_of
 
 _VARIABLE_OPS = ("VariableV2", "VarHandleOp", "Variable")
@@ -53,7 +54,7 @@ def _output_shapes(
 
 def _parameters(graph_def: Any, variables: dict[str, Any]) -> tuple[int, int]:
     """``(weight constants, parameters)`` of variables and weight constants."""
-    from detector.tools.weights import find_weight_constants
+    from detector.tools.attribution import find_weight_constants
 
     weights = find_weight_constants(graph_def)
     consts = {n.name: n for n in graph_def.node if n.op == "Const"}
