@@ -81,6 +81,12 @@ exit codes: 0 described; 1 unreadable (what failed and why); 2 usage;
         action="store_true",
         help="list every node: name, op, inputs and output tensors (graph.get_operations())",
     )
+    p.add_argument(
+        "--all-tensors",
+        action="store_true",
+        help="every weight's values (as inspect_checkpoint --all_tensors); a .tflite's every "
+        "tensor with its quantization",
+    )
     p.add_argument("--op", metavar="OP[,OP]", help="(--nodes) only nodes of these ops")
     p.add_argument("--name", metavar="GLOB", help="(--nodes) only nodes whose name matches")
     _common(p)
