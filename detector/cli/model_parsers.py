@@ -61,7 +61,7 @@ def _inspect_parser(msub: Any, parents: list[argparse.ArgumentParser]) -> None:
   python main.py model inspect train/model.ckpt-100 --tensor conv1/kernel
   python main.py model inspect saved_model/ --json
   python main.py model inspect model.tflite
-  python main.py model inspect model.keras                  # Keras 3: layers, weights, inputs, outputs
+  python main.py model inspect model.keras                  # Keras 3: layers, weights, in/outputs
   python main.py model inspect train/ --all-tensors         # every variable's values
   python main.py model inspect frozen.pb --nodes --op Conv2D,MatMul
   python main.py model inspect graph.pbtxt --nodes --name 'logits/*'
