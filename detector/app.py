@@ -84,7 +84,13 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
     check_backend(config.model.backend, config.model.precision)  # before anything opens
     if config.run.engine == "ray":  # the same run on a pool of Ray actors
         from detector.distributed.driver import run_ray
+        from detector.events.setup import wants_events
 
+        if wants_events(config):  # zones and events follow one source's frames in order
+            raise ConfigError(
+                "zones, lines and events cannot run with run.engine 'ray'",
+                hint="they follow one source's tracked objects in order: use --engine local",
+            )
         if config.detect.track != "none":  # actors see frame ranges, not one ordered stream
             raise ConfigError(
                 f"detect.track '{config.detect.track}' cannot run with run.engine 'ray'",
@@ -156,6 +162,9 @@ def load_model(
         "load_s": round(model.load_s, 3),
         "warmup_ms": round(warmup_ms, 3),
     }
+    choice = getattr(model, "backend_choice", None)
+    if choice is not None:  # why this backend: backend auto's decision, or the config's
+        entry["backend_choice"] = choice.to_dict()
     return model, entry
 
 
@@ -237,9 +246,13 @@ def _run_source(
     guard: StopSignals | None = None,
     halt: threading.Event | None = None,
     label: str = "",
+    index: int = 0,
+    name: str = "",
 ) -> RunStats:
     """One open source through the model into ``run_dir``; ``run.json`` written however it
     ends (``record`` is completed in place)."""
+    from detector.events.setup import open_events, open_filter
+
     info = source.info
     if feed is not None:  # the feed counts what the source delivers (stalled vs blocked)
         source = feed.watch(source)
@@ -250,7 +263,7 @@ def _run_source(
     stats: RunStats | None = None
     sinks: dict[str, Any] = {}
     render: Renderer | None = None
-    stage = None
+    stage = events = filt = None
     try:
         with ExitStack() as outputs:
             sinks = open_outputs(
@@ -264,9 +277,11 @@ def _run_source(
                 min_score=config.detect.threshold,
             )
             dc = config.detect
+            who = (name or label or Path(info.uri).stem or str(info.kind), index, info.uri)
+            events = open_events(config, run_dir, labels, info, outputs, source=who)
             render = Renderer(
                 labels,
-                list(sinks.values()),
+                list(sinks.values()) + (events.frame_sinks if events is not None else []),
                 RenderOptions(
                     hud=config.output.hud,
                     report_every=dc.report_every,
@@ -275,20 +290,24 @@ def _run_source(
                 ),
                 guard=guard,
                 status=lambda: _hud_state(source),
+                overlays=[events.overlay] if events is not None else [],
             )
-            consume: Any = render
+            consume: Any = events.wrap(render) if events is not None else render
             settings = track_settings(config)
             if settings is not None:  # each source its own tracker: ids are per source
                 from detector.track import TrackStage
 
                 stage = TrackStage(settings, info, detect_every=dc.detect_every)
-                consume = stage.wrap(render)
+                consume = stage.wrap(consume)
                 log.info(
                     "tracking with %s, %s motion (%s clock)",
                     settings.kind,
                     settings.motion,
                     "capture" if info.live else "media",
                 )
+            filt = open_filter(config, labels, _detect_threshold(dc.threshold, settings), who)
+            if filt is not None:  # before the tracker: filtered boxes never start a track
+                consume = filt.wrap(consume)
             options = PipelineOptions(
                 detect_every=dc.detect_every,
                 workers=workers,
@@ -306,6 +325,8 @@ def _run_source(
             finally:
                 if guard is not None:  # from here on a signal waits: the sinks finalize
                     guard.deferring = True
+        if events is not None and stats is not None:  # every object has ended: final counts
+            stats = replace(stats, counts=events.counts())
         if guard is not None and guard.pending:  # a signal arrived mid-frame or finalizing
             stats = replace(stats, interrupted=True)
             raise KeyboardInterrupt
@@ -324,6 +345,10 @@ def _run_source(
         record["outputs"] = describe_outputs(sinks)
         if stage is not None:
             record["track"] = stage.summary()
+        if filt is not None:
+            record["filtered"] = filt.summary()
+        if events is not None:
+            record["events"] = events.summary()
         record["stats"] = stats.to_dict() if stats is not None else None
         _record_source(record, source, run_dir)
         if render is not None and render.unknown_classes:
@@ -350,6 +375,7 @@ def run_spec(
     *,
     feed: Any = None,
     halt: threading.Event | None = None,
+    index: int = 0,
 ) -> RunStats:
     """Open ``spec`` and run it through ``engine`` into ``run_dir`` until it ends or ``halt``;
     ``run.json`` is written however it ends (``record`` is completed in place)."""
@@ -371,6 +397,8 @@ def run_spec(
             feed=feed,
             halt=halt,
             label=spec.run_name,
+            index=index,
+            name=spec.run_name,
         )
 
 
@@ -443,7 +471,7 @@ def _run_one(
         record["versions"] = versions()
         run_dir = make_run_dir(config.output.dir, config.output.name or spec.run_name)
         dc = config.detect
-        engine = Engine(model, _detect_threshold(dc.threshold, track), class_ids, dc.max_boxes)
+        engine = Engine(model, _engine_threshold(config, labels, track), class_ids, dc.max_boxes)
         stats: RunStats | None = None
         try:
             stats = _run_source(
@@ -456,6 +484,7 @@ def _run_one(
                 record,
                 feed=hub.feeds[0] if hub is not None else None,
                 guard=stop,
+                name=spec.run_name,
             )
         finally:
             if stats is None and record.get("stats"):
@@ -467,13 +496,18 @@ def _run_one(
 
 def track_settings(config: Config) -> TrackSettings | None:
     """The tracker ``detect.track`` asks for (None: ``none``), checked, its library found."""
+    from detector.events.setup import wants_events
+
     dc = config.detect
-    if dc.track == "none":
+    kind = dc.track
+    if kind == "none" and wants_events(config):  # zones and events follow tracked objects
+        kind = "bytetrack"
+    if kind == "none":
         return None
     from detector.track.association import require_trackers
 
     settings = TrackSettings(
-        dc.track,
+        kind,
         threshold=dc.threshold,
         low_threshold=min(dc.track_low_threshold, dc.threshold),
         lost_s=dc.track_lost_s,
@@ -488,6 +522,14 @@ def _detect_threshold(threshold: float, track: TrackSettings | None) -> float:
     """The engine's score threshold: ``detect.threshold``, lower for ByteTrack (it also takes
     the low-score detections; the stage decides what is shown)."""
     return track.detect_threshold if track is not None else threshold
+
+
+def _engine_threshold(config: Config, labels: LabelMap, track: TrackSettings | None) -> float:
+    """The engine's threshold, lowered to the lowest per-class floor (``detect.thresholds``;
+    the filter in front of the tracker restores each class's own)."""
+    from detector.events.setup import engine_threshold
+
+    return engine_threshold(config, labels, _detect_threshold(config.detect.threshold, track))
 
 
 def _counted(stats: RunStats | None, written: int) -> RunStats | None:
@@ -528,7 +570,7 @@ def _run_many(
         name = config.output.name or _many_name(config.source.uris, specs)
         run_dir = make_run_dir(config.output.dir, name)
         dc = config.detect
-        engine = Engine(model, _detect_threshold(dc.threshold, track), class_ids, dc.max_boxes)
+        engine = Engine(model, _engine_threshold(config, labels, track), class_ids, dc.max_boxes)
         halt = threading.Event()
 
         def job(i: int, spec: SourceSpec) -> Any:
@@ -539,7 +581,7 @@ def _run_many(
                 feed = hub.feeds[i] if hub is not None else None
                 try:
                     return sub, run_spec(
-                        config, spec, engine, labels, sub_dir, sub, feed=feed, halt=halt
+                        config, spec, engine, labels, sub_dir, sub, feed=feed, halt=halt, index=i
                     )
                 except BaseException as exc:
                     if "finished" not in sub:  # it failed before its run began

@@ -278,3 +278,59 @@ def draw_hud(image: np.ndarray, lines: Sequence[str], style: DrawStyle = DrawSty
             style.line_type,
         )
     return image
+
+
+def draw_region(
+    image: np.ndarray,
+    points: Sequence[tuple[int, int]],
+    text: str,
+    color: Color,
+    style: DrawStyle = DrawStyle(),
+    *,
+    active: bool = False,
+) -> np.ndarray:
+    """Outline a polygon (a zone) with a label at its first point; thicker when ``active``.
+
+    Args:
+        image: BGR ``uint8`` ``(H, W, 3)``, C-contiguous; modified in place.
+        points: The polygon's corners in pixels.
+        text: The label (e.g. ``doorway 2``); empty draws none.
+        color: BGR.
+        active: Something is inside: a thicker outline.
+    """
+    _check_image(image)
+    pts = np.array(points, np.int32).reshape(-1, 1, 2)
+    cv2.polylines(image, [pts], True, color, style.thickness + (2 if active else 0), cv2.LINE_AA)
+    if text:
+        x, y = (int(v) for v in points[0])
+        _label_at(image, text, (x, y), color, style)
+    return image
+
+
+def draw_tripwire(
+    image: np.ndarray,
+    start: tuple[int, int],
+    end: tuple[int, int],
+    text: str,
+    color: Color,
+    style: DrawStyle = DrawStyle(),
+) -> np.ndarray:
+    """Draw a counting line from ``start`` to ``end`` (an arrow tip marks ``end``) and a label
+    at its middle (e.g. ``road in 3 out 1``). Image and points as :func:`draw_region`."""
+    _check_image(image)
+    cv2.arrowedLine(image, start, end, color, style.thickness, cv2.LINE_AA, tipLength=0.03)
+    if text:
+        mx, my = (start[0] + end[0]) // 2, (start[1] + end[1]) // 2
+        _label_at(image, text, (mx, my), color, style)
+    return image
+
+
+def _label_at(
+    image: np.ndarray, text: str, point: tuple[int, int], color: Color, style: DrawStyle
+) -> None:
+    """A label placed as a box's label would be for a box reduced to ``point``."""
+    size = _label_size(text, style)
+    x, y = point
+    h, w = image.shape[:2]
+    corner = place_labels([(x, y, x, y)], [size[:2]], w, h)[0]
+    _draw_label(image, text, corner, size, color, style)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
@@ -215,6 +216,9 @@ class RunStats:
         latency_ms_p50: Median capture-to-output latency in ms (capture time to the end
             of ``consume``), warm-up excluded.
         latency_ms_p95: 95th percentile of the same.
+        counts: With zones or lines: their final counts per class, ``{"lines": {name: {"in":
+            {class: n}, "out": {...}}}, "zones": {name: {"entered": ..., "left": ...,
+            "loitered": ..., "occupancy": ...}}}``; else ``None``.
     """
 
     frames_read: int
@@ -229,6 +233,7 @@ class RunStats:
     interrupted: bool
     latency_ms_p50: float | None = None
     latency_ms_p95: float | None = None
+    counts: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-ready dict (floats rounded to 3 decimals)."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from detector.config import DEFAULT_THRESHOLD
 from detector.types import Detections, Frame, FrameResult
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ class ModelSettings:
     intra_op_threads: int = 0
     inter_op_threads: int = 0
     workers: int = 1
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     max_boxes: int = 100
     extra: dict[str, Any] = field(default_factory=dict)
 

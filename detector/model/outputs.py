@@ -16,13 +16,14 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from detector.config import OD_OUTPUT_NODES
 from detector.errors import ModelError
 from detector.model.graph_info import NOT_OUTPUTS
 
 log = logging.getLogger(__name__)
 
-#: The TF Object Detection API outputs, used when a command is given no outputs.
-OD_OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
+#: The TF Object Detection API outputs (node names), used when a command is given no outputs.
+OD_OUTPUTS = OD_OUTPUT_NODES
 #: Named outputs ``--explain-outputs`` adds beside the detections (other nodes read some of
 #: them, so they are no sinks): kept whenever the OD API outputs are chosen.
 EXPLAIN_OUTPUTS = (

@@ -8,7 +8,9 @@ import cv2
 import numpy as np
 
 from detector.errors import SinkError
+from detector.imagefiles import write_image
 from detector.outputs.base import Sink, check_image
+from detector.paths import display_path
 from detector.types import FrameResult
 
 
@@ -42,13 +44,11 @@ class ImageSink(Sink):
         self._used.add(stem)
         path = self.directory / f"{stem}{self.ext}"
         try:
-            ok = cv2.imwrite(str(path), annotated)
-        except cv2.error as exc:
-            raise SinkError(f"cannot write image '{path}': {exc}") from exc
-        # imwrite reports failure by returning False, and on a full disk may "succeed" with 0 bytes.
-        if not ok or not path.is_file() or path.stat().st_size == 0:
+            write_image(path, annotated)
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise SinkError(
-                f"cannot write image '{path}'",
+                f"cannot write image '{display_path(path)}': {why}",
                 hint="check the folder exists, is writable and the disk is not full",
-            )
+            ) from exc
         self.images_written += 1

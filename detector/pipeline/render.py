@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from detector.config import DEFAULT_THRESHOLD
 from detector.draw import DrawStyle, annotate, draw_hud
 from detector.labels import LabelMap
 from detector.pipeline.fps import SlidingFps
@@ -44,7 +45,7 @@ class RenderOptions:
 
     hud: bool = True
     report_every: int = 0
-    report_threshold: float = 0.5
+    report_threshold: float = DEFAULT_THRESHOLD
     fps_interval_s: float = 5.0
 
 
@@ -61,6 +62,8 @@ class Renderer:
         on_output: Called with each result after every sink has it (the bench's clock).
         status: Optional source status for the HUD (e.g. ``reconnecting 2``); ``None``
             from it (a healthy source) draws nothing.
+        overlays: Called with ``(image, result)`` after the boxes are drawn, before the
+            HUD (zones, lines and their counts).
 
     Attributes:
         unknown_classes: Detections per class id the label map does not hold (drawn as
@@ -76,6 +79,7 @@ class Renderer:
         guard: FrameGuard | None = None,
         on_output: Callable[[FrameResult], None] | None = None,
         status: Callable[[], str | None] | None = None,
+        overlays: Sequence[Callable[[np.ndarray, FrameResult], None]] = (),
     ) -> None:
         self.labels = labels
         self.sinks = list(sinks)
@@ -83,6 +87,7 @@ class Renderer:
         self.guard = guard
         self.on_output = on_output
         self.status = status
+        self.overlays = list(overlays)
         self.unknown_classes: dict[int, int] = {}
         self.style = DrawStyle()
         self.fps = SlidingFps(options.fps_interval_s)
@@ -112,6 +117,8 @@ class Renderer:
         if not image.flags.c_contiguous or not image.flags.writeable:
             image = np.ascontiguousarray(image).copy()
         annotate(image, result.detections, self.labels, self.style, fresh=result.fresh)
+        for overlay in self.overlays:
+            overlay(image, result)
         self.fps.tick()
         if result.inference_ms is not None:
             self.inference_ms = result.inference_ms

@@ -11,9 +11,10 @@ import math
 from collections import Counter
 from typing import Any
 
+from detector.config import OD_OUTPUT_NODES as OD_OUTPUTS
 from detector.errors import UnsafeGraphError
 from detector.model.graphfile import node_name, placeholders, tf_module
-from detector.model.outputs import OD_OUTPUTS, sink_outputs
+from detector.model.outputs import sink_outputs
 from detector.tools.tensors import dtype_name, shape_of
 
 _VARIABLE_OPS = ("VariableV2", "VarHandleOp", "Variable")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -244,3 +245,41 @@ def test_without_ray_installed_the_run_exits_2_with_the_install_command(tmp_path
     assert proc.returncode == 2, proc.stderr
     assert "pip install 'ray[data]==2.60.0'" in proc.stderr
     assert not list(tmp_path.iterdir())  # nothing written before the check
+
+
+def test_a_name_that_is_not_utf8_is_read_and_written_on_ray(
+    tmp_path: Path, photos_dir: Path, local_ray: Any
+) -> None:
+    """The Ray engine once died of SIGSEGV (no message, no run.json) on such a name with
+    --images: OpenCV was handed the raw name to write."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(photos_dir / "dog.jpg", folder / "dog.jpg")
+    raw = os.path.join(os.fsencode(folder), b"caf\xe9.jpg")
+    with open(raw, "wb") as f:
+        f.write((photos_dir / "dog.jpg").read_bytes())
+    code, run = _run(tmp_path, "ray", "--source", str(folder), "--engine", "ray", "--images")
+    assert code == 0
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "ok" and record["stats"]["frames_processed"] == 2
+    written = sorted(p.name for p in (run / "images").iterdir())
+    assert len(written) == 2
+    for p in (run / "images").iterdir():
+        assert cv2.imdecode(np.fromfile(p, np.uint8), cv2.IMREAD_COLOR) is not None
+
+
+def test_a_huge_warmup_frames_only_leaves_frames_out_of_the_figures(
+    tmp_path: Path, photos_dir: Path, local_ray: Any
+) -> None:
+    """`run.warmup_frames` once made each actor run the model that many times before its
+    first image (a silent hang); it only leaves the first frames out of the figures."""
+    config = tmp_path / "warm.yml"
+    config.write_text("run:\n  warmup_frames: 1000000\n")
+    photos = tmp_path / "two"
+    photos.mkdir()
+    for name in ("dog.jpg", "horses.jpg"):
+        shutil.copy(photos_dir / name, photos / name)
+    code, run = _run(tmp_path, "warm", "--config", str(config), "--source", str(photos),
+                     "--engine", "ray", "--no-video")  # fmt: skip
+    assert code == 0
+    assert json.loads((run / "run.json").read_text())["stats"]["frames_processed"] == 2
