@@ -108,16 +108,19 @@ def _load(
     backend: str, precision: str, model: Path, workers: int, threads: int, cache_dir: Path
 ) -> Any:
     from detector.model.backends import load_backend_model
+    from detector.model.options import ModelOptions
 
     return load_backend_model(
-        backend,
-        model,
-        workers=workers,
-        device="cpu",
-        intra_op_threads=threads,
-        inter_op_threads=-1,
-        precision=precision,
-        cache_dir=cache_dir,
+        ModelOptions(
+            model,
+            backend=backend,
+            workers=workers,
+            device="cpu",
+            intra_op_threads=threads,
+            inter_op_threads=-1,
+            precision=precision,
+            cache_dir=cache_dir,
+        )
     )
 
 
@@ -163,9 +166,10 @@ def measure(a: Any) -> dict[str, Any]:
 
 def _pipeline(model: Any, a: Any, warm: int) -> dict[str, Any]:
     from detector.benchmarks import media, throughput
-    from detector.benchmarks.parts import ModelSettings, engine, labels_for
+    from detector.benchmarks.parts import engine, labels_for
+    from detector.model.options import ModelOptions
 
-    settings = ModelSettings(path=a.model, labels=a.labels, threshold=a.threshold)
+    options = ModelOptions(a.model, labels=a.labels)
     video = media.probe(a.video, None)
     tmp = Path(tempfile.mkdtemp(prefix="detector-bench-backend-"))
     runs = []
@@ -174,8 +178,8 @@ def _pipeline(model: Any, a: Any, warm: int) -> dict[str, Any]:
             runs.append(
                 throughput.pipeline_run(
                     video,
-                    engine(model, settings),
-                    labels_for(settings),
+                    engine(model, a.threshold),
+                    labels_for(options),
                     a.frames,
                     warm,
                     tmp / f"pipe{r}",

@@ -12,6 +12,7 @@ import numpy as np
 
 from detector.benchmarks.parts import Outputs
 from detector.benchmarks.system import rss_mb, run_json_subprocess
+from detector.model.options import ModelOptions
 from detector.sources.memory import FrameListSource
 from detector.types import FrameResult
 
@@ -56,38 +57,16 @@ def memory_growth(
 
 
 def memory_subprocess(
-    model: Path,
-    labels: Path | None,
-    video: Path,
-    first: int,
-    last: int,
-    workers: int,
-    intra: int,
-    inter: int,
-    precision: str,
-    timeout_s: float = 3600.0,
+    options: ModelOptions, video: Path, first: int, last: int, timeout_s: float = 3600.0
 ) -> dict[str, Any]:
     """``memory_growth`` in a fresh process, so RSS is the app's own, not the bench's."""
-    args = [
-        "--model",
-        str(model),
-        "--video",
-        str(video),
-        "--first",
-        str(first),
-        "--last",
-        str(last),
-        "--workers",
-        str(workers),
-        "--intra",
-        str(intra),
-        "--inter",
-        str(inter),
-        "--precision",
-        precision,
-    ]
-    if labels is not None:
-        args += ["--labels", str(labels)]
+    o = options
+    args = ["--model", str(o.path), "--video", str(video), "--first", str(first)]
+    args += ["--last", str(last), "--workers", str(o.workers), "--intra", str(o.intra_op_threads)]
+    args += ["--inter", str(o.inter_op_threads), "--precision", o.precision]
+    args += ["--backend", o.backend]
+    if o.labels is not None:
+        args += ["--labels", str(o.labels)]
     return run_json_subprocess("detector.benchmarks.memory", args, timeout_s)
 
 
@@ -98,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import tempfile
 
     from detector.benchmarks.media import decode_frames
-    from detector.benchmarks.parts import ModelSettings, engine, labels_for, load
+    from detector.benchmarks.parts import engine, labels_for, load
 
     p = argparse.ArgumentParser(prog="python -m detector.benchmarks.memory")
     p.add_argument("--model", type=Path, required=True)
@@ -110,22 +89,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--intra", type=int, default=1)
     p.add_argument("--inter", type=int, default=-1)
     p.add_argument("--precision", default="auto")
+    p.add_argument("--backend", default="tf")
     a = p.parse_args(argv)
-    settings = ModelSettings(
-        path=a.model,
+    options = ModelOptions(
+        a.model,
         labels=a.labels,
+        backend=a.backend,
         intra_op_threads=a.intra,
         inter_op_threads=a.inter,
         workers=a.workers,
-        extra={"precision": a.precision},
+        precision=a.precision,
     )
     frames = decode_frames(a.video, 50)
-    model = load(settings)
+    model = load(options)
     try:
         out = memory_growth(
             frames,
-            engine(model, settings),
-            labels_for(settings),
+            engine(model),
+            labels_for(options),
             10.0,
             a.first,
             a.last,

@@ -205,10 +205,10 @@ def format_table(results: dict[str, Any]) -> str:
     )
     s = results.get("settings", {})
     lines.append(
-        f"model: {s.get('path')} · device {s.get('device')} {s.get('precision_used', '')} "
+        f"model: {s.get('path')} · backend {s.get('backend', 'tf')} · device {s.get('device')} "
+        f"{s.get('precision_used', '')} (precision {s.get('precision')}) "
         f"· intra_op {s.get('intra_op_threads')} "
-        f"· inter_op {s.get('inter_op_threads')} · workers {s.get('workers')} "
-        f"· {' '.join(f'{k} {v}' for k, v in (s.get('extra') or {}).items())}"
+        f"· inter_op {s.get('inter_op_threads')} · workers {s.get('workers')}"
     )
     o = results.get("options", {})
     lines.append(

@@ -26,8 +26,9 @@ from detector.benchmarks import (
     video_io,
     web_viewers,
 )
-from detector.benchmarks.parts import ModelSettings, engine, labels_for, load, rgb_batch
+from detector.benchmarks.parts import engine, labels_for, load, rgb_batch
 from detector.benchmarks.system import machine_info, median_run
+from detector.model.options import ModelOptions
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ class BenchOptions:
         cache_dir: Where made videos are kept between runs.
         sections: Which measurements to run (``SECTIONS``).
         video_variants: Also time x264 settings other than the app's (full runs).
+        tflite: The original ``.tflite`` for the TFLite column (``None``: skipped).
+        threshold: Score threshold of drawn / written detections (``detect.threshold``).
+        max_boxes: At most this many boxes per frame (``detect.max_boxes``).
     """
 
     video: Path
@@ -83,6 +87,9 @@ class BenchOptions:
     sections: frozenset[str] = field(default_factory=lambda: frozenset(SECTIONS))
     video_variants: bool = True
     ray_images: tuple[int, int] = (50, 200)
+    tflite: Path | None = None
+    threshold: float = 0.5
+    max_boxes: int = 100
 
 
 def _progress(msg: str) -> None:
@@ -90,9 +97,11 @@ def _progress(msg: str) -> None:
 
 
 def run_bench(
-    opts: BenchOptions, settings: ModelSettings, progress: Callable[[str], None] = _progress
+    opts: BenchOptions, settings: ModelOptions, progress: Callable[[str], None] = _progress
 ) -> dict[str, Any]:
-    """Run the bench; returns the raw results (``report.summarize`` adds ratios and targets)."""
+    """Run the bench on the model ``settings`` (the run's :class:`ModelOptions`: its backend,
+    device, threads, precision); returns the raw results (``report.summarize`` adds ratios
+    and targets)."""
     t_start = time.perf_counter()
     want = opts.sections
     sample = media.probe(opts.video, None)
@@ -113,9 +122,7 @@ def run_bench(
             if k != "sections"
         }
         | {"sections": sorted(want)},
-        "settings": {
-            k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()
-        },
+        "settings": settings.describe(),
         "videos": {},
     }
     tmp = Path(tempfile.mkdtemp(prefix="detector-bench-"))
@@ -127,7 +134,7 @@ def run_bench(
     model = load(settings)  # as the app: one session shared by the workers
     results["settings"]["device"] = getattr(model, "device", "?")
     results["settings"]["precision_used"] = getattr(model, "precision", "?")
-    detect = engine(model, settings)
+    detect = engine(model, opts.threshold, opts.max_boxes)
     each: Any = None  # the same model with a session per worker
     try:
         for video in videos:
@@ -195,7 +202,7 @@ def run_bench(
                 if each is None:
                     each = load(settings, sessions=2)
                     each.warm_up(video.width, video.height, runs=2)
-                per_worker = engine(each, settings)
+                per_worker = engine(each, opts.threshold, opts.max_boxes)
                 jobs["pipeline_w2_session_each"] = partial(
                     throughput.pipeline_run,
                     video,
@@ -297,17 +304,7 @@ def run_bench(
         if "memory" in want:
             a, b = opts.memory_frames
             progress(f"memory: RSS after {a} and {b} frames")
-            results["memory"] = memory.memory_subprocess(
-                settings.path,
-                settings.labels,
-                sample.path,
-                a,
-                b,
-                settings.workers,
-                settings.intra_op_threads,
-                settings.inter_op_threads,
-                str(settings.extra.get("precision", "auto")),
-            )
+            results["memory"] = memory.memory_subprocess(settings, sample.path, a, b)
         if "split" in want:
             progress("split model")
             results["split"] = split_speed.split_model(
@@ -317,7 +314,7 @@ def run_bench(
                 whole=model,
                 intra_op_threads=settings.intra_op_threads,
                 inter_op_threads=settings.inter_op_threads,
-                precision=str(settings.extra.get("precision", "auto")),
+                precision=settings.precision,
             )
         if "backends" in want:
             from detector.benchmarks.backends import backend_rows
@@ -329,13 +326,13 @@ def run_bench(
                 Path(settings.labels) if settings.labels else None,
                 sample.path,
                 photos if photos.is_dir() else None,
-                Path(settings.tflite) if settings.tflite else None,
+                opts.tflite,
                 frames=opts.frames,
                 warmup=opts.warmup,
                 repeats=opts.repeats,
                 cache_dir=opts.cache_dir,
                 calibration_frames=min(300, max(60, opts.frames)),
-                threshold=settings.threshold,
+                threshold=opts.threshold,
                 progress=progress,
             )
         if "track" in want:
@@ -343,11 +340,11 @@ def run_bench(
             from detector.track import TrackSettings
 
             # the model's output down to ByteTrack's low threshold, every class
-            low = TrackSettings(threshold=settings.threshold).detect_threshold
+            low = TrackSettings(threshold=opts.threshold).detect_threshold
             results["track"] = tracking.tracking_bench(
                 sample.path,
-                Engine(model, low, None, settings.max_boxes),
-                settings.threshold,
+                Engine(model, low, None, opts.max_boxes),
+                opts.threshold,
                 opts.track_frames,
                 progress,
             )
@@ -392,7 +389,7 @@ def _merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _latency(
-    settings: ModelSettings,
+    settings: ModelOptions,
     video: Path,
     frames: list[Any],
     opts: BenchOptions,
@@ -416,9 +413,9 @@ def _latency(
                 settings.path, video, n, warm, opts.repeats, threads, -1, precision
             )
     for threads in (1, 2):
-        if "tflite" in want and settings.tflite is not None and Path(settings.tflite).exists():
+        if "tflite" in want and opts.tflite is not None and opts.tflite.exists():
             progress(f"model latency: TFLite, {threads} thread(s)")
             out[f"tflite_{threads}"] = model_speed.tflite(
-                settings.tflite, frames, threads, warm, opts.repeats
+                opts.tflite, frames, threads, warm, opts.repeats
             )
     return out

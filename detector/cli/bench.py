@@ -145,11 +145,11 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
     return vals
 
 
-def _settings(args: argparse.Namespace) -> tuple[Any, Path]:
-    """Model settings from the config, with the flags as overrides (as ``run`` reads them);
-    and the config's source as the default video."""
-    from detector.benchmarks.parts import ModelSettings
+def _settings(args: argparse.Namespace) -> tuple[Any, Any, Path]:
+    """The run's model options and detection settings from the config, with the flags as
+    overrides (as ``run`` reads them); and the config's source as the default video."""
     from detector.config import load_config
+    from detector.model.options import ModelOptions
 
     flags = {
         "model.path": args.model,
@@ -160,15 +160,14 @@ def _settings(args: argparse.Namespace) -> tuple[Any, Path]:
         "model.precision": args.precision,
     }
     cfg = load_config(args.config, {k: str(v) for k, v in flags.items() if v is not None})
-    tflite = args.tflite or cfg.model.path.parent / DEFAULT_TFLITE
-    return ModelSettings.from_config(cfg, tflite), Path(str(cfg.source.uri))
+    return ModelOptions.from_config(cfg), cfg.detect, Path(str(cfg.source.uri))
 
 
 def handle(args: argparse.Namespace) -> int:
     from detector.benchmarks.report import format_table, summarize
     from detector.benchmarks.runner import SECTIONS, BenchOptions, run_bench
 
-    settings, config_video = _settings(args)
+    settings, detect, config_video = _settings(args)
     if not settings.path.exists():
         raise ConfigError(
             f"model '{settings.path}' does not exist",
@@ -220,6 +219,9 @@ def handle(args: argparse.Namespace) -> int:
         sections=sections,
         video_variants=not quick,
         ray_images=(ray_images[0], ray_images[1]),
+        tflite=args.tflite or settings.path.parent / DEFAULT_TFLITE,
+        threshold=detect.threshold,
+        max_boxes=detect.max_boxes,
     )
     results = summarize(run_bench(opts, settings))
     print(format_table(results))

@@ -20,6 +20,7 @@ from detector.model.backends.openvino import cache_root, load_openvino_model
 from detector.model.backends.parity import compare_models
 from detector.model.backends.quantize import read_images
 from detector.model.loader import load_model
+from detector.model.options import ModelOptions
 from detector.types import Frame
 
 pytestmark = pytest.mark.tf
@@ -153,9 +154,9 @@ def test_backend_choices_are_checked() -> None:
     with pytest.raises(ConfigError, match=r"unknown model\.backend 'onnx'"):
         check_backend("onnx")
     with pytest.raises(ConfigError, match="already runs the network apart"):
-        load_backend_model("openvino", "x.pb", split=True)
+        load_backend_model(ModelOptions(Path("x.pb"), backend="openvino", split=True))
     with pytest.raises(ConfigError, match="runs on the CPU"):
-        load_backend_model("openvino", "x.pb", device="gpu")
+        load_backend_model(ModelOptions(Path("x.pb"), backend="openvino", device="gpu"))
 
 
 def test_int8_without_a_passing_quantized_model_is_refused(tiny: Path, tmp_path: Path) -> None:

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detector.errors import ConfigError
+
+if TYPE_CHECKING:
+    from detector.model.options import ModelOptions
 
 #: Backend names, the default first.
 BACKENDS = ("tf", "openvino")
@@ -78,42 +81,28 @@ def require(module: str) -> Any:
         ) from exc
 
 
-def load_backend_model(
-    backend: str,
-    path: Any,
-    *,
-    workers: int = 1,
-    split: bool = False,
-    signature: str = "serving_default",
-    tensors: Any = None,
-    device: str = "auto",
-    allow_memory_growth: bool = True,
-    intra_op_threads: int = 0,
-    inter_op_threads: int = 0,
-    allow_unsafe_ops: bool = False,
-    precision: str = "auto",
-    cache_dir: Any = None,
-    init_missing: bool = False,
-) -> Any:
+def load_backend_model(options: ModelOptions, *, sessions: int = 1) -> Any:
     """Load a model on a backend: the one place that picks the loader.
 
     ``tf``: the whole graph in one session (``load_model``), or network and post-processing
-    in two threads with ``split``. ``openvino``: the network in OpenVINO with ``workers``
-    infer requests of ``intra_op_threads`` threads each, the post-processing in TF.
+    in two threads with ``options.split``. ``openvino``: the network in OpenVINO with
+    ``options.workers`` infer requests of ``intra_op_threads`` threads each, the
+    post-processing in TF. ``sessions``: (tf, whole graph) sessions on the one graph.
 
     Raises:
         ConfigError: Unknown backend, a precision or option the backend does not have.
         MissingExtraError: ``openvino`` without its extra installed (exit 2).
     """
-    check_backend(backend, precision)
-    if backend == "openvino":
-        if split:
+    o = options
+    check_backend(o.backend, o.precision)
+    if o.backend == "openvino":
+        if o.split:
             raise ConfigError(
                 "model.split and backend openvino do not go together: the openvino backend "
                 "already runs the network apart from the post-processing",
                 hint="set model.split: false (or use --backend tf)",
             )
-        if device == "gpu":
+        if o.device == "gpu":
             raise ConfigError(
                 "the openvino backend runs on the CPU; model.device is 'gpu'",
                 hint="set model.device: auto or cpu, or use --backend tf",
@@ -121,27 +110,29 @@ def load_backend_model(
         from detector.model.backends.openvino import load_openvino_model
 
         return load_openvino_model(
-            path,
-            tensors=tensors,
-            precision=precision,
-            streams=max(1, workers),
-            threads_per_stream=max(1, intra_op_threads),
-            allow_unsafe_ops=allow_unsafe_ops,
-            cache_dir=cache_dir,
+            o.path,
+            tensors=o.tensors,
+            precision=o.precision,
+            streams=max(1, o.workers),
+            threads_per_stream=max(1, o.intra_op_threads),
+            allow_unsafe_ops=o.allow_unsafe_ops,
+            cache_dir=o.cache_dir,
         )
-    from detector.model.loader import TensorNames, load_model
+    from detector.model.loader import load_model
 
     common: dict[str, Any] = dict(
-        tensors=tensors if tensors is not None else TensorNames(),
-        device=device,
-        allow_memory_growth=allow_memory_growth,
-        intra_op_threads=intra_op_threads,
-        inter_op_threads=inter_op_threads,
-        allow_unsafe_ops=allow_unsafe_ops,
-        precision=precision,
+        tensors=o.tensors,
+        device=o.device,
+        allow_memory_growth=o.allow_memory_growth,
+        intra_op_threads=o.intra_op_threads,
+        inter_op_threads=o.inter_op_threads,
+        allow_unsafe_ops=o.allow_unsafe_ops,
+        precision=o.precision,
     )
-    if split:  # network and SSD post-processing as two sub-graphs in two threads
+    if o.split:  # network and SSD post-processing as two sub-graphs in two threads
         from detector.model.split_runtime import load_split_model
 
-        return load_split_model(path, **common)
-    return load_model(path, signature=signature, init_missing=init_missing, **common)
+        return load_split_model(o.path, **common)
+    return load_model(
+        o.path, signature=o.signature, init_missing=o.init_missing, sessions=sessions, **common
+    )

@@ -1,0 +1,221 @@
+"""The local engine: the run's sources through one model in this process, on threads.
+
+One source runs on the main thread (a window must live there). Several sources (``--source``
+given more than once, or a folder of videos) share the one model: each gets a sub-folder of
+the run folder and its own pipeline on its own thread (:mod:`detector.pipeline.many`); one
+summary covers them all, and the run fails (exit 1) at the end if any source failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import ExitStack
+from dataclasses import replace
+from typing import Any, TextIO
+
+from detector.config import Config, parse_address
+from detector.errors import SourceError
+from detector.outputs import RUN_JSON, make_run_dir
+from detector.outputs.record import RunRecord, many_status, source_entry, versions
+from detector.outputs.summary import print_summary
+from detector.pipeline.fps import RunStats
+from detector.pipeline.many import FAILED, Job, Outcome, run_jobs, sum_stats
+from detector.pipeline.prelude import Prelude, model_entry
+from detector.pipeline.signals import StopSignals
+from detector.pipeline.source_run import SourceJob, run_source
+from detector.pipeline.stages import inference_workers
+from detector.sources import ReconnectPolicy, SourceSpec, open_source
+from detector.track.settings import TrackSettings
+
+log = logging.getLogger(__name__)
+
+
+def run_local(prelude: Prelude, out: TextIO) -> RunStats:
+    """Run ``prelude``'s sources on this machine; see the module docstring."""
+    track = track_settings(prelude.config)  # before the model: a config error comes fast
+    if prelude.many:
+        return _run_many(prelude, track, out)
+    return _run_one(prelude, track, out)
+
+
+def track_settings(config: Config) -> TrackSettings | None:
+    """The tracker ``detect.track`` asks for (None: ``none``), checked, its library found."""
+    dc = config.detect
+    if dc.track == "none":
+        return None
+    from detector.track.association import require_trackers
+
+    settings = TrackSettings(
+        dc.track,
+        threshold=dc.threshold,
+        low_threshold=min(dc.track_low_threshold, dc.threshold),
+        lost_s=dc.track_lost_s,
+        min_iou=dc.track_min_iou,
+        motion=dc.track_motion,
+    )
+    require_trackers()
+    return settings
+
+
+def _load(
+    prelude: Prelude, stack: ExitStack, workers: int, width: int, height: int
+) -> tuple[Any, dict[str, Any]]:
+    """Load the model once (closed with ``stack``), warm it up; it and its record entry."""
+    from detector.model.backends import load_backend_model
+
+    options = prelude.model.sharing(workers)
+    model: Any = stack.enter_context(load_backend_model(options))
+    runs = max(1, prelude.config.run.warmup_frames)
+    warmup_ms = model.warm_up(width=width, height=height, runs=runs)
+    return model, model_entry(options, model, warmup_ms)
+
+
+def _engine(prelude: Prelude, model: Any, track: TrackSettings | None) -> Any:
+    """The app's ``Engine``; with ByteTrack the threshold is lower (it takes the low-score
+    detections too; the tracker decides what is shown)."""
+    from detector.engine import Engine
+
+    dc = prelude.config.detect
+    threshold = track.detect_threshold if track is not None else dc.threshold
+    return Engine(model, threshold, prelude.class_ids, dc.max_boxes)
+
+
+def _start_web(config: Config, specs: tuple[SourceSpec, ...], stack: ExitStack) -> Any:
+    """The web view's hub (a feed per source) with its server running, or None."""
+    if config.output.serve is None:
+        return None
+    from detector.outputs.web import Hub, WebServer
+
+    host, port = parse_address(config.output.serve)
+    hub = Hub()
+    for spec in specs:
+        hub.add_feed(spec.run_name, spec.shown, live=spec.live)
+    title = specs[0].shown if len(specs) == 1 else f"{len(specs)} sources"
+    stack.enter_context(WebServer(hub, host, port, title=f"detector — {title}"))
+    return hub
+
+
+def _open(config: Config, spec: SourceSpec) -> Any:
+    """Open ``spec`` as ``source.*`` asks (size, how live sources reconnect)."""
+    sc = config.source
+    policy = ReconnectPolicy(
+        attempts=sc.reconnect,
+        first_delay_s=sc.reconnect_delay_s,
+        max_delay_s=max(sc.reconnect_max_delay_s, sc.reconnect_delay_s),
+        stall_timeout_s=sc.stall_timeout_s,
+    )
+    return open_source(spec, width=sc.width, height=sc.height, reconnect=policy)
+
+
+# -- one source ---------------------------------------------------------------------------
+
+
+def _run_one(prelude: Prelude, track: TrackSettings | None, out: TextIO) -> RunStats:
+    config, spec = prelude.config, prelude.specs[0]
+    header = prelude.header("local")
+    with StopSignals().installed() as stop, ExitStack() as stack:
+        hub = _start_web(config, prelude.specs, stack)
+        source = stack.enter_context(_open(config, spec))
+        info = source.info
+        workers = inference_workers(info.live, config.model.workers)
+        model, header["model"] = _load(
+            prelude, stack, workers, info.width or 640, info.height or 480
+        )
+        header["versions"] = versions()
+        record = RunRecord(make_run_dir(config.output.dir, prelude.run_name), header)
+        job = SourceJob(config, prelude.labels, _engine(prelude, model, track), track)
+        try:
+            return run_source(
+                job,
+                source,
+                workers,
+                record,
+                feed=hub.feeds[0] if hub is not None else None,
+                guard=stop,
+            )
+        finally:
+            print_summary(out, record.data)
+
+
+# -- several sources ----------------------------------------------------------------------
+
+
+def _run_many(prelude: Prelude, track: TrackSettings | None, out: TextIO) -> RunStats:
+    config, specs = prelude.config, prelude.specs
+    if config.output.show:
+        log.warning(
+            "output.show: the window shows one source; with %d sources, watch them "
+            "with --serve PORT (one page, every source)",
+            len(specs),
+        )
+        config = replace(config, output=replace(config.output, show=False))
+    live = sum(1 for s in specs if s.live)
+    file_workers = config.model.workers if live < len(specs) else 0
+    header = prelude.header("local")
+    with StopSignals().installed(), ExitStack() as stack:
+        hub = _start_web(config, specs, stack)
+        model, header["model"] = _load(prelude, stack, live + file_workers, 640, 480)
+        header["versions"] = versions()
+        top = RunRecord(make_run_dir(config.output.dir, prelude.run_name), header)
+        top.start()
+        job = SourceJob(config, prelude.labels, _engine(prelude, model, track), track)
+        feeds = hub.feeds if hub is not None else [None] * len(specs)
+        jobs = [
+            (spec.shown, spec.live, _source_job(job, spec, top, feeds[i]))
+            for i, spec in enumerate(specs)
+        ]
+        interrupted = False
+        try:
+            outcomes = run_jobs(jobs, threading.Event())
+        except KeyboardInterrupt as exc:
+            outcomes, interrupted = exc.outcomes, True  # type: ignore[attr-defined]
+        stats = _finish_many(top, outcomes, interrupted)
+        print_summary(out, top.data)
+    if interrupted:
+        raise KeyboardInterrupt
+    failed = [o for o in outcomes if o.status == FAILED]
+    if failed:
+        names = ", ".join(f"'{o.name}'" for o in failed)
+        raise SourceError(
+            f"{len(failed)} of {len(outcomes)} sources failed: {names}",
+            hint=f"the others completed; each failure's reason is in the summary above and "
+            f"in its folder's {RUN_JSON}",
+        )
+    return stats
+
+
+def _source_job(job: SourceJob, spec: SourceSpec, top: RunRecord, feed: Any) -> Job:
+    """One source of several as a job for :func:`run_jobs`: its own sub-folder and record."""
+
+    def run(halt: threading.Event) -> Any:
+        sub = top.child(make_run_dir(top.run_dir, spec.run_name))
+        try:
+            with _open(job.config, spec) as source:
+                workers = inference_workers(source.info.live, job.config.model.workers)
+                stats = run_source(
+                    job, source, workers, sub, feed=feed, halt=halt, label=spec.run_name
+                )
+                return sub, stats
+        except BaseException as exc:
+            if "finished" not in sub.data:  # it failed before its run began
+                sub.not_started(spec.shown, str(spec.kind), exc)
+                if feed is not None:
+                    feed.end()
+            exc.result = (sub, None)  # type: ignore[attr-defined]
+            raise
+
+    return run
+
+
+def _finish_many(top: RunRecord, outcomes: list[Outcome], interrupted: bool) -> RunStats:
+    """The top record: every source's entry, the run's status and summed numbers; written."""
+    entries = []
+    for o in outcomes:
+        sub, _stats = o.result if o.result else (None, None)
+        entries.append(source_entry(o.name, o.status, o.error, sub, top.run_dir))
+    failed = [o.name for o in outcomes if o.status == FAILED]
+    total = sum_stats([o.result[1] for o in outcomes if o.result and o.result[1]], interrupted)
+    top.update(sources=entries, failed=failed, stats=total.to_dict())
+    top.finish(many_status((o.status for o in outcomes), interrupted))
+    return total

@@ -1,0 +1,200 @@
+"""One open source through the model into its run folder, with its record written however it ends.
+
+:func:`run_source` is the local engine's unit of work: it opens the outputs, the renderer
+and the tracker, runs :func:`~detector.pipeline.stages.run_pipeline`, and completes the
+source's :class:`~detector.outputs.record.RunRecord` (status, outputs, numbers, skipped
+files, link health) on every exit path: end of source, q, Ctrl-C, SIGTERM or an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from detector.config import Config
+from detector.errors import RunInterrupted, StageError
+from detector.labels import LabelMap
+from detector.outputs import describe_outputs, open_outputs
+from detector.outputs.record import RunRecord
+from detector.pipeline.fps import RunStats
+from detector.pipeline.render import Renderer, RenderOptions
+from detector.pipeline.signals import StopSignals
+from detector.pipeline.stages import PipelineOptions, run_pipeline
+from detector.track.settings import TrackSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceJob:
+    """What every source of a local run shares: the config, labels, engine and tracker."""
+
+    config: Config
+    labels: LabelMap
+    engine: Any
+    track: TrackSettings | None
+
+
+@dataclass
+class _Parts:
+    """What a source's run opened, for its record at the end."""
+
+    stats: RunStats | None = None
+    sinks: dict[str, Any] = field(default_factory=dict)
+    render: Renderer | None = None
+    stage: Any = None
+
+
+def run_source(
+    job: SourceJob,
+    source: Any,
+    workers: int,
+    record: RunRecord,
+    *,
+    feed: Any = None,
+    guard: StopSignals | None = None,
+    halt: threading.Event | None = None,
+    label: str = "",
+) -> RunStats:
+    """Run ``source`` into ``record.run_dir``; ``run.json`` written at the start and the end."""
+    if feed is not None:
+        feed.attach(state=lambda: link_state(source), skipped=lambda: source.skipped)
+    record.update(source=asdict(source.info))
+    record.start()  # a run killed outright (SIGKILL, out of memory) shows as "running"
+    parts = _Parts()
+    try:
+        stats = _drive(job, source, workers, record, parts, feed, guard, halt, label)
+        record.update(status="interrupted" if halt is not None and halt.is_set() else "ok")
+    except BaseException as exc:
+        record.fail(exc)
+        raise
+    finally:
+        saved = _close_record(record, source, parts)
+        if feed is not None:
+            feed.end()
+    if saved is not None and record.data["status"] == "ok":
+        raise saved  # the run went well but its record could not be written
+    return stats
+
+
+def _drive(
+    job: SourceJob,
+    source: Any,
+    workers: int,
+    record: RunRecord,
+    parts: _Parts,
+    feed: Any,
+    guard: StopSignals | None,
+    halt: threading.Event | None,
+    label: str,
+) -> RunStats:
+    config, info = job.config, source.info
+    with ExitStack() as outputs:
+        parts.sinks = open_outputs(
+            config.output,
+            record.run_dir,
+            job.labels,
+            info,
+            outputs,
+            max_frames=config.run.max_frames,
+            web_feed=feed,
+        )
+        parts.render = render = _renderer(config, job.labels, parts.sinks, guard, source)
+        consume: Any = render
+        if job.track is not None:  # each source its own tracker: ids are per source
+            from detector.track import TrackStage
+
+            parts.stage = TrackStage(job.track, info, detect_every=config.detect.detect_every)
+            consume = parts.stage.wrap(render)
+            log.info(
+                "tracking with %s, %s motion (%s clock)",
+                job.track.kind,
+                job.track.motion,
+                "capture" if info.live else "media",
+            )
+        options = PipelineOptions(
+            detect_every=config.detect.detect_every,
+            workers=workers,
+            max_frames=config.run.max_frames,
+            fps_interval_s=config.run.fps_interval_s,
+            warmup_frames=config.run.warmup_frames,
+            label=label,
+        )
+        log.info("running %s (%s) → %s", info.uri, info.kind, record.run_dir)
+        try:
+            parts.stats = run_pipeline(source, job.engine, consume, options, stop=halt)
+        except (StageError, RunInterrupted) as exc:
+            parts.stats = _counted(exc.stats, render.frames)
+            raise
+        finally:
+            if guard is not None:  # from here on a signal waits: the sinks finalize
+                guard.deferring = True
+    if guard is not None and guard.pending:  # a signal arrived mid-frame or finalizing
+        parts.stats = replace(parts.stats, interrupted=True) if parts.stats else None
+        raise KeyboardInterrupt
+    assert parts.stats is not None
+    return parts.stats
+
+
+def _renderer(
+    config: Config,
+    labels: LabelMap,
+    sinks: dict[str, Any],
+    guard: StopSignals | None,
+    source: Any,
+) -> Renderer:
+    dc = config.detect
+    return Renderer(
+        labels,
+        list(sinks.values()),
+        RenderOptions(
+            hud=config.output.hud,
+            report_every=dc.report_every,
+            report_threshold=dc.report_threshold,
+            fps_interval_s=config.run.fps_interval_s,
+        ),
+        guard=guard,
+        status=lambda: _hud_state(source),
+    )
+
+
+def _close_record(record: RunRecord, source: Any, parts: _Parts) -> Any:
+    """Complete and write the record: outputs, numbers, tracker, how the source ended."""
+    record.update(outputs=describe_outputs(parts.sinks))
+    if parts.stage is not None:
+        record.update(track=parts.stage.summary())
+    record.update(stats=parts.stats.to_dict() if parts.stats is not None else None)
+    if source.end_note:
+        record.update(source_end=source.end_note)
+    health = getattr(source, "health", None)
+    if health is not None:
+        record.update(source_health=health.to_dict())
+    record.skipped(source.skips)
+    if parts.render is not None and parts.render.unknown_classes:
+        labels = {**record.data.get("labels", {})}
+        labels["unknown_class_ids"] = dict(sorted(parts.render.unknown_classes.items()))
+        record.update(labels=labels)
+    return record.finish()
+
+
+def link_state(source: Any) -> str | None:
+    """A reconnecting source's state (``connected``, ``reconnecting 2``...), else None."""
+    health = getattr(source, "health", None)
+    return str(health.label) if health is not None else None
+
+
+def _hud_state(source: Any) -> str | None:
+    """The HUD's source line: only while a live source is not connected."""
+    state = link_state(source)
+    return None if state in (None, "connected") else state
+
+
+def _counted(stats: RunStats | None, written: int) -> RunStats | None:
+    """Stats whose processed count is the frames every output holds (a stop may land
+    between the last frame's writes and the pipeline's count)."""
+    if stats is None or stats.frames_processed == written:
+        return stats
+    return replace(stats, frames_processed=written)
