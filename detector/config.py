@@ -135,6 +135,7 @@ class OutputConfig:
     coco: bool = _f(False, "bool")
     csv: bool = _f(False, "bool")
     mot: bool = _f(False, "bool")
+    mot_all: bool = _f(False, "bool")
     progress: str = _f("auto", "enum", choices=("auto", "bar", "log", "off"))
     hud: bool = _f(True, "bool")
     serve: str | None = _f(None, "serve", null=True)
@@ -156,12 +157,30 @@ class RunConfig:
     ray_ranges_per_video: int = _f(0, "int", lo=0)
 
 
+@dataclass(frozen=True)
+class ServeConfig:
+    """``serve:`` — the HTTP server of ``--serve`` and ``detector serve``: access and limits."""
+
+    token: str | None = _f(None, "str", null=True)
+    token_file: Path | None = _f(None, "path", null=True)
+    insecure: bool = _f(False, "bool")
+    max_body_mb: float = _f(20.0, "float", lo=0.0, lo_open=True)
+    max_megapixels: float = _f(40.0, "float", lo=0.0, lo_open=True)
+    rate_limit: float = _f(50.0, "float", lo=0.0)
+    batch_size: int = _f(8, "int", lo=1)
+    batch_wait_ms: float = _f(5.0, "float", lo=0.0)
+    batch_side: int = _f(300, "int", lo=0)
+    queue: int = _f(32, "int", lo=1)
+    stalled_after_s: float = _f(5.0, "float", lo=0.0, lo_open=True)
+
+
 SECTIONS: dict[str, type] = {
     "source": SourceConfig,
     "model": ModelConfig,
     "detect": DetectConfig,
     "output": OutputConfig,
     "run": RunConfig,
+    "serve": ServeConfig,
 }
 KEYS: tuple[str, ...] = tuple(
     f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)
@@ -183,6 +202,7 @@ class Config:
     detect: DetectConfig
     output: OutputConfig
     run: RunConfig
+    serve: ServeConfig = field(default_factory=ServeConfig)
     path: Path | None = None
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -191,13 +211,16 @@ class Config:
         def plain(v: Any) -> Any:
             return str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
 
-        return {
+        out = {
             s: {
                 f.name: plain(getattr(getattr(self, s), f.name))
                 for f in dataclasses.fields(SECTIONS[s])
             }
             for s in SECTIONS
         }
+        if out["serve"]["token"]:  # a secret never leaves the process
+            out["serve"]["token"] = "***"
+        return out
 
 
 def load_config(path: str | Path | None, overrides: Mapping[str, object] | None = None) -> Config:

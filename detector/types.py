@@ -15,6 +15,8 @@ from enum import Enum
 
 import numpy as np
 
+from detector.boxes import normalized_to_xyxy
+
 
 class SourceKind(str, Enum):
     """What a source is: it decides live vs lossless reading, naming and messages."""
@@ -149,13 +151,7 @@ class Detections:
             height: Image height in pixels.
         """
         n = len(scores) if num is None else int(num)
-        b = np.asarray(boxes, dtype=np.float32)[:n]
-        b = np.clip(b, 0.0, 1.0)
-        xyxy = (
-            np.stack([b[:, 1] * width, b[:, 0] * height, b[:, 3] * width, b[:, 2] * height], axis=1)
-            if n
-            else np.zeros((0, 4), np.float32)
-        )
+        xyxy = normalized_to_xyxy(np.asarray(boxes)[:n], width, height)
         return cls(xyxy, np.asarray(scores)[:n], np.rint(np.asarray(classes)[:n]).astype(np.int32))
 
     def select(self, mask: np.ndarray) -> Detections:

@@ -272,7 +272,7 @@ def _peer(
     if tflite is None or not Path(tflite).exists():
         return {"error": f"no .tflite at {tflite}"}
     from detector.benchmarks.media import decode_frames
-    from detector.tflite.parity import TfliteReference
+    from detector.tflite.reference import TfliteReference
 
     bgr = decode_frames(video, frames)
     warm = min(warmup, max(1, len(bgr) // 4))

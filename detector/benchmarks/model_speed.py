@@ -79,7 +79,7 @@ def tflite(
     path: Path, frames_bgr: Sequence[np.ndarray], threads: int, warmup: int, repeats: int
 ) -> dict[str, float]:
     """TFLite per-frame cost with pre-processing, and ``invoke`` alone, at ``threads``."""
-    from detector.tflite.parity import TfliteReference
+    from detector.tflite.reference import TfliteReference
 
     runner = TfliteReference(path, threads)
     out = latency_ms(

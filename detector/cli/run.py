@@ -22,7 +22,8 @@ examples:
   python main.py --source clips/street.mp4 --coco --csv --mot   # exports for other tools
   python main.py --track --detect-every 4          # ids (person #7), boxes move between runs
   python main.py --source samples/vtest.avi --serve 8080   # watch at http://127.0.0.1:8080/
-  python main.py --source rtsp://cam1/live --source rtsp://cam2/live --serve 0.0.0.0:8080
+  python main.py --source rtsp://cam1/live --source rtsp://cam2/live --serve 8080
+  python main.py --source 0 --serve 0.0.0.0:8080 --token-file ~/.detector-token
   python main.py --source clips/                   # a folder of videos: runs/clips/<video>/ each
   python main.py --source photos/ --images --engine ray --ray-actors 4   # on Ray actors
   python main.py --source clips/ --engine ray --ray-address 10.0.0.5:6379   # on a cluster
@@ -55,11 +56,14 @@ _FLAG_KEYS = {
     "coco": "output.coco",
     "csv": "output.csv",
     "mot": "output.mot",
+    "mot_all": "output.mot_all",
     "progress": "output.progress",
     "images": "output.images",
     "jsonl": "output.jsonl",
     "hud": "output.hud",
     "serve": "output.serve",
+    "token_file": "serve.token_file",
+    "insecure": "serve.insecure",
     "device": "model.device",
     "backend": "model.backend",
     "precision": "model.precision",
@@ -169,8 +173,18 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     g.add_argument(
         "--serve",
         metavar="[HOST:]PORT",
-        help="serve a live page of every source at http://HOST:PORT/ (HOST 127.0.0.1 unless "
-        "given; 0.0.0.0 shares it with the network, without authentication)",
+        help="serve a live page of every source at http://HOST:PORT/, with the detection "
+        "API, /healthz, /readyz and /metrics (HOST 127.0.0.1 unless given; beyond it an API "
+        "token is required: serve.token, --token-file or DETECTOR_API_TOKEN)",
+    )
+    g.add_argument(
+        "--token-file", metavar="FILE", help="the server's API token: the file's first line"
+    )
+    g.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="serve beyond 127.0.0.1 with no API token (anyone on the network sees the video)",
     )
     g.add_argument("--output", metavar="DIR", help="folder holding the run folders (runs/)")
     g.add_argument("--name", metavar="NAME", help="run folder name (default: the source's)")
@@ -201,7 +215,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     for flag, what in (
         ("coco", "coco_results.json (COCO results) and coco_images.json"),
         ("csv", "detections.csv, a row per detection"),
-        ("mot", "mot.txt, MOT Challenge lines"),
+        ("mot", "mot.txt, MOT Challenge lines (confirmed tracks above the threshold)"),
+        ("mot-all", "every tracked row into mot.txt (unconfirmed ids -1, low-score matches)"),
     ):
         g.add_argument(
             f"--{flag}", action=argparse.BooleanOptionalAction, default=None, help=f"write {what}"

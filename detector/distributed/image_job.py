@@ -46,7 +46,13 @@ def run_images(
     try:
         with ExitStack() as outputs:
             sinks = open_outputs(
-                config.output, record.run_dir, labels, info, outputs, max_frames=limit
+                config.output,
+                record.run_dir,
+                labels,
+                info,
+                outputs,
+                max_frames=limit,
+                min_score=config.detect.threshold,
             )
             write, needs_pixels = writer(config, labels, sinks, stop)
             log.info("running %s (%d images) on Ray → %s", info.uri, len(files), record.run_dir)

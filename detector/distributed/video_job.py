@@ -153,6 +153,7 @@ class VideoOutput:
             video.info,
             self.stack,
             max_frames=config.run.max_frames,
+            min_score=config.detect.threshold,
         )
         self.write_result, needs_pixels = writer(config, labels, self.sinks, stop)
         if needs_pixels:

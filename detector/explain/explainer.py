@@ -24,6 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from detector.boxes import MIN_IOU, class_iou
 from detector.errors import ConfigError, ModelError, SinkError
 from detector.explain import DEFAULT_METHOD, METHODS
 from detector.explain.anchors import AnchorMatch, match_anchor
@@ -290,20 +291,11 @@ def _tracked_scores(
     found: Sequence[Explanation],
 ) -> np.ndarray:
     """Each target's score in one run: the best same-class detection with IoU ≥ 0.5, else 0."""
-    out = np.zeros(len(found), np.float32)
-    for t, exp in enumerate(found):
-        for i in range(num):
-            if round(float(classes[i])) == exp.class_id and _iou(boxes[i], exp.box_norm) >= 0.5:
-                out[t] = max(out[t], float(scores[i]))
-    return out
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    y1, x1 = max(a[0], b[0]), max(a[1], b[1])
-    y2, x2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, float(y2 - y1)) * max(0.0, float(x2 - x1))
-    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
-    return inter / union if union > 0 else 0.0
+    targets = np.array([exp.box_norm for exp in found], np.float64).reshape(-1, 4)
+    target_classes = np.array([exp.class_id for exp in found])
+    ious = class_iou(targets, target_classes, boxes[:num], np.rint(classes[:num]).astype(int))
+    kept = np.where(ious >= MIN_IOU, np.asarray(scores[:num], np.float32)[None, :], 0.0)
+    return np.asarray(kept.max(axis=1, initial=0.0), np.float32)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -77,6 +77,7 @@ def open_outputs(
     *,
     max_frames: int | None = None,
     web_feed: Any = None,
+    min_score: float = 0.0,
 ) -> dict[str, Any]:
     """Open the outputs ``oc`` asks for, in ``stack`` (closed on every exit path).
 
@@ -84,6 +85,7 @@ def open_outputs(
         max_frames: The run's frame limit, if any (caps the progress bar's total).
         web_feed: This source's :class:`~detector.outputs.web.Feed` when the run serves
             the web view (``output.serve``); its server belongs to the run, not the source.
+        min_score: The run's ``detect.threshold``: the MOT file keeps rows at or above it.
 
     Returns:
         The open sinks by name (``window``, ``web``, ``video``, ``images``, ``jsonl``,
@@ -134,7 +136,7 @@ def open_outputs(
     if oc.csv:
         sinks["csv"] = stack.enter_context(CsvSink(run_dir / CSV_NAME, labels, info.uri))
     if oc.mot:
-        sinks["mot"] = stack.enter_context(MotSink(run_dir / MOT_NAME))
+        sinks["mot"] = stack.enter_context(MotSink(run_dir / MOT_NAME, min_score, oc.mot_all))
     if not sinks:
         log.warning(
             "no output is enabled (no window, web view, video, images, JSON lines or "

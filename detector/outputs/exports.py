@@ -1,9 +1,9 @@
 """Detections -> the files other tools read: COCO results JSON, CSV, MOT Challenge text.
 
-Each export is a sink streamed to disk as the run goes (one frame's rows at a time, flushed,
-never every row in memory) and finalized in ``close()``, which runs on every exit path: the
-COCO files are JSON arrays whose closing bracket ``close()`` writes, so they are valid after
-Ctrl-C, SIGTERM or an error too.
+Each export is a sink streamed to disk as the run goes (one frame's rows at a time, never
+every row in memory) through a :class:`~detector.outputs.textfile.RecordFile`: each frame's
+rows and the text that closes the file go down in one write, so the COCO files are valid JSON
+at every moment — after Ctrl-C, SIGTERM, SIGKILL, the out-of-memory killer or a full disk.
 
 * ``coco_results.json``: the COCO *results* format (``image_id``, ``category_id``, ``bbox``
   ``[x, y, width, height]`` in pixels, ``score``), read by ``pycocotools``' ``COCO.loadRes``
@@ -16,7 +16,7 @@ Ctrl-C, SIGTERM or an error too.
   class_id, label, score, x1, y1, x2, y2, track_id`` (``track_id`` empty without a tracker,
   ``-1`` while a track is unconfirmed, as in MOT).
 * ``mot.txt``: MOT Challenge lines ``frame, id, bb_left, bb_top, bb_width, bb_height, conf,
-  -1, -1, -1`` (``frame`` 1-based; ``id`` from the tracker, ``-1`` without one).
+  class, -1, -1`` (see :class:`MotSink` for which rows are written).
 
 Rows hold the same rounded values as the JSON lines (boxes to 0.1 px, scores to 4 decimals).
 Track ids are read from ``Detections.track_ids`` when a tracker set it.
@@ -25,15 +25,16 @@ Track ids are read from ``Detections.track_ids`` when a tracker set it.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
-from detector.errors import SinkError
 from detector.labels import LabelMap
 from detector.outputs.base import Sink
+from detector.outputs.textfile import RecordFile
 from detector.types import Detections, FrameResult
 
 COCO_RESULTS_NAME = "coco_results.json"
@@ -65,51 +66,26 @@ def rows(d: Detections) -> list[tuple[int, float, list[float], int | None]]:
 
 
 class _TextExport(Sink):
-    """A text file opened at construction, written and flushed per frame, closed once."""
+    """A :class:`RecordFile` export: whole at every moment, closed once."""
 
     what = "export"
+    head = ""
+    tail = ""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
         self.frames_written = 0
         self.rows_written = 0
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file: TextIO = self.path.open("w", encoding="utf-8", newline="")
-        except OSError as exc:
-            raise SinkError(
-                f"cannot open {self.what} '{self.path}': {exc.strerror or exc}"
-            ) from exc
+        self._out = RecordFile(path, self.what, self.head, self.tail)
+        self.path = self._out.path
 
     def _put(self, text: str) -> None:
-        try:
-            self._file.write(text)
-            self._file.flush()
-        except OSError as exc:
-            raise SinkError(
-                f"cannot write to '{self.path}': {exc.strerror or exc}",
-                hint="check free disk space",
-            ) from exc
-
-    def _finish(self) -> str:
-        """Text that closes the file's structure (written by ``close``)."""
-        return ""
+        self._out.append(text)
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        try:
-            try:
-                tail = self._finish()
-                if tail:
-                    self._file.write(tail)
-            finally:
-                self._file.close()
-        except OSError as exc:
-            raise SinkError(
-                f"cannot finish '{self.path}': {exc.strerror or exc}", hint="check free disk space"
-            ) from exc
+        self._out.close()
 
     def describe(self) -> dict[str, Any]:
         """What was written, for ``run.json``."""
@@ -120,15 +96,15 @@ class CocoImagesFile(_TextExport):
     """``coco_images.json``: the COCO dataset skeleton (categories, then one image a frame)."""
 
     what = "COCO images file"
+    tail = "\n]}\n"
 
     def __init__(self, path: str | Path, labels: LabelMap, source_uri: str) -> None:
-        super().__init__(path)
-        head = {
+        skeleton = {
             "info": {"description": f"detector run on {source_uri}"},
             "categories": [{"id": cid, "name": name} for cid, name in sorted(labels.names.items())],
         }
-        text = json.dumps(head, ensure_ascii=False)
-        self._put(text[:-1] + ', "images": [')  # the array is closed by close()
+        self.head = json.dumps(skeleton, ensure_ascii=False)[:-1] + ', "images": ['
+        super().__init__(path)
 
     def add(self, result: FrameResult, stem: str | None) -> None:
         frame = result.frame
@@ -144,9 +120,6 @@ class CocoImagesFile(_TextExport):
         self.rows_written += 1
         self.frames_written += 1
 
-    def _finish(self) -> str:
-        return "\n]}\n"
-
 
 class CocoSink(_TextExport):
     """``coco_results.json`` (COCO results, a JSON array) and ``coco_images.json`` beside it.
@@ -160,16 +133,17 @@ class CocoSink(_TextExport):
     """
 
     what = "COCO results file"
+    head = "["
+    tail = "\n]\n"
 
     def __init__(
         self, path: str | Path, labels: LabelMap, source_uri: str, video_stem: str | None = None
     ) -> None:
         super().__init__(path)
-        self._put("[")
         try:
             self.images = CocoImagesFile(self.path.with_name(COCO_IMAGES_NAME), labels, source_uri)
         except BaseException:
-            self._file.close()
+            self._out.close()
             raise
         self.video_stem = video_stem
 
@@ -191,9 +165,6 @@ class CocoSink(_TextExport):
             self.rows_written += len(parts)
         self.images.add(result, self.video_stem)
         self.frames_written += 1
-
-    def _finish(self) -> str:
-        return "\n]\n"
 
     def close(self) -> None:
         if self.closed:
@@ -220,21 +191,13 @@ class CsvSink(_TextExport):
     what = "CSV file"
 
     def __init__(self, path: str | Path, labels: LabelMap, source_uri: str) -> None:
+        self.head = _csv_text([CSV_COLUMNS])
         super().__init__(path)
         self.labels = labels
         self.source_uri = str(source_uri)
-        self._csv = csv.writer(self._file, lineterminator="\n")
-        self._row(CSV_COLUMNS)
 
     def _row(self, *records: Any) -> None:
-        try:
-            self._csv.writerows(records)
-            self._file.flush()
-        except OSError as exc:
-            raise SinkError(
-                f"cannot write to '{self.path}': {exc.strerror or exc}",
-                hint="check free disk space",
-            ) from exc
+        self._put(_csv_text(records))
 
     def write(self, result: FrameResult, annotated: np.ndarray | None = None) -> None:
         self._check_open()
@@ -260,19 +223,54 @@ class CsvSink(_TextExport):
 
 
 class MotSink(_TextExport):
-    """``mot.txt``: MOT Challenge detection / tracking lines, one per detection."""
+    """``mot.txt``: MOT Challenge lines, one per object and frame, that the MOT tools accept.
+
+    Columns ``frame, id, bb_left, bb_top, bb_width, bb_height, conf, class, -1, -1``:
+    ``frame`` 1-based; ``class`` the label-map id (py-motmetrics reads that column as
+    ``ClassId``; TrackEval ignores it in tracker files). With a tracker, only confirmed tracks
+    scoring at least ``min_score`` are written, so every id appears once a frame; ByteTrack's
+    low-score matches and unconfirmed boxes are left out unless ``all_rows`` (``--mot-all``),
+    which writes every row the tracker showed (id ``-1`` while unconfirmed). Without a
+    tracker the file is a MOT *detection* file: id ``-1`` on every row above ``min_score``.
+    """
 
     what = "MOT file"
+
+    def __init__(self, path: str | Path, min_score: float = 0.0, all_rows: bool = False) -> None:
+        super().__init__(path)
+        self.min_score = float(min_score)
+        self.all_rows = bool(all_rows)
+        self.rows_left_out = 0
+
+    def _keep(self, score: float, tid: int | None) -> bool:
+        if self.all_rows:
+            return True
+        return score >= self.min_score and (tid is None or tid >= 0)
 
     def write(self, result: FrameResult, annotated: np.ndarray | None = None) -> None:
         self._check_open()
         n = result.frame.index + 1
-        lines = [
-            f"{n},{-1 if tid is None else tid},{x1:.1f},{y1:.1f},{x2 - x1:.1f},{y2 - y1:.1f},"
-            f"{score:.4f},-1,-1,-1\n"
-            for _, score, (x1, y1, x2, y2), tid in rows(result.detections)
-        ]
+        lines = []
+        for cid, score, (x1, y1, x2, y2), tid in rows(result.detections):
+            if not self._keep(score, tid):
+                self.rows_left_out += 1
+                continue
+            lines.append(
+                f"{n},{-1 if tid is None else tid},{x1:.1f},{y1:.1f},{x2 - x1:.1f},{y2 - y1:.1f},"
+                f"{score:.4f},{cid},-1,-1\n"
+            )
         if lines:
             self._put("".join(lines))
             self.rows_written += len(lines)
         self.frames_written += 1
+
+    def describe(self) -> dict[str, Any]:
+        kept = "every row shown" if self.all_rows else f"confirmed, score >= {self.min_score}"
+        return {**super().describe(), "kept": kept, "rows_left_out": self.rows_left_out}
+
+
+def _csv_text(records: Any) -> str:
+    """CSV rows as text (one ``\\n`` line each)."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(records)
+    return buf.getvalue()

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
-from detector.errors import SinkError
 from detector.labels import LabelMap
 from detector.outputs.base import Sink
+from detector.outputs.textfile import RecordFile
 from detector.types import FrameResult
 
 
@@ -62,12 +60,7 @@ class JsonlSink(Sink):
         self.labels = labels if labels is not None else LabelMap({})
         self.source_uri = str(source_uri)
         self.lines_written = 0
-        self._size = 0  # bytes of whole lines in the file
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file: BinaryIO = self.path.open("wb", buffering=0)
-        except OSError as exc:
-            raise SinkError(f"cannot open JSON lines file '{self.path}': {exc}") from exc
+        self._out = RecordFile(self.path, "JSON lines file")
 
     def record(self, result: FrameResult) -> dict[str, Any]:
         """The JSON-ready dict written for ``result``."""
@@ -76,33 +69,11 @@ class JsonlSink(Sink):
     def write(self, result: FrameResult, annotated: np.ndarray | None = None) -> None:
         self._check_open()
         line = json.dumps(self.record(result), ensure_ascii=False, separators=(",", ":"))
-        data = (line + "\n").encode("utf-8", "backslashreplace")
-        start = self._size
-        try:
-            view = memoryview(data)
-            while view:  # an unbuffered write may take only part of the line
-                n = self._file.write(view)
-                view = view[n or 0 :]
-        except OSError as exc:
-            try:
-                os.ftruncate(self._file.fileno(), start)  # drop the half line
-                self._file.seek(start)
-            except OSError:
-                pass
-            raise SinkError(
-                f"cannot write to '{self.path}': {exc.strerror or exc}",
-                hint="free some disk space or set output.dir (--output) to another disk"
-                if exc.errno == errno.ENOSPC
-                else "check the folder is writable and the disk is not full",
-            ) from exc
-        self._size = start + len(data)
+        self._out.append(line + "\n")
         self.lines_written += 1
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        try:
-            self._file.close()
-        except OSError as exc:
-            raise SinkError(f"cannot close '{self.path}': {exc}") from exc
+        self._out.close()

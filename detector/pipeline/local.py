@@ -85,14 +85,22 @@ def _start_web(config: Config, specs: tuple[SourceSpec, ...], stack: ExitStack) 
     """The web view's hub (a feed per source) with its server running, or None."""
     if config.output.serve is None:
         return None
-    from detector.outputs.web import Hub, WebServer
+    from detector.outputs.web import Hub, WebServer, access_from
 
     host, port = parse_address(config.output.serve)
     hub = Hub()
     for spec in specs:
         hub.add_feed(spec.run_name, spec.shown, live=spec.live)
     title = specs[0].shown if len(specs) == 1 else f"{len(specs)} sources"
-    stack.enter_context(WebServer(hub, host, port, title=f"detector — {title}"))
+    server = WebServer(
+        hub,
+        host,
+        port,
+        title=f"detector — {title}",
+        access=access_from(config.serve),
+        insecure=config.serve.insecure,
+    )
+    stack.enter_context(server)
     return hub
 
 

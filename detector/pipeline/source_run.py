@@ -101,6 +101,7 @@ def _drive(
             outputs,
             max_frames=config.run.max_frames,
             web_feed=feed,
+            min_score=config.detect.threshold,
         )
         parts.render = render = _renderer(config, job.labels, parts.sinks, guard, source)
         consume: Any = render

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from imutils.paths import list_files
 
 from detector.errors import SourceError
 from detector.sources.base import Source
 from detector.sources.spec import IMAGE_EXTENSIONS
+from detector.sources.walk import walk_files
 from detector.types import SourceInfo, SourceKind
 
 log = logging.getLogger(__name__)
@@ -117,16 +117,19 @@ def _image_source(paths: list[Path], uri: str, root: Path | None) -> ImageSource
 
 
 def open_folder(folder: Path, uri: str) -> ImageSource:
-    found = list_files(str(folder), validExts=IMAGE_EXTENSIONS)
-    paths = sorted(
-        (Path(p) for p in found), key=lambda p: natural_key(p.relative_to(folder).as_posix())
-    )
+    walk = walk_files(folder, IMAGE_EXTENSIONS)
+    paths = sorted(walk.files, key=lambda p: natural_key(p.relative_to(folder).as_posix()))
+    for path, reason in walk.skipped:
+        log.warning("skipping %s: %s", display_path(path), reason)
     if not paths:
+        left_out = f" ({len(walk.skipped)} entries left out, see the log)" if walk.skipped else ""
         raise SourceError(
-            f"cannot open folder {uri!r}: empty folder, it holds no images",
+            f"cannot open folder {uri!r}: empty folder, it holds no images{left_out}",
             hint=f"put images ({', '.join(IMAGE_EXTENSIONS[:6])}, ...) in it, or give a video file",
         )
-    return _image_source(paths, uri, folder)
+    source = _image_source(paths, uri, folder)
+    source.skips.extend((display_path(p), reason) for p, reason in walk.skipped)
+    return source
 
 
 def open_glob(pattern: str) -> ImageSource:

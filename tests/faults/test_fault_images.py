@@ -124,3 +124,19 @@ def test_missing_and_empty_sources(tmp_path: Path, tiny: list[str]) -> None:
     video = run_cli("--source", empty_video, *tiny)
     video.assert_failed(1, f"'{empty_video}'")
     assert stat.S_ISREG(empty_video.stat().st_mode)
+
+
+def test_an_output_folder_inside_the_source_is_not_read_back(
+    tmp_path: Path, tiny_model: Path, tiny_labels: Path
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        (photos / f"{i}.jpg").write_bytes(_jpeg(200))
+    flags = ["--source", photos, "--model", tiny_model, "--labels", tiny_labels]
+    for _ in range(2):  # the first run's annotated copies sit under photos/runs/ now
+        result = run_cli(*flags, "--output", photos / "runs", "--images")
+        result.assert_ok()
+    second = RunOutputs.read(photos / "runs" / "photos2")
+    assert [line["name"] for line in second.lines] == ["0.jpg", "1.jpg", "2.jpg"]
+    assert "a run folder" in result.err  # said, not silent

@@ -8,6 +8,7 @@ that root cannot write either. A writer failure is a real ``EFBIG`` from ``RLIMI
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
@@ -81,13 +82,22 @@ def test_full_disk_stops_cleanly_and_keeps_what_was_written(
 ) -> None:
     runs = small_disk / "runs"
     result = run_cli("--source", sample_video, "--model", tiny_model, "--labels", tiny_labels,
-                     "--output", runs, "--video-format", "avi")  # fmt: skip
+                     "--output", runs, "--video-format", "avi",
+                     "--coco", "--csv", "--mot")  # fmt: skip
     result.assert_failed(1, "No space left on device")
     assert "run error" in result.out
-    out = RunOutputs.read(only_run_folder(runs))  # run.json and every JSON line parse
+    folder = only_run_folder(runs)
+    out = RunOutputs.read(folder)  # run.json and every JSON line parse
     assert out.run["status"] == "error" and "No space left on device" in out.run["error"]
     assert 0 < len(out.lines) == out.run["stats"]["frames_processed"] < 795
     assert out.video_frames is not None and out.video_frames > 0  # AVI keeps its frames
+    # no export ends with a cut record: each is cut back to its last whole one
+    json.loads((folder / "coco_results.json").read_text())
+    json.loads((folder / "coco_images.json").read_text())
+    text = (folder / "detections.csv").read_text()
+    assert text.endswith("\n") and all(len(r.split(",")) == 12 for r in text.splitlines())
+    mot = (folder / "mot.txt").read_text()
+    assert not mot or (mot.endswith("\n") and all(len(r.split(",")) == 10 for r in mot.split()))
 
 
 def _noise_video(path: Path, frames: int) -> Path:
@@ -188,16 +198,26 @@ def test_stop_signal_finalizes_everything(slow_run, runs: Path, signum: int) -> 
     assert out.video_frames == len(out.lines)  # the video was finalized: every frame plays
 
 
-def test_sigkill_leaves_a_running_record_and_whole_json_lines(slow_run, runs: Path) -> None:
-    run = slow_run()
+def test_sigkill_leaves_a_running_record_and_whole_files(slow_run, runs: Path) -> None:
+    run = slow_run("--coco", "--csv", "--mot")
     run.kill()
     result = run.finish()
     assert result.code == -signal.SIGKILL
-    out = RunOutputs.read(only_run_folder(runs))  # every line parses: none half-written
+    folder = only_run_folder(runs)
+    out = RunOutputs.read(folder)  # every line parses: none half-written
     assert out.run["status"] == "running"  # visible as a run that never finished
     assert out.run["source"]["frame_count"] == 60
     assert len(out.lines) >= 3
     assert [line["frame"] for line in out.lines] == list(range(len(out.lines)))
+    # the exports were never closed, yet each is whole: COCO is valid JSON at every moment
+    images = json.loads((folder / "coco_images.json").read_text())["images"]
+    results = json.loads((folder / "coco_results.json").read_text())
+    assert len(images) >= len(out.lines) - 1 and isinstance(results, list)
+    csv_rows = (folder / "detections.csv").read_text().splitlines()
+    assert all(len(row.split(",")) == 12 for row in csv_rows)
+    assert (folder / "mot.txt").read_text().endswith("\n") or not (
+        folder / "mot.txt"
+    ).stat().st_size
 
 
 def test_sigkill_leaves_a_decodable_video(slow_run, runs: Path) -> None:

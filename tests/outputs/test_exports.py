@@ -124,25 +124,43 @@ def test_mot_lines_match_the_json_lines(tmp_path: Path) -> None:
     mot = np.loadtxt(tmp_path / "mot.txt", delimiter=",", ndmin=2)
     expected = _jsonl_rows(tmp_path / "detections.jsonl")
     assert mot.shape == (len(expected), 10)
-    for line, (frame, _, score, (x1, y1, x2, y2)) in zip(mot, expected, strict=True):
+    for line, (frame, cid, score, (x1, y1, x2, y2)) in zip(mot, expected, strict=True):
         assert line[0] == frame + 1 and line[1] == -1  # 1-based frames; no tracker: id -1
         assert line[2:6] == pytest.approx([x1, y1, x2 - x1, y2 - y1], abs=0.051)
         assert line[6] == pytest.approx(score)
-        assert list(line[7:]) == [-1, -1, -1]
+        assert list(line[7:]) == [cid, -1, -1]  # the class column, as py-motmetrics reads it
+
+
+def _tracked(ids: list[int], scores: list[float]) -> FrameResult:
+    n = len(ids)
+    xyxy = np.array([[10 + 20 * i, 10, 30 + 20 * i, 40] for i in range(n)], np.float32)
+    d = Detections(xyxy, np.array(scores, np.float32), np.ones(n, np.int32), np.array(ids))
+    return FrameResult(Frame(0, 0.0, np.zeros((64, 128, 3), np.uint8)), d, True, 0)
 
 
 def test_track_ids_reach_csv_and_mot(tmp_path: Path) -> None:
-    r = _results(2)[1]  # 2 detections
-    d = r.detections
-    ids = [7, -1]  # -1: the tracker has not confirmed that track yet
-    d = Detections(d.xyxy, d.scores, d.class_ids, track_ids=np.array(ids))
-    r = FrameResult(r.frame, d, True, r.frame.index)
+    r = _tracked([7, -1], [0.9, 0.8])  # -1: the tracker has not confirmed that track yet
     with CsvSink(tmp_path / "d.csv", LABELS, "x") as c, MotSink(tmp_path / "m.txt") as m:
         c.write(r)
         m.write(r)
     rows = [row["track_id"] for row in csv.DictReader((tmp_path / "d.csv").open())]
     assert rows == ["7", "-1"]  # unconfirmed: -1, as in MOT (the JSON lines say null)
-    assert np.loadtxt(tmp_path / "m.txt", delimiter=",", ndmin=2)[:, 1].tolist() == ids
+    # MOT: one row per confirmed track (TrackEval refuses several -1 rows in one frame)
+    assert np.loadtxt(tmp_path / "m.txt", delimiter=",", ndmin=2)[:, 1].tolist() == [7]
+
+
+def test_mot_keeps_the_users_threshold_unless_all_rows(tmp_path: Path) -> None:
+    # ByteTrack shows low-score matches that extend a track: not detections at the threshold
+    r = _tracked([3, 4, -1, -1], [0.9, 0.3, 0.8, 0.7])
+    with (
+        MotSink(tmp_path / "m.txt", min_score=0.5) as m,
+        MotSink(tmp_path / "all.txt", min_score=0.5, all_rows=True) as everything,
+    ):
+        m.write(r)
+        everything.write(r)
+    assert np.loadtxt(tmp_path / "m.txt", delimiter=",", ndmin=2)[:, 1].tolist() == [3]
+    assert m.describe()["rows_left_out"] == 3
+    assert np.loadtxt(tmp_path / "all.txt", delimiter=",", ndmin=2)[:, 1].tolist() == [3, 4, -1, -1]
 
 
 def test_a_stop_mid_run_leaves_valid_files_with_the_frames_written(tmp_path: Path) -> None:

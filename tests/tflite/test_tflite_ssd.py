@@ -19,8 +19,9 @@ from helpers.tiny_tflite import (
     tiny_anchors,
 )
 
+from detector.boxes import iou_matrix
 from detector.errors import ConfigError, ModelError
-from detector.tflite.parity import FrozenGraph, TfliteReference, compare, iou, load_rgb
+from detector.model.backends.parity import found_again
 from detector.tflite.postprocess import (
     PostProcessParams,
     SsdAnchorSpec,
@@ -28,6 +29,7 @@ from detector.tflite.postprocess import (
     generate_ssd_anchors,
 )
 from detector.tflite.reader import read_tflite
+from detector.tflite.reference import FrozenGraph, TfliteReference, load_rgb
 
 # The interpreter warns that keeping every tensor is for debugging: that is what the tests do.
 pytestmark = pytest.mark.filterwarnings("ignore:.*experimental_preserve_all_tensors")
@@ -86,7 +88,7 @@ def test_postprocess_options_from_flexbuffer():
 def test_iou_of_boxes():
     a = np.array([0.0, 0.0, 1.0, 1.0])
     b = np.array([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.5, 1.0], [2.0, 2.0, 3.0, 3.0]])
-    np.testing.assert_allclose(iou(a, b), [1.0, 0.5, 0.0])
+    np.testing.assert_allclose(iou_matrix(a, b)[0], [1.0, 0.5, 0.0])
 
 
 def test_reader_refuses_what_is_not_tflite(tmp_path):
@@ -286,7 +288,7 @@ def real(default_graph, default_tflite, photos_dir):
 @pytest.mark.e2e
 def test_real_model_parity_with_tflite_on_all_photos(real):
     assert len(real["images"]) >= 10
-    result = compare(
+    result = found_again(
         [real["ref"](im) for im in real["images"]], [real["graph"](im) for im in real["images"]]
     )
     assert result["reference"] >= 20, result
@@ -333,6 +335,6 @@ def test_real_model_variants_agree_with_the_default(real, default_tflite, tmp_pa
     convert_tflite_ssd(default_tflite, tmp_path / "v.pb", ConvertOptions(**options))
     variant = FrozenGraph(tmp_path / "v.pb")
     images = real["images"][:6]
-    result = compare([real["graph"](im) for im in images], [variant(im) for im in images])
+    result = found_again([real["graph"](im) for im in images], [variant(im) for im in images])
     variant.close()
     assert result["ratio"] == 1.0 and result["median_iou"] > 0.95, result

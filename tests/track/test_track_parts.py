@@ -9,11 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
+from detector.boxes import iou_matrix
 from detector.draw import DrawStyle, annotate, color_for, text_color_on
 from detector.errors import ConfigError
 from detector.labels import LabelMap
 from detector.track import TrackSettings, TrackStage
-from detector.track.metrics import covered, id_switches, iou_matrix
+from detector.track.metrics import covered, id_switches
 from detector.types import Detections, SourceInfo, SourceKind
 
 

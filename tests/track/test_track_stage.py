@@ -16,13 +16,13 @@ from helpers.moving_squares import (
     write_squares_video,
 )
 
+from detector.boxes import iou_matrix
 from detector.labels import LabelMap
 from detector.outputs.exports import CsvSink, MotSink
 from detector.outputs.jsonl import JsonlSink
 from detector.pipeline.stages import PipelineOptions, run_pipeline
 from detector.sources import open_source
 from detector.track import TrackSettings, TrackStage
-from detector.track.metrics import iou_matrix
 from detector.types import Detections, Frame, FrameResult, SourceInfo, SourceKind
 
 FRAMES = 40

@@ -1,23 +1,29 @@
-"""Do two models find the same objects? The parity figures and gate between backends.
+"""Do two detectors find the same objects? The parity figures and gate between two models.
 
 Both models are run on the same RGB images; their detections at or above a score threshold
 are paired one to one, best overlaps first, when they have the same class and an IoU of at
 least ``min_iou``. The ratio is the pairs over the larger of the two counts, so a candidate
-that misses objects and one that invents them both lose figures. Boxes are normalized
+that misses objects and one that invents them both lose figures (``compare_found``, the gate).
+``found_again`` gives the one-sided figures of a conversion: how many reference detections the
+candidate finds again, their median IoU and score difference. Boxes are normalized
 ``[ymin, xmin, ymax, xmax]`` as models give them; classes are label-map ids.
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-#: The gate a quantized model must pass against the TF graph (issue 16).
+from detector import boxes
+from detector.boxes import best_overlaps, match
+
+#: The gate a quantized model must pass against the TF graph.
 MIN_RATIO = 0.95
-MIN_IOU = 0.5
+MIN_IOU = boxes.MIN_IOU
 SCORE_THRESHOLD = 0.5
 
 
@@ -78,44 +84,6 @@ class ParityReport:
             "min_ratio": self.min_ratio,
             "misses": self.misses,
         }
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of ``a`` ``[N, 4]`` with every box of ``b`` ``[M, 4]`` → ``[N, M]``."""
-    a = np.asarray(a, np.float64).reshape(-1, 1, 4)
-    b = np.asarray(b, np.float64).reshape(1, -1, 4)
-    lo = np.maximum(a[..., :2], b[..., :2])
-    hi = np.minimum(a[..., 2:], b[..., 2:])
-    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=-1)
-    area_a = np.prod(np.clip(a[..., 2:] - a[..., :2], 0.0, None), axis=-1)
-    area_b = np.prod(np.clip(b[..., 2:] - b[..., :2], 0.0, None), axis=-1)
-    return np.asarray(inter / np.maximum(area_a + area_b - inter, 1e-12))
-
-
-def match(
-    ref_boxes: np.ndarray,
-    ref_classes: np.ndarray,
-    got_boxes: np.ndarray,
-    got_classes: np.ndarray,
-    min_iou: float = MIN_IOU,
-) -> list[tuple[int, int]]:
-    """One-to-one pairs ``(ref index, got index)``: same class, IoU ≥ ``min_iou``, best first."""
-    if not len(ref_boxes) or not len(got_boxes):
-        return []
-    ious = iou_matrix(ref_boxes, got_boxes)
-    ious[np.asarray(ref_classes)[:, None] != np.asarray(got_classes)[None, :]] = 0.0
-    pairs: list[tuple[int, int]] = []
-    used_r: set[int] = set()
-    used_g: set[int] = set()
-    for flat in np.argsort(-ious, axis=None):
-        r, g = divmod(int(flat), ious.shape[1])
-        if ious[r, g] < min_iou:
-            break
-        if r not in used_r and g not in used_g:
-            pairs.append((r, g))
-            used_r.add(r)
-            used_g.add(g)
-    return pairs
 
 
 def kept(out: tuple[Any, ...], threshold: float = SCORE_THRESHOLD) -> Found:
@@ -217,3 +185,39 @@ def compare_models(
         min_iou=min_iou,
         min_ratio=min_ratio,
     )
+
+
+def found_again(
+    reference: Sequence[Found],
+    candidate: Sequence[Found],
+    min_score: float = SCORE_THRESHOLD,
+    min_iou: float = MIN_IOU,
+) -> dict[str, Any]:
+    """How many reference detections (score ≥ ``min_score``) the candidate finds again.
+
+    Found again = a candidate detection of the same class with IoU ≥ ``min_iou``, not
+    necessarily one to one (the best such one gives the IoU and score difference figures).
+    """
+    total, found, ious, diffs = 0, 0, [], []
+    misses: list[dict[str, Any]] = []
+    for k, (ref, got) in enumerate(zip(reference, candidate, strict=False)):
+        keep = np.asarray(ref.scores) >= min_score
+        r_boxes, r_scores, r_classes = ref.boxes[keep], ref.scores[keep], ref.classes[keep]
+        overlaps, best = best_overlaps(r_boxes, r_classes, got.boxes, got.classes)
+        total += len(r_scores)
+        for i, score in enumerate(r_scores):
+            if overlaps[i] >= min_iou and best[i] >= 0:
+                found += 1
+                ious.append(float(overlaps[i]))
+                diffs.append(abs(float(got.scores[best[i]]) - float(score)))
+            else:
+                misses.append({"image": k, "class": int(r_classes[i]), "score": float(score)})
+    return {
+        "reference": total,
+        "found": found,
+        "ratio": found / total if total else 1.0,
+        "median_iou": statistics.median(ious) if ious else None,
+        "median_score_diff": statistics.median(diffs) if diffs else None,
+        "max_score_diff": max(diffs) if diffs else None,
+        "misses": misses,
+    }

@@ -1,11 +1,11 @@
 """What the web view shows: a latest-frame slot per source, between pipeline and viewers.
 
 The pipeline *publishes* (:meth:`Feed.publish`, O(1): a reference and a few counters under a
-lock, no encoding, no I/O) and never waits on a viewer. Viewer threads *pull*: they wait
-for a newer frame than the one they sent, and the first of them to ask for a frame encodes
-it to JPEG; the others reuse those bytes, so any number of viewers cost one encode per
-frame, and with no viewer nothing is encoded. A viewer slower than the source simply skips
-to the newest frame. Events (the frame's JSON-lines record) go to a short ring that
+lock, no encoding, no I/O) and never waits on a viewer. The server *pulls*: while someone
+watches a feed, each newer frame is encoded to JPEG once (:meth:`Feed.jpeg`, off the
+pipeline's thread) and those bytes go to every viewer, so any number of viewers cost one
+encode per frame, and with no viewer nothing is encoded. A viewer slower than the source
+simply skips to the newest frame. Events (the frame's JSON-lines record) go to a short ring that
 server-sent-event clients follow; a client that falls behind the ring skips ahead.
 
 Images are BGR ``uint8`` ``(H, W, 3)``; times are monotonic seconds.
@@ -112,7 +112,7 @@ class Feed:
     """One source's latest annotated frame, its JPEG (encoded once, on demand) and figures.
 
     Created by :meth:`Hub.add_feed`. The publishing thread calls :meth:`publish` and
-    :meth:`end`; viewer threads call :meth:`wait_frame`, :meth:`jpeg` and :meth:`status`.
+    :meth:`end`; the server's encoder threads call :meth:`jpeg`, its routes :meth:`status`.
     """
 
     def __init__(
@@ -196,13 +196,6 @@ class Feed:
             self.hub.cond.notify_all()
 
     # -- viewer side ------------------------------------------------------------------
-
-    def wait_frame(self, after: int, timeout_s: float) -> int | None:
-        """Wait up to ``timeout_s`` for a frame newer than number ``after``; its number, or
-        None (timeout, or the feed ended with nothing newer)."""
-        with self.hub.cond:
-            self.hub.cond.wait_for(lambda: self.seq > after or self.ended, timeout_s)
-            return self.seq if self.seq > after else None
 
     def jpeg(self) -> tuple[int, bytes] | None:
         """The latest frame as ``(number, JPEG bytes)``, encoded at most once per frame."""

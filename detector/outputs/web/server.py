@@ -1,50 +1,50 @@
-"""The HTTP server of ``--serve``: the live page, MJPEG streams, status JSON and server-sent events.
+"""The HTTP server of ``--serve`` and ``detector serve``: one FastAPI app, uvicorn, one thread.
 
-Routes (``<k>`` is a source's key, ``0``, ``1``, ...):
-
-* ``/`` — the page (``page.html``, a static file in this package);
-* ``/stream.mjpg`` (the first source) and ``/stream/<k>.mjpg`` — ``multipart/x-mixed-replace``
-  JPEGs, the newest frame each time the viewer is ready for one;
-* ``/snapshot/<k>.jpg`` — the newest frame as one JPEG (the same bytes the streams send; the
-  page polls it for sources beyond the fourth, as browsers open at most six connections to one
-  server);
-* ``/api/status`` — JSON: every source's figures (see :meth:`Hub.status`);
-* ``/api/events`` — ``text/event-stream``: each frame's JSON-lines record as it is produced
-  (``?source=<k>`` for one source).
-
-Built on the standard library's ``ThreadingHTTPServer``: one thread per connection is right
-for a handful of viewers, the work per connection is a blocking ``sendall`` with a timeout,
-and it adds no dependency. Each connection's socket has a send timeout, so a viewer that
-stops reading is dropped after ``send_timeout_s`` without the pipeline ever noticing.
+The app always has the live view (:mod:`detector.outputs.web.routes`) and the access rules
+(:mod:`detector.outputs.web.access`); the detection service adds its own routers. uvicorn's
+event loop runs on one daemon thread beside the pipeline: viewers are coroutines there, the
+pipeline only publishes into the hub, so no viewer can hold it up. Connections are guarded
+against slow clients: request headers must arrive within ``header_timeout_s`` (slowloris),
+bodies piece by piece within the access rules' deadline, and a viewer that accepts no data
+for ``send_timeout_s`` is cut off; past ``max_connections`` new requests get 503.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import ipaddress
-import json
 import logging
 import socket
 import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
+import time
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from fastapi import APIRouter, FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from uvicorn import Config as UvicornConfig
+from uvicorn import Server as UvicornServer
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from detector.config import DEFAULT_SERVE_HOST as DEFAULT_HOST
-from detector.errors import SinkError
+from detector.errors import ConfigError, SinkError
+from detector.outputs.web.access import Access, AccessMiddleware
+from detector.outputs.web.broadcast import Broadcaster
 from detector.outputs.web.hub import Hub
+from detector.outputs.web.routes import TRANSPORT_KEY, web_router
 
 log = logging.getLogger(__name__)
 
-BOUNDARY = "frame"
-_WAIT_S = 1.0  # how often a waiting stream re-checks that the server is still up
-_KEEPALIVE_S = 10.0  # an SSE comment this often finds clients that went away
 # A fixed send buffer (no autotuning up to megabytes): a viewer that stops reading is
 # found out after a frame or two instead of after seconds of stale frames.
 _SNDBUF_BYTES = 256 * 1024
+_START_TIMEOUT_S = 15.0
+_MAX_HEADER_BYTES = 16 * 1024
 
 
 def is_loopback(host: str) -> bool:
@@ -57,39 +57,129 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def page_html() -> bytes:
-    """The page, read from the package."""
-    return resources.files("detector.outputs.web").joinpath("page.html").read_bytes()
+class _Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline for each request's head (slowloris),
+    a small send buffer, and the connection handed to the app (to cut off stalled viewers)."""
+
+    header_timeout_s = 10.0
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SNDBUF_BYTES)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        self._armed_for = self.cycle
+        self._deadline = self.loop.call_later(self.header_timeout_s, self._expired)
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            log.debug("web: %s sent no complete request head in time: closed", self.client)
+            self.transport.abort()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.cycle is not None and self.cycle is not self._armed_for:
+            extensions: Any = self.cycle.scope.setdefault("extensions", {})
+            extensions[TRANSPORT_KEY] = self.transport
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._deadline is None and not self.transport.is_closing():
+            self._arm()  # the next request on this connection gets its own deadline
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if getattr(self, "_deadline", None) is not None:
+            self._deadline.cancel()  # type: ignore[union-attr]
+            self._deadline = None
+        super().connection_lost(exc)
 
 
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True  # a stuck viewer never holds the process at exit
-    web: WebServer
+def build_app(
+    hub: Hub,
+    broadcaster: Broadcaster,
+    *,
+    title: str,
+    send_timeout_s: float,
+    access: Access,
+    routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """The one app: the live view, then ``routers``, behind the access rules."""
 
-    def server_bind(self) -> None:
-        if ":" in str(self.server_address[0]):  # an IPv6 host: the base made an IPv4 socket
-            self.socket.close()
-            self.address_family = socket.AF_INET6
-            self.socket = socket.socket(self.address_family, self.socket_type)
-        super().server_bind()
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pump = asyncio.create_task(broadcaster.run())
+        try:
+            yield
+        finally:
+            broadcaster.stop()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(pump, 2.0)
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A viewer that vanished is normal; never print a traceback for it.
-        log.debug("web: connection from %s ended with an error", client_address, exc_info=True)
+    app = FastAPI(
+        title=title,
+        summary="Live view, detection API, health and metrics of detector.",
+        lifespan=lifespan,
+    )
+    app.include_router(web_router(hub, broadcaster, title=title, send_timeout_s=send_timeout_s))
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(AccessMiddleware, access=access)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return error_response(request, exc.status_code, str(exc.detail), exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        where = "; ".join(
+            f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
+        )
+        return error_response(request, 422, f"invalid request: {where}")
+
+    return app
+
+
+def error_response(
+    request: Request, status: int, message: str, headers: Any = None, hint: str | None = None
+) -> JSONResponse:
+    """A JSON error: ``{"error", "hint"}``, or DeepStack's ``{"success": false, "error"}``
+    on its routes (its clients read those fields)."""
+    if request.url.path.startswith("/v1/"):
+        body: dict[str, Any] = {"success": False, "error": message, "code": status}
+    else:
+        body = {"error": message}
+        if hint:
+            body["hint"] = hint
+    return JSONResponse(body, status, headers=headers)
 
 
 class WebServer:
-    """Serve ``hub`` over HTTP in a background thread until :meth:`close`.
+    """Serve ``hub`` (and any extra routers) over HTTP in a background thread until :meth:`close`.
 
     Args:
         hub: The feeds and events to show.
         host: Address to bind (``127.0.0.1``: this machine only).
         port: TCP port (0: a free one, see :attr:`port`).
         send_timeout_s: A viewer that accepts no data for this long is dropped.
-        title: Shown in the page's heading.
+        title: Shown in the page's heading and the API docs.
+        access: Token and limits; beyond loopback a token is required.
+        insecure: Allow binding beyond loopback with no token (a warning is logged).
+        routers: More routes for the same app (the detection service's).
+        max_connections: Open connections and requests beyond which new ones get 503.
+        header_timeout_s: A connection whose request head is not complete by then is closed.
 
     Raises:
         SinkError: The port is in use or the address cannot be bound (from :meth:`start`).
+        ConfigError: Bound beyond loopback without a token and without ``insecure``.
     """
 
     def __init__(
@@ -100,15 +190,25 @@ class WebServer:
         *,
         send_timeout_s: float = 5.0,
         title: str = "detector",
+        access: Access | None = None,
+        insecure: bool = False,
+        routers: Sequence[APIRouter] = (),
+        max_connections: int = 512,
+        header_timeout_s: float = 10.0,
     ) -> None:
         self.hub = hub
         self.host = host
         self.port = port
         self.send_timeout_s = float(send_timeout_s)
         self.title = title
+        self.access = access or Access()
+        self.insecure = insecure
+        self.routers = list(routers)
+        self.max_connections = max_connections
+        self.header_timeout_s = header_timeout_s
         self.stopping = threading.Event()
-        self._page = page_html()
-        self._server: _HttpServer | None = None
+        self.broadcaster = Broadcaster(hub)
+        self._server: UvicornServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -117,10 +217,74 @@ class WebServer:
         return f"http://{host}:{self.port}/"
 
     def start(self) -> WebServer:
-        """Bind and serve in a thread; returns self."""
+        """Bind and serve in a thread; returns self once the server accepts connections."""
+        self._check_access()
+        sock = self._bind()
+        self.port = int(sock.getsockname()[1])
+        app = build_app(
+            self.hub,
+            self.broadcaster,
+            title=self.title,
+            send_timeout_s=self.send_timeout_s,
+            access=self.access,
+            routers=self.routers,
+        )
+        protocol = type("_Guarded", (_Protocol,), {"header_timeout_s": self.header_timeout_s})
+        config = UvicornConfig(
+            app,
+            http=protocol,
+            loop="asyncio",
+            lifespan="on",
+            log_config=None,  # the application's logging stays as the CLI set it
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=2,
+            limit_concurrency=self.max_connections,
+            h11_max_incomplete_event_size=_MAX_HEADER_BYTES,
+        )
+        server = UvicornServer(config)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="detector-web", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while not server.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not server.started:
+            self.close()
+            sock.close()
+            raise SinkError(f"the web server on {self.url} did not start")
+        if not is_loopback(self.host) and self.access.token is None:
+            log.warning(
+                "web view on %s is reachable from other machines and has no "
+                "authentication: anyone who can reach this port sees the video",
+                self.url,
+            )
+        log.info("web view: %s", self.url)
+        return self
+
+    def _check_access(self) -> None:
+        if is_loopback(self.host) or self.access.token is not None or self.insecure:
+            return
+        raise ConfigError(
+            f"refusing to serve on {self.host}:{self.port} without an API token: anyone who "
+            "can reach that port would see the video and could use the model",
+            hint="set a token (serve.token, serve.token_file or the DETECTOR_API_TOKEN "
+            "variable), bind 127.0.0.1, or pass --insecure to serve openly anyway",
+        )
+
+    def _bind(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            server = _HttpServer((self.host, self.port), _Handler)
+            sock.bind((self.host, self.port))
+            sock.listen(128)
         except OSError as exc:
+            sock.close()
             if exc.errno == errno.EADDRINUSE:
                 raise SinkError(
                     f"cannot serve on {self.host}:{self.port}: port {self.port} is already in use",
@@ -133,174 +297,22 @@ class WebServer:
                 hint="check the address belongs to this machine (127.0.0.1 for "
                 "local viewing, 0.0.0.0 for every interface)",
             ) from exc
-        server.web = self
-        self._server = server
-        self.port = int(server.server_address[1])
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name="detector-web",
-            daemon=True,
-        )
-        self._thread.start()
-        if not is_loopback(self.host):
-            log.warning(
-                "web view on %s is reachable from other machines and has no "
-                "authentication: anyone who can reach this port sees the video",
-                self.url,
-            )
-        log.info("web view: %s", self.url)
-        return self
+        return sock
 
     def close(self) -> None:
         """Stop serving: open streams end, the listening socket closes. Idempotent."""
         self.stopping.set()
         self.hub.close()
+        self.broadcaster.stop()
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()
-        server.server_close()
+        server.should_exit = True
         if self._thread is not None:
-            self._thread.join(timeout=5.0)
+            self._thread.join(timeout=10.0)
 
     def __enter__(self) -> WebServer:
         return self.start() if self._server is None else self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HttpServer
-    server_version = "detector-web"
-    protocol_version = "HTTP/1.0"  # one response per connection; streams end by closing
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.settimeout(self.server.web.send_timeout_s)
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SNDBUF_BYTES)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("web: %s %s", self.address_string(), format % args)
-
-    def do_GET(self) -> None:
-        web = self.server.web
-        url = urlsplit(self.path)
-        path = url.path
-        try:
-            if path in ("/", "/index.html"):
-                self._send(HTTPStatus.OK, "text/html; charset=utf-8", web._page)
-            elif path == "/api/status":
-                status = web.hub.status()
-                status["title"] = web.title
-                self._send(HTTPStatus.OK, "application/json", json.dumps(status).encode())
-            elif path == "/api/events":
-                only = parse_qs(url.query).get("source", [None])[0]
-                self._events(web, only)
-            elif path == "/stream.mjpg" or (path.startswith("/stream/") and path.endswith(".mjpg")):
-                key = "0" if path == "/stream.mjpg" else path[len("/stream/") : -len(".mjpg")]
-                self._stream(web, key)
-            elif path.startswith("/snapshot/") and path.endswith(".jpg"):
-                self._snapshot(web, path[len("/snapshot/") : -len(".jpg")])
-            elif path == "/favicon.ico":
-                self._send(HTTPStatus.NO_CONTENT, "image/x-icon", b"")
-            else:
-                self._send(
-                    HTTPStatus.NOT_FOUND,
-                    "text/plain; charset=utf-8",
-                    b"not found: try /, /stream.mjpg, /snapshot/0.jpg, /api/status, /api/events\n",
-                )
-        except OSError:
-            log.debug("web: viewer %s went away", self.address_string())
-
-    def _send(self, status: HTTPStatus, ctype: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _snapshot(self, web: WebServer, key: str) -> None:
-        feed = web.hub.feed(key)
-        got = feed.jpeg() if feed is not None else None
-        if got is None:
-            self._send(
-                HTTPStatus.NOT_FOUND,
-                "text/plain; charset=utf-8",
-                f"no frame from source {key!r} yet\n".encode(),
-            )
-            return
-        self._send(HTTPStatus.OK, "image/jpeg", got[1])
-
-    def _stream(self, web: WebServer, key: str) -> None:
-        feed = web.hub.feed(key)
-        if feed is None:
-            self._send(
-                HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", f"no source {key!r}\n".encode()
-            )
-            return
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Pragma", "no-cache")
-        self.end_headers()
-        feed.viewer_joined()
-        dropped = False
-        try:
-            sent = 0
-            while not web.stopping.is_set():
-                if feed.wait_frame(sent, _WAIT_S) is None:
-                    if feed.ended:
-                        break
-                    continue
-                got = feed.jpeg()
-                if got is None:
-                    continue
-                sent, data = got
-                self.wfile.write(
-                    b"--" + BOUNDARY.encode() + b"\r\nContent-Type: image/jpeg\r\n"
-                    b"Content-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data + b"\r\n"
-                )
-        except OSError as exc:  # timed out (stalled viewer), reset or closed (vanished one)
-            dropped = True
-            log.debug("web: stream viewer %s dropped: %r", self.address_string(), exc)
-        finally:
-            feed.viewer_left(dropped=dropped)
-        with contextlib.suppress(OSError):  # the closing boundary, for a clean end
-            self.wfile.write(b"--" + BOUNDARY.encode() + b"--\r\n")
-
-    def _events(self, web: WebServer, only: str | None) -> None:
-        hub = web.hub
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        with hub.cond:
-            hub.event_listeners += 1
-            after = hub.events_published
-        try:
-            idle_s = 0.0
-            while not web.stopping.is_set() and not hub.closed:
-                events = hub.wait_events(after, _WAIT_S)
-                if not events:
-                    idle_s += _WAIT_S
-                    if idle_s >= _KEEPALIVE_S:
-                        self.wfile.write(b": keep-alive\n\n")
-                        idle_s = 0.0
-                    continue
-                idle_s = 0.0
-                after = events[-1][0]
-                chunks = [
-                    b"id: %d\ndata: %s\n\n" % (n, json.dumps(r).encode())
-                    for n, r in events
-                    if only is None or r.get("feed") == only
-                ]
-                if chunks:
-                    self.wfile.write(b"".join(chunks))
-        except OSError as exc:
-            log.debug("web: event viewer %s dropped: %r", self.address_string(), exc)
-        finally:
-            with hub.cond:
-                hub.event_listeners -= 1

@@ -213,7 +213,10 @@ def test_port_in_use_is_a_clear_error():
     assert err.value.exit_code == 1
 
 
-def test_non_loopback_bind_warns():
+def test_non_loopback_bind_needs_a_token_or_insecure_and_warns():
+    with pytest.raises(ConfigError, match="without an API token") as refused:
+        WebServer(Hub(), host="0.0.0.0", port=0).start()
+    assert "--insecure" in str(refused.value) and refused.value.exit_code == 2
     # A handler on the server's own logger: independent of what other tests did to the root.
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.WARNING)
@@ -221,7 +224,7 @@ def test_non_loopback_bind_warns():
     logger = logging.getLogger("detector.outputs.web.server")
     logger.addHandler(handler)
     try:
-        with WebServer(Hub(), host="0.0.0.0", port=0):
+        with WebServer(Hub(), host="0.0.0.0", port=0, insecure=True):
             pass
         with WebServer(Hub(), host="127.0.0.1", port=0):
             pass

@@ -1,7 +1,8 @@
-"""Check a converted SSD graph against TFLite's own interpreter on the original file: parity
-and speed.
+"""The original ``.tflite`` run by TFLite's own interpreter, beside a converted frozen graph.
 
-Run ``python -m detector.tflite.parity`` (after ``python main.py fetch``) to print, for
+Both give ``Found`` detections of one RGB image, so a converted SSD graph can be checked
+against the file it came from (``model.backends.parity.found_again``) and timed beside it.
+Run ``python -m detector.tflite.reference`` (after ``python main.py fetch``) to print, for
 the default model, how many of the interpreter's detections the frozen graph finds again
 and the milliseconds per frame of both on a 768×576 frame. Images are RGB ``uint8``; boxes
 normalized ``[ymin, xmin, ymax, xmax]``; class ids 1-based.
@@ -14,29 +15,11 @@ import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Found:
-    """Detections of one image: boxes ``[N, 4]`` normalized yxyx, scores ``[N]``, ids ``[N]``."""
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    classes: np.ndarray
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of one box ``a`` [4] with boxes ``b`` [N, 4], both ``[ymin, xmin, ymax, xmax]``."""
-    y1, x1 = np.maximum(a[0], b[:, 0]), np.maximum(a[1], b[:, 1])
-    y2, x2 = np.minimum(a[2], b[:, 2]), np.minimum(a[3], b[:, 3])
-    inter = np.clip(y2 - y1, 0, None) * np.clip(x2 - x1, 0, None)
-    area = lambda r: (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])  # noqa: E731
-    return inter / np.maximum(area(a) + area(b) - inter, 1e-12)
+from detector.model.backends.parity import Found, found_again
 
 
 class TfliteReference:
@@ -97,43 +80,6 @@ class FrozenGraph:
         self.session.close()
 
 
-def compare(
-    reference: Sequence[Found],
-    converted: Sequence[Found],
-    min_score: float = 0.5,
-    min_iou: float = 0.5,
-) -> dict[str, Any]:
-    """How many reference detections (score ≥ min_score) the converted ones find again.
-
-    Found again = a converted detection of the same class with IoU ≥ min_iou (the best
-    such one gives the IoU and score difference figures).
-    """
-    total, found, ious, diffs, misses = 0, 0, [], [], []
-    for k, (ref, got) in enumerate(zip(reference, converted, strict=False)):
-        for box, score, cls in zip(ref.boxes, ref.scores, ref.classes, strict=True):
-            if score < min_score:
-                continue
-            total += 1
-            same = got.classes == cls
-            overlaps = iou(box, got.boxes[same]) if same.any() else np.zeros(0)
-            if overlaps.size and overlaps.max() >= min_iou:
-                j = int(np.argmax(overlaps))
-                found += 1
-                ious.append(float(overlaps[j]))
-                diffs.append(abs(float(got.scores[same][j]) - float(score)))
-            else:
-                misses.append({"image": k, "class": int(cls), "score": float(score)})
-    return {
-        "reference": total,
-        "found": found,
-        "ratio": found / total if total else 1.0,
-        "median_iou": statistics.median(ious) if ious else None,
-        "median_score_diff": statistics.median(diffs) if diffs else None,
-        "max_score_diff": max(diffs) if diffs else None,
-        "misses": misses,
-    }
-
-
 def median_ms(fn: Callable[[], object], runs: int = 30, warmup: int = 5) -> float:
     """Median wall-clock milliseconds of ``fn()`` over ``runs`` calls after ``warmup`` calls."""
     for _ in range(warmup):
@@ -162,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from detector.fetch.assets import DEFAULT_MODEL_DIR, PHOTOS_DIR, SAMPLE_VIDEO, TFLITE_NAME
 
     ap = argparse.ArgumentParser(
-        prog="python -m detector.tflite.parity",
+        prog="python -m detector.tflite.reference",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -179,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in (".jpg", ".png"))
     images = load_rgb(photos)
     ref, graph = TfliteReference(args.tflite, args.threads), FrozenGraph(args.graph)
-    result = compare([ref(im) for im in images], [graph(im) for im in images])
+    result = found_again([ref(im) for im in images], [graph(im) for im in images])
     result["images"] = len(images)
     cap = cv2.VideoCapture(str(args.video))
     ok, bgr = cap.read()
