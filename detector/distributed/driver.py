@@ -26,9 +26,9 @@ from detector.distributed.plan import plan as plan_sources
 from detector.distributed.runner import RayRunner
 from detector.distributed.video_job import VideoOutcome, run_videos
 from detector.distributed.writing import Tally
-from detector.errors import ConfigError, SourceError
-from detector.outputs import RUN_JSON, make_run_dir
-from detector.outputs.record import RunRecord, many_status, source_entry, versions
+from detector.errors import ConfigError
+from detector.outputs import make_run_dir
+from detector.outputs.record import RunRecord, list_sources, source_entry, versions
 from detector.outputs.summary import print_summary
 from detector.pipeline.fps import RunStats
 from detector.pipeline.many import sum_stats
@@ -165,14 +165,7 @@ def _videos(
     if not many:
         return stats
     entries = [source_entry(o.name, o.status, o.error, o.record, record.run_dir) for o in outcomes]
-    failed = [o.name for o in outcomes if o.status == "failed"]
-    record.update(sources=entries, failed=failed)
-    record.update(status=many_status((o.status for o in outcomes), stop.pending))
-    if failed:
-        names = ", ".join(f"'{name}'" for name in failed)
-        raise SourceError(
-            f"{len(failed)} of {len(outcomes)} sources failed: {names}",
-            hint=f"the others completed; each failure's reason is in the summary above and "
-            f"in its folder's {RUN_JSON}",
-        )
+    error = list_sources(record, entries, stop.pending)
+    if error is not None:
+        raise error
     return stats

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from detector import __version__
-from detector.errors import DetectorError, SinkError
+from detector.errors import DetectorError, SinkError, SourceError
 from detector.outputs.rundir import write_csv, write_json
 from detector.sources.spec import redact
 
@@ -195,9 +195,23 @@ def source_entry(
     }
 
 
-def many_status(statuses: Iterable[str], interrupted: bool) -> str:
-    """A run of several sources: ``interrupted``, else ``failed`` if any failed, else ``ok``."""
-    statuses = list(statuses)
-    if interrupted or "interrupted" in statuses:
-        return "interrupted"
-    return "failed" if "failed" in statuses else "ok"
+def list_sources(
+    top: RunRecord, entries: list[dict[str, Any]], interrupted: bool
+) -> SourceError | None:
+    """The top record of a run of several sources: each one's entry (:func:`source_entry`),
+    which failed, and the run's status (``interrupted``, else ``failed`` if any failed, else
+    ``ok``). Returns the error the run ends with when any failed (exit 1), else None."""
+    statuses = [e["status"] for e in entries]
+    failed = [e["source"] for e in entries if e["status"] == "failed"]
+    status = "interrupted" if interrupted or "interrupted" in statuses else "ok"
+    top.update(
+        sources=entries, failed=failed, status="failed" if failed and status == "ok" else status
+    )
+    if not failed:
+        return None
+    names = ", ".join(f"'{name}'" for name in failed)
+    return SourceError(
+        f"{len(failed)} of {len(entries)} sources failed: {names}",
+        hint="the others completed; each failure's reason is in the summary above and "
+        f"in its folder's {RUN_JSON}",
+    )

@@ -16,11 +16,11 @@ from typing import Any, TextIO
 
 from detector.config import Config, parse_address
 from detector.errors import SourceError
-from detector.outputs import RUN_JSON, make_run_dir
-from detector.outputs.record import RunRecord, many_status, source_entry, versions
+from detector.outputs import make_run_dir
+from detector.outputs.record import RunRecord, list_sources, source_entry, versions
 from detector.outputs.summary import print_summary
 from detector.pipeline.fps import RunStats
-from detector.pipeline.many import FAILED, Job, Outcome, run_jobs, sum_stats
+from detector.pipeline.many import Job, Outcome, run_jobs, sum_stats
 from detector.pipeline.prelude import Prelude, model_entry
 from detector.pipeline.signals import StopSignals
 from detector.pipeline.source_run import SourceJob, run_source
@@ -178,18 +178,12 @@ def _run_many(prelude: Prelude, track: TrackSettings | None, out: TextIO) -> Run
             outcomes = run_jobs(jobs, threading.Event())
         except KeyboardInterrupt as exc:
             outcomes, interrupted = exc.outcomes, True  # type: ignore[attr-defined]
-        stats = _finish_many(top, outcomes, interrupted)
+        stats, error = _finish_many(top, outcomes, interrupted)
         print_summary(out, top.data)
     if interrupted:
         raise KeyboardInterrupt
-    failed = [o for o in outcomes if o.status == FAILED]
-    if failed:
-        names = ", ".join(f"'{o.name}'" for o in failed)
-        raise SourceError(
-            f"{len(failed)} of {len(outcomes)} sources failed: {names}",
-            hint=f"the others completed; each failure's reason is in the summary above and "
-            f"in its folder's {RUN_JSON}",
-        )
+    if error is not None:
+        raise error
     return stats
 
 
@@ -216,14 +210,17 @@ def _source_job(job: SourceJob, spec: SourceSpec, top: RunRecord, feed: Any) -> 
     return run
 
 
-def _finish_many(top: RunRecord, outcomes: list[Outcome], interrupted: bool) -> RunStats:
-    """The top record: every source's entry, the run's status and summed numbers; written."""
+def _finish_many(
+    top: RunRecord, outcomes: list[Outcome], interrupted: bool
+) -> tuple[RunStats, SourceError | None]:
+    """The top record: every source's entry, the run's status and summed numbers; written.
+    Returns the numbers and the error to end with when a source failed."""
     entries = []
     for o in outcomes:
         sub, _stats = o.result if o.result else (None, None)
         entries.append(source_entry(o.name, o.status, o.error, sub, top.run_dir))
-    failed = [o.name for o in outcomes if o.status == FAILED]
     total = sum_stats([o.result[1] for o in outcomes if o.result and o.result[1]], interrupted)
-    top.update(sources=entries, failed=failed, stats=total.to_dict())
-    top.finish(many_status((o.status for o in outcomes), interrupted))
-    return total
+    top.update(stats=total.to_dict())
+    error = list_sources(top, entries, interrupted)
+    top.finish()
+    return total, error
