@@ -17,4 +17,4 @@ do, and only inside the functions that need it.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"

@@ -16,9 +16,9 @@ from typing import TextIO
 from detector.config import Config
 from detector.errors import ConfigError
 from detector.model.backends import check_backend
-from detector.pipeline.fps import RunStats
 from detector.pipeline.local import run_local
 from detector.pipeline.prelude import prepare
+from detector.types import RunStats
 
 
 def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:

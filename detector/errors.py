@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from detector.pipeline.fps import RunStats
+    from detector.types import RunStats
 
 
 class DetectorError(Exception):

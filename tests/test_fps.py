@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from detector.pipeline.fps import RunStats, Samples, SlidingFps
+from detector.pipeline.fps import Samples, SlidingFps
+from detector.types import RunStats
 
 
 class FakeClock:

@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from detector.cli import bench, explain, fetch, model, run
 from detector.errors import DetectorError
 
 EXIT_OK = 0
@@ -61,8 +62,6 @@ def _prog() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser tree; each command module adds its own sub-parser."""
-    from detector.cli import bench, explain, fetch, model, run
-
     parent = _common_parent()
     parser = argparse.ArgumentParser(
         prog=_prog(),

@@ -30,10 +30,10 @@ from detector.errors import ConfigError
 from detector.outputs import make_run_dir
 from detector.outputs.record import RunRecord, list_sources, source_entry, versions
 from detector.outputs.summary import print_summary
-from detector.pipeline.fps import RunStats
 from detector.pipeline.many import sum_stats
 from detector.pipeline.prelude import Prelude, model_entry
 from detector.pipeline.signals import StopSignals
+from detector.types import RunStats
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,9 @@ from detector.errors import SourceError
 from detector.labels import LabelMap
 from detector.outputs import describe_outputs, make_run_dir, open_outputs
 from detector.outputs.record import RunRecord, failure
-from detector.pipeline.fps import RunStats
 from detector.pipeline.signals import StopSignals
 from detector.sources import open_source
-from detector.types import Frame
+from detector.types import Frame, RunStats
 
 log = logging.getLogger(__name__)
 

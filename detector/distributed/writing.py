@@ -13,10 +13,10 @@ import numpy as np
 from detector.config import Config
 from detector.distributed.actors import detections_from_json
 from detector.labels import LabelMap
-from detector.pipeline.fps import RunStats, Samples
+from detector.pipeline.fps import Samples
 from detector.pipeline.render import Renderer, RenderOptions
 from detector.pipeline.signals import StopSignals
-from detector.types import Frame, FrameResult
+from detector.types import Frame, FrameResult, RunStats
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from detector.errors import ModelError
 
@@ -262,3 +262,16 @@ def detect_format(path: str | Path) -> Format:
             hint=f"pass {EXPECTED}",
         )
     return kind
+
+
+#: Root attributes of a Keras 3 model saved with ``tf.saved_model.save`` (not ``export``).
+_KERAS3_ROOT = frozenset({"_default_save_signature", "call_signature_parameters"})
+
+
+def keras3_saved_by_tf(meta: Any) -> bool:
+    """Whether this is a Keras 3 model written by ``tf.saved_model.save`` (its variables
+    are not restored by the TF1 loader: re-export with ``model.export``)."""
+    if not meta.HasField("object_graph_def") or not meta.object_graph_def.nodes:
+        return False
+    root = {c.local_name for c in meta.object_graph_def.nodes[0].children}
+    return root >= _KERAS3_ROOT

@@ -252,7 +252,7 @@ def _check_initialised(session: Any, meta: Any, path: str | Path) -> None:
     written by ``tf.saved_model.save``), naming them, rather than fail at the first run."""
     from tensorflow.python.ops import resource_variable_ops
 
-    from detector.tools.inspect_saved import keras3_saved_by_tf
+    from detector.model.formats import keras3_saved_by_tf
 
     graph = session.graph
     handles = [op for op in graph.get_operations() if op.type == "VarHandleOp"]

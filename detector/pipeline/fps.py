@@ -8,9 +8,10 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from detector.types import RunStats
 
 Clock = Callable[[], float]
 
@@ -113,48 +114,6 @@ class Samples:
             if not self._kept:
                 return None
             return float(np.percentile(np.frombuffer(self._kept, dtype=np.float64), q))
-
-
-@dataclass(frozen=True)
-class RunStats:
-    """The numbers of one pipeline run.
-
-    Attributes:
-        frames_read: Frames the source delivered.
-        frames_processed: Frames handed to the output stage (``consume``).
-        frames_dropped: Frames a live source's keep-newest channel discarded.
-        frames_skipped: Unreadable items the source skipped (image folders).
-        inferences: Model runs (fewer than frames with ``detect_every`` > 1).
-        inference_ms_mean: Mean model time per run in ms, warm-up excluded when more
-            runs exist (``None`` with no run).
-        inference_ms_p50: Median model time per run in ms (same samples).
-        fps: Output frames per second after the warm-up frames.
-        elapsed_s: Wall time of the whole run in seconds.
-        interrupted: True when the run ended by Ctrl-C (or a signal turned into it).
-        latency_ms_p50: Median capture-to-output latency in ms (capture time to the end
-            of ``consume``), warm-up excluded.
-        latency_ms_p95: 95th percentile of the same.
-    """
-
-    frames_read: int
-    frames_processed: int
-    frames_dropped: int
-    frames_skipped: int
-    inferences: int
-    inference_ms_mean: float | None
-    inference_ms_p50: float | None
-    fps: float
-    elapsed_s: float
-    interrupted: bool
-    latency_ms_p50: float | None = None
-    latency_ms_p95: float | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        """Plain JSON-ready dict (floats rounded to 3 decimals)."""
-        out: dict[str, object] = {}
-        for key, value in asdict(self).items():
-            out[key] = round(value, 3) if isinstance(value, float) else value
-        return out
 
 
 class RunMeter:

@@ -19,7 +19,6 @@ from detector.errors import SourceError
 from detector.outputs import make_run_dir
 from detector.outputs.record import RunRecord, list_sources, source_entry, versions
 from detector.outputs.summary import print_summary
-from detector.pipeline.fps import RunStats
 from detector.pipeline.many import Job, Outcome, run_jobs, sum_stats
 from detector.pipeline.prelude import Prelude, model_entry
 from detector.pipeline.signals import StopSignals
@@ -27,6 +26,7 @@ from detector.pipeline.source_run import SourceJob, run_source
 from detector.pipeline.stages import inference_workers
 from detector.sources import ReconnectPolicy, SourceSpec, open_source
 from detector.track.settings import TrackSettings
+from detector.types import RunStats
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from detector.pipeline.fps import RunStats
+from detector.types import RunStats
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ from detector.errors import RunInterrupted, StageError
 from detector.labels import LabelMap
 from detector.outputs import describe_outputs, open_outputs
 from detector.outputs.record import RunRecord
-from detector.pipeline.fps import RunStats
 from detector.pipeline.render import Renderer, RenderOptions
 from detector.pipeline.signals import StopSignals
 from detector.pipeline.stages import PipelineOptions, run_pipeline
 from detector.track.settings import TrackSettings
+from detector.types import RunStats
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from detector.errors import ConfigError, RunInterrupted, StageError
-from detector.types import Detections, Frame, FrameResult
+from detector.types import Detections, Frame, FrameResult, RunStats
 
 from .channel import Channel, Closed
-from .fps import Clock, RunMeter, RunStats
+from .fps import Clock, RunMeter
 from .reorder import ReorderBuffer
 
 if TYPE_CHECKING:  # sources import OpenCV; the pipeline itself never needs it

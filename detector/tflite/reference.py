@@ -2,16 +2,12 @@
 
 Both give ``Found`` detections of one RGB image, so a converted SSD graph can be checked
 against the file it came from (``model.backends.parity.found_again``) and timed beside it.
-Run ``python -m detector.tflite.reference`` (after ``python main.py fetch``) to print, for
-the default model, how many of the interpreter's detections the frozen graph finds again
-and the milliseconds per frame of both on a 768×576 frame. Images are RGB ``uint8``; boxes
-normalized ``[ymin, xmin, ymax, xmax]``; class ids 1-based.
+``python -m detector.fetch.fidelity`` runs this on the fetched default model. Images are RGB
+``uint8``; boxes normalized ``[ymin, xmin, ymax, xmax]``; class ids 1-based.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.model.backends.parity import Found, found_again
+from detector.model.backends.parity import Found
 
 
 class TfliteReference:
@@ -102,42 +98,3 @@ def load_rgb(paths: Sequence[Path]) -> list[np.ndarray]:
         if bgr is not None:
             out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     return out
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from detector.fetch.assets import DEFAULT_MODEL_DIR, PHOTOS_DIR, SAMPLE_VIDEO, TFLITE_NAME
-
-    ap = argparse.ArgumentParser(
-        prog="python -m detector.tflite.reference",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ap.add_argument("--graph", type=Path, default=DEFAULT_MODEL_DIR / "frozen_inference_graph.pb")
-    ap.add_argument("--tflite", type=Path, default=DEFAULT_MODEL_DIR / "source" / TFLITE_NAME)
-    ap.add_argument("--photos", type=Path, default=PHOTOS_DIR)
-    ap.add_argument("--video", type=Path, default=SAMPLE_VIDEO, help="a frame for timing")
-    ap.add_argument("--runs", type=int, default=30)
-    ap.add_argument("--threads", type=int, default=2, help="TFLite interpreter threads")
-    args = ap.parse_args(argv)
-
-    import cv2
-
-    photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in (".jpg", ".png"))
-    images = load_rgb(photos)
-    ref, graph = TfliteReference(args.tflite, args.threads), FrozenGraph(args.graph)
-    result = found_again([ref(im) for im in images], [graph(im) for im in images])
-    result["images"] = len(images)
-    cap = cv2.VideoCapture(str(args.video))
-    ok, bgr = cap.read()
-    cap.release()
-    frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if ok else images[0]
-    result["frame"] = list(frame.shape)
-    result["graph_ms"] = median_ms(lambda: graph(frame), args.runs)
-    result["tflite_ms"] = median_ms(lambda: ref(frame), args.runs)
-    result["graph_bytes"] = args.graph.stat().st_size
-    print(json.dumps(result, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -17,21 +17,19 @@ from typing import Any
 import numpy as np
 
 from detector.errors import DetectorError, ModelError
+from detector.model.formats import keras3_saved_by_tf
 from detector.model.graphfile import (
     node_name,
     placeholders,
     sink_outputs,
     tf_module,
 )
+from detector.tools.tensors import dtype_name, tensor_value
 
 log = logging.getLogger(__name__)
 
-_FULL_VALUES = 10_000  # larger tensors are summarised
-
 
 def _dtype(enum: int) -> str:
-    from detector.tools.inspect_saved import dtype_name
-
     return dtype_name(enum)
 
 
@@ -207,25 +205,6 @@ def decode_collection(name: str, col: Any, limit: int = 50) -> dict[str, Any]:
     return {"kind": kind, "count": len(items), "items": shown}
 
 
-def tensor_value(value: np.ndarray) -> dict[str, Any]:
-    out: dict[str, Any] = {"shape": list(value.shape), "dtype": str(value.dtype)}
-    if value.dtype.kind in "OSU":
-        out["values"] = [
-            v.decode(errors="replace") if isinstance(v, bytes) else str(v)
-            for v in value.ravel()[:100]
-        ]
-    elif value.size <= _FULL_VALUES:
-        out["values"] = value.tolist()
-    else:
-        out.update(
-            min=float(value.min()),
-            max=float(value.max()),
-            mean=float(value.mean()),
-            first=value.ravel()[:20].tolist(),
-        )
-    return out
-
-
 def inspect_checkpoint(path: Path, tensor: str | None, allow_unsafe_ops: bool) -> dict[str, Any]:
     """A checkpoint: its tensors (object-based ones by variable name, object path and raw
     key), a warning when the ``.data`` is missing or unreadable, its state file and graph."""
@@ -380,7 +359,7 @@ def inspect_saved_model(path: Path, tensor: str | None, allow_unsafe_ops: bool) 
         summary["signatures"] = sm.signatures(meta)
         summary["functions"] = sm.functions(meta)
         summary["_graph_def"] = meta.graph_def
-        if sm.keras3_saved_by_tf(meta):
+        if keras3_saved_by_tf(meta):
             warnings.append(
                 "a Keras 3 model saved with tf.saved_model.save: its variables are not "
                 "restored by the graph loader, so it cannot be run, frozen or converted "

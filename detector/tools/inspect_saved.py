@@ -16,24 +16,11 @@ from typing import Any
 import numpy as np
 
 from detector.model.graphfile import tf_module
+from detector.model.objckpt import checkpoint_entries, find_entry
+from detector.tools.tensors import dtype_name, shape_of, tensor_value
 
 #: The signature key TF2 uses for the op run once at load time (initialising tables).
 INIT_OP_SIGNATURE = "__saved_model_init_op"
-#: Root attributes of a Keras 3 model saved with ``tf.saved_model.save`` (not ``export``).
-_KERAS3_ROOT = frozenset({"_default_save_signature", "call_signature_parameters"})
-
-
-def dtype_name(enum: int) -> str:
-    """A DataType enum's name; ``DT_INVALID`` (an init op's output) is ``"invalid"``."""
-    if enum == 0:
-        return "invalid"
-    return str(tf_module().dtypes.as_dtype(enum).name)
-
-
-def shape_of(proto: Any) -> list[int | None] | None:
-    if proto.unknown_rank:
-        return None
-    return [d.size if d.size >= 0 else None for d in proto.dim]
 
 
 def _tensor_info(info: Any) -> dict[str, Any]:
@@ -101,20 +88,8 @@ def functions(meta: Any) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def keras3_saved_by_tf(meta: Any) -> bool:
-    """Whether this is a Keras 3 model written by ``tf.saved_model.save`` (its variables
-    are not restored by the TF1 loader: re-export with ``model.export``)."""
-    if not meta.HasField("object_graph_def") or not meta.object_graph_def.nodes:
-        return False
-    root = {c.local_name for c in meta.object_graph_def.nodes[0].children}
-    return root >= _KERAS3_ROOT
-
-
 def variables(folder: Path, tensor: str | None) -> dict[str, Any]:
     """The SavedModel's variables by name (the object graph's, deduplicated), and a value."""
-    from detector.model.objckpt import checkpoint_entries, find_entry
-    from detector.tools.inspect import tensor_value
-
     index = folder / "variables" / "variables.index"
     if not index.is_file():
         return {"variables": {}, "parameters": 0}

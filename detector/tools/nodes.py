@@ -11,12 +11,12 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
+from detector.tools.tensors import dtype_name, shape_of
+
 _DTYPE_ATTRS = ("dtype", "T", "out_type", "DstT", "Tout", "output_types", "component_types")
 
 
 def _dtypes(node: Any) -> list[str]:
-    from detector.tools.inspect_saved import dtype_name
-
     if node.op in ("VarHandleOp", "HashTableV2", "MutableHashTableV2", "StackV2"):
         return ["resource"]
 
@@ -31,8 +31,6 @@ def _dtypes(node: Any) -> list[str]:
 
 
 def _shapes(node: Any) -> list[list[int | None] | None]:
-    from detector.tools.inspect_saved import shape_of
-
     if "_output_shapes" not in node.attr:
         return []
     return [shape_of(s) for s in node.attr["_output_shapes"].list.shape]

@@ -97,7 +97,7 @@ def test_checkpoint_meta_passes_but_stray_save_op_is_refused(tf, v1v2):
 
 def test_plain_graph_saver_scope_judged_like_a_meta_saver(tf, v1v2):
     """A GraphDef written with its Saver (tf.io.write_graph) holds save/ with no SaverDef:
-    its save and restore ops pass where only the saver reads them (decision in issue 11),
+    its save and restore ops pass where only the saver reads them (a saver is not a model input),
     and are refused as soon as anything else reads them."""
     tf1 = tf.compat.v1
     meta = tf1.MetaGraphDef()
@@ -118,7 +118,7 @@ def test_print_to_a_file_is_refused_but_stderr_is_fine(tf):
 
 
 def test_default_ssd_ops_are_allowed():
-    # The converted default SSD's ops (see the converter issue): all must pass.
+    # The ops of the default SSD as the TFLite converter writes it: all must pass.
     needed = {
         "Conv2D",
         "DepthwiseConv2dNative",

@@ -10,14 +10,31 @@ OpenVINO and NNCF are an optional extra: nothing here imports them until asked.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from detector.errors import ConfigError
+from detector.model.backends.extra import (
+    INSTALL_HINT,
+    OPENVINO_PINS,
+    MissingExtraError,
+    openvino_available,
+    require,
+)
 
 if TYPE_CHECKING:
     from detector.model.options import ModelOptions
+
+__all__ = [
+    "BACKENDS",
+    "INSTALL_HINT",
+    "OPENVINO_PINS",
+    "PRECISIONS",
+    "MissingExtraError",
+    "check_backend",
+    "load_backend_model",
+    "openvino_available",
+    "require",
+]
 
 #: Backend names, the default first.
 BACKENDS = ("tf", "openvino")
@@ -26,17 +43,6 @@ PRECISIONS = {
     "tf": ("auto", "bf16", "fp32"),
     "openvino": ("auto", "bf16", "fp32", "int8"),
 }
-#: The pinned optional extra that brings the ``openvino`` backend (pyproject ``openvino``).
-OPENVINO_PINS = ("openvino==2026.4.1", "nncf==3.4.0")
-INSTALL_HINT = (
-    "install the optional extra: .venv/bin/python -m pip install "
-    + " ".join(f"'{p}'" for p in OPENVINO_PINS)
-    + " (the pyproject extra 'openvino'; bash .ci/setup installs it)"
-)
-
-
-class MissingExtraError(ConfigError, ImportError):
-    """An optional backend's package is not installed (exit code 2, names the install command)."""
 
 
 def check_backend(backend: str, precision: str = "auto") -> None:
@@ -55,30 +61,6 @@ def check_backend(backend: str, precision: str = "auto") -> None:
             hint=f"use one of {', '.join(PRECISIONS[backend])}"
             + ("; int8 needs backend openvino (--backend openvino)" if precision == "int8" else ""),
         )
-
-
-def openvino_available() -> bool:
-    """True when the ``openvino`` package can be imported (without importing it)."""
-    return importlib.util.find_spec("openvino") is not None
-
-
-def require(module: str) -> Any:
-    """Import an optional backend package, or say how to install it.
-
-    Args:
-        module: ``openvino`` or ``nncf``.
-
-    Raises:
-        MissingExtraError: The package is not installed (exit code 2).
-    """
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingExtraError(
-            f"the openvino backend needs the Python package {module!r}, which is not "
-            f"installed ({exc})",
-            hint=INSTALL_HINT,
-        ) from exc
 
 
 def load_backend_model(options: ModelOptions, *, sessions: int = 1) -> Any:

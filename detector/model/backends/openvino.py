@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from detector.errors import ConfigError, ModelError
-from detector.model.backends import require
+from detector.model.backends.extra import require
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +229,39 @@ def cache_key(prep: PreparedGraph, **settings: Any) -> str:
 def ir_path(root: Path, prep: PreparedGraph, kind: str = "fp32") -> Path:
     """The IR ``.xml`` for a graph in a cache root: ``<stem>-<sha12>-<key>.<kind>.xml``."""
     return root / f"{prep.path.stem}-{prep.sha256[:12]}-{cache_key(prep)}.{kind}.xml"
+
+
+def int8_report_path(xml: Path) -> Path:
+    """The gate's JSON report beside an int8 IR (``<name>.int8.xml`` → ``<name>.int8.json``)."""
+    return xml.with_suffix(".json")
+
+
+def passing_int8_ir(root: Path, prep: Any) -> Path:
+    """The cached int8 IR of a graph, when its gate report says it passed.
+
+    Raises:
+        ModelError: None was made for this graph (and OpenVINO version), or it failed.
+    """
+    xml = ir_path(root, prep, "int8")
+    report = int8_report_path(xml)
+    hint = (
+        f"make one: python main.py model quantize {prep.path} (calibration frames: "
+        "--calibration FOLDER_OR_VIDEO), or use --precision bf16 / fp32"
+    )
+    if not xml.is_file() or not report.is_file():
+        raise ModelError(
+            f"no int8 model of '{prep.path}' has passed the parity gate yet (looked for '{xml}')",
+            hint=hint,
+        )
+    try:
+        doc = json.loads(report.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read the int8 gate report '{report}': {exc}", hint=hint) from exc
+    if doc.get("graph_sha256") != prep.sha256 or not doc.get("parity", {}).get("passed"):
+        raise ModelError(
+            f"the int8 model '{xml}' did not pass the parity gate for this graph", hint=hint
+        )
+    return xml
 
 
 def save_ir(model: Any, xml: Path) -> None:
@@ -494,8 +527,6 @@ def load_openvino_model(
     if ir is not None:
         chosen = Path(ir)
     elif precision == "int8":
-        from detector.model.backends.quantize import passing_int8_ir
-
         chosen = passing_int8_ir(root, prep)
     else:
         chosen = fp32_ir

@@ -24,7 +24,16 @@ import cv2
 import numpy as np
 
 from detector.errors import ConfigError, ModelError
-from detector.model.backends import require
+from detector.model.backends.extra import require
+from detector.model.backends.openvino import (
+    cache_root,
+    convert_network,
+    int8_report_path,
+    ir_path,
+    load_openvino_model,
+    prepare_graph,
+    save_ir,
+)
 from detector.model.backends.parity import MIN_IOU, MIN_RATIO, SCORE_THRESHOLD, ParityReport
 
 log = logging.getLogger(__name__)
@@ -133,41 +142,6 @@ def network_inputs(
     return out
 
 
-def int8_report_path(xml: Path) -> Path:
-    """The gate's JSON report beside an int8 IR (``<name>.int8.xml`` → ``<name>.int8.json``)."""
-    return xml.with_suffix(".json")
-
-
-def passing_int8_ir(root: Path, prep: Any) -> Path:
-    """The cached int8 IR of a graph, when its gate report says it passed.
-
-    Raises:
-        ModelError: None was made for this graph (and OpenVINO version), or it failed.
-    """
-    from detector.model.backends.openvino import ir_path
-
-    xml = ir_path(root, prep, "int8")
-    report = int8_report_path(xml)
-    hint = (
-        f"make one: python main.py model quantize {prep.path} (calibration frames: "
-        "--calibration FOLDER_OR_VIDEO), or use --precision bf16 / fp32"
-    )
-    if not xml.is_file() or not report.is_file():
-        raise ModelError(
-            f"no int8 model of '{prep.path}' has passed the parity gate yet (looked for '{xml}')",
-            hint=hint,
-        )
-    try:
-        doc = json.loads(report.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot read the int8 gate report '{report}': {exc}", hint=hint) from exc
-    if doc.get("graph_sha256") != prep.sha256 or not doc.get("parity", {}).get("passed"):
-        raise ModelError(
-            f"the int8 model '{xml}' did not pass the parity gate for this graph", hint=hint
-        )
-    return xml
-
-
 @dataclass(frozen=True)
 class QuantizeResult:
     """A quantized model that passed: its IR, report file, figures and timings."""
@@ -213,14 +187,6 @@ def quantize(
     """
     ov = require("openvino")
     nncf = require("nncf")
-    from detector.model.backends.openvino import (
-        cache_root,
-        convert_network,
-        ir_path,
-        load_openvino_model,
-        prepare_graph,
-        save_ir,
-    )
     from detector.model.backends.parity import compare_models
     from detector.model.loader import TensorNames, load_model
 
