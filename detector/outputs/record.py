@@ -21,9 +21,8 @@ import cv2
 import numpy as np
 
 from detector import __version__
-from detector.errors import DetectorError, SinkError, SourceError
+from detector.errors import DetectorError, SinkError, SourceError, redact
 from detector.outputs.rundir import write_csv, write_json
-from detector.sources.spec import redact
 
 log = logging.getLogger(__name__)
 
