@@ -78,7 +78,9 @@ def prepare(config: Config) -> Prelude:
     return Prelude(config, labels, class_ids, specs, many, name, options)
 
 
-def model_entry(options: ModelOptions, model: Any = None, warmup_ms: float | None = None) -> dict:
+def model_entry(
+    options: ModelOptions, model: Any = None, warmup_ms: float | None = None
+) -> dict[str, Any]:
     """The record's ``model``: what was asked, and what the loaded ``model`` (if any) used."""
     entry: dict[str, Any] = {
         "path": str(options.path),
