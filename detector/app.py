@@ -15,6 +15,7 @@ from typing import TextIO
 
 from detector.config import Config
 from detector.errors import ConfigError
+from detector.events.setup import wants_events
 from detector.model.backends import check_backend
 from detector.pipeline.local import run_local
 from detector.pipeline.prelude import prepare
@@ -49,6 +50,11 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
 
 def _check_ray(config: Config) -> None:
     """Refuse what the Ray engine cannot run."""
+    if wants_events(config):  # zones and events follow one source's frames in order
+        raise ConfigError(
+            "zones, lines and events cannot run with run.engine 'ray'",
+            hint="they follow one source's tracked objects in order: use --engine local",
+        )
     if config.detect.track != "none":  # actors see frame ranges, not one ordered stream
         raise ConfigError(
             f"detect.track '{config.detect.track}' cannot run with run.engine 'ray'",

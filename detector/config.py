@@ -24,6 +24,8 @@ from typing import Any
 import yaml
 
 from detector.errors import ConfigError
+from detector.events import options as events_options
+from detector.events import spec as events_spec
 from detector.paths import CONFIGS_DIR
 
 DEFAULT_CONFIG = CONFIGS_DIR / "default.yml"
@@ -118,6 +120,10 @@ class DetectConfig:
     track_lost_s: float = _f(1.0, "float", lo=0.0)
     track_min_iou: float | None = _f(None, "float", null=True, lo=0.0, hi=1.0)
     track_motion: str = _f("flow", "enum", choices=("flow", "kalman"))
+    thresholds: tuple[tuple[str | int, float], ...] = _f([], "thresholds")
+    min_area: float | None = _f(None, "area", null=True)
+    max_area: float | None = _f(None, "area", null=True)
+    ignore: tuple[events_spec.MaskSpec, ...] = _f([], "masks")
 
 
 @dataclass(frozen=True)
@@ -181,7 +187,9 @@ SECTIONS: dict[str, type] = {
     "output": OutputConfig,
     "run": RunConfig,
     "serve": ServeConfig,
+    "events": events_options.EventsConfig,
 }
+LISTS, _PARSERS = events_spec.LIST_PARSERS, events_options.VALUE_PARSERS  # lists; value kinds
 KEYS: tuple[str, ...] = tuple(
     f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)
 )
@@ -203,15 +211,16 @@ class Config:
     output: OutputConfig
     run: RunConfig
     serve: ServeConfig = field(default_factory=ServeConfig)
+    events: events_options.EventsConfig = field(default_factory=events_options.EventsConfig)
+    zones: tuple[events_spec.ZoneSpec, ...] = ()
+    lines: tuple[events_spec.LineSpec, ...] = ()
     path: Path | None = None
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
+    def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-ready sections (paths as strings, tuples as lists)."""
 
-        def plain(v: Any) -> Any:
-            return str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
-
-        out = {
+        plain = events_spec.plain
+        out: dict[str, Any] = {
             s: {
                 f.name: plain(getattr(getattr(self, s), f.name))
                 for f in dataclasses.fields(SECTIONS[s])
@@ -220,6 +229,8 @@ class Config:
         }
         if out["serve"]["token"]:  # a secret never leaves the process
             out["serve"]["token"] = "***"
+        out["detect"]["thresholds"] = dict(self.detect.thresholds)
+        out.update(zones=plain(self.zones), lines=plain(self.lines))
         return out
 
 
@@ -242,6 +253,7 @@ def load_config(path: str | Path | None, overrides: Mapping[str, object] | None 
     file = Path(path).expanduser().resolve() if path is not None else DEFAULT_CONFIG
     raw = _read_yaml(file)
     origin = f"config '{path if path is not None else file}'"
+    lists = {name: parse(raw.pop(name, None), origin) for name, parse in LISTS.items()}
     # dotted key -> (value, folder relative paths resolve against, where it came from)
     merged: dict[str, tuple[Any, Path, str, bool]] = {}
     for sec, cls in SECTIONS.items():
@@ -255,6 +267,9 @@ def load_config(path: str | Path | None, overrides: Mapping[str, object] | None 
         if value is None:
             continue
         key = RENAMED.get(str(key), str(key))
+        if key in LISTS:  # zones / lines from the command line replace the file's
+            lists[key] = LISTS[key](value, "command-line override")
+            continue
         if key not in merged:
             raise ConfigError(
                 f"command-line override: unknown key '{key}'", hint=_did_you_mean(key)
@@ -268,7 +283,7 @@ def load_config(path: str | Path | None, overrides: Mapping[str, object] | None 
             value, base, where, from_cli = merged[key]
             values[f.name] = _check(key, value, f.metadata, base, where, from_cli)
         sections[sec] = cls(**values)
-    config = Config(**sections, path=file)
+    config = Config(**sections, **lists, path=file)
     detect = config.detect
     if detect.report_every and detect.report_threshold < detect.threshold:
         log.warning(
@@ -279,6 +294,29 @@ def load_config(path: str | Path | None, overrides: Mapping[str, object] | None 
             detect.threshold,
         )
     return config
+
+
+def with_overrides(config: Config, overrides: Mapping[str, object], where: str) -> Config:
+    """``config`` with some keys changed, each checked as a config file's value would be.
+
+    Args:
+        config: A loaded config.
+        overrides: Dotted keys → values (JSON-typed, or command-line strings).
+        where: Names the origin in errors (e.g. ``"POST /api/sources"``).
+
+    Raises:
+        ConfigError: An unknown key (with a did-you-mean) or a bad value.
+    """
+    sections = {s: getattr(config, s) for s in SECTIONS}
+    for key, value in overrides.items():
+        key = RENAMED.get(str(key), str(key))
+        if key not in KEYS:
+            raise ConfigError(f"{where}: unknown key '{key}'", hint=_did_you_mean(key))
+        sec, name = key.split(".", 1)
+        meta = next(f.metadata for f in dataclasses.fields(SECTIONS[sec]) if f.name == name)
+        checked = _check(key, value, meta, Path.cwd(), where, isinstance(value, str))
+        sections[sec] = dataclasses.replace(sections[sec], **{name: checked})
+    return Config(**sections, path=config.path)
 
 
 def _read_yaml(file: Path) -> dict[str, Any]:
@@ -336,7 +374,7 @@ def _flatten(raw: dict[str, Any], origin: str) -> dict[str, Any]:
 
 def _did_you_mean(key: str) -> str:
     """The closest valid key: by spelling, else the same key name in another section."""
-    close = difflib.get_close_matches(key, KEYS + tuple(SECTIONS), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(key, KEYS + tuple(SECTIONS) + tuple(LISTS), n=1, cutoff=0.6)
     if not close:
         leaf = key.rsplit(".", 1)[-1]
         leaves = {k.rsplit(".", 1)[-1]: k for k in KEYS}
@@ -367,6 +405,8 @@ def _check(
         if meta["null"]:
             return None
         raise bad("a value (this key cannot be null)")
+    if kind in _PARSERS:
+        return _PARSERS[kind](key, value, where)
     if from_cli and isinstance(value, str):
         value = _parse_cli(kind, value.strip())
     if kind == "attempts":  # a count, or forever (null)

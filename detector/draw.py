@@ -103,6 +103,66 @@ def label_origin(
     return x, y
 
 
+Rect = tuple[int, int, int, int]  # x, y, w, h
+
+
+def place_labels(
+    boxes: Sequence[tuple[int, int, int, int]],
+    sizes: Sequence[tuple[int, int]],
+    width: int,
+    height: int,
+) -> list[tuple[int, int]]:
+    """Top-left corners for the labels of ``boxes`` so that no two labels cover each other.
+
+    Labels are placed in the order given (pass the best detection first: it gets its
+    preferred place, :func:`label_origin`); each later one takes the first free place among
+    places that keep it on its box: its preferred place, inside its box at the top, stacked
+    one label above the preferred place, below its box, inside at the bottom. When every
+    place is taken (a crowd), the one overlapping least wins: a label never strays from its
+    box. The one placement home for every
+    drawn frame (the video, the images, the window and the web page all show these frames).
+    """
+    placed: list[Rect] = []
+    out: list[tuple[int, int]] = []
+    for box, (lw, lh) in zip(boxes, sizes, strict=True):
+        best: tuple[int, tuple[int, int]] | None = None
+        for x, y in _candidates(box, (lw, lh), width, height):
+            cost = sum(_overlap((x, y, lw, lh), r) for r in placed)
+            if best is None or cost < best[0]:
+                best = (cost, (x, y))
+            if cost == 0:
+                break
+        assert best is not None
+        out.append(best[1])
+        placed.append((*best[1], lw, lh))
+    return out
+
+
+def _candidates(
+    box: tuple[int, int, int, int], size: tuple[int, int], width: int, height: int
+) -> list[tuple[int, int]]:
+    x1, y1, _, y2 = box
+    lw, lh = size
+    x = max(0, min(x1, width - lw))
+    first = label_origin(box, size, width, height)
+    ys = [first[1], y1, first[1] - lh, y2 + 1, y2 - lh + 1]  # each one touching its box
+    seen: set[int] = set()
+    out = []
+    for y in ys:
+        y = max(0, min(y, height - lh))
+        if y not in seen:
+            seen.add(y)
+            out.append((first[0] if y == first[1] else x, y))
+    return out
+
+
+def _overlap(a: Rect, b: Rect) -> int:
+    """Pixels two rectangles share."""
+    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    return w * h if w > 0 and h > 0 else 0
+
+
 def _check_image(image: np.ndarray) -> None:
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected a BGR uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
@@ -135,8 +195,9 @@ def annotate(
     labels = labels if labels is not None else LabelMap({})
     thickness = style.thickness if fresh else style.carried_thickness
     track_ids = detections.track_ids
-    # Lowest score first, so the best detection's label ends up on top.
-    for i in np.argsort(detections.scores, kind="stable"):
+    order = np.argsort(-detections.scores, kind="stable")  # best first: its label's place
+    boxes, texts, colors = [], [], []
+    for i in order:
         box = box_pixels(detections.xyxy[i], width, height)
         cid = int(detections.class_ids[i])
         tid = int(track_ids[i]) if track_ids is not None else -1
@@ -145,19 +206,33 @@ def annotate(
         text = labels.name(cid) if tid < 0 else f"{labels.name(cid)} #{tid}"
         if style.show_scores:
             text = f"{text} {round(float(detections.scores[i]) * 100)}%"
-        _draw_label(image, text, box, color, style)
+        boxes.append(box)
+        texts.append(text)
+        colors.append(color)
+    sizes = [_label_size(text, style) for text in texts]
+    corners = place_labels(boxes, [(w, h) for w, h, _ in sizes], width, height)
+    for text, color, size, corner in zip(texts, colors, sizes, corners, strict=True):
+        _draw_label(image, text, corner, size, color, style)
     return image
 
 
-def _draw_label(
-    image: np.ndarray, text: str, box: tuple[int, int, int, int], color: Color, style: DrawStyle
-) -> None:
+def _label_size(text: str, style: DrawStyle) -> tuple[int, int, int]:
+    """Width and height of a label's background, and its text height."""
     (tw, th), baseline = cv2.getTextSize(
         text, style.font_face, style.font_scale, style.text_thickness
     )
-    pad = style.padding
-    lw, lh = tw + 2 * pad, th + baseline + 2 * pad
-    x, y = label_origin(box, (lw, lh), image.shape[1], image.shape[0])
+    return tw + 2 * style.padding, th + baseline + 2 * style.padding, th
+
+
+def _draw_label(
+    image: np.ndarray,
+    text: str,
+    corner: tuple[int, int],
+    size: tuple[int, int, int],
+    color: Color,
+    style: DrawStyle,
+) -> None:
+    (x, y), (lw, lh, th), pad = corner, size, style.padding
     cv2.rectangle(image, (x, y), (x + lw - 1, y + lh - 1), color, cv2.FILLED)
     cv2.putText(
         image,
@@ -203,3 +278,59 @@ def draw_hud(image: np.ndarray, lines: Sequence[str], style: DrawStyle = DrawSty
             style.line_type,
         )
     return image
+
+
+def draw_region(
+    image: np.ndarray,
+    points: Sequence[tuple[int, int]],
+    text: str,
+    color: Color,
+    style: DrawStyle = DrawStyle(),
+    *,
+    active: bool = False,
+) -> np.ndarray:
+    """Outline a polygon (a zone) with a label at its first point; thicker when ``active``.
+
+    Args:
+        image: BGR ``uint8`` ``(H, W, 3)``, C-contiguous; modified in place.
+        points: The polygon's corners in pixels.
+        text: The label (e.g. ``doorway 2``); empty draws none.
+        color: BGR.
+        active: Something is inside: a thicker outline.
+    """
+    _check_image(image)
+    pts = np.array(points, np.int32).reshape(-1, 1, 2)
+    cv2.polylines(image, [pts], True, color, style.thickness + (2 if active else 0), cv2.LINE_AA)
+    if text:
+        x, y = (int(v) for v in points[0])
+        _label_at(image, text, (x, y), color, style)
+    return image
+
+
+def draw_tripwire(
+    image: np.ndarray,
+    start: tuple[int, int],
+    end: tuple[int, int],
+    text: str,
+    color: Color,
+    style: DrawStyle = DrawStyle(),
+) -> np.ndarray:
+    """Draw a counting line from ``start`` to ``end`` (an arrow tip marks ``end``) and a label
+    at its middle (e.g. ``road in 3 out 1``). Image and points as :func:`draw_region`."""
+    _check_image(image)
+    cv2.arrowedLine(image, start, end, color, style.thickness, cv2.LINE_AA, tipLength=0.03)
+    if text:
+        mx, my = (start[0] + end[0]) // 2, (start[1] + end[1]) // 2
+        _label_at(image, text, (mx, my), color, style)
+    return image
+
+
+def _label_at(
+    image: np.ndarray, text: str, point: tuple[int, int], color: Color, style: DrawStyle
+) -> None:
+    """A label placed as a box's label would be for a box reduced to ``point``."""
+    size = _label_size(text, style)
+    x, y = point
+    h, w = image.shape[:2]
+    corner = place_labels([(x, y, x, y)], [size[:2]], w, h)[0]
+    _draw_label(image, text, corner, size, color, style)

@@ -9,6 +9,7 @@ box limit are applied.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import cv2
@@ -51,6 +52,11 @@ class Engine:
         # its boxes are normalized, so they map back to the frame unchanged.
         self._input_size: tuple[int, int] | None = getattr(model, "input_size", None)
 
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """``(height, width)`` the model's input is fixed to, or None."""
+        return self._input_size
+
     def __call__(self, frame: Frame) -> tuple[Detections, float]:
         """Detect objects in one frame.
 
@@ -78,3 +84,43 @@ class Engine:
             frame.height,
         )
         return detections.filter(self.threshold, self.class_ids, self.max_boxes), inference_ms
+
+    def detect_batch(
+        self, images_bgr: Sequence[np.ndarray], side: int = 0
+    ) -> tuple[list[Detections], float]:
+        """Detect objects in several BGR images with one model call.
+
+        Args:
+            images_bgr: BGR ``uint8 (H, W, 3)`` images; with ``side`` 0 they must share one
+                size (a batch is one tensor).
+            side: Resize each image to ``side`` x ``side`` first (0: keep sizes). A model
+                with a fixed input size gets that size instead.
+
+        Returns:
+            ``(detections, inference_ms)``: per image, pixel ``xyxy`` detections of that
+            image, best first, limited to ``max_boxes`` but *not* filtered by score or class
+            (callers with their own threshold filter them); the one model call's milliseconds.
+        """
+        size = self._input_size or ((side, side) if side > 0 else None)
+        batch = []
+        for image in images_bgr:
+            rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+            if size is not None and rgb.shape[:2] != size:
+                rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+            batch.append(rgb)
+        t0 = time.perf_counter()
+        boxes, scores, classes, num = self.model.predict(np.stack(batch))
+        inference_ms = (time.perf_counter() - t0) * 1e3
+        nums = np.asarray(num).reshape(-1)
+        out = [
+            Detections.from_tf_normalized(
+                np.asarray(boxes)[i],
+                np.asarray(scores)[i],
+                np.asarray(classes)[i],
+                int(nums[i]),
+                image.shape[1],
+                image.shape[0],
+            ).filter(0.0, None, self.max_boxes)
+            for i, image in enumerate(images_bgr)
+        ]
+        return out, inference_ms

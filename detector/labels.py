@@ -16,6 +16,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+
 from detector.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
@@ -161,7 +163,6 @@ def _label_map_class() -> Any:
     Built here rather than importing the Object Detection API (not a dependency) or
     generated code (tied to one protobuf version).
     """
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     fdp = descriptor_pb2.FileDescriptorProto(
         name="detector/string_int_label_map.proto", package="detector.labelmap", syntax="proto2"
@@ -211,8 +212,6 @@ def _label_map_class() -> Any:
 
 
 def _parse_pbtxt(text: str, path: Path) -> dict[int, str]:
-    from google.protobuf import text_format
-
     msg = _label_map_class()()
     try:
         text_format.Parse(text, msg)

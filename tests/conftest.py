@@ -100,7 +100,7 @@ def v1v2(tf, tmp_path) -> Callable[..., Path]:
 
 
 # The headless browser fixtures (``browser``, ``page``) for every test.
-pytest_plugins = ["helpers.browser"]
+pytest_plugins = ["helpers.browser", "helpers.broker"]
 
 
 @pytest.fixture(autouse=True)

@@ -194,7 +194,9 @@ def test_config_is_frozen_and_to_dict_plain():
     with pytest.raises(AttributeError):
         cfg.detect.threshold = 0.1  # type: ignore[misc]
     d = cfg.to_dict()
-    assert set(d) == {"source", "model", "detect", "output", "run", "serve"}
+    assert set(d) == {
+        *("source", "model", "detect", "output", "run", "serve", "events", "zones", "lines")
+    }
     assert d["detect"]["classes"] == [] and isinstance(d["model"]["path"], str)
 
 

@@ -99,15 +99,24 @@ def test_carried_boxes_are_thinner():
     assert tuple(carried[130, 100]) == color_for(1)
 
 
-def test_unknown_class_and_best_label_on_top():
+def test_unknown_class_and_labels_that_would_cover_each_other():
     img = annotate(
         blank(), dets((100, 100, 200, 200, 0.9, 1), (100, 100, 220, 210, 0.4, 77)), LABELS
     )
     want = blank()
-    _, lh, _ = label_size("class 77 40%")
-    expected(want, (100, 100, 220, 210), 77, "class 77 40%", (100, 100 - lh))  # lower score first
-    _, lh, _ = label_size("person 90%")
-    expected(want, (100, 100, 200, 200), 1, "person 90%", (100, 100 - lh))
+    # boxes first (best first), then the labels: the best keeps its place above its box,
+    # the other moves inside its box's top instead of covering it
+    cv2.rectangle(want, (100, 100), (200, 200), color_for(1), STYLE.thickness, cv2.LINE_8)
+    cv2.rectangle(want, (100, 100), (220, 210), color_for(77), STYLE.thickness, cv2.LINE_8)
+    for text, cid, origin in (
+        ("person 90%", 1, (100, 100 - label_size("person 90%")[1])),
+        ("class 77 40%", 77, (100, 100)),
+    ):
+        lw, lh, th = label_size(text)
+        color, (x, y) = color_for(cid), origin
+        cv2.rectangle(want, (x, y), (x + lw - 1, y + lh - 1), color, cv2.FILLED)
+        cv2.putText(want, text, (x + PAD, y + PAD + th), FONT, SCALE, text_color_on(color), TT,
+                    STYLE.line_type)  # fmt: skip
     np.testing.assert_array_equal(img, want)
 
 
@@ -145,3 +154,36 @@ def test_empty_hud_and_bad_images():
 def test_text_color_contrasts():
     assert text_color_on((0, 255, 255)) == (0, 0, 0)  # yellow → black text
     assert text_color_on((128, 0, 0)) == (255, 255, 255)  # dark blue → white text
+
+
+def test_labels_of_close_boxes_never_cover_each_other() -> None:
+    from detector.draw import place_labels
+
+    # three people side by side, boxes 10 px apart: labels above would stack on each other
+    boxes = [(100, 100, 160, 300), (110, 104, 170, 300), (120, 108, 180, 300)]
+    sizes = [(90, 18)] * 3
+    corners = place_labels(boxes, sizes, 640, 480)
+    rects = [(x, y, x + w, y + h) for (x, y), (w, h) in zip(corners, sizes, strict=True)]
+    for i, a in enumerate(rects):
+        assert a[0] >= 0 and a[2] <= 640 and a[1] >= 0 and a[3] <= 480
+        for b in rects[i + 1 :]:
+            assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1])
+    assert corners[0] == (100, 100 - 18)  # the best detection keeps its place above its box
+
+
+def test_annotate_places_labels_apart_in_the_pixels() -> None:
+    image = np.zeros((240, 320, 3), np.uint8)
+    d = Detections(
+        np.array([[50, 60, 120, 200], [54, 62, 124, 200]], np.float32),
+        np.array([0.9, 0.8], np.float32),
+        np.array([1, 2], np.int32),
+    )
+    annotate(image, d, LabelMap({1: "person", 2: "bicycle"}))
+    # each label's filled background is a solid band of its colour: two bands, not one
+    rows_with_label = {
+        y for y in range(240) if (image[y, 52:110] == color_for(1)).all(-1).sum() > 40
+    }
+    rows_with_label |= {
+        y for y in range(240) if (image[y, 56:114] == color_for(2)).all(-1).sum() > 40
+    }
+    assert len(rows_with_label) >= 2 * 15

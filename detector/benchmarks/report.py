@@ -290,6 +290,10 @@ def format_table(results: dict[str, Any]) -> str:
 
         lines += format_lines(results["ray_engine"])
     lines.extend(format_tracking(results.get("track")))
+    if results.get("events"):
+        from detector.benchmarks.events import format_events
+
+        lines.extend(format_events(results["events"]))
     if results.get("backends"):
         from detector.benchmarks.backends import format_backends
 

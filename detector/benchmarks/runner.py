@@ -47,6 +47,7 @@ SECTIONS = (
     "ray",
     "track",
     "backends",
+    "events",
 )
 
 
@@ -354,6 +355,10 @@ def run_bench(
             each.close()
     if "ray" in want:
         _ray(results, opts, tmp, progress)
+    if "events" in want:  # no model: tracked boxes on known paths
+        from detector.benchmarks.events import events_bench
+
+        results["events"] = events_bench(max(300, opts.frames), 3 * opts.live_frames, progress)
     results["elapsed_s"] = time.perf_counter() - t_start
     return results
 

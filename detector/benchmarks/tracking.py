@@ -201,7 +201,8 @@ class SyntheticScene:
         img = self.background.copy()
         for (x, y), tex in zip(self._xy(i).astype(int), self.textures, strict=True):
             img[y : y + tex.shape[0], x : x + tex.shape[1]] = tex
-        return img
+        out: np.ndarray = img
+        return out
 
     def images(self) -> Iterator[np.ndarray]:
         for i in range(len(self.detections)):

@@ -10,7 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from detector.benchmarks.report import format_table, summarize
+from detector.benchmarks.runner import SECTIONS, BenchOptions, run_bench
+from detector.config import load_config
 from detector.errors import ConfigError
+from detector.model.options import ModelOptions
 from detector.paths import CACHE_DIR
 
 log = logging.getLogger(__name__)
@@ -59,7 +63,9 @@ examples:
 """
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
     p = sub.add_parser(
         "bench",
         parents=parents,
@@ -148,8 +154,6 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
 def _settings(args: argparse.Namespace) -> tuple[Any, Any, Path]:
     """The run's model options and detection settings from the config, with the flags as
     overrides (as ``run`` reads them); and the config's source as the default video."""
-    from detector.config import load_config
-    from detector.model.options import ModelOptions
 
     flags = {
         "model.path": args.model,
@@ -164,9 +168,6 @@ def _settings(args: argparse.Namespace) -> tuple[Any, Any, Path]:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from detector.benchmarks.report import format_table, summarize
-    from detector.benchmarks.runner import SECTIONS, BenchOptions, run_bench
-
     settings, detect, config_video = _settings(args)
     if not settings.path.exists():
         raise ConfigError(

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
+from detector.config import load_config
 from detector.errors import ConfigError
+from detector.explain import DEFAULT_METHOD, METHODS
+from detector.explain.explainer import ExplainOptions, explain_images, open_images, read_images
+from detector.explain.model import ExplainModel
+from detector.labels import load_label_map
+from detector.model.options import ModelOptions
+from detector.outputs.rundir import make_run_dir
+from detector.sources import parse_source
 
 EPILOG = """\
 methods (see docs/USAGE.md, "Explain a detection"):
@@ -34,9 +43,10 @@ examples:
 """
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
     """Add the ``explain`` command."""
-    from detector.explain import DEFAULT_METHOD, METHODS
 
     p = sub.add_parser(
         "explain",
@@ -108,16 +118,6 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 def handle(args: argparse.Namespace) -> int:
     """Handler of ``explain``: config → model → explanations → PNGs + explain.json."""
-    from detector.config import load_config
-    from detector.explain import METHODS
-    from detector.explain.explainer import (
-        ExplainOptions,
-        explain_images,
-        open_images,
-        read_images,
-    )
-    from detector.labels import load_label_map
-    from detector.sources import parse_source
 
     config = load_config(
         args.config,
@@ -144,10 +144,6 @@ def handle(args: argparse.Namespace) -> int:
     labels = load_label_map(config.model.labels) if config.model.labels else None
     source = open_images(args.images)  # a bad path fails here, before TensorFlow loads
 
-    from detector.explain.model import ExplainModel
-    from detector.model.options import ModelOptions
-    from detector.outputs.rundir import make_run_dir
-
     options = ModelOptions.from_config(config)
 
     with (
@@ -172,7 +168,7 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(doc: dict, out_dir: Path) -> None:
+def _summary(doc: dict[str, Any], out_dir: Path) -> None:
     first = doc["methods"][0]
     rows = [(img["image"], d) for img in doc["images"] for d in img["detections"]]
     for name, d in rows:

@@ -8,10 +8,10 @@ from pathlib import Path
 from detector.fetch.assets import (
     CACHE_DIR,
     DEFAULT_MODEL_DIR,
-    SAMPLES_DIR,
     fetch_model,
     fetch_samples,
 )
+from detector.paths import SAMPLES_DIR
 
 EPILOG = """\
 examples:
@@ -26,7 +26,9 @@ writes label_map.pbtxt next to it; photos and vtest.avi go to samples/.
 """
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
     """Add the ``fetch`` command."""
     p = sub.add_parser(
         "fetch",

@@ -12,24 +12,29 @@ Exit codes: 0 success, 1 runtime error, 2 usage or config error, 130 interrupted
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-from detector.cli import bench, explain, fetch, model, run
+from detector import __version__
+from detector.cli import bench, explain, fetch, model, run, serve
 from detector.errors import DetectorError
+from detector.pipeline.signals import StopSignals
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-COMMANDS = ("run", "model", "fetch", "bench", "explain")
+COMMANDS = ("run", "serve", "model", "fetch", "bench", "explain")
 
 EPILOG = """\
 commands:
   run      (default) detect objects in a video, webcam, stream or image folder
+  serve    a detection service: DeepStack's HTTP API, health, metrics, sources at run time
   model    inspect, freeze, export weights, unfreeze, convert model files
   fetch    download and convert the default model and the sample media (idempotent)
   bench    measure the pipeline beside the bare model, the naive loop and TFLite
@@ -40,13 +45,49 @@ examples:
   python main.py --source 0 --show            # webcam 0 in a window
   python main.py --source samples/photos/     # a folder of photos
   python main.py run --help                   # every run flag
+  python main.py serve --port 8080            # detection API on http://127.0.0.1:8080/
   python main.py explain samples/photos/dog.jpg   # heat map per detection
   python main.py model inspect models/ssd_mobilenet_v2_coco/frozen_inference_graph.pb
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with whole flags only (``--sourc`` is an error, not ``--source``) and a
+    did-you-mean for a mistyped flag; every sub-parser of the tree is one of these."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def error(self, message: str) -> NoReturn:
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):
+            known = sorted(_long_flags(self))
+            hints = []
+            for word in message[len(prefix) :].split():
+                flag = word.split("=", 1)[0]
+                close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+                if flag.startswith("-") and close:
+                    hints.append(f"{flag}: did you mean {close[0]}?")
+            if hints:
+                message += " (" + "; ".join(hints) + ")"
+        super().error(message)
+
+
+def _long_flags(parser: argparse.ArgumentParser) -> set[str]:
+    """Every ``--flag`` of ``parser`` and its sub-parsers (argparse reports a sub-command's
+    unknown flags from the top parser)."""
+    flags: set[str] = set()
+    for action in parser._actions:
+        flags.update(o for o in action.option_strings if o.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                flags |= _long_flags(sub)
+    return flags
+
+
 def _common_parent() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+    parent = Parser(add_help=False)
     group = parent.add_argument_group("logging")
     group.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     group.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
@@ -63,14 +104,15 @@ def _prog() -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The full parser tree; each command module adds its own sub-parser."""
     parent = _common_parent()
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=_prog(),
         description="Real-time object detection on TensorFlow frozen graphs.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (run, model, fetch, bench, explain):
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for command in (run, serve, model, fetch, bench, explain):
         command.add_parser(sub, [parent])
     return parser
 
@@ -101,8 +143,18 @@ def quiet_third_party(verbose: bool = False) -> None:
 
 
 def _with_default_command(argv: list[str]) -> list[str]:
-    if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help")):
+    if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version")):
         return argv
+    if argv and not argv[0].startswith("-"):  # run takes flags only: a mistyped command
+        word = argv[0]
+        close = difflib.get_close_matches(word, COMMANDS, n=1, cutoff=0.6)
+        if close:
+            hint = f"did you mean '{close[0]}'?"
+        elif os.path.exists(word) or "/" in word or "." in word or "://" in word:
+            hint = f"to detect objects in it: --source {word}"
+        else:
+            hint = f"the commands are {', '.join(COMMANDS)}"
+        build_parser().error(f"unknown command '{word}': {hint}")
     return ["run", *argv]
 
 
@@ -116,7 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     setup_logging(args.verbose, args.quiet)
     try:
-        return int(args.func(args) or EXIT_OK)
+        # From here a SIGTERM is a clean stop (exit 130) like Ctrl-C, also during start-up.
+        with StopSignals().installed():
+            return int(args.func(args) or EXIT_OK)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -61,6 +61,15 @@ _FLAG_KEYS = {
     "images": "output.images",
     "jsonl": "output.jsonl",
     "hud": "output.hud",
+    "zone": "zones",
+    "line": "lines",
+    "thresholds": "detect.thresholds",
+    "min_area": "detect.min_area",
+    "max_area": "detect.max_area",
+    "mqtt": "events.mqtt",
+    "webhook": "events.webhook",
+    "snapshots": "events.snapshots",
+    "clips": "events.clips",
     "serve": "output.serve",
     "token_file": "serve.token_file",
     "insecure": "serve.insecure",
@@ -78,7 +87,9 @@ _FLAG_KEYS = {
 }
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
     """Add the ``run`` command (the default command) to ``sub``."""
     p = sub.add_parser(
         "run",
@@ -231,6 +242,38 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         action=argparse.BooleanOptionalAction,
         default=None,
         help="draw FPS and inference time on the frames",
+    )
+    g = p.add_argument_group("zones, lines and events (tracking switches on with them)")
+    g.add_argument(
+        "--zone",
+        metavar="NAME:X,Y X,Y X,Y...",
+        action="append",
+        help="a zone: its polygon in pixels or fractions of the frame (repeatable)",
+    )
+    g.add_argument(
+        "--line",
+        metavar="NAME:X1,Y1 X2,Y2",
+        action="append",
+        help="a counting line from start to end; 'in' crosses from its right to its left",
+    )
+    g.add_argument(
+        "--thresholds", metavar="CLASS=SCORE,...", help="per-class minimum scores, e.g. person=0.6"
+    )
+    g.add_argument("--min-area", metavar="A", help="smallest box: pixels, or <= 1: frame fraction")
+    g.add_argument("--max-area", metavar="A", help="largest box: pixels, or <= 1: frame fraction")
+    g.add_argument("--mqtt", metavar="HOST[:PORT]", help="events and counts to an MQTT broker")
+    g.add_argument("--webhook", metavar="URL", help="each event as a JSON POST to this URL")
+    g.add_argument(
+        "--snapshots",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep each object's best snapshot (frame and crop)",
+    )
+    g.add_argument(
+        "--clips",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="an H.264 clip around each zone entry, crossing and loitering",
     )
     p.set_defaults(func=handle)
 

@@ -61,7 +61,7 @@ def actor_spec(prelude: Prelude, options: RayOptions) -> ModelSpec:
         threshold=dc.threshold,
         class_ids=prelude.class_ids,
         max_boxes=dc.max_boxes,
-        warmup_runs=max(1, config.run.warmup_frames),
+        warmup_runs=1,  # run.warmup_frames only leaves frames out of the figures
         detect_every=dc.detect_every,
     )
 

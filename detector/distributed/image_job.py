@@ -17,8 +17,8 @@ from detector.distributed.writing import Tally, frame_result, stand_in, writer
 from detector.labels import LabelMap
 from detector.outputs import describe_outputs, open_outputs
 from detector.outputs.record import RunRecord
+from detector.paths import display_path
 from detector.pipeline.signals import StopSignals
-from detector.sources.images import display_path
 from detector.types import Frame, RunStats, SourceInfo
 
 log = logging.getLogger(__name__)

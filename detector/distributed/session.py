@@ -110,6 +110,8 @@ def init_ray(ray: Any, options: RayOptions) -> None:
     if options.address:
         kwargs["address"] = options.address
     else:
+        # "local": a new Ray for this run, never a cluster that happens to run on the machine
+        kwargs["address"] = "local"
         kwargs["num_cpus"] = options.local_cpus
     # Ray's C++ start-up lines (and its retries against a wrong address) write straight to
     # file descriptor 2: parked, to the debug log.
@@ -157,6 +159,7 @@ def ray_session(options: RayOptions) -> Iterator[dict[str, Any]]:
         resources = ray.cluster_resources()
         yield {
             "address": options.address or "local",
+            "gcs_address": ray.get_runtime_context().gcs_address,
             "started_local": started_here and not options.address,
             "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
             "cpus": resources.get("CPU", 0.0),

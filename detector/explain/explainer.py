@@ -39,7 +39,10 @@ from detector.explain.model import ExplainModel, Forward
 from detector.explain.occlusion import occlusion_maps
 from detector.explain.overlay import colormap_id, overlay
 from detector.labels import LabelMap
+from detector.outputs.rundir import write_json
+from detector.sources import open_source, parse_source
 from detector.sources.base import Source
+from detector.types import SourceKind
 
 log = logging.getLogger(__name__)
 
@@ -342,8 +345,6 @@ def open_images(uri: str) -> Source:
         ConfigError: ``uri`` is a video, camera or stream.
         SourceError: Nothing readable there.
     """
-    from detector.sources import open_source, parse_source
-    from detector.types import SourceKind
 
     spec = parse_source(uri)
     if spec.kind is not SourceKind.IMAGES:
@@ -374,7 +375,6 @@ def explain_images(
     Returns:
         The JSON document written (also complete after an error or Ctrl-C: what was done).
     """
-    from detector.outputs.rundir import write_json
 
     doc: dict[str, Any] = {
         "model": str(model.path),

@@ -26,6 +26,7 @@ import numpy as np
 
 from detector.errors import ModelError
 from detector.explain.model import EXPORTED, ExplainModel, ShapeProbe, analyse, gradient_ops
+from detector.model.graphfile import import_graph_def, read_graph_def, tf_module
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ def add_explain_outputs(graph_def: Any, *, layer: str | None = None, what: str =
     Raises:
         ModelError: Already has them, or has no pre-NMS logits or feature maps.
     """
-    from detector.model.graphfile import import_graph_def, tf_module
 
     tf = tf_module()
     if any(n.name.startswith("explain/") for n in graph_def.node):
@@ -91,7 +91,6 @@ def write_explain_outputs(
         A report: the file, the layers, the outputs added, and the largest difference between
         the written gradients and run-time ones on a probe image.
     """
-    from detector.model.graphfile import read_graph_def
 
     pb = Path(pb)
     out = Path(out) if out is not None else pb

@@ -25,7 +25,8 @@ def gradcam(activation: np.ndarray, gradient: np.ndarray) -> np.ndarray:
     """
     a, g = _hwc(activation), _hwc(gradient)
     weights = g.mean(axis=(0, 1))
-    return np.maximum((a * weights).sum(axis=-1), 0.0).astype(np.float32)
+    heat: np.ndarray = np.maximum((a * weights).sum(axis=-1), 0.0).astype(np.float32)
+    return heat
 
 
 def grad_x_activation(activation: np.ndarray, gradient: np.ndarray) -> np.ndarray:
@@ -38,7 +39,8 @@ def grad_x_activation(activation: np.ndarray, gradient: np.ndarray) -> np.ndarra
     (docs/PERFORMANCE.md, "Explain").
     """
     a, g = _hwc(activation), _hwc(gradient)
-    return np.maximum(a * g, 0.0).sum(axis=-1).astype(np.float32)
+    heat: np.ndarray = np.maximum(a * g, 0.0).sum(axis=-1).astype(np.float32)
+    return heat
 
 
 def _hwc(x: np.ndarray) -> np.ndarray:

@@ -29,7 +29,10 @@ from detector.explain.graph import (
     head_maps,
     parse_ref,
 )
-from detector.model.session import SessionOptions
+from detector.model.formats import detect_format
+from detector.model.graphfile import import_graph_def, read_graph_def
+from detector.model.session import SessionOptions, new_session
+from detector.model.split import find_split
 from detector.types import Detections
 
 log = logging.getLogger(__name__)
@@ -77,7 +80,6 @@ def analyse(graph_def: Any, shape_of: Any, layer: str | None = None) -> ExplainP
         shape_of: ``tensor name → shape tuple`` (``None`` entries where unknown).
         layer: A tensor or node name to use as the Grad-CAM layer instead of the automatic one.
     """
-    from detector.model.split import find_split
 
     nms = combined_nms_inputs(graph_def)
     try:
@@ -189,10 +191,6 @@ class ExplainModel:
         allow_unsafe_ops: bool = False,
         session: SessionOptions | None = None,
     ) -> None:
-        from detector.model.formats import detect_format
-        from detector.model.graphfile import import_graph_def, read_graph_def
-        from detector.model.session import new_session
-
         self.path = Path(path)
         fmt = detect_format(self.path)
         if fmt not in ("frozen_pb", "pbtxt"):
@@ -323,7 +321,8 @@ class ExplainModel:
         """``[B, N, C]`` pre-NMS scores of a batch (run one by one if the graph wants batch 1)."""
         assert self.points.scores is not None
         tensor = self.graph.get_tensor_by_name(self.points.scores)
-        return self._batched(tensor, images_rgb)
+        scores: np.ndarray = self._batched(tensor, images_rgb)
+        return scores
 
     def final_outputs(self, images_rgb: np.ndarray) -> list[np.ndarray]:
         """The four TF OD API outputs of a batch."""

@@ -58,4 +58,5 @@ def occlusion_maps(
         for k, (i, j) in enumerate(chunk):
             total[:, i : i + patch_cells, j : j + patch_cells] += (base - scores[k])[:, None, None]
             count[i : i + patch_cells, j : j + patch_cells] += 1.0
-    return np.maximum(total / count, 0.0)
+    heat: np.ndarray = np.maximum(total / count, 0.0)
+    return heat

@@ -11,11 +11,13 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from detector.errors import FetchError
 from detector.fetch import downloads
 from detector.paths import CACHE_DIR as PROJECT_CACHE
 from detector.paths import MODELS_DIR, SAMPLES_DIR
+from detector.tflite.convert import CONVERTER_VERSION, ConvertOptions, convert_tflite_ssd
 
 log = logging.getLogger(__name__)
 
@@ -123,16 +125,16 @@ def label_map_text(coco_labels: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def _stamp(model_dir: Path) -> dict:
+def _stamp(model_dir: Path) -> dict[str, Any]:
     try:
-        return json.loads((model_dir / "source" / STAMP_NAME).read_text())
+        stamp: dict[str, Any] = json.loads((model_dir / "source" / STAMP_NAME).read_text())
+        return stamp
     except (OSError, ValueError):
         return {}
 
 
-def _converter_identity() -> dict:
+def _converter_identity() -> dict[str, Any]:
     """Default options and converter version: a change to either makes cached graphs stale."""
-    from detector.tflite.convert import CONVERTER_VERSION, ConvertOptions  # no TF import
 
     return {"options": asdict(ConvertOptions()), "version": CONVERTER_VERSION}
 
@@ -193,8 +195,6 @@ def fetch_model(
     _write(src / LABELS_NAME, labels)
     label_text = label_map_text(labels.decode("utf-8"))
     _write(model_dir / LABEL_MAP_NAME, label_text.encode())
-
-    from detector.tflite.convert import ConvertOptions, convert_tflite_ssd
 
     log.info("converting %s to a frozen TF graph", TFLITE_NAME)
     report = convert_tflite_ssd(src / TFLITE_NAME, model_dir / GRAPH_NAME, ConvertOptions())

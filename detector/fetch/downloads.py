@@ -9,6 +9,7 @@ archive. Every failure becomes a ``FetchError`` saying which tool failed and wha
 from __future__ import annotations
 
 import glob
+import io
 import logging
 import os
 import shutil
@@ -45,7 +46,9 @@ _OFFLINE_MARKERS = (
 TIMEOUT_S = 1800
 
 
-def _run(cmd: Sequence[str], *, cwd: Path, what: str, hint: str) -> subprocess.CompletedProcess:
+def _run(
+    cmd: Sequence[str], *, cwd: Path, what: str, hint: str
+) -> subprocess.CompletedProcess[str]:
     """Run a registry client; FetchError if it is missing, times out or fails."""
     try:
         proc = subprocess.run(
@@ -62,7 +65,7 @@ def _run(cmd: Sequence[str], *, cwd: Path, what: str, hint: str) -> subprocess.C
 
 
 def _failure(
-    proc: subprocess.CompletedProcess, cmd: Sequence[str], what: str, hint: str
+    proc: subprocess.CompletedProcess[str], cmd: Sequence[str], what: str, hint: str
 ) -> FetchError:
     err = (proc.stderr or proc.stdout or "").strip()
     last = err.splitlines()[-1] if err else f"exit code {proc.returncode}"
@@ -186,7 +189,6 @@ def read_from_tgz(archive: Path, member: str) -> bytes:
 
 def read_from_zip(archive: Path | bytes, member: str) -> bytes:
     """One member of a zip file (a wheel, or a zip held in memory)."""
-    import io
 
     name = str(archive) if isinstance(archive, Path) else "<zip>"
     try:

@@ -16,11 +16,16 @@ from typing import Any, Literal
 
 from detector.errors import ModelError
 
-Format = Literal["checkpoint", "meta", "frozen_pb", "pbtxt", "saved_model", "tflite"]
+Format = Literal[
+    "checkpoint", "meta", "frozen_pb", "pbtxt", "saved_model", "tflite", "keras", "keras_weights"
+]
 
 EXPECTED = (
-    "a frozen .pb/.pbtxt, a .meta, a checkpoint prefix or folder, a SavedModel folder, or a .tflite"
+    "a frozen .pb/.pbtxt, a .meta, a checkpoint prefix or folder, a SavedModel folder, a "
+    ".tflite, or a Keras .keras / .weights.h5"
 )
+#: A protobuf message (GraphDef, MetaGraphDef) cannot be 2 GiB or more.
+_PROTOBUF_LIMIT = 2**31 - 1
 _TABLE_MAGIC = b"\x57\xfb\x80\x8b\x24\x75\x47\xdb"  # leveldb table footer: .index and V1 .ckpt
 _DATA = re.compile(r"\.data-\d{5}-of-\d{5}$")
 _OP = re.compile(rb"^[A-Za-z_][A-Za-z0-9_>.]*$")
@@ -194,6 +199,34 @@ def _truncation(data: bytes) -> str | None:
     return None
 
 
+def _tail(path: Path) -> bytes:
+    with path.open("rb") as f:
+        f.seek(-8, 2)
+        return f.read(8)
+
+
+def _keras_kind(path: Path, head: bytes) -> Format | None:
+    """``keras`` for a zip with a Keras config and weights, ``keras_weights`` for an HDF5
+    file laid out by Keras (3 or 2), else None."""
+    if head[:4] == b"PK\x03\x04":
+        from detector.model.keras_file import is_keras_archive
+
+        return "keras" if is_keras_archive(path) else None
+    if head[:8] != b"\x89HDF\r\n\x1a\n":
+        return None
+    from detector.model.keras_weights import h5_kind, open_h5
+
+    with open_h5(path) as h5:
+        kind = h5_kind(h5)
+    if kind is None:
+        raise ModelError(
+            f"'{path}' is an HDF5 file, but not one Keras wrote (no 'layers'/'vars' groups "
+            "and no 'layer_names')",
+            hint=f"pass {EXPECTED}",
+        )
+    return "keras_weights"
+
+
 def detect_format(path: str | Path) -> Format:
     """The format of a model path, found from its contents.
 
@@ -203,7 +236,8 @@ def detect_format(path: str | Path) -> Format:
     Returns:
         ``"checkpoint"`` (prefix, folder, ``.index`` or ``.data-*`` shard — resolve it with
         :func:`detector.model.checkpoints.resolve_checkpoint`), ``"meta"``, ``"frozen_pb"``,
-        ``"pbtxt"``, ``"saved_model"`` or ``"tflite"``.
+        ``"pbtxt"``, ``"saved_model"``, ``"tflite"``, ``"keras"`` (a ``.keras`` archive)
+        or ``"keras_weights"`` (a Keras HDF5 weights file).
 
     Raises:
         ModelError: The path does not exist or holds none of these formats.
@@ -243,11 +277,23 @@ def detect_format(path: str | Path) -> Format:
             f"folder '{path.parent}'",
             hint=f"use --model {path.parent} (the folder holding saved_model.pb and variables/)",
         )
-    data = path.read_bytes()
-    if len(data) >= 8 and data[4:8] == b"TFL3":
+    with path.open("rb") as f:
+        head = f.read(64)
+    size = path.stat().st_size
+    if len(head) >= 8 and head[4:8] == b"TFL3":
         return "tflite"
-    if len(data) >= 48 and data[-8:] == _TABLE_MAGIC:
+    keras = _keras_kind(path, head)
+    if keras is not None:
+        return keras
+    if size >= 48 and _tail(path) == _TABLE_MAGIC:
         return "checkpoint"
+    if size > _PROTOBUF_LIMIT:
+        raise ModelError(
+            f"'{path}' is {size} bytes: no GraphDef or MetaGraphDef can be that large "
+            "(protobuf messages stop at 2 GB), and it is no TFLite, Keras or checkpoint file",
+            hint=f"pass {EXPECTED}",
+        )
+    data = path.read_bytes()
     kind = _binary_kind(data) or _text_kind(data)
     if kind is None:
         cut = _truncation(data)
@@ -258,7 +304,7 @@ def detect_format(path: str | Path) -> Format:
             )
         raise ModelError(
             f"'{path}' is not a model file ({len(data)} bytes): not a GraphDef (binary or "
-            "text), MetaGraphDef, TFLite file or checkpoint",
+            "text), MetaGraphDef, TFLite file, checkpoint or Keras file",
             hint=f"pass {EXPECTED}",
         )
     return kind

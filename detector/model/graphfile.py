@@ -228,55 +228,29 @@ def restore_checkpoint(
     return missing
 
 
-def load_saved_model_into(session: Any, meta: Any, path: str | Path) -> None:
+def load_saved_model_into(session: Any, meta: Any, path: str | Path) -> list[str]:
     """Load a checked SavedModel's graph and variables into ``session`` (its graph).
 
     Restores the variables with the SavedModel's own saver, whose ops were allowlisted by
     :func:`read_saved_model`. The session is closed if loading fails.
+
+    Returns:
+        The variables the signatures read that the loader left uninitialised (a Keras 3
+        model written by ``tf.saved_model.save``); see :mod:`.saved_model_restore`.
     """
+    from detector.model.saved_model_restore import uninitialised
+
     tf = tf_module()
     try:
         with session.graph.as_default():
             tf.compat.v1.saved_model.loader.load(session, list(meta.meta_info_def.tags), str(path))
+        return uninitialised(session, meta)
     except Exception as exc:
         session.close()
         raise ModelError(
             f"cannot load SavedModel '{path}': {str(exc).strip().splitlines()[0]}",
             hint="check that the folder is complete (saved_model.pb + variables/)",
         ) from exc
-    _check_initialised(session, meta, path)
-
-
-def _check_initialised(session: Any, meta: Any, path: str | Path) -> None:
-    """Refuse a SavedModel whose variables the loader left uninitialised (a Keras 3 model
-    written by ``tf.saved_model.save``), naming them, rather than fail at the first run."""
-    from tensorflow.python.ops import resource_variable_ops
-
-    from detector.model.formats import keras3_saved_by_tf
-
-    graph = session.graph
-    handles = [op for op in graph.get_operations() if op.type == "VarHandleOp"]
-    if not handles:
-        return
-    with graph.as_default():
-        checks = [resource_variable_ops.var_is_initialized_op(h.outputs[0]) for h in handles]
-    flags = session.run(checks)
-    left = [h.name for h, ok in zip(handles, flags, strict=True) if not ok]
-    if not left:
-        return
-    shown = ", ".join(left[:8]) + (f" and {len(left) - 8} more" if len(left) > 8 else "")
-    session.close()
-    if keras3_saved_by_tf(meta):
-        raise ModelError(
-            f"SavedModel '{path}' is a Keras 3 model saved with tf.saved_model.save: its "
-            f"graph does not restore {len(left)} variable(s) ({shown})",
-            hint="re-export it from Keras with model.export('folder') (an inference "
-            "SavedModel this toolkit reads), or save the weights and use the model in Keras",
-        )
-    raise ModelError(
-        f"SavedModel '{path}' leaves {len(left)} variable(s) uninitialised after loading: {shown}",
-        hint="its variables/ folder does not match saved_model.pb: export it again",
-    )
 
 
 #: The TF Object Detection API outputs, used when a command is given no outputs.
@@ -390,6 +364,8 @@ def _load_checkpoint(
     if meta_path is None:
         raise no_graph_error(ref.prefix)
     if graph is not None and detect_graph_kind(graph) != "meta":
+        from detector.model.graph_variables import meta_from_graph_def
+
         meta = meta_from_graph_def(
             read_graph_def(graph, detect_graph_kind(graph), allow_unsafe_ops=allow_unsafe_ops)
         )
@@ -452,87 +428,6 @@ def detect_graph_kind(path: Path) -> str:
     return kind
 
 
-def meta_from_graph_def(graph_def: Any) -> Any:
-    """A MetaGraphDef around a checked GraphDef that still holds variables (the
-    ``tf.io.write_graph`` + checkpoint workflow): its variables are found from the nodes.
-
-    Ref variables (``VariableV2``) are rebuilt from their ``Assign`` initializer and
-    ``<name>/read``; resource variables (``VarHandleOp``) from ``AssignVariableOp``.
-    """
-    from detector.model.safety import strip_saver
-
-    tf = tf_module()
-    tf1 = tf.compat.v1
-    graph = tf.Graph()
-    with graph.as_default():
-        tf1.import_graph_def(strip_saver(graph_def), name="")
-        made = []
-        for node in graph_def.node:
-            if node.op not in VARIABLE_OPS:
-                continue
-            op = graph.get_operation_by_name(node.name)
-            init = next(
-                (
-                    c
-                    for c in op.outputs[0].consumers()
-                    if c.type in ("Assign", "AssignVariableOp") and c.inputs[0].op is op
-                ),
-                None,
-            )
-            if init is None:
-                raise ModelError(
-                    f"variable '{node.name}' in the graph has no initializer (Assign) node",
-                    hint="write the graph after building the model with its initializers "
-                    "(tf.io.write_graph(sess.graph_def, ...))",
-                )
-            snapshot = init.inputs[1]
-            if node.op == "VarHandleOp":
-                from tensorflow.python.ops import resource_variable_ops
-
-                var = resource_variable_ops.ResourceVariable(
-                    variable_def=_resource_def(node.name, init.name, snapshot.name),
-                )
-            else:
-                from tensorflow.python.ops import ref_variable
-
-                var = ref_variable.RefVariable(
-                    variable_def=_ref_def(node.name, init.name, snapshot.name, graph)
-                )
-            made.append(var)
-        for var in made:
-            tf1.add_to_collection(tf1.GraphKeys.GLOBAL_VARIABLES, var)
-        return tf1.train.export_meta_graph(graph=graph)
-
-
-def _ref_def(name: str, init: str, snapshot: str, graph: Any) -> Any:
-    from tensorflow.core.framework import variable_pb2
-
-    read = f"{name}/read:0"
-    try:
-        graph.get_tensor_by_name(read)
-    except KeyError:
-        read = f"{name}:0"
-    return variable_pb2.VariableDef(
-        variable_name=f"{name}:0",
-        initializer_name=init,
-        snapshot_name=read,
-        initial_value_name=snapshot,
-        trainable=True,
-    )
-
-
-def _resource_def(name: str, init: str, snapshot: str) -> Any:
-    from tensorflow.core.framework import variable_pb2
-
-    return variable_pb2.VariableDef(
-        variable_name=f"{name}:0",
-        initializer_name=init,
-        initial_value_name=snapshot,
-        is_resource=True,
-        trainable=True,
-    )
-
-
 def _load_saved_model(
     path: Path, signature: str, allow_unsafe_ops: bool, new_session: SessionFactory
 ) -> LoadedGraph:
@@ -546,7 +441,10 @@ def _load_saved_model(
         )
     sig = meta.signature_def[signature]
     session = new_session(tf.Graph())
-    load_saved_model_into(session, meta, path)
+    left = load_saved_model_into(session, meta, path)
+    if left:
+        session.close()
+        return _load_through_objects(path, signature, new_session, left)
     with session.graph.as_default():
         variables = tf.compat.v1.global_variables()
     return LoadedGraph(
@@ -557,6 +455,25 @@ def _load_saved_model(
         {k: v.name for k, v in sorted(sig.outputs.items())},
         {v.op.name: v for v in variables},
     )
+
+
+def _load_through_objects(
+    path: Path, signature: str, new_session: SessionFactory, left: list[str]
+) -> LoadedGraph:
+    """A SavedModel the graph loader cannot restore, frozen through ``tf.saved_model.load``."""
+    from detector.model.saved_model_restore import frozen_signature
+
+    graph_def, inputs, outputs = frozen_signature(path, signature, left)
+    log.info(
+        "%s: %d variable(s) restore only through TF2's object loader (%s); its signature "
+        "%r is frozen through it",
+        path,
+        len(left),
+        ", ".join(left[:4]),
+        signature,
+    )
+    graph = import_graph_def(graph_def, path)
+    return LoadedGraph(graph, new_session(graph), "saved_model", inputs, outputs)
 
 
 def load_graph(

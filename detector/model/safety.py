@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.errors import ModelError, UnsafeGraphError
+from detector.model.graph_limits import check_structure
 
 log = logging.getLogger(__name__)
 
@@ -330,6 +331,7 @@ def check_graph_def(graph_def: Any, *, what: str, allow_unsafe_ops: bool = False
     Raises:
         UnsafeGraphError: Naming each refused op, its nodes and functions.
     """
+    check_structure(graph_def, what=what)
     _report(_problems(graph_def, implicit_saver(graph_def)), what, allow_unsafe_ops)
 
 
@@ -397,6 +399,7 @@ def check_meta_graph(meta_graph_def: Any, *, what: str, allow_unsafe_ops: bool =
     Raises:
         UnsafeGraphError: Naming each refused op, its nodes and functions.
     """
+    check_structure(meta_graph_def.graph_def, what=what)
     saver = (
         meta_graph_def.saver_def
         if meta_graph_def.HasField("saver_def")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from detector.errors import ModelError
+from detector.pipeline.signals import stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ def import_tf() -> Any:
                 tf = None
                 error = exc
         if tf is None:
+            if stop_requested():  # Ctrl-C / SIGTERM during the import, not a broken install
+                raise KeyboardInterrupt from error
             detail = "\n".join(lines[-10:])
             raise ModelError(
                 f"cannot import TensorFlow: {type(error).__name__}: {error}"

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Job:
     images: np.ndarray
-    future: Future
+    future: Future[tuple[np.ndarray, ...]]
 
 
 class SplitModel:
@@ -119,11 +119,11 @@ class SplitModel:
             except BaseException as exc:
                 job.future.set_exception(exc)
 
-    def submit(self, images_rgb: np.ndarray) -> Future:
+    def submit(self, images_rgb: np.ndarray) -> Future[tuple[np.ndarray, ...]]:
         """Queue a batch; the future gives ``(boxes, scores, classes, num)`` like ``predict``."""
         if self._closed:
             raise ModelError(f"split model '{self.path}' is closed")
-        fut: Future = Future()
+        fut: Future[tuple[np.ndarray, ...]] = Future()
         self._net_q.put(_Job(np.asarray(images_rgb), fut))
         return fut
 

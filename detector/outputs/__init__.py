@@ -26,7 +26,7 @@ from detector.outputs.exports import (
     MotSink,
 )
 from detector.outputs.images import ImageSink
-from detector.outputs.jsonl import JsonlSink
+from detector.outputs.jsonl import JsonlSink, frame_record
 from detector.outputs.progress import ProgressSink
 from detector.outputs.record import RUN_JSON
 from detector.outputs.rundir import make_run_dir, write_json
@@ -108,7 +108,6 @@ def open_outputs(
                     run_dir,
                 )
     if web_feed is not None:
-        from detector.outputs.jsonl import frame_record
         from detector.outputs.web import WebSink
 
         uri = info.uri
@@ -136,7 +135,9 @@ def open_outputs(
     if oc.csv:
         sinks["csv"] = stack.enter_context(CsvSink(run_dir / CSV_NAME, labels, info.uri))
     if oc.mot:
-        sinks["mot"] = stack.enter_context(MotSink(run_dir / MOT_NAME, min_score, oc.mot_all))
+        sinks["mot"] = stack.enter_context(
+            MotSink(run_dir / MOT_NAME, min_score, oc.mot_all, labels)
+        )
     if not sinks:
         log.warning(
             "no output is enabled (no window, web view, video, images, JSON lines or "

@@ -15,8 +15,9 @@ at every moment — after Ctrl-C, SIGTERM, SIGKILL, the out-of-memory killer or 
 * ``detections.csv``: a row per detection: ``source, frame, image_name, timestamp_s,
   class_id, label, score, x1, y1, x2, y2, track_id`` (``track_id`` empty without a tracker,
   ``-1`` while a track is unconfirmed, as in MOT).
-* ``mot.txt``: MOT Challenge lines ``frame, id, bb_left, bb_top, bb_width, bb_height, conf,
-  class, -1, -1`` (see :class:`MotSink` for which rows are written).
+* ``mot.txt`` and ``mot/<label>.txt``: MOT Challenge lines ``frame, id, bb_left, bb_top,
+  bb_width, bb_height, conf, -1, -1, -1``, every class and one class a file (see
+  :class:`MotSink` for which rows are written).
 
 Rows hold the same rounded values as the JSON lines (boxes to 0.1 px, scores to 4 decimals).
 Track ids are read from ``Detections.track_ids`` when a tracker set it.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -223,50 +225,92 @@ class CsvSink(_TextExport):
 
 
 class MotSink(_TextExport):
-    """``mot.txt``: MOT Challenge lines, one per object and frame, that the MOT tools accept.
+    """``mot.txt`` and one ``mot/<label>.txt`` per class: MOT Challenge lines the MOT tools
+    accept.
 
-    Columns ``frame, id, bb_left, bb_top, bb_width, bb_height, conf, class, -1, -1``:
-    ``frame`` 1-based; ``class`` the label-map id (py-motmetrics reads that column as
-    ``ClassId``; TrackEval ignores it in tracker files). With a tracker, only confirmed tracks
-    scoring at least ``min_score`` are written, so every id appears once a frame; ByteTrack's
-    low-score matches and unconfirmed boxes are left out unless ``all_rows`` (``--mot-all``),
-    which writes every row the tracker showed (id ``-1`` while unconfirmed). Without a
-    tracker the file is a MOT *detection* file: id ``-1`` on every row above ``min_score``.
+    Columns ``frame, id, bb_left, bb_top, bb_width, bb_height, conf, -1, -1, -1`` (``frame``
+    1-based). ``mot.txt`` holds every class (ids are unique across classes);
+    ``mot/person.txt`` and the others hold one class each, as TrackEval and the MOT
+    benchmarks expect (they evaluate one class, pedestrians, per file). With a tracker, only
+    confirmed tracks scoring at least ``min_score`` are written, so every id appears once a
+    frame; ByteTrack's low-score matches and unconfirmed boxes are left out unless
+    ``all_rows`` (``--mot-all``), which writes every row the tracker showed (id ``-1`` while
+    unconfirmed). Without a tracker the files are MOT *detection* files: id ``-1`` on every
+    row at or above ``min_score``.
     """
 
     what = "MOT file"
 
-    def __init__(self, path: str | Path, min_score: float = 0.0, all_rows: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        min_score: float = 0.0,
+        all_rows: bool = False,
+        labels: LabelMap | None = None,
+    ) -> None:
         super().__init__(path)
         self.min_score = float(min_score)
         self.all_rows = bool(all_rows)
+        self.labels = labels if labels is not None else LabelMap({})
         self.rows_left_out = 0
+        self._per_class: dict[int, RecordFile] = {}
 
     def _keep(self, score: float, tid: int | None) -> bool:
         if self.all_rows:
             return True
         return score >= self.min_score and (tid is None or tid >= 0)
 
+    def _class_file(self, class_id: int) -> RecordFile:
+        out = self._per_class.get(class_id)
+        if out is None:
+            name = re.sub(r"[^\w.-]+", "_", self.labels.name(class_id)).strip("._") or "class"
+            if any(f.path.stem == name for f in self._per_class.values()):
+                name = f"{name}_{class_id}"
+            folder = self.path.with_suffix("")
+            out = self._per_class[class_id] = RecordFile(folder / f"{name}.txt", self.what)
+        return out
+
     def write(self, result: FrameResult, annotated: np.ndarray | None = None) -> None:
         self._check_open()
         n = result.frame.index + 1
-        lines = []
+        lines: list[str] = []  # in the frame's order (best score first), as the JSON lines
+        by_class: dict[int, list[str]] = {}
         for cid, score, (x1, y1, x2, y2), tid in rows(result.detections):
             if not self._keep(score, tid):
                 self.rows_left_out += 1
                 continue
-            lines.append(
+            line = (
                 f"{n},{-1 if tid is None else tid},{x1:.1f},{y1:.1f},{x2 - x1:.1f},{y2 - y1:.1f},"
-                f"{score:.4f},{cid},-1,-1\n"
+                f"{score:.4f},-1,-1,-1\n"
             )
+            lines.append(line)
+            by_class.setdefault(cid, []).append(line)
         if lines:
             self._put("".join(lines))
+            for cid, mine in by_class.items():
+                self._class_file(cid).append("".join(mine))
             self.rows_written += len(lines)
         self.frames_written += 1
 
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            super().close()
+        finally:
+            for out in self._per_class.values():
+                out.close()
+
     def describe(self) -> dict[str, Any]:
         kept = "every row shown" if self.all_rows else f"confirmed, score >= {self.min_score}"
-        return {**super().describe(), "kept": kept, "rows_left_out": self.rows_left_out}
+        folder = self.path.with_suffix("").name
+        per_class = sorted(f"{folder}/{f.path.name}" for f in self._per_class.values())
+        return {
+            **super().describe(),
+            "kept": kept,
+            "rows_left_out": self.rows_left_out,
+            "per_class": per_class,
+        }
 
 
 def _csv_text(records: Any) -> str:

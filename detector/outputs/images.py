@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import cv2
@@ -9,6 +11,7 @@ import numpy as np
 
 from detector.errors import SinkError
 from detector.outputs.base import Sink, check_image
+from detector.paths import display_path
 from detector.types import FrameResult
 
 
@@ -42,13 +45,29 @@ class ImageSink(Sink):
         self._used.add(stem)
         path = self.directory / f"{stem}{self.ext}"
         try:
-            ok = cv2.imwrite(str(path), annotated)
+            ok, data = cv2.imencode(self.ext, annotated)
         except cv2.error as exc:
-            raise SinkError(f"cannot write image '{path}': {exc}") from exc
-        # imwrite reports failure by returning False, and on a full disk may "succeed" with 0 bytes.
-        if not ok or not path.is_file() or path.stat().st_size == 0:
-            raise SinkError(
-                f"cannot write image '{path}'",
-                hint="check the folder exists, is writable and the disk is not full",
-            )
+            raise SinkError(f"cannot encode image '{path}': {exc}") from exc
+        if not ok:
+            raise SinkError(f"cannot encode image '{path}'")
+        write_atomically(path, data.tobytes())
         self.images_written += 1
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all: into a hidden ``.part`` file beside it,
+    then renamed over it, so a reader or a killed run never meets half an image. Any name the
+    file system takes works (the bytes of a name that is not valid UTF-8 are kept: OpenCV's own
+    writer crashed on such names)."""
+    part = path.with_name(f".{path.name}.part")
+    try:
+        with open(part, "wb") as f:
+            f.write(data)
+        os.replace(part, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            part.unlink()
+        raise SinkError(
+            f"cannot write image '{display_path(path)}': {exc.strerror or exc}",
+            hint="check the folder exists, is writable and the disk is not full",
+        ) from exc

@@ -11,13 +11,12 @@ import numpy as np
 from detector.labels import LabelMap
 from detector.outputs.base import Sink
 from detector.outputs.textfile import RecordFile
-from detector.types import FrameResult
+from detector.types import Detections, FrameResult
 
 
-def frame_record(result: FrameResult, labels: LabelMap, source_uri: str) -> dict[str, Any]:
-    """The JSON-ready record of one frame: a line of ``detections.jsonl``, an event of the
-    web view (see :class:`JsonlSink` for the fields)."""
-    d, frame = result.detections, result.frame
+def detections_json(d: Detections, labels: LabelMap) -> list[dict[str, Any]]:
+    """Detections as the JSON list every output uses: ``[{label, class_id, score,
+    box_xyxy}]`` (pixels, 0.1 px), plus ``track_id`` when a tracker ran."""
     dets: list[dict[str, Any]] = [
         {
             "label": labels.name(int(c)),
@@ -30,6 +29,14 @@ def frame_record(result: FrameResult, labels: LabelMap, source_uri: str) -> dict
     if d.track_ids is not None:  # a tracker ran: null while a track is unconfirmed
         for det, tid in zip(dets, d.track_ids, strict=True):
             det["track_id"] = int(tid) if tid >= 0 else None
+    return dets
+
+
+def frame_record(result: FrameResult, labels: LabelMap, source_uri: str) -> dict[str, Any]:
+    """The JSON-ready record of one frame: a line of ``detections.jsonl``, an event of the
+    web view (see :class:`JsonlSink` for the fields)."""
+    frame = result.frame
+    dets = detections_json(result.detections, labels)
     return {
         "source": source_uri,
         "frame": frame.index,

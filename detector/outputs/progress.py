@@ -19,6 +19,8 @@ from datetime import timedelta
 from typing import Any, TextIO
 
 import numpy as np
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from detector.outputs.base import Sink
 from detector.types import FrameResult
@@ -83,9 +85,6 @@ class ProgressSink(Sink):
         self._bar: Any = None
         self._redirect: contextlib.ExitStack | None = None
         if self.mode == "bar":
-            from tqdm import tqdm
-            from tqdm.contrib.logging import logging_redirect_tqdm
-
             self._bar = tqdm(
                 total=self.total,
                 desc=desc,

@@ -41,7 +41,7 @@ CODECS = ("h264", "mp4v", "mjpg")
 # OpenCV's default FourCC per suffix (what opencv-python's wheels can encode).
 OPENCV_FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}
 FALLBACK_FPS = 30.0
-MIN_FPS, MAX_FPS = 1.0, 1000.0
+MIN_FPS, MAX_FPS = 0.01, 1000.0  # time-lapses included: one frame in 100 s
 # x264 settings measured by the bench (detector/benchmarks/video_io.py) on 2 shared cores, 576p:
 # "ultrafast" at CRF 28 costs about 1.1-1.4x OpenCV's mp4v CPU for a file of about the same
 # size ("veryfast" 2.5x, "superfast" 2x; CRF 23 +15% CPU, +60% bytes); "zerolatency" (no
@@ -59,10 +59,12 @@ _warned_fallback = threading.Event()
 
 
 def sane_fps(fps: float | None, what: str) -> float:
-    """``fps`` if it is a usable frame rate (1 to 1000), else 30 with a warning naming ``what``.
+    """``fps`` if it is a usable frame rate (0.01 to 1000), else 30 with a warning naming
+    ``what``.
 
     Live sources often report 0, broken headers NaN or 0.001; a writer opened at such a
-    rate fails or makes a video of absurd length.
+    rate fails or makes a video of absurd length. Time-lapses (0.5 fps, one frame in 10 s)
+    are real rates and keep them, so the video lasts as long as the source.
     """
     if fps is None or not math.isfinite(fps) or not MIN_FPS <= fps <= MAX_FPS:
         log.warning(
@@ -424,7 +426,7 @@ class VideoSink(Sink):
             self.frames_resized += 1
             annotated = cv2.resize(
                 annotated,
-                self.size,  # type: ignore[arg-type]
+                self.size,
                 interpolation=cv2.INTER_AREA,
             )
         assert self._writer is not None

@@ -16,13 +16,15 @@ from typing import Any, TextIO
 
 from detector.config import Config, parse_address
 from detector.errors import SourceError
+from detector.events.setup import engine_threshold, wants_events
+from detector.model.options import ModelOptions
 from detector.outputs import make_run_dir
 from detector.outputs.record import RunRecord, list_sources, source_entry, versions
 from detector.outputs.summary import print_summary
 from detector.pipeline.many import Job, Outcome, run_jobs, sum_stats
 from detector.pipeline.prelude import Prelude, model_entry
 from detector.pipeline.signals import StopSignals
-from detector.pipeline.source_run import SourceJob, run_source
+from detector.pipeline.source_run import SourceJob, SourceName, run_source
 from detector.pipeline.stages import inference_workers
 from detector.sources import ReconnectPolicy, SourceSpec, open_source
 from detector.track.settings import TrackSettings
@@ -42,12 +44,15 @@ def run_local(prelude: Prelude, out: TextIO) -> RunStats:
 def track_settings(config: Config) -> TrackSettings | None:
     """The tracker ``detect.track`` asks for (None: ``none``), checked, its library found."""
     dc = config.detect
-    if dc.track == "none":
+    kind = dc.track
+    if kind == "none" and wants_events(config):  # zones and events follow tracked objects
+        kind = "bytetrack"
+    if kind == "none":
         return None
     from detector.track.association import require_trackers
 
     settings = TrackSettings(
-        dc.track,
+        kind,
         threshold=dc.threshold,
         low_threshold=min(dc.track_low_threshold, dc.threshold),
         lost_s=dc.track_lost_s,
@@ -58,26 +63,32 @@ def track_settings(config: Config) -> TrackSettings | None:
     return settings
 
 
-def _load(
-    prelude: Prelude, stack: ExitStack, workers: int, width: int, height: int
+def load_model(
+    options: ModelOptions,
+    stack: ExitStack,
+    workers: int,
+    size: tuple[int, int] = (640, 480),
+    warmup_runs: int = 1,
 ) -> tuple[Any, dict[str, Any]]:
-    """Load the model once (closed with ``stack``), warm it up; it and its record entry."""
+    """Load the model once for ``workers`` callers (closed with ``stack``), warm it up on a
+    ``size`` (width, height) frame; it and its record entry."""
     from detector.model.backends import load_backend_model
 
-    options = prelude.model.sharing(workers)
+    options = options.sharing(workers)
     model: Any = stack.enter_context(load_backend_model(options))
-    runs = max(1, prelude.config.run.warmup_frames)
-    warmup_ms = model.warm_up(width=width, height=height, runs=runs)
+    warmup_ms = model.warm_up(width=size[0], height=size[1], runs=max(1, warmup_runs))
     return model, model_entry(options, model, warmup_ms)
 
 
 def _engine(prelude: Prelude, model: Any, track: TrackSettings | None) -> Any:
     """The app's ``Engine``; with ByteTrack the threshold is lower (it takes the low-score
-    detections too; the tracker decides what is shown)."""
+    detections too; the tracker decides what is shown), and lower still for a per-class
+    floor (``detect.thresholds``; the filter in front of the tracker restores each class's)."""
     from detector.engine import Engine
 
     dc = prelude.config.detect
-    threshold = track.detect_threshold if track is not None else dc.threshold
+    base = track.detect_threshold if track is not None else dc.threshold
+    threshold = engine_threshold(prelude.config, prelude.labels, base)
     return Engine(model, threshold, prelude.class_ids, dc.max_boxes)
 
 
@@ -122,14 +133,16 @@ def _open(config: Config, spec: SourceSpec) -> Any:
 def _run_one(prelude: Prelude, track: TrackSettings | None, out: TextIO) -> RunStats:
     config, spec = prelude.config, prelude.specs[0]
     header = prelude.header("local")
+    warmups = config.run.warmup_frames
     with StopSignals().installed() as stop, ExitStack() as stack:
         hub = _start_web(config, prelude.specs, stack)
         source = stack.enter_context(_open(config, spec))
         info = source.info
         workers = inference_workers(info.live, config.model.workers)
-        model, header["model"] = _load(
-            prelude, stack, workers, info.width or 640, info.height or 480
-        )
+        size = (info.width or 640, info.height or 480)
+        model, header["model"] = load_model(prelude.model, stack, workers, size, warmups)
+        if hub is not None:  # /readyz: ready
+            hub.model = header["model"]
         header["versions"] = versions()
         record = RunRecord(make_run_dir(config.output.dir, prelude.run_name), header)
         job = SourceJob(config, prelude.labels, _engine(prelude, model, track), track)
@@ -141,6 +154,7 @@ def _run_one(prelude: Prelude, track: TrackSettings | None, out: TextIO) -> RunS
                 record,
                 feed=hub.feeds[0] if hub is not None else None,
                 guard=stop,
+                who=SourceName(spec.run_name),
             )
         finally:
             print_summary(out, record.data)
@@ -161,16 +175,21 @@ def _run_many(prelude: Prelude, track: TrackSettings | None, out: TextIO) -> Run
     live = sum(1 for s in specs if s.live)
     file_workers = config.model.workers if live < len(specs) else 0
     header = prelude.header("local")
+    warmups = config.run.warmup_frames
     with StopSignals().installed(), ExitStack() as stack:
         hub = _start_web(config, specs, stack)
-        model, header["model"] = _load(prelude, stack, live + file_workers, 640, 480)
+        model, header["model"] = load_model(
+            prelude.model, stack, live + file_workers, warmup_runs=warmups
+        )
+        if hub is not None:  # /readyz: ready
+            hub.model = header["model"]
         header["versions"] = versions()
         top = RunRecord(make_run_dir(config.output.dir, prelude.run_name), header)
         top.start()
         job = SourceJob(config, prelude.labels, _engine(prelude, model, track), track)
         feeds = hub.feeds if hub is not None else [None] * len(specs)
         jobs = [
-            (spec.shown, spec.live, _source_job(job, spec, top, feeds[i]))
+            (spec.shown, spec.live, _source_job(job, spec, i, top, feeds[i]))
             for i, spec in enumerate(specs)
         ]
         interrupted = False
@@ -187,18 +206,32 @@ def _run_many(prelude: Prelude, track: TrackSettings | None, out: TextIO) -> Run
     return stats
 
 
-def _source_job(job: SourceJob, spec: SourceSpec, top: RunRecord, feed: Any) -> Job:
+def run_spec(
+    job: SourceJob,
+    spec: SourceSpec,
+    record: RunRecord,
+    *,
+    feed: Any = None,
+    halt: threading.Event | None = None,
+    index: int = 0,
+) -> RunStats:
+    """Open ``spec`` and run it through the shared model into ``record``'s folder until it
+    ends or ``halt`` (one of several sources, or a source the service adds)."""
+    with _open(job.config, spec) as source:
+        workers = inference_workers(source.info.live, job.config.model.workers)
+        who = SourceName(spec.run_name, index)
+        return run_source(
+            job, source, workers, record, feed=feed, halt=halt, label=spec.run_name, who=who
+        )
+
+
+def _source_job(job: SourceJob, spec: SourceSpec, index: int, top: RunRecord, feed: Any) -> Job:
     """One source of several as a job for :func:`run_jobs`: its own sub-folder and record."""
 
     def run(halt: threading.Event) -> Any:
         sub = top.child(make_run_dir(top.run_dir, spec.run_name))
         try:
-            with _open(job.config, spec) as source:
-                workers = inference_workers(source.info.live, job.config.model.workers)
-                stats = run_source(
-                    job, source, workers, sub, feed=feed, halt=halt, label=spec.run_name
-                )
-                return sub, stats
+            return sub, run_spec(job, spec, sub, feed=feed, halt=halt, index=index)
         except BaseException as exc:
             if "finished" not in sub.data:  # it failed before its run began
                 sub.not_started(spec.shown, str(spec.kind), exc)

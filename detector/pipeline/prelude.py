@@ -43,15 +43,21 @@ class Prelude:
 
     def header(self, engine: str) -> dict[str, Any]:
         """The start of this run's record (masked when written)."""
-        config = self.config
-        return header(
-            engine=engine,
-            config=config.to_dict(),
-            config_file=config.path,
-            labels_path=self.model.labels,
-            label_count=len(self.labels),
-            class_ids=self.class_ids,
-        )
+        return run_header(self.config, self.labels, self.class_ids, engine)
+
+
+def run_header(
+    config: Config, labels: LabelMap, class_ids: frozenset[int] | None, engine: str = "local"
+) -> dict[str, Any]:
+    """The start of a run's (or a source's) record: config, labels, class filter, engine."""
+    return header(
+        engine=engine,
+        config=config.to_dict(),
+        config_file=config.path,
+        labels_path=config.model.labels,
+        label_count=len(labels),
+        class_ids=class_ids,
+    )
 
 
 def prepare(config: Config) -> Prelude:

@@ -28,6 +28,7 @@ class FrameGuard(Protocol):
 
     deferring: bool
     pending: bool
+    fired: bool
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class Renderer:
         on_output: Called with each result after every sink has it (the bench's clock).
         status: Optional source status for the HUD (e.g. ``reconnecting 2``); ``None``
             from it (a healthy source) draws nothing.
+        overlays: Called with ``(image, result)`` after the boxes are drawn, before the
+            HUD (zones, lines and their counts).
 
     Attributes:
         unknown_classes: Detections per class id the label map does not hold (drawn as
@@ -75,6 +78,7 @@ class Renderer:
         guard: FrameGuard | None = None,
         on_output: Callable[[FrameResult], None] | None = None,
         status: Callable[[], str | None] | None = None,
+        overlays: Sequence[Callable[[np.ndarray, FrameResult], None]] = (),
     ) -> None:
         self.labels = labels
         self.sinks = list(sinks)
@@ -82,6 +86,7 @@ class Renderer:
         self.guard = guard
         self.on_output = on_output
         self.status = status
+        self.overlays = list(overlays)
         self.unknown_classes: dict[int, int] = {}
         self.style = DrawStyle()
         self.fps = SlidingFps(options.fps_interval_s)
@@ -94,6 +99,8 @@ class Renderer:
         if guard is None:
             self.render(result)
         else:
+            if guard.fired:  # a stop whose KeyboardInterrupt a library swallowed (start-up)
+                return False
             guard.deferring = True  # a signal now waits until this frame is in every output
             try:
                 self.render(result)
@@ -109,6 +116,8 @@ class Renderer:
         if not image.flags.c_contiguous or not image.flags.writeable:
             image = np.ascontiguousarray(image).copy()
         annotate(image, result.detections, self.labels, self.style, fresh=result.fresh)
+        for overlay in self.overlays:
+            overlay(image, result)
         self.fps.tick()
         if result.inference_ms is not None:
             self.inference_ms = result.inference_ms

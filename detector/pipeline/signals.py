@@ -11,6 +11,14 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+_requested = threading.Event()
+
+
+def stop_requested() -> bool:
+    """True once SIGINT or SIGTERM reached a :class:`StopSignals` in this process: code
+    that catches broad errors (an import that wraps every failure) tells a stop from a fault."""
+    return _requested.is_set()
+
 
 class StopSignals:
     """Ctrl-C and SIGTERM, turned into one clean stop.
@@ -19,7 +27,8 @@ class StopSignals:
     blocked wait); while a frame is being written to the sinks (``deferring``) it is held
     until that frame is complete (``pending``), so every output holds the same frames.
     Repeats are ignored, so the shutdown that follows (joins, video finalization) is not
-    cut short.
+    cut short. ``fired`` stays set, so a stop whose ``KeyboardInterrupt`` a library caught
+    (one arriving during start-up, inside an import) still ends the run at the next frame.
     """
 
     def __init__(self) -> None:
@@ -33,6 +42,7 @@ class StopSignals:
             log.warning("%s: already stopping, finishing the outputs", name)
             return
         self.fired = True
+        _requested.set()
         log.info("%s received: stopping", name)
         if self.deferring:
             self.pending = True

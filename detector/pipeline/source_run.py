@@ -12,10 +12,12 @@ import logging
 import threading
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from detector.config import Config
 from detector.errors import RunInterrupted, StageError
+from detector.events.setup import open_events, open_filter
 from detector.labels import LabelMap
 from detector.outputs import describe_outputs, open_outputs
 from detector.outputs.record import RunRecord
@@ -38,6 +40,14 @@ class SourceJob:
     track: TrackSettings | None
 
 
+@dataclass(frozen=True)
+class SourceName:
+    """Who a source is to the events' per-source settings: its name, index and URI."""
+
+    name: str = ""
+    index: int = 0
+
+
 @dataclass
 class _Parts:
     """What a source's run opened, for its record at the end."""
@@ -46,6 +56,8 @@ class _Parts:
     sinks: dict[str, Any] = field(default_factory=dict)
     render: Renderer | None = None
     stage: Any = None
+    events: Any = None
+    filter: Any = None
 
 
 def run_source(
@@ -58,15 +70,20 @@ def run_source(
     guard: StopSignals | None = None,
     halt: threading.Event | None = None,
     label: str = "",
+    who: SourceName | None = None,
 ) -> RunStats:
     """Run ``source`` into ``record.run_dir``; ``run.json`` written at the start and the end."""
-    if feed is not None:
+    if feed is not None:  # the feed counts what the source delivers (stalled vs blocked)
+        source = feed.watch(source)
         feed.attach(state=lambda: link_state(source), skipped=lambda: source.skipped)
     record.update(source=asdict(source.info))
     record.start()  # a run killed outright (SIGKILL, out of memory) shows as "running"
     parts = _Parts()
+    info = source.info
+    who = who or SourceName()
+    named = (who.name or label or Path(info.uri).stem or str(info.kind), who.index, info.uri)
     try:
-        stats = _drive(job, source, workers, record, parts, feed, guard, halt, label)
+        stats = _drive(job, source, workers, record, parts, feed, guard, halt, label, named)
         record.update(status="interrupted" if halt is not None and halt.is_set() else "ok")
     except BaseException as exc:
         record.fail(exc)
@@ -90,6 +107,7 @@ def _drive(
     guard: StopSignals | None,
     halt: threading.Event | None,
     label: str,
+    who: tuple[str, int, str],
 ) -> RunStats:
     config, info = job.config, source.info
     with ExitStack() as outputs:
@@ -103,19 +121,9 @@ def _drive(
             web_feed=feed,
             min_score=config.detect.threshold,
         )
-        parts.render = render = _renderer(config, job.labels, parts.sinks, guard, source)
-        consume: Any = render
-        if job.track is not None:  # each source its own tracker: ids are per source
-            from detector.track import TrackStage
-
-            parts.stage = TrackStage(job.track, info, detect_every=config.detect.detect_every)
-            consume = parts.stage.wrap(render)
-            log.info(
-                "tracking with %s, %s motion (%s clock)",
-                job.track.kind,
-                job.track.motion,
-                "capture" if info.live else "media",
-            )
+        parts.events = open_events(config, record.run_dir, job.labels, info, outputs, source=who)
+        parts.render = render = _renderer(job, parts, guard, source)
+        consume = _consumer(job, info, parts, render, who)
         options = PipelineOptions(
             detect_every=config.detect.detect_every,
             workers=workers,
@@ -140,17 +148,13 @@ def _drive(
     return parts.stats
 
 
-def _renderer(
-    config: Config,
-    labels: LabelMap,
-    sinks: dict[str, Any],
-    guard: StopSignals | None,
-    source: Any,
-) -> Renderer:
+def _renderer(job: SourceJob, parts: _Parts, guard: StopSignals | None, source: Any) -> Renderer:
+    """The render stage: every sink, the events' frame sinks and their overlay."""
+    config, events = job.config, parts.events
     dc = config.detect
     return Renderer(
-        labels,
-        list(sinks.values()),
+        job.labels,
+        list(parts.sinks.values()) + (events.frame_sinks if events is not None else []),
         RenderOptions(
             hud=config.output.hud,
             report_every=dc.report_every,
@@ -159,7 +163,33 @@ def _renderer(
         ),
         guard=guard,
         status=lambda: _hud_state(source),
+        overlays=[events.overlay] if events is not None else [],
     )
+
+
+def _consumer(
+    job: SourceJob, info: Any, parts: _Parts, render: Renderer, who: tuple[str, int, str]
+) -> Any:
+    """What each result goes through, last first: the renderer, the event stage, the tracker
+    (ids per source), the detection filter (filtered boxes never start a track)."""
+    consume: Any = parts.events.wrap(render) if parts.events is not None else render
+    track = job.track
+    if track is not None:
+        from detector.track import TrackStage
+
+        parts.stage = TrackStage(track, info, detect_every=job.config.detect.detect_every)
+        consume = parts.stage.wrap(consume)
+        log.info(
+            "tracking with %s, %s motion (%s clock)",
+            track.kind,
+            track.motion,
+            "capture" if info.live else "media",
+        )
+    floor = track.detect_threshold if track is not None else job.config.detect.threshold
+    parts.filter = open_filter(job.config, job.labels, floor, who)
+    if parts.filter is not None:
+        consume = parts.filter.wrap(consume)
+    return consume
 
 
 def _close_record(record: RunRecord, source: Any, parts: _Parts) -> Any:
@@ -167,6 +197,10 @@ def _close_record(record: RunRecord, source: Any, parts: _Parts) -> Any:
     record.update(outputs=describe_outputs(parts.sinks))
     if parts.stage is not None:
         record.update(track=parts.stage.summary())
+    if parts.filter is not None:
+        record.update(filtered=parts.filter.summary())
+    if parts.events is not None:
+        record.update(events=parts.events.summary())
     record.update(stats=parts.stats.to_dict() if parts.stats is not None else None)
     if source.end_note:
         record.update(source_end=source.end_note)

@@ -12,8 +12,9 @@ A new kind of source: add it to :class:`~detector.types.SourceKind`, classify it
 from __future__ import annotations
 
 from detector.errors import SourceError, redact
+from detector.sources import capture, images
 from detector.sources.base import PacedSource, Source
-from detector.sources.reconnect import ReconnectPolicy
+from detector.sources.reconnect import ReconnectingSource, ReconnectPolicy
 from detector.sources.spec import IMAGE_EXTENSIONS, SourceSpec, parse_source
 from detector.types import SourceKind
 
@@ -49,7 +50,6 @@ def open_source(
     Raises:
         SourceError: Nothing usable there; the message quotes it and hints why.
     """
-    from detector.sources import capture, images
 
     spec = source if isinstance(source, SourceSpec) else parse_source(source)
     if spec.kind is SourceKind.CAMERA or (spec.kind is SourceKind.STREAM and spec.live):
@@ -66,7 +66,6 @@ def open_source(
         first = open_live()
         if reconnect is None:
             return first
-        from detector.sources.reconnect import ReconnectingSource
 
         return ReconnectingSource(first, open_live, reconnect)
     if spec.kind is SourceKind.STREAM:

@@ -120,7 +120,7 @@ class PacedSource(Source):
         self.due: list[float] = []  # when each frame became available (monotonic s)
 
     @property
-    def skipped(self) -> int:  # type: ignore[override]
+    def skipped(self) -> int:
         return self._inner.skipped
 
     @skipped.setter

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from detector.errors import SourceError
+from detector.paths import display_path
 from detector.sources.base import Source
 from detector.sources.spec import IMAGE_EXTENSIONS
 from detector.sources.walk import walk_files
@@ -56,11 +57,6 @@ class ImageSource(Source):
             name = path.relative_to(self._root).as_posix() if self._root else path.name
             return image, display_path(name)
         return None
-
-
-def display_path(path: str | Path) -> str:
-    """``path`` as printable UTF-8: bytes that are not UTF-8 shown as ``\\xNN``."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def read_image(path: Path) -> tuple[np.ndarray | None, str | None]:

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import cast
 
 import numpy as np
 
@@ -182,7 +183,9 @@ class _Link:
             if source is not None:
                 source.close()  # on this thread: never while another thread reads it
 
-    def take(self, deadline: float, woken: threading.Event, clock: Clock):
+    def take(
+        self, deadline: float, woken: threading.Event, clock: Clock
+    ) -> tuple[str, Item | BaseException | None] | None:
         """Next ``(kind, value)``; ``None`` when ``deadline`` passed or ``woken`` was set."""
         with self.cond:
             while not self.items:
@@ -296,7 +299,8 @@ class ReconnectingSource(Source):
                 self._last_frame = self._clock()
                 if self._outage_since is not None:
                     self._back()
-                return got[1]  # type: ignore[return-value]
+                frame = cast(Item, got[1])
+                return frame
             elif got[0] == "end":
                 self._lost("the stream ended")
             else:

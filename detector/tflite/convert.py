@@ -184,7 +184,7 @@ def _normalisation(t: Tensor) -> tuple[float, float]:
 
 def build_graph_def(
     model: TfliteModel, options: ConvertOptions, path: str = "<model>"
-) -> tuple[Any, dict]:
+) -> tuple[Any, dict[str, Any]]:
     """Build the frozen GraphDef for an already parsed model; returns (graph_def, facts)."""
     import tensorflow as tf
 
@@ -234,7 +234,7 @@ def build_graph_def(
 
 def convert_tflite_ssd(
     tflite_path: str | Path, out_path: str | Path, options: ConvertOptions = ConvertOptions()
-) -> dict:
+) -> dict[str, Any]:
     """Convert a TFLite SSD to a frozen TF1 GraphDef file (TF OD API tensor names).
 
     Args:

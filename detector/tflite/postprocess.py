@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from flatbuffers import flexbuffers
 
 from detector.errors import ModelError
 
@@ -35,7 +36,6 @@ class PostProcessParams:
     @classmethod
     def from_flexbuffer(cls, data: bytes) -> PostProcessParams:
         """Parse the op's FlexBuffer options; ModelError if a needed key is missing."""
-        from flatbuffers import flexbuffers
 
         try:
             opts: dict[str, Any] = flexbuffers.Loads(data)

@@ -136,7 +136,7 @@ class _Table:
         entry = 4 + 2 * slot
         if entry >= self.vtable_size:
             return 0
-        return struct.unpack_from("<H", self.buf, self.vtable + entry)[0]
+        return int(struct.unpack_from("<H", self.buf, self.vtable + entry)[0])
 
     def scalar(self, slot: int, fmt: str, default: Any = 0) -> Any:
         o = self._offset(slot)
@@ -147,7 +147,7 @@ class _Table:
         if not o:
             return None
         p = self.pos + o
-        return p + struct.unpack_from("<I", self.buf, p)[0]
+        return p + int(struct.unpack_from("<I", self.buf, p)[0])
 
     def table(self, slot: int) -> _Table | None:
         p = self._indirect(slot)
@@ -183,7 +183,10 @@ def _options(name: str, t: _Table | None) -> dict[str, Any]:
     """Builtin options of the ops we rebuild, as plain values (slots from schema.fbs)."""
     if t is None:
         return {}
-    act = lambda slot: ACTIVATIONS.get(t.scalar(slot, "b"), "UNKNOWN")  # noqa: E731
+
+    def act(slot: int) -> str | None:
+        return ACTIVATIONS.get(t.scalar(slot, "b"), "UNKNOWN")
+
     if name == "CONV_2D":
         return {
             "padding": PADDINGS.get(t.scalar(0, "b")),

@@ -13,9 +13,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from detector.model.backends.parity import Found
+from detector.model.graphfile import load_graph
+from detector.model.session import SessionOptions, new_session
 
 
 class TfliteReference:
@@ -39,8 +42,6 @@ class TfliteReference:
         self.interpreter.invoke()
 
     def __call__(self, rgb: np.ndarray) -> Found:
-        import cv2
-
         # cv2's INTER_LINEAR uses half-pixel centres, as the graph's ResizeBilinear does.
         x = cv2.resize(rgb, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
         self.interpreter.set_tensor(self.input["index"], x[None])
@@ -54,9 +55,6 @@ class FrozenGraph:
     """A frozen TF OD API graph in its own session, read and checked by the one model reader."""
 
     def __init__(self, path: str | Path, threads: int = 0) -> None:
-        from detector.model.graphfile import load_graph
-        from detector.model.session import SessionOptions, new_session
-
         options = SessionOptions("cpu", True, threads, threads, "fp32")
         self.loaded = load_graph(path, new_session=lambda g: new_session(g, options)[0])
         self.session = self.loaded.session
@@ -90,7 +88,6 @@ def median_ms(fn: Callable[[], object], runs: int = 30, warmup: int = 5) -> floa
 
 def load_rgb(paths: Sequence[Path]) -> list[np.ndarray]:
     """Images as RGB uint8 (unreadable files are skipped)."""
-    import cv2
 
     out = []
     for p in paths:

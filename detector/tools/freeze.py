@@ -30,6 +30,7 @@ from detector.model.graphfile import (
     tensor_name,
     tf_module,
 )
+from detector.model.sizes import check_frozen_size
 from detector.tools.verify import compare_outputs, probe_feed
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ def freeze_loaded(
     unused = [p for p in exclude if not any(fnmatch.fnmatchcase(v, p) or v == p for v in var_nodes)]
     if unused:
         log.warning("--exclude %s matches no variable the outputs use", unused)
+    check_frozen_size(_variable_bytes(sub, set(kept)), what)
     frozen = tf1.graph_util.convert_variables_to_constants(
         loaded.session, graph_def, out_nodes, variable_names_blacklist=kept or None
     )
@@ -126,6 +128,18 @@ def freeze_loaded(
         len(frozen.node),
     )
     return FreezeResult(frozen, inputs, outputs, mapping, kept, max_diff)
+
+
+def _variable_bytes(graph_def: Any, kept: set[str]) -> dict[str, int]:
+    """Variable name → bytes its constant will take (unknown dimensions count as 1)."""
+    tf = tf_module()
+    out = {}
+    for node in graph_def.node:
+        if node.op in VARIABLE_OPS and node.name not in kept:
+            dims = [max(int(d.size), 1) for d in node.attr["shape"].shape.dim]
+            size = tf.dtypes.as_dtype(node.attr["dtype"].type).size if "dtype" in node.attr else 4
+            out[node.name] = int(np.prod(dims, dtype=np.float64)) * int(size)
+    return out
 
 
 def _prune_library(graph_def: Any) -> None:

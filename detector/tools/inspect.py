@@ -9,7 +9,6 @@ has passed the op allowlist. Formats are found by structure (see
 from __future__ import annotations
 
 import logging
-import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,191 +17,11 @@ import numpy as np
 
 from detector.errors import DetectorError, ModelError
 from detector.model.formats import keras3_saved_by_tf
-from detector.model.graphfile import (
-    node_name,
-    placeholders,
-    sink_outputs,
-    tf_module,
-)
-from detector.tools.tensors import dtype_name, tensor_value
+from detector.model.graphfile import node_name
+from detector.tools.graph_summary import graph_summary, meta_summary, safety_verdict
+from detector.tools.tensors import tensor_value
 
 log = logging.getLogger(__name__)
-
-
-def _dtype(enum: int) -> str:
-    return dtype_name(enum)
-
-
-def _shape(proto: Any) -> list[int | None] | None:
-    if proto.unknown_rank:
-        return None
-    return [d.size if d.size >= 0 else None for d in proto.dim]
-
-
-def _safety(check: Any, obj: Any, what: str, allow_unsafe_ops: bool) -> str | None:
-    """None when the object passes the allowlist, else the refusal message."""
-    from detector.errors import UnsafeGraphError
-
-    try:
-        check(obj, what=what, allow_unsafe_ops=allow_unsafe_ops)
-    except UnsafeGraphError as exc:
-        return exc.message
-    return None
-
-
-def graph_summary(
-    graph_def: Any, *, importable: bool, outputs: list[str] | None = None
-) -> dict[str, Any]:
-    """Inputs, outputs with shapes, op histogram, variables and parameter count of a graph."""
-    from detector.tools.weights import find_weight_constants
-
-    ops = Counter(n.op for n in graph_def.node)
-    fn_ops = Counter(n.op for f in graph_def.library.function for n in f.node_def)
-    inputs = [
-        {
-            "name": f"{n.name}:0",
-            "dtype": _dtype(n.attr["dtype"].type),
-            "shape": _shape(n.attr["shape"].shape) if "shape" in n.attr else None,
-        }
-        for n in graph_def.node
-        if n.name in set(placeholders(graph_def))
-    ]
-    outs = outputs if outputs is not None else sink_outputs(graph_def)
-    shapes: dict[str, tuple[str, list[int | None] | None]] = {}
-    if importable and outs:
-        tf = tf_module()
-        graph = tf.Graph()
-        with graph.as_default():
-            tf.compat.v1.import_graph_def(graph_def, name="")
-        kept = []
-        for name in outs:
-            op = graph.get_operation_by_name(node_name(name))
-            if not op.outputs:  # a stateful op run for its effect (a train step)
-                continue
-            t = graph.get_tensor_by_name(name if ":" in name else f"{name}:0")
-            shapes[name] = (t.dtype.name, t.shape.as_list() if t.shape.rank is not None else None)
-            kept.append(name)
-        outs = kept
-    variables = {
-        n.name: {"shape": _shape(n.attr["shape"].shape), "dtype": _dtype(n.attr["dtype"].type)}
-        for n in graph_def.node
-        if n.op in ("VariableV2", "VarHandleOp", "Variable")
-    }
-    weights = find_weight_constants(graph_def)
-    consts = {n.name: n for n in graph_def.node if n.op == "Const"}
-    weight_params = sum(
-        math.prod(int(d or 0) for d in _shape(consts[c].attr["value"].tensor.tensor_shape) or [])
-        for c in weights
-    )
-    var_params = sum(math.prod(int(d or 0) for d in v["shape"] or []) for v in variables.values())
-    return {
-        "nodes": len(graph_def.node),
-        "inputs": inputs,
-        "outputs": [
-            {
-                "name": o if ":" in o else f"{o}:0",
-                "dtype": shapes[o][0] if o in shapes else None,
-                "shape": shapes[o][1] if o in shapes else None,
-            }
-            for o in outs
-        ],
-        "ops": dict(ops.most_common()),
-        "functions": len(graph_def.library.function),
-        "function_ops": dict(fn_ops.most_common()),
-        "variables": variables,
-        "weight_constants": len(weights),
-        "parameters": var_params + weight_params,
-    }
-
-
-def _meta_summary(meta: Any, what: str, allow_unsafe_ops: bool) -> dict[str, Any]:
-    from detector.model.safety import check_meta_graph
-
-    refused = _safety(check_meta_graph, meta, what, allow_unsafe_ops)
-    info = meta.meta_info_def
-    collections = {
-        name: decode_collection(name, col) for name, col in sorted(meta.collection_def.items())
-    }
-    saver = meta.saver_def
-    outputs = None
-    signature_outputs = sorted(
-        {
-            t.name
-            for key, sig in meta.signature_def.items()
-            if key != "__saved_model_init_op"
-            for t in sig.outputs.values()
-            if t.name
-        }
-    )
-    if signature_outputs:  # a SavedModel: its signatures say what the outputs are
-        outputs = signature_outputs
-    elif "outputs" in meta.collection_def:
-        outputs = [node_name(t) for t in meta.collection_def["outputs"].node_list.value]
-    else:
-        from detector.model.graphfile import OD_OUTPUTS
-
-        names = {n.name for n in meta.graph_def.node}
-        if all(o in names for o in OD_OUTPUTS):
-            outputs = list(OD_OUTPUTS)
-    return {
-        "meta_info": {
-            "meta_graph_version": info.meta_graph_version,
-            "tags": list(info.tags),
-            "tensorflow_version": info.tensorflow_version,
-            "tensorflow_git_version": info.tensorflow_git_version,
-            "ops_used": sorted(op.name for op in info.stripped_op_list.op),
-        },
-        "saver": {
-            "filename_tensor": saver.filename_tensor_name,
-            "save_tensor": saver.save_tensor_name,
-            "restore_op": saver.restore_op_name,
-            "max_to_keep": saver.max_to_keep,
-            "sharded": saver.sharded,
-            "keep_checkpoint_every_n_hours": saver.keep_checkpoint_every_n_hours,
-            "version": int(saver.version),
-        }
-        if meta.HasField("saver_def")
-        else None,
-        "collections": collections,
-        "safety": refused or "ok",
-        "graph": graph_summary(meta.graph_def, importable=refused is None, outputs=outputs),
-    }
-
-
-def decode_collection(name: str, col: Any, limit: int = 50) -> dict[str, Any]:
-    """A collection's entries as text: node names, numbers, or the protos its bytes hold
-    (``VariableDef`` → the variable name, ``CondContextDef`` → its name, ...)."""
-    from tensorflow.python.framework import ops
-
-    kind = col.WhichOneof("kind")
-    items = list(getattr(col, kind).value) if kind else []
-    proto_type = ops.get_collection_proto_type(name) if kind == "bytes_list" else None
-    shown: list[Any] = []
-    for item in items[:limit]:
-        if not isinstance(item, bytes):
-            shown.append(item)
-            continue
-        if proto_type is not None:
-            try:
-                msg = proto_type.FromString(item)
-                label = next(
-                    (
-                        getattr(msg, f)
-                        for f in ("variable_name", "context_name", "name")
-                        if hasattr(msg, f) and getattr(msg, f)
-                    ),
-                    "",
-                )
-                shown.append(f"{proto_type.__name__}({label})" if label else proto_type.__name__)
-                continue
-            except Exception:
-                pass
-        try:
-            text = item.decode("utf-8")
-            shown.append(text if text.isprintable() else f"<{len(item)} bytes>")
-        except UnicodeDecodeError:
-            shown.append(f"<{len(item)} bytes>")
-    return {"kind": kind, "count": len(items), "items": shown}
 
 
 def inspect_checkpoint(path: Path, tensor: str | None, allow_unsafe_ops: bool) -> dict[str, Any]:
@@ -253,7 +72,7 @@ def inspect_checkpoint(path: Path, tensor: str | None, allow_unsafe_ops: bool) -
         result["state_file"] = state_summary(state)
     if ref.meta is not None:
         meta = parse_meta_graph(ref.meta)
-        result.update(_meta_summary(meta, str(ref.meta), allow_unsafe_ops))
+        result.update(meta_summary(meta, str(ref.meta), allow_unsafe_ops))
     if tensor is not None:
         entry = find_entry(entries, tensor, f"checkpoint '{ref.prefix}'")
         try:
@@ -289,7 +108,7 @@ def state_summary(state: Any) -> dict[str, Any]:
 
 
 def _graph_tensor(graph_def: Any, tensor: str) -> dict[str, Any]:
-    from tensorflow.python.framework import tensor_util
+    from detector.model.sizes import tensor_array
 
     name = node_name(tensor)
     node = next((n for n in graph_def.node if n.name == name), None)
@@ -301,7 +120,8 @@ def _graph_tensor(graph_def: Any, tensor: str) -> dict[str, Any]:
             f"graph has no constant {tensor!r}",
             hint=f"closest: {difflib.get_close_matches(name, consts, n=5)}",
         )
-    return {"name": name, **tensor_value(tensor_util.MakeNdarray(node.attr["value"].tensor))}
+    value = tensor_array(node.attr["value"].tensor, f"constant '{name}'")
+    return {"name": name, **tensor_value(value)}
 
 
 def inspect_graph_file(
@@ -315,12 +135,12 @@ def inspect_graph_file(
         result = {
             "format": "meta",
             "path": str(path),
-            **_meta_summary(meta, str(path), allow_unsafe_ops),
+            **meta_summary(meta, str(path), allow_unsafe_ops),
         }
         graph_def = meta.graph_def
     else:
         graph_def = parse_graph_def(path, fmt)
-        refused = _safety(check_graph_def, graph_def, str(path), allow_unsafe_ops)
+        refused = safety_verdict(check_graph_def, graph_def, str(path), allow_unsafe_ops)
         names = {n.name for n in graph_def.node}
         outs = list(OD_OUTPUTS) if all(o in names for o in OD_OUTPUTS) else None
         result = {
@@ -353,7 +173,7 @@ def inspect_saved_model(path: Path, tensor: str | None, allow_unsafe_ops: bool) 
     graphs = []
     warnings = []
     for meta in saved.meta_graphs:
-        summary = _meta_summary(
+        summary = meta_summary(
             meta, f"{path} [{','.join(meta.meta_info_def.tags)}]", allow_unsafe_ops
         )
         summary["signatures"] = sm.signatures(meta)
@@ -361,9 +181,9 @@ def inspect_saved_model(path: Path, tensor: str | None, allow_unsafe_ops: bool) 
         summary["_graph_def"] = meta.graph_def
         if keras3_saved_by_tf(meta):
             warnings.append(
-                "a Keras 3 model saved with tf.saved_model.save: its variables are not "
-                "restored by the graph loader, so it cannot be run, frozen or converted "
-                "here; re-export it with model.export('folder')"
+                "a Keras 3 model saved with tf.saved_model.save: its graph does not restore "
+                "its variables by itself, so run, freeze and convert load it through "
+                "TensorFlow's object loader (tf.saved_model.load), as TensorFlow does"
             )
         graphs.append(summary)
     result: dict[str, Any] = {"format": "saved_model", "path": str(path), "meta_graphs": graphs}
@@ -433,6 +253,11 @@ def inspect_path(
             info = inspect_graph_file(path, fmt, tensor, allow_unsafe_ops)
         elif fmt == "saved_model":
             info = inspect_saved_model(path, tensor, allow_unsafe_ops)
+        elif fmt in ("keras", "keras_weights"):
+            from detector.tools.keras_inspect import inspect_keras, inspect_keras_weights
+
+            reader = inspect_keras if fmt == "keras" else inspect_keras_weights
+            info = reader(path, tensor)
         else:
             info = inspect_tflite(path)
         _attach_nodes(info, nodes or node_filter is not None, node_filter or {})
@@ -447,27 +272,26 @@ def inspect_path(
 
 
 def _attach_nodes(info: dict[str, Any], wanted: bool, node_filter: dict[str, str]) -> None:
-    """Add the node listing where asked, and drop the GraphDefs kept for it."""
+    """Add the node listing where asked (shapes from the graph imported for the summary),
+    and drop the GraphDefs and graphs kept for it."""
     from detector.tools.nodes import list_nodes
 
-    holders = [info, *info.get("meta_graphs", [])]
     op, name = node_filter.get("op", ""), node_filter.get("name", "")
-    graph_def = info.pop("_graph_def", None)
-    for holder in holders[1:]:
-        gd = holder.pop("_graph_def", None)
-        if wanted and gd is not None:
-            holder["nodes"] = list_nodes(gd, op=op, name=name)
-    if wanted and graph_def is not None:
-        info["nodes"] = list_nodes(graph_def, op=op, name=name)
-    if wanted and info.get("format") == "checkpoint" and info.get("meta"):
-        from detector.model.graphfile import parse_meta_graph
-
-        info["nodes"] = list_nodes(parse_meta_graph(info["meta"]).graph_def, op=op, name=name)
     if wanted and info.get("format") == "tflite":
         raise ModelError(
             "--nodes lists TensorFlow graph nodes; a .tflite has operators",
             hint="its operators are counted under 'ops' without --nodes",
         )
+    if info.get("format") == "checkpoint" and "graph" in info and "_graph_def" not in info:
+        from detector.model.graphfile import parse_meta_graph
+
+        if wanted and info.get("meta"):
+            info["_graph_def"] = parse_meta_graph(info["meta"]).graph_def
+    for holder in [info, *info.get("meta_graphs", [])]:
+        graph_def = holder.pop("_graph_def", None)
+        graph = holder["graph"].pop("_tf_graph", None) if "graph" in holder else None
+        if wanted and graph_def is not None:
+            holder["nodes"] = list_nodes(graph_def, op=op, name=name, graph=graph)
 
 
 def refusals(info: dict[str, Any]) -> list[str]:

@@ -63,6 +63,29 @@ def _node_lines(nodes: list[dict[str, Any]] | None, indent: str) -> list[str]:
     return lines
 
 
+def _keras_lines(info: dict[str, Any]) -> list[str]:
+    """A Keras file's model class, layers, inputs and outputs, and its safety verdict."""
+    if info["format"] not in ("keras", "keras_weights"):
+        return []
+    lines = [f"{k}: {info[k]}" for k in ("model_class", "keras_version", "layout") if info.get(k)]
+    if info.get("layers"):
+        lines.append(f"layers ({len(info['layers'])}):")
+        for layer in info["layers"]:
+            extra = ", ".join(
+                f"{k} {v}" for k, v in layer.items() if k not in ("index", "name", "class")
+            )
+            lines.append(f"  {layer['name']}  {layer['class']}" + (f"  ({extra})" if extra else ""))
+    for key in ("inputs", "outputs"):
+        if key in info:
+            lines.append(f"{key}:")
+            lines += [f"  {t['name']}  {t['dtype']}  {_fmt_shape(t['shape'])}" for t in info[key]]
+    if "safety" in info:
+        lines.append(f"safety: {info['safety']}")
+    if info.get("named_by"):
+        lines.append(f"weights named by: {info['named_by']}")
+    return lines
+
+
 def render_text(info: dict[str, Any]) -> str:
     """A human-readable report of :func:`inspect_path`'s result."""
     lines = [f"format: {info['format']}"]
@@ -71,7 +94,13 @@ def render_text(info: dict[str, Any]) -> str:
     for key in ("kind", "path", "prefix", "step", "meta", "bytes", "version", "description"):
         if info.get(key) not in (None, ""):
             lines.append(f"{key}: {info[key]}")
-    if "variables" in info and info["format"] in ("checkpoint", "saved_model"):
+    lines += _keras_lines(info)
+    if "variables" in info and info["format"] in (
+        "checkpoint",
+        "saved_model",
+        "keras",
+        "keras_weights",
+    ):
         lines.append(
             f"variables ({len(info['variables'])}, {info.get('parameters', 0):,} parameters):"
         )

@@ -36,9 +36,28 @@ def _shapes(node: Any) -> list[list[int | None] | None]:
     return [shape_of(s) for s in node.attr["_output_shapes"].list.shape]
 
 
-def describe_node(node: Any, function: str | None = None) -> dict[str, Any]:
-    """One node as a dict: name, op, inputs, device, output tensors (dtype, shape)."""
+def _imported_shapes(graph: Any, name: str) -> tuple[list[str], list[list[int | None] | None]]:
+    """Dtypes and shapes TensorFlow inferred for an imported node's outputs."""
+    try:
+        op = graph.get_operation_by_name(name)
+    except (KeyError, ValueError):
+        return [], []
+    return [t.dtype.name for t in op.outputs], [
+        t.shape.as_list() if t.shape.rank is not None else None for t in op.outputs
+    ]
+
+
+def describe_node(
+    node: Any, function: str | None = None, graph: Any | None = None
+) -> dict[str, Any]:
+    """One node as a dict: name, op, inputs, device, output tensors (dtype, shape).
+
+    Given the imported ``graph``, dtypes and shapes are the ones TensorFlow inferred (as
+    ``graph.get_operations()`` shows them); otherwise they come from the node's attributes.
+    """
     dtypes, shapes = _dtypes(node), _shapes(node)
+    if graph is not None and function is None:
+        dtypes, shapes = _imported_shapes(graph, node.name)
     count = max(len(dtypes), len(shapes)) or (0 if node.op in ("NoOp", "Assert") else 1)
     outputs = [
         {
@@ -58,7 +77,12 @@ def describe_node(node: Any, function: str | None = None) -> dict[str, Any]:
 
 
 def list_nodes(
-    graph_def: Any, *, op: str = "", name: str = "", functions: bool = True
+    graph_def: Any,
+    *,
+    op: str = "",
+    name: str = "",
+    functions: bool = True,
+    graph: Any | None = None,
 ) -> list[dict[str, Any]]:
     """Every node (and function body node) of ``graph_def``, filtered.
 
@@ -67,6 +91,7 @@ def list_nodes(
         name: A glob (``logits/*``) or plain substring the node name must match.
         functions: Include the nodes of the function library (``If``/``While`` bodies,
             TF2 functions), marked with their function's name.
+        graph: ``graph_def`` imported (after the allowlist passed): shapes as TF infers them.
     """
     ops = {o.strip() for o in op.split(",") if o.strip()}
 
@@ -75,7 +100,7 @@ def list_nodes(
             return False
         return not name or fnmatch.fnmatchcase(node.name, name) or name in node.name
 
-    out = [describe_node(n) for n in graph_def.node if keep(n)]
+    out = [describe_node(n, graph=graph) for n in graph_def.node if keep(n)]
     if functions:
         for fdef in graph_def.library.function:
             out += [describe_node(n, fdef.signature.name) for n in fdef.node_def if keep(n)]

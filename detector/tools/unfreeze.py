@@ -40,7 +40,7 @@ def graph_with_variables(
         ``(graph, variables by name, value by name)``; the variables start at zero and
         their values are fed to their initializers by the caller.
     """
-    from tensorflow.python.framework import tensor_util
+    from detector.model.sizes import tensor_array
 
     tf = tf_module()
     tf1 = tf.compat.v1
@@ -70,7 +70,7 @@ def graph_with_variables(
     values: dict[str, Any] = {}
     with graph.as_default():
         for const, var_name in sorted(mapping.items()):
-            value = tensor_util.MakeNdarray(consts[const].attr["value"].tensor)
+            value = tensor_array(consts[const].attr["value"].tensor, f"constant '{const}'")
             # Zeros as the initial value keep the weights out of the .meta: they live
             # in the checkpoint only.
             var = tf1.Variable(tf.zeros(value.shape, value.dtype), name=var_name, use_resource=True)

@@ -103,6 +103,22 @@ def _elements(node: Any) -> int:
     return int(np.prod(dims)) if dims else 1
 
 
+_LIVE_ROOTS = frozenset({"Placeholder", "PlaceholderWithDefault", "Merge", "_Arg"})
+
+
+def _computed_nodes(graph_def: Any, consumers: dict[str, list[tuple[Any, int]]]) -> set[str]:
+    """Nodes whose value depends on more than constants (an input, a loop variable): the
+    data-edge closure forward from the placeholders, in one linear pass."""
+    live = {n.name for n in graph_def.node if n.op in _LIVE_ROOTS}
+    stack = list(live)
+    while stack:
+        for node, _ in consumers.get(stack.pop(), []):
+            if node.name not in live:
+                live.add(node.name)
+                stack.append(node.name)
+    return live
+
+
 def attribute_constants(graph_def: Any, sidecar: Path | None = None) -> Attribution:
     """Find every weight constant of a frozen graph; see :class:`Attribution`.
 
@@ -120,26 +136,17 @@ def attribute_constants(graph_def: Any, sidecar: Path | None = None) -> Attribut
         out.kinds = dict.fromkeys(out.names, "sidecar")
         log.info("using %d variable names from %s", len(out.names), sidecar)
         return out
-    nodes = {n.name: n for n in graph_def.node}
     consumers: dict[str, list[tuple[Any, int]]] = {}
     for node in graph_def.node:
         for pos, inp in enumerate(node.input):
             if not inp.startswith("^"):
                 consumers.setdefault(node_name(inp), []).append((node, pos))
 
+    live = _computed_nodes(graph_def, consumers)
+
     def computed(name: str) -> bool:
         """Whether a value depends on more than constants (an input, a variable)."""
-        seen, stack = set(), [name]
-        while stack:
-            cur = stack.pop()
-            if cur in seen or cur not in nodes:
-                continue
-            seen.add(cur)
-            node = nodes[cur]
-            if node.op in ("Placeholder", "PlaceholderWithDefault", "Merge", "_Arg"):
-                return True
-            stack += [node_name(i) for i in node.input if not i.startswith("^")]
-        return False
+        return name in live
 
     def kind_of(const: str) -> tuple[str | None, str | None]:
         """How a constant is used, and the name of its variable reader if it has one."""
@@ -230,16 +237,15 @@ def find_weight_constants(graph_def: Any, sidecar: Path | None = None) -> dict[s
 def _frozen_weights(
     path: Path, fmt: str, allow_unsafe_ops: bool
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    from tensorflow.python.framework import tensor_util
-
     from detector.model.graphfile import read_graph_def
+    from detector.model.sizes import tensor_array
     from detector.tools.freeze import sidecar_path
 
     graph_def = read_graph_def(path, fmt, allow_unsafe_ops=allow_unsafe_ops)
     found = attribute_constants(graph_def, sidecar_path(path))
     consts = {n.name: n for n in graph_def.node if n.op == "Const"}
     weights = {
-        var: tensor_util.MakeNdarray(consts[c].attr["value"].tensor)
+        var: tensor_array(consts[c].attr["value"].tensor, f"constant '{c}' of '{path}'")
         for c, var in sorted(found.names.items())
     }
     kinds = {found.names[c]: k for c, k in found.kinds.items()}
@@ -321,19 +327,22 @@ def read_weights_report(
         weights, details = _frozen_weights(path, fmt, allow_unsafe_ops)
     elif fmt in ("checkpoint", "meta"):
         weights, details = _checkpoint_weights(path)
+    elif fmt in ("keras", "keras_weights"):
+        from detector.tools.keras_inspect import keras_weights
+
+        weights, details = keras_weights(path, fmt)
     elif fmt == "saved_model" and (path / "variables" / "variables.index").is_file():
         weights, details = _checkpoint_weights(path / "variables" / "variables")
     elif fmt == "saved_model":
-        from tensorflow.python.framework import tensor_util
-
         from detector.model.graphfile import load_graph
+        from detector.model.sizes import tensor_array
         from detector.tools.freeze import freeze_loaded
 
         with load_graph(path, allow_unsafe_ops=allow_unsafe_ops) as loaded:
             result = freeze_loaded(loaded, verify=False, what=str(path))
         consts = {n.name: n for n in result.graph_def.node}
         weights = {
-            v: tensor_util.MakeNdarray(consts[c].attr["value"].tensor)
+            v: tensor_array(consts[c].attr["value"].tensor, f"constant '{c}' of '{path}'")
             for c, v in sorted(result.variables.items())
         }
         kinds = {k: "scalar" if a.ndim == 0 else "array" for k, a in weights.items()}

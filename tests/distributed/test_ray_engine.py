@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -219,6 +220,17 @@ def test_joins_a_running_ray_cluster_by_address(tmp_path: Path, photos_dir: Path
         assert record["ray"]["address"] == address and not record["ray"]["started_local"]
         assert record["stats"]["frames_processed"] == len(list(photos_dir.iterdir()))
         assert head.poll() is None  # the cluster is still up after the run
+        # without --ray-address the run starts its own Ray, never joins the one running here
+        args = [a for a in args if a not in ("--ray-address", address)]
+        args[args.index("joined")] = "alone"
+        proc = subprocess.run(
+            [sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True,
+            timeout=600,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        alone = json.loads((tmp_path / "alone" / "run.json").read_text())["ray"]
+        assert alone["address"] == "local" and alone["started_local"]
+        assert alone["gcs_address"] != address
     finally:
         if head.stdin is not None:
             head.stdin.close()
@@ -242,3 +254,24 @@ def test_without_ray_installed_the_run_exits_2_with_the_install_command(tmp_path
     assert proc.returncode == 2, proc.stderr
     assert "pip install 'ray[data]==2.60.0'" in proc.stderr
     assert not list(tmp_path.iterdir())  # nothing written before the check
+
+
+def test_a_name_that_is_not_utf8_is_read_and_written_on_ray(
+    tmp_path: Path, photos_dir: Path, local_ray: Any
+) -> None:
+    """The Ray engine once died of SIGSEGV (no message, no run.json) on such a name with
+    --images: OpenCV was handed the raw name to write."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(photos_dir / "dog.jpg", folder / "dog.jpg")
+    raw = os.path.join(os.fsencode(folder), b"caf\xe9.jpg")
+    with open(raw, "wb") as f:
+        f.write((photos_dir / "dog.jpg").read_bytes())
+    code, run = _run(tmp_path, "ray", "--source", str(folder), "--engine", "ray", "--images")
+    assert code == 0
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "ok" and record["stats"]["frames_processed"] == 2
+    written = sorted(p.name for p in (run / "images").iterdir())
+    assert len(written) == 2
+    for p in (run / "images").iterdir():
+        assert cv2.imdecode(np.fromfile(p, np.uint8), cv2.IMREAD_COLOR) is not None

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -242,3 +244,50 @@ def test_show_without_a_display_runs_disk_only(
     out = RunOutputs.read(only_run_folder(runs))
     assert len(out.lines) == 12 and out.video_frames == 12
     assert out.run["outputs"]["window"] is False
+
+
+@pytest.mark.skipif(not shutil.which("Xvfb"), reason="needs Xvfb")
+def test_the_x_server_dying_under_show_never_fails_the_run(
+    slow_model: Path, tiny_labels: Path, tmp_path: Path, runs: Path
+) -> None:
+    xvfb = subprocess.Popen(
+        ["Xvfb", "-displayfd", "1", "-screen", "0", "320x240x24"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        display = f":{xvfb.stdout.readline().strip()}" if xvfb.stdout else ""
+        clip = tiny_video(tmp_path / "clip.avi", frames=40, fps=10)
+        run = RunningCli("--source", clip, "--model", slow_model, "--labels", tiny_labels,
+                         "--output", runs, "--workers", "1", "--show",
+                         env=cli_env(DISPLAY=display))  # fmt: skip
+        run.wait_for(lambda: _lines(runs) >= 3, what="3 frames written")
+        xvfb.kill()  # the X server goes away mid-run
+        xvfb.wait(timeout=10)
+        result = run.finish()
+    finally:
+        if xvfb.poll() is None:
+            xvfb.kill()
+            xvfb.wait(timeout=10)
+    result.assert_ok()  # the window went, the run did not
+    assert "window failed" in result.err and "disk-only" in result.err
+    out = RunOutputs.read(only_run_folder(runs))
+    assert out.run["status"] == "ok" and len(out.lines) == 40 and out.video_frames == 40
+
+
+@pytest.mark.parametrize("after_s", [0.5, 1.5, 3.0, 5.0])
+def test_sigterm_during_start_up_stops_the_run(
+    tmp_path: Path, tiny: list[str], runs: Path, after_s: float
+) -> None:
+    clip = tiny_video(tmp_path / "clip.avi", frames=300, fps=10)
+    run = RunningCli("--source", clip, *tiny)
+    time.sleep(after_s)  # somewhere in start-up: imports, TensorFlow, the model, the first frames
+    run.signal(signal.SIGTERM)
+    result = run.finish()
+    # never ignored ("run ok"), never taken for a broken install
+    assert result.code in (130, -signal.SIGTERM), result.text
+    assert "cannot import TensorFlow" not in result.text and "Traceback" not in result.text
+    for folder in runs.glob("*") if runs.exists() else []:
+        record = RunOutputs.read(folder).run
+        assert record["status"] == "interrupted"

@@ -65,7 +65,7 @@ def _run(tmp_path: Path, results: list[FrameResult], stop_after: int | None = No
                 CocoSink(tmp_path / "coco_results.json", LABELS, "clip.mp4", video_stem="clip")
             ),
             stack.enter_context(CsvSink(tmp_path / "detections.csv", LABELS, "clip.mp4")),
-            stack.enter_context(MotSink(tmp_path / "mot.txt")),
+            stack.enter_context(MotSink(tmp_path / "mot.txt", labels=LABELS)),
         ]
         for n, r in enumerate(results):
             if stop_after is not None and n == stop_after:
@@ -124,11 +124,15 @@ def test_mot_lines_match_the_json_lines(tmp_path: Path) -> None:
     mot = np.loadtxt(tmp_path / "mot.txt", delimiter=",", ndmin=2)
     expected = _jsonl_rows(tmp_path / "detections.jsonl")
     assert mot.shape == (len(expected), 10)
-    for line, (frame, cid, score, (x1, y1, x2, y2)) in zip(mot, expected, strict=True):
+    for line, (frame, _, score, (x1, y1, x2, y2)) in zip(mot, expected, strict=True):
         assert line[0] == frame + 1 and line[1] == -1  # 1-based frames; no tracker: id -1
         assert line[2:6] == pytest.approx([x1, y1, x2 - x1, y2 - y1], abs=0.051)
         assert line[6] == pytest.approx(score)
-        assert list(line[7:]) == [cid, -1, -1]  # the class column, as py-motmetrics reads it
+        assert list(line[7:]) == [-1, -1, -1]
+    for cid in {c for _, c, _, _ in expected}:  # one file a class, as TrackEval reads them
+        name = LABELS.name(cid).replace(" ", "_")  # "class 44" -> class_44.txt
+        mine = np.loadtxt(tmp_path / "mot" / f"{name}.txt", delimiter=",", ndmin=2)
+        assert len(mine) == sum(1 for _, c, _, _ in expected if c == cid)
 
 
 def _tracked(ids: list[int], scores: list[float]) -> FrameResult:

@@ -167,15 +167,18 @@ def test_image_sink_imwrite_failure_is_sink_error(tmp_path):
         sink.write(result(0), result(0).frame.image)
 
 
-def test_image_sink_zero_byte_file_is_sink_error(tmp_path, monkeypatch):
-    def fake_imwrite(path, img):  # what a full disk can look like: "success", 0 bytes
-        open(path, "wb").close()
-        return True
+def test_image_sink_failure_leaves_no_half_image(tmp_path, monkeypatch):
+    import errno
+    import os
 
-    sink = ImageSink(tmp_path)
-    monkeypatch.setattr(cv2, "imwrite", fake_imwrite)
+    def full_disk(src, dst):  # the data went down, the rename cannot: nothing half-written
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    sink = ImageSink(tmp_path / "images")
+    monkeypatch.setattr(os, "replace", full_disk)
     with pytest.raises(SinkError, match="disk"):
         sink.write(result(0), result(0).frame.image)
+    assert list((tmp_path / "images").iterdir()) == []  # neither the image nor its .part
 
 
 def test_image_sink_rejects_unknown_extension(tmp_path):
@@ -273,15 +276,17 @@ def test_window_sink_quits_under_xvfb(tmp_path, action):
     )
     script = tmp_path / "win.py"
     script.write_text(
-        "import numpy as np, subprocess, sys\n"
+        "import numpy as np, subprocess, sys, time\n"
         "from detector.outputs import WindowSink, display_available\n"
         "assert display_available()\n"
         "img = np.zeros((48, 64, 3), np.uint8)\n"
         "with WindowSink('detector-test', wait_ms=20) as w:\n"
         "    for i in range(500):\n"
         "        w.write(None, img)\n"
-        "        if i == 5:\n"
-        "            wid = subprocess.run(['xdotool', 'search', '--name', 'detector-test'],\n"
+        "        time.sleep(0.02)\n"
+        "        if i == 5:  # the window lives in its own process: wait until it is mapped\n"
+        "            wid = subprocess.run(['xdotool', 'search', '--sync', '--onlyvisible',\n"
+        "                                  '--name', 'detector-test'],\n"
         "                                 capture_output=True, text=True).stdout.split()[0]\n"
         f"            subprocess.run({send}, check=True)\n"
         "        if w.quit_requested:\n"

@@ -84,6 +84,14 @@ def test_absurd_frame_rates_fall_back_to_30_with_a_warning(
     assert "no usable frame rate" in caplog.text and "x.mp4" in caplog.text
 
 
+def test_a_time_lapse_keeps_its_rate(tmp_path: Path) -> None:
+    path = tmp_path / "lapse.mp4"  # a frame every 2 s: written at 30 fps it played 60x fast
+    _write(AvVideoSink(path, 0.5), [_result(i, 0.0) for i in range(4)])
+    _, _, times, duration = _decoded(path)
+    assert times == pytest.approx([0.0, 2.0, 4.0, 6.0], abs=1e-3)
+    assert duration == pytest.approx(8.0, abs=1e-3)
+
+
 def test_a_zero_fps_source_still_gets_a_video(tmp_path: Path) -> None:
     path = tmp_path / "z.mp4"
     _write(AvVideoSink(path, 0.001), [_result(i, 0.0) for i in range(6)])

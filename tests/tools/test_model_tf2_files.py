@@ -65,7 +65,8 @@ def keras_files(tmp_path_factory):
             keras.layers.Dense(3, name="d1"),
             keras.layers.BatchNormalization(name="bn"),
             keras.layers.Dense(2, name="d2"),
-        ]
+        ],
+        name="sequential",  # fixed: Keras numbers unnamed models per process
     )
     model(np.zeros((1, 4), np.float32))
     bn = model.get_layer("bn")
@@ -169,15 +170,53 @@ def test_tf2_saved_model_converts_and_exports_every_variable(tf2, tmp_path):
     np.testing.assert_array_equal(weights["b"], tf2["module"].b.numpy())
 
 
-def test_keras3_saved_with_tf_saved_model_save_is_named(keras_files, tmp_path, capsys):
-    path = keras_files["folder"] / "tfsave"
-    info = inspect_path(path)
-    assert any("Keras 3" in w and "model.export" in w for w in info["warnings"])
-    assert main(["model", "convert", str(path), "-o", str(tmp_path / "k.pb")]) == 1
-    err = capsys.readouterr().err
-    assert "Keras 3 model saved with tf.saved_model.save" in err and "model.export" in err
-    assert "unexpected" not in err
-    assert not list(tmp_path.iterdir())  # nothing left behind
+@pytest.fixture(scope="module")
+def simple_save(tmp_path_factory):
+    """A TF1 graph saved with tf.compat.v1.saved_model.simple_save."""
+    import tensorflow as tf
+
+    folder = tmp_path_factory.mktemp("simple") / "sm"
+    with tf.Graph().as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 3], name="x")
+        w = tf.compat.v1.get_variable("w", initializer=np.arange(6, dtype=np.float32).reshape(3, 2))
+        y = tf.identity(tf.nn.relu(tf.matmul(x, w) - 2.0), name="y")
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            tf.compat.v1.saved_model.simple_save(sess, str(folder), {"x": x}, {"y": y})
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["module", "keras_export", "keras_tf_save", "simple_save"])
+def test_every_saved_model_tf_loads_converts_like_tf_saved_model_load(
+    kind, tf2, keras_files, simple_save, tmp_path
+):
+    import tensorflow as tf
+
+    from detector.model.graphfile import load_graph
+    from detector.tools.convert import convert
+
+    path = {
+        "module": tf2["sm"],
+        "keras_export": keras_files["folder"] / "export",
+        "keras_tf_save": keras_files["folder"] / "tfsave",
+        "simple_save": simple_save,
+    }[kind]
+    signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+    (key, spec), *_ = signature.structured_input_signature[1].items()
+    x = np.random.default_rng(0).standard_normal((2, spec.shape[1])).astype(np.float32)
+    (theirs,) = [v.numpy() for v in signature(**{key: tf.constant(x)}).values()]
+    for target in ("pb", "checkpoint", "saved_model"):
+        out = tmp_path / (f"{target}.pb" if target == "pb" else target)
+        report = convert(path, out, to=target)
+        assert report["max_diff"] is not None and report["max_diff"] < 1e-5, target
+        with load_graph(out) as loaded:
+            (ours,) = loaded.run({next(iter(loaded.inputs)): x}).values()
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6, err_msg=target)
+
+
+def test_keras3_saved_with_tf_saved_model_save_is_named_and_loaded(keras_files):
+    info = inspect_path(keras_files["folder"] / "tfsave")
+    assert any("Keras 3" in w and "tf.saved_model.load" in w for w in info["warnings"])
 
 
 def test_object_checkpoint_names_match_list_variables(tf, tf2, capsys):

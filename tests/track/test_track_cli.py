@@ -50,14 +50,18 @@ def test_track_flag_gives_ids_and_moving_boxes(tmp_path):
             if d["track_id"] is not None and d["box_xyxy"] != fresh.get(d["track_id"]):
                 moved += 1
     assert moved > frames
-    # the MOT file holds the same ids, frame by frame (1-based frames, -1 = unconfirmed)
+    # the MOT file holds the confirmed tracks scoring at least the threshold, frame by frame
+    # (1-based frames); unconfirmed boxes and ByteTrack's low-score matches stay out of it
     mot = np.loadtxt(run.folder / "mot.txt", delimiter=",", ndmin=2)
     want = [
-        (rec["frame"] + 1, -1 if d["track_id"] is None else d["track_id"])
+        (rec["frame"] + 1, d["track_id"])
         for rec in run.lines
         for d in rec["detections"]
+        if d["track_id"] is not None and d["score"] >= 0.5
     ]
     assert [(int(f), int(i)) for f, i in mot[:, :2]] == want
+    left_out = [d for r in run.lines for d in r["detections"]]
+    assert any(d["track_id"] is None or d["score"] < 0.5 for d in left_out)
 
 
 def test_bad_track_settings_exit_2(tmp_path):

@@ -16,7 +16,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -31,6 +31,7 @@ from detector.errors import ConfigError
 TOKEN_ENV = "DETECTOR_API_TOKEN"
 COOKIE = "detector_token"
 SCOPE_KEY = "detector.authorized"  # set on every request: did it carry the token?
+TOKEN_KEY = "detector.token"  # the token, for routes that take it in a form field
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -45,6 +46,7 @@ class Access:
 
     Attributes:
         token: The API token; ``None``: no token asked (loopback only, or ``insecure``).
+        max_header_bytes: Largest request head (names and values); bigger ones get 431.
         max_body_bytes: Largest request body; bigger ones get 413.
         body_timeout_s: Longest wait for each piece of a request body (a client that
             trickles its upload is cut off with 408).
@@ -56,6 +58,7 @@ class Access:
     """
 
     token: str | None = None
+    max_header_bytes: int = 16 * 1024
     max_body_bytes: int = 20 * 1024 * 1024
     body_timeout_s: float = 10.0
     rate_per_s: float = 0.0
@@ -107,9 +110,11 @@ def matches(given: str | None, token: str | None) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), token.encode())
 
 
-def authorized(scope: Scope) -> bool:
-    """Whether this request already carried the token (in a header, the query or a cookie)."""
-    return bool(scope.get(SCOPE_KEY, False))
+def authorized(scope: Mapping[str, Any], form_token: str | None = None) -> bool:
+    """Whether this request carried the token: in a header, the query or a cookie (checked
+    by the middleware), or as ``form_token`` (a route's form field, e.g. DeepStack's
+    ``api_key``)."""
+    return bool(scope.get(SCOPE_KEY, False)) or matches(form_token, scope.get(TOKEN_KEY))
 
 
 def _given_token(scope: Scope) -> tuple[str | None, bool]:
@@ -186,6 +191,13 @@ class AccessMiddleware:
             await self.app(scope, receive, send)
             return
         a, path = self.access, scope["path"]
+        if sum(len(k) + len(v) for k, v in scope["headers"]) > a.max_header_bytes:
+            await send_json(
+                send,
+                431,
+                {"error": f"request headers larger than {a.max_header_bytes} bytes"},
+            )
+            return
         if path in a.open_paths:
             await self.app(scope, receive, send)
             return
@@ -202,7 +214,7 @@ class AccessMiddleware:
             return
         given, from_query = _given_token(scope)
         ok = matches(given, a.token)
-        scope[SCOPE_KEY] = ok
+        scope[SCOPE_KEY], scope[TOKEN_KEY] = ok, a.token
         if not ok and not any(path.startswith(p) for p in a.form_token_paths):
             await send_json(send, 401 if given is None else 403, _token_error(given is None))
             return

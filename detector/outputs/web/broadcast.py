@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,11 @@ class Broadcaster:
     async def run(self) -> None:
         """Pump until the hub closes (or :meth:`stop`); then wake everyone one last time."""
         loop = asyncio.get_running_loop()
+        # Start every encoder thread now (a fixed set for the server's life, not one more
+        # each time frames are due together).
+        ready = threading.Barrier(ENCODERS)
+        for _ in range(ENCODERS):
+            self._encoder.submit(ready.wait, 5.0)
         try:
             while not self.hub.closed and not self.stopped:
                 changed = await self._encode_new(loop)

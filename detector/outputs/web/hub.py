@@ -32,6 +32,14 @@ FPS_WINDOW_S = 2.0
 # A feed's state as the page shows it. Sources that reconnect may report "reconnecting"
 # through the ``state`` callable a feed is given.
 CONNECTED, WAITING, ENDED = "connected", "waiting", "ended"
+# A feed's health, for /readyz and the metrics: what its source and pipeline are doing.
+# stalled: a live source sent no frame for ``stalled_after_s`` (the camera went quiet);
+# blocked: frames arrive (or a file waits to be read) but none came out for that long (the
+# pipeline downstream is stuck). A viewer never blocks a feed: it is not downstream of it.
+HEALTH = ("starting", "running", "reconnecting", "stalled", "blocked", "ended")
+STALLED_AFTER_S = 5.0
+
+Observer = Callable[["Feed", FrameResult, Callable[[int], str]], None]
 
 
 class Hub:
@@ -42,9 +50,17 @@ class Hub:
         jpeg_quality: JPEG quality of the streamed frames, 1-100.
     """
 
-    def __init__(self, clock: Clock = time.monotonic, jpeg_quality: int = JPEG_QUALITY) -> None:
+    def __init__(
+        self,
+        clock: Clock = time.monotonic,
+        jpeg_quality: int = JPEG_QUALITY,
+        stalled_after_s: float = STALLED_AFTER_S,
+    ) -> None:
         self.clock = clock
         self.jpeg_quality = int(jpeg_quality)
+        self.stalled_after_s = float(stalled_after_s)
+        self.observers: list[Observer] = []  # told of every published frame (metrics)
+        self.model: dict[str, Any] | None = None  # the loaded model's run.json entry
         self.started = clock()
         self.cond = threading.Condition()
         self.feeds: list[Feed] = []
@@ -134,6 +150,10 @@ class Feed:
         self._skipped = skipped
         self.ended = False
         self.seq = 0  # frames published
+        self.frames_read = 0  # counted by a watched source (see watch), else from the frames
+        self.created = hub.clock()
+        self._source: Any = None
+        self._last_read: float | None = None
         self._image: np.ndarray | None = None
         self._frame_index = -1
         self._last_publish = 0.0
@@ -178,6 +198,24 @@ class Feed:
             self._last_publish = now
             self.seq += 1
             self.hub.cond.notify_all()
+        for observer in self.hub.observers:
+            observer(self, result, labels)
+
+    def watch(self, source: Any) -> Any:
+        """``source`` seen through this feed: each frame it delivers is counted here (so the
+        feed knows a silent camera from a stuck pipeline). Everything else is the source's."""
+        self._source = source
+        return _Watched(source, self)
+
+    def reconnects(self) -> int:
+        """Outages the watched live source came back from (0 for others)."""
+        health = getattr(self._source, "health", None)
+        return int(getattr(health, "reconnects", 0)) if health is not None else 0
+
+    def frame_read(self) -> None:
+        """A frame came from the source (the capture thread; one writer, no lock)."""
+        self.frames_read += 1
+        self._last_read = self.hub.clock()
 
     def attach(
         self,
@@ -234,6 +272,36 @@ class Feed:
                 return str(told)
         return CONNECTED if self.seq else WAITING
 
+    def health(self) -> str:
+        """One of :data:`HEALTH`: what the source and its pipeline are doing now."""
+        if self.ended:
+            return "ended"
+        told = str(self._state() or "") if self._state is not None else ""
+        if told.startswith("reconnecting"):
+            return "reconnecting"
+        if told == "stalled":  # the source's own watchdog is restarting the capture
+            return "stalled"
+        now, quiet = self.hub.clock(), self.hub.stalled_after_s
+        last_read = self._last_read
+        if last_read is None and self.seq:  # not watched: the newest frame stands for it
+            last_read = self._last_publish
+        if last_read is None:
+            return "starting"
+        since_output = now - (self._last_publish if self.seq else self.created)
+        if self.live and now - last_read > quiet:
+            return "stalled"
+        if since_output > quiet:
+            return "blocked"
+        return "running"
+
+    def counts(self) -> dict[str, int]:
+        """Frames read, processed (published) and dropped so far."""
+        with self.hub.cond:
+            read = max(self.frames_read, self._frame_index + 1)
+            published = self.seq
+        dropped = max(0, self._frame_index + 1 - published) if self.live else 0
+        return {"read": read, "processed": published, "dropped": dropped}
+
     def status(self) -> dict[str, Any]:
         """This feed's figures, JSON-ready."""
         skipped = self._skipped() if self._skipped is not None else 0
@@ -249,6 +317,7 @@ class Feed:
                 "uri": self.uri,
                 "live": self.live,
                 "state": self.state(),
+                "health": self.health(),
                 "stream": f"/stream/{self.key}.mjpg",
                 "frame": self._frame_index,
                 "frames_output": published,
@@ -270,3 +339,26 @@ class Feed:
                 "viewers_dropped": self.viewers_dropped,
                 "jpeg_encodes": self.encodes,
             }
+
+
+class _Watched:
+    """A source whose every delivered frame is counted by its feed (see :meth:`Feed.watch`)."""
+
+    def __init__(self, source: Any, feed: Feed) -> None:
+        self._source = source
+        self._feed = feed
+
+    def read(self) -> Any:
+        item = self._source.read()
+        if item is not None:
+            self._feed.frame_read()
+        return item
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+    def __enter__(self) -> _Watched:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._source.close()

@@ -193,20 +193,20 @@ def web_router(
 
     @router.get("/", include_in_schema=False)
     @router.get("/index.html", include_in_schema=False)
-    def index() -> Response:
+    async def index() -> Response:
         return Response(page, media_type="text/html; charset=utf-8")
 
     @router.get("/favicon.ico", include_in_schema=False)
-    def favicon() -> Response:
+    async def favicon() -> Response:
         return Response(status_code=204)
 
     @router.get("/api/status")
-    def status() -> dict[str, Any]:
+    async def status() -> dict[str, Any]:
         """Every source's figures: state, frame, rates, latency, detections, viewers."""
         return {**hub.status(), "title": title}
 
     @router.get("/api/events")
-    def events(source: str | None = None) -> Response:
+    async def events(source: str | None = None) -> Response:
         """Each frame's JSON-lines record as a server-sent event (``?source=<k>``: one)."""
         return EventStream(broadcaster, source, send_timeout_s)
 
@@ -217,11 +217,11 @@ def web_router(
         return MjpegStream(broadcaster, feed, send_timeout_s)
 
     @router.get("/stream.mjpg", summary="MJPEG stream of the first source")
-    def first_stream() -> Response:
+    async def first_stream() -> Response:
         return stream("0")
 
     @router.get("/stream/{key}.mjpg", summary="MJPEG stream of one source")
-    def one_stream(key: str) -> Response:
+    async def one_stream(key: str) -> Response:
         return stream(key)
 
     @router.get("/snapshot/{key}.jpg", summary="The newest frame of one source as JPEG")

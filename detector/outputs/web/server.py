@@ -35,7 +35,9 @@ from detector.config import DEFAULT_SERVE_HOST as DEFAULT_HOST
 from detector.errors import ConfigError, SinkError
 from detector.outputs.web.access import Access, AccessMiddleware
 from detector.outputs.web.broadcast import Broadcaster
+from detector.outputs.web.health import health_router
 from detector.outputs.web.hub import Hub
+from detector.outputs.web.metrics import WebMetrics
 from detector.outputs.web.routes import TRANSPORT_KEY, web_router
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ class _Protocol(H11Protocol):
 
     header_timeout_s = 10.0
 
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
@@ -110,9 +112,11 @@ def build_app(
     title: str,
     send_timeout_s: float,
     access: Access,
+    metrics: WebMetrics,
     routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
-    """The one app: the live view, then ``routers``, behind the access rules."""
+    """The one app: the live view, health and metrics, then ``routers``, behind the access
+    rules."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -130,6 +134,7 @@ def build_app(
         lifespan=lifespan,
     )
     app.include_router(web_router(hub, broadcaster, title=title, send_timeout_s=send_timeout_s))
+    app.include_router(health_router(hub, metrics))
     for router in routers:
         app.include_router(router)
     app.add_middleware(AccessMiddleware, access=access)
@@ -208,6 +213,7 @@ class WebServer:
         self.header_timeout_s = header_timeout_s
         self.stopping = threading.Event()
         self.broadcaster = Broadcaster(hub)
+        self.metrics = WebMetrics(hub)
         self._server: UvicornServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -227,6 +233,7 @@ class WebServer:
             title=self.title,
             send_timeout_s=self.send_timeout_s,
             access=self.access,
+            metrics=self.metrics,
             routers=self.routers,
         )
         protocol = type("_Guarded", (_Protocol,), {"header_timeout_s": self.header_timeout_s})
