@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from detector.config import DEFAULT_THRESHOLD
 from detector.types import Detections, Frame
 
 
@@ -38,7 +39,7 @@ class Engine:
     def __init__(
         self,
         model: Predictor,
-        threshold: float = 0.5,
+        threshold: float = DEFAULT_THRESHOLD,
         class_ids: frozenset[int] | None = None,
         max_boxes: int | None = 100,
     ) -> None:

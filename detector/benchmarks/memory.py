@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import gc
 import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from detector.benchmarks.parts import Outputs
-from detector.benchmarks.system import rss_mb, run_json_subprocess
-from detector.model.options import ModelOptions
+from detector.benchmarks.media import decode_frames
+from detector.benchmarks.parts import ModelSettings, Outputs, engine, labels_for, load
+from detector.benchmarks.system import rss_mb
 from detector.sources.memory import FrameListSource
 from detector.types import FrameResult
 
@@ -56,68 +57,38 @@ def memory_growth(
     }
 
 
-def memory_subprocess(
-    options: ModelOptions, video: Path, first: int, last: int, timeout_s: float = 3600.0
+def memory_worker(
+    model: str,
+    labels: str | None,
+    video: str,
+    first: int,
+    last: int,
+    workers: int,
+    intra: int,
+    inter: int,
+    precision: str,
 ) -> dict[str, Any]:
-    """``memory_growth`` in a fresh process, so RSS is the app's own, not the bench's."""
-    o = options
-    args = ["--model", str(o.path), "--video", str(video), "--first", str(first)]
-    args += ["--last", str(last), "--workers", str(o.workers), "--intra", str(o.intra_op_threads)]
-    args += ["--inter", str(o.inter_op_threads), "--precision", o.precision]
-    args += ["--backend", o.backend]
-    if o.labels is not None:
-        args += ["--labels", str(o.labels)]
-    return run_json_subprocess("detector.benchmarks.memory", args, timeout_s)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Subprocess entry: the app's pipeline with outputs on cycled real frames; RSS as JSON."""
-    import argparse
-    import json
-    import tempfile
-
-    from detector.benchmarks.media import decode_frames
-    from detector.benchmarks.parts import engine, labels_for, load
-
-    p = argparse.ArgumentParser(prog="python -m detector.benchmarks.memory")
-    p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--labels", type=Path)
-    p.add_argument("--video", type=Path, required=True)
-    p.add_argument("--first", type=int, default=1000)
-    p.add_argument("--last", type=int, default=10000)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--intra", type=int, default=1)
-    p.add_argument("--inter", type=int, default=-1)
-    p.add_argument("--precision", default="auto")
-    p.add_argument("--backend", default="tf")
-    a = p.parse_args(argv)
-    options = ModelOptions(
-        a.model,
-        labels=a.labels,
-        backend=a.backend,
-        intra_op_threads=a.intra,
-        inter_op_threads=a.inter,
-        workers=a.workers,
-        precision=a.precision,
+    """Worker task: the app's pipeline with outputs on cycled real frames; RSS figures."""
+    settings = ModelSettings(
+        path=Path(model),
+        labels=Path(labels) if labels else None,
+        intra_op_threads=intra,
+        inter_op_threads=inter,
+        workers=workers,
+        extra={"precision": precision},
     )
-    frames = decode_frames(a.video, 50)
-    model = load(options)
+    frames = decode_frames(Path(video), 50)
+    loaded = load(settings)
     try:
-        out = memory_growth(
+        return memory_growth(
             frames,
-            engine(model),
-            labels_for(options),
+            engine(loaded, settings),
+            labels_for(settings),
             10.0,
-            a.first,
-            a.last,
-            a.workers,
+            first,
+            last,
+            workers,
             Path(tempfile.mkdtemp(prefix="detector-mem-")),
         )
     finally:
-        model.close()
-    print(json.dumps(out))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        loaded.close()

@@ -88,6 +88,18 @@ def add_parser(
         type=float,
         help="explain detections scoring at least this (default: the config's detect.threshold)",
     )
+    _add_look_flags(p)
+    p.add_argument("-o", "--output", type=Path, metavar="DIR", help="output folder")
+    p.add_argument(
+        "--allow-unsafe-ops",
+        action="store_true",
+        help="accept graphs with ops outside the allowlist (trusted files only)",
+    )
+    p.set_defaults(func=handle)
+
+
+def _add_look_flags(p: argparse.ArgumentParser) -> None:
+    """How many detections, and how the heat maps look (colours, occlusion grid)."""
     p.add_argument(
         "--max-detections", type=int, default=20, metavar="N", help="at most N per image"
     )
@@ -107,13 +119,6 @@ def add_parser(
         metavar="C",
         help="occlusion: patch side in cells (default 3)",
     )
-    p.add_argument("-o", "--output", type=Path, metavar="DIR", help="output folder")
-    p.add_argument(
-        "--allow-unsafe-ops",
-        action="store_true",
-        help="accept graphs with ops outside the allowlist (trusted files only)",
-    )
-    p.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:

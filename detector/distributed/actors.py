@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from detector.distributed.media import RangeReader, frame_digest, read_image
+from detector.distributed.media import RangeReader, frame_digest
 from detector.distributed.options import ModelSpec
+from detector.imagefiles import read_image
 from detector.types import Detections, Frame
 
 # The driver finds the actor's message after this marker in Ray's error text.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from detector.config import DEFAULT_THRESHOLD
 from detector.model.options import ModelOptions
 
 
@@ -66,7 +67,7 @@ class ModelSpec:
     """
 
     model: ModelOptions
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     class_ids: frozenset[int] | None = None
     max_boxes: int | None = 100
     warmup_runs: int = 1

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from detector.boxes import MIN_IOU, class_iou
+from detector.config import DEFAULT_THRESHOLD
 from detector.errors import ConfigError, ModelError, SinkError
 from detector.explain import DEFAULT_METHOD, METHODS
 from detector.explain.anchors import AnchorMatch, match_anchor
@@ -38,6 +39,7 @@ from detector.explain.heatmaps import (
 from detector.explain.model import ExplainModel, Forward
 from detector.explain.occlusion import occlusion_maps
 from detector.explain.overlay import colormap_id, overlay
+from detector.imagefiles import write_image
 from detector.labels import LabelMap
 from detector.outputs.rundir import write_json
 from detector.sources import open_source, parse_source
@@ -65,7 +67,7 @@ class ExplainOptions:
 
     methods: tuple[str, ...] = (DEFAULT_METHOD,)
     detection: int | None = None
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     max_detections: int = 100
     colormap: str = "jet"
     alpha: float = 0.45
@@ -191,7 +193,6 @@ def explain_image(
 ) -> list[Explanation]:
     """Explain the kept detections of one BGR ``uint8`` image with every method asked."""
     rgb = np.ascontiguousarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
-    height, width = rgb.shape[:2]
     forward = model.forward(rgb)
     rows = select(forward, options)
     if options.detection is not None and not rows:
@@ -200,56 +201,63 @@ def explain_image(
             options.detection,
             int((forward.detections.scores >= options.threshold).sum()),
         )
-    dets = forward.detections
-    found: list[Explanation] = []
-    for k, row in enumerate(rows):
-        cid = int(dets.class_ids[row])
-        anchor: AnchorMatch | None = None
-        if forward.pre_boxes is not None and forward.pre_scores is not None:
-            try:
-                anchor = match_anchor(
-                    forward.boxes_norm[row],
-                    float(dets.scores[row]),
-                    cid,
-                    forward.pre_boxes,
-                    forward.pre_scores,
-                )
-            except ModelError as exc:
-                log.warning("%s", exc.message)
-        found.append(
-            Explanation(
-                options.detection if options.detection is not None else k,
-                cid,
-                labels.name(cid) if labels else f"class {cid}",
-                float(dets.scores[row]),
-                dets.xyxy[row],
-                forward.boxes_norm[row],
-                anchor,
-            )
-        )
+    found = [_explanation(forward, row, k, options, labels) for k, row in enumerate(rows)]
     for method in options.methods:
         if method == "occlusion":
             _occlusion(model, rgb, found, options)
-            continue
-        which = 0 if method == "gradcam" else 1
-        layer = model.points.gradcam_layer if which == 0 else model.points.fine_layer
-        for exp in found:
-            if exp.anchor is None:
-                exp.results[method] = _failed("no anchor for this detection (see the log)")
-                continue
-            t0 = time.perf_counter()
-            try:
-                ((act, grad),) = model.gradients(
-                    rgb, exp.anchor.anchor, exp.anchor.column, (which,)
-                )
-            except ModelError as exc:
-                exp.results[method] = _failed(exc.message)
-                continue
-            small = gradcam(act, grad) if which == 0 else grad_x_activation(act, grad)
-            heat = to_image(small, width, height)
-            ms = (time.perf_counter() - t0) * 1000.0
-            exp.results[method] = MethodResult(heat, heat_stats(heat, exp.box_xyxy), ms, layer)
+        else:
+            _gradients(model, rgb, found, method)
     return found
+
+
+def _explanation(
+    forward: Forward, row: int, k: int, options: ExplainOptions, labels: LabelMap | None
+) -> Explanation:
+    """One kept detection, with the pre-NMS anchor it came from when the graph has them."""
+    dets = forward.detections
+    cid = int(dets.class_ids[row])
+    anchor: AnchorMatch | None = None
+    if forward.pre_boxes is not None and forward.pre_scores is not None:
+        try:
+            anchor = match_anchor(
+                forward.boxes_norm[row],
+                float(dets.scores[row]),
+                cid,
+                forward.pre_boxes,
+                forward.pre_scores,
+            )
+        except ModelError as exc:
+            log.warning("%s", exc.message)
+    return Explanation(
+        options.detection if options.detection is not None else k,
+        cid,
+        labels.name(cid) if labels else f"class {cid}",
+        float(dets.scores[row]),
+        dets.xyxy[row],
+        forward.boxes_norm[row],
+        anchor,
+    )
+
+
+def _gradients(model: ExplainModel, rgb: np.ndarray, found: list[Explanation], method: str) -> None:
+    """Grad-CAM or gradient x activation for each detection, from its anchor's logit."""
+    height, width = rgb.shape[:2]
+    which = 0 if method == "gradcam" else 1
+    layer = model.points.gradcam_layer if which == 0 else model.points.fine_layer
+    for exp in found:
+        if exp.anchor is None:
+            exp.results[method] = _failed("no anchor for this detection (see the log)")
+            continue
+        t0 = time.perf_counter()
+        try:
+            ((act, grad),) = model.gradients(rgb, exp.anchor.anchor, exp.anchor.column, (which,))
+        except ModelError as exc:
+            exp.results[method] = _failed(exc.message)
+            continue
+        small = gradcam(act, grad) if which == 0 else grad_x_activation(act, grad)
+        heat = to_image(small, width, height)
+        ms = (time.perf_counter() - t0) * 1000.0
+        exp.results[method] = MethodResult(heat, heat_stats(heat, exp.box_xyxy), ms, layer)
 
 
 def _occlusion(
@@ -328,11 +336,10 @@ def write_overlays(
                 alpha=options.alpha,
                 peak_xy=result.stats.peak_xy,
             )
-            ok, data = cv2.imencode(".png", image)
-            if not ok:
-                raise SinkError(f"cannot encode overlay '{png}' as PNG")
             try:
-                (out_dir / png).write_bytes(data.tobytes())
+                write_image(out_dir / png, image)
+            except ValueError as exc:
+                raise SinkError(f"cannot encode overlay '{png}' as PNG") from exc
             except OSError as exc:
                 raise SinkError(f"cannot write '{out_dir / png}': {exc.strerror or exc}") from exc
             result.png = png

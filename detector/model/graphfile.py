@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from detector.config import OD_OUTPUT_NODES
 from detector.errors import CheckpointError, ModelError
 from detector.model.graph_info import NOT_OUTPUTS
 
@@ -253,8 +254,6 @@ def load_saved_model_into(session: Any, meta: Any, path: str | Path) -> list[str
         ) from exc
 
 
-#: The TF Object Detection API outputs, used when a command is given no outputs.
-OD_OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
 VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 
 
@@ -336,8 +335,8 @@ def choose_outputs(graph_def: Any, given: Sequence[str] | None, what: str) -> li
                 or f"pass --outputs with node names from 'python main.py model inspect {what}'",
             )
         return [node_name(g) for g in given]
-    if all(o in names for o in OD_OUTPUTS):
-        return list(OD_OUTPUTS)
+    if all(o in names for o in OD_OUTPUT_NODES):
+        return list(OD_OUTPUT_NODES)
     sinks = sink_outputs(graph_def)
     if not sinks:
         raise ModelError(

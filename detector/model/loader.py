@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from detector.config import OD_INPUT, OD_OUTPUTS
 from detector.errors import ModelError
 from detector.model.graph_info import describe_graph
 from detector.model.graphfile import tensor_name
@@ -45,11 +46,11 @@ class TensorNames:
     (``detection_boxes``), then against the tensor names the signature points to.
     """
 
-    input: str = "image_tensor:0"
-    boxes: str = "detection_boxes:0"
-    scores: str = "detection_scores:0"
-    classes: str = "detection_classes:0"
-    num: str = "num_detections:0"
+    input: str = OD_INPUT
+    boxes: str = OD_OUTPUTS[0]
+    scores: str = OD_OUTPUTS[1]
+    classes: str = OD_OUTPUTS[2]
+    num: str = OD_OUTPUTS[3]
 
     #: The config key that sets each name, for error messages.
     CONFIG_KEYS = {  # noqa: RUF012 - a class constant, not a field

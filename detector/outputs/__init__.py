@@ -92,21 +92,9 @@ def open_outputs(
         ``coco``, ``csv``, ``mot``, ``progress``), in the order they are written.
     """
     sinks: dict[str, Any] = {}
-    if oc.show:
-        problem = display_problem()
-        if problem:
-            log.warning(
-                "cannot show a window (%s): running disk-only, outputs in %s", problem, run_dir
-            )
-        else:
-            try:
-                sinks["window"] = stack.enter_context(WindowSink(f"detector: {info.uri}"))
-            except SinkError as exc:  # the display went away between the probe and now
-                log.warning(
-                    "cannot show a window (%s): running disk-only, outputs in %s",
-                    exc.message,
-                    run_dir,
-                )
+    window = _open_window(run_dir, info, stack) if oc.show else None
+    if window is not None:
+        sinks["window"] = window
     if web_feed is not None:
         from detector.outputs.web import WebSink
 
@@ -114,6 +102,47 @@ def open_outputs(
         sinks["web"] = stack.enter_context(
             WebSink(web_feed, labels.name, lambda result: frame_record(result, labels, uri))
         )
+    sinks.update(_open_files(oc, run_dir, labels, info, stack, min_score))
+    if not sinks:
+        log.warning(
+            "no output is enabled (no window, web view, video, images, JSON lines or "
+            "export): "
+            "only run.json will be written"
+        )
+    if not info.live and oc.progress != "off":  # live sources: the pipeline's FPS line
+        total = info.frame_count
+        if max_frames is not None:
+            total = min(total, max_frames) if total else max_frames
+        name = Path(info.uri).name or info.uri
+        sinks["progress"] = stack.enter_context(ProgressSink(total, name, oc.progress))
+    return sinks
+
+
+def _open_window(run_dir: Path, info: SourceInfo, stack: ExitStack) -> WindowSink | None:
+    """The window, or ``None`` (with a warning) when no display can show one."""
+    problem = display_problem()
+    if problem:
+        log.warning("cannot show a window (%s): running disk-only, outputs in %s", problem, run_dir)
+        return None
+    try:
+        return stack.enter_context(WindowSink(f"detector: {info.uri}"))
+    except SinkError as exc:  # the display went away between the probe and now
+        log.warning(
+            "cannot show a window (%s): running disk-only, outputs in %s", exc.message, run_dir
+        )
+        return None
+
+
+def _open_files(
+    oc: OutputConfig,
+    run_dir: Path,
+    labels: LabelMap,
+    info: SourceInfo,
+    stack: ExitStack,
+    min_score: float,
+) -> dict[str, Any]:
+    """The sinks that write files into ``run_dir``: video, images, JSON lines, exports."""
+    sinks: dict[str, Any] = {}
     if oc.video:
         sinks["video"] = stack.enter_context(
             open_video_sink(
@@ -138,18 +167,6 @@ def open_outputs(
         sinks["mot"] = stack.enter_context(
             MotSink(run_dir / MOT_NAME, min_score, oc.mot_all, labels)
         )
-    if not sinks:
-        log.warning(
-            "no output is enabled (no window, web view, video, images, JSON lines or "
-            "export): "
-            "only run.json will be written"
-        )
-    if not info.live and oc.progress != "off":  # live sources: the pipeline's FPS line
-        total = info.frame_count
-        if max_frames is not None:
-            total = min(total, max_frames) if total else max_frames
-        name = Path(info.uri).name or info.uri
-        sinks["progress"] = stack.enter_context(ProgressSink(total, name, oc.progress))
     return sinks
 
 

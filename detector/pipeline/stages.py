@@ -281,63 +281,11 @@ class _Run:
     # -- main thread ------------------------------------------------------------------
 
     def run(self) -> RunStats:
-        opt, meter = self.opt, self.meter
-        tag = f"-{opt.label}" if opt.label else ""
-        threads = [
-            threading.Thread(target=self.capture, name=f"detector-capture{tag}", daemon=True)
-        ]
-        threads += [
-            threading.Thread(target=self.infer, name=f"detector-infer{tag}-{i}", daemon=True)
-            for i in range(self.workers)
-        ]
-        external = self.external_stop
-        wait_s = opt.fps_interval_s if external is None else min(opt.fps_interval_s, 0.1)
-        carried: tuple[Detections, int] = (Detections.empty(), 0)
-        next_log = meter.started + opt.fps_interval_s
+        threads = self._threads()
         try:
             for thread in threads:
                 thread.start()
-            while opt.max_frames is None or meter.frames_processed < opt.max_frames:
-                try:
-                    work = self.results.get(timeout_s=wait_s)
-                except TimeoutError:
-                    work = None  # nothing for a whole interval: still log the rates
-                except Closed:
-                    break
-                if work is not None:
-                    frame = work.frame
-                    if work.detections is not None:
-                        carried = (work.detections, frame.index)
-                        result = FrameResult(
-                            frame, work.detections, True, frame.index, work.inference_ms
-                        )
-                    else:
-                        result = FrameResult(frame, carried[0], False, carried[1], None)
-                    try:
-                        keep = self.consume(result)
-                    except Exception as exc:
-                        self.fail("output", frame.index, exc)
-                        break
-                    meter.frame_output(frame.timestamp_s)
-                    if keep is not None and not keep:
-                        log.info(
-                            "%soutput asked to stop after %d frames",
-                            self.prefix,
-                            meter.frames_processed,
-                        )
-                        break
-                if external is not None and external.is_set():
-                    log.info("%sstopping with the run", self.prefix)
-                    break
-                if meter.clock() >= next_log:
-                    log.info(
-                        "%s%s | dropped %d, skipped %d",
-                        self.prefix,
-                        meter.rates(),
-                        self.frames.dropped,
-                        self.source.skipped,
-                    )
-                    next_log = meter.clock() + opt.fps_interval_s
+            self._main_loop()
         except KeyboardInterrupt as exc:
             log.info("%sinterrupted: stopping", self.prefix)
             self.shutdown(threads)
@@ -356,6 +304,69 @@ class _Run:
             ", ".join(f"{k} {v}" for k, v in stats.to_dict().items()),
         )
         return stats
+
+    def _threads(self) -> list[threading.Thread]:
+        tag = f"-{self.opt.label}" if self.opt.label else ""
+        threads = [
+            threading.Thread(target=self.capture, name=f"detector-capture{tag}", daemon=True)
+        ]
+        threads += [
+            threading.Thread(target=self.infer, name=f"detector-infer{tag}-{i}", daemon=True)
+            for i in range(self.workers)
+        ]
+        return threads
+
+    def _main_loop(self) -> None:
+        """Results in frame order to ``consume`` until the end, a limit, a stop or an error."""
+        opt, meter = self.opt, self.meter
+        external = self.external_stop
+        wait_s = opt.fps_interval_s if external is None else min(opt.fps_interval_s, 0.1)
+        carried: tuple[Detections, int] = (Detections.empty(), 0)
+        next_log = meter.started + opt.fps_interval_s
+        while opt.max_frames is None or meter.frames_processed < opt.max_frames:
+            try:
+                work = self.results.get(timeout_s=wait_s)
+            except TimeoutError:
+                work = None  # nothing for a whole interval: still log the rates
+            except Closed:
+                break
+            if work is not None:
+                if work.detections is not None:
+                    carried = (work.detections, work.frame.index)
+                if not self._output(work, carried):
+                    break
+            if external is not None and external.is_set():
+                log.info("%sstopping with the run", self.prefix)
+                break
+            if meter.clock() >= next_log:
+                log.info(
+                    "%s%s | dropped %d, skipped %d",
+                    self.prefix,
+                    meter.rates(),
+                    self.frames.dropped,
+                    self.source.skipped,
+                )
+                next_log = meter.clock() + opt.fps_interval_s
+
+    def _output(self, work: _Work, carried: tuple[Detections, int]) -> bool:
+        """Hand one frame's result to ``consume``; False when the run must stop."""
+        frame = work.frame
+        if work.detections is not None:
+            result = FrameResult(frame, work.detections, True, frame.index, work.inference_ms)
+        else:
+            result = FrameResult(frame, carried[0], False, carried[1], None)
+        try:
+            keep = self.consume(result)
+        except Exception as exc:
+            self.fail("output", frame.index, exc)
+            return False
+        self.meter.frame_output(frame.timestamp_s)
+        if keep is not None and not keep:
+            log.info(
+                "%soutput asked to stop after %d frames", self.prefix, self.meter.frames_processed
+            )
+            return False
+        return True
 
     def shutdown(self, threads: list[threading.Thread]) -> None:
         """Stop every stage, join threads within the timeout, make sure the source is closed."""

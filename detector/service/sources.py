@@ -1,10 +1,10 @@
 """Sources started and stopped while the service runs: ``POST``, ``GET``, ``DELETE /api/sources``.
 
-Each source runs the app's own per-source path (:func:`detector.pipeline.local.run_spec`: reconnects,
-outputs, ``run.json``) on the service's one model, on its own thread, into a sub-folder of
-the service's run folder, and gets a feed on the page. Deleting a source stops it between
-frames and waits for its outputs to be finalized (its video closes and plays). Source URIs
-are shown masked (``rtsp://user:***@host``) in every answer.
+Each source runs the app's own per-source path (:func:`detector.pipeline.local.run_spec`:
+reconnects, outputs, ``run.json``) on the service's one model, on its own thread, into a
+sub-folder of the service's run folder, and gets a feed on the page. Deleting a source stops
+it between frames and waits for its outputs to be finalized (its video closes and plays).
+Source URIs are shown masked (``rtsp://user:***@host``) in every answer.
 """
 
 from __future__ import annotations

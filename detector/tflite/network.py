@@ -139,39 +139,11 @@ class NetworkBuilder:
     def op(self, op: Operator) -> None:
         """Add one TFLite op; its output becomes ``values[op.outputs[0]]``."""
         tf = self.tf
-        m = self.model
-        out = m.tensors[op.outputs[0]]
+        out = self.model.tensors[op.outputs[0]]
         opt = op.options
         ins = op.inputs
-        if op.name == "CONV_2D":
-            x = self.value(ins[0])
-            w = self.const(m.tensors[ins[1]], transpose=(1, 2, 3, 0))  # OHWI → HWIO
-            y = tf.nn.conv2d(
-                x,
-                w,
-                strides=[1, opt["stride_h"], opt["stride_w"], 1],
-                padding=opt["padding"],
-                dilations=[1, opt["dilation_h"], opt["dilation_w"], 1],
-            )
-            if len(ins) > 2 and ins[2] >= 0:
-                y = tf.nn.bias_add(y, self.value(ins[2]))
-            result = self.clamp(y, out, opt["activation"])
-        elif op.name == "DEPTHWISE_CONV_2D":
-            x = self.value(ins[0])
-            wt = m.tensors[ins[1]]
-            _, kh, kw, cm = wt.shape
-            cin = int(x.shape[-1])
-            w = self.const(wt, reshape=(kh, kw, cin, cm // cin))  # [1,kh,kw,C·M] → [kh,kw,C,M]
-            y = tf.nn.depthwise_conv2d(
-                x,
-                w,
-                strides=[1, opt["stride_h"], opt["stride_w"], 1],
-                padding=opt["padding"],
-                dilations=[opt["dilation_h"], opt["dilation_w"]],
-            )
-            if len(ins) > 2 and ins[2] >= 0:
-                y = tf.nn.bias_add(y, self.value(ins[2]))
-            result = self.clamp(y, out, opt["activation"])
+        if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            result = self._convolution(op, out)
         elif op.name in ("ADD", "SUB", "MUL"):
             a, b = self.value(ins[0]), self.value(ins[1])
             y = {"ADD": tf.add, "SUB": tf.subtract, "MUL": tf.multiply}[op.name](a, b)
@@ -191,7 +163,46 @@ class NetworkBuilder:
             result = self.clamp(tf.tanh(self.value(ins[0])), out, None)
         elif op.name in ("RELU", "RELU6", "RELU_N1_TO_1"):
             result = self.clamp(self.value(ins[0]), out, op.name)
-        elif op.name in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+        elif op.name in ("AVERAGE_POOL_2D", "MAX_POOL_2D", "PAD", "MEAN"):
+            result = self._spatial(op, out)
+        elif op.name in ("DEQUANTIZE", "QUANTIZE"):
+            # In float both are the identity (a float graph has no quantized tensors).
+            result = self.value(ins[0])
+        else:  # pragma: no cover - refused before building
+            raise ModelError(f"unsupported TFLite op {op.name}")
+        self.values[op.outputs[0]] = result
+
+    def _convolution(self, op: Operator, out: Tensor) -> Any:
+        """``CONV_2D`` or ``DEPTHWISE_CONV_2D`` with its bias and fused activation."""
+        tf = self.tf
+        opt, ins = op.options, op.inputs
+        x = self.value(ins[0])
+        strides = [1, opt["stride_h"], opt["stride_w"], 1]
+        if op.name == "CONV_2D":
+            w = self.const(self.model.tensors[ins[1]], transpose=(1, 2, 3, 0))  # OHWI → HWIO
+            dilations = [1, opt["dilation_h"], opt["dilation_w"], 1]
+            y = tf.nn.conv2d(x, w, strides=strides, padding=opt["padding"], dilations=dilations)
+        else:
+            wt = self.model.tensors[ins[1]]
+            _, kh, kw, cm = wt.shape
+            cin = int(x.shape[-1])
+            w = self.const(wt, reshape=(kh, kw, cin, cm // cin))  # [1,kh,kw,C·M] → [kh,kw,C,M]
+            y = tf.nn.depthwise_conv2d(
+                x,
+                w,
+                strides=strides,
+                padding=opt["padding"],
+                dilations=[opt["dilation_h"], opt["dilation_w"]],
+            )
+        if len(ins) > 2 and ins[2] >= 0:
+            y = tf.nn.bias_add(y, self.value(ins[2]))
+        return self.clamp(y, out, opt["activation"])
+
+    def _spatial(self, op: Operator, out: Tensor) -> Any:
+        """Pools, ``PAD`` and ``MEAN`` (their paddings and axes must be constants)."""
+        tf = self.tf
+        opt, ins = op.options, op.inputs
+        if op.name in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
             pool = tf.nn.avg_pool2d if op.name == "AVERAGE_POOL_2D" else tf.nn.max_pool2d
             y = pool(
                 self.value(ins[0]),
@@ -199,25 +210,16 @@ class NetworkBuilder:
                 strides=[1, opt["stride_h"], opt["stride_w"], 1],
                 padding=opt["padding"],
             )
-            result = self.clamp(y, out, opt["activation"])
-        elif op.name == "PAD":
-            pads = m.tensors[ins[1]].data
-            if pads is None:
-                raise ModelError(f"PAD {out.name!r} has non-constant paddings")
-            result = self.clamp(tf.pad(self.value(ins[0]), pads.astype(np.int32)), out, None)
-        elif op.name == "MEAN":
-            axes = m.tensors[ins[1]].data
-            if axes is None:
-                raise ModelError(f"MEAN {out.name!r} has non-constant axes")
-            y = tf.reduce_mean(
-                self.value(ins[0]),
-                axis=[int(a) for a in axes.reshape(-1)],
-                keepdims=opt.get("keep_dims", False),
-            )
-            result = self.clamp(y, out, None)
-        elif op.name in ("DEQUANTIZE", "QUANTIZE"):
-            # In float both are the identity (a float graph has no quantized tensors).
-            result = self.value(ins[0])
-        else:  # pragma: no cover - refused before building
-            raise ModelError(f"unsupported TFLite op {op.name}")
-        self.values[op.outputs[0]] = result
+            return self.clamp(y, out, opt["activation"])
+        const = self.model.tensors[ins[1]].data
+        if const is None:
+            what = "paddings" if op.name == "PAD" else "axes"
+            raise ModelError(f"{op.name} {out.name!r} has non-constant {what}")
+        if op.name == "PAD":
+            return self.clamp(tf.pad(self.value(ins[0]), const.astype(np.int32)), out, None)
+        y = tf.reduce_mean(
+            self.value(ins[0]),
+            axis=[int(a) for a in const.reshape(-1)],
+            keepdims=opt.get("keep_dims", False),
+        )
+        return self.clamp(y, out, None)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from flatbuffers import flexbuffers
 
+from detector.config import OD_OUTPUT_NODES
 from detector.errors import ModelError
 
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
@@ -165,7 +166,7 @@ def build_postprocess(
         # CombinedNonMaxSuppression numbers classes from 0; label-map ids start at 1.
         classes = nms.nmsed_classes + 1.0
         num = tf.cast(nms.valid_detections, tf.float32)
-    tf.identity(nms.nmsed_boxes, name="detection_boxes")
-    tf.identity(nms.nmsed_scores, name="detection_scores")
-    tf.identity(classes, name="detection_classes")
-    tf.identity(num, name="num_detections")
+    for value, name in zip(
+        (nms.nmsed_boxes, nms.nmsed_scores, classes, num), OD_OUTPUT_NODES, strict=True
+    ):
+        tf.identity(value, name=name)

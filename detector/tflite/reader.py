@@ -240,14 +240,8 @@ def _quantization(t: _Table | None) -> Quantization | None:
     return Quantization(scale=scale, zero_point=zero_point, axis=int(t.scalar(6, "i")))
 
 
-def _parse(buf: bytes) -> TfliteModel:
-    model = _Table(buf, struct.unpack_from("<I", buf, 0)[0])
-    version = int(model.scalar(0, "I"))
-    codes = []
-    for oc in model.tables(1):
-        deprecated = int(oc.scalar(0, "b"))
-        code = max(deprecated, int(oc.scalar(3, "i")))
-        codes.append(oc.string(1) if code == 32 else BUILTIN_NAMES.get(code, f"BUILTIN_{code}"))
+def _buffers(model: _Table, buf: bytes) -> list[np.ndarray]:
+    """The file's data buffers (inline, or at an offset past the flatbuffer for large models)."""
     buffers = []
     for b in model.tables(4):
         data = b.array(0, "u1")
@@ -257,36 +251,30 @@ def _parse(buf: bytes) -> TfliteModel:
                 raise ValueError("buffer runs past the end of the file")
             data = np.frombuffer(buf, np.uint8, size, offset)
         buffers.append(data)
-    subgraphs = model.tables(2)
-    if not subgraphs:
-        raise ModelError("TFLite file has no subgraph", hint="the file is empty or truncated")
-    sg = subgraphs[0]
-    tensors = []
-    for i, t in enumerate(sg.tables(0)):
-        shape = tuple(int(v) for v in t.array(0, "<i4"))
-        type_code = int(t.scalar(1, "b"))
-        dtype = TENSOR_DTYPES.get(type_code)
-        name = t.string(3)
-        buf_index = int(t.scalar(2, "I"))
-        const: np.ndarray | None = None
-        raw = buffers[buf_index] if 0 < buf_index < len(buffers) else None
-        if raw is not None and raw.size:
-            if dtype is None:
-                raise ModelError(f"constant tensor {name!r} has unsupported type code {type_code}")
-            count = int(np.prod(shape)) if shape else 1
-            if raw.size != count * dtype.itemsize:
-                raise ValueError(f"tensor {name!r}: {raw.size} bytes for shape {shape}")
-            const = np.frombuffer(raw.tobytes(), dtype=dtype).reshape(shape)
-        tensors.append(
-            Tensor(
-                i,
-                name,
-                shape,
-                dtype if dtype is not None else np.dtype("V1"),
-                const,
-                _quantization(t.table(4)),
-            )
-        )
+    return buffers
+
+
+def _tensor(i: int, t: _Table, buffers: list[np.ndarray]) -> Tensor:
+    """One tensor of the subgraph, with its constant data when a buffer holds it."""
+    shape = tuple(int(v) for v in t.array(0, "<i4"))
+    type_code = int(t.scalar(1, "b"))
+    dtype = TENSOR_DTYPES.get(type_code)
+    name = t.string(3)
+    buf_index = int(t.scalar(2, "I"))
+    const: np.ndarray | None = None
+    raw = buffers[buf_index] if 0 < buf_index < len(buffers) else None
+    if raw is not None and raw.size:
+        if dtype is None:
+            raise ModelError(f"constant tensor {name!r} has unsupported type code {type_code}")
+        count = int(np.prod(shape)) if shape else 1
+        if raw.size != count * dtype.itemsize:
+            raise ValueError(f"tensor {name!r}: {raw.size} bytes for shape {shape}")
+        const = np.frombuffer(raw.tobytes(), dtype=dtype).reshape(shape)
+    dt = dtype if dtype is not None else np.dtype("V1")
+    return Tensor(i, name, shape, dt, const, _quantization(t.table(4)))
+
+
+def _operators(sg: _Table, codes: list[str]) -> list[Operator]:
     ops = []
     for op in sg.tables(3):
         index = int(op.scalar(0, "I"))
@@ -302,6 +290,24 @@ def _parse(buf: bytes) -> TfliteModel:
                 custom_options=bytes(op.array(5, "u1")),
             )
         )
+    return ops
+
+
+def _parse(buf: bytes) -> TfliteModel:
+    model = _Table(buf, struct.unpack_from("<I", buf, 0)[0])
+    version = int(model.scalar(0, "I"))
+    codes = []
+    for oc in model.tables(1):
+        deprecated = int(oc.scalar(0, "b"))
+        code = max(deprecated, int(oc.scalar(3, "i")))
+        codes.append(oc.string(1) if code == 32 else BUILTIN_NAMES.get(code, f"BUILTIN_{code}"))
+    buffers = _buffers(model, buf)
+    subgraphs = model.tables(2)
+    if not subgraphs:
+        raise ModelError("TFLite file has no subgraph", hint="the file is empty or truncated")
+    sg = subgraphs[0]
+    tensors = [_tensor(i, t, buffers) for i, t in enumerate(sg.tables(0))]
+    ops = _operators(sg, codes)
     n = len(tensors)
     for operator in ops:
         if any(i >= n for i in (*operator.inputs, *operator.outputs)):

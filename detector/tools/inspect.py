@@ -127,7 +127,8 @@ def _graph_tensor(graph_def: Any, tensor: str) -> dict[str, Any]:
 def inspect_graph_file(
     path: Path, fmt: str, tensor: str | None, allow_unsafe_ops: bool
 ) -> dict[str, Any]:
-    from detector.model.graphfile import OD_OUTPUTS, parse_graph_def, parse_meta_graph
+    from detector.config import OD_OUTPUT_NODES as OD_OUTPUTS
+    from detector.model.graphfile import parse_graph_def, parse_meta_graph
     from detector.model.safety import check_graph_def
 
     if fmt == "meta":

@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from detector.benchmarks.backends import backend_rows, format_backends, goals
+from detector.benchmarks.backends import backend_rows
+from detector.benchmarks.backends_report import format_backends, goals
 
 
 def _row(pipe: float, flight: float, passed: bool = True) -> dict:

@@ -27,6 +27,7 @@ from helpers.cli_run import (
     only_run_folder,
     run_cli,
 )
+from helpers.media import noise_frames, write_video
 from helpers.slow_model import build_slow_frozen
 from helpers.tiny_models import tiny_video
 
@@ -102,22 +103,12 @@ def test_full_disk_stops_cleanly_and_keeps_what_was_written(
     assert not mot or (mot.endswith("\n") and all(len(r.split(",")) == 10 for r in mot.split()))
 
 
-def _noise_video(path: Path, frames: int) -> Path:
-    import cv2
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (640, 480))
-    for _ in range(frames):
-        writer.write(rng.integers(0, 256, (480, 640, 3), np.uint8))
-    writer.release()
-    return path
-
-
 def test_writer_failure_names_the_file_and_lists_only_real_files(
     tmp_path: Path, tiny: list[str], runs: Path
 ) -> None:
-    clip = _noise_video(tmp_path / "noise.avi", frames=20)  # ~100 KiB a JPEG frame
+    clip = write_video(
+        tmp_path / "noise.avi", noise_frames(20, (640, 480)), 10.0
+    )  # ~100 KiB a frame
 
     def small_files() -> None:  # every file this process writes stops at 64 KiB (EFBIG)
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import shutil
@@ -162,9 +164,24 @@ def test_image_sink_names_and_collisions(tmp_path):
 def test_image_sink_imwrite_failure_is_sink_error(tmp_path):
     out = tmp_path / "gone"
     sink = ImageSink(out, ext="png")
-    out.rmdir()  # imwrite now returns False instead of raising
+    out.rmdir()  # the folder is gone: the write fails
     with pytest.raises(SinkError, match="cannot write image"):
         sink.write(result(0), result(0).frame.image)
+
+
+def test_image_sink_full_disk_is_sink_error_and_leaves_no_file(tmp_path, monkeypatch):
+    import detector.imagefiles as imagefiles
+
+    class FullDisk(io.BytesIO):
+        def write(self, data):  # what a full disk says when the bytes reach it
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    sink = ImageSink(tmp_path)
+    monkeypatch.setattr(imagefiles.os, "fdopen", lambda fd, mode: (os.close(fd), FullDisk())[1])
+    with pytest.raises(SinkError, match="No space left") as err:
+        sink.write(result(0), result(0).frame.image)
+    assert "disk" in (err.value.hint or "")
+    assert list(tmp_path.iterdir()) == []  # neither a 0-byte image nor the temporary file
 
 
 def test_image_sink_failure_leaves_no_half_image(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from detector.config import choices
 from detector.errors import ConfigError
 from detector.model.backends.extra import (
     INSTALL_HINT,
@@ -36,8 +37,8 @@ __all__ = [
     "require",
 ]
 
-#: Backend names, the default first.
-BACKENDS = ("tf", "openvino")
+#: Backend names, the default first: the config's ``model.backend`` choices (one definition).
+BACKENDS = choices("model.backend")
 #: Precisions each backend accepts (``auto``: bf16 where the CPU has it natively, else fp32).
 PRECISIONS = {
     "tf": ("auto", "bf16", "fp32"),

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from detector.errors import ConfigError, ModelError
+from detector.imagefiles import load_image
 from detector.model.backends.extra import require
 from detector.model.backends.openvino import (
     cache_root,
@@ -70,9 +71,9 @@ def read_images(source: str | Path, count: int | None = None) -> list[np.ndarray
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if count is not None and len(files) > count:
             files = [files[int(i)] for i in np.linspace(0, len(files) - 1, count)]
-        images = [_read_image(p) for p in files]
+        images = [load_image(p, rgb=True) for p in files]
     elif path.suffix.lower() in IMAGE_SUFFIXES:
-        images = [_read_image(path)]
+        images = [load_image(path, rgb=True)]
     else:
         images = _read_video(path, count)
     if not images:
@@ -80,13 +81,6 @@ def read_images(source: str | Path, count: int | None = None) -> list[np.ndarray
             f"no images in '{path}'", hint=f"a folder needs {' '.join(IMAGE_SUFFIXES)} files"
         )
     return images
-
-
-def _read_image(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path))
-    if bgr is None:
-        raise ConfigError(f"cannot read image '{path}'", hint="give JPEG or PNG files")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def _read_video(path: Path, count: int | None) -> list[np.ndarray]:
