@@ -17,9 +17,24 @@ from detector.config import Config
 from detector.errors import ConfigError
 from detector.events.setup import wants_events
 from detector.model.backends import check_backend
-from detector.pipeline.local import run_local
+from detector.pipeline.local import (  # the public API builds on these too
+    load_configured_model,
+    model_threshold,
+    reconnect_policy,
+    run_local,
+)
 from detector.pipeline.prelude import prepare
+from detector.pipeline.source_run import analysis_stages, track_settings
 from detector.types import RunStats
+
+__all__ = [
+    "analysis_stages",
+    "load_configured_model",
+    "model_threshold",
+    "reconnect_policy",
+    "run_app",
+    "track_settings",
+]
 
 
 def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:

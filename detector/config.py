@@ -1,9 +1,10 @@
 """YAML config → frozen, validated ``Config``: unknown keys get a did-you-mean; overrides apply.
 
-Every key, its default and its meaning is documented in ``configs/default.yml``; the
-defaults below are the same values (a test keeps them in sync). Relative paths in a config
-file resolve against that file's folder; relative paths in overrides (command-line flags)
-against the current directory; defaults against the project's ``configs/`` folder.
+Every key, its default and its meaning is documented in ``detector/default.yml`` (shipped
+in the package); the defaults below are the same values (a test keeps them in sync). Relative
+paths in a config file resolve against that file's folder; relative paths in overrides
+(command-line flags, keywords) against the current directory. A path starting with
+``${models}``, ``${samples}`` or ``${runs}`` starts in that folder (:func:`detector.paths.homes`).
 Build configs with ``load_config`` (``load_config(None, {...})`` in tests): the section
 classes' own defaults are the raw values, relative paths not yet resolved.
 """
@@ -26,9 +27,8 @@ import yaml
 from detector.errors import ConfigError
 from detector.events import options as events_options
 from detector.events import spec as events_spec
-from detector.paths import CONFIGS_DIR
+from detector.paths import CONFIGS_DIR, DEFAULT_CONFIG, homes
 
-DEFAULT_CONFIG = CONFIGS_DIR / "default.yml"
 DEFAULT_SERVE_HOST = "127.0.0.1"  # output.serve without a host: this machine only
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class SourceConfig:
     or a list of them (several sources in one run: ``uris`` is always the list)."""
 
     uri: str | tuple[str, ...] = _f(
-        "../samples/vtest.avi",
+        "${samples}/vtest.avi",
         "uri",
         flag=Flag(
             "camera index (0), video file, rtsp:// or http(s):// URL, image folder, glob or "
@@ -145,14 +145,14 @@ class ModelConfig:
 
     # RUF009 noqa: _f returns a dataclasses.field, not a default evaluated once and shared
     path: Path = _f(
-        "../models/ssd_mobilenet_v2_coco/frozen_inference_graph.pb",
+        "${models}/ssd_mobilenet_v2_coco/frozen_inference_graph.pb",
         "path",
         flag=Flag(
             "frozen .pb, SavedModel folder or checkpoint folder", SOURCE_AND_MODEL, "model", "PATH"
         ),
     )
     labels: Path | None = _f(
-        "../models/ssd_mobilenet_v2_coco/label_map.pbtxt",
+        "${models}/ssd_mobilenet_v2_coco/label_map.pbtxt",
         "path",
         null=True,
         flag=Flag("label map (.pbtxt or .txt); 'null' for none", SOURCE_AND_MODEL, metavar="PATH"),
@@ -199,12 +199,13 @@ class ModelConfig:
     )
     split: bool = _f(False, "bool")
     backend: str = _f(
-        "tf",
+        "auto",
         "enum",
-        choices=("tf", "openvino"),
+        choices=("auto", "tf", "openvino"),
         flag=Flag(
-            "what runs the model: tf (default) or openvino (frozen SSD graphs, CPU; "
-            "needs the 'openvino' extra)",
+            "what runs the model: auto (default: openvino on the CPU when the graph passes its "
+            "parity gate, else tf), tf, or openvino (frozen SSD graphs, CPU; needs the "
+            "'openvino' extra)",
             SOURCE_AND_MODEL,
         ),
     )
@@ -280,7 +281,7 @@ class OutputConfig:
     """``output:`` — where results go: run folder, window, video, images, JSON lines."""
 
     dir: Path = _f(
-        "../runs",
+        "${runs}",
         "path",
         flag=Flag("folder holding the run folders (runs/)", OUTPUTS, "output", "DIR"),
     )
@@ -493,6 +494,47 @@ RENAMED: dict[str, str] = {
     "detect.det_th": "detect.report_threshold",
     "run.fps_interval": "run.fps_interval_s",
 }
+# Short names of keys whose field name alone would not say what they are.
+ALIASES: dict[str, str] = {"source": "source.uri", "model": "model.path", "output": "output.dir"}
+
+
+def key_for(name: str) -> str:
+    """The dotted key a keyword names: a dotted key, a key's field name (every field name is
+    unique: ``threshold`` is ``detect.threshold``), or ``source``, ``model``, ``output``.
+
+    Raises:
+        ConfigError: No such key (with the closest name as a hint).
+    """
+    name = RENAMED.get(name, name)
+    if name in KEYS:
+        return name
+    if name in ALIASES:
+        return ALIASES[name]
+    by_field = {k.rsplit(".", 1)[1]: k for k in KEYS}
+    if name in by_field:
+        return by_field[name]
+    close = difflib.get_close_matches(name, [*ALIASES, *by_field, *KEYS], n=1, cutoff=0.6)
+    raise ConfigError(
+        f"unknown setting '{name}'",
+        hint=f"did you mean '{close[0]}'?"
+        if close
+        else "every key is listed in detector/default.yml",
+    )
+
+
+def keyword_overrides(values: Mapping[str, object]) -> dict[str, object]:
+    """Keyword arguments (``source="clip.mp4", coco=True``) as :func:`load_config` overrides.
+
+    Paths may be ``os.PathLike``; ``None`` leaves a key at its configured value.
+    """
+    out: dict[str, object] = {}
+    for name, value in values.items():
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        elif isinstance(value, (list, tuple)):
+            value = [os.fspath(v) if isinstance(v, os.PathLike) else v for v in value]
+        out[key_for(name)] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -528,12 +570,14 @@ class Config:
         return out
 
 
-def load_config(path: str | Path | None, overrides: Mapping[str, object] | None = None) -> Config:
+def load_config(
+    path: str | os.PathLike[str] | None, overrides: Mapping[str, object] | None = None
+) -> Config:
     """Load, merge and validate a config.
 
     Args:
-        path: A YAML file; ``None`` loads the project's ``configs/default.yml``. Keys it
-            does not give take the defaults documented in ``configs/default.yml``.
+        path: A YAML file; ``None`` loads the package's ``default.yml``. Keys it does not
+            give take the defaults documented there.
         overrides: Dotted keys → values, e.g. ``{"detect.threshold": 0.4, "output.show": True}``,
             typed or strings as given on a command line (``"0.4"``, ``"true"``, ``"null"``,
             ``"person,car"`` for ``detect.classes``). ``None`` values are skipped (a flag
@@ -553,7 +597,7 @@ def load_config(path: str | Path | None, overrides: Mapping[str, object] | None 
     for sec, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            merged[f"{sec}.{f.name}"] = (default, CONFIGS_DIR, "defaults", False)
+            merged[f"{sec}.{f.name}"] = (default, DEFAULT_CONFIG.parent, "defaults", False)
     for key, value in _flatten(raw, origin).items():
         merged[key] = (value, file.parent, origin, False)
     cwd = Path.cwd()
@@ -617,9 +661,8 @@ def _read_yaml(file: Path) -> dict[str, Any]:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(
-            f"config file '{file}' does not exist", hint=f"ready configs are in '{CONFIGS_DIR}'"
-        ) from None
+        hint = f"ready configs are in '{CONFIGS_DIR}'" if CONFIGS_DIR.is_dir() else None
+        raise ConfigError(f"config file '{file}' does not exist", hint=hint) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file '{file}': {exc}") from exc
     try:
@@ -676,7 +719,7 @@ def _did_you_mean(key: str) -> str:
     if close:
         return f"did you mean '{close[0]}'?"
     return (
-        "valid sections: " + ", ".join(SECTIONS) + " (every key is listed in configs/default.yml)"
+        "valid sections: " + ", ".join(SECTIONS) + " (every key is listed in detector/default.yml)"
     )
 
 
@@ -771,9 +814,10 @@ def _check_text(
         err.hint = "a run folder is always made inside output.dir (--output): give that the path"
         raise err
     if kind == "path":
-        return _resolve(value, base)
+        return _resolve(_expand_home(value, bad), base)
     if kind == "uri" and not (value.isdigit() or "://" in value):
-        return str(_resolve(value, base))  # a file, folder or glob; not a camera or URL
+        # a file, folder or glob; not a camera or URL
+        return str(_resolve(_expand_home(value, bad), base))
     return value
 
 
@@ -822,6 +866,21 @@ def _parse_cli(kind: str, text: str) -> Any:
     if kind == "classes":
         return [p.strip() for p in text.split(",") if p.strip()]
     return text
+
+
+_HOME_RE = re.compile(r"^\$\{([^}]*)\}")
+
+
+def _expand_home(value: str, bad: Callable[[str], ConfigError]) -> str:
+    """``${models}/x`` -> ``<models folder>/x`` (the folders of :func:`detector.paths.homes`)."""
+    match = _HOME_RE.match(value)
+    if match is None:
+        return value
+    folders = homes()
+    name = match.group(1)
+    if name not in folders:
+        raise bad("a path starting with " + ", ".join(f"${{{n}}}" for n in folders))
+    return str(folders[name]) + value[match.end() :]
 
 
 def _resolve(value: str, base: Path) -> Path:

@@ -1,4 +1,4 @@
-"""The backend column: the TF session as the app runs it beside OpenVINO fp32 / bf16 / int8.
+"""The backend column: the default (``backend: auto``) and TF beside OpenVINO fp32 / bf16 / int8.
 
 For each backend, in a fresh process per configuration (TensorFlow sizes its thread pools
 once per process): the bare model on real frames with 1 thread, with 2 threads, and with
@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import shutil
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 #: (row name, backend, precision): the TF row is the app's default session (auto precision).
 ROWS = (
     ("tf", "tf", "auto"),
+    ("default", "auto", "auto"),
     ("openvino fp32", "openvino", "fp32"),
     ("openvino bf16", "openvino", "bf16"),
     ("openvino int8", "openvino", "int8"),
@@ -108,19 +110,16 @@ def _load(
     backend: str, precision: str, model: Path, workers: int, threads: int, cache_dir: Path
 ) -> Any:
     from detector.model.backends import load_backend_model
-    from detector.model.options import ModelOptions
 
     return load_backend_model(
-        ModelOptions(
-            model,
-            backend=backend,
-            workers=workers,
-            device="cpu",
-            intra_op_threads=threads,
-            inter_op_threads=-1,
-            precision=precision,
-            cache_dir=cache_dir,
-        )
+        backend,
+        model,
+        workers=workers,
+        device="cpu",
+        intra_op_threads=threads,
+        inter_op_threads=-1,
+        precision=precision,
+        cache_dir=cache_dir,
     )
 
 
@@ -138,19 +137,30 @@ def measure(a: BackendRun) -> dict[str, Any]:
         "precision_used": getattr(model, "precision", None),
         "converted": getattr(model, "converted", None),
         "compile_s": getattr(model, "compile_s", None),
+        "tensorflow_loaded": "tensorflow" in sys.modules,
     }
+    if getattr(model, "backend_choice", None) is not None:
+        out["choice"] = model.backend_choice.to_dict()
     try:
         if a.mode == "startup":
             return out
+        if a.mode == "rss":
+            from detector.benchmarks.memory import pipeline_rss
+
+            return out | pipeline_rss(model, frames, a.model, a.labels, a.rss_frames, a.workers)
         warm = min(a.warmup, max(1, len(frames) // 4))
+        post_ms: list[float] = []
 
         def fn(bgr: np.ndarray) -> Any:
-            return model.predict(_bgr_to_rgb_batch(bgr))
+            result = model.predict(_bgr_to_rgb_batch(bgr))
+            post_ms.append(getattr(model, "post_ms", float("nan")))
+            return result
 
         if a.mode == "threads2":
             out["bare_2_threads"] = single(fn, frames, warm, a.repeats)
             return out
         out["bare_1_thread"] = single(fn, frames, warm, a.repeats)
+        out["post_ms_mean"] = float(np.mean(post_ms[warm:] or post_ms))
         out["in_flight_2"] = in_flight([fn, fn], frames, warm, a.repeats)
         out["pipeline"] = _pipeline(model, a, warm)
         if a.photos is not None:
@@ -196,7 +206,7 @@ class BackendRun:
 
     backend: str
     precision: str
-    mode: str  # "workers" | "threads2" | "startup"
+    mode: str  # "workers" | "threads2" | "startup" | "rss"
     model: Path
     video: Path
     cache_dir: Path
@@ -208,6 +218,7 @@ class BackendRun:
     workers: int = 2
     threads: int = 1
     threshold: float = DEFAULT_THRESHOLD
+    rss_frames: int = 1000
 
 
 def backend_worker(**kwargs: Any) -> dict[str, Any]:
@@ -242,12 +253,8 @@ def _ensure_int8(
 ) -> dict[str, Any]:
     """A quantized model that passed the gate in ``cache_dir`` (made here when missing)."""
     from detector.errors import DetectorError
-    from detector.model.backends.openvino import (
-        cache_root,
-        int8_report_path,
-        ir_path,
-        prepare_graph,
-    )
+    from detector.model.backends.ircache import cache_root, int8_report_path, ir_path
+    from detector.model.backends.openvino import prepare_graph
     from detector.model.backends.quantize import QuantizationRefused, quantize
 
     prep = prepare_graph(model)
@@ -314,11 +321,16 @@ def backend_rows(
     threshold: float = DEFAULT_THRESHOLD,
     progress: Callable[[str], None] = lambda m: log.info("bench: %s", m),
     only: Sequence[str] | None = None,
+    rss_frames: int = 1000,
+    streams_seconds: float = 8.0,
 ) -> dict[str, Any]:
-    """The backend section: every row's numbers, parity, start-up, and the two goals.
+    """The backend section: every row's numbers, parity, start-up, memory, post-processing,
+    the many-camera line and the goals.
 
-    ``only`` names the rows to measure (default: all of ``ROWS``).
+    ``only`` names the rows to measure (default: all of ``ROWS``); ``streams_seconds`` 0
+    leaves the many-camera trials out.
     """
+    from detector.benchmarks import fastpath
     from detector.model.backends import openvino_available
 
     t_start = time.perf_counter()
@@ -349,6 +361,12 @@ def backend_rows(
         out["rows"][name] = _row(runs[name], reference, threshold)
         out["rows"][name].update(backend=backend, precision=precision)
     out["startup"] = _startup(model, video, cache, common, rows, progress)
+    fastpath.add_figures(
+        out, rows, dict(common, cache_dir=cache), rss_frames, progress, backend_worker
+    )
+    out["post"] = fastpath.post(model, video, frames, threshold, progress)
+    if streams_seconds > 0:
+        out["streams"] = fastpath.streams(model, labels, video, cache, streams_seconds, progress)
     progress("backends: LiteRT peer")
     out["peer_litert"] = _peer(tflite, video, frames, warmup, repeats)
     out["goals"] = goals(out)
@@ -439,8 +457,9 @@ def _startup(
     """Process start to first detection: TF, and OpenVINO with an empty then a warm cache."""
     out: dict[str, Any] = {}
     base = dict(common, mode="startup", frames=1)
-    progress("backends: start-up, tf")
-    out["tf"] = _child(600.0, **base, backend="tf", precision="auto", cache_dir=cache)
+    for key, backend in (("tf", "tf"), ("default", "auto")):
+        progress(f"backends: start-up, {key}")
+        out[key] = _child(600.0, **base, backend=backend, precision="auto", cache_dir=cache)
     if any(b == "openvino" for _, b, _ in rows):
         cold = Path(tempfile.mkdtemp(prefix="detector-ov-cold-"))
         try:

@@ -92,3 +92,29 @@ def memory_worker(
         )
     finally:
         loaded.close()
+
+
+def pipeline_rss(
+    model: Any,
+    frames: Sequence[np.ndarray],
+    path: Path,
+    labels: Path | None,
+    count: int,
+    workers: int,
+) -> dict[str, Any]:
+    """RSS after ``count`` frames of the pipeline with its outputs, and whether TF got loaded."""
+    import sys
+
+    settings = ModelSettings(path=path, labels=labels)
+    with tempfile.TemporaryDirectory(prefix="detector-bench-rss-") as tmp:
+        out = memory_growth(
+            frames,
+            engine(model, settings),
+            labels_for(settings),
+            10.0,
+            min(100, count),
+            count,
+            workers,
+            Path(tmp) / "out",
+        )
+    return {"rss": out, "tensorflow_loaded": "tensorflow" in sys.modules}

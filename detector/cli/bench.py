@@ -126,7 +126,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
         "--config",
         type=Path,
         metavar="YML",
-        help="config whose model settings are benchmarked (default configs/default.yml)",
+        help="config whose model settings are benchmarked (default: the packaged default.yml)",
     )
     p.add_argument("--model", type=Path, help="model to benchmark (default: the config's)")
     p.add_argument("--labels", type=Path, help="label map (default: the config's)")

@@ -1,11 +1,12 @@
-"""The ``run`` command (the default): flags -> config overrides -> :func:`detector.app.run_app`."""
+"""The ``run`` command (the default): flags -> config overrides -> :func:`detector.api.run`."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection
 from typing import Any
 
-from detector.config import FLAG_GROUPS, flagged_keys, load_config
+from detector.config import FLAG_GROUPS, flagged_keys
 
 EXAMPLES = """\
 examples:
@@ -29,7 +30,7 @@ examples:
   python main.py --source photos/ --images --engine ray --ray-actors 4   # on Ray actors
   python main.py --source clips/ --engine ray --ray-address 10.0.0.5:6379   # on a cluster
 
-Flags override the config's keys (configs/default.yml documents each one).
+Flags override the config's keys (detector/default.yml documents each one).
 Outputs go to a new folder <output>/<name> (never overwritten): annotated.mp4 (H.264),
 detections.jsonl (one JSON line per frame), images/, the exports (--coco, --csv, --mot)
 and run.json.
@@ -50,21 +51,27 @@ def add_parser(
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", metavar="YAML", help="config file (default: configs/default.yml)")
+    p.add_argument("--config", metavar="YAML", help="config file (default: the packaged one)")
     add_config_flags(p)
     p.set_defaults(func=handle)
 
 
-def add_config_flags(p: argparse.ArgumentParser) -> dict[str, str]:
-    """A flag for every config key that has one (``config.Flag``), in its group.
+def add_config_flags(
+    p: argparse.ArgumentParser, keys: Collection[str] | None = None
+) -> dict[str, str]:
+    """A flag for every config key that has one (``config.Flag``; only ``keys`` when given),
+    in its group.
 
     Names, choices, help and the bare value all come from the config's fields: one source.
     Values are handed over as strings (the config parses and checks them, so a bad flag gets
-    the same message as a bad key). Returns ``{argparse dest: dotted key}``.
+    the same message as a bad key). ``overrides_from_args`` reads them back. Returns
+    ``{argparse dest: dotted key}``.
     """
-    groups = {title: p.add_argument_group(title) for title in FLAG_GROUPS}
+    groups = {title: p.add_argument_group(title) for title in FLAG_GROUPS}  # empty ones: hidden
     dests: dict[str, str] = {}
     for k in flagged_keys():
+        if keys is not None and k.key not in keys:
+            continue
         flag = k.flag
         name = flag.name or k.name.replace("_", "-")
         kwargs: dict[str, Any] = {"help": flag.help, "dest": name.replace("-", "_")}
@@ -95,9 +102,9 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, object]:
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Handler of ``run``: config from the file and flags, then the run. Returns 0."""
-    from detector.app import run_app
+    """Handler of ``run``: :func:`detector.api.run` with the config file and flags. Returns 0."""
+    from detector.api import run
 
-    config = load_config(args.config, overrides_from_args(args))
-    run_app(config)
+    overrides: dict[str, Any] = overrides_from_args(args)  # dotted keys, as given
+    run(args.config, **overrides)
     return 0

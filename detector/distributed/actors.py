@@ -69,9 +69,9 @@ class _ModelActor:
         self.name = actor_name()
         try:
             from detector.engine import Engine
-            from detector.model.backends import load_backend_model
+            from detector.model.options import load_with
 
-            model: Any = load_backend_model(spec.model)
+            model: Any = load_with(spec.model)
             if spec.warmup_runs:
                 model.warm_up(runs=spec.warmup_runs)
         except Exception as exc:

@@ -29,6 +29,7 @@ from detector.model.session import (
     new_session,
     resolve_precision,
 )
+from detector.paths import FETCH_COMMAND
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def require_model_path(path: str | Path) -> None:
     if not model_path_exists(path):
         raise ModelError(
             f"model '{path}' does not exist",
-            hint="run 'python main.py fetch' for the default model, or set "
+            hint=f"run '{FETCH_COMMAND}' for the default model, or set "
             "model.path (--model) to a frozen .pb, SavedModel or checkpoint folder",
         )
 
@@ -287,7 +288,7 @@ def load_model(
         raise ModelError(
             f"model path '{path}' does not exist",
             hint=f"set model.path (or --model) to {EXPECTED}; "
-            "'python main.py fetch' installs the default model",
+            f"'{FETCH_COMMAND}' fetches the default model",
         )
     import_tf()  # TF's own start-up (seconds) is not part of the model's load time
     t0 = time.perf_counter()

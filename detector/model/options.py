@@ -13,11 +13,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from detector.model.backends import load_backend_model
 from detector.model.loader import TensorNames
 from detector.model.session import SessionOptions
 
 if TYPE_CHECKING:
-    from detector.config import Config
+    from detector.config import Config, ModelConfig
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,11 @@ class ModelOptions:
     @classmethod
     def from_config(cls, config: Config) -> ModelOptions:
         """The ``model.*`` keys as options (``workers``: ``model.workers``)."""
-        mc = config.model
+        return cls.from_model(config.model)
+
+    @classmethod
+    def from_model(cls, mc: ModelConfig) -> ModelOptions:
+        """The ``model:`` section as options."""
         return cls(
             path=Path(mc.path),
             labels=Path(mc.labels) if mc.labels is not None else None,
@@ -116,6 +121,24 @@ class ModelOptions:
             precision,
         )
 
+    def loader_kwargs(self) -> dict[str, Any]:
+        """Keywords of :func:`~detector.model.backends.load_backend_model` besides the backend
+        and the path."""
+        return {
+            "workers": self.workers,
+            "split": self.split,
+            "signature": self.signature,
+            "tensors": self.tensors,
+            "device": self.device,
+            "allow_memory_growth": self.allow_memory_growth,
+            "intra_op_threads": self.intra_op_threads,
+            "inter_op_threads": self.inter_op_threads,
+            "allow_unsafe_ops": self.allow_unsafe_ops,
+            "precision": self.precision,
+            "cache_dir": self.cache_dir,
+            "init_missing": self.init_missing,
+        }
+
     def describe(self) -> dict[str, Any]:
         """The options as JSON-ready values (paths as text), for ``run.json`` and the bench."""
         out: dict[str, Any] = {}
@@ -127,3 +150,9 @@ class ModelOptions:
                 value = str(value)
             out[name] = value
         return out
+
+
+def load_with(options: ModelOptions) -> Any:
+    """Load the model ``options`` describe on their backend (a context manager: ``with``
+    closes it): the app, the Ray actors, the public API and the service load it this way."""
+    return load_backend_model(options.backend, options.path, **options.loader_kwargs())

@@ -14,17 +14,18 @@ from contextlib import ExitStack
 from dataclasses import replace
 from typing import Any, TextIO
 
-from detector.config import Config, parse_address
+from detector.config import Config, ModelConfig, parse_address
 from detector.errors import SourceError
-from detector.events.setup import engine_threshold, wants_events
-from detector.model.options import ModelOptions
+from detector.events.setup import engine_threshold
+from detector.labels import LabelMap
+from detector.model.options import ModelOptions, load_with
 from detector.outputs import make_run_dir
 from detector.outputs.record import RunRecord, list_sources, source_entry, versions
 from detector.outputs.summary import print_summary
 from detector.pipeline.many import Job, Outcome, run_jobs, sum_stats
 from detector.pipeline.prelude import Prelude, model_entry
 from detector.pipeline.signals import StopSignals
-from detector.pipeline.source_run import SourceJob, SourceName, run_source
+from detector.pipeline.source_run import SourceJob, SourceName, run_source, track_settings
 from detector.pipeline.stages import inference_workers
 from detector.sources import ReconnectPolicy, SourceSpec, open_source
 from detector.track.settings import TrackSettings
@@ -41,26 +42,10 @@ def run_local(prelude: Prelude, out: TextIO) -> RunStats:
     return _run_one(prelude, track, out)
 
 
-def track_settings(config: Config) -> TrackSettings | None:
-    """The tracker ``detect.track`` asks for (None: ``none``), checked, its library found."""
-    dc = config.detect
-    kind = dc.track
-    if kind == "none" and wants_events(config):  # zones and events follow tracked objects
-        kind = "bytetrack"
-    if kind == "none":
-        return None
-    from detector.track.association import require_trackers
-
-    settings = TrackSettings(
-        kind,
-        threshold=dc.threshold,
-        low_threshold=min(dc.track_low_threshold, dc.threshold),
-        lost_s=dc.track_lost_s,
-        min_iou=dc.track_min_iou,
-        motion=dc.track_motion,
-    )
-    require_trackers()
-    return settings
+def load_configured_model(mc: ModelConfig, workers: int) -> Any:
+    """Load the model ``model:`` describes, for ``workers`` concurrent callers (a context
+    manager: ``with`` closes it); the app and the public API load it this one way."""
+    return load_with(ModelOptions.from_model(mc).sharing(workers))
 
 
 def load_model(
@@ -72,10 +57,8 @@ def load_model(
 ) -> tuple[Any, dict[str, Any]]:
     """Load the model once for ``workers`` callers (closed with ``stack``), warm it up on a
     ``size`` (width, height) frame; it and its record entry."""
-    from detector.model.backends import load_backend_model
-
     options = options.sharing(workers)
-    model: Any = stack.enter_context(load_backend_model(options))
+    model: Any = stack.enter_context(load_with(options))
     warmup_ms = model.warm_up(width=size[0], height=size[1], runs=max(1, warmup_runs))
     return model, model_entry(options, model, warmup_ms)
 
@@ -87,9 +70,16 @@ def _engine(prelude: Prelude, model: Any, track: TrackSettings | None) -> Any:
     from detector.engine import Engine
 
     dc = prelude.config.detect
-    base = track.detect_threshold if track is not None else dc.threshold
-    threshold = engine_threshold(prelude.config, prelude.labels, base)
+    threshold = model_threshold(prelude.config, prelude.labels, track)
     return Engine(model, threshold, prelude.class_ids, dc.max_boxes)
+
+
+def model_threshold(config: Config, labels: LabelMap, track: TrackSettings | None) -> float:
+    """The engine's threshold: ``detect.threshold``, lower for ByteTrack (it takes the
+    low-score detections too), lowered to the lowest per-class floor (``detect.thresholds``;
+    the filter in front of the tracker restores each class's own)."""
+    base = track.detect_threshold if track is not None else config.detect.threshold
+    return engine_threshold(config, labels, base)
 
 
 def _start_web(config: Config, specs: tuple[SourceSpec, ...], stack: ExitStack) -> Any:
@@ -115,16 +105,21 @@ def _start_web(config: Config, specs: tuple[SourceSpec, ...], stack: ExitStack) 
     return hub
 
 
-def _open(config: Config, spec: SourceSpec) -> Any:
-    """Open ``spec`` as ``source.*`` asks (size, how live sources reconnect)."""
+def reconnect_policy(config: Config) -> ReconnectPolicy:
+    """How live sources reconnect (``source.reconnect*``, ``source.stall_timeout_s``)."""
     sc = config.source
-    policy = ReconnectPolicy(
+    return ReconnectPolicy(
         attempts=sc.reconnect,
         first_delay_s=sc.reconnect_delay_s,
         max_delay_s=max(sc.reconnect_max_delay_s, sc.reconnect_delay_s),
         stall_timeout_s=sc.stall_timeout_s,
     )
-    return open_source(spec, width=sc.width, height=sc.height, reconnect=policy)
+
+
+def _open(config: Config, spec: SourceSpec) -> Any:
+    """Open ``spec`` as ``source.*`` asks (size, how live sources reconnect)."""
+    sc = config.source
+    return open_source(spec, width=sc.width, height=sc.height, reconnect=reconnect_policy(config))
 
 
 # -- one source ---------------------------------------------------------------------------

@@ -107,4 +107,7 @@ def model_entry(
         )
     if warmup_ms is not None:
         entry["warmup_ms"] = round(warmup_ms, 3)
+    choice = getattr(model, "backend_choice", None)
+    if choice is not None:  # why this backend: backend auto's decision, or the config's
+        entry["backend_choice"] = choice.to_dict()
     return entry

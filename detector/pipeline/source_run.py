@@ -17,7 +17,7 @@ from typing import Any
 
 from detector.config import Config
 from detector.errors import RunInterrupted, StageError
-from detector.events.setup import open_events, open_filter
+from detector.events.setup import open_events, open_filter, wants_events
 from detector.labels import LabelMap
 from detector.outputs import describe_outputs, open_outputs
 from detector.outputs.record import RunRecord
@@ -173,23 +173,68 @@ def _consumer(
     """What each result goes through, last first: the renderer, the event stage, the tracker
     (ids per source), the detection filter (filtered boxes never start a track)."""
     consume: Any = parts.events.wrap(render) if parts.events is not None else render
-    track = job.track
+    consume, parts.stage, parts.filter = _stages(
+        job.config, job.labels, info, consume, who, job.track
+    )
+    return consume
+
+
+def track_settings(config: Config) -> TrackSettings | None:
+    """The tracker ``detect.track`` asks for (None: ``none``), checked, its library found."""
+    dc = config.detect
+    kind = dc.track
+    if kind == "none" and wants_events(config):  # zones and events follow tracked objects
+        kind = "bytetrack"
+    if kind == "none":
+        return None
+    from detector.track.association import require_trackers
+
+    settings = TrackSettings(
+        kind,
+        threshold=dc.threshold,
+        low_threshold=min(dc.track_low_threshold, dc.threshold),
+        lost_s=dc.track_lost_s,
+        min_iou=dc.track_min_iou,
+        motion=dc.track_motion,
+    )
+    require_trackers()
+    return settings
+
+
+def analysis_stages(
+    config: Config, labels: LabelMap, info: Any, consume: Any, who: tuple[str, int, str]
+) -> tuple[Any, Any, Any]:
+    """``consume`` behind the stages results pass first, in frame order: the detection filter
+    (per-class thresholds, areas, masks), then the tracker ``detect.track`` asks for (ids per
+    source); and those two (each or None). ``who`` is the source's ``(name, index, uri)``."""
+    return _stages(config, labels, info, consume, who, track_settings(config))
+
+
+def _stages(
+    config: Config,
+    labels: LabelMap,
+    info: Any,
+    consume: Any,
+    who: tuple[str, int, str],
+    track: TrackSettings | None,
+) -> tuple[Any, Any, Any]:
+    stage = None
     if track is not None:
         from detector.track import TrackStage
 
-        parts.stage = TrackStage(track, info, detect_every=job.config.detect.detect_every)
-        consume = parts.stage.wrap(consume)
+        stage = TrackStage(track, info, detect_every=config.detect.detect_every)
+        consume = stage.wrap(consume)
         log.info(
             "tracking with %s, %s motion (%s clock)",
             track.kind,
             track.motion,
             "capture" if info.live else "media",
         )
-    floor = track.detect_threshold if track is not None else job.config.detect.threshold
-    parts.filter = open_filter(job.config, job.labels, floor, who)
-    if parts.filter is not None:
-        consume = parts.filter.wrap(consume)
-    return consume
+    floor = track.detect_threshold if track is not None else config.detect.threshold
+    filt = open_filter(config, labels, floor, who)
+    if filt is not None:  # before the tracker: filtered boxes never start a track
+        consume = filt.wrap(consume)
+    return consume, stage, filt
 
 
 def _close_record(record: RunRecord, source: Any, parts: _Parts) -> Any:

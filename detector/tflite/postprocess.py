@@ -16,6 +16,7 @@ from flatbuffers import flexbuffers
 
 from detector.config import OD_OUTPUT_NODES
 from detector.errors import ModelError
+from detector.model.backends.ssd_post import decode_centre_size
 
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 
@@ -108,12 +109,7 @@ def generate_ssd_anchors(spec: SsdAnchorSpec = SsdAnchorSpec()) -> np.ndarray:
 
 def decode_boxes_np(encodings: np.ndarray, anchors: np.ndarray, p: PostProcessParams) -> np.ndarray:
     """Reference centre-size decoding: ``[..., N, 4]`` (ty, tx, th, tw) → ymin, xmin, ymax, xmax."""
-    ya, xa, ha, wa = (anchors[:, i] for i in range(4))
-    yc = encodings[..., 0] / p.y_scale * ha + ya
-    xc = encodings[..., 1] / p.x_scale * wa + xa
-    h = np.exp(encodings[..., 2] / p.h_scale) * ha
-    w = np.exp(encodings[..., 3] / p.w_scale) * wa
-    return np.stack([yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2], axis=-1)
+    return decode_centre_size(encodings, anchors, (p.y_scale, p.x_scale, p.h_scale, p.w_scale))
 
 
 def build_postprocess(

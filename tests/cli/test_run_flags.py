@@ -1,4 +1,4 @@
-"""The ``run`` flags come from the config's fields: every flag keeps its name and its key."""
+"""The ``run`` and ``serve`` flags come from the config's fields: same names, same keys."""
 
 from __future__ import annotations
 
@@ -104,3 +104,15 @@ def test_every_flagged_key_is_covered_here_and_loads() -> None:
     assert config.detect.threshold == 0.3 and not config.output.video
     assert config.detect.track == "sort"
     assert key_field("detect.threshold").metadata["flag"].help
+
+
+def test_serve_takes_the_same_flags_from_the_same_fields() -> None:
+    args = build_parser().parse_args(
+        ["serve", "--backend", "openvino", "--insecure", "--threshold", "0.3", "--port", "0"]
+    )
+    assert overrides_from_args(args) == {
+        "model.backend": "openvino",
+        "detect.threshold": "0.3",
+        "serve.insecure": "true",
+    }
+    assert args.port == 0 and args.source == []

@@ -16,11 +16,11 @@ from helpers.tiny_ssd import build_tiny_ssd
 from detector.engine import Engine
 from detector.errors import ConfigError, ModelError, UnsafeGraphError
 from detector.model.backends import check_backend, load_backend_model
-from detector.model.backends.openvino import cache_root, load_openvino_model
+from detector.model.backends.ircache import cache_root
+from detector.model.backends.openvino import load_openvino_model
 from detector.model.backends.parity import compare_models
 from detector.model.backends.quantize import read_images
 from detector.model.loader import load_model
-from detector.model.options import ModelOptions
 from detector.types import Frame
 
 pytestmark = pytest.mark.tf
@@ -44,6 +44,7 @@ def test_tiny_ssd_through_openvino_equals_tf(tiny: Path, tmp_path: Path) -> None
     ):
         assert ov.input_size == (32, 32)  # read from the graph's own resize
         assert ov.backend == "openvino" and ov.precision == "fp32"
+        assert ov.post_kind == "numpy"  # decoding + NMS read from the graph, run in NumPy
         for image in _images(4, 32, 32):
             want = ref.predict(image[None])
             got = ov.predict(image[None])
@@ -154,9 +155,9 @@ def test_backend_choices_are_checked() -> None:
     with pytest.raises(ConfigError, match=r"unknown model\.backend 'onnx'"):
         check_backend("onnx")
     with pytest.raises(ConfigError, match="already runs the network apart"):
-        load_backend_model(ModelOptions(Path("x.pb"), backend="openvino", split=True))
+        load_backend_model("openvino", "x.pb", split=True)
     with pytest.raises(ConfigError, match="runs on the CPU"):
-        load_backend_model(ModelOptions(Path("x.pb"), backend="openvino", device="gpu"))
+        load_backend_model("openvino", "x.pb", device="gpu")
 
 
 def test_int8_without_a_passing_quantized_model_is_refused(tiny: Path, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from helpers.tiny_models import read_video
+from helpers.xvfb import Xvfb
 
 from detector.errors import SinkError
 from detector.labels import LabelMap
@@ -310,20 +311,10 @@ def test_window_sink_quits_under_xvfb(tmp_path, action):
         "            print('quit', i); sys.exit(0)\n"
         "sys.exit(3)\n"
     )
-    xvfb = subprocess.Popen(
-        ["Xvfb", "-displayfd", "1", "-screen", "0", "320x240x24"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        display = xvfb.stdout.readline().strip()
-        env = {**os.environ, "DISPLAY": f":{display}", "PYTHONPATH": ROOT}
+    with Xvfb() as xvfb:
+        env = {**os.environ, "DISPLAY": xvfb.display, "PYTHONPATH": ROOT}
         out = subprocess.run(
             [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
         )
         assert out.returncode == 0, out.stdout + out.stderr
         assert out.stdout.startswith("quit")
-    finally:
-        xvfb.terminate()
-        xvfb.wait(timeout=10)

@@ -2,15 +2,18 @@
 
 ``tf`` runs the whole graph in a TensorFlow session (``detector.model.loader``); ``openvino``
 runs the graph's network part in OpenVINO and its box decoding + non-max suppression in
-TensorFlow (``detector.model.backends.openvino``). Both give a model with the ``Predictor``
-surface of ``detector.engine`` (``predict``, ``warm_up``, ``close``, ``input_size``,
-``precision``, ``load_s``), so every source, sink, tracker and engine works with either.
-OpenVINO and NNCF are an optional extra: nothing here imports them until asked.
+NumPy (``detector.model.backends.openvino``), with no TensorFlow once the graph is converted;
+``auto`` (the default) picks one of them per model and says why
+(``detector.model.backends.auto``). Every model has the ``Predictor`` surface of
+``detector.engine`` (``predict``, ``warm_up``, ``close``, ``input_size``, ``precision``,
+``load_s``) and a ``backend_choice``, so every source, sink, tracker and engine works with
+any. OpenVINO and NNCF are an optional extra: nothing here imports them until asked.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import logging
+from typing import Any
 
 from detector.config import choices
 from detector.errors import ConfigError
@@ -21,9 +24,6 @@ from detector.model.backends.extra import (
     openvino_available,
     require,
 )
-
-if TYPE_CHECKING:
-    from detector.model.options import ModelOptions
 
 __all__ = [
     "BACKENDS",
@@ -37,10 +37,13 @@ __all__ = [
     "require",
 ]
 
+log = logging.getLogger(__name__)
+
 #: Backend names, the default first: the config's ``model.backend`` choices (one definition).
 BACKENDS = choices("model.backend")
 #: Precisions each backend accepts (``auto``: bf16 where the CPU has it natively, else fp32).
 PRECISIONS = {
+    "auto": ("auto", "bf16", "fp32", "int8"),
     "tf": ("auto", "bf16", "fp32"),
     "openvino": ("auto", "bf16", "fp32", "int8"),
 }
@@ -64,28 +67,96 @@ def check_backend(backend: str, precision: str = "auto") -> None:
         )
 
 
-def load_backend_model(options: ModelOptions, *, sessions: int = 1) -> Any:
+def load_backend_model(
+    backend: str,
+    path: Any,
+    *,
+    workers: int = 1,
+    split: bool = False,
+    signature: str = "serving_default",
+    tensors: Any = None,
+    device: str = "auto",
+    allow_memory_growth: bool = True,
+    intra_op_threads: int = 0,
+    inter_op_threads: int = 0,
+    allow_unsafe_ops: bool = False,
+    precision: str = "auto",
+    cache_dir: Any = None,
+    init_missing: bool = False,
+) -> Any:
     """Load a model on a backend: the one place that picks the loader.
 
     ``tf``: the whole graph in one session (``load_model``), or network and post-processing
-    in two threads with ``options.split``. ``openvino``: the network in OpenVINO with
-    ``options.workers`` infer requests of ``intra_op_threads`` threads each, the
-    post-processing in TF. ``sessions``: (tf, whole graph) sessions on the one graph.
+    in two threads with ``split``. ``openvino``: the network in OpenVINO with ``workers``
+    infer requests of ``intra_op_threads`` threads each, the post-processing in NumPy.
+    ``auto``: one of them, chosen by :func:`detector.model.backends.auto.choose_backend`
+    (logged, and kept as the model's ``backend_choice``).
 
     Raises:
         ConfigError: Unknown backend, a precision or option the backend does not have.
         MissingExtraError: ``openvino`` without its extra installed (exit 2).
     """
-    o = options
-    check_backend(o.backend, o.precision)
-    if o.backend == "openvino":
-        if o.split:
+    check_backend(backend, precision)
+    options: dict[str, Any] = dict(
+        workers=workers,
+        split=split,
+        signature=signature,
+        tensors=tensors,
+        device=device,
+        allow_memory_growth=allow_memory_growth,
+        intra_op_threads=intra_op_threads,
+        inter_op_threads=inter_op_threads,
+        allow_unsafe_ops=allow_unsafe_ops,
+        cache_dir=cache_dir,
+        init_missing=init_missing,
+    )
+    from detector.model.backends.auto import BackendChoice, choose_backend
+
+    if backend == "auto":
+        choice = choose_backend(
+            path,
+            precision=precision,
+            device=device,
+            split=split,
+            tensors=tensors,
+            allow_unsafe_ops=allow_unsafe_ops,
+            cache_dir=cache_dir,
+        )
+        log.info("backend auto: %s %s (%s)", choice.backend, choice.precision, choice.reason)
+        model = _load(choice.backend, path, precision=choice.precision, **options)
+    else:
+        model = _load(backend, path, precision=precision, **options)
+        choice = BackendChoice(backend, model.precision, "model.backend names it", backend)
+    model.backend_choice = choice
+    return model
+
+
+def _load(
+    backend: str,
+    path: Any,
+    *,
+    workers: int,
+    split: bool,
+    signature: str,
+    tensors: Any,
+    device: str,
+    allow_memory_growth: bool,
+    intra_op_threads: int,
+    inter_op_threads: int,
+    allow_unsafe_ops: bool,
+    precision: str,
+    cache_dir: Any,
+    init_missing: bool,
+) -> Any:
+    """Load on a named backend (``tf`` or ``openvino``)."""
+    if backend == "openvino":
+        if split:
             raise ConfigError(
                 "model.split and backend openvino do not go together: the openvino backend "
                 "already runs the network apart from the post-processing",
                 hint="set model.split: false (or use --backend tf)",
             )
-        if o.device == "gpu":
+        if device == "gpu":
             raise ConfigError(
                 "the openvino backend runs on the CPU; model.device is 'gpu'",
                 hint="set model.device: auto or cpu, or use --backend tf",
@@ -93,29 +164,27 @@ def load_backend_model(options: ModelOptions, *, sessions: int = 1) -> Any:
         from detector.model.backends.openvino import load_openvino_model
 
         return load_openvino_model(
-            o.path,
-            tensors=o.tensors,
-            precision=o.precision,
-            streams=max(1, o.workers),
-            threads_per_stream=max(1, o.intra_op_threads),
-            allow_unsafe_ops=o.allow_unsafe_ops,
-            cache_dir=o.cache_dir,
+            path,
+            tensors=tensors,
+            precision=precision,
+            streams=max(1, workers),
+            threads_per_stream=max(1, intra_op_threads),
+            allow_unsafe_ops=allow_unsafe_ops,
+            cache_dir=cache_dir,
         )
-    from detector.model.loader import load_model
+    from detector.model.loader import TensorNames, load_model
 
     common: dict[str, Any] = dict(
-        tensors=o.tensors,
-        device=o.device,
-        allow_memory_growth=o.allow_memory_growth,
-        intra_op_threads=o.intra_op_threads,
-        inter_op_threads=o.inter_op_threads,
-        allow_unsafe_ops=o.allow_unsafe_ops,
-        precision=o.precision,
+        tensors=tensors if tensors is not None else TensorNames(),
+        device=device,
+        allow_memory_growth=allow_memory_growth,
+        intra_op_threads=intra_op_threads,
+        inter_op_threads=inter_op_threads,
+        allow_unsafe_ops=allow_unsafe_ops,
+        precision=precision,
     )
-    if o.split:  # network and SSD post-processing as two sub-graphs in two threads
+    if split:  # network and SSD post-processing as two sub-graphs in two threads
         from detector.model.split_runtime import load_split_model
 
-        return load_split_model(o.path, **common)
-    return load_model(
-        o.path, signature=o.signature, init_missing=o.init_missing, sessions=sessions, **common
-    )
+        return load_split_model(path, **common)
+    return load_model(path, signature=signature, init_missing=init_missing, **common)

@@ -25,16 +25,10 @@ import numpy as np
 
 from detector.errors import ConfigError, ModelError
 from detector.imagefiles import load_image
+from detector.model.backends.auto import compare_with_tf
 from detector.model.backends.extra import require
-from detector.model.backends.openvino import (
-    cache_root,
-    convert_network,
-    int8_report_path,
-    ir_path,
-    load_openvino_model,
-    prepare_graph,
-    save_ir,
-)
+from detector.model.backends.ircache import cache_root, int8_report_path, ir_path, save_ir
+from detector.model.backends.openvino import convert_network, prepare_graph
 from detector.model.backends.parity import MIN_IOU, MIN_RATIO, SCORE_THRESHOLD, ParityReport
 
 log = logging.getLogger(__name__)
@@ -181,8 +175,7 @@ def quantize(
     """
     ov = require("openvino")
     nncf = require("nncf")
-    from detector.model.backends.parity import compare_models
-    from detector.model.loader import TensorNames, load_model
+    from detector.model.loader import TensorNames
 
     if Path(calibration).resolve() == Path(held_out).resolve():
         raise ConfigError(
@@ -210,31 +203,18 @@ def quantize(
     candidate = final.with_name(final.name.replace(".int8.xml", ".int8-candidate.xml"))
     save_ir(quantized, candidate)
     try:
-        with (
-            load_model(
-                prep.path,
-                tensors=tensors,
-                device="cpu",
-                precision="fp32",
-                allow_unsafe_ops=allow_unsafe_ops,
-            ) as reference,
-            load_openvino_model(
-                prep.path,
-                tensors=tensors,
-                precision="int8",
-                allow_unsafe_ops=allow_unsafe_ops,
-                cache_dir=root,
-                ir=candidate,
-            ) as int8,
-        ):
-            report = compare_models(
-                reference,
-                int8,
-                gate_images,
-                threshold=threshold,
-                min_iou=min_iou,
-                min_ratio=min_ratio,
-            )
+        report = compare_with_tf(
+            prep.path,
+            gate_images,
+            precision="int8",
+            tensors=tensors,
+            allow_unsafe_ops=allow_unsafe_ops,
+            cache_dir=root,
+            ir=candidate,
+            threshold=threshold,
+            min_iou=min_iou,
+            min_ratio=min_ratio,
+        )
         if not report.passed:
             raise QuantizationRefused(
                 f"the int8 model of '{prep.path}' fails the parity gate against the TF graph "

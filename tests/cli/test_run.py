@@ -11,8 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers.cli_run import RunningCli, cli_env
+from helpers.cli_run import RunningCli, cli_env, tiny_model_flags
 from helpers.tiny_models import build_frozen, build_unsafe_frozen, read_video, tiny_video
+from helpers.xvfb import Xvfb
 
 from detector.cli import main
 
@@ -35,21 +36,8 @@ def assets(tmp_path_factory) -> dict[str, Path]:
 def run_flags(
     assets: dict[str, Path], out: Path, *extra: str, source: Path | None = None
 ) -> list[str]:
-    return [
-        "--source",
-        str(source or assets["video"]),
-        "--model",
-        str(assets["model"]),
-        "--labels",
-        str(assets["labels"]),
-        "--output",
-        str(out),
-        "--device",
-        "cpu",
-        "--threshold",
-        "0.1",
-        *extra,
-    ]
+    source_flags = ["--source", str(source or assets["video"])]
+    return [*source_flags, *tiny_model_flags(assets["model"], assets["labels"], out), *extra]
 
 
 def video_frames(path: Path) -> tuple[int, float, list[np.ndarray]]:
@@ -217,8 +205,9 @@ def test_sigterm_finalizes_video_and_exits_130(tmp_path):
     try:
         run.wait_for(lambda: jsonl.exists() and jsonl.stat().st_size > 2000, 120, "2 kB of lines")
         run.signal(signal.SIGTERM)
-    finally:
         result = run.finish(60)
+    finally:
+        run.kill()
     assert result.code == 130, result.err[-2000:]
     record = json.loads((folder / "run.json").read_text())
     assert record["status"] == "interrupted"
@@ -235,32 +224,25 @@ def test_sigterm_finalizes_video_and_exits_130(tmp_path):
 def test_window_q_ends_the_run_cleanly_under_xvfb(tmp_path):
     """`--show` on a real (virtual) display: q in the window stops the run with exit 0."""
     folder, flags = _long_run(tmp_path, "w", "--show")
-    xvfb = subprocess.Popen(
-        ["Xvfb", "-displayfd", "1", "-screen", "0", "320x240x24"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    run = None
-    try:
-        env = cli_env(DISPLAY=f":{xvfb.stdout.readline().strip()}")
+    with Xvfb() as xvfb:
+        env = cli_env(DISPLAY=xvfb.display)
         run = RunningCli(*flags, env=env)
-        found = subprocess.run(
-            ["xdotool", "search", "--sync", "--name", "detector"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        wid = found.stdout.split()[0]
-        subprocess.run(["xdotool", "key", "--window", wid, "q"], env=env, check=True, timeout=30)
-        result = run.finish(60)
-        assert result.code == 0, result.err[-2000:]
-    finally:
-        if run is not None:
+        try:
+            found = subprocess.run(
+                ["xdotool", "search", "--sync", "--name", "detector"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            wid = found.stdout.split()[0]
+            subprocess.run(
+                ["xdotool", "key", "--window", wid, "q"], env=env, check=True, timeout=30
+            )
+            result = run.finish(60)
+        finally:
             run.kill()
-        xvfb.terminate()
-        xvfb.wait(timeout=10)
+    assert result.code == 0, result.err[-2000:]
     assert "quit key pressed" in result.err
     record = json.loads((folder / "run.json").read_text())
     assert record["status"] == "ok" and record["outputs"]["window"] is True
