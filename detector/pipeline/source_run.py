@@ -141,6 +141,8 @@ def _drive(
         finally:
             if guard is not None:  # from here on a signal waits: the sinks finalize
                 guard.deferring = True
+    if parts.events is not None and parts.stats is not None:  # every object ended: final counts
+        parts.stats = replace(parts.stats, counts=parts.events.counts())
     if guard is not None and guard.pending:  # a signal arrived mid-frame or finalizing
         parts.stats = replace(parts.stats, interrupted=True) if parts.stats else None
         raise KeyboardInterrupt
