@@ -506,7 +506,7 @@ def key_for(name: str) -> str:
         ConfigError: No such key (with the closest name as a hint).
     """
     name = RENAMED.get(name, name)
-    if name in KEYS:
+    if name in KEYS or name in LISTS:  # LISTS: zones, lines
         return name
     if name in ALIASES:
         return ALIASES[name]

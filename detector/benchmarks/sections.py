@@ -379,6 +379,18 @@ def _explain_lines(result: dict[str, Any]) -> list[str]:
     return ["", format_table(result)]
 
 
+def _inspect_scaling(b: Bench) -> dict[str, Any]:
+    from detector.benchmarks.inspect_scaling import inspect_scaling
+
+    return {"rows": inspect_scaling(progress=b.progress)}
+
+
+def _inspect_lines(result: dict[str, Any]) -> list[str]:
+    from detector.benchmarks.inspect_scaling import scaling_lines
+
+    return ["", *scaling_lines(result["rows"])]
+
+
 def _photos(b: Bench) -> Path:
     from detector.errors import ConfigError
 
@@ -411,6 +423,15 @@ REGISTRY: dict[str, Section] = {
         Section("events", None, _events, "events", model=False, format=_events_lines),
         Section(
             "explain", None, _explain, "explain", model=False, full=False, format=_explain_lines
+        ),
+        Section(
+            "inspect",
+            None,
+            _inspect_scaling,
+            "inspect_scaling",
+            model=False,
+            quick=False,
+            format=_inspect_lines,
         ),
     )
 }

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from detector.config import DEFAULT_THRESHOLD
+
 FPS = 10.0
 KEEP = 0.95
 P95_MS = 200.0
@@ -128,7 +130,7 @@ def streams_worker(
     labels: str | None = None,
     seconds: float = 8.0,
     max_n: int = 32,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_THRESHOLD,
     cache_dir: str | None = None,
 ) -> dict[str, Any]:
     """Worker task: one backend's many-camera trials (and its batch figures on openvino)."""

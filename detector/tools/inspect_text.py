@@ -86,6 +86,34 @@ def _keras_lines(info: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _quant(q: dict[str, Any] | None) -> str:
+    if not q:
+        return ""
+    if "per_channel" in q:
+        return f"  per-channel x{q['per_channel']} (axis {q['axis']}) scale {q['scale'][:4]}..."
+    return f"  scale {q['scale']:g} zero_point {q['zero_point']}"
+
+
+def _all_tensor_lines(info: dict[str, Any]) -> list[str]:
+    """``--all-tensors``: each weight with its values; a .tflite's tensors with quantization."""
+    found = info.get("all_tensors")
+    if found is None:
+        return []
+    lines = [f"all tensors ({len(found)}):"]
+    if isinstance(found, list):  # TFLite
+        for t in found:
+            lines.append(
+                f"  {t['index']}  {t['name']}  {t['dtype']}  {_fmt_shape(t['shape'])}"
+                + _quant(t.get("quantization"))
+            )
+        return lines
+    for name, t in found.items():
+        lines.append(f"  {name}  {t['dtype']}  {_fmt_shape(t['shape'])}")
+        shown = t["values"] if "values" in t else {k: t[k] for k in ("min", "max", "mean", "first")}
+        lines.append("    " + json.dumps(shown))
+    return lines
+
+
 def render_text(info: dict[str, Any]) -> str:
     """A human-readable report of :func:`inspect_path`'s result."""
     lines = [f"format: {info['format']}"]
@@ -126,9 +154,15 @@ def render_text(info: dict[str, Any]) -> str:
             lines.append(f"  {e['path']}  step {e['step']}{flag}{bad}")
     if info["format"] == "tflite":
         lines.append("inputs:")
-        lines += [f"  {t['name']}  {t['dtype']}  {_fmt_shape(t['shape'])}" for t in info["inputs"]]
+        lines += [
+            f"  {t['name']}  {t['dtype']}  {_fmt_shape(t['shape'])}{_quant(t.get('quantization'))}"
+            for t in info["inputs"]
+        ]
         lines.append("outputs:")
-        lines += [f"  {t['name']}  {t['dtype']}  {_fmt_shape(t['shape'])}" for t in info["outputs"]]
+        lines += [
+            f"  {t['name']}  {t['dtype']}  {_fmt_shape(t['shape'])}{_quant(t.get('quantization'))}"
+            for t in info["outputs"]
+        ]
         lines.append(f"parameters: {info['parameters']:,}  tensors: {info['tensors']}")
         lines.append("ops: " + ", ".join(f"{k} {v}" for k, v in info["ops"].items()))
     for meta in info.get("meta_graphs", [info] if "meta_info" in info else []):
@@ -178,6 +212,7 @@ def render_text(info: dict[str, Any]) -> str:
         lines.append(f"safety: {info['safety']}")
         lines += _graph_lines(info["graph"])
     lines += _node_lines(info.get("nodes"), "")
+    lines += _all_tensor_lines(info)
     if "tensor" in info:
         t = info["tensor"]
         key = f"  (key {t['key']})" if t.get("key") not in (None, t["name"]) else ""
