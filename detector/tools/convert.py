@@ -16,6 +16,7 @@ import os
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -121,9 +122,9 @@ def convert(
     Raises:
         ModelError, CheckpointError, UnsafeGraphError, ConfigError: What went wrong.
     """
+    from detector.tools.attribution import find_weight_constants
     from detector.tools.freeze import freeze_loaded, sidecar_path, write_frozen
     from detector.tools.unfreeze import write_checkpoint
-    from detector.tools.weights import find_weight_constants
 
     src, out = Path(src), Path(out)
     if model is not None:
@@ -163,8 +164,8 @@ def convert(
             side = sidecar_path(src) if src.is_file() else None
             mapping = find_weight_constants(frozen.graph_def, side)
         written: dict[str, Any] = {}
-        if target == "pb":
-            write_frozen(frozen, tmp, source=str(src), step=source.step)
+        if target == "pb":  # the sidecar names every weight, also of a frozen source
+            write_frozen(replace(frozen, variables=mapping), tmp, source=str(src), step=source.step)
             written = {"out": str(out), "sidecar": str(sidecar_path(out))}
         elif target == "checkpoint":
             prefix, _ = write_checkpoint(frozen.graph_def, mapping, frozen.outputs, tmp, step=step)
@@ -309,8 +310,6 @@ def convert_tflite(
     anchors: str | None = None,
 ) -> dict[str, Any]:
     """Convert a TFLite SSD into a frozen graph with the TF OD API names (options optional)."""
-    from dataclasses import replace
-
     from detector.tflite.convert import ConvertOptions, convert_tflite_ssd
 
     given = {

@@ -13,7 +13,8 @@ from typing import Any
 
 from detector.config import OD_OUTPUT_NODES as OD_OUTPUTS
 from detector.errors import UnsafeGraphError
-from detector.model.graphfile import node_name, placeholders, sink_outputs, tf_module
+from detector.model.graphfile import node_name, placeholders, tf_module
+from detector.model.outputs import sink_outputs
 from detector.tools.tensors import dtype_name, shape_of
 
 _VARIABLE_OPS = ("VariableV2", "VarHandleOp", "Variable")
@@ -54,7 +55,7 @@ def _output_shapes(
 
 def _parameters(graph_def: Any, variables: dict[str, Any]) -> tuple[int, int]:
     """``(weight constants, parameters)`` of variables and weight constants."""
-    from detector.tools.weights import find_weight_constants
+    from detector.tools.attribution import find_weight_constants
 
     weights = find_weight_constants(graph_def)
     consts = {n.name: n for n in graph_def.node if n.op == "Const"}

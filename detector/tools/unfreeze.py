@@ -18,15 +18,15 @@ from typing import Any
 from detector.errors import ModelError
 from detector.model.graphfile import (
     LoadedGraph,
-    choose_outputs,
     load_graph,
     placeholders,
     read_graph_def,
     tensor_name,
     tf_module,
 )
+from detector.model.outputs import choose_outputs
+from detector.tools.attribution import find_weight_constants
 from detector.tools.verify import compare_outputs, probe_feed
-from detector.tools.weights import find_weight_constants
 
 log = logging.getLogger(__name__)
 
