@@ -114,6 +114,54 @@ def _all_tensor_lines(info: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _meta_lines(meta: dict[str, Any]) -> list[str]:
+    """One MetaGraph: tags, saver, collections, signatures, functions, safety, graph, nodes."""
+    lines: list[str] = []
+    mi = meta["meta_info"]
+    lines.append(
+        f"meta graph: tags {mi['tags'] or '-'}, TF {mi['tensorflow_version'] or '?'}"
+        f", {len(mi['ops_used'])} ops used"
+    )
+    if meta.get("saver"):
+        s = meta["saver"]
+        lines.append(
+            f"  saver: restore op {s['restore_op']}, save {s['save_tensor']}, "
+            f"max_to_keep {s['max_to_keep']}"
+        )
+    for k, v in meta["collections"].items():
+        items = ", ".join(str(i) for i in v["items"][:6])
+        more = f" ... ({v['count']} in all)" if v["count"] > 6 else ""
+        lines.append(f"  collection {k}: {items}{more}")
+    for key, sig in meta.get("signatures", {}).items():
+        if sig.get("init_op"):
+            outs: list[dict[str, Any]] = list(sig["outputs"].values())
+            op = outs[0]["name"] if outs else "?"
+            lines.append(f"  signature {key!r}: the init op ({op}), run once at load time")
+            continue
+        lines.append(f"  signature {key!r} ({sig['method'] or 'no method'}):")
+        lines += [
+            f"    in  {k}: {v['name']} {v['dtype']} {_fmt_shape(v['shape'])}"
+            for k, v in sig["inputs"].items()
+        ]
+        lines += [
+            f"    out {k}: {v['name']} {v['dtype']} {_fmt_shape(v['shape'])}"
+            for k, v in sig["outputs"].items()
+        ]
+    for name, options in meta.get("functions", {}).items():
+        lines.append(f"  function {name!r}:")
+        for i, o in enumerate(options, 1):
+            if "undecoded" in o:
+                lines.append(f"    option {i}: {o['function']} ({o['undecoded']})")
+                continue
+            lines.append(
+                f"    option {i}: inputs {_spec(o['inputs'])} -> outputs {_spec(o['outputs'])}"
+            )
+    lines.append(f"  safety: {meta['safety']}")
+    lines += _graph_lines(meta["graph"], "  ")
+    lines += _node_lines(meta.get("nodes"), "  ")
+    return lines
+
+
 def render_text(info: dict[str, Any]) -> str:
     """A human-readable report of :func:`inspect_path`'s result."""
     lines = [f"format: {info['format']}"]
@@ -166,48 +214,7 @@ def render_text(info: dict[str, Any]) -> str:
         lines.append(f"parameters: {info['parameters']:,}  tensors: {info['tensors']}")
         lines.append("ops: " + ", ".join(f"{k} {v}" for k, v in info["ops"].items()))
     for meta in info.get("meta_graphs", [info] if "meta_info" in info else []):
-        mi = meta["meta_info"]
-        lines.append(
-            f"meta graph: tags {mi['tags'] or '-'}, TF {mi['tensorflow_version'] or '?'}"
-            f", {len(mi['ops_used'])} ops used"
-        )
-        if meta.get("saver"):
-            s = meta["saver"]
-            lines.append(
-                f"  saver: restore op {s['restore_op']}, save {s['save_tensor']}, "
-                f"max_to_keep {s['max_to_keep']}"
-            )
-        for k, v in meta["collections"].items():
-            items = ", ".join(str(i) for i in v["items"][:6])
-            more = f" ... ({v['count']} in all)" if v["count"] > 6 else ""
-            lines.append(f"  collection {k}: {items}{more}")
-        for key, sig in meta.get("signatures", {}).items():
-            if sig.get("init_op"):
-                outs: list[dict[str, Any]] = list(sig["outputs"].values())
-                op = outs[0]["name"] if outs else "?"
-                lines.append(f"  signature {key!r}: the init op ({op}), run once at load time")
-                continue
-            lines.append(f"  signature {key!r} ({sig['method'] or 'no method'}):")
-            lines += [
-                f"    in  {k}: {v['name']} {v['dtype']} {_fmt_shape(v['shape'])}"
-                for k, v in sig["inputs"].items()
-            ]
-            lines += [
-                f"    out {k}: {v['name']} {v['dtype']} {_fmt_shape(v['shape'])}"
-                for k, v in sig["outputs"].items()
-            ]
-        for name, options in meta.get("functions", {}).items():
-            lines.append(f"  function {name!r}:")
-            for i, o in enumerate(options, 1):
-                if "undecoded" in o:
-                    lines.append(f"    option {i}: {o['function']} ({o['undecoded']})")
-                    continue
-                lines.append(
-                    f"    option {i}: inputs {_spec(o['inputs'])} -> outputs {_spec(o['outputs'])}"
-                )
-        lines.append(f"  safety: {meta['safety']}")
-        lines += _graph_lines(meta["graph"], "  ")
-        lines += _node_lines(meta.get("nodes"), "  ")
+        lines += _meta_lines(meta)
     if "graph" in info and "meta_info" not in info:
         lines.append(f"safety: {info['safety']}")
         lines += _graph_lines(info["graph"])
