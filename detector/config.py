@@ -336,9 +336,9 @@ class OutputConfig:
         "serve",
         null=True,
         flag=Flag(
-            "serve a live page of every source at http://HOST:PORT/, with the detection "
-            "API, /healthz, /readyz and /metrics (HOST 127.0.0.1 unless given; beyond it an API "
-            "token is required: serve.token, --token-file or DETECTOR_API_TOKEN)",
+            "serve a live page of every source at http://HOST:PORT/, with /healthz, /readyz "
+            "and /metrics (HOST 127.0.0.1 unless given; beyond it an API token is required: "
+            "serve.token, --token-file or DETECTOR_API_TOKEN)",
             OUTPUTS,
             metavar="[HOST:]PORT",
         ),

@@ -358,6 +358,28 @@ def _events_lines(result: dict[str, Any]) -> list[str]:
     return format_events(result)
 
 
+def _serve(b: Bench) -> dict[str, Any]:
+    """The detection service under 1, 4 and 16 clients, batched vs one request per model call
+    (each service in its own process)."""
+    from detector.benchmarks.serve_api import serve_api
+
+    s = b.settings
+    return serve_api(
+        Path(s.path),
+        Path(s.labels) if s.labels else None,
+        _photos(b),
+        b.tmp,
+        workers=max(2, s.workers),
+        progress=b.progress,
+    )
+
+
+def _serve_lines(result: dict[str, Any]) -> list[str]:
+    from detector.benchmarks.serve_api import format_serve
+
+    return ["", format_serve(result)]
+
+
 def _explain(b: Bench) -> dict[str, Any]:
     from detector.benchmarks.explain import explain_bench
 
@@ -421,6 +443,7 @@ REGISTRY: dict[str, Section] = {
         Section("track", None, _track, "track"),
         Section("backends", None, _backends, "backends", quick=False),
         Section("events", None, _events, "events", model=False, format=_events_lines),
+        Section("serve", None, _serve, "serve", model=False, quick=False, format=_serve_lines),
         Section(
             "explain", None, _explain, "explain", model=False, full=False, format=_explain_lines
         ),

@@ -78,14 +78,6 @@ class Service:
 
         config, mc, dc, sc = self.config, self.config.model, self.config.detect, self.config.serve
         access = access_from(sc)  # a missing token file fails before the model loads
-        require_model_path(mc.path)
-        labels = load_label_map(mc.labels) if mc.labels is not None else LabelMap({})
-        class_ids = labels.resolve_classes(dc.classes)
-        model, entry = load_model(config, self.stack, max(1, mc.workers), 640, 480)
-        self.hub.model = entry
-        engine = Engine(model, dc.threshold, class_ids, dc.max_boxes)
-        self.run_dir = make_run_dir(config.output.dir, config.output.name or "serve")
-        self.jobs = SourceJobs(config, engine, labels, class_ids, self.hub, self.run_dir)
         server = WebServer(
             self.hub,
             self.host,
@@ -94,6 +86,15 @@ class Service:
             access=access,
             insecure=sc.insecure,
         )
+        server.check_access()  # before the model loads: a refusal comes at once
+        require_model_path(mc.path)
+        labels = load_label_map(mc.labels) if mc.labels is not None else LabelMap({})
+        class_ids = labels.resolve_classes(dc.classes)
+        model, entry = load_model(config, self.stack, max(1, mc.workers), 640, 480)
+        self.hub.model = entry
+        engine = Engine(model, dc.threshold, class_ids, dc.max_boxes)
+        self.run_dir = make_run_dir(config.output.dir, config.output.name or "serve")
+        self.jobs = SourceJobs(config, engine, labels, class_ids, self.hub, self.run_dir)
         self.batcher = Batcher(
             engine,
             batch_size=sc.batch_size,
