@@ -17,12 +17,13 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from detector.app import load_model
 from detector.config import Config
 from detector.engine import Engine
 from detector.labels import LabelMap, load_label_map
+from detector.model.options import ModelOptions
 from detector.outputs import make_run_dir
 from detector.outputs.web import Hub, WebServer, access_from
+from detector.pipeline.local import load_model
 from detector.pipeline.signals import StopSignals
 from detector.service.batcher import Batcher
 from detector.service.detect import DetectApi, detect_router
@@ -90,7 +91,8 @@ class Service:
         require_model_path(mc.path)
         labels = load_label_map(mc.labels) if mc.labels is not None else LabelMap({})
         class_ids = labels.resolve_classes(dc.classes)
-        model, entry = load_model(config, self.stack, max(1, mc.workers), 640, 480)
+        options = ModelOptions.from_config(config)
+        model, entry = load_model(options, self.stack, max(1, mc.workers))
         self.hub.model = entry
         engine = Engine(model, dc.threshold, class_ids, dc.max_boxes)
         self.run_dir = make_run_dir(config.output.dir, config.output.name or "serve")

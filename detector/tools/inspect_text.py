@@ -27,14 +27,18 @@ def _graph_lines(g: dict[str, Any], indent: str = "") -> list[str]:
     ] or [f"{indent}  (none)"]
     if g["variables"]:
         lines.append(f"{indent}variable ops: {len(g['variables'])}")
-    ops = ", ".join(f"{k} {v}" for k, v in g["ops"].items())
-    lines.append(f"{indent}ops: {ops}")
+    lines.append(f"{indent}ops: {_histogram(g['ops'])}")
     if g["function_ops"]:
-        lines.append(
-            f"{indent}ops in functions: "
-            + ", ".join(f"{k} {v}" for k, v in g["function_ops"].items())
-        )
+        lines.append(f"{indent}ops in functions: {_histogram(g['function_ops'])}")
     return lines
+
+
+def _histogram(counts: dict[str, int], shown: int = 40) -> str:
+    """``Conv2D 55, BiasAdd 72, ...``: the most common op kinds, then how many more
+    (``--json`` has them all)."""
+    text = ", ".join(f"{k} {v}" for k, v in list(counts.items())[:shown])
+    more = len(counts) - shown
+    return text + (f", ... and {more} more op kinds (--json lists all)" if more > 0 else "")
 
 
 def _spec(value: Any) -> str:
