@@ -22,7 +22,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from detector.config import Config
+from detector.config import Config, parse_address
+from detector.distributed.driver import run_ray
+from detector.engine import Engine
 from detector.errors import (
     ConfigError,
     DetectorError,
@@ -31,15 +33,21 @@ from detector.errors import (
     SourceError,
     StageError,
 )
+from detector.events.setup import engine_threshold, open_events, open_filter, wants_events
 from detector.labels import LabelMap, load_label_map
+from detector.model.backends import check_backend, load_backend_model
+from detector.model.loader import TensorNames, require_model_path
 from detector.outputs import RUN_JSON, describe_outputs, make_run_dir, open_outputs, write_json
 from detector.outputs.rundir import write_csv
 from detector.outputs.summary import now_iso, print_summary, versions
+from detector.pipeline.many import FAILED, INTERRUPTED, run_jobs
 from detector.pipeline.render import Renderer, RenderOptions
 from detector.pipeline.signals import StopSignals
 from detector.pipeline.stages import PipelineOptions, inference_workers, run_pipeline
-from detector.sources import ReconnectPolicy, SourceSpec, open_source, redact
+from detector.sources import ReconnectPolicy, SourceSpec, open_source, parse_source, redact
 from detector.sources.spec import expand_sources
+from detector.track import TrackStage
+from detector.track.association import require_trackers
 from detector.track.settings import TrackSettings
 from detector.types import RunStats
 
@@ -79,13 +87,9 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
         KeyboardInterrupt: Ctrl-C or SIGTERM, after the outputs were finalized and
             ``run.json`` written (exit 130).
     """
-    from detector.model.backends import check_backend
 
     check_backend(config.model.backend, config.model.precision)  # before anything opens
     if config.run.engine == "ray":  # the same run on a pool of Ray actors
-        from detector.distributed.driver import run_ray
-        from detector.events.setup import wants_events
-
         if wants_events(config):  # zones and events follow one source's frames in order
             raise ConfigError(
                 "zones, lines and events cannot run with run.engine 'ray'",
@@ -101,7 +105,6 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
         return run_ray(config, out=out)
     out = out if out is not None else sys.stdout
     mc = config.model
-    from detector.model.loader import require_model_path
 
     require_model_path(mc.path)
     labels = load_label_map(mc.labels) if mc.labels is not None else LabelMap({})
@@ -121,8 +124,6 @@ def load_model(
     config: Config, stack: ExitStack, workers: int, width: int, height: int
 ) -> tuple[Any, dict[str, Any]]:
     """Load the model once (closed with ``stack``), warm it up; it and its ``run.json`` entry."""
-    from detector.model.backends import load_backend_model
-    from detector.model.loader import TensorNames
 
     mc = config.model
     threads = intra_op_threads(mc.intra_op_threads, workers)
@@ -169,7 +170,6 @@ def _start_web(config: Config, specs: list[SourceSpec], stack: ExitStack) -> Any
     """The web view's hub (a feed per source) with its server running, or None."""
     if config.output.serve is None:
         return None
-    from detector.config import parse_address
     from detector.outputs.web import Hub, WebServer, access_from
 
     host, port = parse_address(config.output.serve)
@@ -248,7 +248,6 @@ def _run_source(
 ) -> RunStats:
     """One open source through the model into ``run_dir``; ``run.json`` written however it
     ends (``record`` is completed in place)."""
-    from detector.events.setup import open_events, open_filter
 
     info = source.info
     if feed is not None:  # the feed counts what the source delivers (stalled vs blocked)
@@ -292,8 +291,6 @@ def _run_source(
             consume: Any = events.wrap(render) if events is not None else render
             settings = track_settings(config)
             if settings is not None:  # each source its own tracker: ids are per source
-                from detector.track import TrackStage
-
                 stage = TrackStage(settings, info, detect_every=dc.detect_every)
                 consume = stage.wrap(consume)
                 log.info(
@@ -441,8 +438,6 @@ def _save_record(run_dir: Path, record: dict[str, Any]) -> SinkError | None:
 def _run_one(
     config: Config, spec: SourceSpec, labels: LabelMap, class_ids: Any, out: TextIO
 ) -> RunStats:
-    from detector.engine import Engine
-
     mc = config.model
     record = _record(config, labels, class_ids)
     track = track_settings(config)  # before the model: a config error comes fast
@@ -491,7 +486,6 @@ def _run_one(
 
 def track_settings(config: Config) -> TrackSettings | None:
     """The tracker ``detect.track`` asks for (None: ``none``), checked, its library found."""
-    from detector.events.setup import wants_events
 
     dc = config.detect
     kind = dc.track
@@ -499,7 +493,6 @@ def track_settings(config: Config) -> TrackSettings | None:
         kind = "bytetrack"
     if kind == "none":
         return None
-    from detector.track.association import require_trackers
 
     settings = TrackSettings(
         kind,
@@ -522,7 +515,6 @@ def _detect_threshold(threshold: float, track: TrackSettings | None) -> float:
 def _engine_threshold(config: Config, labels: LabelMap, track: TrackSettings | None) -> float:
     """The engine's threshold, lowered to the lowest per-class floor (``detect.thresholds``;
     the filter in front of the tracker restores each class's own)."""
-    from detector.events.setup import engine_threshold
 
     return engine_threshold(config, labels, _detect_threshold(config.detect.threshold, track))
 
@@ -541,9 +533,6 @@ def _counted(stats: RunStats | None, written: int) -> RunStats | None:
 def _run_many(
     config: Config, specs: list[SourceSpec], labels: LabelMap, class_ids: Any, out: TextIO
 ) -> RunStats:
-    from detector.engine import Engine
-    from detector.pipeline.many import FAILED, INTERRUPTED, run_jobs
-
     mc = config.model
     if config.output.show:
         log.warning(
@@ -632,8 +621,6 @@ def _run_many(
 def _many_name(uris: tuple[str, ...], specs: list[SourceSpec]) -> str:
     """A folder of videos: the folder's name; several sources: ``sources``."""
     if len(uris) == 1:
-        from detector.sources import parse_source
-
         return parse_source(uris[0]).run_name
     return "sources"
 

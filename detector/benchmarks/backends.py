@@ -14,7 +14,10 @@ uint8 ``.tflite``, is measured the same way in the same run.
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
+import os
 import shutil
 import statistics
 import sys
@@ -28,7 +31,18 @@ from typing import Any
 import cv2
 import numpy as np
 
+from detector.benchmarks import media, throughput
+from detector.benchmarks.media import decode_frames
+from detector.benchmarks.model_speed import latency_ms
+from detector.benchmarks.parts import ModelSettings, engine, labels_for
 from detector.benchmarks.system import Span, median_run, rate, run_json_subprocess
+from detector.errors import DetectorError
+from detector.model.backends import load_backend_model, openvino_available
+from detector.model.backends.openvino import cache_root, int8_report_path, ir_path, prepare_graph
+from detector.model.backends.parity import Found, compare_found, detect_all
+from detector.model.backends.quantize import QuantizationRefused, quantize, read_images
+from detector.model.loader import load_model
+from detector.tflite.reference import TfliteReference
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +65,6 @@ def single(
     fn: Callable[[np.ndarray], Any], frames: Sequence[np.ndarray], warmup: int, repeats: int
 ) -> dict[str, Any]:
     """One caller: p50 ms per frame and frames/s of ``fn(frame)`` over ``frames``."""
-    from detector.benchmarks.model_speed import latency_ms
 
     return dict(latency_ms(fn, frames, warmup, repeats))
 
@@ -106,8 +119,6 @@ def _one_flight(
 def _load(
     backend: str, precision: str, model: Path, workers: int, threads: int, cache_dir: Path
 ) -> Any:
-    from detector.model.backends import load_backend_model
-
     return load_backend_model(
         backend,
         model,
@@ -123,7 +134,6 @@ def _load(
 def measure(a: Any) -> dict[str, Any]:
     """One backend configuration in this process (``a``: the parsed child arguments)."""
     t0 = time.perf_counter()
-    from detector.benchmarks.media import decode_frames
 
     model = _load(a.backend, a.precision, a.model, a.workers, a.threads, a.cache_dir)
     frames = decode_frames(a.video, a.frames)
@@ -150,9 +160,6 @@ def measure(a: Any) -> dict[str, Any]:
         out["in_flight_2"] = in_flight([fn, fn], frames, warm, a.repeats)
         out["pipeline"] = _pipeline(model, a, warm)
         if a.photos is not None:
-            from detector.model.backends.parity import detect_all
-            from detector.model.backends.quantize import read_images
-
             found = detect_all(model, read_images(a.photos), a.threshold)
             out["photos"] = [f.to_dict() for f in found]
         return out
@@ -161,9 +168,6 @@ def measure(a: Any) -> dict[str, Any]:
 
 
 def _pipeline(model: Any, a: Any, warm: int) -> dict[str, Any]:
-    from detector.benchmarks import media, throughput
-    from detector.benchmarks.parts import ModelSettings, engine, labels_for
-
     settings = ModelSettings(path=a.model, labels=a.labels, threshold=a.threshold)
     video = media.probe(a.video, None)
     tmp = Path(tempfile.mkdtemp(prefix="detector-bench-backend-"))
@@ -188,8 +192,6 @@ def _pipeline(model: Any, a: Any, warm: int) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Child entry: measure one backend configuration and print it as one JSON line."""
-    import argparse
-    import json
 
     p = argparse.ArgumentParser(prog="python -m detector.benchmarks.backends")
     p.add_argument("--backend", required=True)
@@ -232,20 +234,10 @@ def _ensure_int8(
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
     """A quantized model that passed the gate in ``cache_dir`` (made here when missing)."""
-    from detector.errors import DetectorError
-    from detector.model.backends.openvino import (
-        cache_root,
-        int8_report_path,
-        ir_path,
-        prepare_graph,
-    )
-    from detector.model.backends.quantize import QuantizationRefused, quantize
 
     prep = prepare_graph(model)
     report = int8_report_path(ir_path(cache_root(prep.path, cache_dir), prep, "int8"))
     if report.is_file():
-        import json
-
         doc: dict[str, Any] = json.loads(report.read_text())
         return {"made": False, **doc}
     if photos is None:
@@ -271,8 +263,6 @@ def _peer(
     """LiteRT + XNNPACK on the original ``.tflite``: 1 thread, 2 threads, 2 in flight."""
     if tflite is None or not Path(tflite).exists():
         return {"error": f"no .tflite at {tflite}"}
-    from detector.benchmarks.media import decode_frames
-    from detector.tflite.reference import TfliteReference
 
     bgr = decode_frames(video, frames)
     warm = min(warmup, max(1, len(bgr) // 4))
@@ -310,7 +300,6 @@ def backend_rows(
 
     ``only`` names the rows to measure (default: all of ``ROWS``).
     """
-    from detector.model.backends import openvino_available
 
     t_start = time.perf_counter()
     cache = Path(cache_dir) / "openvino"
@@ -374,16 +363,11 @@ def backend_rows(
 
 
 def _loadavg() -> float | None:
-    import os
-
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
 def _reference(model: Path, photos: Path, threshold: float) -> list[Any]:
     """The TF graph in float32 on the photos: what every backend is compared with."""
-    from detector.model.backends.parity import detect_all
-    from detector.model.backends.quantize import read_images
-    from detector.model.loader import load_model
 
     with load_model(model, device="cpu", precision="fp32") as ref:
         return detect_all(ref, read_images(photos), threshold)
@@ -392,8 +376,6 @@ def _reference(model: Path, photos: Path, threshold: float) -> list[Any]:
 def _row(
     modes: dict[str, list[dict[str, Any]]], reference: list[Any] | None, threshold: float
 ) -> dict[str, Any]:
-    from detector.model.backends.parity import Found, compare_found
-
     row: dict[str, Any] = {}
     errors = [r["error"] for rs in modes.values() for r in rs if "error" in r]
     if errors:

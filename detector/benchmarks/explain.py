@@ -11,6 +11,8 @@ On ``dog.jpg`` it also checks that the dog's and the bicycle's maps peak on diff
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 import statistics
 from collections.abc import Sequence
@@ -20,7 +22,17 @@ from typing import Any
 import numpy as np
 
 from detector.explain import METHODS
-from detector.explain.explainer import ExplainOptions, Explanation, explain_image
+from detector.explain.explainer import (
+    ExplainOptions,
+    Explanation,
+    explain_image,
+    open_images,
+    read_images,
+    write_overlays,
+)
+from detector.explain.model import ExplainModel
+from detector.fetch.assets import DEFAULT_MODEL_DIR, GRAPH_NAME, LABEL_MAP_NAME, PHOTOS_DIR
+from detector.labels import load_label_map
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +46,6 @@ def explain_bench(
     overlays: Path | None = None,
 ) -> dict[str, Any]:
     """Run every method on every kept detection of the photos; return the measurements."""
-    from detector.explain.explainer import open_images, read_images, write_overlays
-    from detector.explain.model import ExplainModel
-    from detector.labels import load_label_map
 
     labels = load_label_map(labels_path) if labels_path else None
     options = ExplainOptions(methods=METHODS, threshold=threshold, write_png=False)
@@ -170,11 +179,6 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
-    import json
-
-    from detector.fetch.assets import DEFAULT_MODEL_DIR, GRAPH_NAME, LABEL_MAP_NAME, PHOTOS_DIR
-
     p = argparse.ArgumentParser(prog="python -m detector.benchmarks.explain")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR / GRAPH_NAME)
     p.add_argument("--labels", type=Path, default=DEFAULT_MODEL_DIR / LABEL_MAP_NAME)

@@ -14,6 +14,7 @@ import numpy as np
 
 from detector.benchmarks.parts import Outputs
 from detector.benchmarks.system import percentile
+from detector.pipeline.stages import PipelineOptions, run_pipeline
 from detector.sources.base import PacedSource
 from detector.sources.memory import FrameListSource
 from detector.types import FrameResult
@@ -29,7 +30,6 @@ def live_latency(
     out_dir: Path,
 ) -> dict[str, Any]:
     """Run the pipeline on a paced source with the usual outputs; latency after the write."""
-    from detector.pipeline.stages import PipelineOptions, run_pipeline
 
     source = PacedSource(FrameListSource(frames, count, fps, "paced://bench"), fps)
     lat: list[float] = []

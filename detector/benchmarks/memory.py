@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import gc
+import json
 import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from detector.benchmarks.parts import Outputs
+from detector.benchmarks.media import decode_frames
+from detector.benchmarks.parts import ModelSettings, Outputs, engine, labels_for, load
 from detector.benchmarks.system import rss_mb, run_json_subprocess
+from detector.pipeline.stages import PipelineOptions, run_pipeline
 from detector.sources.memory import FrameListSource
 from detector.types import FrameResult
 
@@ -27,7 +32,6 @@ def memory_growth(
     out_dir: Path,
 ) -> dict[str, Any]:
     """RSS (MB) after ``first`` and after ``last`` frames of one pipeline run with outputs."""
-    from detector.pipeline.stages import PipelineOptions, run_pipeline
 
     marks: dict[int, float] = {}
 
@@ -93,12 +97,6 @@ def memory_subprocess(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Subprocess entry: the app's pipeline with outputs on cycled real frames; RSS as JSON."""
-    import argparse
-    import json
-    import tempfile
-
-    from detector.benchmarks.media import decode_frames
-    from detector.benchmarks.parts import ModelSettings, engine, labels_for, load
 
     p = argparse.ArgumentParser(prog="python -m detector.benchmarks.memory")
     p.add_argument("--model", type=Path, required=True)

@@ -7,6 +7,8 @@ must do per frame: BGR→RGB, resize to the model's input, ``invoke``, read the 
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 import statistics
 import threading
@@ -18,7 +20,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from detector.benchmarks.media import decode_frames
+from detector.benchmarks.parts import rgb_batch
 from detector.benchmarks.system import Span, median_run, rate, run_json_subprocess
+from detector.model.loader import load_model
+from detector.tflite.reference import TfliteReference
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +85,6 @@ def tflite(
     path: Path, frames_bgr: Sequence[np.ndarray], threads: int, warmup: int, repeats: int
 ) -> dict[str, float]:
     """TFLite per-frame cost with pre-processing, and ``invoke`` alone, at ``threads``."""
-    from detector.tflite.reference import TfliteReference
 
     runner = TfliteReference(path, threads)
     out = latency_ms(
@@ -135,12 +140,6 @@ def session_latency_subprocess(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Subprocess entry: print ``bare_model`` numbers for one session configuration as JSON."""
-    import argparse
-    import json
-
-    from detector.benchmarks.media import decode_frames
-    from detector.benchmarks.parts import rgb_batch
-    from detector.model.loader import load_model
 
     p = argparse.ArgumentParser(prog="python -m detector.benchmarks.model_speed")
     p.add_argument("--model", type=Path, required=True)

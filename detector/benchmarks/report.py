@@ -5,6 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from detector.benchmarks.backends import format_backends
+from detector.benchmarks.events import format_events
+from detector.benchmarks.ray_engine import format_lines
+
 # (name, what, goal, higher_is_better)
 TARGETS = (
     ("pipeline/bare 576p", "pipeline ÷ bare model, 576p", 0.95, True),
@@ -286,17 +290,11 @@ def format_table(results: dict[str, Any]) -> str:
             f"same outputs as whole: {_f(sp.get('same_outputs'))}"
         )
     if results.get("ray_engine"):
-        from detector.benchmarks.ray_engine import format_lines
-
         lines += format_lines(results["ray_engine"])
     lines.extend(format_tracking(results.get("track")))
     if results.get("events"):
-        from detector.benchmarks.events import format_events
-
         lines.extend(format_events(results["events"]))
     if results.get("backends"):
-        from detector.benchmarks.backends import format_backends
-
         lines.append(format_backends(results["backends"]))
     if results.get("targets"):
         lines.append("")

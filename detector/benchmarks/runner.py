@@ -20,14 +20,22 @@ from detector.benchmarks import (
     media,
     memory,
     model_speed,
+    ray_engine,
     split_speed,
     throughput,
     tracking,
     video_io,
     web_viewers,
 )
+from detector.benchmarks.backends import backend_rows
+from detector.benchmarks.events import events_bench
 from detector.benchmarks.parts import ModelSettings, engine, labels_for, load, rgb_batch
 from detector.benchmarks.system import machine_info, median_run
+from detector.engine import Engine
+from detector.fetch.assets import PHOTOS_DIR
+from detector.paths import SAMPLES_DIR
+from detector.track import TrackSettings
+from detector.types import Frame
 
 log = logging.getLogger(__name__)
 
@@ -321,9 +329,6 @@ def run_bench(
                 precision=str(settings.extra.get("precision", "auto")),
             )
         if "backends" in want:
-            from detector.benchmarks.backends import backend_rows
-            from detector.paths import SAMPLES_DIR
-
             photos = SAMPLES_DIR / "photos"
             results["backends"] = backend_rows(
                 Path(settings.path),
@@ -340,9 +345,6 @@ def run_bench(
                 progress=progress,
             )
         if "track" in want:
-            from detector.engine import Engine
-            from detector.track import TrackSettings
-
             # the model's output down to ByteTrack's low threshold, every class
             low = TrackSettings(threshold=settings.threshold).detect_threshold
             results["track"] = tracking.tracking_bench(
@@ -359,8 +361,6 @@ def run_bench(
     if "ray" in want:
         _ray(results, opts, tmp, progress)
     if "events" in want:  # no model: tracked boxes on known paths
-        from detector.benchmarks.events import events_bench
-
         results["events"] = events_bench(max(300, opts.frames), 3 * opts.live_frames, progress)
     results["elapsed_s"] = time.perf_counter() - t_start
     return results
@@ -369,9 +369,6 @@ def run_bench(
 def _ray(
     results: dict[str, Any], opts: BenchOptions, tmp: Path, progress: Callable[[str], None]
 ) -> None:
-    from detector.benchmarks import ray_engine
-    from detector.fetch.assets import PHOTOS_DIR
-
     small, big = opts.ray_images
     progress(f"ray engine vs local: {small} and {big} images, each engine in its own process")
     results["ray_engine"] = ray_engine.ray_vs_local(
@@ -380,8 +377,6 @@ def _ray(
 
 
 def media_frame(image: Any) -> Any:
-    from detector.types import Frame
-
     return Frame(0, time.monotonic(), image)
 
 

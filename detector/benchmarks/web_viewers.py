@@ -25,6 +25,7 @@ import numpy as np
 
 from detector.benchmarks.parts import Outputs
 from detector.benchmarks.system import percentile
+from detector.pipeline.stages import PipelineOptions, run_pipeline
 from detector.sources.base import PacedSource
 from detector.sources.memory import FrameListSource
 from detector.types import FrameResult
@@ -76,7 +77,6 @@ def _one_run(
     viewers: int,
 ) -> dict[str, Any]:
     from detector.outputs.web import Hub, WebServer
-    from detector.pipeline.stages import PipelineOptions, run_pipeline
 
     source = PacedSource(FrameListSource(frames, count, fps, "paced://bench"), fps)
     lat: list[float] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from detector.app import run_app
 from detector.config import load_config
 
 EXAMPLES = """\
@@ -290,7 +291,6 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, object]:
 
 def handle(args: argparse.Namespace) -> int:
     """Handler of ``run``: config from the file and flags, then the run. Returns 0."""
-    from detector.app import run_app
 
     config = load_config(args.config, overrides_from_args(args))
     run_app(config)

@@ -20,6 +20,9 @@ import numpy as np
 
 from detector.distributed.media import RangeReader, frame_digest, read_image
 from detector.distributed.options import ModelSpec
+from detector.engine import Engine
+from detector.model.backends import load_backend_model
+from detector.model.loader import TensorNames
 from detector.types import Detections, Frame
 
 # The driver finds the actor's message after this marker in Ray's error text.
@@ -67,10 +70,6 @@ class _ModelActor:
     def __init__(self, spec: ModelSpec) -> None:
         self.name = actor_name()
         try:
-            from detector.engine import Engine
-            from detector.model.backends import load_backend_model
-            from detector.model.loader import TensorNames
-
             loader: dict[str, Any] = dict(spec.loader)
             backend = str(loader.pop("backend", "tf"))  # model.backend: tf or openvino
             model: Any = load_backend_model(

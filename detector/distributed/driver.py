@@ -25,10 +25,12 @@ from detector.distributed.meter import ActorMeter
 from detector.distributed.options import ModelSpec, RayOptions
 from detector.distributed.plan import plan as plan_sources
 from detector.distributed.runner import RayRunner
+from detector.distributed.session import import_ray, ray_session
 from detector.distributed.video_job import run_videos
 from detector.distributed.writing import Tally
 from detector.errors import ConfigError, DetectorError, SourceError
 from detector.labels import LabelMap, load_label_map
+from detector.model.loader import require_model_path
 from detector.outputs import RUN_JSON, describe_outputs, make_run_dir, write_json
 from detector.outputs.summary import now_iso, print_summary, versions
 from detector.pipeline.signals import StopSignals
@@ -92,8 +94,6 @@ def run_ray(config: Config, *, out: TextIO | None = None) -> RunStats:
             whole (exit 1); unreadable image files are reported and skipped.
         KeyboardInterrupt: Ctrl-C or SIGTERM, after the outputs and ``run.json`` were written.
     """
-    from detector.distributed.session import import_ray, ray_session
-    from detector.model.loader import require_model_path
 
     options = ray_options(config)
     ray = import_ray(options)

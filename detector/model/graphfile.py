@@ -23,9 +23,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from google.protobuf import text_format
 
 from detector.errors import CheckpointError, ModelError
+from detector.model.checkpoints import open_reader, resolve_checkpoint, restore_variables
+from detector.model.formats import detect_format, is_text_meta
 from detector.model.graph_info import NOT_OUTPUTS
+from detector.model.graph_variables import meta_from_graph_def
+from detector.model.objckpt import is_object_based
+from detector.model.safety import check_graph_def, check_meta_graph, check_saved_model
+from detector.model.saved_model_restore import frozen_signature, uninitialised
+from detector.model.session import import_tf, visible_gpus
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +48,6 @@ def tf_module() -> Any:
     log, and TensorFlow's own Python warnings (deprecations of the ``compat.v1`` API) are
     kept out of the output.
     """
-    from detector.model.session import import_tf, visible_gpus
 
     tf = import_tf()
     visible_gpus()
@@ -70,8 +77,6 @@ def parse_graph_def(path: str | Path, fmt: str = "frozen_pb") -> Any:
     data = _read(path, "graph")
     try:
         if fmt == "pbtxt":
-            from google.protobuf import text_format
-
             text_format.Parse(data.decode("utf-8"), graph_def)
         else:
             graph_def.ParseFromString(data)
@@ -89,7 +94,6 @@ def parse_meta_graph(path: str | Path) -> Any:
     Raises:
         CheckpointError: Unreadable, truncated or not a MetaGraphDef.
     """
-    from detector.model.formats import is_text_meta
 
     tf = tf_module()
     path = Path(path)
@@ -98,8 +102,6 @@ def parse_meta_graph(path: str | Path) -> Any:
     text = is_text_meta(data)
     try:
         if text:
-            from google.protobuf import text_format
-
             text_format.Parse(data.decode("utf-8"), meta)
         else:
             meta.ParseFromString(data)
@@ -128,7 +130,6 @@ def read_graph_def(
         ModelError: Unreadable, truncated or not a GraphDef.
         UnsafeGraphError: Ops outside the allowlist (unless ``allow_unsafe_ops``).
     """
-    from detector.model.safety import check_graph_def
 
     graph_def = parse_graph_def(path, fmt)
     check_graph_def(graph_def, what=str(path), allow_unsafe_ops=allow_unsafe_ops)
@@ -142,7 +143,6 @@ def read_meta_graph(path: str | Path, *, allow_unsafe_ops: bool = False) -> Any:
         CheckpointError: Unreadable, truncated or not a MetaGraphDef.
         UnsafeGraphError: Ops outside the allowlist (unless ``allow_unsafe_ops``).
     """
-    from detector.model.safety import check_meta_graph
 
     meta = parse_meta_graph(path)
     check_meta_graph(meta, what=str(path), allow_unsafe_ops=allow_unsafe_ops)
@@ -151,7 +151,6 @@ def read_meta_graph(path: str | Path, *, allow_unsafe_ops: bool = False) -> Any:
 
 def read_saved_model(path: str | Path, *, allow_unsafe_ops: bool = False) -> Any:
     """Parse ``saved_model.pb`` once, check it, and return the SavedModel proto."""
-    from detector.model.safety import check_saved_model
 
     return check_saved_model(Path(path), allow_unsafe_ops=allow_unsafe_ops)
 
@@ -215,7 +214,6 @@ def restore_checkpoint(
 
     The session is closed if restoring fails.
     """
-    from detector.model.checkpoints import restore_variables
 
     try:
         missing = restore_variables(session, variables, prefix, init_missing=init_missing)
@@ -238,7 +236,6 @@ def load_saved_model_into(session: Any, meta: Any, path: str | Path) -> list[str
         The variables the signatures read that the loader left uninitialised (a Keras 3
         model written by ``tf.saved_model.save``); see :mod:`.saved_model_restore`.
     """
-    from detector.model.saved_model_restore import uninitialised
 
     tf = tf_module()
     try:
@@ -357,15 +354,11 @@ def _load_checkpoint(
     init_missing: bool = False,
     graph: Path | None = None,
 ) -> LoadedGraph:
-    from detector.model.checkpoints import resolve_checkpoint
-
     ref = resolve_checkpoint(path)
     meta_path = graph or ref.meta
     if meta_path is None:
         raise no_graph_error(ref.prefix)
     if graph is not None and detect_graph_kind(graph) != "meta":
-        from detector.model.graph_variables import meta_from_graph_def
-
         meta = meta_from_graph_def(
             read_graph_def(graph, detect_graph_kind(graph), allow_unsafe_ops=allow_unsafe_ops)
         )
@@ -394,8 +387,6 @@ def _load_checkpoint(
 
 def no_graph_error(prefix: Path) -> CheckpointError:
     """The error for a checkpoint with no graph: object-based ones need their model's code."""
-    from detector.model.checkpoints import open_reader
-    from detector.model.objckpt import is_object_based
 
     if is_object_based(open_reader(prefix).get_variable_to_shape_map()):
         return CheckpointError(
@@ -417,7 +408,6 @@ def no_graph_error(prefix: Path) -> CheckpointError:
 
 def detect_graph_kind(path: Path) -> str:
     """``meta``, ``frozen_pb`` or ``pbtxt`` for a graph file given with ``--graph``."""
-    from detector.model.formats import detect_format
 
     kind = detect_format(path)
     if kind not in ("meta", "frozen_pb", "pbtxt"):
@@ -461,7 +451,6 @@ def _load_through_objects(
     path: Path, signature: str, new_session: SessionFactory, left: list[str]
 ) -> LoadedGraph:
     """A SavedModel the graph loader cannot restore, frozen through ``tf.saved_model.load``."""
-    from detector.model.saved_model_restore import frozen_signature
 
     graph_def, inputs, outputs = frozen_signature(path, signature, left)
     log.info(
@@ -504,7 +493,6 @@ def load_graph(
     Raises:
         ModelError, CheckpointError, UnsafeGraphError: What is wrong and what to do.
     """
-    from detector.model.formats import detect_format
 
     tf = tf_module()
     if new_session is None:

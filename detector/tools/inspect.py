@@ -8,6 +8,7 @@ has passed the op allowlist. Formats are found by structure (see
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections import Counter
 from pathlib import Path
@@ -16,9 +17,22 @@ from typing import Any
 import numpy as np
 
 from detector.errors import DetectorError, ModelError
-from detector.model.formats import keras3_saved_by_tf
-from detector.model.graphfile import node_name
+from detector.model.checkpoints import (
+    data_problem,
+    open_reader,
+    read_state_file,
+    resolve_checkpoint,
+)
+from detector.model.formats import detect_format, keras3_saved_by_tf
+from detector.model.graphfile import OD_OUTPUTS, node_name, parse_graph_def, parse_meta_graph
+from detector.model.objckpt import checkpoint_entries, find_entry, is_object_based
+from detector.model.safety import check_graph_def, parse_saved_model
+from detector.model.sizes import tensor_array
+from detector.tflite.reader import read_tflite
+from detector.tools import inspect_saved as sm
 from detector.tools.graph_summary import graph_summary, meta_summary, safety_verdict
+from detector.tools.keras_inspect import inspect_keras, inspect_keras_weights
+from detector.tools.nodes import list_nodes
 from detector.tools.tensors import tensor_value
 
 log = logging.getLogger(__name__)
@@ -27,14 +41,6 @@ log = logging.getLogger(__name__)
 def inspect_checkpoint(path: Path, tensor: str | None, allow_unsafe_ops: bool) -> dict[str, Any]:
     """A checkpoint: its tensors (object-based ones by variable name, object path and raw
     key), a warning when the ``.data`` is missing or unreadable, its state file and graph."""
-    from detector.model.checkpoints import (
-        data_problem,
-        open_reader,
-        read_state_file,
-        resolve_checkpoint,
-    )
-    from detector.model.graphfile import parse_meta_graph
-    from detector.model.objckpt import checkpoint_entries, find_entry, is_object_based
 
     ref = resolve_checkpoint(path)
     reader = open_reader(ref.prefix)
@@ -108,13 +114,10 @@ def state_summary(state: Any) -> dict[str, Any]:
 
 
 def _graph_tensor(graph_def: Any, tensor: str) -> dict[str, Any]:
-    from detector.model.sizes import tensor_array
-
     name = node_name(tensor)
     node = next((n for n in graph_def.node if n.name == name), None)
     if node is None or node.op != "Const":
         consts = [n.name for n in graph_def.node if n.op == "Const"]
-        import difflib
 
         raise ModelError(
             f"graph has no constant {tensor!r}",
@@ -127,9 +130,6 @@ def _graph_tensor(graph_def: Any, tensor: str) -> dict[str, Any]:
 def inspect_graph_file(
     path: Path, fmt: str, tensor: str | None, allow_unsafe_ops: bool
 ) -> dict[str, Any]:
-    from detector.model.graphfile import OD_OUTPUTS, parse_graph_def, parse_meta_graph
-    from detector.model.safety import check_graph_def
-
     if fmt == "meta":
         meta = parse_meta_graph(path)
         result = {
@@ -166,8 +166,6 @@ def inspect_graph_file(
 def inspect_saved_model(path: Path, tensor: str | None, allow_unsafe_ops: bool) -> dict[str, Any]:
     """A SavedModel: per MetaGraph what ``saved_model_cli show --all`` shows, plus safety,
     variables by name and the functions' specs; see :mod:`detector.tools.inspect_saved`."""
-    from detector.model.safety import parse_saved_model
-    from detector.tools import inspect_saved as sm
 
     saved = parse_saved_model(path)
     graphs = []
@@ -194,8 +192,6 @@ def inspect_saved_model(path: Path, tensor: str | None, allow_unsafe_ops: bool) 
 
 
 def inspect_tflite(path: Path) -> dict[str, Any]:
-    from detector.tflite.reader import read_tflite
-
     model = read_tflite(path)
 
     def describe(i: int) -> dict[str, Any]:
@@ -242,7 +238,6 @@ def inspect_path(
     Raises:
         DetectorError: The path is missing, unreadable or not a model.
     """
-    from detector.model.formats import detect_format
 
     path = Path(path)
     fmt = detect_format(path)
@@ -254,8 +249,6 @@ def inspect_path(
         elif fmt == "saved_model":
             info = inspect_saved_model(path, tensor, allow_unsafe_ops)
         elif fmt in ("keras", "keras_weights"):
-            from detector.tools.keras_inspect import inspect_keras, inspect_keras_weights
-
             reader = inspect_keras if fmt == "keras" else inspect_keras_weights
             info = reader(path, tensor)
         else:
@@ -274,7 +267,6 @@ def inspect_path(
 def _attach_nodes(info: dict[str, Any], wanted: bool, node_filter: dict[str, str]) -> None:
     """Add the node listing where asked (shapes from the graph imported for the summary),
     and drop the GraphDefs and graphs kept for it."""
-    from detector.tools.nodes import list_nodes
 
     op, name = node_filter.get("op", ""), node_filter.get("name", "")
     if wanted and info.get("format") == "tflite":
@@ -282,11 +274,9 @@ def _attach_nodes(info: dict[str, Any], wanted: bool, node_filter: dict[str, str
             "--nodes lists TensorFlow graph nodes; a .tflite has operators",
             hint="its operators are counted under 'ops' without --nodes",
         )
-    if info.get("format") == "checkpoint" and "graph" in info and "_graph_def" not in info:
-        from detector.model.graphfile import parse_meta_graph
-
-        if wanted and info.get("meta"):
-            info["_graph_def"] = parse_meta_graph(info["meta"]).graph_def
+    checkpoint_graph = info.get("format") == "checkpoint" and "graph" in info
+    if checkpoint_graph and "_graph_def" not in info and wanted and info.get("meta"):
+        info["_graph_def"] = parse_meta_graph(info["meta"]).graph_def
     for holder in [info, *info.get("meta_graphs", [])]:
         graph_def = holder.pop("_graph_def", None)
         graph = holder["graph"].pop("_tf_graph", None) if "graph" in holder else None

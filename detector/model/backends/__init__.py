@@ -20,6 +20,9 @@ from detector.model.backends.extra import (
     openvino_available,
     require,
 )
+from detector.model.backends.openvino import load_openvino_model
+from detector.model.loader import TensorNames, load_model
+from detector.model.split_runtime import load_split_model
 
 __all__ = [
     "BACKENDS",
@@ -100,7 +103,6 @@ def load_backend_model(
                 "the openvino backend runs on the CPU; model.device is 'gpu'",
                 hint="set model.device: auto or cpu, or use --backend tf",
             )
-        from detector.model.backends.openvino import load_openvino_model
 
         return load_openvino_model(
             path,
@@ -111,7 +113,6 @@ def load_backend_model(
             allow_unsafe_ops=allow_unsafe_ops,
             cache_dir=cache_dir,
         )
-    from detector.model.loader import TensorNames, load_model
 
     common: dict[str, Any] = dict(
         tensors=tensors if tensors is not None else TensorNames(),
@@ -123,7 +124,5 @@ def load_backend_model(
         precision=precision,
     )
     if split:  # network and SSD post-processing as two sub-graphs in two threads
-        from detector.model.split_runtime import load_split_model
-
         return load_split_model(path, **common)
     return load_model(path, signature=signature, init_missing=init_missing, **common)

@@ -33,6 +33,11 @@ import numpy as np
 
 from detector.errors import ConfigError, ModelError
 from detector.model.backends.extra import require
+from detector.model.formats import detect_format
+from detector.model.graphfile import import_graph_def, read_graph_def, tensor_name
+from detector.model.loader import TensorNames, check_outputs
+from detector.model.session import SessionOptions, cpu_has_bf16, import_tf, session_config
+from detector.model.split import find_split, split_graph_defs
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +56,6 @@ def resolve_precision(precision: str) -> str:
     Raises:
         ConfigError: Not one of ``auto``, ``fp32``, ``bf16``, ``int8``.
     """
-    from detector.model.session import cpu_has_bf16
 
     if precision not in ("auto", "fp32", "bf16", "int8"):
         raise ConfigError(
@@ -104,10 +108,6 @@ def prepare_graph(
         ModelError: Not a readable frozen graph, or no network / post-processing cut.
         UnsafeGraphError: The graph holds ops outside the allowlist.
     """
-    from detector.model.formats import detect_format
-    from detector.model.graphfile import import_graph_def, read_graph_def, tensor_name
-    from detector.model.loader import TensorNames
-    from detector.model.split import find_split, split_graph_defs
 
     path = Path(path)
     names = tensors if tensors is not None else TensorNames()
@@ -424,7 +424,6 @@ class OpenVinoModel:
         Returns:
             Milliseconds of the last run.
         """
-        from detector.model.loader import check_outputs
 
         image = np.full((1, height, width, 3), 128, np.uint8)
         ms = 0.0
@@ -469,7 +468,6 @@ def compile_config(precision: str, streams: int, threads_per_stream: int) -> dic
 
 def post_session(prep: PreparedGraph) -> Any:
     """A float32 TF session on the post-processing graph, run in the caller's thread."""
-    from detector.model.session import SessionOptions, import_tf, session_config
 
     tf = import_tf()
     graph = tf.Graph()

@@ -34,7 +34,14 @@ from detector.model.backends.openvino import (
     prepare_graph,
     save_ir,
 )
-from detector.model.backends.parity import MIN_IOU, MIN_RATIO, SCORE_THRESHOLD, ParityReport
+from detector.model.backends.parity import (
+    MIN_IOU,
+    MIN_RATIO,
+    SCORE_THRESHOLD,
+    ParityReport,
+    compare_models,
+)
+from detector.model.loader import TensorNames, load_model
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +194,6 @@ def quantize(
     """
     ov = require("openvino")
     nncf = require("nncf")
-    from detector.model.backends.parity import compare_models
-    from detector.model.loader import TensorNames, load_model
 
     if Path(calibration).resolve() == Path(held_out).resolve():
         raise ConfigError(
