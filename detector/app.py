@@ -22,7 +22,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from detector.config import Config, parse_address
+from detector.config import Config, ModelConfig, parse_address
 from detector.distributed.driver import run_ray
 from detector.engine import Engine
 from detector.errors import (
@@ -49,7 +49,7 @@ from detector.sources.spec import expand_sources
 from detector.track import TrackStage
 from detector.track.association import require_trackers
 from detector.track.settings import TrackSettings
-from detector.types import RunStats
+from detector.types import RunStats, SourceInfo
 
 log = logging.getLogger(__name__)
 
@@ -120,37 +120,41 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
 # -- shared parts -------------------------------------------------------------------------
 
 
+def load_configured_model(mc: ModelConfig, workers: int) -> Any:
+    """Load the model ``model:`` describes, for ``workers`` concurrent callers (a context
+    manager: ``with`` closes it); the app and the public API load it this one way."""
+
+    return load_backend_model(  # tf (whole graph, or split) or openvino: model.backend
+        mc.backend,
+        mc.path,
+        workers=workers,
+        split=mc.split,
+        signature=mc.signature,
+        tensors=TensorNames(
+            mc.input_tensor,
+            mc.boxes_tensor,
+            mc.scores_tensor,
+            mc.classes_tensor,
+            mc.num_tensor,
+        ),
+        device=mc.device,
+        allow_memory_growth=mc.allow_memory_growth,
+        intra_op_threads=intra_op_threads(mc.intra_op_threads, workers),
+        inter_op_threads=mc.inter_op_threads,
+        allow_unsafe_ops=mc.allow_unsafe_ops,
+        precision=mc.precision,
+        cache_dir=mc.cache_dir,
+        init_missing=mc.init_missing,
+    )
+
+
 def load_model(
     config: Config, stack: ExitStack, workers: int, width: int, height: int
 ) -> tuple[Any, dict[str, Any]]:
     """Load the model once (closed with ``stack``), warm it up; it and its ``run.json`` entry."""
-
     mc = config.model
     threads = intra_op_threads(mc.intra_op_threads, workers)
-    model: Any = stack.enter_context(
-        load_backend_model(  # tf (whole graph, or split) or openvino: model.backend
-            mc.backend,
-            mc.path,
-            workers=workers,
-            split=mc.split,
-            signature=mc.signature,
-            tensors=TensorNames(
-                mc.input_tensor,
-                mc.boxes_tensor,
-                mc.scores_tensor,
-                mc.classes_tensor,
-                mc.num_tensor,
-            ),
-            device=mc.device,
-            allow_memory_growth=mc.allow_memory_growth,
-            intra_op_threads=threads,
-            inter_op_threads=mc.inter_op_threads,
-            allow_unsafe_ops=mc.allow_unsafe_ops,
-            precision=mc.precision,
-            cache_dir=mc.cache_dir,
-            init_missing=mc.init_missing,
-        )
-    )
+    model: Any = stack.enter_context(load_configured_model(mc, workers))
     warmup_ms = model.warm_up(width=width, height=height, runs=max(1, config.run.warmup_frames))
     entry = {
         "path": str(model.path),
@@ -163,6 +167,9 @@ def load_model(
         "load_s": round(model.load_s, 3),
         "warmup_ms": round(warmup_ms, 3),
     }
+    choice = getattr(model, "backend_choice", None)
+    if choice is not None:  # why this backend: backend auto's decision, or the config's
+        entry["backend_choice"] = choice.to_dict()
     return model, entry
 
 
@@ -189,7 +196,37 @@ def _start_web(config: Config, specs: list[SourceSpec], stack: ExitStack) -> Any
     return hub
 
 
-def _reconnect(config: Config) -> ReconnectPolicy:
+def analysis_stages(
+    config: Config,
+    labels: LabelMap,
+    info: SourceInfo,
+    consume: Any,
+    who: tuple[str, int, str],
+) -> tuple[Any, Any, Any]:
+    """``consume`` behind the stages results pass first, in frame order: the detection filter
+    (per-class thresholds, areas, masks), then the tracker; and those two (each or None).
+
+    ``who`` is the source's ``(name, index, uri)`` (masks may name a source)."""
+
+    dc = config.detect
+    stage = None
+    settings = track_settings(config)
+    if settings is not None:  # each source its own tracker: ids are per source
+        stage = TrackStage(settings, info, detect_every=dc.detect_every)
+        consume = stage.wrap(consume)
+        log.info(
+            "tracking with %s, %s motion (%s clock)",
+            settings.kind,
+            settings.motion,
+            "capture" if info.live else "media",
+        )
+    filt = open_filter(config, labels, _detect_threshold(dc.threshold, settings), who)
+    if filt is not None:  # before the tracker: filtered boxes never start a track
+        consume = filt.wrap(consume)
+    return consume, stage, filt
+
+
+def reconnect_policy(config: Config) -> ReconnectPolicy:
     """How live sources reconnect (``source.reconnect*``, ``source.stall_timeout_s``)."""
     sc = config.source
     return ReconnectPolicy(
@@ -289,19 +326,7 @@ def _run_source(
                 overlays=[events.overlay] if events is not None else [],
             )
             consume: Any = events.wrap(render) if events is not None else render
-            settings = track_settings(config)
-            if settings is not None:  # each source its own tracker: ids are per source
-                stage = TrackStage(settings, info, detect_every=dc.detect_every)
-                consume = stage.wrap(consume)
-                log.info(
-                    "tracking with %s, %s motion (%s clock)",
-                    settings.kind,
-                    settings.motion,
-                    "capture" if info.live else "media",
-                )
-            filt = open_filter(config, labels, _detect_threshold(dc.threshold, settings), who)
-            if filt is not None:  # before the tracker: filtered boxes never start a track
-                consume = filt.wrap(consume)
+            consume, stage, filt = analysis_stages(config, labels, info, consume, who)
             options = PipelineOptions(
                 detect_every=dc.detect_every,
                 workers=workers,
@@ -319,6 +344,8 @@ def _run_source(
             finally:
                 if guard is not None:  # from here on a signal waits: the sinks finalize
                     guard.deferring = True
+        if events is not None and stats is not None:  # every object has ended: final counts
+            stats = replace(stats, counts=events.counts())
         if guard is not None and guard.pending:  # a signal arrived mid-frame or finalizing
             stats = replace(stats, interrupted=True)
             raise KeyboardInterrupt
@@ -375,7 +402,7 @@ def run_spec(
         spec,
         width=config.source.width,
         height=config.source.height,
-        reconnect=_reconnect(config),
+        reconnect=reconnect_policy(config),
     ) as source:
         workers = inference_workers(source.info.live, config.model.workers)
         return _run_source(
@@ -448,7 +475,7 @@ def _run_one(
                 spec,
                 width=config.source.width,
                 height=config.source.height,
-                reconnect=_reconnect(config),
+                reconnect=reconnect_policy(config),
             )
         )
         info = source.info
@@ -461,7 +488,7 @@ def _run_one(
         record["versions"] = versions()
         run_dir = make_run_dir(config.output.dir, config.output.name or spec.run_name)
         dc = config.detect
-        engine = Engine(model, _engine_threshold(config, labels, track), class_ids, dc.max_boxes)
+        engine = Engine(model, model_threshold(config, labels, track), class_ids, dc.max_boxes)
         stats: RunStats | None = None
         try:
             stats = _run_source(
@@ -512,7 +539,7 @@ def _detect_threshold(threshold: float, track: TrackSettings | None) -> float:
     return track.detect_threshold if track is not None else threshold
 
 
-def _engine_threshold(config: Config, labels: LabelMap, track: TrackSettings | None) -> float:
+def model_threshold(config: Config, labels: LabelMap, track: TrackSettings | None) -> float:
     """The engine's threshold, lowered to the lowest per-class floor (``detect.thresholds``;
     the filter in front of the tracker restores each class's own)."""
 
@@ -554,7 +581,7 @@ def _run_many(
         name = config.output.name or _many_name(config.source.uris, specs)
         run_dir = make_run_dir(config.output.dir, name)
         dc = config.detect
-        engine = Engine(model, _engine_threshold(config, labels, track), class_ids, dc.max_boxes)
+        engine = Engine(model, model_threshold(config, labels, track), class_ids, dc.max_boxes)
         halt = threading.Event()
 
         def job(i: int, spec: SourceSpec) -> Any:

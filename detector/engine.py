@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from detector.config import DEFAULT_THRESHOLD
 from detector.types import Detections, Frame
 
 
@@ -38,7 +39,7 @@ class Engine:
     def __init__(
         self,
         model: Predictor,
-        threshold: float = 0.5,
+        threshold: float = DEFAULT_THRESHOLD,
         class_ids: frozenset[int] | None = None,
         max_boxes: int | None = 100,
     ) -> None:
@@ -51,6 +52,11 @@ class Engine:
         # A model with a fixed input size (e.g. [1, 300, 300, 3]) gets resized frames;
         # its boxes are normalized, so they map back to the frame unchanged.
         self._input_size: tuple[int, int] | None = getattr(model, "input_size", None)
+        # A model that can leave out rows below the threshold (NumPy SSD post-processing)
+        # is told it: the rows it keeps are exactly the ones the filter below would keep.
+        self._predict_kw: dict[str, Any] = (
+            {"min_score": self.threshold} if getattr(model, "takes_min_score", False) else {}
+        )
 
     @property
     def input_size(self) -> tuple[int, int] | None:
@@ -73,7 +79,7 @@ class Engine:
             h, w = self._input_size
             rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
         t0 = time.perf_counter()
-        boxes, scores, classes, num = self.model.predict(rgb[np.newaxis])
+        boxes, scores, classes, num = self.model.predict(rgb[np.newaxis], **self._predict_kw)
         inference_ms = (time.perf_counter() - t0) * 1e3
         detections = Detections.from_tf_normalized(
             np.asarray(boxes)[0],

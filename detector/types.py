@@ -10,12 +10,16 @@ Conventions, fixed here once for the whole app:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
 from detector.boxes import normalized_to_xyxy
+
+SUPERVISION_PIN = "supervision==0.31.2"
 
 
 class SourceKind(str, Enum):
@@ -96,12 +100,15 @@ class Detections:
         class_ids: ``(N,)`` int32 label-map ids (1-based).
         track_ids: ``(N,)`` int32 persistent object ids from a tracker (1-based; ``-1``
             for a row the tracker has not given an id yet), or ``None`` when no tracker ran.
+        labels: ``(N,)`` class names (str array), or ``None`` when no label map was applied
+            (see :meth:`named`; the public API's results always have them).
     """
 
     xyxy: np.ndarray
     scores: np.ndarray
     class_ids: np.ndarray
     track_ids: np.ndarray | None = None
+    labels: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -122,6 +129,13 @@ class Detections:
                     f"Detections.track_ids has {len(track_ids)} rows for {len(scores)} detections"
                 )
             object.__setattr__(self, "track_ids", track_ids)
+        if self.labels is not None:
+            labels = np.asarray(self.labels, dtype=str).reshape(-1)
+            if len(labels) != len(scores):
+                raise ValueError(
+                    f"Detections.labels has {len(labels)} rows for {len(scores)} detections"
+                )
+            object.__setattr__(self, "labels", labels)
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -157,7 +171,40 @@ class Detections:
     def select(self, mask: np.ndarray) -> Detections:
         """Rows where ``mask`` (boolean or index array) selects."""
         ids = self.track_ids[mask] if self.track_ids is not None else None
-        return Detections(self.xyxy[mask], self.scores[mask], self.class_ids[mask], ids)
+        names = self.labels[mask] if self.labels is not None else None
+        return Detections(self.xyxy[mask], self.scores[mask], self.class_ids[mask], ids, names)
+
+    def named(self, name: Callable[[int], str]) -> Detections:
+        """The same rows with ``labels`` set: ``name(class_id)`` for each (e.g.
+        ``LabelMap.name``, which says ``class N`` for an id the map does not know)."""
+        labels = np.array([name(int(c)) for c in self.class_ids], dtype=str)
+        return Detections(self.xyxy, self.scores, self.class_ids, self.track_ids, labels)
+
+    def to_supervision(self) -> Any:
+        """These detections as a ``supervision.Detections`` (``xyxy``, ``confidence``,
+        ``class_id``, ``tracker_id``; ``data["class_name"]`` when labels are set).
+
+        supervision is an optional extra (``track``); it is imported here, on first use.
+
+        Raises:
+            ImportError: supervision is not installed; the message says how to install it.
+        """
+        try:
+            import supervision as sv
+        except ImportError as exc:
+            raise ImportError(
+                f"Detections.to_supervision needs the 'supervision' package ({exc}); "
+                f"install it with: python -m pip install '{SUPERVISION_PIN}' "
+                "(the 'track' extra: pip install 'detector[track]')"
+            ) from exc
+        data: dict[str, Any] = {} if self.labels is None else {"class_name": self.labels}
+        return sv.Detections(
+            xyxy=self.xyxy.astype(np.float32),
+            confidence=self.scores,
+            class_id=self.class_ids.astype(int),
+            tracker_id=self.track_ids.astype(int) if self.track_ids is not None else None,
+            data=data,
+        )
 
     def filter(
         self,
@@ -215,6 +262,9 @@ class RunStats:
         latency_ms_p50: Median capture-to-output latency in ms (capture time to the end
             of ``consume``), warm-up excluded.
         latency_ms_p95: 95th percentile of the same.
+        counts: With zones or lines: their final counts per class, ``{"lines": {name: {"in":
+            {class: n}, "out": {...}}}, "zones": {name: {"entered": ..., "left": ...,
+            "loitered": ..., "occupancy": ...}}}``; else ``None``.
     """
 
     frames_read: int
@@ -229,6 +279,7 @@ class RunStats:
     interrupted: bool
     latency_ms_p50: float | None = None
     latency_ms_p95: float | None = None
+    counts: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-ready dict (floats rounded to 3 decimals)."""

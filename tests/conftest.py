@@ -99,6 +99,31 @@ def v1v2(tf, tmp_path) -> Callable[..., Path]:
     return make
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _default_model_converted() -> None:
+    """Convert and gate the default model for ``backend: auto`` once, before any test runs it.
+
+    Done in a subprocess so this test process does not import TensorFlow for it; a no-op when
+    the cache beside the graph already decides (every later session on this machine).
+    """
+    import subprocess
+    import sys
+
+    from detector.model.backends import openvino_available
+
+    graph = DEFAULT_MODEL_DIR / GRAPH_NAME
+    if not graph.is_file() or not openvino_available():
+        return
+    from detector.model.backends.auto import is_decided
+
+    if is_decided(graph):
+        return
+    code = (
+        f"from detector.model.backends.auto import choose_backend; choose_backend({str(graph)!r})"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent, timeout=900)
+
+
 # The headless browser fixtures (``browser``, ``page``) for every test.
 pytest_plugins = ["helpers.browser", "helpers.broker"]
 

@@ -26,7 +26,9 @@ def error_of(path, overrides=None) -> str:
     return str(err.value)
 
 
-@pytest.mark.parametrize("path", sorted(CONFIGS_DIR.glob("*.yml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [DEFAULT_CONFIG, *sorted(CONFIGS_DIR.glob("*.yml"))], ids=lambda p: p.name
+)
 def test_every_shipped_config_loads(path):
     cfg = load_config(path)
     assert isinstance(cfg, Config)
@@ -35,7 +37,8 @@ def test_every_shipped_config_loads(path):
 
 def test_shipped_configs_exist():
     names = {p.name for p in CONFIGS_DIR.glob("*.yml")}
-    assert {"default.yml", "webcam.yml", "video.yml", "images.yml"} <= names
+    assert {"webcam.yml", "video.yml", "images.yml"} <= names
+    assert DEFAULT_CONFIG.is_file()  # package data: detector/default.yml
 
 
 def test_none_loads_project_default_with_documented_values():

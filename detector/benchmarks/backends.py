@@ -1,4 +1,4 @@
-"""The backend column: the TF session as the app runs it beside OpenVINO fp32 / bf16 / int8.
+"""The backend column: the default (``backend: auto``) and TF beside OpenVINO fp32 / bf16 / int8.
 
 For each backend, in a fresh process per configuration (TensorFlow sizes its thread pools
 once per process): the bare model on real frames with 1 thread, with 2 threads, and with
@@ -14,7 +14,6 @@ uint8 ``.tflite``, is measured the same way in the same run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -25,20 +24,26 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from detector.benchmarks import media, throughput
+from detector.benchmarks import fastpath, media, throughput
+from detector.benchmarks.backends_report import goals
 from detector.benchmarks.media import decode_frames
+from detector.benchmarks.memory import pipeline_rss
 from detector.benchmarks.model_speed import latency_ms
 from detector.benchmarks.parts import ModelSettings, engine, labels_for
-from detector.benchmarks.system import Span, median_run, rate, run_json_subprocess
+from detector.benchmarks.system import Span, median_run, rate
+from detector.benchmarks.worker import run_in_worker
+from detector.config import DEFAULT_THRESHOLD
 from detector.errors import DetectorError
 from detector.model.backends import load_backend_model, openvino_available
-from detector.model.backends.openvino import cache_root, int8_report_path, ir_path, prepare_graph
+from detector.model.backends.ircache import cache_root, int8_report_path, ir_path
+from detector.model.backends.openvino import prepare_graph
 from detector.model.backends.parity import Found, compare_found, detect_all
 from detector.model.backends.quantize import QuantizationRefused, quantize, read_images
 from detector.model.loader import load_model
@@ -49,12 +54,11 @@ log = logging.getLogger(__name__)
 #: (row name, backend, precision): the TF row is the app's default session (auto precision).
 ROWS = (
     ("tf", "tf", "auto"),
+    ("default", "auto", "auto"),
     ("openvino fp32", "openvino", "fp32"),
     ("openvino bf16", "openvino", "bf16"),
     ("openvino int8", "openvino", "int8"),
 )
-#: The openvino backend's target: its pipeline at least this many times the tf pipeline's frames/s.
-PIPELINE_GOAL = 1.3
 
 
 def _bgr_to_rgb_batch(bgr: np.ndarray) -> np.ndarray:
@@ -131,8 +135,8 @@ def _load(
     )
 
 
-def measure(a: Any) -> dict[str, Any]:
-    """One backend configuration in this process (``a``: the parsed child arguments)."""
+def measure(a: BackendRun) -> dict[str, Any]:
+    """One backend configuration in this process."""
     t0 = time.perf_counter()
 
     model = _load(a.backend, a.precision, a.model, a.workers, a.threads, a.cache_dir)
@@ -144,19 +148,28 @@ def measure(a: Any) -> dict[str, Any]:
         "precision_used": getattr(model, "precision", None),
         "converted": getattr(model, "converted", None),
         "compile_s": getattr(model, "compile_s", None),
+        "tensorflow_loaded": "tensorflow" in sys.modules,
     }
+    if getattr(model, "backend_choice", None) is not None:
+        out["choice"] = model.backend_choice.to_dict()
     try:
         if a.mode == "startup":
             return out
+        if a.mode == "rss":
+            return out | pipeline_rss(model, frames, a.model, a.labels, a.rss_frames, a.workers)
         warm = min(a.warmup, max(1, len(frames) // 4))
+        post_ms: list[float] = []
 
         def fn(bgr: np.ndarray) -> Any:
-            return model.predict(_bgr_to_rgb_batch(bgr))
+            result = model.predict(_bgr_to_rgb_batch(bgr))
+            post_ms.append(getattr(model, "post_ms", float("nan")))
+            return result
 
         if a.mode == "threads2":
             out["bare_2_threads"] = single(fn, frames, warm, a.repeats)
             return out
         out["bare_1_thread"] = single(fn, frames, warm, a.repeats)
+        out["post_ms_mean"] = float(np.mean(post_ms[warm:] or post_ms))
         out["in_flight_2"] = in_flight([fn, fn], frames, warm, a.repeats)
         out["pipeline"] = _pipeline(model, a, warm)
         if a.photos is not None:
@@ -167,7 +180,7 @@ def measure(a: Any) -> dict[str, Any]:
         model.close()
 
 
-def _pipeline(model: Any, a: Any, warm: int) -> dict[str, Any]:
+def _pipeline(model: Any, a: BackendRun, warm: int) -> dict[str, Any]:
     settings = ModelSettings(path=a.model, labels=a.labels, threshold=a.threshold)
     video = media.probe(a.video, None)
     tmp = Path(tempfile.mkdtemp(prefix="detector-bench-backend-"))
@@ -190,37 +203,45 @@ def _pipeline(model: Any, a: Any, warm: int) -> dict[str, Any]:
     return median_run(runs)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Child entry: measure one backend configuration and print it as one JSON line."""
+@dataclass(frozen=True)
+class BackendRun:
+    """One backend configuration measured in a worker process (``mode``: what to time)."""
 
-    p = argparse.ArgumentParser(prog="python -m detector.benchmarks.backends")
-    p.add_argument("--backend", required=True)
-    p.add_argument("--precision", required=True)
-    p.add_argument("--mode", choices=("workers", "threads2", "startup"), required=True)
-    p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--labels", type=Path)
-    p.add_argument("--video", type=Path, required=True)
-    p.add_argument("--photos", type=Path)
-    p.add_argument("--frames", type=int, default=60)
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--cache-dir", type=Path, required=True)
-    a = p.parse_args(argv)
-    if a.mode == "threads2":
-        a.workers, a.threads = 1, 2
-    print(json.dumps(measure(a)))
-    return 0
+    backend: str
+    precision: str
+    mode: str  # "workers" | "threads2" | "startup" | "rss"
+    model: Path
+    video: Path
+    cache_dir: Path
+    labels: Path | None = None
+    photos: Path | None = None
+    frames: int = 60
+    warmup: int = 10
+    repeats: int = 1
+    workers: int = 2
+    threads: int = 1
+    threshold: float = DEFAULT_THRESHOLD
+    rss_frames: int = 1000
+
+
+def backend_worker(**kwargs: Any) -> dict[str, Any]:
+    """Worker task: measure one backend configuration (``BackendRun`` fields as JSON values)."""
+    paths = {k: Path(v) for k, v in kwargs.items() if k in _PATHS and v is not None}
+    run = BackendRun(**(kwargs | paths))
+    if run.mode == "threads2":
+        run = replace(run, workers=1, threads=2)
+    return measure(run)
+
+
+_PATHS = ("model", "video", "cache_dir", "labels", "photos")
 
 
 # ------------------------------------------------------------------ the section (parent)
 
 
-def _child(args: list[str], timeout_s: float) -> dict[str, Any]:
+def _child(timeout_s: float, **kwargs: Any) -> dict[str, Any]:
     t = time.perf_counter()
-    out = run_json_subprocess("detector.benchmarks.backends", args, timeout_s)
+    out = run_in_worker(backend_worker, timeout_s, **kwargs)
     out["process_s"] = time.perf_counter() - t
     return out
 
@@ -292,13 +313,17 @@ def backend_rows(
     repeats: int,
     cache_dir: Path,
     calibration_frames: int = 300,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_THRESHOLD,
     progress: Callable[[str], None] = lambda m: log.info("bench: %s", m),
     only: Sequence[str] | None = None,
+    rss_frames: int = 1000,
+    streams_seconds: float = 8.0,
 ) -> dict[str, Any]:
-    """The backend section: every row's numbers, parity, start-up, and the two goals.
+    """The backend section: every row's numbers, parity, start-up, memory, post-processing,
+    the many-camera line and the goals.
 
-    ``only`` names the rows to measure (default: all of ``ROWS``).
+    ``only`` names the rows to measure (default: all of ``ROWS``); ``streams_seconds`` 0
+    leaves the many-camera trials out.
     """
 
     t_start = time.perf_counter()
@@ -314,52 +339,55 @@ def backend_rows(
         out["int8"] = _ensure_int8(model, video, photos, cache, calibration_frames, progress)
         if "error" in out["int8"]:
             rows = [r for r in rows if r[2] != "int8"]
-    common = [
-        "--model",
-        str(model),
-        "--video",
-        str(video),
-        "--frames",
-        str(frames),
-        "--warmup",
-        str(warmup),
-        "--repeats",
-        "1",
-        "--threshold",
-        str(threshold),
-    ]
-    if labels is not None:
-        common += ["--labels", str(labels)]
-    runs: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name, _, _ in rows}
-    for r in range(max(1, repeats)):  # interleaved: a noisy neighbour slows every row alike
-        for name, backend, precision in rows:
-            for mode in ("workers", "threads2"):
-                progress(f"backends: {name}, {mode} (repeat {r + 1}/{repeats})")
-                args = [
-                    *common,
-                    "--backend",
-                    backend,
-                    "--precision",
-                    precision,
-                    "--mode",
-                    mode,
-                    "--cache-dir",
-                    str(cache),
-                ]
-                if mode == "workers" and r == 0 and photos is not None:
-                    args += ["--photos", str(photos)]
-                runs[name].setdefault(mode, []).append(_child(args, 1800.0))
+    common: dict[str, Any] = {
+        "model": model,
+        "video": video,
+        "frames": frames,
+        "warmup": warmup,
+        "repeats": 1,
+        "threshold": threshold,
+        "labels": labels,
+    }
+    runs = _interleaved(rows, common, cache, photos, repeats, progress)
     reference = _reference(model, photos, threshold) if photos is not None else None
     for name, backend, precision in rows:
         out["rows"][name] = _row(runs[name], reference, threshold)
         out["rows"][name].update(backend=backend, precision=precision)
     out["startup"] = _startup(model, video, cache, common, rows, progress)
+    fastpath.add_figures(
+        out, rows, dict(common, cache_dir=cache), rss_frames, progress, backend_worker
+    )
+    out["post"] = fastpath.post(model, video, frames, threshold, progress)
+    if streams_seconds > 0:
+        out["streams"] = fastpath.streams(model, labels, video, cache, streams_seconds, progress)
     progress("backends: LiteRT peer")
     out["peer_litert"] = _peer(tflite, video, frames, warmup, repeats)
     out["goals"] = goals(out)
     out["load_avg_1m_end"] = _loadavg()
     out["elapsed_s"] = time.perf_counter() - t_start
     return out
+
+
+def _interleaved(
+    rows: Sequence[tuple[str, str, str]],
+    common: dict[str, Any],
+    cache: Path,
+    photos: Path | None,
+    repeats: int,
+    progress: Callable[[str], None],
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Every row in both modes, a worker each, repeats interleaved (a noisy neighbour slows
+    every row alike); the photos' detections are read on the first repeat."""
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name, _, _ in rows}
+    for r in range(max(1, repeats)):
+        for name, backend, precision in rows:
+            for mode in ("workers", "threads2"):
+                progress(f"backends: {name}, {mode} (repeat {r + 1}/{repeats})")
+                args = dict(common, backend=backend, precision=precision, mode=mode)
+                if mode == "workers" and r == 0 and photos is not None:
+                    args["photos"] = photos
+                runs[name].setdefault(mode, []).append(_child(1800.0, cache_dir=cache, **args))
+    return runs
 
 
 def _loadavg() -> float | None:
@@ -408,140 +436,24 @@ def _startup(
     model: Path,
     video: Path,
     cache: Path,
-    common: list[str],
+    common: dict[str, Any],
     rows: Sequence[tuple[str, str, str]],
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
     """Process start to first detection: TF, and OpenVINO with an empty then a warm cache."""
     out: dict[str, Any] = {}
-    base = [*common, "--mode", "startup"]
-    base[base.index("--frames") + 1] = "1"
-    progress("backends: start-up, tf")
-    out["tf"] = _child(
-        [*base, "--backend", "tf", "--precision", "auto", "--cache-dir", str(cache)], 600.0
-    )
+    base = dict(common, mode="startup", frames=1)
+    for key, backend in (("tf", "tf"), ("default", "auto")):
+        progress(f"backends: start-up, {key}")
+        out[key] = _child(600.0, **base, backend=backend, precision="auto", cache_dir=cache)
     if any(b == "openvino" for _, b, _ in rows):
         cold = Path(tempfile.mkdtemp(prefix="detector-ov-cold-"))
         try:
             for key in ("openvino_cold", "openvino_warm"):
                 progress(f"backends: start-up, {key}")
                 out[key] = _child(
-                    [
-                        *base,
-                        "--backend",
-                        "openvino",
-                        "--precision",
-                        "bf16",
-                        "--cache-dir",
-                        str(cold),
-                    ],
-                    600.0,
+                    600.0, **base, backend="openvino", precision="bf16", cache_dir=cold
                 )
         finally:
             shutil.rmtree(cold, ignore_errors=True)
     return out
-
-
-def goals(section: dict[str, Any]) -> list[dict[str, Any]]:
-    """The backends' two targets, from this run's figures: the fastest backend that passes
-    parity runs the pipeline ``PIPELINE_GOAL`` times as fast as tf, and two calls in flight at
-    least as fast as LiteRT on the original ``.tflite``."""
-    rows = section.get("rows", {})
-    tf_pipe = rows.get("tf", {}).get("pipeline", {}).get("fps")
-    passing = {
-        name: row
-        for name, row in rows.items()
-        if name != "tf" and row.get("parity", {}).get("passed") and "pipeline" in row
-    }
-    out: list[dict[str, Any]] = []
-    if tf_pipe and passing:
-        best = max(passing, key=lambda n: passing[n]["pipeline"]["fps"])
-        ratio = passing[best]["pipeline"]["fps"] / tf_pipe
-        out.append(
-            {
-                "what": f"pipeline {best} ÷ pipeline tf (sample video)",
-                "value": ratio,
-                "goal": f"≥ {PIPELINE_GOAL}",
-                "met": ratio >= PIPELINE_GOAL,
-            }
-        )
-    flights = {n: r["in_flight_2"]["fps"] for n, r in passing.items() if "in_flight_2" in r}
-    peer = section.get("peer_litert", {}).get("in_flight_2", {}).get("fps")
-    if flights and peer:
-        best = max(flights, key=lambda n: flights[n])
-        out.append(
-            {
-                "what": f"bare 2 in flight {best} ÷ LiteRT peer (same run)",
-                "value": flights[best] / peer,
-                "goal": "≥ 1",
-                "met": flights[best] >= peer,
-            }
-        )
-    return out
-
-
-def format_backends(section: dict[str, Any]) -> str:
-    """The backend table, start-up and goals as text."""
-
-    def f(x: Any, fmt: str = "{:.1f}") -> str:
-        return "-" if x is None else fmt.format(x)
-
-    lines = [
-        f"backends (sample video, {section.get('frames')} frames, "
-        f"{section.get('repeats')} repeat(s), medians; 2 in flight = two 1-thread callers)"
-    ]
-    head = (
-        f"  {'backend':<14} {'1 thr ms':>8} {'2 thr ms':>8} {'2-flight f/s':>12} "
-        f"{'pipeline f/s':>12}  parity on photos"
-    )
-    lines.append(head)
-    rows = dict(section.get("rows", {}))
-    peer = section.get("peer_litert", {})
-    if "error" not in peer:
-        rows["litert (peer)"] = peer
-    for name, row in rows.items():
-        parity = row.get("parity", {})
-        par = (
-            f"{parity['matched']}/{max(parity['reference'], parity['candidate'])} "
-            f"{'pass' if parity['passed'] else 'FAIL'}"
-            if parity
-            else "reference"
-            if name == "tf"
-            else "-"
-        )
-        if name == "tf" and parity:
-            par += " (bf16 vs fp32 graph)"
-        lines.append(
-            f"  {name:<14} {f(row.get('bare_1_thread', {}).get('latency_ms_p50')):>8} "
-            f"{f(row.get('bare_2_threads', {}).get('latency_ms_p50')):>8} "
-            f"{f(row.get('in_flight_2', {}).get('fps')):>12} "
-            f"{f(row.get('pipeline', {}).get('fps')):>12}  {par}"
-            + (f"  error: {str(row['error']).splitlines()[-1][:80]}" if "error" in row else "")
-        )
-    st = section.get("startup", {})
-    if st:
-        parts = [f"{k} {f(v.get('process_s'))} s" for k, v in st.items() if "error" not in v]
-        lines.append("  start-up, process start to first detection: " + ", ".join(parts))
-    q = section.get("int8", {})
-    if q:
-        if "error" in q:
-            lines.append(f"  int8: not used: {str(q['error']).splitlines()[0][:160]}")
-        else:
-            p = q.get("parity", {})
-            lines.append(
-                f"  int8 gate (held-apart photos): {p.get('matched')}/"
-                f"{max(p.get('reference', 0), p.get('candidate', 0))} matched, "
-                f"{'pass' if p.get('passed') else 'FAIL'}"
-            )
-    for g in section.get("goals", []):
-        lines.append(
-            f"  goal: {g['what']}: {f(g['value'], '{:.2f}')} {g['goal']} -> "
-            f"{'met' if g['met'] else 'missed'}"
-        )
-    if section.get("note"):
-        lines.append(f"  note: {section['note']}")
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

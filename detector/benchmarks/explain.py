@@ -6,13 +6,11 @@ detections whose peak lies inside their box, the mean share of heat inside the b
 median milliseconds per detection (occlusion: the image's sweep divided by its detections).
 On ``dog.jpg`` it also checks that the dog's and the bicycle's maps peak on different objects.
 
-    python -m detector.benchmarks.explain [--photos samples/photos] [--json OUT] [--overlays DIR]
+    python main.py bench --only explain [--photos samples/photos] [--json OUT] [--overlays DIR]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import statistics
 from collections.abc import Sequence
@@ -21,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from detector.config import DEFAULT_THRESHOLD
 from detector.explain import METHODS
 from detector.explain.explainer import (
     ExplainOptions,
@@ -31,7 +30,6 @@ from detector.explain.explainer import (
     write_overlays,
 )
 from detector.explain.model import ExplainModel
-from detector.fetch.assets import DEFAULT_MODEL_DIR, GRAPH_NAME, LABEL_MAP_NAME, PHOTOS_DIR
 from detector.labels import load_label_map
 
 log = logging.getLogger(__name__)
@@ -42,7 +40,7 @@ def explain_bench(
     photos: Path,
     *,
     labels_path: Path | None = None,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_THRESHOLD,
     overlays: Path | None = None,
 ) -> dict[str, Any]:
     """Run every method on every kept detection of the photos; return the measurements."""
@@ -176,27 +174,3 @@ def format_table(result: dict[str, Any]) -> str:
                 f"| {d['peaks_apart_px']} |"
             )
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m detector.benchmarks.explain")
-    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR / GRAPH_NAME)
-    p.add_argument("--labels", type=Path, default=DEFAULT_MODEL_DIR / LABEL_MAP_NAME)
-    p.add_argument("--photos", type=Path, default=PHOTOS_DIR)
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--json", type=Path, help="also write the measurements here")
-    p.add_argument("--overlays", type=Path, help="also write every overlay PNG here")
-    a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    result = explain_bench(
-        a.model, a.photos, labels_path=a.labels, threshold=a.threshold, overlays=a.overlays
-    )
-    print(format_table(result))
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +14,7 @@ import numpy as np
 
 from detector.benchmarks.media import decode_frames
 from detector.benchmarks.parts import ModelSettings, Outputs, engine, labels_for, load
-from detector.benchmarks.system import rss_mb, run_json_subprocess
+from detector.benchmarks.system import rss_mb
 from detector.pipeline.stages import PipelineOptions, run_pipeline
 from detector.sources.memory import FrameListSource
 from detector.types import FrameResult
@@ -59,82 +58,63 @@ def memory_growth(
     }
 
 
-def memory_subprocess(
-    model: Path,
-    labels: Path | None,
-    video: Path,
+def memory_worker(
+    model: str,
+    labels: str | None,
+    video: str,
     first: int,
     last: int,
     workers: int,
     intra: int,
     inter: int,
     precision: str,
-    timeout_s: float = 3600.0,
 ) -> dict[str, Any]:
-    """``memory_growth`` in a fresh process, so RSS is the app's own, not the bench's."""
-    args = [
-        "--model",
-        str(model),
-        "--video",
-        str(video),
-        "--first",
-        str(first),
-        "--last",
-        str(last),
-        "--workers",
-        str(workers),
-        "--intra",
-        str(intra),
-        "--inter",
-        str(inter),
-        "--precision",
-        precision,
-    ]
-    if labels is not None:
-        args += ["--labels", str(labels)]
-    return run_json_subprocess("detector.benchmarks.memory", args, timeout_s)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Subprocess entry: the app's pipeline with outputs on cycled real frames; RSS as JSON."""
-
-    p = argparse.ArgumentParser(prog="python -m detector.benchmarks.memory")
-    p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--labels", type=Path)
-    p.add_argument("--video", type=Path, required=True)
-    p.add_argument("--first", type=int, default=1000)
-    p.add_argument("--last", type=int, default=10000)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--intra", type=int, default=1)
-    p.add_argument("--inter", type=int, default=-1)
-    p.add_argument("--precision", default="auto")
-    a = p.parse_args(argv)
+    """Worker task: the app's pipeline with outputs on cycled real frames; RSS figures."""
     settings = ModelSettings(
-        path=a.model,
-        labels=a.labels,
-        intra_op_threads=a.intra,
-        inter_op_threads=a.inter,
-        workers=a.workers,
-        extra={"precision": a.precision},
+        path=Path(model),
+        labels=Path(labels) if labels else None,
+        intra_op_threads=intra,
+        inter_op_threads=inter,
+        workers=workers,
+        extra={"precision": precision},
     )
-    frames = decode_frames(a.video, 50)
-    model = load(settings)
+    frames = decode_frames(Path(video), 50)
+    loaded = load(settings)
     try:
+        return memory_growth(
+            frames,
+            engine(loaded, settings),
+            labels_for(settings),
+            10.0,
+            first,
+            last,
+            workers,
+            Path(tempfile.mkdtemp(prefix="detector-mem-")),
+        )
+    finally:
+        loaded.close()
+
+
+def pipeline_rss(
+    model: Any,
+    frames: Sequence[np.ndarray],
+    path: Path,
+    labels: Path | None,
+    count: int,
+    workers: int,
+) -> dict[str, Any]:
+    """RSS after ``count`` frames of the pipeline with its outputs, and whether TF got loaded."""
+
+    settings = ModelSettings(path=path, labels=labels)
+    with tempfile.TemporaryDirectory(prefix="detector-bench-rss-") as tmp:
         out = memory_growth(
             frames,
             engine(model, settings),
             labels_for(settings),
             10.0,
-            a.first,
-            a.last,
-            a.workers,
-            Path(tempfile.mkdtemp(prefix="detector-mem-")),
+            min(100, count),
+            count,
+            workers,
+            Path(tmp) / "out",
         )
-    finally:
-        model.close()
-    print(json.dumps(out))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return {"rss": out, "tensorflow_loaded": "tensorflow" in sys.modules}

@@ -7,8 +7,6 @@ must do per frame: BGR→RGB, resize to the model's input, ``invoke``, read the 
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import statistics
 import threading
@@ -22,7 +20,8 @@ import numpy as np
 
 from detector.benchmarks.media import decode_frames
 from detector.benchmarks.parts import rgb_batch
-from detector.benchmarks.system import Span, median_run, rate, run_json_subprocess
+from detector.benchmarks.system import Span, median_run, rate
+from detector.benchmarks.worker import run_in_worker
 from detector.model.loader import load_model
 from detector.tflite.reference import TfliteReference
 
@@ -112,25 +111,18 @@ def session_latency_subprocess(
     TensorFlow sizes its CPU thread pools once per process, from the first session's
     options, so comparing thread counts needs one process each.
     """
-    args = [
-        "--model",
-        str(model),
-        "--video",
-        str(video),
-        "--frames",
-        str(frames),
-        "--warmup",
-        str(warmup),
-        "--repeats",
-        str(repeats),
-        "--intra",
-        str(intra),
-        "--inter",
-        str(inter),
-        "--precision",
-        precision,
-    ]
-    out = run_json_subprocess("detector.benchmarks.model_speed", args, timeout_s)
+    out = run_in_worker(
+        session_worker,
+        timeout_s,
+        model=model,
+        video=video,
+        frames=frames,
+        warmup=warmup,
+        repeats=repeats,
+        intra=intra,
+        inter=inter,
+        precision=precision,
+    )
     if "error" in out:
         log.warning("model latency subprocess failed: %s", out["error"])
         return out
@@ -138,32 +130,26 @@ def session_latency_subprocess(
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Subprocess entry: print ``bare_model`` numbers for one session configuration as JSON."""
+def session_worker(
+    model: str,
+    video: str,
+    frames: int,
+    warmup: int,
+    repeats: int,
+    intra: int,
+    inter: int,
+    precision: str,
+) -> dict[str, Any]:
+    """Worker task: ``bare_model`` numbers for one session configuration."""
 
-    p = argparse.ArgumentParser(prog="python -m detector.benchmarks.model_speed")
-    p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--video", type=Path, required=True)
-    p.add_argument("--frames", type=int, default=60)
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--intra", type=int, default=0)
-    p.add_argument("--inter", type=int, default=0)
-    p.add_argument("--precision", default="auto")
-    a = p.parse_args(argv)
-    rgb = [rgb_batch(f) for f in decode_frames(a.video, a.frames)]
+    rgb = [rgb_batch(f) for f in decode_frames(Path(video), frames)]
     with load_model(
-        a.model,
+        model,
         device="cpu",
-        intra_op_threads=a.intra,
-        inter_op_threads=a.inter,
-        precision=a.precision,
-    ) as model:
-        out = bare_model(model, rgb, min(a.warmup, max(1, len(rgb) // 4)), a.repeats)
-        out["precision"] = getattr(model, "precision", a.precision)
-    print(json.dumps(out))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        intra_op_threads=intra,
+        inter_op_threads=inter,
+        precision=precision,
+    ) as loaded:
+        out: dict[str, Any] = bare_model(loaded, rgb, min(warmup, max(1, len(rgb) // 4)), repeats)
+        out["precision"] = getattr(loaded, "precision", precision)
+    return out

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from detector.config import OutputConfig
+from detector.config import DEFAULT_THRESHOLD, OutputConfig
 from detector.engine import Engine
 from detector.labels import LabelMap, load_label_map
 from detector.model.loader import load_model
@@ -49,7 +49,7 @@ class ModelSettings:
     intra_op_threads: int = 0
     inter_op_threads: int = 0
     workers: int = 1
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     max_boxes: int = 100
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from detector.benchmarks.backends import format_backends
-from detector.benchmarks.events import format_events
+from detector.benchmarks.backends_report import format_backends
 from detector.benchmarks.ray_engine import format_lines
+from detector.benchmarks.sections import section_lines
 
 # (name, what, goal, higher_is_better)
 TARGETS = (
@@ -48,37 +48,52 @@ def _div(a: float, b: float) -> float:
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
     """Add ``ratios`` per video and the ``targets`` list to ``results`` (in place) and return it."""
     cores = results["machine"].get("usable_cores") or results["machine"].get("cores") or 1
-    ratios: dict[str, dict[str, float]] = {}
-    for label, v in results.get("videos", {}).items():
-        fps = _get(v, "pipeline", "fps")
-        # the model's CPU cost: the lower of one caller and two callers (one caller's idle
-        # thread-pool spinning is not work the model needs)
-        model_cpu = min(
-            _get(v, "bare", "cpu_ms_per_frame"), _get(v, "bare_2_streams", "cpu_ms_per_frame")
-        )
-        if math.isnan(model_cpu):
-            model_cpu = _get(v, "bare", "cpu_ms_per_frame")
-        other_cpu = _get(v, "no_model", "cpu_ms_per_frame")
-        budget = _div(1000.0 * cores, model_cpu + other_cpu)
-        r = {
-            "pipeline/bare": _div(fps, _get(v, "bare", "fps")),
-            "pipeline/naive": _div(fps, _get(v, "naive", "fps")),
-            "cpu_budget_fps": budget,
-            "pipeline/budget": _div(fps, budget),
-            "every_2_gain": _div(_get(v, "pipeline_every_2", "fps"), fps),
-            "every_4_gain": _div(_get(v, "pipeline_every_4", "fps"), fps),
-        }
-        if "pipeline_w2" in v:
-            r["workers2/workers1"] = _div(
-                _get(v, "pipeline_w2", "fps"), _get(v, "pipeline_w1", "fps")
-            )
-            r["session_each/shared"] = _div(
-                _get(v, "pipeline_w2_session_each", "fps"), _get(v, "pipeline_w2", "fps")
-            )
-        if "pipeline_h264" in v:
-            r["h264/mp4v"] = _div(_get(v, "pipeline_h264", "fps"), _get(v, "pipeline_mp4v", "fps"))
-        ratios[label] = r
+    ratios = {label: _ratios(v, cores) for label, v in results.get("videos", {}).items()}
     results["ratios"] = ratios
+    labels = list(results.get("videos", {}))
+    small = labels[0] if labels else "576p"
+    big = labels[-1] if labels else "1080p"
+    values = _target_values(results, ratios, small)
+    results["targets"] = [
+        _target(key, what, goal, higher, values[key], small, big)
+        for key, what, goal, higher in TARGETS
+    ]
+    return results
+
+
+def _ratios(v: dict[str, Any], cores: int) -> dict[str, float]:
+    """One video's ratios: pipeline against bare model, naive loop and the CPU budget."""
+    fps = _get(v, "pipeline", "fps")
+    # the model's CPU cost: the lower of one caller and two callers (one caller's idle
+    # thread-pool spinning is not work the model needs)
+    model_cpu = min(
+        _get(v, "bare", "cpu_ms_per_frame"), _get(v, "bare_2_streams", "cpu_ms_per_frame")
+    )
+    if math.isnan(model_cpu):
+        model_cpu = _get(v, "bare", "cpu_ms_per_frame")
+    other_cpu = _get(v, "no_model", "cpu_ms_per_frame")
+    budget = _div(1000.0 * cores, model_cpu + other_cpu)
+    r = {
+        "pipeline/bare": _div(fps, _get(v, "bare", "fps")),
+        "pipeline/naive": _div(fps, _get(v, "naive", "fps")),
+        "cpu_budget_fps": budget,
+        "pipeline/budget": _div(fps, budget),
+        "every_2_gain": _div(_get(v, "pipeline_every_2", "fps"), fps),
+        "every_4_gain": _div(_get(v, "pipeline_every_4", "fps"), fps),
+    }
+    if "pipeline_w2" in v:
+        r["workers2/workers1"] = _div(_get(v, "pipeline_w2", "fps"), _get(v, "pipeline_w1", "fps"))
+        r["session_each/shared"] = _div(
+            _get(v, "pipeline_w2_session_each", "fps"), _get(v, "pipeline_w2", "fps")
+        )
+    if "pipeline_h264" in v:
+        r["h264/mp4v"] = _div(_get(v, "pipeline_h264", "fps"), _get(v, "pipeline_mp4v", "fps"))
+    return r
+
+
+def _target_values(
+    results: dict[str, Any], ratios: dict[str, dict[str, float]], small: str
+) -> dict[str, float]:
     lat = results.get("model_latency", {})
     model_ratio = {
         t: _div(
@@ -86,10 +101,8 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         )
         for t in (1, 2)
     }
-    labels = list(results.get("videos", {}))
-    small = labels[0] if labels else "576p"
-    big = labels[-1] if labels else "1080p"
-    values = {
+    big = list(ratios)[-1] if ratios else "1080p"
+    return {
         "pipeline/bare 576p": ratios.get(small, {}).get("pipeline/bare", math.nan),
         "pipeline/bare 1080p": ratios.get(big, {}).get("pipeline/bare", math.nan),
         "pipeline/naive 576p": ratios.get(small, {}).get("pipeline/naive", math.nan),
@@ -113,39 +126,38 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         "track coverage N=4": _get(results, "track", "bytetrack", "coverage", "4"),
         "track coverage N=8": _get(results, "track", "bytetrack", "coverage", "8"),
     }
-    targets = []
-    for key, what, goal, higher in TARGETS:
-        val = values[key]
-        if math.isnan(val):
-            status = "not measured"
-        elif (val >= goal) if higher else (val <= goal):
-            status = "met"
-        else:
-            gap = goal - val if higher else val - goal
-            status = (
-                f"missed by {gap:.2f}" if abs(goal) < 10 or gap < 10 else f"missed by {gap:.0f}"
-            )
-        if key in (
-            "pipeline/bare 576p",
-            "pipeline/naive 576p",
-            "pipeline/budget 576p",
-            "detect_every 2 gain",
-            "detect_every 4 gain",
-        ):
-            what = what.replace("576p", small)
-        if key.endswith("1080p"):
-            what = what.replace("1080p", big)
-        targets.append(
-            {
-                "target": key,
-                "what": what,
-                "value": val,
-                "goal": f"{'≥' if higher else '≤'} {goal:g}",
-                "status": status,
-            }
-        )
-    results["targets"] = targets
-    return results
+
+
+_SAMPLE_TARGETS = (
+    "pipeline/bare 576p",
+    "pipeline/naive 576p",
+    "pipeline/budget 576p",
+    "detect_every 2 gain",
+    "detect_every 4 gain",
+)
+
+
+def _target(
+    key: str, what: str, goal: float, higher: bool, val: float, small: str, big: str
+) -> dict[str, Any]:
+    if math.isnan(val):
+        status = "not measured"
+    elif (val >= goal) if higher else (val <= goal):
+        status = "met"
+    else:
+        gap = goal - val if higher else val - goal
+        status = f"missed by {gap:.2f}" if abs(goal) < 10 or gap < 10 else f"missed by {gap:.0f}"
+    if key in _SAMPLE_TARGETS:
+        what = what.replace("576p", small)
+    if key.endswith("1080p"):
+        what = what.replace("1080p", big)
+    return {
+        "target": key,
+        "what": what,
+        "value": val,
+        "goal": f"{'≥' if higher else '≤'} {goal:g}",
+        "status": status,
+    }
 
 
 def _f(x: Any, fmt: str = "{:.1f}") -> str:
@@ -158,98 +170,134 @@ def _f(x: Any, fmt: str = "{:.1f}") -> str:
 
 def format_table(results: dict[str, Any]) -> str:
     """The human-readable report: per-resolution table, model latency, live, memory, targets."""
+    lines = _header_lines(results)
+    lines += _video_table(results)
+    lines += _latency_lines(results.get("model_latency", {}))
+    lines.extend(_video_io_lines(results.get("video_io") or {}))
+    lines += _live_lines(results)
+    lines += _memory_split_lines(results)
+    if results.get("ray_engine"):
+        lines += format_lines(results["ray_engine"])
+    lines.extend(format_tracking(results.get("track")))
+    if results.get("backends"):
+        lines.append(format_backends(results["backends"]))
+    lines.extend(section_lines(results))
+    if results.get("targets"):
+        lines.append("")
+        lines.append("targets")
+        wt = max(len(t["what"]) for t in results["targets"])
+        for t in results["targets"]:
+            lines.append(
+                f"  {t['what']:<{wt}}  {_f(t['value'], '{:.2f}'):>7}  {t['goal']:>6}  {t['status']}"
+            )
+    lines.append("")
+    lines.append(f"bench took {_f(results.get('elapsed_s'), '{:.0f}')} s")
+    return "\n".join(lines)
+
+
+#: The per-video table: (row name, result key, field, format).
+_ROWS = (
+    ("bare model  frames/s", "bare", "fps", "{:.1f}"),
+    ("bare model  ms/frame (p50)", "bare", "latency_ms_p50", "{:.1f}"),
+    ("bare model  CPU-ms/frame", "bare", "cpu_ms_per_frame", "{:.1f}"),
+    ("bare model, 2 callers  frames/s", "bare_2_streams", "fps", "{:.1f}"),
+    ("no model (read+draw+write)  CPU-ms/frame", "no_model", "cpu_ms_per_frame", "{:.1f}"),
+    ("no model  frames/s", "no_model", "fps", "{:.1f}"),
+    ("naive loop  frames/s", "naive", "fps", "{:.1f}"),
+    ("pipeline (video+jsonl)  frames/s", "pipeline", "fps", "{:.1f}"),
+    ("pipeline  CPU cores used", "pipeline", "cores_used", "{:.2f}"),
+    ("pipeline, 1 worker  frames/s", "pipeline_w1", "fps", "{:.1f}"),
+    ("pipeline, 2 workers, one shared session  frames/s", "pipeline_w2", "fps", "{:.1f}"),
+    ("pipeline, 2 workers, a session each  frames/s", "pipeline_w2_session_each", "fps", "{:.1f}"),
+    ("pipeline detect_every 2  frames/s", "pipeline_every_2", "fps", "{:.1f}"),
+    ("pipeline detect_every 4  frames/s", "pipeline_every_4", "fps", "{:.1f}"),
+    ("pipeline writing H.264  frames/s", "pipeline_h264", "fps", "{:.1f}"),
+    ("pipeline writing mp4v  frames/s", "pipeline_mp4v", "fps", "{:.1f}"),
+)
+#: The per-video ratios under it: (row name, ratio key, format).
+_RATIO_ROWS = (
+    ("pipeline H.264 ÷ mp4v", "h264/mp4v", "{:.2f}"),
+    ("pipeline ÷ bare", "pipeline/bare", "{:.2f}"),
+    ("pipeline ÷ naive", "pipeline/naive", "{:.2f}"),
+    ("2-core CPU budget  frames/s", "cpu_budget_fps", "{:.1f}"),
+    ("pipeline ÷ CPU budget", "pipeline/budget", "{:.2f}"),
+    ("detect_every 2 gain", "every_2_gain", "{:.2f}"),
+    ("detect_every 4 gain", "every_4_gain", "{:.2f}"),
+    ("2 workers ÷ 1 worker", "workers2/workers1", "{:.2f}"),
+    ("a session each ÷ one shared session", "session_each/shared", "{:.2f}"),
+)
+
+
+def _video_table(results: dict[str, Any]) -> list[str]:
     vids = results.get("videos", {})
     cols = list(vids)
-    rows: list[tuple[str, list[str]]] = []
-
-    def row(name: str, key: str, field: str, fmt: str = "{:.1f}") -> None:
-        if any(key in vids[c] for c in cols):
-            rows.append((name, [_f(vids[c].get(key, {}).get(field), fmt) for c in cols]))
-
-    def ratio_row(name: str, key: str, fmt: str = "{:.2f}") -> None:
-        r = results.get("ratios", {})
+    rows: list[tuple[str, list[str]]] = [
+        (name, [_f(vids[c].get(key, {}).get(field), fmt) for c in cols])
+        for name, key, field, fmt in _ROWS
+        if any(key in vids[c] for c in cols)
+    ]
+    r = results.get("ratios", {})
+    for name, key, fmt in _RATIO_ROWS:
         vals = [r.get(c, {}).get(key) for c in cols]
         if any(isinstance(v, float) and not math.isnan(v) for v in vals):
-            rows.append((name, [_f(r.get(c, {}).get(key), fmt) for c in cols]))
+            rows.append((name, [_f(v, fmt) for v in vals]))
+    if not rows:
+        return []
+    w0 = max([len(name) for name, _ in rows] + [10])
+    lines = [f"{'':<{w0}}  " + "  ".join(f"{c:>8}" for c in cols)]
+    lines += [f"{name:<{w0}}  " + "  ".join(f"{v:>8}" for v in vals) for name, vals in rows]
+    return [*lines, ""]
 
-    row("bare model  frames/s", "bare", "fps")
-    row("bare model  ms/frame (p50)", "bare", "latency_ms_p50")
-    row("bare model  CPU-ms/frame", "bare", "cpu_ms_per_frame")
-    row("bare model, 2 callers  frames/s", "bare_2_streams", "fps")
-    row("no model (read+draw+write)  CPU-ms/frame", "no_model", "cpu_ms_per_frame")
-    row("no model  frames/s", "no_model", "fps")
-    row("naive loop  frames/s", "naive", "fps")
-    row("pipeline (video+jsonl)  frames/s", "pipeline", "fps")
-    row("pipeline  CPU cores used", "pipeline", "cores_used", "{:.2f}")
-    row("pipeline, 1 worker  frames/s", "pipeline_w1", "fps")
-    row("pipeline, 2 workers, one shared session  frames/s", "pipeline_w2", "fps")
-    row("pipeline, 2 workers, a session each  frames/s", "pipeline_w2_session_each", "fps")
-    row("pipeline detect_every 2  frames/s", "pipeline_every_2", "fps")
-    row("pipeline detect_every 4  frames/s", "pipeline_every_4", "fps")
-    row("pipeline writing H.264  frames/s", "pipeline_h264", "fps")
-    row("pipeline writing mp4v  frames/s", "pipeline_mp4v", "fps")
-    ratio_row("pipeline H.264 ÷ mp4v", "h264/mp4v")
-    ratio_row("pipeline ÷ bare", "pipeline/bare")
-    ratio_row("pipeline ÷ naive", "pipeline/naive")
-    ratio_row("2-core CPU budget  frames/s", "cpu_budget_fps", "{:.1f}")
-    ratio_row("pipeline ÷ CPU budget", "pipeline/budget")
-    ratio_row("detect_every 2 gain", "every_2_gain")
-    ratio_row("detect_every 4 gain", "every_4_gain")
-    ratio_row("2 workers ÷ 1 worker", "workers2/workers1")
-    ratio_row("a session each ÷ one shared session", "session_each/shared")
 
-    w0 = max([len(r[0]) for r in rows] + [10])
-    lines = []
+def _header_lines(results: dict[str, Any]) -> list[str]:
     m = results.get("machine", {})
     vers = m.get("versions", {})
-    lines.append(
+    s = results.get("settings", {})
+    o = results.get("options", {})
+    return [
         f"machine: {m.get('cpu')} · {m.get('usable_cores')} cores · "
         f"load {_f(m.get('load_avg_1m'), '{:.2f}')} · "
-        + " ".join(f"{k} {v}" for k, v in vers.items())
-    )
-    s = results.get("settings", {})
-    lines.append(
+        + " ".join(f"{k} {v}" for k, v in vers.items()),
         f"model: {s.get('path')} · device {s.get('device')} {s.get('precision_used', '')} "
         f"· intra_op {s.get('intra_op_threads')} "
         f"· inter_op {s.get('inter_op_threads')} · workers {s.get('workers')} "
-        f"· {' '.join(f'{k} {v}' for k, v in (s.get('extra') or {}).items())}"
-    )
-    o = results.get("options", {})
-    lines.append(
+        f"· {' '.join(f'{k} {v}' for k, v in (s.get('extra') or {}).items())}",
         f"frames per measurement {o.get('frames')} (warm-up {o.get('warmup')} excluded), "
-        f"median of {o.get('repeats')} repeats"
-    )
-    lines.append("")
-    if rows:
-        lines.append(f"{'':<{w0}}  " + "  ".join(f"{c:>8}" for c in cols))
-        for name, vals in rows:
-            lines.append(f"{name:<{w0}}  " + "  ".join(f"{v:>8}" for v in vals))
-        lines.append("")
-    lat = results.get("model_latency", {})
-    if lat:
+        f"median of {o.get('repeats')} repeats",
+        "",
+    ]
+
+
+def _latency_lines(lat: dict[str, Any]) -> list[str]:
+    if not lat:
+        return []
+    lines = [
+        "model latency, 576p frames, ms p50 (CPU-ms/frame); our session in its own "
+        "process, ops in the calling thread;",
+        "  TFLite timed with its resize + BGR→RGB, invoke alone in brackets",
+    ]
+    for t in (1, 2):
+        ours = lat.get(f"ours_{t}", {})
+        tfl = lat.get(f"tflite_{t}", {})
         lines.append(
-            "model latency, 576p frames, ms p50 (CPU-ms/frame); our session in its own "
-            "process, ops in the calling thread;"
+            f"  {t} thread{'s' if t > 1 else ' '}: "
+            f"ours {_f(ours.get('latency_ms_p50'))}"
+            f" ({_f(ours.get('cpu_ms_per_frame'))}, {ours.get('precision', '?')})"
+            f"   TFLite {_f(tfl.get('latency_ms_p50'))}"
+            f" [{_f(tfl.get('invoke_ms_p50'))}]"
+            f" ({_f(tfl.get('cpu_ms_per_frame'))})"
         )
-        lines.append("  TFLite timed with its resize + BGR→RGB, invoke alone in brackets")
-        for t in (1, 2):
-            ours = lat.get(f"ours_{t}", {})
-            tfl = lat.get(f"tflite_{t}", {})
-            lines.append(
-                f"  {t} thread{'s' if t > 1 else ' '}: "
-                f"ours {_f(ours.get('latency_ms_p50'))}"
-                f" ({_f(ours.get('cpu_ms_per_frame'))}, {ours.get('precision', '?')})"
-                f"   TFLite {_f(tfl.get('latency_ms_p50'))}"
-                f" [{_f(tfl.get('invoke_ms_p50'))}]"
-                f" ({_f(tfl.get('cpu_ms_per_frame'))})"
-            )
-        fp = lat.get("ours_1_fp32")
-        if fp:
-            lines.append(
-                f"  1 thread, float32 (no bfloat16): ours {_f(fp.get('latency_ms_p50'))}"
-                f" ({_f(fp.get('cpu_ms_per_frame'))})"
-            )
-    lines.extend(_video_io_lines(results.get("video_io") or {}))
+    fp = lat.get("ours_1_fp32")
+    if fp:
+        lines.append(
+            f"  1 thread, float32 (no bfloat16): ours {_f(fp.get('latency_ms_p50'))}"
+            f" ({_f(fp.get('cpu_ms_per_frame'))})"
+        )
+    return lines
+
+
+def _live_lines(results: dict[str, Any]) -> list[str]:
+    lines = []
     lv = results.get("live")
     if lv:
         lines.append(
@@ -270,6 +318,11 @@ def format_table(results: dict[str, Any]) -> str:
                 f"CPU {_f(a['cpu_ms_per_frame'])} → {_f(b['cpu_ms_per_frame'])} ms/frame, "
                 f"{b['viewers_dropped']:.0f} viewer dropped, {_f(b['mb_sent'])} MB sent"
             )
+    return lines
+
+
+def _memory_split_lines(results: dict[str, Any]) -> list[str]:
+    lines = []
     mem = results.get("memory")
     if mem and "error" in mem:
         lines.append(f"memory: not measured ({mem['error'].splitlines()[-1]})")
@@ -289,24 +342,7 @@ def format_table(results: dict[str, Any]) -> str:
             f"+ post {_f(sp.get('post_ms'))} ms, "
             f"same outputs as whole: {_f(sp.get('same_outputs'))}"
         )
-    if results.get("ray_engine"):
-        lines += format_lines(results["ray_engine"])
-    lines.extend(format_tracking(results.get("track")))
-    if results.get("events"):
-        lines.extend(format_events(results["events"]))
-    if results.get("backends"):
-        lines.append(format_backends(results["backends"]))
-    if results.get("targets"):
-        lines.append("")
-        lines.append("targets")
-        wt = max(len(t["what"]) for t in results["targets"])
-        for t in results["targets"]:
-            lines.append(
-                f"  {t['what']:<{wt}}  {_f(t['value'], '{:.2f}'):>7}  {t['goal']:>6}  {t['status']}"
-            )
-    lines.append("")
-    lines.append(f"bench took {_f(results.get('elapsed_s'), '{:.0f}')} s")
-    return "\n".join(lines)
+    return lines
 
 
 def _video_io_lines(vio: dict[str, Any]) -> list[str]:

@@ -84,13 +84,9 @@ def pipeline_run(
     )
     source = open_source(str(video.path))
     try:
+        uri = str(video.path)
         with Outputs(
-            out_dir,
-            video.fps,
-            labels,
-            str(video.path),
-            video_codec=video_codec,
-            on_output=on_output,
+            out_dir, video.fps, labels, uri, video_codec=video_codec, on_output=on_output
         ) as outs:
             stats = run_pipeline(source, detect, outs.consume, options)
             span.stop()

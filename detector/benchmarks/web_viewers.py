@@ -12,23 +12,14 @@ machine weighs on both sides alike.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import socket
 import statistics
 import threading
-import time
-from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from detector.benchmarks.parts import Outputs
-from detector.benchmarks.system import percentile
-from detector.pipeline.stages import PipelineOptions, run_pipeline
-from detector.sources.base import PacedSource
-from detector.sources.memory import FrameListSource
-from detector.types import FrameResult
+from detector.benchmarks.paced import PACED_URI, Pace, paced_run
 
 VIEWERS = 5  # one of them stalled
 # Flat out: a camera far faster than the model (about 70 frames/s at 576p on 2 cores), read
@@ -66,58 +57,28 @@ class _Viewer:
             self._thread.join(timeout=5)
 
 
-def _one_run(
-    frames: Sequence[np.ndarray],
-    detect: Any,
-    labels: Any,
-    fps: float,
-    count: int,
-    warmup: int,
-    out_dir: Path,
-    viewers: int,
-) -> dict[str, Any]:
+def _one_run(pace: Pace, out_dir: Path, viewers: int) -> dict[str, Any]:
     from detector.outputs.web import Hub, WebServer
 
-    source = PacedSource(FrameListSource(frames, count, fps, "paced://bench"), fps)
-    lat: list[float] = []
-    fresh_at: list[float] = []
-
-    def on_output(result: FrameResult) -> None:
-        i = result.frame.index
-        now = time.monotonic()
-        if i >= warmup and i < len(source.due):
-            lat.append((now - source.due[i]) * 1e3)
-        if i >= warmup and result.fresh:
-            fresh_at.append(now)
-
     hub = Hub()
-    feed = hub.add_feed("bench", source.info.uri, live=True)
+    feed = hub.add_feed("bench", PACED_URI, live=True)
     clients: list[_Viewer] = []
     try:
         with WebServer(hub, port=0) as server:
             clients = [_Viewer(server.port, stalled=(k == 0)) for k in range(viewers)]
-            cpu0 = time.process_time()
-            with Outputs(
-                out_dir, fps, labels, source.info.uri, on_output=on_output, web_feed=feed
-            ) as outs:
-                stats = run_pipeline(
-                    source, detect, outs.consume, PipelineOptions(max_frames=count)
-                )
-            cpu_s = time.process_time() - cpu0
+            run = paced_run(pace, out_dir, web_feed=feed)
             status = feed.status()
             received = sum(c.bytes for c in clients)
     finally:
         for c in clients:
             c.close()
-        shutil.rmtree(out_dir, ignore_errors=True)
-    span = fresh_at[-1] - fresh_at[0] if len(fresh_at) > 1 else 0.0
+    stats = run.stats
     return {
         "viewers": viewers,
-        "inference_fps": (len(fresh_at) - 1) / span if span > 0 else float("nan"),
-        "latency_ms_p50": percentile(lat, 50),
-        "latency_ms_p95": percentile(lat, 95),
+        "inference_fps": run.inference_fps(),
+        **run.latency(),
         # the whole process's CPU (every thread: capture, model, render, server) per frame out
-        "cpu_ms_per_frame": 1e3 * cpu_s / max(1, stats.frames_processed),
+        "cpu_ms_per_frame": 1e3 * run.cpu_s / max(1, stats.frames_processed),
         "frames_out": stats.frames_processed,
         "dropped": stats.frames_dropped,
         "jpeg_encodes": status["jpeg_encodes"],
@@ -134,16 +95,7 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def web_viewers(
-    frames: Sequence[np.ndarray],
-    detect: Any,
-    labels: Any,
-    fps: float,
-    count: int,
-    warmup: int,
-    out_dir: Path,
-    rounds: int = 2,
-) -> dict[str, Any]:
+def web_viewers(pace: Pace, out_dir: Path, rounds: int = 2) -> dict[str, Any]:
     """Live runs without and with :data:`VIEWERS` viewers at ``fps`` and flat out.
 
     Returns:
@@ -153,18 +105,16 @@ def web_viewers(
         without) and ``cpu_ms_per_frame_delta`` (paced: the process's CPU per frame with
         viewers − without: what serving costs, less sensitive to a loaded machine).
     """
+    fps, count = pace.fps, pace.count
     result: dict[str, Any] = {"viewers": VIEWERS, "stalled": 1, "fps_paced": fps}
     for name, rate in (("paced", fps), ("flat_out", FLAT_OUT_FPS)):
         n = count if name == "paced" else int(count * FLAT_OUT_FPS / fps)
+        at_rate = replace(pace, fps=rate, count=n)
         runs: dict[int, list[dict[str, Any]]] = {0: [], VIEWERS: []}
         for r in range(rounds):
             order = (0, VIEWERS) if r % 2 == 0 else (VIEWERS, 0)  # ABBA: drift cancels
             for v in order:
-                runs[v].append(
-                    _one_run(
-                        frames, detect, labels, rate, n, warmup, out_dir / f"{name}_{v}_{r}", v
-                    )
-                )
+                runs[v].append(_one_run(at_rate, out_dir / f"{name}_{v}_{r}", v))
         result[name] = {"none": _median(runs[0]), "viewers": _median(runs[VIEWERS])}
     flat, paced = result["flat_out"], result["paced"]
     result["fps_ratio"] = flat["viewers"]["inference_fps"] / flat["none"]["inference_fps"]

@@ -12,10 +12,13 @@ from typing import Any
 
 from detector.benchmarks.parts import ModelSettings
 from detector.benchmarks.report import format_table, summarize
-from detector.benchmarks.runner import SECTIONS, BenchOptions, run_bench
+from detector.benchmarks.runner import run_bench
+from detector.benchmarks.sections import SECTIONS, BenchOptions, default_sections
 from detector.config import load_config
 from detector.errors import ConfigError
-from detector.paths import CACHE_DIR
+from detector.paths import CACHE_DIR, SAMPLES_DIR
+
+PHOTOS_DIR = SAMPLES_DIR / "photos"
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,10 @@ from its frames, cached in .cache/bench/):
                    1 / 2 threads, 2 in flight, pipeline end to end, start-up, parity on the
                    sample photos; int8 made (NNCF) and gated on first use, cached in
                    .cache/bench/openvino/ (full runs, or --only backends; needs the extra)
+  explain          every explain method on every detection of the photos: peak in the box,
+                   heat in the box, ms per detection (only with --only explain; --overlays)
+  events           zones + lines + events on 20 tracked objects at 1080p: the stage's CPU per
+                   frame; clips from a buffer of encoded frames: RSS along the way (no model)
 then the ratios (pipeline/bare, pipeline/naive, pipeline/CPU budget, ours/TFLite,
 detect_every gains) and each target of docs/PERFORMANCE.md: met, or missed by how much.
 
@@ -59,6 +66,7 @@ examples:
   python main.py bench --only ray --ray-images 50,200   # local vs Ray engine on photos
   python main.py bench --only track           # tracking coverage, id switches, cost (~1 min)
   python main.py bench --only backends        # the backend column (tf vs openvino)
+  python main.py bench --only explain --json runs/explain_bench.json --overlays runs/explain_png
   python main.py bench --workers 1 --intra-op-threads 2
 """
 
@@ -118,7 +126,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
         "--config",
         type=Path,
         metavar="YML",
-        help="config whose model settings are benchmarked (default configs/default.yml)",
+        help="config whose model settings are benchmarked (default: the packaged default.yml)",
     )
     p.add_argument("--model", type=Path, help="model to benchmark (default: the config's)")
     p.add_argument("--labels", type=Path, help="label map (default: the config's)")
@@ -134,12 +142,14 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
         metavar="H,H",
         help="heights of the videos made from its frames (default 720,1080)",
     )
+    p.add_argument("--only", metavar="LIST", help=f"comma list of: {','.join(SECTIONS)}")
     p.add_argument(
-        "--only",
-        metavar="LIST",
-        help="comma list of: model,tflite,naive,pipeline,workers,detect_every,live,web,memory,"
-        "split,video,ray,track,backends",
+        "--photos",
+        type=Path,
+        default=PHOTOS_DIR,
+        help="photos of the parity and explain sections (default samples/photos)",
     )
+    p.add_argument("--overlays", type=Path, metavar="DIR", help="explain: also write PNGs here")
     p.add_argument("--intra-op-threads", type=int, help="override model.intra_op_threads")
     p.add_argument("--inter-op-threads", type=int, help="override model.inter_op_threads")
     p.add_argument("--workers", type=int, help="override model.workers")
@@ -186,8 +196,7 @@ def handle(args: argparse.Namespace) -> int:
             f"bench video '{video}' does not exist",
             hint="run `python main.py fetch` for the sample video, or pass --video",
         )
-    opts = _options(args, video)
-    results = summarize(run_bench(opts, settings))
+    results = summarize(run_bench(_options(args, video), settings))
     print(format_table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -196,50 +205,50 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
-def _options(args: argparse.Namespace, video: Path) -> BenchOptions:
-    """What to measure and how long, from the flags (``--quick`` shortens every default)."""
-    sections = frozenset(SECTIONS)
-    if args.only:
-        sections = frozenset(s.strip() for s in args.only.split(",") if s.strip())
-        unknown = sections - set(SECTIONS)
-        if unknown:
-            raise ConfigError(
-                f"--only: unknown section(s) {sorted(unknown)}",
-                hint=f"choose from {', '.join(SECTIONS)}",
-            )
+def _sections(args: argparse.Namespace) -> frozenset[str]:
+    """``--only``'s sections, checked against the registry; else the run's defaults."""
+    if not args.only:
+        # a quick run leaves out minutes of Ray runs and of a process per backend
+        return frozenset(default_sections(args.quick))
+    sections = frozenset(s.strip() for s in args.only.split(",") if s.strip())
+    unknown = sections - set(SECTIONS)
+    if unknown:
+        raise ConfigError(
+            f"--only: unknown section(s) {sorted(unknown)}",
+            hint=f"choose from {', '.join(SECTIONS)}",
+        )
+    return sections
+
+
+def _pair(text: str | None, flag: str, default: tuple[int, int]) -> tuple[int, int]:
+    """``A,B`` with ``A < B`` (``default`` when the flag is not given)."""
+    vals = _ints(text, flag) if text else default
+    if len(vals) != 2 or vals[0] >= vals[1]:
+        raise ConfigError(f"{flag} must be A,B with A < B, got {text}")
+    return vals[0], vals[1]
+
+
+def _options(args: argparse.Namespace, video: Path) -> Any:
     quick = args.quick
-    if quick and not args.only:
-        # minutes of Ray runs and of a process per backend: full runs, or --only ray / backends
-        sections = sections - {"ray", "backends"}
-    ray_images = _ints(args.ray_images, "--ray-images") if args.ray_images else (50, 200)
-    if len(ray_images) != 2 or ray_images[0] >= ray_images[1]:
-        raise ConfigError(f"--ray-images must be A,B with A < B, got {args.ray_images}")
-    sizes = _ints(args.sizes, "--sizes") if args.sizes is not None else (720, 1080)
-    mem = (
-        _ints(args.memory_frames, "--memory-frames")
-        if args.memory_frames
-        else (100, 600)
-        if quick
-        else (1000, 10000)
-    )
-    if len(mem) != 2 or mem[0] >= mem[1]:
-        raise ConfigError(f"--memory-frames must be A,B with A < B, got {args.memory_frames}")
     frames = args.frames or (40 if quick else 300)
-    opts = BenchOptions(
+    return BenchOptions(
         video=video,
-        sizes=sizes,
+        sizes=_ints(args.sizes, "--sizes") if args.sizes is not None else (720, 1080),
         frames=frames,
         warmup=min(5 if quick else 20, max(1, frames // 4)),
         repeats=args.repeats or (1 if quick else 3),
         live_frames=60 if quick else 300,
         track_frames=200 if quick else None,
-        memory_frames=(mem[0], mem[1]),
+        memory_frames=_pair(
+            args.memory_frames, "--memory-frames", (100, 600) if quick else (1000, 10000)
+        ),
         cache_dir=args.cache_dir,
-        sections=sections,
+        sections=_sections(args),
         video_variants=not quick,
-        ray_images=(ray_images[0], ray_images[1]),
+        ray_images=_pair(args.ray_images, "--ray-images", (50, 200)),
+        photos=args.photos,
+        overlays=args.overlays,
     )
-    return opts
 
 
 def _clean(obj: Any) -> Any:

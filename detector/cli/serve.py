@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from detector.cli.run import add_config_flags, overrides_from_args
 from detector.config import DEFAULT_SERVE_HOST, load_config
 
 EXAMPLES = """\
@@ -22,17 +23,17 @@ required (serve.token, --token-file or DETECTOR_API_TOKEN) unless --insecure.
 Exit codes: 0 stopped (Ctrl-C / SIGTERM), 1 runtime error, 2 usage or config error.
 """
 
-# flag dest -> config key (strings; the config checks them)
-_FLAG_KEYS = {
-    "model": "model.path",
-    "labels": "model.labels",
-    "backend": "model.backend",
-    "threshold": "detect.threshold",
-    "classes": "detect.classes",
-    "output": "output.dir",
-    "token_file": "serve.token_file",
-    "insecure": "serve.insecure",
-}
+#: The config keys ``serve`` takes flags for (names, help and choices from the config's fields).
+_FLAG_KEYS = (
+    "model.path",
+    "model.labels",
+    "model.backend",
+    "detect.threshold",
+    "detect.classes",
+    "output.dir",
+    "serve.token_file",
+    "serve.insecure",
+)
 
 
 def add_parser(
@@ -59,19 +60,7 @@ def add_parser(
         metavar="URI",
         help="a source to start with (repeatable); more with POST /api/sources",
     )
-    p.add_argument("--model", metavar="PATH", help="frozen .pb, SavedModel or checkpoint")
-    p.add_argument("--labels", metavar="PATH", help="label map (.pbtxt, .txt, .json)")
-    p.add_argument("--backend", choices=("tf", "openvino"), help="inference backend")
-    p.add_argument("--threshold", metavar="T", help="default minimum score (0-1)")
-    p.add_argument("--classes", metavar="LIST", help="default classes kept, e.g. person,car")
-    p.add_argument("--output", metavar="DIR", help="folder of the sources' run folders")
-    p.add_argument("--token-file", metavar="FILE", help="the API token: the file's first line")
-    p.add_argument(
-        "--insecure",
-        action="store_true",
-        default=None,
-        help="serve beyond 127.0.0.1 with no API token",
-    )
+    add_config_flags(p, _FLAG_KEYS)
     p.set_defaults(func=handle)
 
 
@@ -79,11 +68,6 @@ def handle(args: argparse.Namespace) -> int:
     """Handler of ``serve``: runs until Ctrl-C / SIGTERM, then stops cleanly. Returns 0."""
     from detector.service import serve
 
-    overrides: dict[str, object] = {}
-    for dest, key in _FLAG_KEYS.items():
-        value = getattr(args, dest, None)
-        if value is not None:
-            overrides[key] = "true" if value is True else value
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, overrides_from_args(args))
     serve(config, args.host, args.port, sources=args.source)
     return 0

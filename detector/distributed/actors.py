@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from detector.distributed.media import RangeReader, frame_digest, read_image
+from detector.distributed.media import RangeReader, frame_digest
 from detector.distributed.options import ModelSpec
 from detector.engine import Engine
+from detector.imagefiles import read_image
 from detector.model.backends import load_backend_model
 from detector.model.loader import TensorNames
 from detector.types import Detections, Frame

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from detector.config import Config
-from detector.distributed.media import read_image
 from detector.distributed.runner import RayRunner
 from detector.distributed.writing import Tally, frame_result, stand_in, writer
+from detector.imagefiles import read_image
 from detector.labels import LabelMap
 from detector.outputs import open_outputs
 from detector.pipeline.signals import StopSignals

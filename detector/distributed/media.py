@@ -1,11 +1,11 @@
-"""Reading media inside an actor: an image file by its bytes, a video's frame range exactly.
+"""Reading media inside an actor: a video's frame range exactly (images: ``detector.imagefiles``).
 
-Images are read as bytes (``np.fromfile`` + ``cv2.imdecode``): a file name that is not valid
-UTF-8 cannot crash the process that way, and a file that cannot be read or decoded comes back
-with its reason instead of an exception. A video range seeks to the frame before its first
-(``CAP_PROP_POS_FRAMES``), checks the position the decoder reports, and hands out that frame's
-digest as a *probe*: the driver compares it with the digest the previous range computed for
-the same frame, which proves the seek landed exactly (see :mod:`detector.distributed.ranges`).
+Images are read by the one image reader (``detector.imagefiles.read_image``: any file name,
+a file that cannot be used comes back with its reason, as a local run gives it). A video
+range seeks to the frame before its first (``CAP_PROP_POS_FRAMES``), checks the position the
+decoder reports, and hands out that frame's digest as a *probe*: the driver compares it with
+the digest the previous range computed for the same frame, which proves the seek landed
+exactly (see :mod:`detector.distributed.ranges`).
 """
 
 from __future__ import annotations
@@ -19,28 +19,6 @@ import numpy as np
 
 SEEK_FAST = "seek"
 SEEK_SEQUENTIAL = "sequential"
-
-
-def read_image(path: str | Path) -> tuple[np.ndarray | None, str | None]:
-    """An image file as BGR ``uint8 (H, W, 3)``, or ``(None, reason)`` when it cannot be used."""
-    p = Path(path)
-    try:
-        data = np.fromfile(p, dtype=np.uint8)
-    except FileNotFoundError:
-        return None, "file does not exist"
-    except IsADirectoryError:
-        return None, "is a folder, not an image file"
-    except OSError as exc:
-        return None, f"cannot read the file: {exc.strerror or exc}"
-    if data.size == 0:
-        return None, "empty file (0 bytes)"
-    try:
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    except cv2.error as exc:  # some truncated files raise instead of returning None
-        return None, f"not an image OpenCV can decode ({str(exc).strip().splitlines()[-1]})"
-    if image is None:
-        return None, f"not an image OpenCV can decode ({data.size} bytes)"
-    return image, None
 
 
 def frame_digest(image: np.ndarray) -> str:

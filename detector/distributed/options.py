@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from detector.config import DEFAULT_THRESHOLD, OD_INPUT, OD_OUTPUTS
+
 
 @dataclass(frozen=True)
 class RayOptions:
@@ -68,14 +70,8 @@ class ModelSpec:
 
     path: Path
     loader: dict[str, object] = field(default_factory=dict)
-    tensors: tuple[str, str, str, str, str] = (
-        "image_tensor:0",
-        "detection_boxes:0",
-        "detection_scores:0",
-        "detection_classes:0",
-        "num_detections:0",
-    )
-    threshold: float = 0.5
+    tensors: tuple[str, str, str, str, str] = (OD_INPUT, *OD_OUTPUTS)
+    threshold: float = DEFAULT_THRESHOLD
     class_ids: frozenset[int] | None = None
     max_boxes: int | None = 100
     warmup_runs: int = 1

@@ -10,11 +10,9 @@ and ``...-crop.jpg``. Retention (``clips.max_age_h`` / ``max_size_mb``) applies 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from detector.draw import DrawStyle, annotate
@@ -22,11 +20,11 @@ from detector.events.clips import stamp
 from detector.events.lifecycle import TrackedObject
 from detector.events.retention import prune
 from detector.events.worker import QueueWorker
+from detector.imagefiles import write_image
 from detector.labels import LabelMap
 from detector.types import Detections
 
 SNAPSHOTS_DIR = "snapshots"
-JPEG_QUALITY = 90
 
 
 class SnapshotKeeper:
@@ -90,14 +88,8 @@ class SnapshotKeeper:
         annotate(frame, det, self.labels, DrawStyle())
         self.folder.mkdir(parents=True, exist_ok=True)
         for name, img in ((f"{stem}.jpg", frame), (f"{stem}-crop.jpg", crop)):
-            if img.size == 0:
-                continue
-            ok, data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-            if not ok:
-                raise OSError(f"cannot encode snapshot '{name}'")
-            tmp = self.folder / f".{name}.tmp"
-            tmp.write_bytes(data.tobytes())
-            os.replace(tmp, self.folder / name)  # a reader never sees half a file
+            if img.size:
+                write_image(self.folder / name, img)  # atomic: a reader never sees half a file
         self.written += 1
         self.deleted += prune(self.folder, self.max_age_h, self.max_size_mb)
 

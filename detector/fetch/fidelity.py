@@ -16,8 +16,9 @@ from pathlib import Path
 import cv2
 
 from detector.fetch.assets import DEFAULT_MODEL_DIR, PHOTOS_DIR, SAMPLE_VIDEO, TFLITE_NAME
+from detector.imagefiles import load_images
 from detector.model.backends.parity import found_again
-from detector.tflite.reference import FrozenGraph, TfliteReference, load_rgb, median_ms
+from detector.tflite.reference import FrozenGraph, TfliteReference, median_ms
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in (".jpg", ".png"))
-    images = load_rgb(photos)
+    images = load_images(photos, rgb=True)
     ref, graph = TfliteReference(args.tflite, args.threads), FrozenGraph(args.graph)
     result = found_again([ref(im) for im in images], [graph(im) for im in images])
     result["images"] = len(images)

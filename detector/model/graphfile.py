@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from google.protobuf import text_format
 
+from detector.config import OD_OUTPUT_NODES
 from detector.errors import CheckpointError, ModelError
 from detector.model.checkpoints import open_reader, resolve_checkpoint, restore_variables
 from detector.model.formats import detect_format, is_text_meta
@@ -250,8 +251,6 @@ def load_saved_model_into(session: Any, meta: Any, path: str | Path) -> list[str
         ) from exc
 
 
-#: The TF Object Detection API outputs, used when a command is given no outputs.
-OD_OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
 VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 
 
@@ -333,8 +332,8 @@ def choose_outputs(graph_def: Any, given: Sequence[str] | None, what: str) -> li
                 or f"pass --outputs with node names from 'python main.py model inspect {what}'",
             )
         return [node_name(g) for g in given]
-    if all(o in names for o in OD_OUTPUTS):
-        return list(OD_OUTPUTS)
+    if all(o in names for o in OD_OUTPUT_NODES):
+        return list(OD_OUTPUT_NODES)
     sinks = sink_outputs(graph_def)
     if not sinks:
         raise ModelError(

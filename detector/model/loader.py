@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from detector.config import OD_INPUT, OD_OUTPUTS
 from detector.errors import ModelError
 from detector.model.formats import detect_format
 from detector.model.graph_info import describe_graph
@@ -29,6 +30,7 @@ from detector.model.session import (
     new_session,
     resolve_precision,
 )
+from detector.paths import FETCH_COMMAND
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +48,11 @@ class TensorNames:
     (``detection_boxes``), then against the tensor names the signature points to.
     """
 
-    input: str = "image_tensor:0"
-    boxes: str = "detection_boxes:0"
-    scores: str = "detection_scores:0"
-    classes: str = "detection_classes:0"
-    num: str = "num_detections:0"
+    input: str = OD_INPUT
+    boxes: str = OD_OUTPUTS[0]
+    scores: str = OD_OUTPUTS[1]
+    classes: str = OD_OUTPUTS[2]
+    num: str = OD_OUTPUTS[3]
 
     #: The config key that sets each name, for error messages.
     CONFIG_KEYS = {  # noqa: RUF012 - a class constant, not a field
@@ -75,7 +77,7 @@ def require_model_path(path: str | Path) -> None:
     if not model_path_exists(path):
         raise ModelError(
             f"model '{path}' does not exist",
-            hint="run 'python main.py fetch' for the default model, or set "
+            hint=f"run '{FETCH_COMMAND}' for the default model, or set "
             "model.path (--model) to a frozen .pb, SavedModel or checkpoint folder",
         )
 
@@ -285,7 +287,7 @@ def load_model(
         raise ModelError(
             f"model path '{path}' does not exist",
             hint=f"set model.path (or --model) to {EXPECTED}; "
-            "'python main.py fetch' installs the default model",
+            f"'{FETCH_COMMAND}' fetches the default model",
         )
     import_tf()  # TF's own start-up (seconds) is not part of the model's load time
     t0 = time.perf_counter()

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from detector.config import OD_OUTPUTS
 from detector.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,6 @@ NMS_OPS = frozenset(
     }
 )
 _INF = 1 << 40
-DEFAULT_OUTPUTS = (
-    "detection_boxes:0",
-    "detection_scores:0",
-    "detection_classes:0",
-    "num_detections:0",
-)
 
 
 @dataclass(frozen=True)
@@ -173,7 +168,7 @@ class _FlowNet:
         return seen
 
 
-def find_split(graph_def: Any, outputs: Sequence[str] = DEFAULT_OUTPUTS) -> SplitPoint:
+def find_split(graph_def: Any, outputs: Sequence[str] = OD_OUTPUTS) -> SplitPoint:
     """Find the boundary between a detector's network and its SSD post-processing.
 
     Args:

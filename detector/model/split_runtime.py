@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from detector.config import OD_INPUT, OD_OUTPUTS
 from detector.errors import ModelError
 from detector.model.graphfile import read_graph_def, tensor_name
 from detector.model.session import (
@@ -29,7 +30,7 @@ from detector.model.session import (
     resolve_precision,
     session_config,
 )
-from detector.model.split import DEFAULT_OUTPUTS, SplitPoint, find_split, split_graph_defs
+from detector.model.split import SplitPoint, find_split, split_graph_defs
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,7 @@ def load_split_model(
     names = (
         (tensors.input, tensors.boxes, tensors.scores, tensors.classes, tensors.num)
         if tensors is not None
-        else ("image_tensor:0", *DEFAULT_OUTPUTS)
+        else (OD_INPUT, *OD_OUTPUTS)
     )
     input_name, outputs = tensor_name(names[0]), [tensor_name(n) for n in names[1:]]
     graph_def = read_graph_def(path, allow_unsafe_ops=allow_unsafe_ops)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from detector.errors import SinkError
+from detector.imagefiles import write_image
 from detector.outputs.base import Sink, check_image
 from detector.paths import display_path
 from detector.types import FrameResult
@@ -45,29 +44,11 @@ class ImageSink(Sink):
         self._used.add(stem)
         path = self.directory / f"{stem}{self.ext}"
         try:
-            ok, data = cv2.imencode(self.ext, annotated)
-        except cv2.error as exc:
-            raise SinkError(f"cannot encode image '{path}': {exc}") from exc
-        if not ok:
-            raise SinkError(f"cannot encode image '{path}'")
-        write_atomically(path, data.tobytes())
+            write_image(path, annotated)
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise SinkError(
+                f"cannot write image '{display_path(path)}': {why}",
+                hint="check the folder exists, is writable and the disk is not full",
+            ) from exc
         self.images_written += 1
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` whole or not at all: into a hidden ``.part`` file beside it,
-    then renamed over it, so a reader or a killed run never meets half an image. Any name the
-    file system takes works (the bytes of a name that is not valid UTF-8 are kept: OpenCV's own
-    writer crashed on such names)."""
-    part = path.with_name(f".{path.name}.part")
-    try:
-        with open(part, "wb") as f:
-            f.write(data)
-        os.replace(part, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            part.unlink()
-        raise SinkError(
-            f"cannot write image '{display_path(path)}': {exc.strerror or exc}",
-            hint="check the folder exists, is writable and the disk is not full",
-        ) from exc

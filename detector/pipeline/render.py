@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from detector.config import DEFAULT_THRESHOLD
 from detector.draw import DrawStyle, annotate, draw_hud
 from detector.labels import LabelMap
 from detector.pipeline.fps import SlidingFps
@@ -44,7 +45,7 @@ class RenderOptions:
 
     hud: bool = True
     report_every: int = 0
-    report_threshold: float = 0.5
+    report_threshold: float = DEFAULT_THRESHOLD
     fps_interval_s: float = 5.0
 
 

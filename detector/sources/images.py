@@ -1,7 +1,6 @@
 """Sources made of image files: a folder (recursive), a glob, a single image; natural order.
 
-Files are read as bytes and decoded in memory (``cv2.imdecode``): ``cv2.imread`` given a
-name that is not valid UTF-8 (a ``str`` holding surrogate escapes) crashes the process.
+Files are read by the one image reader (``detector.imagefiles``, safe for any file name).
 An unreadable file is skipped with its real reason (``missing``, ``not a regular file``,
 ``permission denied``, ``empty``, ``truncated``, ``decode failed``), logged and listed.
 """
@@ -12,13 +11,12 @@ import glob as globlib
 import logging
 import os
 import re
-import stat
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from detector.errors import SourceError
+from detector.imagefiles import read_image
 from detector.paths import display_path
 from detector.sources.base import Source
 from detector.sources.spec import IMAGE_EXTENSIONS
@@ -57,48 +55,6 @@ class ImageSource(Source):
             name = path.relative_to(self._root).as_posix() if self._root else path.name
             return image, display_path(name)
         return None
-
-
-def read_image(path: Path) -> tuple[np.ndarray | None, str | None]:
-    """Read and decode one image file: ``(BGR image, None)`` or ``(None, reason)``."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None, "missing"
-    except PermissionError:
-        return None, "permission denied"
-    except OSError as exc:
-        return None, f"cannot read: {exc.strerror}"
-    if not stat.S_ISREG(st.st_mode):
-        return None, "not a regular file"  # a FIFO or device would block or never end
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except PermissionError:
-        return None, "permission denied"
-    except OSError as exc:
-        return None, f"cannot read: {exc.strerror}"
-    if not data:
-        return None, "empty"
-    if _truncated(data):
-        return None, "truncated"
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        return None, "decode failed"
-    return image, None
-
-
-def _truncated(data: bytes) -> bool:
-    """A JPEG without its end marker or a PNG without its ``IEND`` chunk: cut short.
-
-    OpenCV decodes such files anyway (the missing part grey), which would give wrong
-    detections without a word; other formats are left to the decoder.
-    """
-    if data[:3] == b"\xff\xd8\xff":
-        return not data.rstrip(b"\x00\r\n\t ").endswith(b"\xff\xd9")
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return b"IEND" not in data[-16:]
-    return False
 
 
 def natural_key(text: str) -> list[object]:

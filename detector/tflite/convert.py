@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from detector.config import OD_INPUT
 from detector.errors import ConfigError, ModelError
 from detector.tflite.network import NETWORK_OPS, NetworkBuilder
 from detector.tflite.postprocess import (
@@ -196,7 +197,9 @@ def build_graph_def(
     offset, scale = _normalisation(in_t)
     graph = tf.Graph()
     with graph.as_default():
-        image = tf.compat.v1.placeholder(tf.uint8, [None, None, None, 3], name="image_tensor")
+        image = tf.compat.v1.placeholder(
+            tf.uint8, [None, None, None, 3], name=OD_INPUT.partition(":")[0]
+        )
         with tf.name_scope("Preprocessor"):
             # ResizeBilinear takes uint8 and returns float32: no full-size float copy first.
             x = tf.raw_ops.ResizeBilinear(

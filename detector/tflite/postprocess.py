@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 from flatbuffers import flexbuffers
 
+from detector.config import OD_OUTPUT_NODES
 from detector.errors import ModelError
+from detector.model.backends.ssd_post import decode_centre_size
 
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 
@@ -107,12 +109,7 @@ def generate_ssd_anchors(spec: SsdAnchorSpec = SsdAnchorSpec()) -> np.ndarray:
 
 def decode_boxes_np(encodings: np.ndarray, anchors: np.ndarray, p: PostProcessParams) -> np.ndarray:
     """Reference centre-size decoding: ``[..., N, 4]`` (ty, tx, th, tw) → ymin, xmin, ymax, xmax."""
-    ya, xa, ha, wa = (anchors[:, i] for i in range(4))
-    yc = encodings[..., 0] / p.y_scale * ha + ya
-    xc = encodings[..., 1] / p.x_scale * wa + xa
-    h = np.exp(encodings[..., 2] / p.h_scale) * ha
-    w = np.exp(encodings[..., 3] / p.w_scale) * wa
-    return np.stack([yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2], axis=-1)
+    return decode_centre_size(encodings, anchors, (p.y_scale, p.x_scale, p.h_scale, p.w_scale))
 
 
 def build_postprocess(
@@ -165,7 +162,7 @@ def build_postprocess(
         # CombinedNonMaxSuppression numbers classes from 0; label-map ids start at 1.
         classes = nms.nmsed_classes + 1.0
         num = tf.cast(nms.valid_detections, tf.float32)
-    tf.identity(nms.nmsed_boxes, name="detection_boxes")
-    tf.identity(nms.nmsed_scores, name="detection_scores")
-    tf.identity(classes, name="detection_classes")
-    tf.identity(num, name="num_detections")
+    for value, name in zip(
+        (nms.nmsed_boxes, nms.nmsed_scores, classes, num), OD_OUTPUT_NODES, strict=True
+    ):
+        tf.identity(value, name=name)

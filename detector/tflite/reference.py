@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from detector.config import OD_INPUT, OD_OUTPUTS
 from detector.model.backends.parity import Found
 from detector.model.graphfile import load_graph
 from detector.model.session import SessionOptions, new_session
@@ -58,15 +59,10 @@ class FrozenGraph:
         options = SessionOptions("cpu", True, threads, threads, "fp32")
         self.loaded = load_graph(path, new_session=lambda g: new_session(g, options)[0])
         self.session = self.loaded.session
-        self.fetches = [
-            "detection_boxes:0",
-            "detection_scores:0",
-            "detection_classes:0",
-            "num_detections:0",
-        ]
+        self.fetches = list(OD_OUTPUTS)
 
     def __call__(self, rgb: np.ndarray) -> Found:
-        boxes, scores, classes, num = self.session.run(self.fetches, {"image_tensor:0": rgb[None]})
+        boxes, scores, classes, num = self.session.run(self.fetches, {OD_INPUT: rgb[None]})
         n = int(num[0])
         return Found(boxes[0, :n], scores[0, :n], classes[0, :n].astype(int))
 
@@ -84,14 +80,3 @@ def median_ms(fn: Callable[[], object], runs: int = 30, warmup: int = 5) -> floa
         fn()
         times.append((time.perf_counter() - t0) * 1000.0)
     return statistics.median(times)
-
-
-def load_rgb(paths: Sequence[Path]) -> list[np.ndarray]:
-    """Images as RGB uint8 (unreadable files are skipped)."""
-
-    out = []
-    for p in paths:
-        bgr = cv2.imread(str(p))
-        if bgr is not None:
-            out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    return out

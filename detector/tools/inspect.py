@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from detector.config import OD_OUTPUT_NODES as OD_OUTPUTS
 from detector.errors import DetectorError, ModelError
 from detector.model.checkpoints import (
     data_problem,
@@ -24,7 +25,7 @@ from detector.model.checkpoints import (
     resolve_checkpoint,
 )
 from detector.model.formats import detect_format, keras3_saved_by_tf
-from detector.model.graphfile import OD_OUTPUTS, node_name, parse_graph_def, parse_meta_graph
+from detector.model.graphfile import node_name, parse_graph_def, parse_meta_graph
 from detector.model.objckpt import checkpoint_entries, find_entry, is_object_based
 from detector.model.safety import check_graph_def, parse_saved_model
 from detector.model.sizes import tensor_array

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from detector.config import DEFAULT_THRESHOLD
 from detector.errors import ConfigError
 
 TRACKERS = ("bytetrack", "sort")
@@ -40,7 +41,7 @@ class TrackSettings:
     """
 
     kind: str = "bytetrack"
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     low_threshold: float = 0.1
     lost_s: float = 1.0
     min_iou: float | None = None

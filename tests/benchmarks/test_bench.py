@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers.media import noise_frames, write_video
 
 from detector.paths import PROJECT_ROOT as ROOT
 
@@ -17,16 +18,14 @@ SAMPLE = ROOT / "samples" / "vtest.avi"
 
 
 def _video(path: Path, frames: int = 16, size: tuple[int, int] = (160, 120)) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
-    assert writer.isOpened()
-    rng = np.random.default_rng(0)
-    base = rng.integers(0, 256, (size[1], size[0], 3), np.uint8)
-    for i in range(frames):
+    base = noise_frames(1, size)[0]
+
+    def frame(i: int) -> np.ndarray:
         img = np.roll(base, 4 * i, axis=1)
         cv2.rectangle(img, (10 + i, 20), (60 + i, 90), (255, 255, 255), -1)
-        writer.write(img)
-    writer.release()
-    return path
+        return img
+
+    return write_video(path, (frame(i) for i in range(frames)), 10.0)
 
 
 def test_report_marks_targets_met_and_missed() -> None:

@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from detector.benchmarks.backends import backend_rows, format_backends, goals
+from detector.benchmarks.backends import backend_rows
+from detector.benchmarks.backends_report import format_backends, goals
 
 
 def _row(pipe: float, flight: float, passed: bool = True) -> dict:
@@ -64,6 +65,8 @@ def test_backend_rows_on_a_tiny_graph(tmp_path: Path) -> None:
         calibration_frames=8,
         threshold=0.1,
         only=("tf", "openvino fp32", "openvino int8"),  # bf16 runs the same code as fp32
+        rss_frames=30,
+        streams_seconds=0,
     )
     rows = section["rows"]
     assert "openvino bf16" not in rows
@@ -81,5 +84,28 @@ def test_backend_rows_on_a_tiny_graph(tmp_path: Path) -> None:
     assert start["openvino_warm"]["converted"] is False  # the second start hit the cache
     assert all(v["process_s"] > 0 for v in start.values())
     assert "error" in section["peer_litert"]  # no .tflite given
+    assert section["rows"]["tf"]["rss"]["rss"]["rss_mb_last"] > 0
+    assert section["rows"]["tf"]["rss"]["tensorflow_loaded"] is True
+    post = section["post"]
+    assert post["frames"] > 0 and post["numpy"]["ms_p50"] > 0, post
     text = format_backends(section)
     assert "openvino fp32" in text and "start-up" in text
+    assert "post-processing ms a frame" in text and "side by side" in text
+
+
+@pytest.mark.tf
+def test_a_streams_trial_runs_several_paced_sources_on_one_model(tmp_path: Path) -> None:
+    from helpers.tiny_ssd import build_tiny_ssd
+
+    from detector.benchmarks.parts import ModelSettings, engine, labels_for
+    from detector.benchmarks.streams import trial
+    from detector.model.backends import load_backend_model
+
+    model = build_tiny_ssd(tmp_path / "tiny.pb")
+    frames = [np.full((48, 64, 3), i * 20, np.uint8) for i in range(6)]
+    settings = ModelSettings(path=model, labels=None, threshold=0.5)
+    with load_backend_model("tf", model, device="cpu") as loaded:
+        got = trial(frames, engine(loaded, settings), labels_for(settings), 3, 2.0, tmp_path / "o")
+    assert got["sources"] == 3
+    assert 0.0 < got["kept_min"] <= 1.0 and got["latency_ms_p95_max"] > 0
+    assert got["held"] == (got["kept_min"] >= 0.95 and got["latency_ms_p95_max"] <= 200.0)

@@ -266,3 +266,20 @@ def test_a_name_that_is_not_utf8_is_read_and_written_on_ray(
     assert len(written) == 2
     for p in (run / "images").iterdir():
         assert cv2.imdecode(np.fromfile(p, np.uint8), cv2.IMREAD_COLOR) is not None
+
+
+def test_a_huge_warmup_frames_only_leaves_frames_out_of_the_figures(
+    tmp_path: Path, photos_dir: Path, local_ray: Any
+) -> None:
+    """`run.warmup_frames` once made each actor run the model that many times before its
+    first image (a silent hang); it only leaves the first frames out of the figures."""
+    config = tmp_path / "warm.yml"
+    config.write_text("run:\n  warmup_frames: 1000000\n")
+    photos = tmp_path / "two"
+    photos.mkdir()
+    for name in ("dog.jpg", "horses.jpg"):
+        shutil.copy(photos_dir / name, photos / name)
+    code, run = _run(tmp_path, "warm", "--config", str(config), "--source", str(photos),
+                     "--engine", "ray", "--no-video")  # fmt: skip
+    assert code == 0
+    assert json.loads((run / "run.json").read_text())["stats"]["frames_processed"] == 2

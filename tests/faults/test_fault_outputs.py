@@ -27,8 +27,10 @@ from helpers.cli_run import (
     only_run_folder,
     run_cli,
 )
+from helpers.media import noise_frames, write_video
 from helpers.slow_model import build_slow_frozen
 from helpers.tiny_models import tiny_video
+from helpers.xvfb import Xvfb
 
 
 def _mount_tmpfs(where: Path, options: str) -> bool:
@@ -102,22 +104,12 @@ def test_full_disk_stops_cleanly_and_keeps_what_was_written(
     assert not mot or (mot.endswith("\n") and all(len(r.split(",")) == 10 for r in mot.split()))
 
 
-def _noise_video(path: Path, frames: int) -> Path:
-    import cv2
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (640, 480))
-    for _ in range(frames):
-        writer.write(rng.integers(0, 256, (480, 640, 3), np.uint8))
-    writer.release()
-    return path
-
-
 def test_writer_failure_names_the_file_and_lists_only_real_files(
     tmp_path: Path, tiny: list[str], runs: Path
 ) -> None:
-    clip = _noise_video(tmp_path / "noise.avi", frames=20)  # ~100 KiB a JPEG frame
+    clip = write_video(
+        tmp_path / "noise.avi", noise_frames(20, (640, 480)), 10.0
+    )  # ~100 KiB a frame
 
     def small_files() -> None:  # every file this process writes stops at 64 KiB (EFBIG)
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
@@ -250,26 +242,14 @@ def test_show_without_a_display_runs_disk_only(
 def test_the_x_server_dying_under_show_never_fails_the_run(
     slow_model: Path, tiny_labels: Path, tmp_path: Path, runs: Path
 ) -> None:
-    xvfb = subprocess.Popen(
-        ["Xvfb", "-displayfd", "1", "-screen", "0", "320x240x24"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        display = f":{xvfb.stdout.readline().strip()}" if xvfb.stdout else ""
+    with Xvfb() as xvfb:
         clip = tiny_video(tmp_path / "clip.avi", frames=40, fps=10)
         run = RunningCli("--source", clip, "--model", slow_model, "--labels", tiny_labels,
                          "--output", runs, "--workers", "1", "--show",
-                         env=cli_env(DISPLAY=display))  # fmt: skip
+                         env=cli_env(DISPLAY=xvfb.display))  # fmt: skip
         run.wait_for(lambda: _lines(runs) >= 3, what="3 frames written")
         xvfb.kill()  # the X server goes away mid-run
-        xvfb.wait(timeout=10)
         result = run.finish()
-    finally:
-        if xvfb.poll() is None:
-            xvfb.kill()
-            xvfb.wait(timeout=10)
     result.assert_ok()  # the window went, the run did not
     assert "window failed" in result.err and "disk-only" in result.err
     out = RunOutputs.read(only_run_folder(runs))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -69,6 +70,12 @@ class CliResult:
                 "absl::",
             ):
                 assert noise not in before, f"{noise!r} printed before the error:\n{self.err}"
+
+
+def tiny_model_flags(model: Path, labels: Path | None, out: Path) -> list[str]:
+    """Flags of a run of a tiny test model on the CPU, every detection ≥ 0.1, into ``out``."""
+    model_flags = ["--model", str(model), "--labels", str(labels) if labels else "null"]
+    return [*model_flags, "--output", str(out), "--device", "cpu", "--threshold", "0.1"]
 
 
 def _argv(args: Sequence[str | os.PathLike[str] | bytes]) -> list[str | bytes]:
@@ -140,6 +147,19 @@ class RunningCli:
                 self.kill()
                 raise AssertionError(f"timed out waiting for {what}:\n{self.stderr_so_far()}")
             time.sleep(0.05)
+
+    def wait_for_line(self, pattern: str, timeout_s: float = 120.0) -> re.Match[str]:
+        """The first match of ``pattern`` in the run's stderr (a log line), once it is there."""
+        found: list[re.Match[str]] = []
+
+        def seen() -> bool:
+            m = re.search(pattern, self.stderr_so_far())
+            if m:
+                found.append(m)
+            return m is not None
+
+        self.wait_for(seen, timeout_s, f"a line matching {pattern!r}")
+        return found[0]
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)

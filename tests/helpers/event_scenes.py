@@ -84,10 +84,11 @@ def run_scene(
     stationary_s: float = 0.0,
     sinks: Sequence[Any] = (),
     frame_sinks: Sequence[Any] = (),
+    prefilter: Any = None,
     **stage_kw: Any,
 ) -> Scene:
-    """The squares' video through the pipeline: ColourDetector → ByteTrack → event stage
-    (events to a ``MemorySink`` and to ``sinks``)."""
+    """The squares' video through the pipeline: ColourDetector → (``prefilter``) → ByteTrack →
+    event stage (events to a ``MemorySink`` and to ``sinks``)."""
     video = write_squares_video(tmp_path / "scene.avi", squares, frames, fps=FPS, size=SIZE)
     sink = MemorySink()
     results: list[FrameResult] = []
@@ -111,6 +112,7 @@ def run_scene(
                 s.write(result, result.frame.image)
             return True
 
+        chain = track.wrap(stage.wrap(consume))
         out: dict[str, Any] = {}
 
         def target() -> None:
@@ -118,7 +120,7 @@ def run_scene(
                 run_pipeline(
                     source,
                     ColourDetector(squares),
-                    track.wrap(stage.wrap(consume)),
+                    chain if prefilter is None else prefilter.wrap(chain),
                     PipelineOptions(workers=1),
                 )
             except BaseException as exc:

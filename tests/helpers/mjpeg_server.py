@@ -145,17 +145,16 @@ class MjpegServer:
 
     def wait_for_frames(self, count: int, timeout_s: float = 10.0) -> bool:
         """Wait until ``count`` frames in all have been sent; False on timeout."""
-        deadline = time.monotonic() + timeout_s
-        while self.frames_sent < count:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.01)
-        return True
+        return self._wait(lambda: self.frames_sent >= count, timeout_s)
 
     def wait_for_connections(self, count: int, timeout_s: float = 10.0) -> bool:
         """Wait until ``count`` stream requests in all have been answered; False on timeout."""
+        return self._wait(lambda: self.connections >= count, timeout_s)
+
+    @staticmethod
+    def _wait(done: Callable[[], bool], timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
-        while self.connections < count:
+        while not done():
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.01)

@@ -78,14 +78,11 @@ def write_squares_video(
     size: tuple[int, int] = (320, 240),
 ) -> Path:
     """An MJPG ``.avi`` of ``frames`` frames of ``squares``."""
-    import cv2
+    from helpers.media import write_video
 
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    assert writer.isOpened(), f"cannot write {path}"
-    for i in range(frames):
-        writer.write(draw_squares(squares, i, size))
-    writer.release()
-    return Path(path)
+    return write_video(
+        path, (draw_squares(squares, i, size) for i in range(frames)), fps, size=size
+    )
 
 
 class ColourDetector:

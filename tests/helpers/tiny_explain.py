@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers.tiny_ssd import decode_boxes, od_outputs, save_graph
+
 SIZE = 64
 RED = (255, 0, 0)  # RGB
 GREEN = (0, 255, 0)
@@ -57,24 +59,9 @@ def build_square_detector(path: Path) -> Path:
         enc = tf.concat(boxes, 1, name="box_encodings")
         cls = tf.concat(logits, 1, name="class_predictions")
         clamped = tf.identity(tf.clip_by_value(cls, -4.0, 4.0), name="clamped_logits")
-        a = tf.constant(np.concatenate(anchors).astype(np.float32))  # [yc, xc, h, w]
-        ty, tx, th, tw = tf.unstack(enc, axis=-1)
-        yc = ty / 10.0 * a[:, 2] + a[:, 0]
-        xc = tx / 10.0 * a[:, 3] + a[:, 1]
-        h = tf.exp(th / 5.0) * a[:, 2]
-        wd = tf.exp(tw / 5.0) * a[:, 3]
-        decoded = tf.stack([yc - h / 2, xc - wd / 2, yc + h / 2, xc + wd / 2], axis=-1)
-        scores = tf.sigmoid(clamped)[:, :, 1:]
-        nmsed = tf.image.combined_non_max_suppression(
-            tf.expand_dims(decoded, 2), scores, 20, 20, 0.5, 0.3, clip_boxes=True
-        )
-        tf.identity(nmsed.nmsed_boxes, name="detection_boxes")
-        tf.identity(nmsed.nmsed_scores, name="detection_scores")
-        tf.identity(nmsed.nmsed_classes + 1.0, name="detection_classes")
-        tf.cast(nmsed.valid_detections, tf.float32, name="num_detections")
-    path = Path(path)
-    path.write_bytes(graph.as_graph_def().SerializeToString(deterministic=True))
-    return path
+        decoded = decode_boxes(tf, enc, np.concatenate(anchors))  # [yc, xc, h, w]
+        od_outputs(tf, decoded, tf.sigmoid(clamped)[:, :, 1:], 20, 0.3)
+    return save_graph(graph, path)
 
 
 def squares_image(

@@ -146,18 +146,17 @@ def tiny_video(
     fourcc: str = "MJPG",
 ) -> Path:
     """A video whose frame i is a flat colour with red level ``20 * i`` (capped at 255)."""
-    import cv2
+    from helpers.media import write_video
 
     w, h = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
-    assert writer.isOpened(), f"cannot write {path}"
-    for i in range(frames):
+
+    def frame(i: int) -> np.ndarray:
         img = np.zeros((h, w, 3), np.uint8)
         img[:, :, 2] = min(255, 20 * i + 40)  # BGR: channel 2 is red
         img[:, :, 1] = 30
-        writer.write(img)
-    writer.release()
-    return Path(path)
+        return img
+
+    return write_video(path, (frame(i) for i in range(frames)), fps, fourcc, size)
 
 
 def read_video(path: Path) -> tuple[tuple[int, float, int, int], list[np.ndarray]]:

@@ -1,4 +1,5 @@
-"""A tiny SSD-like frozen graph, built in milliseconds for the split and bench tests.
+"""A tiny SSD-like frozen graph, built in milliseconds for the split and bench tests; the SSD
+tail (box decoding, NMS, the OD API outputs) and the graph writer every tiny SSD shares.
 
 Same shape as the default model: ``image_tensor:0`` uint8 [B,H,W,3] RGB → resize →
 (x − 128)/128 → a few convolutions with clamped activations → box and class heads on two
@@ -10,6 +11,7 @@ random numbers, so detections are arbitrary but deterministic.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,28 +65,44 @@ def build_tiny_ssd(
         n_anchors = sum(int(f.shape[1]) * int(f.shape[2]) for f in feats)
         anchors = rng.uniform(0.1, 0.9, (n_anchors, 4)).astype(np.float32)
         anchors[:, 2:] = rng.uniform(0.05, 0.3, (n_anchors, 2))
-        a = tf.constant(anchors)  # [yc, xc, h, w]
-        ty, tx, th, tw = tf.unstack(enc, axis=-1)
-        yc = ty / 10.0 * a[:, 2] + a[:, 0]
-        xc = tx / 10.0 * a[:, 3] + a[:, 1]
-        h = tf.exp(th / 5.0) * a[:, 2]
-        wd = tf.exp(tw / 5.0) * a[:, 3]
-        decoded = tf.stack([yc - h / 2, xc - wd / 2, yc + h / 2, xc + wd / 2], axis=-1)
+        decoded = decode_boxes(tf, enc, anchors)
         scores = tf.sigmoid(cls)[:, :, 1:]
         if nms:
-            nmsed = tf.image.combined_non_max_suppression(
-                tf.expand_dims(decoded, 2), scores, 10, 10, 0.5, 0.05, clip_boxes=True
-            )
-            tf.identity(nmsed.nmsed_boxes, name="detection_boxes")
-            tf.identity(nmsed.nmsed_scores, name="detection_scores")
-            tf.identity(nmsed.nmsed_classes + 1.0, name="detection_classes")
-            tf.cast(nmsed.valid_detections, tf.float32, name="num_detections")
+            od_outputs(tf, decoded, scores, 10, 0.05)
         else:
             top = tf.argmax(scores, axis=-1)
             tf.identity(decoded[:, :10], name="detection_boxes")
             tf.identity(tf.reduce_max(scores, -1)[:, :10], name="detection_scores")
             tf.identity(tf.cast(top[:, :10], tf.float32) + 1.0, name="detection_classes")
             tf.cast(tf.fill([batch], 10), tf.float32, name="num_detections")
+    return save_graph(graph, path)
+
+
+def decode_boxes(tf: Any, enc: Any, anchors: np.ndarray) -> Any:
+    """Box encodings ``[B, N, 4]`` on anchors ``[N, 4]`` (``[yc, xc, h, w]``) → normalized
+    ``[ymin, xmin, ymax, xmax]``, with the TF OD API's scales (10, 10, 5, 5)."""
+    a = tf.constant(np.asarray(anchors, np.float32))
+    ty, tx, th, tw = tf.unstack(enc, axis=-1)
+    yc = ty / 10.0 * a[:, 2] + a[:, 0]
+    xc = tx / 10.0 * a[:, 3] + a[:, 1]
+    h = tf.exp(th / 5.0) * a[:, 2]
+    wd = tf.exp(tw / 5.0) * a[:, 3]
+    return tf.stack([yc - h / 2, xc - wd / 2, yc + h / 2, xc + wd / 2], axis=-1)
+
+
+def od_outputs(tf: Any, decoded: Any, scores: Any, max_boxes: int, min_score: float) -> None:
+    """Per-class NMS (IoU 0.5) into the four TF Object Detection API outputs."""
+    nmsed = tf.image.combined_non_max_suppression(
+        tf.expand_dims(decoded, 2), scores, max_boxes, max_boxes, 0.5, min_score, clip_boxes=True
+    )
+    tf.identity(nmsed.nmsed_boxes, name="detection_boxes")
+    tf.identity(nmsed.nmsed_scores, name="detection_scores")
+    tf.identity(nmsed.nmsed_classes + 1.0, name="detection_classes")
+    tf.cast(nmsed.valid_detections, tf.float32, name="num_detections")
+
+
+def save_graph(graph: Any, path: Path) -> Path:
+    """Write ``graph`` as a frozen ``.pb`` (deterministic bytes) and return the path."""
     path = Path(path)
     path.write_bytes(graph.as_graph_def().SerializeToString(deterministic=True))
     return path

@@ -16,7 +16,8 @@ from helpers.tiny_ssd import build_tiny_ssd
 from detector.engine import Engine
 from detector.errors import ConfigError, ModelError, UnsafeGraphError
 from detector.model.backends import check_backend, load_backend_model
-from detector.model.backends.openvino import cache_root, load_openvino_model
+from detector.model.backends.ircache import cache_root
+from detector.model.backends.openvino import load_openvino_model
 from detector.model.backends.parity import compare_models
 from detector.model.backends.quantize import read_images
 from detector.model.loader import load_model
@@ -43,6 +44,7 @@ def test_tiny_ssd_through_openvino_equals_tf(tiny: Path, tmp_path: Path) -> None
     ):
         assert ov.input_size == (32, 32)  # read from the graph's own resize
         assert ov.backend == "openvino" and ov.precision == "fp32"
+        assert ov.post_kind == "numpy"  # decoding + NMS read from the graph, run in NumPy
         for image in _images(4, 32, 32):
             want = ref.predict(image[None])
             got = ov.predict(image[None])

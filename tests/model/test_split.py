@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.media import noise_frames, write_video
 
 from detector.errors import ModelError
 from detector.paths import PROJECT_ROOT as ROOT
@@ -134,16 +135,9 @@ def test_split_real_model_matches_whole_graph() -> None:
 def test_app_runs_with_model_split(tmp_path: Path, tiny: Path) -> None:
     import json
 
-    import cv2
-
     from detector.cli import main
 
-    video = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (96, 64))
-    rng = np.random.default_rng(5)
-    for _ in range(6):
-        writer.write(rng.integers(0, 256, (64, 96, 3), np.uint8))
-    writer.release()
+    video = write_video(tmp_path / "clip.avi", noise_frames(6, (96, 64), seed=5), 10.0)
     cfg = tmp_path / "split.yml"
     cfg.write_text(
         f"source: {{uri: {video}}}\n"

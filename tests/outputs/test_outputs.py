@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import shutil
@@ -13,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from helpers.tiny_models import read_video
+from helpers.xvfb import Xvfb
 
 from detector.errors import SinkError
 from detector.labels import LabelMap
@@ -162,9 +165,24 @@ def test_image_sink_names_and_collisions(tmp_path):
 def test_image_sink_imwrite_failure_is_sink_error(tmp_path):
     out = tmp_path / "gone"
     sink = ImageSink(out, ext="png")
-    out.rmdir()  # imwrite now returns False instead of raising
+    out.rmdir()  # the folder is gone: the write fails
     with pytest.raises(SinkError, match="cannot write image"):
         sink.write(result(0), result(0).frame.image)
+
+
+def test_image_sink_full_disk_is_sink_error_and_leaves_no_file(tmp_path, monkeypatch):
+    import detector.imagefiles as imagefiles
+
+    class FullDisk(io.BytesIO):
+        def write(self, data):  # what a full disk says when the bytes reach it
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    sink = ImageSink(tmp_path)
+    monkeypatch.setattr(imagefiles.os, "fdopen", lambda fd, mode: (os.close(fd), FullDisk())[1])
+    with pytest.raises(SinkError, match="No space left") as err:
+        sink.write(result(0), result(0).frame.image)
+    assert "disk" in (err.value.hint or "")
+    assert list(tmp_path.iterdir()) == []  # neither a 0-byte image nor the temporary file
 
 
 def test_image_sink_failure_leaves_no_half_image(tmp_path, monkeypatch):
@@ -293,20 +311,10 @@ def test_window_sink_quits_under_xvfb(tmp_path, action):
         "            print('quit', i); sys.exit(0)\n"
         "sys.exit(3)\n"
     )
-    xvfb = subprocess.Popen(
-        ["Xvfb", "-displayfd", "1", "-screen", "0", "320x240x24"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        display = xvfb.stdout.readline().strip()
-        env = {**os.environ, "DISPLAY": f":{display}", "PYTHONPATH": ROOT}
+    with Xvfb() as xvfb:
+        env = {**os.environ, "DISPLAY": xvfb.display, "PYTHONPATH": ROOT}
         out = subprocess.run(
             [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
         )
         assert out.returncode == 0, out.stdout + out.stderr
         assert out.stdout.startswith("quit")
-    finally:
-        xvfb.terminate()
-        xvfb.wait(timeout=10)

@@ -21,6 +21,7 @@ from helpers.tiny_tflite import (
 
 from detector.boxes import iou_matrix
 from detector.errors import ConfigError, ModelError
+from detector.imagefiles import load_images
 from detector.model.backends.parity import found_again
 from detector.tflite.postprocess import (
     PostProcessParams,
@@ -29,7 +30,7 @@ from detector.tflite.postprocess import (
     generate_ssd_anchors,
 )
 from detector.tflite.reader import read_tflite
-from detector.tflite.reference import FrozenGraph, TfliteReference, load_rgb
+from detector.tflite.reference import FrozenGraph, TfliteReference
 
 # The interpreter warns that keeping every tensor is for debugging: that is what the tests do.
 pytestmark = pytest.mark.filterwarnings("ignore:.*experimental_preserve_all_tensors")
@@ -278,7 +279,9 @@ def test_conversion_is_deterministic(tiny, tmp_path):
 
 @pytest.fixture(scope="module")
 def real(default_graph, default_tflite, photos_dir):
-    images = load_rgb(sorted(p for p in photos_dir.iterdir() if p.suffix in (".jpg", ".png")))
+    images = load_images(
+        sorted(p for p in photos_dir.iterdir() if p.suffix in (".jpg", ".png")), rgb=True
+    )
     ref = TfliteReference(default_tflite)
     graph = FrozenGraph(default_graph)
     yield {"images": images, "ref": ref, "graph": graph}
@@ -298,7 +301,7 @@ def test_real_model_parity_with_tflite_on_all_photos(real):
 
 @pytest.mark.e2e
 def test_real_model_finds_dog_bicycle_car(real, photos_dir):
-    (dog,) = load_rgb([photos_dir / "dog.jpg"])
+    (dog,) = load_images([photos_dir / "dog.jpg"], rgb=True)
     found = real["graph"](dog)
     best = {
         c: max((s for s, k in zip(found.scores, found.classes, strict=True) if k == c), default=0.0)

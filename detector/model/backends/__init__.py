@@ -2,17 +2,22 @@
 
 ``tf`` runs the whole graph in a TensorFlow session (``detector.model.loader``); ``openvino``
 runs the graph's network part in OpenVINO and its box decoding + non-max suppression in
-TensorFlow (``detector.model.backends.openvino``). Both give a model with the ``Predictor``
-surface of ``detector.engine`` (``predict``, ``warm_up``, ``close``, ``input_size``,
-``precision``, ``load_s``), so every source, sink, tracker and engine works with either.
-OpenVINO and NNCF are an optional extra: nothing here imports them until asked.
+NumPy (``detector.model.backends.openvino``), with no TensorFlow once the graph is converted;
+``auto`` (the default) picks one of them per model and says why
+(``detector.model.backends.auto``). Every model has the ``Predictor`` surface of
+``detector.engine`` (``predict``, ``warm_up``, ``close``, ``input_size``, ``precision``,
+``load_s``) and a ``backend_choice``, so every source, sink, tracker and engine works with
+any. OpenVINO and NNCF are an optional extra: nothing here imports them until asked.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from detector.config import choices
 from detector.errors import ConfigError
+from detector.model.backends.auto import BackendChoice, choose_backend
 from detector.model.backends.extra import (
     INSTALL_HINT,
     OPENVINO_PINS,
@@ -36,10 +41,13 @@ __all__ = [
     "require",
 ]
 
-#: Backend names, the default first.
-BACKENDS = ("tf", "openvino")
+log = logging.getLogger(__name__)
+
+#: Backend names, the default first: the config's ``model.backend`` choices (one definition).
+BACKENDS = choices("model.backend")
 #: Precisions each backend accepts (``auto``: bf16 where the CPU has it natively, else fp32).
 PRECISIONS = {
+    "auto": ("auto", "bf16", "fp32", "int8"),
     "tf": ("auto", "bf16", "fp32"),
     "openvino": ("auto", "bf16", "fp32", "int8"),
 }
@@ -84,13 +92,66 @@ def load_backend_model(
 
     ``tf``: the whole graph in one session (``load_model``), or network and post-processing
     in two threads with ``split``. ``openvino``: the network in OpenVINO with ``workers``
-    infer requests of ``intra_op_threads`` threads each, the post-processing in TF.
+    infer requests of ``intra_op_threads`` threads each, the post-processing in NumPy.
+    ``auto``: one of them, chosen by :func:`detector.model.backends.auto.choose_backend`
+    (logged, and kept as the model's ``backend_choice``).
 
     Raises:
         ConfigError: Unknown backend, a precision or option the backend does not have.
         MissingExtraError: ``openvino`` without its extra installed (exit 2).
     """
     check_backend(backend, precision)
+    options: dict[str, Any] = dict(
+        workers=workers,
+        split=split,
+        signature=signature,
+        tensors=tensors,
+        device=device,
+        allow_memory_growth=allow_memory_growth,
+        intra_op_threads=intra_op_threads,
+        inter_op_threads=inter_op_threads,
+        allow_unsafe_ops=allow_unsafe_ops,
+        cache_dir=cache_dir,
+        init_missing=init_missing,
+    )
+
+    if backend == "auto":
+        choice = choose_backend(
+            path,
+            precision=precision,
+            device=device,
+            split=split,
+            tensors=tensors,
+            allow_unsafe_ops=allow_unsafe_ops,
+            cache_dir=cache_dir,
+        )
+        log.info("backend auto: %s %s (%s)", choice.backend, choice.precision, choice.reason)
+        model = _load(choice.backend, path, precision=choice.precision, **options)
+    else:
+        model = _load(backend, path, precision=precision, **options)
+        choice = BackendChoice(backend, model.precision, "model.backend names it", backend)
+    model.backend_choice = choice
+    return model
+
+
+def _load(
+    backend: str,
+    path: Any,
+    *,
+    workers: int,
+    split: bool,
+    signature: str,
+    tensors: Any,
+    device: str,
+    allow_memory_growth: bool,
+    intra_op_threads: int,
+    inter_op_threads: int,
+    allow_unsafe_ops: bool,
+    precision: str,
+    cache_dir: Any,
+    init_missing: bool,
+) -> Any:
+    """Load on a named backend (``tf`` or ``openvino``)."""
     if backend == "openvino":
         if split:
             raise ConfigError(

@@ -20,11 +20,12 @@ import numpy as np
 
 from detector import boxes
 from detector.boxes import best_overlaps, match
+from detector.config import DEFAULT_THRESHOLD
 
 #: The gate a quantized model must pass against the TF graph.
 MIN_RATIO = 0.95
 MIN_IOU = boxes.MIN_IOU
-SCORE_THRESHOLD = 0.5
+SCORE_THRESHOLD = DEFAULT_THRESHOLD
 
 
 @dataclass(frozen=True)

@@ -24,24 +24,13 @@ import cv2
 import numpy as np
 
 from detector.errors import ConfigError, ModelError
+from detector.imagefiles import load_image
+from detector.model.backends.auto import compare_with_tf
 from detector.model.backends.extra import require
-from detector.model.backends.openvino import (
-    cache_root,
-    convert_network,
-    int8_report_path,
-    ir_path,
-    load_openvino_model,
-    prepare_graph,
-    save_ir,
-)
-from detector.model.backends.parity import (
-    MIN_IOU,
-    MIN_RATIO,
-    SCORE_THRESHOLD,
-    ParityReport,
-    compare_models,
-)
-from detector.model.loader import TensorNames, load_model
+from detector.model.backends.ircache import cache_root, int8_report_path, ir_path, save_ir
+from detector.model.backends.openvino import convert_network, prepare_graph
+from detector.model.backends.parity import MIN_IOU, MIN_RATIO, SCORE_THRESHOLD, ParityReport
+from detector.model.loader import TensorNames
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +66,9 @@ def read_images(source: str | Path, count: int | None = None) -> list[np.ndarray
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if count is not None and len(files) > count:
             files = [files[int(i)] for i in np.linspace(0, len(files) - 1, count)]
-        images = [_read_image(p) for p in files]
+        images = [load_image(p, rgb=True) for p in files]
     elif path.suffix.lower() in IMAGE_SUFFIXES:
-        images = [_read_image(path)]
+        images = [load_image(path, rgb=True)]
     else:
         images = _read_video(path, count)
     if not images:
@@ -87,13 +76,6 @@ def read_images(source: str | Path, count: int | None = None) -> list[np.ndarray
             f"no images in '{path}'", hint=f"a folder needs {' '.join(IMAGE_SUFFIXES)} files"
         )
     return images
-
-
-def _read_image(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path))
-    if bgr is None:
-        raise ConfigError(f"cannot read image '{path}'", hint="give JPEG or PNG files")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def _read_video(path: Path, count: int | None) -> list[np.ndarray]:
@@ -221,31 +203,18 @@ def quantize(
     candidate = final.with_name(final.name.replace(".int8.xml", ".int8-candidate.xml"))
     save_ir(quantized, candidate)
     try:
-        with (
-            load_model(
-                prep.path,
-                tensors=tensors,
-                device="cpu",
-                precision="fp32",
-                allow_unsafe_ops=allow_unsafe_ops,
-            ) as reference,
-            load_openvino_model(
-                prep.path,
-                tensors=tensors,
-                precision="int8",
-                allow_unsafe_ops=allow_unsafe_ops,
-                cache_dir=root,
-                ir=candidate,
-            ) as int8,
-        ):
-            report = compare_models(
-                reference,
-                int8,
-                gate_images,
-                threshold=threshold,
-                min_iou=min_iou,
-                min_ratio=min_ratio,
-            )
+        report = compare_with_tf(
+            prep.path,
+            gate_images,
+            precision="int8",
+            tensors=tensors,
+            allow_unsafe_ops=allow_unsafe_ops,
+            cache_dir=root,
+            ir=candidate,
+            threshold=threshold,
+            min_iou=min_iou,
+            min_ratio=min_ratio,
+        )
         if not report.passed:
             raise QuantizationRefused(
                 f"the int8 model of '{prep.path}' fails the parity gate against the TF graph "

@@ -107,11 +107,19 @@ class Hub:
     # -- life -------------------------------------------------------------------------
 
     def close(self) -> None:
-        """End every feed and wake every waiting viewer (they then finish their responses)."""
+        """End every feed and wake every waiting viewer (they then finish their responses).
+
+        The final figures go out as a last event (``{"type": "status", "status": ...}``) before
+        the event streams end, so an open page shows the frames the run really did, not the
+        last ones a poll caught before the server stopped."""
         with self.cond:
-            self.closed = True
+            if self.closed:
+                return
             for feed in self.feeds:
                 feed.ended = True
+        self.publish_event({"type": "status", "status": self.status()})
+        with self.cond:
+            self.closed = True
             self.cond.notify_all()
 
     def status(self) -> dict[str, Any]:
@@ -152,6 +160,7 @@ class Feed:
         self.seq = 0  # frames published
         self.frames_read = 0  # counted by a watched source (see watch), else from the frames
         self.created = hub.clock()
+        self.total: int | None = None  # frames a file or folder holds, when known
         self._source: Any = None
         self._last_read: float | None = None
         self._image: np.ndarray | None = None
@@ -205,6 +214,10 @@ class Feed:
         """``source`` seen through this feed: each frame it delivers is counted here (so the
         feed knows a silent camera from a stuck pipeline). Everything else is the source's."""
         self._source = source
+        info = getattr(source, "info", None)
+        count = getattr(info, "frame_count", None)
+        if not self.live and count:  # a file or folder: the page shows progress and an ETA
+            self.total = int(count)
         return _Watched(source, self)
 
     def reconnects(self) -> int:
@@ -321,6 +334,8 @@ class Feed:
                 "stream": f"/stream/{self.key}.mjpg",
                 "frame": self._frame_index,
                 "frames_output": published,
+                "total": self.total,
+                "eta_s": self._eta_s(published),
                 "width": None if image is None else int(image.shape[1]),
                 "height": None if image is None else int(image.shape[0]),
                 "fps": {
@@ -339,6 +354,13 @@ class Feed:
                 "viewers_dropped": self.viewers_dropped,
                 "jpeg_encodes": self.encodes,
             }
+
+    def _eta_s(self, published: int) -> float | None:
+        """Seconds left for a file or folder at the current output rate (None: unknown)."""
+        rate = self._output.fps()
+        if self.total is None or self.ended or rate <= 0:
+            return None
+        return round(max(0, self.total - published) / rate, 1)
 
 
 class _Watched:

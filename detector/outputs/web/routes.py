@@ -166,14 +166,21 @@ class EventStream(_Stream):
             if not events:
                 yield b": keep-alive\n\n"
                 continue
-            self.after = events[-1][0]
-            chunks = [
-                b"id: %d\ndata: %s\n\n" % (n, json.dumps(r).encode())
-                for n, r in events
-                if self.only is None or r.get("feed") == self.only
-            ]
-            if chunks:
-                yield b"".join(chunks)
+            chunk = self._chunk(events)
+            if chunk:
+                yield chunk
+        last = b.hub.wait_events(self.after, 0.0)  # the run's final figures, sent on close
+        chunk = self._chunk(last) if last and not gone.is_set() else b""
+        if chunk:
+            yield chunk
+
+    def _chunk(self, events: list[tuple[int, dict[str, Any]]]) -> bytes:
+        self.after = events[-1][0]
+        return b"".join(
+            b"id: %d\ndata: %s\n\n" % (n, json.dumps(r).encode())
+            for n, r in events
+            if self.only is None or r.get("feed") in (self.only, None)
+        )
 
     def started(self) -> None:
         with self.broadcaster.hub.cond:

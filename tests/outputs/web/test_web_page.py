@@ -11,7 +11,7 @@ import hashlib
 import time
 
 from helpers.browser import console_errors
-from helpers.web_feed import Publisher, record_for
+from helpers.web_feed import Publisher, numbered, record_for, result_for
 
 from detector.outputs.web import Hub, WebServer, WebSink
 
@@ -90,3 +90,50 @@ def test_six_sources_all_play_within_the_browser_connection_limit(page):
         assert "/snapshot/5.jpg" in page.get_attribute("img[data-key='5']", "src")
         assert page.get_attribute("img[data-key='3']", "src") == "/stream/3.mjpg"
         assert errors == []
+
+
+class _File:
+    """What the feed reads of a file source: its frame count (``info``)."""
+
+    class info:  # read as an attribute, like SourceInfo
+        frame_count = 40
+        live = False
+
+    def read(self) -> None:
+        return None
+
+
+def test_a_file_shows_progress_short_names_and_its_final_figures_at_1280x800(page):
+    errors = console_errors(page)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    long_path = "/srv/cameras/archive/2026/december/front-door/clip.mp4"
+    hub = Hub()
+    feed = hub.add_feed("clip", long_path, live=False)
+    feed.watch(_File())
+    sink = WebSink(feed, lambda c: "person", record_for)
+    server = WebServer(hub, port=0, title="one file")
+    with server:
+        page.goto(server.url)
+        for i in range(20):
+            image = numbered(i, (1280, 720))
+            sink.write(result_for(i, image), image)
+            time.sleep(0.05)
+        cell = "document.querySelector(\"[data-key='0'] td[data-field=progress]\").textContent"
+        page.wait_for_function(f"{cell}.includes(' / 40 (')")
+        state = page.text_content("[data-key='0'] td[data-field=state]")
+        assert state == "processing"  # a file is not "connected"
+        header = page.locator("section.source h2")
+        assert header.text_content() == "clip" and header.get_attribute("title") == long_path
+        # every figure and the whole frame visible without scrolling
+        page.wait_for_function("document.querySelector(\"img[data-key='0']\").naturalWidth > 0")
+        for selector in ("img[data-key='0']", "[data-field=viewers]", "[data-field=last]"):
+            box = page.locator(selector).bounding_box()
+            assert box is not None and box["y"] + box["height"] <= 800, (selector, box)
+        for i in range(20, 40):  # the end comes faster than the page polls
+            image = numbered(i, (1280, 720))
+            sink.write(result_for(i, image), image)
+    # the server has stopped: the page shows the run's final figures, not the last poll's
+    page.wait_for_function(f"{cell}.startsWith('40 / 40')", timeout=10_000)
+    assert page.text_content("[data-key='0'] td[data-field=frame]").startswith("39")
+    # polls after the server stopped are refused, and the page says the run has ended
+    assert [e for e in errors if "ERR_CONNECTION_REFUSED" not in e] == []

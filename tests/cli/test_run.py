@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from helpers.cli_run import RunningCli, cli_env, tiny_model_flags
 from helpers.tiny_models import build_frozen, build_unsafe_frozen, read_video, tiny_video
+from helpers.xvfb import Xvfb
 
 from detector.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.tf
 
 LABELS = 'item { id: 1 name: "red" display_name: "red" }\nitem { id: 2 name: "whole" }\n'
@@ -38,21 +36,8 @@ def assets(tmp_path_factory) -> dict[str, Path]:
 def run_flags(
     assets: dict[str, Path], out: Path, *extra: str, source: Path | None = None
 ) -> list[str]:
-    return [
-        "--source",
-        str(source or assets["video"]),
-        "--model",
-        str(assets["model"]),
-        "--labels",
-        str(assets["labels"]),
-        "--output",
-        str(out),
-        "--device",
-        "cpu",
-        "--threshold",
-        "0.1",
-        *extra,
-    ]
+    source_flags = ["--source", str(source or assets["video"])]
+    return [*source_flags, *tiny_model_flags(assets["model"], assets["labels"], out), *extra]
 
 
 def video_frames(path: Path) -> tuple[int, float, list[np.ndarray]]:
@@ -202,58 +187,33 @@ def test_unsafe_graph_is_refused_exit_1(assets, tmp_path, capsys):
     assert "ReadFile" in capsys.readouterr().err
 
 
-def test_sigterm_finalizes_video_and_exits_130(tmp_path):
-    """A real subprocess: SIGTERM mid-run → playable video, run.json, exit 130."""
+def _long_run(tmp_path: Path, name: str, *extra: str) -> tuple[Path, list[str]]:
+    """Flags of a 3000-frame run of the tiny model into ``tmp_path/runs/name``."""
     model = build_frozen(tmp_path / "g.pb")
     video = tiny_video(tmp_path / "long.avi", frames=3000, fps=25.0)
     out = tmp_path / "runs"
-    cmd = [
-        sys.executable,
-        str(ROOT / "main.py"),
-        "--source",
-        str(video),
-        "--model",
-        str(model),
-        "--labels",
-        "null",
-        "--output",
-        str(out),
-        "--name",
-        "t",
-        "--device",
-        "cpu",
-        "--workers",
-        "1",
-        "--video-format",
-        "avi",
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    jsonl = out / "t" / "detections.jsonl"
-    deadline = time.monotonic() + 120
+    flags = ["--source", str(video), "--model", str(model), "--labels", "null"]
+    flags += ["--output", str(out), "--name", name, "--device", "cpu", *extra]
+    return out / name, flags
+
+
+def test_sigterm_finalizes_video_and_exits_130(tmp_path):
+    """A real subprocess: SIGTERM mid-run → playable video, run.json, exit 130."""
+    folder, flags = _long_run(tmp_path, "t", "--workers", "1", "--video-format", "avi")
+    run = RunningCli(*flags)
+    jsonl = folder / "detections.jsonl"
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if jsonl.exists() and jsonl.stat().st_size > 2000:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, proc.communicate(timeout=5)[1].decode()[-2000:]
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        run.wait_for(lambda: jsonl.exists() and jsonl.stat().st_size > 2000, 120, "2 kB of lines")
+        run.signal(signal.SIGTERM)
+        result = run.finish(60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-    assert proc.returncode == 130, err.decode()[-2000:]
-    record = json.loads((out / "t" / "run.json").read_text())
+        run.kill()
+    assert result.code == 130, result.err[-2000:]
+    record = json.loads((folder / "run.json").read_text())
     assert record["status"] == "interrupted"
     processed = record["stats"]["frames_processed"]
     assert 0 < processed < 3000
-    n, fps, _ = video_frames(out / "t" / "annotated.avi")
+    n, fps, _ = video_frames(folder / "annotated.avi")
     assert n == processed == len(read_jsonl(jsonl))
     assert fps == pytest.approx(25.0)
 
@@ -263,65 +223,32 @@ def test_sigterm_finalizes_video_and_exits_130(tmp_path):
 )
 def test_window_q_ends_the_run_cleanly_under_xvfb(tmp_path):
     """`--show` on a real (virtual) display: q in the window stops the run with exit 0."""
-    model = build_frozen(tmp_path / "g.pb")
-    video = tiny_video(tmp_path / "long.avi", frames=3000, fps=25.0)
-    out = tmp_path / "runs"
-    xvfb = subprocess.Popen(
-        ["Xvfb", "-displayfd", "1", "-screen", "0", "320x240x24"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    proc = None
-    try:
-        env = {**os.environ, "DISPLAY": f":{xvfb.stdout.readline().strip()}"}
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "main.py"),
-                "--source",
-                str(video),
-                "--model",
-                str(model),
-                "--labels",
-                "null",
-                "--output",
-                str(out),
-                "--name",
-                "w",
-                "--device",
-                "cpu",
-                "--show",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        found = subprocess.run(
-            ["xdotool", "search", "--sync", "--name", "detector"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        wid = found.stdout.split()[0]
-        subprocess.run(["xdotool", "key", "--window", wid, "q"], env=env, check=True, timeout=30)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err[-2000:]
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        xvfb.terminate()
-        xvfb.wait(timeout=10)
-    assert "quit key pressed" in err
-    record = json.loads((out / "w" / "run.json").read_text())
+    folder, flags = _long_run(tmp_path, "w", "--show")
+    with Xvfb() as xvfb:
+        env = cli_env(DISPLAY=xvfb.display)
+        run = RunningCli(*flags, env=env)
+        try:
+            found = subprocess.run(
+                ["xdotool", "search", "--sync", "--name", "detector"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            wid = found.stdout.split()[0]
+            subprocess.run(
+                ["xdotool", "key", "--window", wid, "q"], env=env, check=True, timeout=30
+            )
+            result = run.finish(60)
+        finally:
+            run.kill()
+    assert result.code == 0, result.err[-2000:]
+    assert "quit key pressed" in result.err
+    record = json.loads((folder / "run.json").read_text())
     assert record["status"] == "ok" and record["outputs"]["window"] is True
     processed = record["stats"]["frames_processed"]
     assert 0 < processed < 3000
-    assert video_frames(out / "w" / "annotated.mp4")[0] == processed
+    assert video_frames(folder / "annotated.mp4")[0] == processed
 
 
 def test_model_failing_mid_run_names_the_frame_and_keeps_outputs(assets, tmp_path, capsys):

@@ -8,23 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from helpers.browser import console_errors
+from helpers.cli_run import RunningCli, tiny_model_flags
 from helpers.mjpeg_server import MjpegServer
 from helpers.tiny_models import build_frozen, read_video, tiny_video
 
 from detector.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.tf
 
 LABELS = 'item { id: 1 name: "red" }\nitem { id: 2 name: "whole" }\n'
@@ -41,16 +37,7 @@ def flags(assets: dict[str, Path], out: Path, *sources: str | Path) -> list[str]
     srcs = [a for s in sources for a in ("--source", str(s))]
     return [
         *srcs,
-        "--model",
-        str(assets["model"]),
-        "--labels",
-        str(assets["labels"]),
-        "--output",
-        str(out),
-        "--device",
-        "cpu",
-        "--threshold",
-        "0.1",
+        *tiny_model_flags(assets["model"], assets["labels"], out),
         "--video-format",
         "avi",
     ]
@@ -120,28 +107,6 @@ def test_source_given_twice_gives_a_sub_folder_each(assets, tmp_path, capsys):
     assert "run ok: 2 sources (2 ok)" in capsys.readouterr().out
 
 
-class Lines:
-    """Collects a pipe's lines on a thread (so the test never blocks on it)."""
-
-    def __init__(self, pipe) -> None:
-        self.text: list[str] = []
-        self._t = threading.Thread(target=self._read, args=(pipe,), daemon=True)
-        self._t.start()
-
-    def _read(self, pipe) -> None:
-        for raw in iter(pipe.readline, b""):
-            self.text.append(raw.decode(errors="replace"))
-
-    def wait_for(self, pattern: str, timeout_s: float = 120) -> re.Match:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for line in list(self.text):
-                if m := re.search(pattern, line):
-                    return m
-            time.sleep(0.05)
-        raise AssertionError(f"no {pattern!r} in:\n{''.join(self.text)[-3000:]}")
-
-
 def distinct(page, selector: str, want: int, timeout_s: float = 30) -> int:
     seen: set[str] = set()
     deadline = time.monotonic() + timeout_s
@@ -154,25 +119,11 @@ def test_two_live_cameras_on_one_page_and_a_dead_one_reported(assets, tmp_path, 
     out = tmp_path / "runs"
     with MjpegServer(fps=15, size=(160, 120)) as cam1, MjpegServer(fps=12, size=(200, 150)) as cam2:
         dead = "http://127.0.0.1:9/nothing.mjpg"  # port 9 (discard): connection refused
-        cmd = [
-            sys.executable,
-            str(ROOT / "main.py"),
-            *flags(assets, out, cam1.url, cam2.url, dead),
-            "--serve",
-            "0",
-            "--name",
-            "cams",
-        ]
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        run = RunningCli(
+            *flags(assets, out, cam1.url, cam2.url, dead), "--serve", "0", "--name", "cams"
         )
-        err = Lines(proc.stderr)
         try:
-            url = err.wait_for(r"web view: (http://127\.0\.0\.1:\d+/)").group(1)
+            url = run.wait_for_line(r"web view: (http://127\.0\.0\.1:\d+/)").group(1)
             errors = console_errors(page)
             page.goto(url)
             page.wait_for_selector("section.source[data-key='2']")
@@ -190,15 +141,13 @@ def test_two_live_cameras_on_one_page_and_a_dead_one_reported(assets, tmp_path, 
             )
             assert page.text_content("[data-key='1'] td[data-field=frame]").endswith("(200×150)")
             assert errors == []
-            err.wait_for(r"source .*nothing\.mjpg.* failed")
-            proc.send_signal(signal.SIGINT)
-            stdout, _ = proc.communicate(timeout=60)
+            run.wait_for_line(r"source .*nothing\.mjpg.* failed")
+            run.signal(signal.SIGINT)
+            result = run.finish(60)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
-    assert proc.returncode == 130, "".join(err.text)[-3000:]
-    summary = stdout.decode()
+            run.kill()
+    assert result.code == 130, result.err[-3000:]
+    summary = result.out
     assert "run interrupted: 3 sources" in summary and "nothing.mjpg" in summary
     top = json.loads((out / "cams" / "run.json").read_text())
     assert [s["status"] for s in top["sources"]] == ["interrupted", "interrupted", "failed"]
