@@ -27,9 +27,11 @@ from detector.benchmarks import (
 from detector.benchmarks.backends import backend_rows
 from detector.benchmarks.events import events_bench, format_events
 from detector.benchmarks.explain import explain_bench, format_table
+from detector.benchmarks.inspect_scaling import inspect_scaling, scaling_lines
 from detector.benchmarks.media import BenchVideo
 from detector.benchmarks.paced import Pace, live_latency
 from detector.benchmarks.parts import ModelSettings, engine, load
+from detector.benchmarks.serve_api import format_serve, serve_api
 from detector.benchmarks.worker import run_in_worker
 from detector.engine import Engine
 from detector.errors import ConfigError
@@ -355,6 +357,25 @@ def _events_lines(result: dict[str, Any]) -> list[str]:
     return format_events(result)
 
 
+def _serve(b: Bench) -> dict[str, Any]:
+    """The detection service under 1, 4 and 16 clients, batched vs one request per model call
+    (each service in its own process)."""
+
+    s = b.settings
+    return serve_api(
+        Path(s.path),
+        Path(s.labels) if s.labels else None,
+        _photos(b),
+        b.tmp,
+        workers=max(2, s.workers),
+        progress=b.progress,
+    )
+
+
+def _serve_lines(result: dict[str, Any]) -> list[str]:
+    return ["", format_serve(result)]
+
+
 def _explain(b: Bench) -> dict[str, Any]:
     photos = _photos(b)
     b.progress(f"explain: every method on every detection of {photos}")
@@ -370,6 +391,14 @@ def _explain(b: Bench) -> dict[str, Any]:
 
 def _explain_lines(result: dict[str, Any]) -> list[str]:
     return ["", format_table(result)]
+
+
+def _inspect_scaling(b: Bench) -> dict[str, Any]:
+    return {"rows": inspect_scaling(progress=b.progress)}
+
+
+def _inspect_lines(result: dict[str, Any]) -> list[str]:
+    return ["", *scaling_lines(result["rows"])]
 
 
 def _photos(b: Bench) -> Path:
@@ -400,8 +429,18 @@ REGISTRY: dict[str, Section] = {
         Section("track", None, _track, "track"),
         Section("backends", None, _backends, "backends", quick=False),
         Section("events", None, _events, "events", model=False, format=_events_lines),
+        Section("serve", None, _serve, "serve", model=False, quick=False, format=_serve_lines),
         Section(
             "explain", None, _explain, "explain", model=False, full=False, format=_explain_lines
+        ),
+        Section(
+            "inspect",
+            None,
+            _inspect_scaling,
+            "inspect_scaling",
+            model=False,
+            quick=False,
+            format=_inspect_lines,
         ),
     )
 }

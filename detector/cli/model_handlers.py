@@ -75,6 +75,7 @@ def inspect(args: argparse.Namespace) -> int:
         allow_unsafe_ops=args.allow_unsafe_ops,
         nodes=args.nodes,
         node_filter=_node_filter(args),
+        all_tensors=args.all_tensors,
     )
     _emit(info, args.json, render_text(info))
     refused = refusals(info)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -472,83 +471,3 @@ def data_problem(prefix: str | Path) -> str | None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-
-
-def restore_variables(
-    session: Any, variables: Sequence[Any], prefix: str, *, init_missing: bool = False
-) -> list[str]:
-    """Assign every variable its value read from the checkpoint at ``prefix``.
-
-    A ``.meta``'s own restore op is never run (it names files and ops the graph chose):
-    values come from ``tf.train.load_checkpoint`` and are fed to each variable's
-    initializer, with names and shapes checked first so nothing is restored silently wrong.
-
-    Args:
-        init_missing: Variables the checkpoint lacks (a ``Saver(var_list=...)`` subset) run
-            their own initializer instead of failing; they are returned and logged.
-
-    Returns:
-        The variables initialised rather than restored (empty unless ``init_missing``).
-
-    Raises:
-        CheckpointError: Missing variables (naming them and ``--init-missing``), shape
-            mismatches, or unreadable ``.data`` files.
-    """
-    reader = open_reader(prefix)
-    shapes = reader.get_variable_to_shape_map()
-    missing = [v.op.name for v in variables if v.op.name not in shapes]
-    wrong = [
-        f"{v.op.name}: graph {v.shape.as_list()} vs checkpoint {list(shapes[v.op.name])}"
-        for v in variables
-        if v.op.name in shapes
-        and v.shape.is_fully_defined()
-        and v.shape.as_list() != list(shapes[v.op.name])
-    ]
-    if wrong or (missing and not init_missing):
-        shown = ", ".join(missing[:10]) + (
-            f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-        )
-        detail = "; ".join(
-            filter(
-                None,
-                [
-                    f"{len(missing)} graph variable(s) missing from the checkpoint: {shown}"
-                    if missing
-                    else "",
-                    f"shape mismatches: {wrong[:10]}" if wrong else "",
-                ],
-            )
-        )
-        raise CheckpointError(
-            f"checkpoint '{prefix}' does not match its graph: {detail}",
-            hint="use the .meta written together with this checkpoint"
-            if wrong
-            else "a Saver(var_list=...) checkpoint holds a subset: pass --init-missing to give "
-            "the others their initial values (config: model.init_missing: true)",
-        )
-    present = [v for v in variables if v.op.name in shapes]
-    try:
-        feeds = {v.initializer.inputs[1]: reader.get_tensor(v.op.name) for v in present}
-    except Exception as exc:
-        raise CheckpointError(
-            f"cannot read the values of checkpoint '{prefix}': {_first_line(exc)}",
-            hint="a .data-* shard is missing, cut off or corrupt: copy it again",
-        ) from exc
-    if present:
-        session.run([v.initializer for v in present], feeds)
-    if missing:
-        log.warning(
-            "checkpoint %s lacks %d variable(s), initialised instead (--init-missing): %s",
-            prefix,
-            len(missing),
-            ", ".join(missing),
-        )
-        by_name = {v.op.name: v for v in variables}
-        try:
-            session.run([by_name[m].initializer for m in missing])
-        except Exception as exc:
-            raise CheckpointError(
-                f"cannot initialise the variables checkpoint '{prefix}' lacks: {_first_line(exc)}",
-                hint="their initializers need inputs or other variables; save a full checkpoint",
-            ) from exc
-    return missing

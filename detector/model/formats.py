@@ -320,3 +320,14 @@ def keras3_saved_by_tf(meta: Any) -> bool:
         return False
     root = {c.local_name for c in meta.object_graph_def.nodes[0].children}
     return root >= _KERAS3_ROOT
+
+
+def detect_graph_kind(path: Path) -> str:
+    """``meta``, ``frozen_pb`` or ``pbtxt`` for a graph file given with ``--graph``."""
+    kind = detect_format(path)
+    if kind not in ("meta", "frozen_pb", "pbtxt"):
+        raise ModelError(
+            f"--graph '{path}' is a {kind}, not a graph file",
+            hint="pass the GraphDef written by tf.io.write_graph (.pbtxt or .pb) or a .meta",
+        )
+    return kind

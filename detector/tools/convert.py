@@ -27,11 +27,11 @@ from detector.errors import ConfigError, ModelError
 from detector.model.checkpoints import STATE_FILE, _state_message_class, resolve_checkpoint
 from detector.model.graphfile import load_graph, tensor_name, tf_module
 from detector.tflite.convert import ConvertOptions, convert_tflite_ssd
+from detector.tools.attribution import find_weight_constants
 from detector.tools.freeze import freeze_loaded, sidecar_path, write_frozen
 from detector.tools.objconvert import saved_model_from_checkpoint
 from detector.tools.unfreeze import graph_with_variables, write_checkpoint
 from detector.tools.verify import compare_outputs, probe_feed
-from detector.tools.weights import find_weight_constants
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +167,8 @@ def convert(
             side = sidecar_path(src) if src.is_file() else None
             mapping = find_weight_constants(frozen.graph_def, side)
         written: dict[str, Any] = {}
-        if target == "pb":
-            write_frozen(frozen, tmp, source=str(src), step=source.step)
+        if target == "pb":  # the sidecar names every weight, also of a frozen source
+            write_frozen(replace(frozen, variables=mapping), tmp, source=str(src), step=source.step)
             written = {"out": str(out), "sidecar": str(sidecar_path(out))}
         elif target == "checkpoint":
             prefix, _ = write_checkpoint(frozen.graph_def, mapping, frozen.outputs, tmp, step=step)

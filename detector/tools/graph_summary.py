@@ -13,10 +13,11 @@ from typing import Any
 
 from detector.config import OD_OUTPUT_NODES as OD_OUTPUTS
 from detector.errors import UnsafeGraphError
-from detector.model.graphfile import node_name, placeholders, sink_outputs, tf_module
+from detector.model.graphfile import node_name, placeholders, tf_module
+from detector.model.outputs import sink_outputs
 from detector.model.safety import check_meta_graph
+from detector.tools.attribution import find_weight_constants
 from detector.tools.tensors import dtype_name, shape_of
-from detector.tools.weights import find_weight_constants
 
 _VARIABLE_OPS = ("VariableV2", "VarHandleOp", "Variable")
 

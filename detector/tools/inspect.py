@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import difflib
 import logging
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from detector.config import OD_OUTPUT_NODES as OD_OUTPUTS
 from detector.errors import DetectorError, ModelError
 from detector.model.checkpoints import (
     data_problem,
@@ -27,14 +25,16 @@ from detector.model.checkpoints import (
 from detector.model.formats import detect_format, keras3_saved_by_tf
 from detector.model.graphfile import node_name, parse_graph_def, parse_meta_graph
 from detector.model.objckpt import checkpoint_entries, find_entry, is_object_based
+from detector.model.outputs import OD_OUTPUTS
 from detector.model.safety import check_graph_def, parse_saved_model
 from detector.model.sizes import tensor_array
-from detector.tflite.reader import read_tflite
 from detector.tools import inspect_saved as sm
 from detector.tools.graph_summary import graph_summary, meta_summary, safety_verdict
 from detector.tools.keras_inspect import inspect_keras, inspect_keras_weights
 from detector.tools.nodes import list_nodes
 from detector.tools.tensors import tensor_value
+from detector.tools.tflite_inspect import inspect_tflite
+from detector.tools.weights import read_weights_report
 
 log = logging.getLogger(__name__)
 
@@ -192,33 +192,6 @@ def inspect_saved_model(path: Path, tensor: str | None, allow_unsafe_ops: bool) 
     return result
 
 
-def inspect_tflite(path: Path) -> dict[str, Any]:
-    model = read_tflite(path)
-
-    def describe(i: int) -> dict[str, Any]:
-        t = model.tensors[i]
-        out: dict[str, Any] = {"name": t.name, "shape": list(t.shape), "dtype": str(t.dtype)}
-        if t.quant is not None and t.quant.scale.size:
-            out["quantization"] = {
-                "scale": float(t.quant.scale.ravel()[0]),
-                "zero_point": int(t.quant.zero_point.ravel()[0]),
-            }
-        return out
-
-    return {
-        "format": "tflite",
-        "path": str(path),
-        "bytes": path.stat().st_size,
-        "version": model.version,
-        "description": model.description,
-        "inputs": [describe(i) for i in model.inputs],
-        "outputs": [describe(i) for i in model.outputs],
-        "ops": dict(Counter(op.name for op in model.operators).most_common()),
-        "tensors": len(model.tensors),
-        "parameters": int(sum(t.data.size for t in model.tensors if t.data is not None)),
-    }
-
-
 def inspect_path(
     path: str | Path,
     *,
@@ -226,6 +199,7 @@ def inspect_path(
     allow_unsafe_ops: bool = False,
     nodes: bool = False,
     node_filter: dict[str, str] | None = None,
+    all_tensors: bool = False,
 ) -> dict[str, Any]:
     """Describe a checkpoint, ``.meta``, frozen ``.pb``/``.pbtxt``, SavedModel or ``.tflite``.
 
@@ -235,6 +209,9 @@ def inspect_path(
         allow_unsafe_ops: Import graphs with refused ops too (for their output shapes).
         nodes: Also list every node (name, op, inputs, output tensors) under ``nodes``.
         node_filter: ``{"op": "Conv2D,MatMul", "name": "logits/*"}`` to keep some nodes.
+        all_tensors: Every tensor's values too (``inspect_checkpoint --all_tensors``):
+            checkpoint and SavedModel variables, a graph's constants, a Keras file's
+            weights, a TFLite file's tensors with their quantization.
 
     Raises:
         DetectorError: The path is missing, unreadable or not a model.
@@ -253,8 +230,10 @@ def inspect_path(
             reader = inspect_keras if fmt == "keras" else inspect_keras_weights
             info = reader(path, tensor)
         else:
-            info = inspect_tflite(path)
+            info = inspect_tflite(path, all_tensors=all_tensors)
         _attach_nodes(info, nodes or node_filter is not None, node_filter or {})
+        if all_tensors and fmt != "tflite":
+            info["all_tensors"] = _all_tensors(path, allow_unsafe_ops)
         return info
     except DetectorError:
         raise
@@ -263,6 +242,13 @@ def inspect_path(
             f"cannot inspect '{path}' ({fmt}): {type(exc).__name__}: {exc}",
             hint="is the file complete?",
         ) from exc
+
+
+def _all_tensors(path: Path, allow_unsafe_ops: bool) -> dict[str, Any]:
+    """Every weight's values, as ``inspect_checkpoint --all_tensors`` prints them."""
+
+    weights, _ = read_weights_report(path, allow_unsafe_ops=allow_unsafe_ops)
+    return {name: tensor_value(value) for name, value in weights.items()}
 
 
 def _attach_nodes(info: dict[str, Any], wanted: bool, node_filter: dict[str, str]) -> None:

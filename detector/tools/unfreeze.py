@@ -20,17 +20,17 @@ from detector.errors import ModelError
 from detector.model.formats import detect_format
 from detector.model.graphfile import (
     LoadedGraph,
-    choose_outputs,
     load_graph,
     placeholders,
     read_graph_def,
     tensor_name,
     tf_module,
 )
+from detector.model.outputs import choose_outputs
 from detector.model.sizes import tensor_array
+from detector.tools.attribution import find_weight_constants
 from detector.tools.freeze import sidecar_path
 from detector.tools.verify import compare_outputs, probe_feed
-from detector.tools.weights import find_weight_constants
 
 log = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from detector.errors import ConfigError, ModelError
+from detector.imagefiles import load_images
 from detector.model.backends.extra import require
 from detector.model.backends.ircache import (
     CachedGraph,
@@ -336,12 +337,7 @@ def network_outputs(
 
 def check_images() -> list[np.ndarray]:
     """RGB images to check a conversion on: the sample photos, else synthetic scenes."""
-    images = []
-    for path in sorted((SAMPLES_DIR / "photos").glob("*.jpg"))[:6]:
-        data = np.fromfile(path, np.uint8)
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-        if bgr is not None:
-            images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    images = load_images(sorted((SAMPLES_DIR / "photos").glob("*.jpg"))[:6], rgb=True)
     if images:
         return images
     rng = np.random.default_rng(0)
