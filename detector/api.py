@@ -30,10 +30,15 @@ from detector.app import (
     track_settings,
 )
 from detector.config import Config, keyword_overrides, load_config
+from detector.engine import Engine
 from detector.errors import ConfigError, SourceError
 from detector.events.collect import EventCollector
 from detector.events.setup import open_events
+from detector.imagefiles import read_image
 from detector.labels import LabelMap, load_label_map
+from detector.model.backends import check_backend
+from detector.model.loader import require_model_path
+from detector.paths import display_path
 from detector.pipeline.channel import Channel, Closed
 from detector.pipeline.stages import PipelineOptions, inference_workers, run_pipeline
 from detector.sources import Source, open_source
@@ -88,10 +93,6 @@ class Detector:
         config: PathLike | None = None,
         **settings: object,
     ) -> None:
-        from detector.engine import Engine  # OpenCV: loaded with the model, not at import
-        from detector.model.backends import check_backend
-        from detector.model.loader import require_model_path
-
         given = dict(
             model=model, labels=labels, backend=backend, threshold=threshold, classes=classes
         )
@@ -231,7 +232,6 @@ class Detector:
 
     def _engine_for(self, config: Config) -> Engine:
         """The engine a stream runs (ByteTrack also takes low scores) and its tracker settings."""
-        from detector.engine import Engine
 
         settings = track_settings(config)
         threshold = model_threshold(config, self.label_map, settings)
@@ -391,9 +391,6 @@ def _as_bgr(image: ImageLike) -> np.ndarray:
     import cv2
 
     if not isinstance(image, np.ndarray):
-        from detector.imagefiles import read_image
-        from detector.paths import display_path
-
         path = Path(os.fspath(image))
         bgr, reason = read_image(path)
         if bgr is None:

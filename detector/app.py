@@ -14,6 +14,7 @@ import sys
 from typing import TextIO
 
 from detector.config import Config
+from detector.distributed.driver import run_ray
 from detector.errors import ConfigError
 from detector.events.setup import wants_events
 from detector.model.backends import check_backend
@@ -56,8 +57,6 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
     check_backend(config.model.backend, config.model.precision)  # before anything opens
     out = out if out is not None else sys.stdout
     if config.run.engine == "ray":  # the same run on a pool of Ray actors
-        from detector.distributed.driver import run_ray
-
         _check_ray(config)
         return run_ray(prepare(config), out)
     return run_local(prepare(config), out)

@@ -24,6 +24,7 @@ from detector.distributed.options import ModelSpec, RayOptions
 from detector.distributed.plan import Plan, Video
 from detector.distributed.plan import plan as plan_sources
 from detector.distributed.runner import RayRunner
+from detector.distributed.session import import_ray, ray_session
 from detector.distributed.video_job import VideoOutcome, run_videos
 from detector.distributed.writing import Tally
 from detector.errors import ConfigError
@@ -75,7 +76,6 @@ def run_ray(prelude: Prelude, out: TextIO) -> RunStats:
             whole (exit 1); unreadable image files are reported and skipped.
         KeyboardInterrupt: Ctrl-C or SIGTERM, after the outputs and ``run.json`` were written.
     """
-    from detector.distributed.session import import_ray, ray_session
 
     config = prelude.config
     options = ray_options(config)

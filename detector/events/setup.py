@@ -14,9 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from detector.config import Config
+from detector.events.clips import CLIPS_DIR, ClipRecorder
 from detector.events.filters import DetectionFilter
+from detector.events.jsonl import EVENTS_JSONL, EventJsonl
+from detector.events.mqtt import MqttSink
+from detector.events.snapshots import SNAPSHOTS_DIR, SnapshotKeeper
 from detector.events.spec import applies_to
 from detector.events.stage import EventStage
+from detector.events.webhook import WebhookSink
 from detector.labels import LabelMap
 from detector.types import SourceInfo
 
@@ -99,27 +104,17 @@ def open_events(
     if run_dir is None and (ev.snapshots or ev.clips is not None):
         log.warning("events.snapshots and events.clips need a run folder: off in a stream")
     if run_dir is not None and ev.jsonl is not False:
-        from detector.events.jsonl import EVENTS_JSONL, EventJsonl
-
         sinks.append(stack.enter_context(closing(EventJsonl(run_dir / EVENTS_JSONL))))
     if ev.mqtt is not None:
-        from detector.events.mqtt import MqttSink
-
         sinks.append(stack.enter_context(closing(MqttSink(ev.mqtt, name, ev.queue_size))))
     if ev.webhook is not None:
-        from detector.events.webhook import WebhookSink
-
         sinks.append(stack.enter_context(closing(WebhookSink(ev.webhook, ev.queue_size))))
     clips = snapshots = None
     keep = ev.clips
     if keep is not None and run_dir is not None:
-        from detector.events.clips import CLIPS_DIR, ClipRecorder
-
         recorder = ClipRecorder(run_dir / CLIPS_DIR, name, keep, info.fps, info.live)
         clips = stack.enter_context(closing(recorder))
     if ev.snapshots and run_dir is not None:
-        from detector.events.snapshots import SNAPSHOTS_DIR, SnapshotKeeper
-
         age, size = (keep.max_age_h, keep.max_size_mb) if keep is not None else (None, None)
         keeper = SnapshotKeeper(run_dir / SNAPSHOTS_DIR, name, labels, 8, age, size)
         snapshots = stack.enter_context(closing(keeper))

@@ -19,7 +19,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+
 from detector.errors import CheckpointError
+from detector.model.formats import detect_format
+from detector.model.session import import_tf
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +86,6 @@ class CheckpointState:
 @cache
 def _state_message_class() -> Any:
     """The ``tensorflow.CheckpointState`` message, built here so TF need not be imported."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     fdp = descriptor_pb2.FileDescriptorProto(
         name="detector_checkpoint_state.proto", package="tensorflow", syntax="proto3"
@@ -147,7 +150,6 @@ def read_state_file(folder: str | Path) -> CheckpointState | None:
     Raises:
         CheckpointError: The state file exists but is not a CheckpointState text proto.
     """
-    from google.protobuf import text_format
 
     folder = Path(folder)
     path = folder / STATE_FILE
@@ -206,7 +208,6 @@ def repair_state_file(folder: str | Path) -> list[tuple[str, str]]:
     Raises:
         CheckpointError: No state file, or a recorded checkpoint has no local copy.
     """
-    from google.protobuf import text_format
 
     folder = Path(folder)
     state_path = folder / STATE_FILE
@@ -271,8 +272,6 @@ def _meta_for(prefix: Path) -> Path | None:
 
 
 def _is_frozen_graph(path: Path) -> bool:
-    from detector.model.formats import detect_format
-
     try:
         return detect_format(path) in ("frozen_pb", "pbtxt")
     except Exception:
@@ -430,7 +429,6 @@ def _missing_index(prefix: Path) -> None:
 
 def open_reader(prefix: str | Path) -> Any:
     """``tf.train.load_checkpoint(prefix)``, with a named error when the files are unreadable."""
-    from detector.model.session import import_tf
 
     tf = import_tf()
     try:

@@ -23,11 +23,19 @@ from typing import Any
 import numpy as np
 
 from detector.errors import CheckpointError, ModelError
+from detector.model.checkpoints import resolve_checkpoint
+from detector.model.formats import detect_format, detect_graph_kind, is_text_meta
+from detector.model.graph_variables import meta_from_graph_def
+from detector.model.objckpt import no_graph_error
 from detector.model.outputs import (
     choose_outputs,
     collection_outputs,
     trainable_names,
 )
+from detector.model.restore import restore_variables
+from detector.model.safety import check_graph_def, check_meta_graph, check_saved_model
+from detector.model.saved_model_restore import frozen_signature, uninitialised
+from detector.model.session import import_tf, visible_gpus
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +50,6 @@ def tf_module() -> Any:
     log, and TensorFlow's own Python warnings (deprecations of the ``compat.v1`` API) are
     kept out of the output.
     """
-    from detector.model.session import import_tf, visible_gpus
 
     tf = import_tf()
     visible_gpus()
@@ -91,7 +98,6 @@ def parse_meta_graph(path: str | Path) -> Any:
     Raises:
         CheckpointError: Unreadable, truncated or not a MetaGraphDef.
     """
-    from detector.model.formats import is_text_meta
 
     tf = tf_module()
     path = Path(path)
@@ -130,7 +136,6 @@ def read_graph_def(
         ModelError: Unreadable, truncated or not a GraphDef.
         UnsafeGraphError: Ops outside the allowlist (unless ``allow_unsafe_ops``).
     """
-    from detector.model.safety import check_graph_def
 
     graph_def = parse_graph_def(path, fmt)
     check_graph_def(graph_def, what=str(path), allow_unsafe_ops=allow_unsafe_ops)
@@ -144,7 +149,6 @@ def read_meta_graph(path: str | Path, *, allow_unsafe_ops: bool = False) -> Any:
         CheckpointError: Unreadable, truncated or not a MetaGraphDef.
         UnsafeGraphError: Ops outside the allowlist (unless ``allow_unsafe_ops``).
     """
-    from detector.model.safety import check_meta_graph
 
     meta = parse_meta_graph(path)
     check_meta_graph(meta, what=str(path), allow_unsafe_ops=allow_unsafe_ops)
@@ -153,7 +157,6 @@ def read_meta_graph(path: str | Path, *, allow_unsafe_ops: bool = False) -> Any:
 
 def read_saved_model(path: str | Path, *, allow_unsafe_ops: bool = False) -> Any:
     """Parse ``saved_model.pb`` once, check it, and return the SavedModel proto."""
-    from detector.model.safety import check_saved_model
 
     return check_saved_model(Path(path), allow_unsafe_ops=allow_unsafe_ops)
 
@@ -217,7 +220,6 @@ def restore_checkpoint(
 
     The session is closed if restoring fails.
     """
-    from detector.model.restore import restore_variables
 
     try:
         missing = restore_variables(session, variables, prefix, init_missing=init_missing)
@@ -240,7 +242,6 @@ def load_saved_model_into(session: Any, meta: Any, path: str | Path) -> list[str
         The variables the signatures read that the loader left uninitialised (a Keras 3
         model written by ``tf.saved_model.save``); see :mod:`.saved_model_restore`.
     """
-    from detector.model.saved_model_restore import uninitialised
 
     tf = tf_module()
     try:
@@ -312,19 +313,12 @@ def _load_checkpoint(
     init_missing: bool = False,
     graph: Path | None = None,
 ) -> LoadedGraph:
-    from detector.model.checkpoints import resolve_checkpoint
-
     ref = resolve_checkpoint(path)
     meta_path = graph or ref.meta
     if meta_path is None:
-        from detector.model.objckpt import no_graph_error
-
         raise no_graph_error(ref.prefix)
-    from detector.model.formats import detect_graph_kind
 
     if graph is not None and detect_graph_kind(graph) != "meta":
-        from detector.model.graph_variables import meta_from_graph_def
-
         meta = meta_from_graph_def(
             read_graph_def(graph, detect_graph_kind(graph), allow_unsafe_ops=allow_unsafe_ops)
         )
@@ -383,7 +377,6 @@ def _load_through_objects(
     path: Path, signature: str, new_session: SessionFactory, left: list[str]
 ) -> LoadedGraph:
     """A SavedModel the graph loader cannot restore, frozen through ``tf.saved_model.load``."""
-    from detector.model.saved_model_restore import frozen_signature
 
     graph_def, inputs, outputs = frozen_signature(path, signature, left)
     log.info(
@@ -426,7 +419,6 @@ def load_graph(
     Raises:
         ModelError, CheckpointError, UnsafeGraphError: What is wrong and what to do.
     """
-    from detector.model.formats import detect_format
 
     tf = tf_module()
     if new_session is None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.errors import CheckpointError, ModelError
+from detector.model.checkpoints import open_reader
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -107,7 +108,6 @@ def find_entry(entries: list[CheckpointEntry], wanted: str, what: str) -> Checkp
 
 def no_graph_error(prefix: Path) -> CheckpointError:
     """The error for a checkpoint with no graph: object-based ones need their model's code."""
-    from detector.model.checkpoints import open_reader
 
     if is_object_based(open_reader(prefix).get_variable_to_shape_map()):
         return CheckpointError(

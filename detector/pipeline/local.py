@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any, TextIO
 
 from detector.config import Config, ModelConfig, parse_address
+from detector.engine import Engine
 from detector.errors import SourceError
 from detector.events.setup import engine_threshold
 from detector.labels import LabelMap
@@ -67,7 +68,6 @@ def _engine(prelude: Prelude, model: Any, track: TrackSettings | None) -> Any:
     """The app's ``Engine``; with ByteTrack the threshold is lower (it takes the low-score
     detections too; the tracker decides what is shown), and lower still for a per-class
     floor (``detect.thresholds``; the filter in front of the tracker restores each class's)."""
-    from detector.engine import Engine
 
     dc = prelude.config.detect
     threshold = model_threshold(prelude.config, prelude.labels, track)

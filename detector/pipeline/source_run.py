@@ -24,6 +24,8 @@ from detector.outputs.record import RunRecord
 from detector.pipeline.render import Renderer, RenderOptions
 from detector.pipeline.signals import StopSignals
 from detector.pipeline.stages import PipelineOptions, run_pipeline
+from detector.track import TrackStage
+from detector.track.association import require_trackers
 from detector.track.settings import TrackSettings
 from detector.types import RunStats
 
@@ -189,7 +191,6 @@ def track_settings(config: Config) -> TrackSettings | None:
         kind = "bytetrack"
     if kind == "none":
         return None
-    from detector.track.association import require_trackers
 
     settings = TrackSettings(
         kind,
@@ -222,8 +223,6 @@ def _stages(
 ) -> tuple[Any, Any, Any]:
     stage = None
     if track is not None:
-        from detector.track import TrackStage
-
         stage = TrackStage(track, info, detect_every=config.detect.detect_every)
         consume = stage.wrap(consume)
         log.info(

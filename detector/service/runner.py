@@ -17,9 +17,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from detector.config import Config
+from detector.config import Config, load_config
 from detector.engine import Engine
 from detector.labels import LabelMap, load_label_map
+from detector.model.loader import require_model_path
 from detector.model.options import ModelOptions
 from detector.outputs import make_run_dir
 from detector.outputs.web import Hub, WebServer, access_from
@@ -75,8 +76,6 @@ class Service:
         return self
 
     def _start(self) -> None:
-        from detector.model.loader import require_model_path
-
         config, mc, dc, sc = self.config, self.config.model, self.config.detect, self.config.serve
         access = access_from(sc)  # a missing token file fails before the model loads
         server = WebServer(
@@ -175,7 +174,6 @@ def serve(
     Returns:
         The service (closed already when ``block``).
     """
-    from detector.config import load_config
 
     service = Service(config or load_config(None), host, port, sources=sources).start()
     if block:

@@ -13,6 +13,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from detector.tflite.reader import read_tflite
+
 _SHOWN = 16  # per-channel parameters listed in full up to this many
 
 
@@ -66,7 +68,6 @@ def describe_tensor(model: Any, index: int) -> dict[str, Any]:
 def inspect_tflite(path: Path, *, all_tensors: bool = False) -> dict[str, Any]:
     """A ``.tflite``: version, inputs and outputs with quantization, op histogram by schema
     name, parameters; every tensor with ``all_tensors``."""
-    from detector.tflite.reader import read_tflite
 
     model = read_tflite(path)
     info: dict[str, Any] = {

@@ -21,8 +21,14 @@ from typing import Any
 import numpy as np
 
 from detector.errors import CheckpointError, ModelError
-from detector.model.graphfile import tf_module
+from detector.model.checkpoints import open_reader, resolve_checkpoint
+from detector.model.formats import detect_format
+from detector.model.graphfile import load_graph, read_graph_def, tf_module
+from detector.model.objckpt import checkpoint_entries
+from detector.model.sizes import tensor_array
 from detector.tools.attribution import attribute_constants, weight_name
+from detector.tools.freeze import freeze_loaded, sidecar_path
+from detector.tools.keras_inspect import keras_weights
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +36,6 @@ log = logging.getLogger(__name__)
 def _frozen_weights(
     path: Path, fmt: str, allow_unsafe_ops: bool
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    from detector.model.graphfile import read_graph_def
-    from detector.model.sizes import tensor_array
-    from detector.tools.freeze import sidecar_path
-
     graph_def = read_graph_def(path, fmt, allow_unsafe_ops=allow_unsafe_ops)
     found = attribute_constants(graph_def, sidecar_path(path))
     consts = {n.name: n for n in graph_def.node if n.op == "Const"}
@@ -56,8 +58,6 @@ def _checkpoint_weights(path: Path) -> tuple[dict[str, np.ndarray], dict[str, An
     """Every tensor of a checkpoint, scalars included (object-based ones by variable name;
     a variable stored under two object paths, as SavedModels do, once); strings cannot go
     into an ``.npz`` without pickle and are listed as skipped."""
-    from detector.model.checkpoints import open_reader, resolve_checkpoint
-    from detector.model.objckpt import checkpoint_entries
 
     ref = resolve_checkpoint(path)
     reader = open_reader(ref.prefix)
@@ -111,7 +111,6 @@ def read_weights_report(
     path: str | Path, *, allow_unsafe_ops: bool = False
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """:func:`read_weights` and what it found: counts per kind, skipped and unattributed."""
-    from detector.model.formats import detect_format
 
     path = Path(path)
     fmt = detect_format(path)
@@ -121,16 +120,10 @@ def read_weights_report(
     elif fmt in ("checkpoint", "meta"):
         weights, details = _checkpoint_weights(path)
     elif fmt in ("keras", "keras_weights"):
-        from detector.tools.keras_inspect import keras_weights
-
         weights, details = keras_weights(path, fmt)
     elif fmt == "saved_model" and (path / "variables" / "variables.index").is_file():
         weights, details = _checkpoint_weights(path / "variables" / "variables")
     elif fmt == "saved_model":
-        from detector.model.graphfile import load_graph
-        from detector.model.sizes import tensor_array
-        from detector.tools.freeze import freeze_loaded
-
         with load_graph(path, allow_unsafe_ops=allow_unsafe_ops) as loaded:
             result = freeze_loaded(loaded, verify=False, what=str(path))
         consts = {n.name: n for n in result.graph_def.node}

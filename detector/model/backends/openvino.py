@@ -45,6 +45,10 @@ from detector.model.backends.ovmodel import NumpyPost, OpenVinoModel, TfPost, ou
 from detector.model.backends.ssd_graph import Unsupported, post_roles, read_ssd_post
 from detector.model.backends.ssd_post import SsdPostprocess
 from detector.model.formats import detect_format
+from detector.model.graphfile import import_graph_def, read_graph_def, tensor_name
+from detector.model.loader import TensorNames
+from detector.model.session import cpu_has_bf16
+from detector.model.split import find_split, split_graph_defs
 from detector.paths import SAMPLES_DIR
 
 log = logging.getLogger(__name__)
@@ -62,7 +66,6 @@ def resolve_precision(precision: str) -> str:
     Raises:
         ConfigError: Not one of ``auto``, ``fp32``, ``bf16``, ``int8``.
     """
-    from detector.model.session import cpu_has_bf16
 
     if precision not in ("auto", "fp32", "bf16", "int8"):
         raise ConfigError(
@@ -115,9 +118,6 @@ def prepare_graph(
         ModelError: Not a readable frozen graph, or no network / post-processing cut.
         UnsafeGraphError: The graph holds ops outside the allowlist.
     """
-    from detector.model.graphfile import import_graph_def, read_graph_def, tensor_name
-    from detector.model.loader import TensorNames
-    from detector.model.split import find_split, split_graph_defs
 
     path = Path(path)
     names = tensors if tensors is not None else TensorNames()
@@ -212,8 +212,6 @@ def compile_config(precision: str, streams: int, threads_per_stream: int) -> dic
 
 def tensor_names(tensors: Any) -> dict[str, Any]:
     """The input and output tensor names a graph is read with (``None``: the TF OD API's)."""
-    from detector.model.graphfile import tensor_name
-    from detector.model.loader import TensorNames
 
     names = tensors if tensors is not None else TensorNames()
     return {
