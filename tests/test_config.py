@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from detector.config import CONFIGS_DIR, DEFAULT_CONFIG, KEYS, Config, load_config
+from detector.config import KEYS, Config, load_config
 from detector.errors import ConfigError
-from detector.paths import PROJECT_ROOT
+from detector.paths import CONFIGS_DIR, DEFAULT_CONFIG, PROJECT_ROOT
 
 
 def write(tmp_path: Path, text: str, name: str = "c.yml") -> Path:
