@@ -38,6 +38,7 @@ _LAZY = {
     "ConfigError": "detector.errors",
     "ModelError": "detector.errors",
     "SourceError": "detector.errors",
+    "serve": "detector.service",  # the detection service (FastAPI, loaded on first use)
 }
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "__version__",
     "load_config",
     "run",
+    "serve",
 ]
 
 if TYPE_CHECKING:

@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 from collections.abc import Generator, Iterator
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -29,8 +30,15 @@ from detector.app import (
     track_settings,
 )
 from detector.config import Config, keyword_overrides, load_config
+from detector.engine import Engine
 from detector.errors import ConfigError, SourceError
+from detector.events.collect import EventCollector
+from detector.events.setup import open_events
+from detector.imagefiles import read_image
 from detector.labels import LabelMap, load_label_map
+from detector.model.backends import check_backend
+from detector.model.loader import require_model_path
+from detector.paths import display_path
 from detector.pipeline.channel import Channel, Closed
 from detector.pipeline.stages import PipelineOptions, inference_workers, run_pipeline
 from detector.sources import Source, open_source
@@ -85,10 +93,6 @@ class Detector:
         config: PathLike | None = None,
         **settings: object,
     ) -> None:
-        from detector.engine import Engine  # OpenCV: loaded with the model, not at import
-        from detector.model.backends import check_backend
-        from detector.model.loader import require_model_path
-
         given = dict(
             model=model, labels=labels, backend=backend, threshold=threshold, classes=classes
         )
@@ -168,10 +172,13 @@ class Detector:
             buffer: Results that may wait for the caller (at least 1).
             **settings: Other ``source``, ``detect`` and ``run`` keys (``reconnect=3``,
                 ``stall_timeout_s=5``, ``track_motion="kalman"``, ...), and ``workers``
-                (inference threads for files: frames in flight).
+                (inference threads for files: frames in flight); ``zones`` and ``lines``
+                (as in a config, tracking switches on) and ``events`` keys (``mqtt=...``).
 
         Returns:
-            An iterator of ``FrameResult`` and a context manager; ``.stats`` after the end.
+            An iterator of ``FrameResult`` and a context manager; ``.events()`` iterates the
+            events of its tracked objects instead; ``.stats`` after the end (with
+            ``counts`` when zones or lines were given).
 
         Raises:
             ConfigError: A bad setting, a model setting (fixed when the detector was made),
@@ -225,7 +232,6 @@ class Detector:
 
     def _engine_for(self, config: Config) -> Engine:
         """The engine a stream runs (ByteTrack also takes low scores) and its tracker settings."""
-        from detector.engine import Engine
 
         settings = track_settings(config)
         threshold = model_threshold(config, self.label_map, settings)
@@ -233,11 +239,13 @@ class Detector:
 
 
 class _Outcome:
-    """What the pipeline thread leaves behind: its numbers, or the error it ended with."""
+    """What the pipeline thread leaves behind: its numbers, or the error it ended with; and
+    the events of the stream's objects as they come."""
 
     def __init__(self) -> None:
         self.stats: RunStats | None = None
         self.error: BaseException | None = None
+        self.events = EventCollector()
 
 
 class ResultStream:
@@ -262,6 +270,13 @@ class ResultStream:
 
     def __iter__(self) -> Iterator[FrameResult]:
         return self
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """Read the stream to its end, yielding each event of its tracked objects as it comes
+        (``new``, ``enter``, ``cross``, ..., ``end``: the dicts ``events.jsonl`` holds)."""
+        for _ in self:
+            yield from self._outcome.events.drain()
+        yield from self._outcome.events.drain()  # the ends of the objects still in view
 
     def __next__(self) -> FrameResult:
         return next(self._results)
@@ -315,15 +330,22 @@ def _results(
         return out.put(named) and not halt.is_set()
 
     who = (str(info.kind), 0, info.uri)  # a stream is its run's only source
-    consume, _, _ = analysis_stages(config, labels, info, hand_over, who)
+    sinks = ExitStack()  # MQTT / webhook when configured: closed when the stream ends
+    events = open_events(config, None, labels, info, sinks, source=who, extra=[outcome.events])
+    assert events is not None
+    consume, _, _ = analysis_stages(config, labels, info, events.wrap(hand_over), who)
 
     def work() -> None:
         try:
-            outcome.stats = run_pipeline(source, engine, consume, options, stop=halt)
+            stats = run_pipeline(source, engine, consume, options, stop=halt)
+            events.finish()  # the objects still in view end with the stream
+            counts = events.counts() if events.zones or events.lines else None
+            outcome.stats = replace(stats, counts=counts)
         except BaseException as exc:
             outcome.error = exc
         finally:
             out.close()
+            sinks.close()
 
     thread = threading.Thread(target=work, name="detector-stream", daemon=True)
     thread.start()
@@ -369,9 +391,6 @@ def _as_bgr(image: ImageLike) -> np.ndarray:
     import cv2
 
     if not isinstance(image, np.ndarray):
-        from detector.imagefiles import read_image
-        from detector.paths import display_path
-
         path = Path(os.fspath(image))
         bgr, reason = read_image(path)
         if bgr is None:

@@ -336,9 +336,9 @@ class OutputConfig:
         "serve",
         null=True,
         flag=Flag(
-            "serve a live page of every source at http://HOST:PORT/, with the detection "
-            "API, /healthz, /readyz and /metrics (HOST 127.0.0.1 unless given; beyond it an API "
-            "token is required: serve.token, --token-file or DETECTOR_API_TOKEN)",
+            "serve a live page of every source at http://HOST:PORT/, with /healthz, /readyz "
+            "and /metrics (HOST 127.0.0.1 unless given; beyond it an API token is required: "
+            "serve.token, --token-file or DETECTOR_API_TOKEN)",
             OUTPUTS,
             metavar="[HOST:]PORT",
         ),
@@ -506,7 +506,7 @@ def key_for(name: str) -> str:
         ConfigError: No such key (with the closest name as a hint).
     """
     name = RENAMED.get(name, name)
-    if name in KEYS:
+    if name in KEYS or name in LISTS:  # LISTS: zones, lines
         return name
     if name in ALIASES:
         return ALIASES[name]

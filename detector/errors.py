@@ -2,15 +2,25 @@
 
 Each error carries the process exit code the CLI uses for it (1 runtime, 2 usage or
 config). Errors also subclass the builtin they resemble, so callers that only know
-Python's own exceptions still catch them (``SourceError`` is an ``OSError``).
+Python's own exceptions still catch them (``SourceError`` is an ``OSError``). What users
+read never shows a password: :func:`redact` is the one mask, for logs, names and records.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from detector.types import RunStats
+
+
+_CREDENTIALS = re.compile(r"(://[^/:@\s]+):[^/@\s]*@")
+
+
+def redact(text: str) -> str:
+    """``scheme://user:password@host`` → ``scheme://user:***@host`` (for logs, names, files)."""
+    return _CREDENTIALS.sub(r"\1:***@", text)
 
 
 class DetectorError(Exception):

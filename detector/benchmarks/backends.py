@@ -14,7 +14,9 @@ uint8 ``.tflite``, is measured the same way in the same run.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
 import statistics
 import sys
@@ -29,10 +31,23 @@ from typing import Any
 import cv2
 import numpy as np
 
+from detector.benchmarks import fastpath, media, throughput
 from detector.benchmarks.backends_report import goals
+from detector.benchmarks.media import decode_frames
+from detector.benchmarks.memory import pipeline_rss
+from detector.benchmarks.model_speed import latency_ms
+from detector.benchmarks.parts import ModelSettings, engine, labels_for
 from detector.benchmarks.system import Span, median_run, rate
 from detector.benchmarks.worker import run_in_worker
 from detector.config import DEFAULT_THRESHOLD
+from detector.errors import DetectorError
+from detector.model.backends import load_backend_model, openvino_available
+from detector.model.backends.ircache import cache_root, int8_report_path, ir_path
+from detector.model.backends.openvino import prepare_graph
+from detector.model.backends.parity import Found, compare_found, detect_all
+from detector.model.backends.quantize import QuantizationRefused, quantize, read_images
+from detector.model.loader import load_model
+from detector.tflite.reference import TfliteReference
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +69,6 @@ def single(
     fn: Callable[[np.ndarray], Any], frames: Sequence[np.ndarray], warmup: int, repeats: int
 ) -> dict[str, Any]:
     """One caller: p50 ms per frame and frames/s of ``fn(frame)`` over ``frames``."""
-    from detector.benchmarks.model_speed import latency_ms
 
     return dict(latency_ms(fn, frames, warmup, repeats))
 
@@ -109,8 +123,6 @@ def _one_flight(
 def _load(
     backend: str, precision: str, model: Path, workers: int, threads: int, cache_dir: Path
 ) -> Any:
-    from detector.model.backends import load_backend_model
-
     return load_backend_model(
         backend,
         model,
@@ -126,7 +138,6 @@ def _load(
 def measure(a: BackendRun) -> dict[str, Any]:
     """One backend configuration in this process."""
     t0 = time.perf_counter()
-    from detector.benchmarks.media import decode_frames
 
     model = _load(a.backend, a.precision, a.model, a.workers, a.threads, a.cache_dir)
     frames = decode_frames(a.video, a.frames)
@@ -145,8 +156,6 @@ def measure(a: BackendRun) -> dict[str, Any]:
         if a.mode == "startup":
             return out
         if a.mode == "rss":
-            from detector.benchmarks.memory import pipeline_rss
-
             return out | pipeline_rss(model, frames, a.model, a.labels, a.rss_frames, a.workers)
         warm = min(a.warmup, max(1, len(frames) // 4))
         post_ms: list[float] = []
@@ -164,9 +173,6 @@ def measure(a: BackendRun) -> dict[str, Any]:
         out["in_flight_2"] = in_flight([fn, fn], frames, warm, a.repeats)
         out["pipeline"] = _pipeline(model, a, warm)
         if a.photos is not None:
-            from detector.model.backends.parity import detect_all
-            from detector.model.backends.quantize import read_images
-
             found = detect_all(model, read_images(a.photos), a.threshold)
             out["photos"] = [f.to_dict() for f in found]
         return out
@@ -175,9 +181,6 @@ def measure(a: BackendRun) -> dict[str, Any]:
 
 
 def _pipeline(model: Any, a: BackendRun, warm: int) -> dict[str, Any]:
-    from detector.benchmarks import media, throughput
-    from detector.benchmarks.parts import ModelSettings, engine, labels_for
-
     settings = ModelSettings(path=a.model, labels=a.labels, threshold=a.threshold)
     video = media.probe(a.video, None)
     tmp = Path(tempfile.mkdtemp(prefix="detector-bench-backend-"))
@@ -252,16 +255,10 @@ def _ensure_int8(
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
     """A quantized model that passed the gate in ``cache_dir`` (made here when missing)."""
-    from detector.errors import DetectorError
-    from detector.model.backends.ircache import cache_root, int8_report_path, ir_path
-    from detector.model.backends.openvino import prepare_graph
-    from detector.model.backends.quantize import QuantizationRefused, quantize
 
     prep = prepare_graph(model)
     report = int8_report_path(ir_path(cache_root(prep.path, cache_dir), prep, "int8"))
     if report.is_file():
-        import json
-
         doc: dict[str, Any] = json.loads(report.read_text())
         return {"made": False, **doc}
     if photos is None:
@@ -287,8 +284,6 @@ def _peer(
     """LiteRT + XNNPACK on the original ``.tflite``: 1 thread, 2 threads, 2 in flight."""
     if tflite is None or not Path(tflite).exists():
         return {"error": f"no .tflite at {tflite}"}
-    from detector.benchmarks.media import decode_frames
-    from detector.tflite.reference import TfliteReference
 
     bgr = decode_frames(video, frames)
     warm = min(warmup, max(1, len(bgr) // 4))
@@ -330,8 +325,6 @@ def backend_rows(
     ``only`` names the rows to measure (default: all of ``ROWS``); ``streams_seconds`` 0
     leaves the many-camera trials out.
     """
-    from detector.benchmarks import fastpath
-    from detector.model.backends import openvino_available
 
     t_start = time.perf_counter()
     cache = Path(cache_dir) / "openvino"
@@ -398,16 +391,11 @@ def _interleaved(
 
 
 def _loadavg() -> float | None:
-    import os
-
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
 def _reference(model: Path, photos: Path, threshold: float) -> list[Any]:
     """The TF graph in float32 on the photos: what every backend is compared with."""
-    from detector.model.backends.parity import detect_all
-    from detector.model.backends.quantize import read_images
-    from detector.model.loader import load_model
 
     with load_model(model, device="cpu", precision="fp32") as ref:
         return detect_all(ref, read_images(photos), threshold)
@@ -416,8 +404,6 @@ def _reference(model: Path, photos: Path, threshold: float) -> list[Any]:
 def _row(
     modes: dict[str, list[dict[str, Any]]], reference: list[Any] | None, threshold: float
 ) -> dict[str, Any]:
-    from detector.model.backends.parity import Found, compare_found
-
     row: dict[str, Any] = {}
     errors = [r["error"] for rs in modes.values() for r in rs if "error" in r]
     if errors:

@@ -17,7 +17,9 @@ from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
+import psutil
 
 from detector.draw import annotate
 from detector.events.clips import ClipRecorder
@@ -95,14 +97,11 @@ def stage_cost(frames: int = 600, objects: int = 20) -> dict[str, Any]:
 
 
 def _rss_mb() -> float:
-    import psutil
-
     return float(psutil.Process(os.getpid()).memory_info().rss) / 2**20
 
 
 def clip_memory(frames: int = 900, every_s: float = 10.0) -> dict[str, Any]:
     """RSS while 1080p frames go to the clip recorder at ``FPS``, an event every ``every_s``."""
-    import cv2
 
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 255, (SIZE[1] // 8, SIZE[0] // 8, 3), dtype=np.uint8)

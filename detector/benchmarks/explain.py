@@ -21,7 +21,16 @@ import numpy as np
 
 from detector.config import DEFAULT_THRESHOLD
 from detector.explain import METHODS
-from detector.explain.explainer import ExplainOptions, Explanation, explain_image
+from detector.explain.explainer import (
+    ExplainOptions,
+    Explanation,
+    explain_image,
+    open_images,
+    read_images,
+    write_overlays,
+)
+from detector.explain.model import ExplainModel
+from detector.labels import load_label_map
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +44,6 @@ def explain_bench(
     overlays: Path | None = None,
 ) -> dict[str, Any]:
     """Run every method on every kept detection of the photos; return the measurements."""
-    from detector.explain.explainer import open_images, read_images, write_overlays
-    from detector.explain.model import ExplainModel
-    from detector.labels import load_label_map
 
     labels = load_label_map(labels_path) if labels_path else None
     options = ExplainOptions(methods=METHODS, threshold=threshold, write_png=False)

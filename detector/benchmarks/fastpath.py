@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from detector.benchmarks.postprocess import post_worker
+from detector.benchmarks.streams import streams_worker
 from detector.benchmarks.worker import run_in_worker
 
 #: Rows whose memory after a long run is measured (a pipeline run each).
@@ -40,7 +42,6 @@ def post(
     model: Path, video: Path, frames: int, threshold: float, progress: Callable[[str], None]
 ) -> dict[str, Any]:
     """The post-processing's ms a frame, TF's graph and NumPy's (in a worker)."""
-    from detector.benchmarks.postprocess import post_worker
 
     progress("backends: post-processing, TF vs NumPy")
     return run_in_worker(
@@ -57,7 +58,6 @@ def streams(
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
     """The many-camera trials, tf and the default backend, each in a worker of its own."""
-    from detector.benchmarks.streams import streams_worker
 
     out: dict[str, Any] = {}
     for name, backend in (("tf", "tf"), ("default", "auto")):

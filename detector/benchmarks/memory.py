@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 from detector.benchmarks.media import decode_frames
 from detector.benchmarks.parts import ModelSettings, Outputs, engine, labels_for, load
 from detector.benchmarks.system import rss_mb
+from detector.pipeline.stages import PipelineOptions, run_pipeline
 from detector.sources.memory import FrameListSource
 from detector.types import FrameResult
 
@@ -29,7 +31,6 @@ def memory_growth(
     out_dir: Path,
 ) -> dict[str, Any]:
     """RSS (MB) after ``first`` and after ``last`` frames of one pipeline run with outputs."""
-    from detector.pipeline.stages import PipelineOptions, run_pipeline
 
     marks: dict[int, float] = {}
 
@@ -103,7 +104,6 @@ def pipeline_rss(
     workers: int,
 ) -> dict[str, Any]:
     """RSS after ``count`` frames of the pipeline with its outputs, and whether TF got loaded."""
-    import sys
 
     settings = ModelSettings(path=path, labels=labels)
     with tempfile.TemporaryDirectory(prefix="detector-bench-rss-") as tmp:

@@ -22,6 +22,8 @@ from detector.benchmarks.media import decode_frames
 from detector.benchmarks.parts import rgb_batch
 from detector.benchmarks.system import Span, median_run, rate
 from detector.benchmarks.worker import run_in_worker
+from detector.model.loader import load_model
+from detector.tflite.reference import TfliteReference
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,6 @@ def tflite(
     path: Path, frames_bgr: Sequence[np.ndarray], threads: int, warmup: int, repeats: int
 ) -> dict[str, float]:
     """TFLite per-frame cost with pre-processing, and ``invoke`` alone, at ``threads``."""
-    from detector.tflite.reference import TfliteReference
 
     runner = TfliteReference(path, threads)
     out = latency_ms(
@@ -140,7 +141,6 @@ def session_worker(
     precision: str,
 ) -> dict[str, Any]:
     """Worker task: ``bare_model`` numbers for one session configuration."""
-    from detector.model.loader import load_model
 
     rgb = [rgb_batch(f) for f in decode_frames(Path(video), frames)]
     with load_model(

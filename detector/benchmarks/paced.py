@@ -18,6 +18,7 @@ import numpy as np
 
 from detector.benchmarks.parts import Outputs
 from detector.benchmarks.system import percentile
+from detector.pipeline.stages import PipelineOptions, run_pipeline
 from detector.sources.base import PacedSource
 from detector.sources.memory import FrameListSource
 from detector.types import FrameResult
@@ -78,7 +79,6 @@ class PacedRun:
 
 def paced_run(pace: Pace, out_dir: Path, *, web_feed: Any = None) -> PacedRun:
     """One paced run through the pipeline and outputs; ``out_dir`` is removed after."""
-    from detector.pipeline.stages import PipelineOptions, run_pipeline
 
     fps, warmup = pace.fps, pace.warmup
     source = PacedSource(FrameListSource(pace.frames, pace.count, fps, PACED_URI), fps)

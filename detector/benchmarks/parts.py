@@ -15,8 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from detector.config import DEFAULT_THRESHOLD
-from detector.types import Detections, Frame, FrameResult
+from detector.config import DEFAULT_THRESHOLD, OutputConfig
+from detector.engine import Engine
+from detector.labels import LabelMap, load_label_map
+from detector.model.loader import load_model
+from detector.outputs import open_outputs
+from detector.pipeline.render import Renderer, RenderOptions
+from detector.types import Detections, Frame, FrameResult, SourceInfo, SourceKind
 
 if TYPE_CHECKING:
     from detector.config import Config
@@ -70,7 +75,6 @@ class ModelSettings:
 
 def load(settings: ModelSettings, **overrides: Any) -> Any:
     """Load the model through the app's loader (``detector.model.loader.load_model``)."""
-    from detector.model.loader import load_model
 
     kwargs: dict[str, Any] = {
         "device": "auto",
@@ -85,14 +89,12 @@ def load(settings: ModelSettings, **overrides: Any) -> Any:
 
 def engine(model: Any, settings: ModelSettings) -> Callable[[Frame], tuple[Detections, float]]:
     """The app's ``Engine`` around ``model`` (all classes, the bench's threshold)."""
-    from detector.engine import Engine
 
     return Engine(model, settings.threshold, None, settings.max_boxes)
 
 
 def labels_for(settings: ModelSettings) -> Any:
     """The label map of ``settings`` (an empty one when no file is given)."""
-    from detector.labels import LabelMap, load_label_map
 
     if settings.labels is not None and Path(settings.labels).exists():
         return load_label_map(settings.labels)
@@ -122,11 +124,6 @@ class Outputs:
         on_output: Callable[[FrameResult], None] | None = None,
         web_feed: Any = None,
     ) -> None:
-        from detector.config import OutputConfig
-        from detector.outputs import open_outputs
-        from detector.pipeline.render import Renderer, RenderOptions
-        from detector.types import SourceInfo, SourceKind
-
         out_dir.mkdir(parents=True, exist_ok=True)
         self._stack = ExitStack()
         info = SourceInfo(source_uri, SourceKind.VIDEO, False, fps=fps)

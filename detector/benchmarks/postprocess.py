@@ -19,19 +19,20 @@ from typing import Any
 import cv2
 import numpy as np
 
+from detector.benchmarks.media import decode_frames
+from detector.model.backends.ircache import ir_path, save_ir
+from detector.model.backends.openvino import convert_network, network_outputs, prepare_graph
+from detector.model.backends.ovmodel import TfPost
+from detector.model.backends.ssd_graph import (
+    Unsupported,
+    compare_outputs,
+    post_roles,
+    read_ssd_post,
+)
+
 
 def post_timing(model: Path, video: Path, frames: int, threshold: float) -> dict[str, Any]:
     """Median ms a frame of each post-processing, and how many frames agree with TF's."""
-    from detector.benchmarks.media import decode_frames
-    from detector.model.backends.ircache import ir_path, save_ir
-    from detector.model.backends.openvino import convert_network, network_outputs, prepare_graph
-    from detector.model.backends.ovmodel import TfPost
-    from detector.model.backends.ssd_graph import (
-        Unsupported,
-        compare_outputs,
-        post_roles,
-        read_ssd_post,
-    )
 
     prep = prepare_graph(model)
     with tempfile.TemporaryDirectory(prefix="detector-bench-post-") as tmp:

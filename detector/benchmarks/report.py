@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from detector.benchmarks.backends_report import format_backends
+from detector.benchmarks.ray_engine import format_lines
 from detector.benchmarks.sections import section_lines
 
 # (name, what, goal, higher_is_better)
@@ -175,13 +177,9 @@ def format_table(results: dict[str, Any]) -> str:
     lines += _live_lines(results)
     lines += _memory_split_lines(results)
     if results.get("ray_engine"):
-        from detector.benchmarks.ray_engine import format_lines
-
         lines += format_lines(results["ray_engine"])
     lines.extend(format_tracking(results.get("track")))
     if results.get("backends"):
-        from detector.benchmarks.backends_report import format_backends
-
         lines.append(format_backends(results["backends"]))
     lines.extend(section_lines(results))
     if results.get("targets"):

@@ -18,6 +18,7 @@ from detector.benchmarks import media
 from detector.benchmarks.parts import ModelSettings, engine, labels_for, load, rgb_batch
 from detector.benchmarks.sections import REGISTRY, Bench, BenchOptions, Job, VideoRun
 from detector.benchmarks.system import machine_info, median_run
+from detector.types import Frame
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +129,6 @@ def _once(bench: Bench, sections: list[Any], results: dict[str, Any]) -> None:
 
 
 def media_frame(image: Any) -> Any:
-    from detector.types import Frame
-
     return Frame(0, time.monotonic(), image)
 
 

@@ -17,16 +17,26 @@ from typing import Any
 from detector.benchmarks import (
     memory,
     model_speed,
+    ray_engine,
     split_speed,
     throughput,
     tracking,
     video_io,
     web_viewers,
 )
+from detector.benchmarks.backends import backend_rows
+from detector.benchmarks.events import events_bench, format_events
+from detector.benchmarks.explain import explain_bench, format_table
+from detector.benchmarks.inspect_scaling import inspect_scaling, scaling_lines
 from detector.benchmarks.media import BenchVideo
 from detector.benchmarks.paced import Pace, live_latency
 from detector.benchmarks.parts import ModelSettings, engine, load
+from detector.benchmarks.serve_api import format_serve, serve_api
 from detector.benchmarks.worker import run_in_worker
+from detector.engine import Engine
+from detector.errors import ConfigError
+from detector.fetch.assets import PHOTOS_DIR
+from detector.track import TrackSettings
 
 Job = Callable[[], dict[str, Any]]
 
@@ -294,8 +304,6 @@ def _split(b: Bench) -> dict[str, Any]:
 
 
 def _backends(b: Bench) -> dict[str, Any]:
-    from detector.benchmarks.backends import backend_rows
-
     s, o = b.settings, b.opts
     assert b.sample is not None
     photos = o.photos if o.photos is not None and o.photos.is_dir() else None
@@ -316,9 +324,6 @@ def _backends(b: Bench) -> dict[str, Any]:
 
 
 def _track(b: Bench) -> dict[str, Any]:
-    from detector.engine import Engine
-    from detector.track import TrackSettings
-
     s = b.settings
     assert b.sample is not None
     # the model's output down to ByteTrack's low threshold, every class
@@ -333,9 +338,6 @@ def _track(b: Bench) -> dict[str, Any]:
 
 
 def _ray(b: Bench) -> dict[str, Any]:
-    from detector.benchmarks import ray_engine
-    from detector.fetch.assets import PHOTOS_DIR
-
     o = b.opts
     small, big = o.ray_images
     b.progress(f"ray engine vs local: {small} and {big} images, each engine in its own process")
@@ -347,20 +349,34 @@ def _ray(b: Bench) -> dict[str, Any]:
 def _events(b: Bench) -> dict[str, Any]:
     """The event stage's CPU and the clip recorder's memory: no model, tracked boxes on known
     paths."""
-    from detector.benchmarks.events import events_bench
 
     return events_bench(max(300, b.opts.frames), 3 * b.opts.live_frames, b.progress)
 
 
 def _events_lines(result: dict[str, Any]) -> list[str]:
-    from detector.benchmarks.events import format_events
-
     return format_events(result)
 
 
-def _explain(b: Bench) -> dict[str, Any]:
-    from detector.benchmarks.explain import explain_bench
+def _serve(b: Bench) -> dict[str, Any]:
+    """The detection service under 1, 4 and 16 clients, batched vs one request per model call
+    (each service in its own process)."""
 
+    s = b.settings
+    return serve_api(
+        Path(s.path),
+        Path(s.labels) if s.labels else None,
+        _photos(b),
+        b.tmp,
+        workers=max(2, s.workers),
+        progress=b.progress,
+    )
+
+
+def _serve_lines(result: dict[str, Any]) -> list[str]:
+    return ["", format_serve(result)]
+
+
+def _explain(b: Bench) -> dict[str, Any]:
     photos = _photos(b)
     b.progress(f"explain: every method on every detection of {photos}")
     s = b.settings
@@ -374,14 +390,18 @@ def _explain(b: Bench) -> dict[str, Any]:
 
 
 def _explain_lines(result: dict[str, Any]) -> list[str]:
-    from detector.benchmarks.explain import format_table
-
     return ["", format_table(result)]
 
 
-def _photos(b: Bench) -> Path:
-    from detector.errors import ConfigError
+def _inspect_scaling(b: Bench) -> dict[str, Any]:
+    return {"rows": inspect_scaling(progress=b.progress)}
 
+
+def _inspect_lines(result: dict[str, Any]) -> list[str]:
+    return ["", *scaling_lines(result["rows"])]
+
+
+def _photos(b: Bench) -> Path:
     if b.opts.photos is None or not b.opts.photos.is_dir():
         raise ConfigError(
             f"bench photos '{b.opts.photos}' is not a folder",
@@ -409,8 +429,18 @@ REGISTRY: dict[str, Section] = {
         Section("track", None, _track, "track"),
         Section("backends", None, _backends, "backends", quick=False),
         Section("events", None, _events, "events", model=False, format=_events_lines),
+        Section("serve", None, _serve, "serve", model=False, quick=False, format=_serve_lines),
         Section(
             "explain", None, _explain, "explain", model=False, full=False, format=_explain_lines
+        ),
+        Section(
+            "inspect",
+            None,
+            _inspect_scaling,
+            "inspect_scaling",
+            model=False,
+            quick=False,
+            format=_inspect_lines,
         ),
     )
 }

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from detector.benchmarks.system import Span, rate
+from detector.model.split_runtime import load_split_model
 
 
 def split_model(
@@ -20,7 +21,6 @@ def split_model(
     **load_kwargs: Any,
 ) -> dict[str, Any]:
     """Throughput with two batches in flight, per-stage ms, and agreement with ``whole``."""
-    from detector.model.split_runtime import load_split_model
 
     with load_split_model(path, tensors=tensors, **load_kwargs) as model:
         for x in frames_rgb[:warmup]:

@@ -20,9 +20,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
+from detector.benchmarks.media import decode_frames
+from detector.benchmarks.paced import Pace, paced_run
+from detector.benchmarks.parts import ModelSettings, engine, labels_for
 from detector.config import DEFAULT_THRESHOLD
+from detector.model.backends import load_backend_model
+from detector.model.backends.extra import require
 
 FPS = 10.0
 KEEP = 0.95
@@ -33,7 +39,6 @@ def trial(
     frames: Sequence[np.ndarray], detect: Any, labels: Any, n: int, seconds: float, out: Path
 ) -> dict[str, Any]:
     """``n`` paced sources at ``FPS`` for ``seconds``, one pipeline each, sharing ``detect``."""
-    from detector.benchmarks.paced import Pace, paced_run
 
     count = int(FPS * seconds)
     per: list[dict[str, Any]] = [{} for _ in range(n)]
@@ -94,9 +99,6 @@ def largest_n(
 
 def batch_throughput(model: Any, frames: Sequence[np.ndarray], count: int) -> dict[str, Any]:
     """Frames/s of the openvino network alone at batch 1, 2 and 4 (``AsyncInferQueue``, 2 jobs)."""
-    import cv2
-
-    from detector.model.backends.extra import require
 
     ov = require("openvino")
     core = ov.Core()
@@ -134,9 +136,6 @@ def streams_worker(
     cache_dir: str | None = None,
 ) -> dict[str, Any]:
     """Worker task: one backend's many-camera trials (and its batch figures on openvino)."""
-    from detector.benchmarks.media import decode_frames
-    from detector.benchmarks.parts import ModelSettings, engine, labels_for
-    from detector.model.backends import load_backend_model
 
     frames = decode_frames(Path(video), 60)
     loaded = load_backend_model(backend, model, workers=2, device="cpu", cache_dir=cache_dir)

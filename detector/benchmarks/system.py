@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.metadata import version
 from typing import Any
+
+from detector.paths import PROJECT_ROOT as root
 
 
 def machine_info() -> dict[str, object]:
@@ -30,12 +37,8 @@ def machine_info() -> dict[str, object]:
         except Exception:  # absent or broken: record, do not fail the bench
             versions[mod] = "missing"
     if versions.get("ai_edge_litert") == "missing":
-        try:
-            from importlib.metadata import version
-
+        with contextlib.suppress(Exception):
             versions["ai_edge_litert"] = version("ai-edge-litert")
-        except Exception:
-            pass
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -127,11 +130,6 @@ def run_json_subprocess(module: str, args: Sequence[str], timeout_s: float) -> d
     process; RSS must be the app's, not the bench's). A failure comes back as ``{"error": …}``
     holding the last lines of its stderr, so one broken measurement does not end the run.
     """
-    import json
-    import subprocess
-    import sys
-
-    from detector.paths import PROJECT_ROOT as root
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     done = subprocess.run(

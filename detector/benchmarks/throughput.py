@@ -16,6 +16,8 @@ import cv2
 from detector.benchmarks.media import BenchVideo
 from detector.benchmarks.parts import Outputs
 from detector.benchmarks.system import Span, rate
+from detector.pipeline.stages import PipelineOptions, run_pipeline
+from detector.sources import open_source
 from detector.types import Detections, Frame, FrameResult
 
 Detect = Callable[[Frame], tuple[Detections, float]]
@@ -65,8 +67,6 @@ def pipeline_run(
     Timing starts when output number ``warmup`` is written and ends at the last one, so
     thread start-up and the first inferences are excluded.
     """
-    from detector.pipeline.stages import PipelineOptions, run_pipeline
-    from detector.sources import open_source
 
     span = Span()
     order: list[int] = []

@@ -21,8 +21,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
+from detector.track import TrackSettings, TrackStage
 from detector.track.metrics import covered, id_switches
 from detector.types import Detections, Frame, FrameResult, SourceInfo, SourceKind
 
@@ -39,7 +41,6 @@ def reference_detections(
     Returns:
         The detections per frame and the video's frame rate.
     """
-    import cv2
 
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
@@ -59,7 +60,6 @@ def reference_detections(
 
 def decoded(video: Path, limit: int) -> Iterator[np.ndarray]:
     """The first ``limit`` frames of ``video``, one at a time (BGR)."""
-    import cv2
 
     cap = cv2.VideoCapture(str(video))
     try:
@@ -134,7 +134,6 @@ def tracking_quality(
     ``frames_low`` are the model's detections of the first frames of ``video`` (which is
     decoded again for each replay: the flow motion reads the pixels).
     """
-    from detector.track import TrackSettings, TrackStage
 
     reference = [d.filter(threshold) for d in frames_low]
     n = len(reference)
@@ -216,7 +215,6 @@ def tracking_cost(
     every: Sequence[int] = (1, 4),
 ) -> dict[str, Any]:
     """CPU ms per frame of the stage with ``objects`` objects in view (synthetic 720p)."""
-    from detector.track import TrackSettings, TrackStage
 
     scene = SyntheticScene(objects, frames)
     info = SourceInfo("synthetic", SourceKind.VIDEO, False, fps=30.0, frame_count=frames)

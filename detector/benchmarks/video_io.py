@@ -21,6 +21,7 @@ import numpy as np
 
 from detector.benchmarks.media import BenchVideo, decode_frames
 from detector.benchmarks.system import Span, median_run
+from detector.outputs.video import AvVideoSink, open_video_sink
 from detector.types import Detections, Frame, FrameResult
 
 # (name, codec, AvVideoSink keyword overrides): the default first, then settings it was chosen over
@@ -42,7 +43,6 @@ def write_cost(
     frames: list[np.ndarray], count: int, fps: float, codec: str, options: dict[str, Any], out: Path
 ) -> dict[str, float]:
     """Write ``count`` frames (cycling ``frames``) through the app's sink; CPU and wall ms/frame."""
-    from detector.outputs.video import AvVideoSink, open_video_sink
 
     path = out / f"w.{codec}.mp4"
     out.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 from detector.benchmarks.paced import PACED_URI, Pace, paced_run
 
-VIEWERS = 5  # one of them stalled
+VIEWERS = 50  # one of them stalled
 # Flat out: a camera far faster than the model (about 70 frames/s at 576p on 2 cores), read
 # for as long as the paced run lasts, so keep-newest drops and the model never waits.
 FLAT_OUT_FPS = 150.0

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from detector.paths import PROJECT_ROOT
+
 _PACKAGE = "detector.benchmarks."
 
 
@@ -39,7 +41,6 @@ def run_in_worker(
     (paths are passed as strings). A failure comes back as ``{"error": …}`` holding the last
     lines of the worker's stderr, so one broken measurement does not end the bench.
     """
-    from detector.paths import PROJECT_ROOT
 
     task = f"{fn.__module__}:{fn.__qualname__}"
     if not fn.__module__.startswith(_PACKAGE):

@@ -34,7 +34,7 @@ from its frames, cached in .cache/bench/):
                    also with 1 worker, 2 workers with a session each, detect_every 2 and 4
   model latency    our session vs TFLite's interpreter on the original .tflite, 1 and 2 threads
   live             a source paced at 30 fps, keep-newest: capture-to-output latency, drops
-  web              the same live run serving --serve with 0 and 5 viewers (one stalled),
+  web              the same live run serving --serve with 0 and 50 viewers (one stalled),
                    paced and flat out: inference fps ratio and p95 latency delta
   memory           RSS after 1,000 vs 10,000 frames
   split            network and post-processing sub-graphs in two threads
@@ -55,6 +55,9 @@ from its frames, cached in .cache/bench/):
                    heat in the box, ms per detection (only with --only explain; --overlays)
   events           zones + lines + events on 20 tracked objects at 1080p: the stage's CPU per
                    frame; clips from a buffer of encoded frames: RSS along the way (no model)
+  serve            `detector serve` in processes of its own, /api/detect on the sample
+                   photos from 1, 4 and 16 clients: requests/s, p50 / p95 latency, batched
+                   (batch_size 8) vs one at a time, rounds alternating (full runs, or --only serve)
 then the ratios (pipeline/bare, pipeline/naive, pipeline/CPU budget, ours/TFLite,
 detect_every gains) and each target of docs/PERFORMANCE.md: met, or missed by how much.
 
@@ -66,6 +69,7 @@ examples:
   python main.py bench --only ray --ray-images 50,200   # local vs Ray engine on photos
   python main.py bench --only track           # tracking coverage, id switches, cost (~1 min)
   python main.py bench --only backends        # the backend column (tf vs openvino)
+  python main.py bench --only serve           # the detection service, batched vs not
   python main.py bench --only explain --json runs/explain_bench.json --overlays runs/explain_png
   python main.py bench --workers 1 --intra-op-threads 2
 """

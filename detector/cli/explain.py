@@ -12,6 +12,7 @@ from detector.explain import DEFAULT_METHOD, METHODS
 from detector.explain.explainer import ExplainOptions, explain_images, open_images, read_images
 from detector.explain.model import ExplainModel
 from detector.labels import load_label_map
+from detector.model.options import ModelOptions
 from detector.outputs.rundir import make_run_dir
 from detector.sources import parse_source
 
@@ -134,7 +135,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.max_detections < 1:
         raise ConfigError(f"--max-detections must be 1 or more, got {args.max_detections}")
     methods = METHODS if args.method == "all" else (args.method,)
-    options = ExplainOptions(
+    explain = ExplainOptions(
         methods=tuple(methods),
         detection=args.detection,
         threshold=config.detect.threshold,
@@ -148,10 +149,15 @@ def handle(args: argparse.Namespace) -> int:
     labels = load_label_map(config.model.labels) if config.model.labels else None
     source = open_images(args.images)  # a bad path fails here, before TensorFlow loads
 
+    options = ModelOptions.from_config(config)
+
     with (
         source,
         ExplainModel(
-            config.model.path, layer=args.layer, allow_unsafe_ops=args.allow_unsafe_ops
+            options.path,
+            layer=args.layer,
+            allow_unsafe_ops=args.allow_unsafe_ops or options.allow_unsafe_ops,
+            session=options.session_options(),  # device, threads, precision as `run` uses
         ) as model,
     ):
         if args.output is None:
@@ -162,7 +168,7 @@ def handle(args: argparse.Namespace) -> int:
                 out_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ConfigError(f"cannot create output folder '{out_dir}': {exc}") from exc
-        doc = explain_images(model, read_images(source), out_dir, options, labels)
+        doc = explain_images(model, read_images(source), out_dir, explain, labels)
     _summary(doc, out_dir)
     return 0
 

@@ -142,7 +142,16 @@ def quiet_third_party(verbose: bool = False) -> None:
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 
+GLOBAL_FLAGS = ("-v", "--verbose", "-q", "--quiet", "--debug")
+"""The logging flags every command takes; also accepted before the command (``-q run``)."""
+
+
 def _with_default_command(argv: list[str]) -> list[str]:
+    lead = 0
+    while lead < len(argv) and argv[lead] in GLOBAL_FLAGS:
+        lead += 1
+    if lead and lead < len(argv) and argv[lead] in COMMANDS:  # detector -q model inspect ...
+        return [argv[lead], *argv[:lead], *argv[lead + 1 :]]
     if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version")):
         return argv
     if argv and not argv[0].startswith("-"):  # run takes flags only: a mistyped command

@@ -18,7 +18,7 @@ subcommands:
   freeze          checkpoint -> frozen .pb (+ a sidecar naming the frozen variables)
   export-weights  frozen .pb, checkpoint or SavedModel -> .npz of name -> array
   unfreeze        frozen .pb -> trainable checkpoint (constants become variables again)
-  convert         checkpoint <-> frozen .pb <-> SavedModel, and TFLite SSD -> frozen .pb
+  convert         checkpoint <-> frozen .pb <-> SavedModel; Keras .keras -> any; TFLite SSD -> .pb
   checkpoints     what a checkpoint folder's state file records; --repair copied folders
   quantize        int8 for the openvino backend (NNCF), kept only if it passes a parity gate
 
@@ -46,7 +46,7 @@ def add_parser(
         epilog=MODEL_EPILOG,
         help="inspect, freeze, export weights, unfreeze, convert model files",
         description="Work with TensorFlow model files: checkpoints, "
-        "frozen graphs, SavedModels and TFLite SSDs.",
+        "frozen graphs, SavedModels, Keras 3 .keras / .weights.h5 and TFLite SSDs.",
     )
 
     def usage(_args: argparse.Namespace) -> int:

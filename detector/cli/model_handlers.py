@@ -11,9 +11,24 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from detector.errors import ConfigError, DetectorError
+from detector.errors import CheckpointError, ConfigError, DetectorError
+from detector.explain.export import write_explain_outputs
+from detector.model.backends.quantize import quantize as quantize_int8
+from detector.model.checkpoints import find_prefixes, read_state_file, repair_state_file, step_of
+from detector.model.formats import detect_format
+from detector.model.tf_errors import as_model_error, is_tensorflow_error
+from detector.paths import MODELS_DIR, SAMPLES_DIR
+from detector.tools.convert import convert as convert_model
+from detector.tools.convert import convert_tflite, guess_target
+from detector.tools.freeze import freeze_checkpoint, sidecar_path
+from detector.tools.inspect import inspect_path, refusals, state_summary
+from detector.tools.inspect_text import render_text
+from detector.tools.keras_convert import convert_keras
+from detector.tools.unfreeze import unfreeze as unfreeze_checkpoint
+from detector.tools.weights import export_weights
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -24,8 +39,6 @@ def _tf_errors(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
-        from detector.model.tf_errors import as_model_error, is_tensorflow_error
-
         try:
             return handler(args)
         except DetectorError:
@@ -56,15 +69,13 @@ def _lines(report: dict[str, Any], keys: tuple[str, ...]) -> str:
 
 @_tf_errors
 def inspect(args: argparse.Namespace) -> int:
-    from detector.tools.inspect import inspect_path, refusals
-    from detector.tools.inspect_text import render_text
-
     info = inspect_path(
         args.path,
         tensor=args.tensor,
         allow_unsafe_ops=args.allow_unsafe_ops,
         nodes=args.nodes,
         node_filter=_node_filter(args),
+        all_tensors=args.all_tensors,
     )
     _emit(info, args.json, render_text(info))
     refused = refusals(info)
@@ -86,8 +97,6 @@ def _node_filter(args: argparse.Namespace) -> dict[str, str] | None:
 
 @_tf_errors
 def freeze(args: argparse.Namespace) -> int:
-    from detector.tools.freeze import freeze_checkpoint
-
     checkpoint = args.checkpoint_opt or args.checkpoint
     if checkpoint is None:
         raise ConfigError(
@@ -146,10 +155,6 @@ def _explain_outputs(args: argparse.Namespace, pb: str) -> dict[str, Any]:
     """
     if not args.explain_outputs:
         return {}
-    from pathlib import Path
-
-    from detector.explain.export import write_explain_outputs
-    from detector.tools.freeze import sidecar_path
 
     try:
         return write_explain_outputs(
@@ -166,8 +171,6 @@ def _explain_outputs(args: argparse.Namespace, pb: str) -> dict[str, Any]:
 
 @_tf_errors
 def export(args: argparse.Namespace) -> int:
-    from detector.tools.weights import export_weights
-
     report = export_weights(args.path, args.output, allow_unsafe_ops=args.allow_unsafe_ops)
     kinds = report["weight_kinds"]
     lines = [_lines(report, ("out", "arrays", "parameters", "bytes"))]
@@ -187,9 +190,7 @@ def export(args: argparse.Namespace) -> int:
 
 @_tf_errors
 def unfreeze(args: argparse.Namespace) -> int:
-    from detector.tools.unfreeze import unfreeze
-
-    report = unfreeze(
+    report = unfreeze_checkpoint(
         args.pb,
         args.output,
         outputs=_csv(args.outputs),
@@ -226,8 +227,6 @@ _CONVERT_KEYS = (
 
 @_tf_errors
 def convert(args: argparse.Namespace) -> int:
-    from detector.model.formats import detect_format
-
     flags = {k: getattr(args, k) for k in _TFLITE_FLAGS if getattr(args, k) is not None}
     fmt = detect_format(args.source)
     if fmt == "tflite":
@@ -246,8 +245,6 @@ def convert(args: argparse.Namespace) -> int:
 
 
 def _convert_tflite(args: argparse.Namespace, flags: dict[str, Any]) -> dict[str, Any]:
-    from detector.tools.convert import convert_tflite
-
     if args.to not in (None, "pb"):
         raise ConfigError(
             f"a .tflite converts to a frozen graph only, not --to {args.to}",
@@ -260,9 +257,6 @@ def _convert_tflite(args: argparse.Namespace, flags: dict[str, Any]) -> dict[str
 
 def _convert_model(args: argparse.Namespace, fmt: str) -> dict[str, Any]:
     """A checkpoint, frozen graph, SavedModel or Keras file to ``--to``."""
-    from pathlib import Path
-
-    from detector.tools.convert import convert, guess_target
 
     wants = args.to or ("pb" if str(args.output).endswith(".pb") else None)
     if args.explain_outputs and wants != "pb":
@@ -271,8 +265,6 @@ def _convert_model(args: argparse.Namespace, fmt: str) -> dict[str, Any]:
             hint="convert to a .pb (-o model.pb) with --explain-outputs",
         )
     if fmt in ("keras", "keras_weights"):
-        from detector.tools.keras_convert import convert_keras
-
         report = convert_keras(
             Path(args.source),
             fmt,
@@ -284,7 +276,7 @@ def _convert_model(args: argparse.Namespace, fmt: str) -> dict[str, Any]:
             exclude=args.exclude or (),
         )
     else:
-        report = convert(
+        report = convert_model(
             args.source,
             args.output,
             to=args.to,
@@ -302,17 +294,6 @@ def _convert_model(args: argparse.Namespace, fmt: str) -> dict[str, Any]:
 
 
 def checkpoints(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from detector.errors import CheckpointError
-    from detector.model.checkpoints import (
-        find_prefixes,
-        read_state_file,
-        repair_state_file,
-        step_of,
-    )
-    from detector.tools.inspect import state_summary
-
     folder = Path(args.folder)
     if not folder.is_dir():
         raise CheckpointError(
@@ -360,11 +341,8 @@ def checkpoints(args: argparse.Namespace) -> int:
 
 
 def quantize(args: argparse.Namespace) -> int:
-    from detector.model.backends.quantize import quantize
-    from detector.paths import MODELS_DIR, SAMPLES_DIR
-
     graph = args.graph or MODELS_DIR / "ssd_mobilenet_v2_coco" / "frozen_inference_graph.pb"
-    result = quantize(
+    result = quantize_int8(
         graph,
         args.calibration or SAMPLES_DIR / "vtest.avi",
         args.held_out or SAMPLES_DIR / "photos",

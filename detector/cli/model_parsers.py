@@ -53,14 +53,16 @@ def _inspect_parser(msub: Any, parents: list[argparse.ArgumentParser]) -> None:
         formatter_class=_R,
         help="describe a model file",
         description="Describe a checkpoint (prefix or folder), .meta, frozen "
-        ".pb/.pbtxt, SavedModel folder or .tflite; the format is found from "
-        "the contents, not the suffix.",
+        ".pb/.pbtxt, SavedModel folder, Keras .keras / .weights.h5 or .tflite; the format "
+        "is found from the contents, not the suffix. Nothing in the file is run.",
         epilog="""examples:
   python main.py model inspect models/ssd_mobilenet_v2_coco/frozen_inference_graph.pb
   python main.py model inspect train/                       # latest checkpoint in the folder
   python main.py model inspect train/model.ckpt-100 --tensor conv1/kernel
   python main.py model inspect saved_model/ --json
   python main.py model inspect model.tflite
+  python main.py model inspect model.keras                  # Keras 3: layers, weights, in/outputs
+  python main.py model inspect train/ --all-tensors         # every variable's values
   python main.py model inspect frozen.pb --nodes --op Conv2D,MatMul
   python main.py model inspect graph.pbtxt --nodes --name 'logits/*'
 
@@ -80,6 +82,12 @@ exit codes: 0 described; 1 unreadable (what failed and why); 2 usage;
         "--nodes",
         action="store_true",
         help="list every node: name, op, inputs and output tensors (graph.get_operations())",
+    )
+    p.add_argument(
+        "--all-tensors",
+        action="store_true",
+        help="every weight's values (as inspect_checkpoint --all_tensors); a .tflite's every "
+        "tensor with its quantization",
     )
     p.add_argument("--op", metavar="OP[,OP]", help="(--nodes) only nodes of these ops")
     p.add_argument("--name", metavar="GLOB", help="(--nodes) only nodes whose name matches")
@@ -204,6 +212,8 @@ def _convert_parser(msub: Any, parents: list[argparse.ArgumentParser]) -> None:
   python main.py model convert saved/ -o ckpt/ --to checkpoint
   python main.py model convert ssd.tflite -o frozen_inference_graph.pb --nms-iou 0.5
   python main.py model convert ckpt/ckpt-1 -o m.pb --model my_model.py:build  # tf.train.Checkpoint
+  python main.py model convert model.keras -o m.pb                   # checked against Keras
+  python main.py model convert w.weights.h5 -o m.pb --model my_model.py:build
   python main.py model convert frozen.pb -o explainable.pb --explain-outputs
 """,
     )

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Collection
 from typing import Any
 
+from detector.api import run
 from detector.config import FLAG_GROUPS, flagged_keys
 
 EXAMPLES = """\
@@ -103,7 +104,6 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, object]:
 
 def handle(args: argparse.Namespace) -> int:
     """Handler of ``run``: :func:`detector.api.run` with the config file and flags. Returns 0."""
-    from detector.api import run
 
     overrides: dict[str, Any] = overrides_from_args(args)  # dotted keys, as given
     run(args.config, **overrides)

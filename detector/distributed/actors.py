@@ -69,14 +69,9 @@ class _ModelActor:
         self.name = actor_name()
         try:
             from detector.engine import Engine
-            from detector.model.backends import load_backend_model
-            from detector.model.loader import TensorNames
+            from detector.model.options import load_with
 
-            loader: dict[str, Any] = dict(spec.loader)
-            backend = str(loader.pop("backend", "tf"))  # model.backend: tf or openvino
-            model: Any = load_backend_model(
-                backend, spec.path, tensors=TensorNames(*spec.tensors), **loader
-            )
+            model: Any = load_with(spec.model)
             if spec.warmup_runs:
                 model.warm_up(runs=spec.warmup_runs)
         except Exception as exc:
@@ -180,27 +175,15 @@ class RangeActor(_ModelActor):
         self, video: int, rng: int, attempt: int, path: str, start: int, stop: int | None, mode: str
     ) -> Iterator[dict[str, np.ndarray]]:
         reader = RangeReader(path, start, stop, mode)
+        ids = {"video": video, "range": rng, "attempt": attempt, "actor": self.name}
         rows: list[dict[str, Any]] = []
         probe_sent = False
         last: tuple[int, np.ndarray] | None = None
         carried: tuple[str, int] = ("[]", start)
         t0 = time.perf_counter()
-
-        def probe_row() -> dict[str, Any]:
-            """The digest of the frame before the range, to prove the seek joined up."""
-            return _row(
-                video=video,
-                range=rng,
-                attempt=attempt,
-                position=start - 1,
-                kind="probe",
-                digest=reader.probe_digest,
-                actor=self.name,
-            )
-
         for index, image in reader.frames():
             if not probe_sent and reader.probe_digest is not None:
-                rows.append(probe_row())
+                rows.append(_probe_row(ids, start, reader.probe_digest))
             probe_sent = True
             inference_ms = 0.0
             if index % self.every == 0:  # ranges start on multiples of detect_every
@@ -208,9 +191,7 @@ class RangeActor(_ModelActor):
                 carried = (detections_to_json(detections), index)
             rows.append(
                 _row(
-                    video=video,
-                    range=rng,
-                    attempt=attempt,
+                    **ids,
                     position=index,
                     detections=carried[0],
                     detected=carried[1],
@@ -218,7 +199,6 @@ class RangeActor(_ModelActor):
                     busy_ms=(time.perf_counter() - t0) * 1e3,
                     width=image.shape[1],
                     height=image.shape[0],
-                    actor=self.name,
                 )
             )
             last = (index, image)
@@ -227,20 +207,22 @@ class RangeActor(_ModelActor):
                 rows = []
             t0 = time.perf_counter()
         if not probe_sent and reader.probe_digest is not None:
-            rows.append(probe_row())
+            rows.append(_probe_row(ids, start, reader.probe_digest))
         # The end row: the range's last frame and its digest (the next range's probe must
         # match it), or the reason the range could not be read.
         rows.append(
             _row(
-                video=video,
-                range=rng,
-                attempt=attempt,
+                **ids,
                 kind="end",
                 ok=reader.error is None,
                 error=reader.error or "",
                 position=last[0] if last else start - 1,
                 digest=frame_digest(last[1]) if last else "",
-                actor=self.name,
             )
         )
         yield _columns(rows)
+
+
+def _probe_row(ids: dict[str, Any], start: int, digest: str) -> dict[str, Any]:
+    """The digest of the frame before the range, to prove the seek joined up."""
+    return _row(**ids, position=start - 1, kind="probe", digest=digest)

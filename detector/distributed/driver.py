@@ -13,24 +13,26 @@ per video. ``run.json`` adds the engine, the cluster, the actors and each actor'
 from __future__ import annotations
 
 import logging
-import sys
 import time
-from dataclasses import asdict
-from pathlib import Path
+from dataclasses import asdict, replace
 from typing import Any, TextIO
 
 from detector.config import Config
 from detector.distributed.image_job import run_images
 from detector.distributed.meter import ActorMeter
 from detector.distributed.options import ModelSpec, RayOptions
+from detector.distributed.plan import Plan, Video
 from detector.distributed.plan import plan as plan_sources
 from detector.distributed.runner import RayRunner
-from detector.distributed.video_job import run_videos
+from detector.distributed.session import import_ray, ray_session
+from detector.distributed.video_job import VideoOutcome, run_videos
 from detector.distributed.writing import Tally
-from detector.errors import ConfigError, DetectorError, SourceError
-from detector.labels import LabelMap, load_label_map
-from detector.outputs import RUN_JSON, describe_outputs, make_run_dir, write_json
-from detector.outputs.summary import now_iso, print_summary, versions
+from detector.errors import ConfigError
+from detector.outputs import make_run_dir
+from detector.outputs.record import RunRecord, list_sources, source_entry, versions
+from detector.outputs.summary import print_summary
+from detector.pipeline.many import sum_stats
+from detector.pipeline.prelude import Prelude, model_entry
 from detector.pipeline.signals import StopSignals
 from detector.types import RunStats
 
@@ -50,40 +52,22 @@ def ray_options(config: Config) -> RayOptions:
     )
 
 
-def model_spec(config: Config, class_ids: frozenset[int] | None) -> ModelSpec:
-    """How each actor loads the model: the ``model.*`` keys, one TF thread per reserved CPU."""
-    mc, dc = config.model, config.detect
-    threads = mc.intra_op_threads or max(1, int(config.run.ray_cpus_per_actor))
+def actor_spec(prelude: Prelude, options: RayOptions) -> ModelSpec:
+    """How each actor loads the model (the run's options, one TF thread per reserved CPU)
+    and filters detections."""
+    config = prelude.config
+    dc = config.detect
     return ModelSpec(
-        path=Path(mc.path),
-        loader={
-            "signature": mc.signature,
-            "device": mc.device,
-            "allow_memory_growth": mc.allow_memory_growth,
-            "intra_op_threads": threads,
-            "inter_op_threads": mc.inter_op_threads,
-            "allow_unsafe_ops": mc.allow_unsafe_ops,
-            "precision": mc.precision,
-            "backend": mc.backend,
-            "cache_dir": mc.cache_dir,
-            "init_missing": mc.init_missing,
-        },
-        tensors=(
-            mc.input_tensor,
-            mc.boxes_tensor,
-            mc.scores_tensor,
-            mc.classes_tensor,
-            mc.num_tensor,
-        ),
+        model=prelude.model.on_actor(options.cpus_per_actor),
         threshold=dc.threshold,
-        class_ids=class_ids,
+        class_ids=prelude.class_ids,
         max_boxes=dc.max_boxes,
         warmup_runs=1,  # run.warmup_frames only leaves frames out of the figures
         detect_every=dc.detect_every,
     )
 
 
-def run_ray(config: Config, *, out: TextIO | None = None) -> RunStats:
+def run_ray(prelude: Prelude, out: TextIO) -> RunStats:
     """Run the detection app on Ray actors; see the module docstring.
 
     Raises:
@@ -92,138 +76,96 @@ def run_ray(config: Config, *, out: TextIO | None = None) -> RunStats:
             whole (exit 1); unreadable image files are reported and skipped.
         KeyboardInterrupt: Ctrl-C or SIGTERM, after the outputs and ``run.json`` were written.
     """
-    from detector.distributed.session import import_ray, ray_session
-    from detector.model.loader import require_model_path
 
+    config = prelude.config
     options = ray_options(config)
     ray = import_ray(options)
-    out = out if out is not None else sys.stdout
-    mc = config.model
-    require_model_path(mc.path)
-    labels = load_label_map(mc.labels) if mc.labels is not None else LabelMap({})
-    class_ids = labels.resolve_classes(config.detect.classes)
-    plan = plan_sources(config.source.uris)
-    files, videos, info = plan.files, plan.videos, plan.info
-    if files is not None and config.detect.detect_every > 1:
+    plan = plan_sources(prelude.specs, many=prelude.many)
+    if plan.files is not None and config.detect.detect_every > 1:
         raise ConfigError(
             "detect.detect_every > 1 is for videos with run.engine 'ray': "
             "each image is detected on its own",
             hint="set detect.detect_every to 1 or use --engine local",
         )
-    mspec = model_spec(config, class_ids)
+    spec = actor_spec(prelude, options)
     if config.output.serve is not None:
         log.warning(
             "output.serve: the web view is not served with run.engine 'ray' (the other "
             "outputs are written); use --engine local to watch a run live"
         )
-    record: dict[str, Any] = {
-        "status": "running",
-        "started": now_iso(),
-        "argv": sys.argv[1:],
-        "engine": "ray",
-    }
+    header = prelude.header("ray")
+    header.update(model=model_entry(spec.model), versions=versions())
     t0 = time.monotonic()
     with ray_session(options) as cluster, StopSignals().installed() as stop:
-        ray_start_s = time.monotonic() - t0
-        run_dir = make_run_dir(config.output.dir, config.output.name or plan.run_name)
-        meter = ActorMeter()
-        failures: list[dict[str, str]] = []
-        record.update(
-            run_dir=str(run_dir),
-            config_file=str(config.path) if config.path else None,
-            config=config.to_dict(),
-            source=asdict(info),
-            model={
-                "path": str(mc.path),
-                "backend": mc.backend,
-                "device": mc.device,
-                "precision": mc.precision,
-                "intra_op_threads": mspec.loader["intra_op_threads"],
-            },
-            labels={"path": str(mc.labels) if mc.labels else None, "classes": len(labels)},
-            class_filter=sorted(class_ids) if class_ids else None,
-            versions=versions(),
-        )
+        record = RunRecord(make_run_dir(config.output.dir, prelude.run_name), header)
+        if not prelude.many:
+            record.update(source=asdict(plan.info))
         ray_record: dict[str, Any] = {
             **asdict(options),
             **cluster,
-            "ray_start_s": round(ray_start_s, 3),
+            "ray_start_s": round(time.monotonic() - t0, 3),
         }
-        record["ray"] = ray_record
-        stats: RunStats | None = None
-        tally = Tally()
-        sinks: dict[str, Any] = {}
-        runner = RayRunner(ray, mspec, options, meter)
+        record.update(ray=ray_record)
+        record.start()
+        meter = ActorMeter()
+        runner = RayRunner(ray, spec, options, meter)
         try:
-            if files is not None:
-                stats = run_images(
-                    config, run_dir, labels, info, files, runner, stop, tally, failures, sinks
-                )
-            else:
-                assert videos is not None
-                stats = run_videos(
-                    config,
-                    run_dir,
-                    labels,
-                    videos,
-                    runner,
-                    stop,
-                    tally,
-                    failures,
-                    record,
-                    many=plan.many,
-                )
-            if stop.pending:
-                stats = tally.stats(len(failures), interrupted=True)
-                raise KeyboardInterrupt
-            if videos is not None and failures:
-                names = ", ".join(f"'{f['file']}'" for f in failures)
-                raise SourceError(
-                    f"{len(failures)} of {len(videos)} videos could not be read whole: {names}",
-                    hint="run.json lists each one's reason",
-                )
-            record["status"] = "ok"
-        except KeyboardInterrupt:
-            stats = stats or tally.stats(len(failures), interrupted=True)
-            record["status"] = "interrupted"
-            raise
-        except DetectorError as exc:
-            record.update(status="error", error=str(exc))
-            raise
-        except Exception as exc:
-            record.update(status="error", error=f"{type(exc).__name__}: {exc}")
-            raise
+            return _run(prelude, plan, record, runner, stop)
         finally:
-            stats = stats or tally.stats(len(failures))
-            record["finished"] = now_iso()
-            if files is not None:
-                record["outputs"] = describe_outputs(sinks)
-            record["failed"] = failures
             ray_record.update(meter.to_dict(), elapsed_s=round(time.monotonic() - t0, 3))
-            record["stats"] = stats.to_dict()
-            write_json(run_dir / RUN_JSON, record)
-            print_summary(out, record, stats, run_dir)
-            _print_ray_summary(out, ray_record, failures)
+            record.finish()
+            print_summary(out, record.data)
+
+
+def _run(
+    prelude: Prelude, plan: Plan, record: RunRecord, runner: RayRunner, stop: StopSignals
+) -> RunStats:
+    """The images or the videos through the actors; the record's status, numbers, sources."""
+    config, tally = prelude.config, Tally()
+    stats: RunStats | None = None
+    try:
+        if plan.files is not None:
+            stats = run_images(
+                config, record, prelude.labels, plan.info, plan.files, runner, stop, tally
+            )
+        else:
+            assert plan.videos is not None
+            stats = _videos(prelude, plan.videos, record, runner, stop)
+        if stop.pending:
+            stats = replace(stats, interrupted=True)
+            raise KeyboardInterrupt
+        if record.data.get("status") == "running":
+            record.update(status="ok")
+        return stats
+    except BaseException as exc:
+        if record.data.get("status") == "running":  # several videos: "failed" already
+            record.fail(exc)
+        raise
+    finally:
+        if stats is not None:
+            record.update(stats=stats.to_dict())
+        elif "stats" not in record.data:
+            interrupted = record.data.get("status") == "interrupted"
+            record.update(stats=tally.stats(0, interrupted=interrupted).to_dict())
+
+
+def _videos(
+    prelude: Prelude, videos: list[Video], record: RunRecord, runner: RayRunner, stop: StopSignals
+) -> RunStats:
+    """Every video through the actors; for several, the top record lists each as a source."""
+    many = prelude.many
+    outcomes = [VideoOutcome(v.name) for v in videos]
+    try:
+        run_videos(prelude.config, record, prelude.labels, videos, outcomes, runner, stop, many)
+    finally:
+        record.data["ray"]["ranges"] = {o.name: o.ranges for o in outcomes if o.ranges}
+        done = [o.stats for o in outcomes if o.stats is not None]
+        stats = sum_stats(done, stop.pending) if many or not done else done[0]
+        record.update(stats=stats.to_dict())
+    if not many:
+        return stats
+    entries = [source_entry(o.name, o.status, o.error, o.record, record.run_dir) for o in outcomes]
+    error = list_sources(record, entries, stop.pending)
+    if error is not None:
+        raise error
     return stats
-
-
-def _print_ray_summary(
-    out: TextIO, ray_record: dict[str, Any], failures: list[dict[str, str]]
-) -> None:
-    first = ray_record.get("first_result_s")
-    lines = [
-        f"  ray: {ray_record.get('actors_seen', 0)} actors on {ray_record.get('nodes', '?')} "
-        f"node(s) ({ray_record.get('address')}); start {ray_record['ray_start_s']:.1f} s, "
-        + (f"first result after {first:.1f} s" if first is not None else "no result")
-    ]
-    for a in ray_record.get("per_actor", []):
-        rate = a["items_per_busy_s"]
-        lines.append(
-            f"    actor {a['actor']}: {a['items']} items, "
-            f"{rate if rate is not None else '-'} per busy second"
-        )
-    for f in failures[:10]:
-        lines.append(f"  failed: {f['file']}: {f['reason']}")
-    if len(failures) > 10:
-        lines.append(f"  ... and {len(failures) - 10} more failures (run.json lists them all)")
-    print("\n".join(lines), file=out, flush=True)

@@ -5,10 +5,10 @@ Both are small frozen dataclasses of plain values, so Ray can ship them to every
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
-from detector.config import DEFAULT_THRESHOLD, OD_INPUT, OD_OUTPUTS
+from detector.config import DEFAULT_THRESHOLD
+from detector.model.options import ModelOptions
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,9 @@ class ModelSpec:
     """How every actor loads the model and filters detections (the app's own settings).
 
     Attributes:
-        path: Frozen ``.pb``, SavedModel folder or checkpoint folder, readable by every actor
-            at this path (a shared file system, or the same files on each machine).
-        loader: Keyword arguments of :func:`detector.model.loader.load_model` other than
-            ``path`` and ``tensors`` (device, threads, precision, allow_unsafe_ops, ...).
-        tensors: Tensor names ``(input, boxes, scores, classes, num)``.
+        model: The run's model options (:meth:`ModelOptions.on_actor`: one worker, threads
+            per reserved CPU); the path must be readable by every actor (a shared file
+            system, or the same files on each machine).
         threshold: Minimum score kept.
         class_ids: Label-map ids kept (``None``: all).
         max_boxes: Most detections kept per image.
@@ -68,9 +66,7 @@ class ModelSpec:
             (ranges start on multiples of N), carry the boxes between.
     """
 
-    path: Path
-    loader: dict[str, object] = field(default_factory=dict)
-    tensors: tuple[str, str, str, str, str] = (OD_INPUT, *OD_OUTPUTS)
+    model: ModelOptions
     threshold: float = DEFAULT_THRESHOLD
     class_ids: frozenset[int] | None = None
     max_boxes: int | None = 100

@@ -1,17 +1,19 @@
 """What a Ray run reads: one image source's files, or videos with their facts.
 
-Sources go through :func:`detector.sources.spec.expand_sources`, as for the local engine, so
-a folder of videos is its videos; cameras and streams are refused (the Ray engine reads files).
+The sources come from the run's prelude (:mod:`detector.pipeline.prelude`), as for the local
+engine, so a folder of videos is its videos; cameras and streams are refused (the Ray engine
+reads files).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from detector.errors import ConfigError, SourceError
 from detector.sources import open_source
-from detector.sources.spec import SourceSpec, expand_sources
+from detector.sources.spec import SourceSpec
 from detector.types import SourceInfo, SourceKind
 
 
@@ -31,20 +33,17 @@ class Plan:
     """What a Ray run reads: image files (one image source), or videos (one or several)."""
 
     info: SourceInfo
-    run_name: str
     files: list[tuple[Path, str]] | None = None
     videos: list[Video] | None = None
-    many: bool = False  # several videos: a sub-folder each, as the local engine does
 
 
-def plan(uris: tuple[str, ...]) -> Plan:
-    """Classify the sources (a folder of videos expands to its videos, as for ``local``).
+def plan(specs: Sequence[SourceSpec], *, many: bool) -> Plan:
+    """Classify the run's sources (a folder of videos already expanded, as for ``local``).
 
     Raises:
         ConfigError: A camera or stream, or image sources mixed with others (exit 2).
         SourceError: The one source cannot be opened.
     """
-    specs = expand_sources(uris)
     live = [s for s in specs if s.kind in (SourceKind.CAMERA, SourceKind.STREAM)]
     if live:
         raise ConfigError(
@@ -52,16 +51,9 @@ def plan(uris: tuple[str, ...]) -> Plan:
             hint="use --engine local for cameras and streams; ray takes image folders, globs, "
             "images, video files and folders of videos",
         )
-    many = len(specs) > 1 or len(uris) > 1 or specs[0].uri != str(uris[0]).strip()
     if all(s.kind is SourceKind.VIDEO for s in specs):
         videos = [video(s, folder=many) for s in specs]
-        total = sum(v.info.frame_count or 0 for v in videos)
-        uri = specs[0].uri if not many else ", ".join(uris)
-        info = SourceInfo(uri, SourceKind.VIDEO, False, None, None, None, total or None)
-        if not many:
-            info = videos[0].info
-        name = specs[0].run_name if len(uris) == 1 else "sources"
-        return Plan(info, name, videos=videos, many=many)
+        return Plan(videos[0].info, videos=videos)
     if len(specs) > 1:
         raise ConfigError(
             "run.engine 'ray' takes one image source (a folder, a glob or an image), or video "
@@ -70,7 +62,7 @@ def plan(uris: tuple[str, ...]) -> Plan:
         )
     with open_source(specs[0]) as source:
         files: list[tuple[Path, str]] = source.files  # type: ignore[attr-defined]
-        return Plan(source.info, specs[0].run_name, files=files)
+        return Plan(source.info, files=files)
 
 
 def video(spec: SourceSpec, *, folder: bool) -> Video:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import ExitStack
-from dataclasses import asdict
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from detector.config import Config
@@ -17,7 +16,8 @@ from detector.distributed.runner import RayRunner, VideoJob
 from detector.distributed.writing import Tally, frame_result, stand_in, writer
 from detector.errors import SourceError
 from detector.labels import LabelMap
-from detector.outputs import RUN_JSON, describe_outputs, make_run_dir, open_outputs, write_json
+from detector.outputs import describe_outputs, make_run_dir, open_outputs
+from detector.outputs.record import RunRecord, failure
 from detector.pipeline.signals import StopSignals
 from detector.sources import open_source
 from detector.types import Frame, RunStats
@@ -25,111 +25,129 @@ from detector.types import Frame, RunStats
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class VideoOutcome:
+    """How one video ended: the local engine's per-source facts (see ``source_entry``)."""
+
+    name: str
+    status: str = "skipped"
+    error: str | None = None
+    record: RunRecord | None = None
+    stats: RunStats | None = None
+    ranges: list[list[int | None]] | None = None
+
+
 def run_videos(
     config: Config,
-    run_dir: Path,
+    record: RunRecord,
     labels: LabelMap,
     videos: list[Video],
+    outcomes: list[VideoOutcome],
     runner: RayRunner,
     stop: StopSignals,
-    tally: Tally,
-    failures: list[dict[str, str]],
-    record: dict[str, Any],
     many: bool,
-) -> RunStats:
+) -> None:
     """Detect every frame of ``videos`` on the actors, a video cut into frame ranges; write
-    each video's frames in order into its outputs (a sub-folder each when ``many``).
+    each video's frames in order into its outputs (with ``many``, a sub-folder and a
+    ``run.json`` each, children of ``record``; else into ``record``'s folder).
 
-    A video that cannot be opened or read whole is appended to ``failures`` and the others go
-    on; with a single video, that raises ``SourceError`` once its outputs are closed.
+    A video that cannot be opened or read whole is ``failed`` and the others go on; with a
+    single video, that raises ``SourceError`` once its outputs are closed. ``outcomes`` (one
+    per video) receives how each ended.
     """
-    opt = runner.options
-    record["videos"] = []
-    for video in videos:
-        if video.error is not None:
-            failures.append({"file": video.name, "reason": video.error})
-            log.error("video %s: %s (the other videos go on)", video.path, video.error)
-            entry = {"file": video.name, "status": "error", "error": video.error, "frames": 0}
-            folder = make_run_dir(run_dir, video.run_name)
-            write_json(folder / RUN_JSON, {**entry, "engine": "ray", "source": asdict(video.info)})
-            record["videos"].append({**entry, "folder": folder.name})
-    videos = [v for v in videos if v.error is None]
-    jobs = []
-    for i, video in enumerate(videos):
-        ranges = split_ranges(
-            i,
-            video.info.frame_count,
-            opt.video_ranges,
-            detect_every=config.detect.detect_every,
-            min_frames=8,
-            limit=config.run.max_frames,
-        )
-        jobs.append(VideoJob(video.path, ranges))
-    single = not many
+    _unopened(record, videos, outcomes)
+    todo = [i for i, v in enumerate(videos) if v.error is None]
+    jobs = [
+        VideoJob(videos[i].path, _ranges(config, runner, n, videos[i])) for n, i in enumerate(todo)
+    ]
+    started: float | None = time.monotonic()  # the first video's time includes the start-up
     current: VideoOutput | None = None
     try:
         for v, item in runner.videos(jobs):
             if current is None or current.number != v:
                 if current is not None:
-                    current.close(record)
-                current = VideoOutput(
-                    v,
-                    videos[v],
-                    run_dir if single else make_run_dir(run_dir, videos[v].run_name),
-                    config,
-                    labels,
-                    stop,
-                    tally,
-                    jobs[v].ranges,
+                    current.close()
+                i = todo[v]
+                sub = (
+                    record.child(make_run_dir(record.run_dir, videos[i].run_name))
+                    if many
+                    else record
                 )
+                current = VideoOutput(v, videos[i], sub, outcomes[i], jobs[v].ranges, many, started)
+                current.open(config, labels, stop)
+                started = None
             if isinstance(item, dict):
-                tally.read += 1
                 if not current.write(item):
                     break
                 continue
-            if item is not None:  # the video could not be read whole
-                failures.append({"file": videos[v].name, "reason": item})
-                log.error("video %s: %s", videos[v].path, item)
-            current.status = "ok" if item is None else "error"
-            current.error = item
-            current.close(record)
+            current.finished(item)
             current = None
+    except BaseException as exc:
+        if current is not None:
+            status, current.outcome.error = failure(exc)
+            current.outcome.status = "failed" if status == "error" else status
+        raise
     finally:
         stop.deferring = True  # closing the sinks finalizes the files
         if current is not None:
-            current.close(record)
-    if single and failures:  # one video: it failed
-        raise SourceError(
-            f"video {videos[0].name!r} could not be read whole: {failures[0]['reason']}"
-        )
-    if single:
-        record["outputs"] = record["videos"][0].get("outputs", {}) if record["videos"] else {}
-    return tally.stats(0)
+            current.close()
+    if not many and outcomes[0].error is not None:  # one video: it failed
+        raise SourceError(f"video {videos[0].name!r} could not be read whole: {outcomes[0].error}")
+
+
+def _unopened(record: RunRecord, videos: list[Video], outcomes: list[VideoOutcome]) -> None:
+    """Videos that could not be opened: failed, each with a record saying why."""
+    for video, outcome in zip(videos, outcomes, strict=True):
+        if video.error is not None:
+            log.error("video %s: %s (the other videos go on)", video.path, video.error)
+            outcome.status, outcome.error = "failed", video.error
+            outcome.record = record.child(make_run_dir(record.run_dir, video.run_name))
+            outcome.record.not_started(video.name, "video", video.error)
+
+
+def _ranges(config: Config, runner: RayRunner, number: int, video: Video) -> list[FrameRange]:
+    return split_ranges(
+        number,
+        video.info.frame_count,
+        runner.options.video_ranges,
+        detect_every=config.detect.detect_every,
+        min_frames=8,
+        limit=config.run.max_frames,
+    )
 
 
 class VideoOutput:
-    """One video's outputs: its sinks, the driver's own in-order decode when pixels are needed."""
+    """One video's outputs and record: its sinks, the driver's own in-order decode when pixels
+    are needed; ``child``: its record is a sub-folder's own ``run.json``."""
 
     def __init__(
         self,
         number: int,
         video: Video,
-        folder: Path,
-        config: Config,
-        labels: LabelMap,
-        stop: StopSignals,
-        tally: Tally,
+        record: RunRecord,
+        outcome: VideoOutcome,
         ranges: list[FrameRange],
+        child: bool,
+        started: float | None,
     ) -> None:
-        self.number, self.video, self.folder, self.tally = number, video, folder, tally
-        self.ranges = [[r.start, r.stop] for r in ranges]
+        self.number, self.video, self.record, self.outcome = number, video, record, outcome
+        self.child = child
+        self.tally = Tally(started)
         self.stack = ExitStack()
-        self.status = "running"
-        self.error: str | None = None
-        self.frames = 0
+        self.sinks: dict[str, Any] = {}
+        self.source: Any = None
+        outcome.status, outcome.record = "interrupted", record
+        outcome.ranges = [[r.start, r.stop] for r in ranges]
+
+    def open(self, config: Config, labels: LabelMap, stop: StopSignals) -> None:
+        """Start the record and open the outputs (and the driver's decode if pixels are needed)."""
+        video, record = self.video, self.record
+        record.update(source=asdict(video.info))
+        if self.child:
+            record.start()
         self.sinks = open_outputs(
             config.output,
-            folder,
+            record.run_dir,
             labels,
             video.info,
             self.stack,
@@ -137,15 +155,18 @@ class VideoOutput:
             min_score=config.detect.threshold,
         )
         self.write_result, needs_pixels = writer(config, labels, self.sinks, stop)
-        self.source = (
-            self.stack.enter_context(open_source(str(video.path))) if needs_pixels else None
-        )
+        if needs_pixels:
+            self.source = self.stack.enter_context(open_source(str(video.path)))
         log.info(
-            "video %s (%s frames) on Ray → %s", video.path, video.info.frame_count or "?", folder
+            "video %s (%s frames) on Ray → %s",
+            video.path,
+            video.info.frame_count or "?",
+            record.run_dir,
         )
 
     def write(self, row: dict[str, Any]) -> bool:
         index = int(row["position"])
+        self.tally.read += 1
         if self.source is not None:
             item = self.source.read()
             if item is None:
@@ -159,24 +180,28 @@ class VideoOutput:
         result = frame_result(Frame(index, time.monotonic(), image, None), row)
         keep = self.write_result(result)
         self.tally.frame(result.inference_ms)
-        self.frames += 1
         return keep
 
-    def close(self, record: dict[str, Any]) -> None:
-        """Finalize this video's outputs; its entry in ``record`` (and, for one of several
-        videos, a ``run.json`` of its own in its sub-folder, as the local engine writes)."""
+    def finished(self, reason: str | None) -> None:
+        """The video's last frame came (``reason``: why it was not read whole)."""
+        if reason is not None:
+            log.error("video %s: %s", self.video.path, reason)
+        self.outcome.status = "ok" if reason is None else "failed"
+        self.outcome.error = reason
+        self.close()
+
+    def close(self) -> None:
+        """Finalize this video's outputs and its record."""
         try:
             self.stack.close()
         finally:
-            entry = {
-                "file": self.video.name,
-                "status": self.status,
-                "error": self.error,
-                "frames": self.frames,
-                "ranges": self.ranges,
-                "outputs": describe_outputs(self.sinks),
-            }
-            if self.folder != Path(record["run_dir"]):
-                sub = {**entry, "engine": "ray", "source": asdict(self.video.info)}
-                write_json(self.folder / RUN_JSON, sub)
-            record["videos"].append({**entry, "folder": self.folder.name})
+            outcome = self.outcome
+            stats = self.tally.stats(0, interrupted=outcome.status == "interrupted")
+            outcome.stats = stats
+            self.record.update(outputs=describe_outputs(self.sinks), stats=stats.to_dict())
+            if outcome.error is not None:
+                self.record.update(error=outcome.error)
+            if self.child:
+                self.record.finish(
+                    {"ok": "ok", "interrupted": "interrupted"}.get(outcome.status, "error")
+                )

@@ -48,8 +48,8 @@ class RecordWriter:
 class Tally:
     """The run's numbers, kept as the driver writes."""
 
-    def __init__(self) -> None:
-        self.started = time.monotonic()
+    def __init__(self, started: float | None = None) -> None:
+        self.started = time.monotonic() if started is None else started
         self.read = 0
         self.written = 0
         self.inferences = 0

@@ -8,14 +8,20 @@ The composition (``detector.app``) calls :func:`wants_events`, :func:`engine_thr
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any
 
 from detector.config import Config
+from detector.events.clips import CLIPS_DIR, ClipRecorder
 from detector.events.filters import DetectionFilter
+from detector.events.jsonl import EVENTS_JSONL, EventJsonl
+from detector.events.mqtt import MqttSink
+from detector.events.snapshots import SNAPSHOTS_DIR, SnapshotKeeper
 from detector.events.spec import applies_to
 from detector.events.stage import EventStage
+from detector.events.webhook import WebhookSink
 from detector.labels import LabelMap
 from detector.types import SourceInfo
 
@@ -68,16 +74,19 @@ def open_filter(
 
 def open_events(
     config: Config,
-    run_dir: Path,
+    run_dir: Path | None,
     labels: LabelMap,
     info: SourceInfo,
     stack: ExitStack,
     *,
     source: tuple[str, int, str],
+    extra: Sequence[Any] = (),
 ) -> EventStage | None:
     """The event stage of one source with its sinks open in ``stack`` (closed after the stage
-    has ended every object), or None when nothing about events is configured."""
-    if not wants_events(config):
+    has ended every object), or None when nothing about events is configured (and no
+    ``extra`` sink is given). Without a ``run_dir`` (a stream of the Python API) there is no
+    events.jsonl, snapshot or clip: events go to MQTT, the webhook and ``extra``."""
+    if not wants_events(config) and not extra:
         return None
     name, index, uri = source
     zones = [
@@ -91,29 +100,21 @@ def open_events(
         if applies_to(ln.source, name, index, uri)
     ]
     ev = config.events
-    sinks: list[Any] = []
-    if ev.jsonl is not False:
-        from detector.events.jsonl import EVENTS_JSONL, EventJsonl
-
+    sinks: list[Any] = list(extra)
+    if run_dir is None and (ev.snapshots or ev.clips is not None):
+        log.warning("events.snapshots and events.clips need a run folder: off in a stream")
+    if run_dir is not None and ev.jsonl is not False:
         sinks.append(stack.enter_context(closing(EventJsonl(run_dir / EVENTS_JSONL))))
     if ev.mqtt is not None:
-        from detector.events.mqtt import MqttSink
-
         sinks.append(stack.enter_context(closing(MqttSink(ev.mqtt, name, ev.queue_size))))
     if ev.webhook is not None:
-        from detector.events.webhook import WebhookSink
-
         sinks.append(stack.enter_context(closing(WebhookSink(ev.webhook, ev.queue_size))))
     clips = snapshots = None
     keep = ev.clips
-    if keep is not None:
-        from detector.events.clips import CLIPS_DIR, ClipRecorder
-
+    if keep is not None and run_dir is not None:
         recorder = ClipRecorder(run_dir / CLIPS_DIR, name, keep, info.fps, info.live)
         clips = stack.enter_context(closing(recorder))
-    if ev.snapshots:
-        from detector.events.snapshots import SNAPSHOTS_DIR, SnapshotKeeper
-
+    if ev.snapshots and run_dir is not None:
         age, size = (keep.max_age_h, keep.max_size_mb) if keep is not None else (None, None)
         keeper = SnapshotKeeper(run_dir / SNAPSHOTS_DIR, name, labels, 8, age, size)
         snapshots = stack.enter_context(closing(keeper))

@@ -8,6 +8,7 @@ turns a shape into pixels for a frame size. Errors are ``ConfigError`` naming th
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -107,8 +108,6 @@ def mapping_value(where: str, key: str, value: Any, allowed: Sequence[str]) -> M
         raise bad_value(where, key, f"a mapping with keys {', '.join(allowed)}", value)
     for k in value:
         if k not in allowed:
-            import difflib
-
             close = difflib.get_close_matches(str(k), list(allowed), n=1)
             raise ConfigError(
                 f"{where}: {key}: unknown key '{k}'",

@@ -17,10 +17,10 @@ import random
 import time
 from typing import Any
 
+from detector.errors import redact
 from detector.events.extras import env_secret, require
 from detector.events.options import WebhookSpec
 from detector.events.worker import QueueWorker
-from detector.sources.spec import redact
 
 log = logging.getLogger(__name__)
 

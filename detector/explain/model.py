@@ -31,7 +31,8 @@ from detector.explain.graph import (
     parse_ref,
 )
 from detector.model.formats import detect_format
-from detector.model.graphfile import import_graph_def, read_graph_def, tf_module
+from detector.model.graphfile import import_graph_def, read_graph_def
+from detector.model.session import SessionOptions, new_session
 from detector.model.split import find_split
 from detector.types import Detections
 
@@ -174,15 +175,21 @@ class ExplainModel:
         path: A frozen ``.pb`` / ``.pbtxt`` (checked against the op allowlist first).
         layer: Grad-CAM layer (tensor or node name); default: chosen from the graph.
         allow_unsafe_ops: Accept ops outside the allowlist (trusted files only).
+        session: The session's device, threads and precision, as the app runs the model
+            (:meth:`detector.model.options.ModelOptions.session_options`); default: TF's own.
 
     Raises:
         ModelError: Not a frozen graph, not a TF OD API detector, or an unknown layer.
     """
 
     def __init__(
-        self, path: str | Path, *, layer: str | None = None, allow_unsafe_ops: bool = False
+        self,
+        path: str | Path,
+        *,
+        layer: str | None = None,
+        allow_unsafe_ops: bool = False,
+        session: SessionOptions | None = None,
     ) -> None:
-        tf = tf_module()
         self.path = Path(path)
         fmt = detect_format(self.path)
         if fmt not in ("frozen_pb", "pbtxt"):
@@ -199,7 +206,9 @@ class ExplainModel:
                 hint="explain needs image_tensor -> detection_boxes/scores/classes/num_detections",
             )
         self.graph = import_graph_def(self.graph_def, self.path)
-        self.session = tf.compat.v1.Session(graph=self.graph)
+        self.session, self.device = new_session(
+            self.graph, session or SessionOptions(device="auto", precision="fp32")
+        )
         self.shape_of = ShapeProbe(self.graph, self.session)
         self.exported = all(EXPORTED[k] in names for k in EXPORTED)
         if self.exported and (layer is None or self._exported_layer("feature_map") == layer):

@@ -14,13 +14,16 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+
 from detector.errors import CheckpointError
+from detector.model.formats import detect_format
+from detector.model.session import import_tf
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +86,6 @@ class CheckpointState:
 @cache
 def _state_message_class() -> Any:
     """The ``tensorflow.CheckpointState`` message, built here so TF need not be imported."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     fdp = descriptor_pb2.FileDescriptorProto(
         name="detector_checkpoint_state.proto", package="tensorflow", syntax="proto3"
@@ -148,7 +150,6 @@ def read_state_file(folder: str | Path) -> CheckpointState | None:
     Raises:
         CheckpointError: The state file exists but is not a CheckpointState text proto.
     """
-    from google.protobuf import text_format
 
     folder = Path(folder)
     path = folder / STATE_FILE
@@ -207,7 +208,6 @@ def repair_state_file(folder: str | Path) -> list[tuple[str, str]]:
     Raises:
         CheckpointError: No state file, or a recorded checkpoint has no local copy.
     """
-    from google.protobuf import text_format
 
     folder = Path(folder)
     state_path = folder / STATE_FILE
@@ -272,8 +272,6 @@ def _meta_for(prefix: Path) -> Path | None:
 
 
 def _is_frozen_graph(path: Path) -> bool:
-    from detector.model.formats import detect_format
-
     try:
         return detect_format(path) in ("frozen_pb", "pbtxt")
     except Exception:
@@ -431,7 +429,6 @@ def _missing_index(prefix: Path) -> None:
 
 def open_reader(prefix: str | Path) -> Any:
     """``tf.train.load_checkpoint(prefix)``, with a named error when the files are unreadable."""
-    from detector.model.session import import_tf
 
     tf = import_tf()
     try:
@@ -474,83 +471,3 @@ def data_problem(prefix: str | Path) -> str | None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-
-
-def restore_variables(
-    session: Any, variables: Sequence[Any], prefix: str, *, init_missing: bool = False
-) -> list[str]:
-    """Assign every variable its value read from the checkpoint at ``prefix``.
-
-    A ``.meta``'s own restore op is never run (it names files and ops the graph chose):
-    values come from ``tf.train.load_checkpoint`` and are fed to each variable's
-    initializer, with names and shapes checked first so nothing is restored silently wrong.
-
-    Args:
-        init_missing: Variables the checkpoint lacks (a ``Saver(var_list=...)`` subset) run
-            their own initializer instead of failing; they are returned and logged.
-
-    Returns:
-        The variables initialised rather than restored (empty unless ``init_missing``).
-
-    Raises:
-        CheckpointError: Missing variables (naming them and ``--init-missing``), shape
-            mismatches, or unreadable ``.data`` files.
-    """
-    reader = open_reader(prefix)
-    shapes = reader.get_variable_to_shape_map()
-    missing = [v.op.name for v in variables if v.op.name not in shapes]
-    wrong = [
-        f"{v.op.name}: graph {v.shape.as_list()} vs checkpoint {list(shapes[v.op.name])}"
-        for v in variables
-        if v.op.name in shapes
-        and v.shape.is_fully_defined()
-        and v.shape.as_list() != list(shapes[v.op.name])
-    ]
-    if wrong or (missing and not init_missing):
-        shown = ", ".join(missing[:10]) + (
-            f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-        )
-        detail = "; ".join(
-            filter(
-                None,
-                [
-                    f"{len(missing)} graph variable(s) missing from the checkpoint: {shown}"
-                    if missing
-                    else "",
-                    f"shape mismatches: {wrong[:10]}" if wrong else "",
-                ],
-            )
-        )
-        raise CheckpointError(
-            f"checkpoint '{prefix}' does not match its graph: {detail}",
-            hint="use the .meta written together with this checkpoint"
-            if wrong
-            else "a Saver(var_list=...) checkpoint holds a subset: pass --init-missing to give "
-            "the others their initial values (config: model.init_missing: true)",
-        )
-    present = [v for v in variables if v.op.name in shapes]
-    try:
-        feeds = {v.initializer.inputs[1]: reader.get_tensor(v.op.name) for v in present}
-    except Exception as exc:
-        raise CheckpointError(
-            f"cannot read the values of checkpoint '{prefix}': {_first_line(exc)}",
-            hint="a .data-* shard is missing, cut off or corrupt: copy it again",
-        ) from exc
-    if present:
-        session.run([v.initializer for v in present], feeds)
-    if missing:
-        log.warning(
-            "checkpoint %s lacks %d variable(s), initialised instead (--init-missing): %s",
-            prefix,
-            len(missing),
-            ", ".join(missing),
-        )
-        by_name = {v.op.name: v for v in variables}
-        try:
-            session.run([by_name[m].initializer for m in missing])
-        except Exception as exc:
-            raise CheckpointError(
-                f"cannot initialise the variables checkpoint '{prefix}' lacks: {_first_line(exc)}",
-                hint="their initializers need inputs or other variables; save a full checkpoint",
-            ) from exc
-    return missing

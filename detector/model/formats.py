@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from detector.errors import ModelError
+from detector.model.keras_file import is_keras_archive
+from detector.model.keras_weights import h5_kind, open_h5
 
 Format = Literal[
     "checkpoint", "meta", "frozen_pb", "pbtxt", "saved_model", "tflite", "keras", "keras_weights"
@@ -209,12 +211,9 @@ def _keras_kind(path: Path, head: bytes) -> Format | None:
     """``keras`` for a zip with a Keras config and weights, ``keras_weights`` for an HDF5
     file laid out by Keras (3 or 2), else None."""
     if head[:4] == b"PK\x03\x04":
-        from detector.model.keras_file import is_keras_archive
-
         return "keras" if is_keras_archive(path) else None
     if head[:8] != b"\x89HDF\r\n\x1a\n":
         return None
-    from detector.model.keras_weights import h5_kind, open_h5
 
     with open_h5(path) as h5:
         kind = h5_kind(h5)
@@ -321,3 +320,14 @@ def keras3_saved_by_tf(meta: Any) -> bool:
         return False
     root = {c.local_name for c in meta.object_graph_def.nodes[0].children}
     return root >= _KERAS3_ROOT
+
+
+def detect_graph_kind(path: Path) -> str:
+    """``meta``, ``frozen_pb`` or ``pbtxt`` for a graph file given with ``--graph``."""
+    kind = detect_format(path)
+    if kind not in ("meta", "frozen_pb", "pbtxt"):
+        raise ModelError(
+            f"--graph '{path}' is a {kind}, not a graph file",
+            hint="pass the GraphDef written by tf.io.write_graph (.pbtxt or .pb) or a .meta",
+        )
+    return kind

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from detector.errors import ModelError
+from detector.model.safety import strip_saver
 from detector.model.session import import_tf
 
 VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
@@ -22,7 +23,6 @@ def meta_from_graph_def(graph_def: Any) -> Any:
     Ref variables (``VariableV2``) are rebuilt from their ``Assign`` initializer and
     ``<name>/read``; resource variables (``VarHandleOp``) from ``AssignVariableOp``.
     """
-    from detector.model.safety import strip_saver
 
     tf = import_tf()
     tf1 = tf.compat.v1

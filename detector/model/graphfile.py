@@ -5,7 +5,7 @@ reads GraphDef, MetaGraphDef and SavedModel bytes through this module, so a file
 checked (:mod:`detector.model.safety`) before anything of it is imported, and a corrupt file
 always gives the error family's message. A checkpoint's variables are restored from
 ``tf.train.load_checkpoint`` values fed to each variable's initializer
-(:func:`detector.model.checkpoints.restore_variables`), never by running the ``.meta``'s own
+(:func:`detector.model.restore.restore_variables`), never by running the ``.meta``'s own
 ``save/restore_all``.
 
 A new model format: teach :func:`detector.model.formats.detect_format` to recognise it and
@@ -14,9 +14,7 @@ add its reader here.
 
 from __future__ import annotations
 
-import difflib
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +22,20 @@ from typing import Any
 
 import numpy as np
 
-from detector.config import OD_OUTPUT_NODES
 from detector.errors import CheckpointError, ModelError
-from detector.model.graph_info import NOT_OUTPUTS
+from detector.model.checkpoints import resolve_checkpoint
+from detector.model.formats import detect_format, detect_graph_kind, is_text_meta
+from detector.model.graph_variables import meta_from_graph_def
+from detector.model.objckpt import no_graph_error
+from detector.model.outputs import (
+    choose_outputs,
+    collection_outputs,
+    trainable_names,
+)
+from detector.model.restore import restore_variables
+from detector.model.safety import check_graph_def, check_meta_graph, check_saved_model
+from detector.model.saved_model_restore import frozen_signature, uninitialised
+from detector.model.session import import_tf, visible_gpus
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +50,6 @@ def tf_module() -> Any:
     log, and TensorFlow's own Python warnings (deprecations of the ``compat.v1`` API) are
     kept out of the output.
     """
-    from detector.model.session import import_tf, visible_gpus
 
     tf = import_tf()
     visible_gpus()
@@ -90,7 +98,6 @@ def parse_meta_graph(path: str | Path) -> Any:
     Raises:
         CheckpointError: Unreadable, truncated or not a MetaGraphDef.
     """
-    from detector.model.formats import is_text_meta
 
     tf = tf_module()
     path = Path(path)
@@ -129,7 +136,6 @@ def read_graph_def(
         ModelError: Unreadable, truncated or not a GraphDef.
         UnsafeGraphError: Ops outside the allowlist (unless ``allow_unsafe_ops``).
     """
-    from detector.model.safety import check_graph_def
 
     graph_def = parse_graph_def(path, fmt)
     check_graph_def(graph_def, what=str(path), allow_unsafe_ops=allow_unsafe_ops)
@@ -143,7 +149,6 @@ def read_meta_graph(path: str | Path, *, allow_unsafe_ops: bool = False) -> Any:
         CheckpointError: Unreadable, truncated or not a MetaGraphDef.
         UnsafeGraphError: Ops outside the allowlist (unless ``allow_unsafe_ops``).
     """
-    from detector.model.safety import check_meta_graph
 
     meta = parse_meta_graph(path)
     check_meta_graph(meta, what=str(path), allow_unsafe_ops=allow_unsafe_ops)
@@ -152,7 +157,6 @@ def read_meta_graph(path: str | Path, *, allow_unsafe_ops: bool = False) -> Any:
 
 def read_saved_model(path: str | Path, *, allow_unsafe_ops: bool = False) -> Any:
     """Parse ``saved_model.pb`` once, check it, and return the SavedModel proto."""
-    from detector.model.safety import check_saved_model
 
     return check_saved_model(Path(path), allow_unsafe_ops=allow_unsafe_ops)
 
@@ -216,7 +220,6 @@ def restore_checkpoint(
 
     The session is closed if restoring fails.
     """
-    from detector.model.checkpoints import restore_variables
 
     try:
         missing = restore_variables(session, variables, prefix, init_missing=init_missing)
@@ -239,7 +242,6 @@ def load_saved_model_into(session: Any, meta: Any, path: str | Path) -> list[str
         The variables the signatures read that the loader left uninitialised (a Keras 3
         model written by ``tf.saved_model.save``); see :mod:`.saved_model_restore`.
     """
-    from detector.model.saved_model_restore import uninitialised
 
     tf = tf_module()
     try:
@@ -298,54 +300,9 @@ class LoadedGraph:
         return dict(zip(tensors, self.session.run(list(tensors.values()), feeds), strict=True))
 
 
-def sink_outputs(graph_def: Any) -> list[str]:
-    """Node names nothing reads: a graph's likely outputs, detection-like names first."""
-    consumed = {node_name(i) for n in graph_def.node for i in n.input}
-    names = [
-        n.name
-        for n in graph_def.node
-        if n.name not in consumed
-        and n.op not in NOT_OUTPUTS
-        and not n.name.startswith(("init", "report_uninitialized", "gradients/"))
-        and not re.match(r"save(_\d+)?/", n.name)
-        and not n.op.startswith(
-            ("Save", "Restore", "Apply", "ResourceApply", "Assign", "Scatter", "ResourceScatter")
-        )
-    ]
-    return sorted(names, key=lambda n: ("detection" not in n and "num_" not in n, n))
-
-
 def placeholders(graph_def: Any) -> list[str]:
     """Node names of the graph's ``Placeholder`` nodes (its inputs)."""
     return [n.name for n in graph_def.node if n.op in ("Placeholder", "PlaceholderV2")]
-
-
-def choose_outputs(graph_def: Any, given: Sequence[str] | None, what: str) -> list[str]:
-    """The output node names: those given (checked), else the OD API names, else the sinks."""
-    names = {n.name for n in graph_def.node}
-    if given:
-        missing = [g for g in given if node_name(g) not in names]
-        if missing:
-            near = {m: difflib.get_close_matches(node_name(m), names, n=3) for m in missing}
-            hints = "; ".join(f"'{m}': did you mean {near[m]}" for m in missing if near[m])
-            raise ModelError(
-                f"graph '{what}' has no node {', '.join(repr(m) for m in missing)}; candidate "
-                f"outputs: {sink_outputs(graph_def)[:10]}",
-                hint=hints
-                or f"pass --outputs with node names from 'python main.py model inspect {what}'",
-            )
-        return [node_name(g) for g in given]
-    if all(o in names for o in OD_OUTPUT_NODES):
-        return list(OD_OUTPUT_NODES)
-    sinks = sink_outputs(graph_def)
-    if not sinks:
-        raise ModelError(
-            f"graph '{what}' has no output candidates", hint="pass --outputs NODE[,NODE...]"
-        )
-    log.info(
-        "no outputs given and no TF OD API names in %s; using the graph's sinks %s", what, sinks
-    )
-    return sinks
 
 
 def _load_checkpoint(
@@ -356,15 +313,12 @@ def _load_checkpoint(
     init_missing: bool = False,
     graph: Path | None = None,
 ) -> LoadedGraph:
-    from detector.model.checkpoints import resolve_checkpoint
-
     ref = resolve_checkpoint(path)
     meta_path = graph or ref.meta
     if meta_path is None:
         raise no_graph_error(ref.prefix)
-    if graph is not None and detect_graph_kind(graph) != "meta":
-        from detector.model.graph_variables import meta_from_graph_def
 
+    if graph is not None and detect_graph_kind(graph) != "meta":
         meta = meta_from_graph_def(
             read_graph_def(graph, detect_graph_kind(graph), allow_unsafe_ops=allow_unsafe_ops)
         )
@@ -372,9 +326,8 @@ def _load_checkpoint(
         meta = read_meta_graph(meta_path, allow_unsafe_ops=allow_unsafe_ops)
     ref_meta = meta_path
     tf_graph, variables, local = import_meta_graph(meta, ref_meta)
-    if not outputs and "outputs" in meta.collection_def:  # written by unfreeze / convert
-        outputs = [node_name(t) for t in meta.collection_def["outputs"].node_list.value]
-    outs = choose_outputs(meta.graph_def, outputs, str(ref_meta))
+    outputs = outputs or collection_outputs(meta)  # unfreeze / convert / training code
+    outs = choose_outputs(meta.graph_def, outputs, str(ref_meta), trainable_names(meta))
     session = new_session(tf_graph)
     missing = restore_checkpoint(
         session, variables, local, str(ref.prefix), init_missing=init_missing
@@ -389,42 +342,6 @@ def _load_checkpoint(
         ref.step,
         missing,
     )
-
-
-def no_graph_error(prefix: Path) -> CheckpointError:
-    """The error for a checkpoint with no graph: object-based ones need their model's code."""
-    from detector.model.checkpoints import open_reader
-    from detector.model.objckpt import is_object_based
-
-    if is_object_based(open_reader(prefix).get_variable_to_shape_map()):
-        return CheckpointError(
-            f"checkpoint '{prefix}' is object-based (tf.train.Checkpoint or Keras "
-            "save_weights): it stores values by object path but no graph, so it cannot be "
-            "frozen or converted by itself",
-            hint="inspect or export its weights here (model inspect / export-weights); to "
-            "make a model, build the tf.Module or Keras model in Python, restore with "
-            "tf.train.Checkpoint(model=obj).read(prefix), and save it with model.export() "
-            "or tf.saved_model.save(); or let the toolkit do it: python main.py model convert "
-            f"'{prefix}' -o model.pb --model my_model.py:build (your function that builds it)",
-        )
-    return CheckpointError(
-        f"checkpoint '{prefix}' has no .meta graph next to it",
-        hint="this command needs the graph: keep model.ckpt-N.meta with the checkpoint, or "
-        "give the graph written by tf.io.write_graph: --graph graph.pbtxt",
-    )
-
-
-def detect_graph_kind(path: Path) -> str:
-    """``meta``, ``frozen_pb`` or ``pbtxt`` for a graph file given with ``--graph``."""
-    from detector.model.formats import detect_format
-
-    kind = detect_format(path)
-    if kind not in ("meta", "frozen_pb", "pbtxt"):
-        raise ModelError(
-            f"--graph '{path}' is a {kind}, not a graph file",
-            hint="pass the GraphDef written by tf.io.write_graph (.pbtxt or .pb) or a .meta",
-        )
-    return kind
 
 
 def _load_saved_model(
@@ -460,7 +377,6 @@ def _load_through_objects(
     path: Path, signature: str, new_session: SessionFactory, left: list[str]
 ) -> LoadedGraph:
     """A SavedModel the graph loader cannot restore, frozen through ``tf.saved_model.load``."""
-    from detector.model.saved_model_restore import frozen_signature
 
     graph_def, inputs, outputs = frozen_signature(path, signature, left)
     log.info(
@@ -503,7 +419,6 @@ def load_graph(
     Raises:
         ModelError, CheckpointError, UnsafeGraphError: What is wrong and what to do.
     """
-    from detector.model.formats import detect_format
 
     tf = tf_module()
     if new_session is None:

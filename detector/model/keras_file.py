@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from detector.errors import ModelError
-from detector.model.keras_config import KerasConfig, parse_config, refusal, review_config
+from detector.model.keras_config import (
+    MAX_CONFIG_BYTES,
+    KerasConfig,
+    parse_config,
+    refusal,
+    review_config,
+)
 from detector.model.sizes import human
 from detector.model.tf_errors import first_line
 
@@ -92,7 +98,6 @@ def open_keras(path: str | Path) -> Iterator[KerasArchive]:
     Raises:
         ModelError: Not a zip, members missing, sizes over the limits, config unreadable.
     """
-    from detector.model.keras_config import MAX_CONFIG_BYTES
 
     path = Path(path)
     what = f"Keras archive '{path}'"

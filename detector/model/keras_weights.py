@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
 from detector.errors import ModelError
@@ -50,7 +51,6 @@ def has_hdf5_magic(head: bytes) -> bool:
 
 def open_h5(path: Path) -> Any:
     """``h5py.File`` read-only, or a clear error for a damaged file."""
-    import h5py
 
     try:
         return h5py.File(path, "r")
@@ -73,7 +73,6 @@ def h5_kind(h5: Any) -> str | None:
 
 def _walk(h5: Any) -> list[tuple[str, Any]]:
     """Every dataset as ``(path, dataset)``, iteratively, each object once."""
-    import h5py
 
     seen: set[int] = set()
     out: list[tuple[str, Any]] = []

@@ -19,8 +19,9 @@ import numpy as np
 
 from detector.config import OD_INPUT, OD_OUTPUTS
 from detector.errors import ModelError
+from detector.model.formats import detect_format
 from detector.model.graph_info import describe_graph
-from detector.model.graphfile import tensor_name
+from detector.model.graphfile import load_graph, tensor_name
 from detector.model.session import (
     SessionOptions,
     captured_stderr,
@@ -280,8 +281,6 @@ def load_model(
         UnsafeGraphError: The graph holds ops outside the allowlist.
         CheckpointError: The checkpoint is incomplete or does not match its graph.
     """
-    from detector.model.formats import detect_format
-    from detector.model.graphfile import load_graph
 
     path = Path(path)
     if not model_path_exists(path):

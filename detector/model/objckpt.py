@@ -13,9 +13,11 @@ from __future__ import annotations
 import difflib
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from detector.errors import ModelError
+from detector.errors import CheckpointError, ModelError
+from detector.model.checkpoints import open_reader
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -101,4 +103,25 @@ def find_entry(entries: list[CheckpointEntry], wanted: str, what: str) -> Checkp
         f"{what} has no tensor {wanted!r}",
         hint=f"closest: {difflib.get_close_matches(name, every, n=5)}; give a raw key, an "
         "object path or a variable name (run without --tensor to list them)",
+    )
+
+
+def no_graph_error(prefix: Path) -> CheckpointError:
+    """The error for a checkpoint with no graph: object-based ones need their model's code."""
+
+    if is_object_based(open_reader(prefix).get_variable_to_shape_map()):
+        return CheckpointError(
+            f"checkpoint '{prefix}' is object-based (tf.train.Checkpoint or Keras "
+            "save_weights): it stores values by object path but no graph, so it cannot be "
+            "frozen or converted by itself",
+            hint="inspect or export its weights here (model inspect / export-weights); to "
+            "make a model, build the tf.Module or Keras model in Python, restore with "
+            "tf.train.Checkpoint(model=obj).read(prefix), and save it with model.export() "
+            "or tf.saved_model.save(); or let the toolkit do it: python main.py model convert "
+            f"'{prefix}' -o model.pb --model my_model.py:build (your function that builds it)",
+        )
+    return CheckpointError(
+        f"checkpoint '{prefix}' has no .meta graph next to it",
+        hint="this command needs the graph: keep model.ckpt-N.meta with the checkpoint, or "
+        "give the graph written by tf.io.write_graph: --graph graph.pbtxt",
     )

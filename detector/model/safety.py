@@ -20,6 +20,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from google.protobuf import text_format
+
 from detector.errors import ModelError, UnsafeGraphError
 from detector.model.graph_limits import check_structure
 
@@ -426,8 +428,6 @@ def parse_saved_model(path: str | Path) -> Any:
         if pb.is_file():
             saved.ParseFromString(pb.read_bytes())
         elif pbtxt.is_file():
-            from google.protobuf import text_format
-
             text_format.Parse(pbtxt.read_text(encoding="utf-8"), saved)
         else:
             raise ModelError(

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from detector.errors import ModelError
+from detector.model.session import import_tf
 
 #: protobuf refuses to serialize or parse a message of 2 GiB or more.
 PROTOBUF_LIMIT = 2**31 - 1
@@ -65,7 +66,6 @@ def check_allocation(nbytes: int, what: str, *, stored: int | None = None) -> No
 
 def tensor_proto_bytes(proto: Any) -> int:
     """Bytes a ``TensorProto`` expands to (its shape times its dtype size), before making it."""
-    from detector.model.session import import_tf
 
     dims = [max(int(d.size), 0) for d in proto.tensor_shape.dim]
     elements = int(np.prod(dims, dtype=np.float64)) if dims else 1

@@ -23,6 +23,13 @@ import numpy as np
 from detector.config import OD_INPUT, OD_OUTPUTS
 from detector.errors import ModelError
 from detector.model.graphfile import read_graph_def, tensor_name
+from detector.model.session import (
+    SessionOptions,
+    import_tf,
+    resolve_device,
+    resolve_precision,
+    session_config,
+)
 from detector.model.split import SplitPoint, find_split, split_graph_defs
 
 log = logging.getLogger(__name__)
@@ -204,7 +211,6 @@ def load_split_model(
     Raises:
         ModelError: Unreadable file, missing tensors, or a graph with no split.
     """
-    from detector.model.session import import_tf
 
     tf = import_tf()
     t0 = time.perf_counter()
@@ -224,13 +230,6 @@ def load_split_model(
     if input_name in point.tensors:  # post-processing reads the image itself (e.g. its shape)
         log.debug("split: the post-processing reads the input tensor %s", input_name)
     net_gd, post_gd, post_inputs = split_graph_defs(graph_def, point, outputs, dtypes)
-
-    from detector.model.session import (
-        SessionOptions,
-        resolve_device,
-        resolve_precision,
-        session_config,
-    )
 
     used = resolve_device(device)
     net_device = "/device:GPU:0" if used == "gpu" else "/device:CPU:0"

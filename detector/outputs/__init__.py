@@ -28,6 +28,7 @@ from detector.outputs.exports import (
 from detector.outputs.images import ImageSink
 from detector.outputs.jsonl import JsonlSink, frame_record
 from detector.outputs.progress import ProgressSink
+from detector.outputs.record import RUN_JSON
 from detector.outputs.rundir import make_run_dir, write_json
 from detector.outputs.video import FALLBACK_FPS, AvVideoSink, VideoSink, open_video_sink
 from detector.outputs.window import WindowSink, display_available, display_problem
@@ -65,7 +66,6 @@ log = logging.getLogger(__name__)
 VIDEO_NAME = "annotated"
 JSONL_NAME = "detections.jsonl"
 IMAGES_DIR = "images"
-RUN_JSON = "run.json"
 
 
 def open_outputs(

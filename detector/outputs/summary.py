@@ -1,55 +1,40 @@
-"""The run's record (``run.json``) helpers and the summary printed at the end of a run."""
+"""The summary printed at the end of a run, read from its record (either engine, one source or
+several)."""
 
 from __future__ import annotations
 
-import platform
-import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-import cv2
-import numpy as np
-
-from detector import __version__
-from detector.types import RunStats
+from detector.outputs.record import masked
 
 
-def versions() -> dict[str, str]:
-    """Versions of the libraries that shaped the run (TensorFlow if it was imported)."""
-    found = {
-        "detector": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-    }
-    tf = sys.modules.get("tensorflow")
-    if tf is not None:
-        found["tensorflow"] = getattr(tf, "__version__", "?")
-    return found
+def print_summary(out: TextIO, record: dict[str, Any]) -> None:
+    """A few lines saying how the run ended, how fast it went and what it wrote (masked)."""
+    record = masked(record)
+    if "sources" in record:
+        lines = _many_lines(record)
+    else:
+        lines = _one_lines(record, Path(record.get("run_dir", ".")))
+    if record.get("engine") == "ray" and "ray" in record:
+        lines += _ray_lines(record["ray"])
+    print("\n".join(lines), file=out, flush=True)
 
 
-def now_iso() -> str:
-    """The wall-clock time now, UTC, ISO 8601 to the second."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def print_summary(
-    out: TextIO, record: dict[str, Any], stats: RunStats | None, run_dir: Path
-) -> None:
-    """A few lines saying how the run ended, how fast it went and what it wrote."""
-
+def _one_lines(record: dict[str, Any], run_dir: Path) -> list[str]:
     def ms(v: float | None) -> str:
         return f"{v:.1f} ms" if v is not None else "-"
 
     lines = [f"run {record['status']}: {record.get('source', {}).get('uri', '?')}"]
-    if stats is not None:
+    stats = record.get("stats")
+    if stats:
         lines += [
-            f"  frames: {stats.frames_read} read, {stats.frames_processed} processed, "
-            f"{stats.frames_dropped} dropped, {stats.frames_skipped} skipped",
-            f"  inference: {stats.inferences} runs, mean {ms(stats.inference_ms_mean)}, "
-            f"p50 {ms(stats.inference_ms_p50)} on {record.get('model', {}).get('device', '?')}",
-            f"  speed: {stats.fps:.1f} FPS (warm-up excluded), {stats.elapsed_s:.1f} s elapsed",
+            f"  frames: {stats['frames_read']} read, {stats['frames_processed']} processed, "
+            f"{stats['frames_dropped']} dropped, {stats['frames_skipped']} skipped",
+            f"  inference: {stats['inferences']} runs, mean {ms(stats['inference_ms_mean'])}, "
+            f"p50 {ms(stats['inference_ms_p50'])} on {record.get('model', {}).get('device', '?')}",
+            f"  speed: {stats['fps']:.1f} FPS (warm-up excluded), "
+            f"{stats['elapsed_s']:.1f} s elapsed",
         ]
     source_notes = []
     if record.get("source_end"):
@@ -68,7 +53,14 @@ def print_summary(
         lines.append(f"  labels: class ids not in the label map: {listed}")
     if record.get("error"):
         lines.append(f"  error: {str(record['error']).splitlines()[0]}")
-    outs = record.get("outputs", {})
+    parts = _output_parts(record.get("outputs") or {})
+    parts.append("run.json")
+    lines.append(f"  outputs in {run_dir}/: {', '.join(parts)}")
+    return lines
+
+
+def _output_parts(outs: dict[str, Any]) -> list[str]:
+    """Each output file with what it holds."""
     parts = []
     if "video" in outs and outs["video"].get("path") is None:
         parts.append("no video (not written)")
@@ -90,6 +82,39 @@ def print_summary(
             parts.append(f"{outs[name]['path']} ({outs[name]['rows']} rows)")
     if "skipped" in outs:
         parts.append(f"{outs['skipped']['path']} ({outs['skipped']['count']} skipped)")
-    parts.append("run.json")
-    lines.append(f"  outputs in {run_dir}/: {', '.join(parts)}")
-    print("\n".join(lines), file=out, flush=True)
+    return parts
+
+
+def _many_lines(record: dict[str, Any]) -> list[str]:
+    """A run of several sources: a line per source, then what failed."""
+    entries = record["sources"]
+    ok = sum(1 for e in entries if e["status"] == "ok")
+    lines = [f"run {record['status']}: {len(entries)} sources ({ok} ok) → {record['run_dir']}/"]
+    for e in entries:
+        if e["error"]:
+            what = e["error"]
+        elif e["frames"] is not None:
+            what = f"{e['frames']} frames, {e['fps']:.1f} FPS → {e['run_dir']}/"
+        else:
+            what = "not started (the run was stopped)"
+        lines.append(f"  {e['status']:<11} {e['source']}: {what}")
+    if record.get("failed"):
+        lines.append("  failed: " + ", ".join(record["failed"]))
+    return lines
+
+
+def _ray_lines(ray: dict[str, Any]) -> list[str]:
+    """The Ray engine's cluster, start-up and per-actor throughput."""
+    first = ray.get("first_result_s")
+    lines = [
+        f"  ray: {ray.get('actors_seen', 0)} actors on {ray.get('nodes', '?')} "
+        f"node(s) ({ray.get('address')}); start {ray.get('ray_start_s', 0.0):.1f} s, "
+        + (f"first result after {first:.1f} s" if first is not None else "no result")
+    ]
+    for a in ray.get("per_actor", []):
+        rate = a["items_per_busy_s"]
+        lines.append(
+            f"    actor {a['actor']}: {a['items']} items, "
+            f"{rate if rate is not None else '-'} per busy second"
+        )
+    return lines

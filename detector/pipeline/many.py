@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from detector.types import RunStats
+
 log = logging.getLogger(__name__)
 
 OK, FAILED, INTERRUPTED, SKIPPED = "ok", "failed", "interrupted", "skipped"
@@ -65,23 +67,7 @@ def run_jobs(
     lock = threading.Lock()
 
     def run(i: int) -> None:
-        name, _, job = jobs[i]
-        try:
-            result = job(halt)
-        except KeyboardInterrupt as exc:
-            outcomes[i].status = INTERRUPTED
-            outcomes[i].result = getattr(exc, "result", None)
-        except Exception as exc:
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            with lock:
-                outcomes[i].status = FAILED
-                outcomes[i].error = message
-                outcomes[i].result = getattr(exc, "result", None)
-            log.error("source %s failed: %s (the other sources go on)", name, message)
-            log.debug("source %s failed", name, exc_info=True)
-        else:
-            outcomes[i].status = INTERRUPTED if halt.is_set() else OK
-            outcomes[i].result = result
+        _run_job(jobs[i][2], outcomes[i], halt, lock)
 
     def files_in_order(indices: list[int]) -> None:
         for i in indices:
@@ -122,6 +108,26 @@ def run_jobs(
     return outcomes
 
 
+def _run_job(job: Job, outcome: Outcome, halt: threading.Event, lock: threading.Lock) -> None:
+    """Run one job on this thread; its result, failure or interruption into ``outcome``."""
+    try:
+        result = job(halt)
+    except KeyboardInterrupt as exc:
+        outcome.status = INTERRUPTED
+        outcome.result = getattr(exc, "result", None)
+    except Exception as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        with lock:
+            outcome.status = FAILED
+            outcome.error = message
+            outcome.result = getattr(exc, "result", None)
+        log.error("source %s failed: %s (the other sources go on)", outcome.name, message)
+        log.debug("source %s failed", outcome.name, exc_info=True)
+    else:
+        outcome.status = INTERRUPTED if halt.is_set() else OK
+        outcome.result = result
+
+
 def _wait(done: threading.Condition, running: list[int], timeout_s: float | None) -> bool:
     """Wait until no lane runs (waking every 0.2 s, so signals are handled); False on timeout."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -131,3 +137,27 @@ def _wait(done: threading.Condition, running: list[int], timeout_s: float | None
                 return False
             done.wait(_POLL_S)
     return True
+
+
+def sum_stats(all_stats: Sequence[RunStats], interrupted: bool) -> RunStats:
+    """Every source's numbers summed (rates: the sum of the sources' rates)."""
+
+    def add(name: str) -> int:
+        return sum(int(getattr(s, name)) for s in all_stats)
+
+    means = [s.inference_ms_mean for s in all_stats if s.inference_ms_mean is not None]
+    p50s = [s.inference_ms_p50 for s in all_stats if s.inference_ms_p50 is not None]
+    return RunStats(
+        frames_read=add("frames_read"),
+        frames_processed=add("frames_processed"),
+        frames_dropped=add("frames_dropped"),
+        frames_skipped=add("frames_skipped"),
+        inferences=add("inferences"),
+        inference_ms_mean=sum(means) / len(means) if means else None,
+        inference_ms_p50=sorted(p50s)[len(p50s) // 2] if p50s else None,
+        latency_ms_p50=None,
+        latency_ms_p95=None,
+        fps=sum(s.fps for s in all_stats),
+        elapsed_s=max((s.elapsed_s for s in all_stats), default=0.0),
+        interrupted=interrupted,
+    )

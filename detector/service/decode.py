@@ -11,6 +11,7 @@ import warnings
 
 import cv2
 import numpy as np
+from PIL import Image
 
 
 class BadImage(Exception):
@@ -30,7 +31,6 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     """
     if not data:
         raise BadImage(400, "the image is empty (0 bytes)", "send the file's bytes")
-    from PIL import Image
 
     try:
         with warnings.catch_warnings():  # Pillow's own bomb warning: we check the size below

@@ -17,12 +17,14 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from detector.app import load_model
-from detector.config import Config
+from detector.config import Config, load_config
 from detector.engine import Engine
 from detector.labels import LabelMap, load_label_map
+from detector.model.loader import require_model_path
+from detector.model.options import ModelOptions
 from detector.outputs import make_run_dir
 from detector.outputs.web import Hub, WebServer, access_from
+from detector.pipeline.local import load_model
 from detector.pipeline.signals import StopSignals
 from detector.service.batcher import Batcher
 from detector.service.detect import DetectApi, detect_router
@@ -74,18 +76,8 @@ class Service:
         return self
 
     def _start(self) -> None:
-        from detector.model.loader import require_model_path
-
         config, mc, dc, sc = self.config, self.config.model, self.config.detect, self.config.serve
         access = access_from(sc)  # a missing token file fails before the model loads
-        require_model_path(mc.path)
-        labels = load_label_map(mc.labels) if mc.labels is not None else LabelMap({})
-        class_ids = labels.resolve_classes(dc.classes)
-        model, entry = load_model(config, self.stack, max(1, mc.workers), 640, 480)
-        self.hub.model = entry
-        engine = Engine(model, dc.threshold, class_ids, dc.max_boxes)
-        self.run_dir = make_run_dir(config.output.dir, config.output.name or "serve")
-        self.jobs = SourceJobs(config, engine, labels, class_ids, self.hub, self.run_dir)
         server = WebServer(
             self.hub,
             self.host,
@@ -94,6 +86,16 @@ class Service:
             access=access,
             insecure=sc.insecure,
         )
+        server.check_access()  # before the model loads: a refusal comes at once
+        require_model_path(mc.path)
+        labels = load_label_map(mc.labels) if mc.labels is not None else LabelMap({})
+        class_ids = labels.resolve_classes(dc.classes)
+        options = ModelOptions.from_config(config)
+        model, entry = load_model(options, self.stack, max(1, mc.workers))
+        self.hub.model = entry
+        engine = Engine(model, dc.threshold, class_ids, dc.max_boxes)
+        self.run_dir = make_run_dir(config.output.dir, config.output.name or "serve")
+        self.jobs = SourceJobs(config, engine, labels, class_ids, self.hub, self.run_dir)
         self.batcher = Batcher(
             engine,
             batch_size=sc.batch_size,
@@ -172,7 +174,6 @@ def serve(
     Returns:
         The service (closed already when ``block``).
     """
-    from detector.config import load_config
 
     service = Service(config or load_config(None), host, port, sources=sources).start()
     if block:

@@ -1,10 +1,10 @@
 """Sources started and stopped while the service runs: ``POST``, ``GET``, ``DELETE /api/sources``.
 
-Each source runs the app's own per-source path (:func:`detector.app.run_spec`: reconnects,
-outputs, ``run.json``) on the service's one model, on its own thread, into a sub-folder of
-the service's run folder, and gets a feed on the page. Deleting a source stops it between
-frames and waits for its outputs to be finalized (its video closes and plays). Source URIs
-are shown masked (``rtsp://user:***@host``) in every answer.
+Each source runs the app's own per-source path (:func:`detector.pipeline.local.run_spec`:
+reconnects, outputs, ``run.json``) on the service's one model, on its own thread, into a
+sub-folder of the service's run folder, and gets a feed on the page. Deleting a source stops
+it between frames and waits for its outputs to be finalized (its video closes and plays).
+Source URIs are shown masked (``rtsp://user:***@host``) in every answer.
 """
 
 from __future__ import annotations
@@ -21,13 +21,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from detector.app import new_record, run_spec
 from detector.config import Config, with_overrides
 from detector.errors import DetectorError
 from detector.labels import LabelMap
 from detector.outputs import make_run_dir
+from detector.outputs.record import RunRecord
 from detector.outputs.web.hub import Feed, Hub
 from detector.outputs.web.server import error_response
+from detector.pipeline.local import run_spec
+from detector.pipeline.prelude import run_header
+from detector.pipeline.source_run import SourceJob, track_settings
 from detector.sources import parse_source, redact
 from detector.sources.spec import SourceSpec
 
@@ -103,7 +106,7 @@ class SourceJobs:
             name = config.output.name or spec.run_name
             run_dir = make_run_dir(self.run_dir, name)
             feed = self.hub.add_feed(run_dir.name, spec.shown, live=spec.live)
-            record = new_record(config, self.labels, self.class_ids)
+            record = run_header(config, self.labels, self.class_ids)
             job = _Running(spec, feed, run_dir, record)
             self._jobs[feed.key] = job
         job.thread = threading.Thread(
@@ -128,12 +131,9 @@ class SourceJobs:
     def _run(self, job: _Running, config: Config) -> None:
         try:
             run_spec(
-                config,
+                SourceJob(config, self.labels, self.engine, track_settings(config)),
                 job.spec,
-                self.engine,
-                self.labels,
-                job.run_dir,
-                job.record,
+                RunRecord(job.run_dir, job.record),
                 feed=job.feed,
                 halt=job.halt,
             )

@@ -11,11 +11,11 @@ A new kind of source: add it to :class:`~detector.types.SourceKind`, classify it
 
 from __future__ import annotations
 
-from detector.errors import SourceError
+from detector.errors import SourceError, redact
 from detector.sources import capture, images
 from detector.sources.base import PacedSource, Source
 from detector.sources.reconnect import ReconnectingSource, ReconnectPolicy
-from detector.sources.spec import IMAGE_EXTENSIONS, SourceSpec, parse_source, redact
+from detector.sources.spec import IMAGE_EXTENSIONS, SourceSpec, parse_source
 from detector.types import SourceKind
 
 __all__ = [

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from detector.errors import redact
 from detector.types import SourceKind
 
 STREAM_SCHEMES = (
@@ -57,14 +58,8 @@ IMAGE_EXTENSIONS = (
 )
 
 _CAMERA_DEVICE = re.compile(r"/dev/video\d+")
-_CREDENTIALS = re.compile(r"(://[^/:@\s]+):[^/@\s]*@")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _GLOB = re.compile(r"[*?\[]")
-
-
-def redact(text: str) -> str:
-    """``scheme://user:password@host`` → ``scheme://user:***@host`` (for logs, names, files)."""
-    return _CREDENTIALS.sub(r"\1:***@", text)
 
 
 def is_local_path(uri: str) -> bool:

@@ -14,13 +14,23 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
+from google.protobuf import text_format
+
 from detector.errors import ConfigError, ModelError
+from detector.model.checkpoints import STATE_FILE, _state_message_class, resolve_checkpoint
 from detector.model.graphfile import load_graph, tensor_name, tf_module
+from detector.tflite.convert import ConvertOptions, convert_tflite_ssd
+from detector.tools.attribution import find_weight_constants
+from detector.tools.freeze import freeze_loaded, sidecar_path, write_frozen
+from detector.tools.objconvert import saved_model_from_checkpoint
+from detector.tools.unfreeze import graph_with_variables, write_checkpoint
 from detector.tools.verify import compare_outputs, probe_feed
 
 log = logging.getLogger(__name__)
@@ -47,7 +57,6 @@ def write_saved_model(
     out: Path,
 ) -> None:
     """Write a TF1-style SavedModel (``serve``, ``serving_default``) with variables."""
-    from detector.tools.unfreeze import graph_with_variables
 
     tf1 = tf_module().compat.v1
     if out.exists() and any(out.iterdir()):
@@ -121,9 +130,6 @@ def convert(
     Raises:
         ModelError, CheckpointError, UnsafeGraphError, ConfigError: What went wrong.
     """
-    from detector.tools.freeze import freeze_loaded, sidecar_path, write_frozen
-    from detector.tools.unfreeze import write_checkpoint
-    from detector.tools.weights import find_weight_constants
 
     src, out = Path(src), Path(out)
     if model is not None:
@@ -158,13 +164,11 @@ def convert(
         )
         mapping = dict(frozen.variables)
         if not mapping:  # a frozen source: find the weights again to make variables
-            from detector.tools.freeze import sidecar_path
-
             side = sidecar_path(src) if src.is_file() else None
             mapping = find_weight_constants(frozen.graph_def, side)
         written: dict[str, Any] = {}
-        if target == "pb":
-            write_frozen(frozen, tmp, source=str(src), step=source.step)
+        if target == "pb":  # the sidecar names every weight, also of a frozen source
+            write_frozen(replace(frozen, variables=mapping), tmp, source=str(src), step=source.step)
             written = {"out": str(out), "sidecar": str(sidecar_path(out))}
         elif target == "checkpoint":
             prefix, _ = write_checkpoint(frozen.graph_def, mapping, frozen.outputs, tmp, step=step)
@@ -217,10 +221,6 @@ def _verify(
 
 def _convert_object_checkpoint(src: Path, out: Path, model: str, **options: Any) -> dict[str, Any]:
     """Build the model ``model`` names, restore ``src`` into it, convert the SavedModel."""
-    import tempfile
-
-    from detector.model.checkpoints import resolve_checkpoint
-    from detector.tools.objconvert import saved_model_from_checkpoint
 
     ref = resolve_checkpoint(src)
     with tempfile.TemporaryDirectory(prefix=".detector-objckpt-", dir=out.parent) as tmp:
@@ -234,7 +234,6 @@ def _convert_object_checkpoint(src: Path, out: Path, model: str, **options: Any)
 def staging(out: Path, target: str, step: int) -> Iterator[Path]:
     """A temporary path beside ``out`` to write to; moved onto ``out`` when the block
     succeeds, removed when it fails (nothing half-written or unverified is left)."""
-    from detector.tools.freeze import sidecar_path
 
     _refuse_overwrite(out, target, step)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -274,9 +273,6 @@ def _refuse_overwrite(out: Path, target: str, step: int) -> None:
 
 def _move_checkpoint(tmp: Path, out: Path) -> None:
     """Move a verified checkpoint's files into ``out``, recording it in the state file."""
-    from google.protobuf import text_format
-
-    from detector.model.checkpoints import STATE_FILE, _state_message_class
 
     out.mkdir(parents=True, exist_ok=True)
     new_state = _state_message_class()()
@@ -309,9 +305,6 @@ def convert_tflite(
     anchors: str | None = None,
 ) -> dict[str, Any]:
     """Convert a TFLite SSD into a frozen graph with the TF OD API names (options optional)."""
-    from dataclasses import replace
-
-    from detector.tflite.convert import ConvertOptions, convert_tflite_ssd
 
     given = {
         "nms_iou": nms_iou,

@@ -13,7 +13,10 @@ from typing import Any
 
 from detector.config import OD_OUTPUT_NODES as OD_OUTPUTS
 from detector.errors import UnsafeGraphError
-from detector.model.graphfile import node_name, placeholders, sink_outputs, tf_module
+from detector.model.graphfile import node_name, placeholders, tf_module
+from detector.model.outputs import sink_outputs
+from detector.model.safety import check_meta_graph
+from detector.tools.attribution import find_weight_constants
 from detector.tools.tensors import dtype_name, shape_of
 
 _VARIABLE_OPS = ("VariableV2", "VarHandleOp", "Variable")
@@ -54,7 +57,6 @@ def _output_shapes(
 
 def _parameters(graph_def: Any, variables: dict[str, Any]) -> tuple[int, int]:
     """``(weight constants, parameters)`` of variables and weight constants."""
-    from detector.tools.weights import find_weight_constants
 
     weights = find_weight_constants(graph_def)
     consts = {n.name: n for n in graph_def.node if n.op == "Const"}
@@ -157,7 +159,6 @@ def _saver(meta: Any) -> dict[str, Any] | None:
 
 def meta_summary(meta: Any, what: str, allow_unsafe_ops: bool) -> dict[str, Any]:
     """A MetaGraphDef: meta info, saver, collections, safety verdict and its graph."""
-    from detector.model.safety import check_meta_graph
 
     refused = safety_verdict(check_meta_graph, meta, what, allow_unsafe_ops)
     info = meta.meta_info_def

@@ -8,18 +8,33 @@ has passed the op allowlist. Formats are found by structure (see
 
 from __future__ import annotations
 
+import difflib
 import logging
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from detector.errors import DetectorError, ModelError
-from detector.model.formats import keras3_saved_by_tf
-from detector.model.graphfile import node_name
+from detector.model.checkpoints import (
+    data_problem,
+    open_reader,
+    read_state_file,
+    resolve_checkpoint,
+)
+from detector.model.formats import detect_format, keras3_saved_by_tf
+from detector.model.graphfile import node_name, parse_graph_def, parse_meta_graph
+from detector.model.objckpt import checkpoint_entries, find_entry, is_object_based
+from detector.model.outputs import OD_OUTPUTS
+from detector.model.safety import check_graph_def, parse_saved_model
+from detector.model.sizes import tensor_array
+from detector.tools import inspect_saved as sm
 from detector.tools.graph_summary import graph_summary, meta_summary, safety_verdict
+from detector.tools.keras_inspect import inspect_keras, inspect_keras_weights
+from detector.tools.nodes import list_nodes
 from detector.tools.tensors import tensor_value
+from detector.tools.tflite_inspect import inspect_tflite
+from detector.tools.weights import read_weights_report
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +42,6 @@ log = logging.getLogger(__name__)
 def inspect_checkpoint(path: Path, tensor: str | None, allow_unsafe_ops: bool) -> dict[str, Any]:
     """A checkpoint: its tensors (object-based ones by variable name, object path and raw
     key), a warning when the ``.data`` is missing or unreadable, its state file and graph."""
-    from detector.model.checkpoints import (
-        data_problem,
-        open_reader,
-        read_state_file,
-        resolve_checkpoint,
-    )
-    from detector.model.graphfile import parse_meta_graph
-    from detector.model.objckpt import checkpoint_entries, find_entry, is_object_based
 
     ref = resolve_checkpoint(path)
     reader = open_reader(ref.prefix)
@@ -108,13 +115,10 @@ def state_summary(state: Any) -> dict[str, Any]:
 
 
 def _graph_tensor(graph_def: Any, tensor: str) -> dict[str, Any]:
-    from detector.model.sizes import tensor_array
-
     name = node_name(tensor)
     node = next((n for n in graph_def.node if n.name == name), None)
     if node is None or node.op != "Const":
         consts = [n.name for n in graph_def.node if n.op == "Const"]
-        import difflib
 
         raise ModelError(
             f"graph has no constant {tensor!r}",
@@ -127,10 +131,6 @@ def _graph_tensor(graph_def: Any, tensor: str) -> dict[str, Any]:
 def inspect_graph_file(
     path: Path, fmt: str, tensor: str | None, allow_unsafe_ops: bool
 ) -> dict[str, Any]:
-    from detector.config import OD_OUTPUT_NODES as OD_OUTPUTS
-    from detector.model.graphfile import parse_graph_def, parse_meta_graph
-    from detector.model.safety import check_graph_def
-
     if fmt == "meta":
         meta = parse_meta_graph(path)
         result = {
@@ -167,8 +167,6 @@ def inspect_graph_file(
 def inspect_saved_model(path: Path, tensor: str | None, allow_unsafe_ops: bool) -> dict[str, Any]:
     """A SavedModel: per MetaGraph what ``saved_model_cli show --all`` shows, plus safety,
     variables by name and the functions' specs; see :mod:`detector.tools.inspect_saved`."""
-    from detector.model.safety import parse_saved_model
-    from detector.tools import inspect_saved as sm
 
     saved = parse_saved_model(path)
     graphs = []
@@ -194,35 +192,6 @@ def inspect_saved_model(path: Path, tensor: str | None, allow_unsafe_ops: bool) 
     return result
 
 
-def inspect_tflite(path: Path) -> dict[str, Any]:
-    from detector.tflite.reader import read_tflite
-
-    model = read_tflite(path)
-
-    def describe(i: int) -> dict[str, Any]:
-        t = model.tensors[i]
-        out: dict[str, Any] = {"name": t.name, "shape": list(t.shape), "dtype": str(t.dtype)}
-        if t.quant is not None and t.quant.scale.size:
-            out["quantization"] = {
-                "scale": float(t.quant.scale.ravel()[0]),
-                "zero_point": int(t.quant.zero_point.ravel()[0]),
-            }
-        return out
-
-    return {
-        "format": "tflite",
-        "path": str(path),
-        "bytes": path.stat().st_size,
-        "version": model.version,
-        "description": model.description,
-        "inputs": [describe(i) for i in model.inputs],
-        "outputs": [describe(i) for i in model.outputs],
-        "ops": dict(Counter(op.name for op in model.operators).most_common()),
-        "tensors": len(model.tensors),
-        "parameters": int(sum(t.data.size for t in model.tensors if t.data is not None)),
-    }
-
-
 def inspect_path(
     path: str | Path,
     *,
@@ -230,6 +199,7 @@ def inspect_path(
     allow_unsafe_ops: bool = False,
     nodes: bool = False,
     node_filter: dict[str, str] | None = None,
+    all_tensors: bool = False,
 ) -> dict[str, Any]:
     """Describe a checkpoint, ``.meta``, frozen ``.pb``/``.pbtxt``, SavedModel or ``.tflite``.
 
@@ -239,11 +209,13 @@ def inspect_path(
         allow_unsafe_ops: Import graphs with refused ops too (for their output shapes).
         nodes: Also list every node (name, op, inputs, output tensors) under ``nodes``.
         node_filter: ``{"op": "Conv2D,MatMul", "name": "logits/*"}`` to keep some nodes.
+        all_tensors: Every tensor's values too (``inspect_checkpoint --all_tensors``):
+            checkpoint and SavedModel variables, a graph's constants, a Keras file's
+            weights, a TFLite file's tensors with their quantization.
 
     Raises:
         DetectorError: The path is missing, unreadable or not a model.
     """
-    from detector.model.formats import detect_format
 
     path = Path(path)
     fmt = detect_format(path)
@@ -255,13 +227,13 @@ def inspect_path(
         elif fmt == "saved_model":
             info = inspect_saved_model(path, tensor, allow_unsafe_ops)
         elif fmt in ("keras", "keras_weights"):
-            from detector.tools.keras_inspect import inspect_keras, inspect_keras_weights
-
             reader = inspect_keras if fmt == "keras" else inspect_keras_weights
             info = reader(path, tensor)
         else:
-            info = inspect_tflite(path)
+            info = inspect_tflite(path, all_tensors=all_tensors)
         _attach_nodes(info, nodes or node_filter is not None, node_filter or {})
+        if all_tensors and fmt != "tflite":
+            info["all_tensors"] = _all_tensors(path, allow_unsafe_ops)
         return info
     except DetectorError:
         raise
@@ -272,10 +244,16 @@ def inspect_path(
         ) from exc
 
 
+def _all_tensors(path: Path, allow_unsafe_ops: bool) -> dict[str, Any]:
+    """Every weight's values, as ``inspect_checkpoint --all_tensors`` prints them."""
+
+    weights, _ = read_weights_report(path, allow_unsafe_ops=allow_unsafe_ops)
+    return {name: tensor_value(value) for name, value in weights.items()}
+
+
 def _attach_nodes(info: dict[str, Any], wanted: bool, node_filter: dict[str, str]) -> None:
     """Add the node listing where asked (shapes from the graph imported for the summary),
     and drop the GraphDefs and graphs kept for it."""
-    from detector.tools.nodes import list_nodes
 
     op, name = node_filter.get("op", ""), node_filter.get("name", "")
     if wanted and info.get("format") == "tflite":
@@ -283,11 +261,9 @@ def _attach_nodes(info: dict[str, Any], wanted: bool, node_filter: dict[str, str
             "--nodes lists TensorFlow graph nodes; a .tflite has operators",
             hint="its operators are counted under 'ops' without --nodes",
         )
-    if info.get("format") == "checkpoint" and "graph" in info and "_graph_def" not in info:
-        from detector.model.graphfile import parse_meta_graph
-
-        if wanted and info.get("meta"):
-            info["_graph_def"] = parse_meta_graph(info["meta"]).graph_def
+    checkpoint_graph = info.get("format") == "checkpoint" and "graph" in info
+    if checkpoint_graph and "_graph_def" not in info and wanted and info.get("meta"):
+        info["_graph_def"] = parse_meta_graph(info["meta"]).graph_def
     for holder in [info, *info.get("meta_graphs", [])]:
         graph_def = holder.pop("_graph_def", None)
         graph = holder["graph"].pop("_tf_graph", None) if "graph" in holder else None

@@ -27,14 +27,18 @@ def _graph_lines(g: dict[str, Any], indent: str = "") -> list[str]:
     ] or [f"{indent}  (none)"]
     if g["variables"]:
         lines.append(f"{indent}variable ops: {len(g['variables'])}")
-    ops = ", ".join(f"{k} {v}" for k, v in g["ops"].items())
-    lines.append(f"{indent}ops: {ops}")
+    lines.append(f"{indent}ops: {_histogram(g['ops'])}")
     if g["function_ops"]:
-        lines.append(
-            f"{indent}ops in functions: "
-            + ", ".join(f"{k} {v}" for k, v in g["function_ops"].items())
-        )
+        lines.append(f"{indent}ops in functions: {_histogram(g['function_ops'])}")
     return lines
+
+
+def _histogram(counts: dict[str, int], shown: int = 40) -> str:
+    """``Conv2D 55, BiasAdd 72, ...``: the most common op kinds, then how many more
+    (``--json`` has them all)."""
+    text = ", ".join(f"{k} {v}" for k, v in list(counts.items())[:shown])
+    more = len(counts) - shown
+    return text + (f", ... and {more} more op kinds (--json lists all)" if more > 0 else "")
 
 
 def _spec(value: Any) -> str:
@@ -86,6 +90,82 @@ def _keras_lines(info: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _quant(q: dict[str, Any] | None) -> str:
+    if not q:
+        return ""
+    if "per_channel" in q:
+        return f"  per-channel x{q['per_channel']} (axis {q['axis']}) scale {q['scale'][:4]}..."
+    return f"  scale {q['scale']:g} zero_point {q['zero_point']}"
+
+
+def _all_tensor_lines(info: dict[str, Any]) -> list[str]:
+    """``--all-tensors``: each weight with its values; a .tflite's tensors with quantization."""
+    found = info.get("all_tensors")
+    if found is None:
+        return []
+    lines = [f"all tensors ({len(found)}):"]
+    if isinstance(found, list):  # TFLite
+        for t in found:
+            lines.append(
+                f"  {t['index']}  {t['name']}  {t['dtype']}  {_fmt_shape(t['shape'])}"
+                + _quant(t.get("quantization"))
+            )
+        return lines
+    for name, t in found.items():
+        lines.append(f"  {name}  {t['dtype']}  {_fmt_shape(t['shape'])}")
+        shown = t["values"] if "values" in t else {k: t[k] for k in ("min", "max", "mean", "first")}
+        lines.append("    " + json.dumps(shown))
+    return lines
+
+
+def _meta_lines(meta: dict[str, Any]) -> list[str]:
+    """One MetaGraph: tags, saver, collections, signatures, functions, safety, graph, nodes."""
+    lines: list[str] = []
+    mi = meta["meta_info"]
+    lines.append(
+        f"meta graph: tags {mi['tags'] or '-'}, TF {mi['tensorflow_version'] or '?'}"
+        f", {len(mi['ops_used'])} ops used"
+    )
+    if meta.get("saver"):
+        s = meta["saver"]
+        lines.append(
+            f"  saver: restore op {s['restore_op']}, save {s['save_tensor']}, "
+            f"max_to_keep {s['max_to_keep']}"
+        )
+    for k, v in meta["collections"].items():
+        items = ", ".join(str(i) for i in v["items"][:6])
+        more = f" ... ({v['count']} in all)" if v["count"] > 6 else ""
+        lines.append(f"  collection {k}: {items}{more}")
+    for key, sig in meta.get("signatures", {}).items():
+        if sig.get("init_op"):
+            outs: list[dict[str, Any]] = list(sig["outputs"].values())
+            op = outs[0]["name"] if outs else "?"
+            lines.append(f"  signature {key!r}: the init op ({op}), run once at load time")
+            continue
+        lines.append(f"  signature {key!r} ({sig['method'] or 'no method'}):")
+        lines += [
+            f"    in  {k}: {v['name']} {v['dtype']} {_fmt_shape(v['shape'])}"
+            for k, v in sig["inputs"].items()
+        ]
+        lines += [
+            f"    out {k}: {v['name']} {v['dtype']} {_fmt_shape(v['shape'])}"
+            for k, v in sig["outputs"].items()
+        ]
+    for name, options in meta.get("functions", {}).items():
+        lines.append(f"  function {name!r}:")
+        for i, o in enumerate(options, 1):
+            if "undecoded" in o:
+                lines.append(f"    option {i}: {o['function']} ({o['undecoded']})")
+                continue
+            lines.append(
+                f"    option {i}: inputs {_spec(o['inputs'])} -> outputs {_spec(o['outputs'])}"
+            )
+    lines.append(f"  safety: {meta['safety']}")
+    lines += _graph_lines(meta["graph"], "  ")
+    lines += _node_lines(meta.get("nodes"), "  ")
+    return lines
+
+
 def render_text(info: dict[str, Any]) -> str:
     """A human-readable report of :func:`inspect_path`'s result."""
     lines = [f"format: {info['format']}"]
@@ -126,58 +206,24 @@ def render_text(info: dict[str, Any]) -> str:
             lines.append(f"  {e['path']}  step {e['step']}{flag}{bad}")
     if info["format"] == "tflite":
         lines.append("inputs:")
-        lines += [f"  {t['name']}  {t['dtype']}  {_fmt_shape(t['shape'])}" for t in info["inputs"]]
+        lines += [
+            f"  {t['name']}  {t['dtype']}  {_fmt_shape(t['shape'])}{_quant(t.get('quantization'))}"
+            for t in info["inputs"]
+        ]
         lines.append("outputs:")
-        lines += [f"  {t['name']}  {t['dtype']}  {_fmt_shape(t['shape'])}" for t in info["outputs"]]
+        lines += [
+            f"  {t['name']}  {t['dtype']}  {_fmt_shape(t['shape'])}{_quant(t.get('quantization'))}"
+            for t in info["outputs"]
+        ]
         lines.append(f"parameters: {info['parameters']:,}  tensors: {info['tensors']}")
         lines.append("ops: " + ", ".join(f"{k} {v}" for k, v in info["ops"].items()))
     for meta in info.get("meta_graphs", [info] if "meta_info" in info else []):
-        mi = meta["meta_info"]
-        lines.append(
-            f"meta graph: tags {mi['tags'] or '-'}, TF {mi['tensorflow_version'] or '?'}"
-            f", {len(mi['ops_used'])} ops used"
-        )
-        if meta.get("saver"):
-            s = meta["saver"]
-            lines.append(
-                f"  saver: restore op {s['restore_op']}, save {s['save_tensor']}, "
-                f"max_to_keep {s['max_to_keep']}"
-            )
-        for k, v in meta["collections"].items():
-            items = ", ".join(str(i) for i in v["items"][:6])
-            more = f" ... ({v['count']} in all)" if v["count"] > 6 else ""
-            lines.append(f"  collection {k}: {items}{more}")
-        for key, sig in meta.get("signatures", {}).items():
-            if sig.get("init_op"):
-                outs: list[dict[str, Any]] = list(sig["outputs"].values())
-                op = outs[0]["name"] if outs else "?"
-                lines.append(f"  signature {key!r}: the init op ({op}), run once at load time")
-                continue
-            lines.append(f"  signature {key!r} ({sig['method'] or 'no method'}):")
-            lines += [
-                f"    in  {k}: {v['name']} {v['dtype']} {_fmt_shape(v['shape'])}"
-                for k, v in sig["inputs"].items()
-            ]
-            lines += [
-                f"    out {k}: {v['name']} {v['dtype']} {_fmt_shape(v['shape'])}"
-                for k, v in sig["outputs"].items()
-            ]
-        for name, options in meta.get("functions", {}).items():
-            lines.append(f"  function {name!r}:")
-            for i, o in enumerate(options, 1):
-                if "undecoded" in o:
-                    lines.append(f"    option {i}: {o['function']} ({o['undecoded']})")
-                    continue
-                lines.append(
-                    f"    option {i}: inputs {_spec(o['inputs'])} -> outputs {_spec(o['outputs'])}"
-                )
-        lines.append(f"  safety: {meta['safety']}")
-        lines += _graph_lines(meta["graph"], "  ")
-        lines += _node_lines(meta.get("nodes"), "  ")
+        lines += _meta_lines(meta)
     if "graph" in info and "meta_info" not in info:
         lines.append(f"safety: {info['safety']}")
         lines += _graph_lines(info["graph"])
     lines += _node_lines(info.get("nodes"), "")
+    lines += _all_tensor_lines(info)
     if "tensor" in info:
         t = info["tensor"]
         key = f"  (key {t['key']})" if t.get("key") not in (None, t["name"]) else ""

@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from detector.errors import ConfigError, ModelError
+from detector.model.graphfile import load_graph
 from detector.model.keras_file import open_keras, rebuild
 from detector.model.tf_errors import first_line
+from detector.tools.convert import convert, staging
+from detector.tools.freeze import sidecar_path
 from detector.tools.keras_inspect import WEIGHTS_ONLY_HINT
+from detector.tools.objconvert import load_factory
+from detector.tools.verify import compare_outputs
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +37,6 @@ def build_user_model(spec: str, weights: Path) -> Any:
     Raises:
         ModelError: The weights do not fit the model the code builds.
     """
-    from detector.tools.objconvert import load_factory
 
     model = load_factory(spec)()
     try:
@@ -79,8 +84,6 @@ def verify_against_keras(model: Any, out: Path, report: dict[str, Any]) -> float
     Raises:
         ModelError: The outputs differ (or their number does).
     """
-    from detector.model.graphfile import load_graph
-    from detector.tools.verify import compare_outputs
 
     feed = _feed(model)
     expected = model(feed if len(feed) > 1 else feed[0], training=False)
@@ -120,9 +123,6 @@ def convert_keras(
     Raises:
         ModelError, ConfigError: What is missing or what differs.
     """
-    from contextlib import ExitStack
-
-    from detector.tools.convert import convert, staging
 
     with ExitStack() as stack:
         keras_model = _model(src, fmt, model, stack)
@@ -149,8 +149,6 @@ def convert_keras(
     if "prefix" in report:
         report["prefix"] = str(out / Path(report["prefix"]).name)
     if to == "pb":
-        from detector.tools.freeze import sidecar_path
-
         report["sidecar"] = str(sidecar_path(out))
     if model is not None:
         report["model"] = model

@@ -9,12 +9,14 @@ the refusal in ``safety``; a ``.weights.h5`` is described from its HDF5 layout a
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from detector.errors import ModelError
+from detector.model.keras_config import refusal
 from detector.model.keras_file import KerasArchive, open_keras, rebuild
 from detector.model.keras_weights import list_weights, open_h5, read_array
 from detector.tools.tensors import tensor_value
@@ -73,8 +75,6 @@ def _archive_info(archive: KerasArchive) -> dict[str, Any]:
 
 
 def _refused_text(archive: KerasArchive) -> str:
-    from detector.model.keras_config import refusal
-
     return refusal(archive.review, f"Keras archive '{archive.path}'").message
 
 
@@ -118,8 +118,6 @@ def _tensor(wanted: str, variables: dict[str, Any] | None, h5_path: Path) -> dic
         weights = list_weights(h5)
         found = next((w for w in weights if wanted in (w.name, w.key)), None)
         if found is None:
-            import difflib
-
             names = list(variables or {}) + [w.name for w in weights]
             raise ModelError(
                 f"no weight {wanted!r} in '{h5_path}'",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.errors import ConfigError, ModelError
+from detector.model.checkpoints import open_reader
 from detector.model.graphfile import tf_module
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,6 @@ def restore_object(obj: Any, prefix: str | Path) -> None:
     Raises:
         ModelError: Checkpoint values with no variable in ``obj`` (the wrong model code).
     """
-    from detector.model.checkpoints import open_reader
 
     tf = tf_module()
     keys = open_reader(prefix).get_variable_to_shape_map()

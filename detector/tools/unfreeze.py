@@ -10,23 +10,27 @@ on a probe input.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from detector.errors import ModelError
+from detector.model.formats import detect_format
 from detector.model.graphfile import (
     LoadedGraph,
-    choose_outputs,
     load_graph,
     placeholders,
     read_graph_def,
     tensor_name,
     tf_module,
 )
+from detector.model.outputs import choose_outputs
+from detector.model.sizes import tensor_array
+from detector.tools.attribution import find_weight_constants
+from detector.tools.freeze import sidecar_path
 from detector.tools.verify import compare_outputs, probe_feed
-from detector.tools.weights import find_weight_constants
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,6 @@ def graph_with_variables(
         ``(graph, variables by name, value by name)``; the variables start at zero and
         their values are fed to their initializers by the caller.
     """
-    from detector.model.sizes import tensor_array
 
     tf = tf_module()
     tf1 = tf.compat.v1
@@ -136,10 +139,6 @@ def unfreeze(
     Returns:
         A report: prefix, variables (name → shape), parameter count, probe difference.
     """
-    import json
-
-    from detector.model.formats import detect_format
-    from detector.tools.freeze import sidecar_path
 
     pb, out_dir = Path(pb), Path(out_dir)
     fmt = detect_format(pb)

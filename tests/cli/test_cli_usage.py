@@ -42,3 +42,8 @@ def test_a_mistyped_sub_command_flag(capsys: pytest.CaptureFixture[str]) -> None
 def test_percent_signs_print_once(capsys: pytest.CaptureFixture[str]) -> None:
     code, text = _run(capsys, "model", "quantize", "--help")
     assert code == 0 and "95%" in text and "%%" not in text
+
+
+def test_logging_flags_before_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code, text = _run(capsys, "-q", "model", "--help")  # was "unrecognized arguments: model"
+    assert code == 0 and "inspect" in text

@@ -103,14 +103,19 @@ def test_ray_writes_the_same_exports_as_the_local_engine(
 def test_the_corrupt_file_is_reported_and_the_exit_codes_agree(
     photo_runs: dict[str, tuple[int, Path]],
 ) -> None:
-    (local_code, local_dir), (ray_code, ray_dir) = photo_runs["local"], photo_runs["ray"]
+    (local_code, _), (ray_code, ray_dir) = photo_runs["local"], photo_runs["ray"]
     assert local_code == ray_code == 0
     record = json.loads((ray_dir / "run.json").read_text())
     assert record["status"] == "ok" and record["engine"] == "ray"
-    assert [f["file"] for f in record["failed"]] == ["corrupt.jpg"]
-    # one image reader: the reason a local run lists in skipped.csv (a JPEG cut short)
-    assert record["failed"][0]["reason"] == "truncated"
-    assert "corrupt.jpg,truncated" in (local_dir / "skipped.csv").read_text()
+
+    # skipped as the local engine skips it: the same skipped.csv (file and reason), counted
+    def skipped(folder: Path) -> list[dict[str, str]]:
+        with (folder / "skipped.csv").open(newline="") as f:
+            return list(csv.DictReader(f))
+
+    assert [Path(r["path"]).name for r in skipped(ray_dir)] == ["corrupt.jpg"]
+    assert skipped(ray_dir) == skipped(photo_runs["local"][1])
+    assert record["outputs"]["skipped"] == {"path": "skipped.csv", "count": 1}
     assert record["stats"]["frames_skipped"] == 1 and record["stats"]["frames_processed"] == 19
     ray = record["ray"]
     assert ray["actors"] == 2 and ray["batch_size"] == 3 and ray["items"] == 19
@@ -136,7 +141,7 @@ def test_a_video_in_three_ranges_gives_the_local_json_lines(
     assert len(local) == 45 and ray == local
     assert (ray_dir / "mot.txt").read_text() == (local_dir / "mot.txt").read_text()
     record = json.loads((ray_dir / "run.json").read_text())
-    assert record["videos"][0]["ranges"] == [[0, 15], [15, 30], [30, 45]]
+    assert list(record["ray"]["ranges"].values()) == [[[0, 15], [15, 30], [30, 45]]]
     assert record["outputs"]["video"]["frames"] == 45  # annotated by the driver, in order
     cap = cv2.VideoCapture(str(ray_dir / "annotated.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 45
@@ -154,8 +159,13 @@ def test_a_folder_of_videos_gives_one_sub_run_each_and_names_the_broken_one(
     code, run_dir = _run(tmp_path / "runs", "clips", "--source", str(folder), "--engine", "ray")
     assert code == 1
     record = json.loads((run_dir / "run.json").read_text())
-    assert record["status"] == "error" and "broken.avi" in record["error"]
-    assert [Path(f["file"]).name for f in record["failed"]] == ["broken.avi"]
+    assert record["status"] == "failed"
+    assert [Path(name).name for name in record["failed"]] == ["broken.avi"]
+    assert [(s["status"], s["run_dir"]) for s in record["sources"]] == [
+        ("ok", "a"),
+        ("ok", "b"),
+        ("failed", "broken"),
+    ]
     assert len(_lines(run_dir / "a" / "detections.jsonl")) == 12
     assert len(_lines(run_dir / "b" / "detections.jsonl")) == 10
     assert (run_dir / "a" / "annotated.mp4").stat().st_size > 0

@@ -83,3 +83,24 @@ def test_a_run_on_the_converted_default_model_imports_no_tensorflow(
     assert model["backend"] == "openvino"
     assert model["backend_choice"]["requested"] == "auto"
     assert "parity gate" in model["backend_choice"]["reason"]
+
+
+@pytest.mark.e2e
+def test_the_python_api_on_the_converted_default_model_imports_no_tensorflow(
+    default_graph: Path, photos_dir: Path
+) -> None:
+    choose_backend(default_graph)  # converted and gated (once per machine)
+    code = (
+        "import sys, detector\n"
+        f"model = detector.Detector({str(default_graph)!r})\n"
+        f"dets = model.predict({str(photos_dir / 'dog.jpg')!r})\n"
+        "print('BACKEND', model.backend, 'FOUND', len(dets))\n"
+        "print('TENSORFLOW', 'tensorflow' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert "BACKEND openvino" in out.stdout, out.stdout + out.stderr
+    assert "TENSORFLOW False" in out.stdout, out.stdout + out.stderr
+    found = int(out.stdout.split("FOUND")[1].split()[0])
+    assert found >= 3  # dog, bicycle, car

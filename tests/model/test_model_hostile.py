@@ -119,3 +119,17 @@ def test_frozen_graph_over_protobufs_limit_is_refused_with_the_way_out():
         check_frozen_size({"dense/kernel": 3 * 2**30, "b": 10}, "'big.meta'")
     assert "dense/kernel 3.0 GiB" in caught.value.message
     assert "--to saved_model" in (caught.value.hint or "")
+
+
+def test_tensorflow_stack_traces_stay_out_of_the_message():
+    from detector.model.tf_errors import as_model_error, is_tensorflow_error
+
+    exc = ValueError(
+        "Cannot create a tensor proto whose content is larger than 2GB.\n\n"
+        "Original stack trace for 'dense/kernel':\n  File \"train.py\", line 3, in <module>\n"
+    )
+    assert is_tensorflow_error(exc)
+    err = as_model_error(exc, "model convert")
+    assert "larger than 2GB" in err.message and "model convert" in err.message
+    assert "Original stack trace" not in str(err) and "train.py" not in str(err)
+    assert "--debug" in (err.hint or "")

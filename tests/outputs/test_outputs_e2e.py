@@ -67,7 +67,11 @@ def test_default_run_writes_h264_that_plays_and_exports_that_round_trip(
     assert outs["jsonl"] == {"path": "detections.jsonl", "lines": 40}
     assert outs["coco"]["detections"] == len(dets) and outs["coco"]["images"] == 40
     assert outs["csv"] == {"path": "detections.csv", "frames": 40, "rows": len(dets)}
-    assert outs["mot"] == {"path": "mot.txt", "frames": 40, "rows": len(dets)}
+    per_class = sorted(f"mot/{x.replace(' ', '_')}.txt" for x in {d["label"] for _, d in dets})
+    assert outs["mot"] == {
+        "path": "mot.txt", "frames": 40, "rows": len(dets), "kept": "confirmed, score >= 0.5",
+        "rows_left_out": 0, "per_class": per_class,
+    }  # fmt: skip
     assert outs["progress"] == {"mode": "log", "frames": 40, "total": 40}
     # Off a terminal: a progress line, no bar.
     assert "progress: 40/40 frames (100%)" in res.err and "|" not in res.err

@@ -61,7 +61,8 @@ def test_prometheus_scrapes_the_frame_counters(service, tmp_path):
             up = http.get(api, params={"query": 'up{job="detector"}'}).json()
             assert up["data"]["result"][0]["value"][1] == "1"
             info = http.get(api, params={"query": "detector_model_info"}).json()
-            assert info["data"]["result"][0]["metric"]["backend"] == "tf"
+            backend = info["data"]["result"][0]["metric"]["backend"]
+            assert backend == service.hub.model["backend"] and backend in ("tf", "openvino")
         finally:
             server.terminate()
             server.wait(timeout=30)

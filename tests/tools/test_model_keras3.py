@@ -58,6 +58,7 @@ def keras3(tmp_path_factory):
     bn.moving_mean.assign([0.1, 0.2, 0.3])
     bn.moving_variance.assign([1.5, 2.0, 2.5])
     bn.gamma.assign([1.1, 0.9, 1.2])
+    bn.beta.assign([-0.3, 0.4, 0.05])
     model.save(folder / "m.keras")
     model.save_weights(folder / "w.weights.h5")
     lam = keras.Sequential(
@@ -187,3 +188,25 @@ def test_custom_module_is_refused_before_keras_imports_it(tmp_path):
         from detector.tools.keras_convert import convert_keras
 
         convert_keras(path, "keras", tmp_path / "e.pb", to="pb")
+
+
+def test_tf2_frozen_batchnorm_weights_are_named_by_their_role(keras3, tmp_path):
+    """TF2's freezer leaves Keras 3 batch norm as Cast..Cast_3 reads; each is named from
+    what the inference math does with it, and holds that variable's values."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    keras3["model"].export(str(tmp_path / "export"), verbose=False)
+    loaded = tf.saved_model.load(str(tmp_path / "export"))  # keeps the variables alive
+    frozen = convert_variables_to_constants_v2(loaded.signatures["serving_default"])
+    pb = tmp_path / "frozen.pb"
+    pb.write_bytes(frozen.graph.as_graph_def().SerializeToString())
+    export_weights(pb, tmp_path / "w.npz")
+    weights = load_npz(tmp_path / "w.npz")
+    bn = keras3["model"].get_layer("bn")
+    for role in ("gamma", "beta", "moving_mean", "moving_variance"):
+        (name,) = [k for k in weights if k.endswith(f"/{role}")]
+        np.testing.assert_array_equal(weights[name], getattr(bn, role).numpy(), err_msg=role)
+    assert not any("Cast" in k for k in weights)

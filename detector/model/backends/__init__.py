@@ -17,6 +17,7 @@ from typing import Any
 
 from detector.config import choices
 from detector.errors import ConfigError
+from detector.model.backends.auto import BackendChoice, choose_backend
 from detector.model.backends.extra import (
     INSTALL_HINT,
     OPENVINO_PINS,
@@ -24,6 +25,9 @@ from detector.model.backends.extra import (
     openvino_available,
     require,
 )
+from detector.model.backends.openvino import load_openvino_model
+from detector.model.loader import TensorNames, load_model
+from detector.model.split_runtime import load_split_model
 
 __all__ = [
     "BACKENDS",
@@ -110,7 +114,6 @@ def load_backend_model(
         cache_dir=cache_dir,
         init_missing=init_missing,
     )
-    from detector.model.backends.auto import BackendChoice, choose_backend
 
     if backend == "auto":
         choice = choose_backend(
@@ -161,7 +164,6 @@ def _load(
                 "the openvino backend runs on the CPU; model.device is 'gpu'",
                 hint="set model.device: auto or cpu, or use --backend tf",
             )
-        from detector.model.backends.openvino import load_openvino_model
 
         return load_openvino_model(
             path,
@@ -172,7 +174,6 @@ def _load(
             allow_unsafe_ops=allow_unsafe_ops,
             cache_dir=cache_dir,
         )
-    from detector.model.loader import TensorNames, load_model
 
     common: dict[str, Any] = dict(
         tensors=tensors if tensors is not None else TensorNames(),
@@ -184,7 +185,5 @@ def _load(
         precision=precision,
     )
     if split:  # network and SSD post-processing as two sub-graphs in two threads
-        from detector.model.split_runtime import load_split_model
-
         return load_split_model(path, **common)
     return load_model(path, signature=signature, init_missing=init_missing, **common)

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from detector.errors import ConfigError, ModelError
+from detector.imagefiles import load_images
 from detector.model.backends.extra import require
 from detector.model.backends.ircache import (
     CachedGraph,
@@ -44,6 +45,10 @@ from detector.model.backends.ovmodel import NumpyPost, OpenVinoModel, TfPost, ou
 from detector.model.backends.ssd_graph import Unsupported, post_roles, read_ssd_post
 from detector.model.backends.ssd_post import SsdPostprocess
 from detector.model.formats import detect_format
+from detector.model.graphfile import import_graph_def, read_graph_def, tensor_name
+from detector.model.loader import TensorNames
+from detector.model.session import cpu_has_bf16
+from detector.model.split import find_split, split_graph_defs
 from detector.paths import SAMPLES_DIR
 
 log = logging.getLogger(__name__)
@@ -61,7 +66,6 @@ def resolve_precision(precision: str) -> str:
     Raises:
         ConfigError: Not one of ``auto``, ``fp32``, ``bf16``, ``int8``.
     """
-    from detector.model.session import cpu_has_bf16
 
     if precision not in ("auto", "fp32", "bf16", "int8"):
         raise ConfigError(
@@ -114,9 +118,6 @@ def prepare_graph(
         ModelError: Not a readable frozen graph, or no network / post-processing cut.
         UnsafeGraphError: The graph holds ops outside the allowlist.
     """
-    from detector.model.graphfile import import_graph_def, read_graph_def, tensor_name
-    from detector.model.loader import TensorNames
-    from detector.model.split import find_split, split_graph_defs
 
     path = Path(path)
     names = tensors if tensors is not None else TensorNames()
@@ -211,8 +212,6 @@ def compile_config(precision: str, streams: int, threads_per_stream: int) -> dic
 
 def tensor_names(tensors: Any) -> dict[str, Any]:
     """The input and output tensor names a graph is read with (``None``: the TF OD API's)."""
-    from detector.model.graphfile import tensor_name
-    from detector.model.loader import TensorNames
 
     names = tensors if tensors is not None else TensorNames()
     return {
@@ -338,12 +337,7 @@ def network_outputs(
 
 def check_images() -> list[np.ndarray]:
     """RGB images to check a conversion on: the sample photos, else synthetic scenes."""
-    images = []
-    for path in sorted((SAMPLES_DIR / "photos").glob("*.jpg"))[:6]:
-        data = np.fromfile(path, np.uint8)
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-        if bgr is not None:
-            images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    images = load_images(sorted((SAMPLES_DIR / "photos").glob("*.jpg"))[:6], rgb=True)
     if images:
         return images
     rng = np.random.default_rng(0)

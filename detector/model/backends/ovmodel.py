@@ -19,6 +19,8 @@ import numpy as np
 
 from detector.errors import ModelError
 from detector.model.backends.ssd_post import SsdPostprocess
+from detector.model.loader import check_outputs
+from detector.model.session import SessionOptions, import_tf, session_config
 
 Outputs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -47,8 +49,6 @@ class TfPost:
     kind = "tf"
 
     def __init__(self, prep: Any) -> None:
-        from detector.model.session import SessionOptions, import_tf, session_config
-
         tf = import_tf()
         graph = tf.Graph()
         with graph.as_default(), tf.device("/device:CPU:0"):
@@ -188,7 +188,6 @@ class OpenVinoModel:
         Returns:
             Milliseconds of the last run.
         """
-        from detector.model.loader import check_outputs
 
         image = np.full((1, height, width, 3), 128, np.uint8)
         ms = 0.0

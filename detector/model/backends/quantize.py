@@ -30,6 +30,7 @@ from detector.model.backends.extra import require
 from detector.model.backends.ircache import cache_root, int8_report_path, ir_path, save_ir
 from detector.model.backends.openvino import convert_network, prepare_graph
 from detector.model.backends.parity import MIN_IOU, MIN_RATIO, SCORE_THRESHOLD, ParityReport
+from detector.model.loader import TensorNames
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,6 @@ def quantize(
     """
     ov = require("openvino")
     nncf = require("nncf")
-    from detector.model.loader import TensorNames
 
     if Path(calibration).resolve() == Path(held_out).resolve():
         raise ConfigError(

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from detector.model.backends.ssd_post import NmsSettings, SsdPostprocess
+from detector.model.session import import_tf
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,6 @@ class _Probe:
     """A TF session on the post-processing graph, fed encodings and logits."""
 
     def __init__(self, prep: Any, sample: tuple[np.ndarray, np.ndarray]) -> None:
-        from detector.model.session import import_tf
-
         roles = post_roles(prep)
         self.tf = import_tf()
         self.graph = self.tf.Graph()
@@ -194,7 +193,6 @@ def _read(probe: _Probe, prep: Any) -> SsdPostprocess:
 
 def _graph_constants(prep: Any) -> np.ndarray:
     """Every scalar float constant of the post-processing graph (to snap probed values to)."""
-    from detector.model.session import import_tf
 
     tf = import_tf()
     values = []

@@ -224,7 +224,7 @@ class WebServer:
 
     def start(self) -> WebServer:
         """Bind and serve in a thread; returns self once the server accepts connections."""
-        self._check_access()
+        self.check_access()
         sock = self._bind()
         self.port = int(sock.getsockname()[1])
         app = build_app(
@@ -273,7 +273,9 @@ class WebServer:
         log.info("web view: %s", self.url)
         return self
 
-    def _check_access(self) -> None:
+    def check_access(self) -> None:
+        """Refuse (``ConfigError``, exit 2) to serve beyond loopback with no token unless
+        ``insecure``; called by :meth:`start`, and earlier by whoever wants to fail fast."""
         if is_loopback(self.host) or self.access.token is not None or self.insecure:
             return
         raise ConfigError(

@@ -1,0 +1,254 @@
+"""The local engine: the run's sources through one model in this process, on threads.
+
+One source runs on the main thread (a window must live there). Several sources (``--source``
+given more than once, or a folder of videos) share the one model: each gets a sub-folder of
+the run folder and its own pipeline on its own thread (:mod:`detector.pipeline.many`); one
+summary covers them all, and the run fails (exit 1) at the end if any source failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import ExitStack
+from dataclasses import replace
+from typing import Any, TextIO
+
+from detector.config import Config, ModelConfig, parse_address
+from detector.engine import Engine
+from detector.errors import SourceError
+from detector.events.setup import engine_threshold
+from detector.labels import LabelMap
+from detector.model.options import ModelOptions, load_with
+from detector.outputs import make_run_dir
+from detector.outputs.record import RunRecord, list_sources, source_entry, versions
+from detector.outputs.summary import print_summary
+from detector.pipeline.many import Job, Outcome, run_jobs, sum_stats
+from detector.pipeline.prelude import Prelude, model_entry
+from detector.pipeline.signals import StopSignals
+from detector.pipeline.source_run import SourceJob, SourceName, run_source, track_settings
+from detector.pipeline.stages import inference_workers
+from detector.sources import ReconnectPolicy, SourceSpec, open_source
+from detector.track.settings import TrackSettings
+from detector.types import RunStats
+
+log = logging.getLogger(__name__)
+
+
+def run_local(prelude: Prelude, out: TextIO) -> RunStats:
+    """Run ``prelude``'s sources on this machine; see the module docstring."""
+    track = track_settings(prelude.config)  # before the model: a config error comes fast
+    if prelude.many:
+        return _run_many(prelude, track, out)
+    return _run_one(prelude, track, out)
+
+
+def load_configured_model(mc: ModelConfig, workers: int) -> Any:
+    """Load the model ``model:`` describes, for ``workers`` concurrent callers (a context
+    manager: ``with`` closes it); the app and the public API load it this one way."""
+    return load_with(ModelOptions.from_model(mc).sharing(workers))
+
+
+def load_model(
+    options: ModelOptions,
+    stack: ExitStack,
+    workers: int,
+    size: tuple[int, int] = (640, 480),
+    warmup_runs: int = 1,
+) -> tuple[Any, dict[str, Any]]:
+    """Load the model once for ``workers`` callers (closed with ``stack``), warm it up on a
+    ``size`` (width, height) frame; it and its record entry."""
+    options = options.sharing(workers)
+    model: Any = stack.enter_context(load_with(options))
+    warmup_ms = model.warm_up(width=size[0], height=size[1], runs=max(1, warmup_runs))
+    return model, model_entry(options, model, warmup_ms)
+
+
+def _engine(prelude: Prelude, model: Any, track: TrackSettings | None) -> Any:
+    """The app's ``Engine``; with ByteTrack the threshold is lower (it takes the low-score
+    detections too; the tracker decides what is shown), and lower still for a per-class
+    floor (``detect.thresholds``; the filter in front of the tracker restores each class's)."""
+
+    dc = prelude.config.detect
+    threshold = model_threshold(prelude.config, prelude.labels, track)
+    return Engine(model, threshold, prelude.class_ids, dc.max_boxes)
+
+
+def model_threshold(config: Config, labels: LabelMap, track: TrackSettings | None) -> float:
+    """The engine's threshold: ``detect.threshold``, lower for ByteTrack (it takes the
+    low-score detections too), lowered to the lowest per-class floor (``detect.thresholds``;
+    the filter in front of the tracker restores each class's own)."""
+    base = track.detect_threshold if track is not None else config.detect.threshold
+    return engine_threshold(config, labels, base)
+
+
+def _start_web(config: Config, specs: tuple[SourceSpec, ...], stack: ExitStack) -> Any:
+    """The web view's hub (a feed per source) with its server running, or None."""
+    if config.output.serve is None:
+        return None
+    from detector.outputs.web import Hub, WebServer, access_from
+
+    host, port = parse_address(config.output.serve)
+    hub = Hub()
+    for spec in specs:
+        hub.add_feed(spec.run_name, spec.shown, live=spec.live)
+    title = specs[0].shown if len(specs) == 1 else f"{len(specs)} sources"
+    server = WebServer(
+        hub,
+        host,
+        port,
+        title=f"detector — {title}",
+        access=access_from(config.serve),
+        insecure=config.serve.insecure,
+    )
+    stack.enter_context(server)
+    return hub
+
+
+def reconnect_policy(config: Config) -> ReconnectPolicy:
+    """How live sources reconnect (``source.reconnect*``, ``source.stall_timeout_s``)."""
+    sc = config.source
+    return ReconnectPolicy(
+        attempts=sc.reconnect,
+        first_delay_s=sc.reconnect_delay_s,
+        max_delay_s=max(sc.reconnect_max_delay_s, sc.reconnect_delay_s),
+        stall_timeout_s=sc.stall_timeout_s,
+    )
+
+
+def _open(config: Config, spec: SourceSpec) -> Any:
+    """Open ``spec`` as ``source.*`` asks (size, how live sources reconnect)."""
+    sc = config.source
+    return open_source(spec, width=sc.width, height=sc.height, reconnect=reconnect_policy(config))
+
+
+# -- one source ---------------------------------------------------------------------------
+
+
+def _run_one(prelude: Prelude, track: TrackSettings | None, out: TextIO) -> RunStats:
+    config, spec = prelude.config, prelude.specs[0]
+    header = prelude.header("local")
+    warmups = config.run.warmup_frames
+    with StopSignals().installed() as stop, ExitStack() as stack:
+        hub = _start_web(config, prelude.specs, stack)
+        source = stack.enter_context(_open(config, spec))
+        info = source.info
+        workers = inference_workers(info.live, config.model.workers)
+        size = (info.width or 640, info.height or 480)
+        model, header["model"] = load_model(prelude.model, stack, workers, size, warmups)
+        if hub is not None:  # /readyz: ready
+            hub.model = header["model"]
+        header["versions"] = versions()
+        record = RunRecord(make_run_dir(config.output.dir, prelude.run_name), header)
+        job = SourceJob(config, prelude.labels, _engine(prelude, model, track), track)
+        try:
+            return run_source(
+                job,
+                source,
+                workers,
+                record,
+                feed=hub.feeds[0] if hub is not None else None,
+                guard=stop,
+                who=SourceName(spec.run_name),
+            )
+        finally:
+            print_summary(out, record.data)
+
+
+# -- several sources ----------------------------------------------------------------------
+
+
+def _run_many(prelude: Prelude, track: TrackSettings | None, out: TextIO) -> RunStats:
+    config, specs = prelude.config, prelude.specs
+    if config.output.show:
+        log.warning(
+            "output.show: the window shows one source; with %d sources, watch them "
+            "with --serve PORT (one page, every source)",
+            len(specs),
+        )
+        config = replace(config, output=replace(config.output, show=False))
+    live = sum(1 for s in specs if s.live)
+    file_workers = config.model.workers if live < len(specs) else 0
+    header = prelude.header("local")
+    warmups = config.run.warmup_frames
+    with StopSignals().installed(), ExitStack() as stack:
+        hub = _start_web(config, specs, stack)
+        model, header["model"] = load_model(
+            prelude.model, stack, live + file_workers, warmup_runs=warmups
+        )
+        if hub is not None:  # /readyz: ready
+            hub.model = header["model"]
+        header["versions"] = versions()
+        top = RunRecord(make_run_dir(config.output.dir, prelude.run_name), header)
+        top.start()
+        job = SourceJob(config, prelude.labels, _engine(prelude, model, track), track)
+        feeds = hub.feeds if hub is not None else [None] * len(specs)
+        jobs = [
+            (spec.shown, spec.live, _source_job(job, spec, i, top, feeds[i]))
+            for i, spec in enumerate(specs)
+        ]
+        interrupted = False
+        try:
+            outcomes = run_jobs(jobs, threading.Event())
+        except KeyboardInterrupt as exc:
+            outcomes, interrupted = exc.outcomes, True  # type: ignore[attr-defined]
+        stats, error = _finish_many(top, outcomes, interrupted)
+        print_summary(out, top.data)
+    if interrupted:
+        raise KeyboardInterrupt
+    if error is not None:
+        raise error
+    return stats
+
+
+def run_spec(
+    job: SourceJob,
+    spec: SourceSpec,
+    record: RunRecord,
+    *,
+    feed: Any = None,
+    halt: threading.Event | None = None,
+    index: int = 0,
+) -> RunStats:
+    """Open ``spec`` and run it through the shared model into ``record``'s folder until it
+    ends or ``halt`` (one of several sources, or a source the service adds)."""
+    with _open(job.config, spec) as source:
+        workers = inference_workers(source.info.live, job.config.model.workers)
+        who = SourceName(spec.run_name, index)
+        return run_source(
+            job, source, workers, record, feed=feed, halt=halt, label=spec.run_name, who=who
+        )
+
+
+def _source_job(job: SourceJob, spec: SourceSpec, index: int, top: RunRecord, feed: Any) -> Job:
+    """One source of several as a job for :func:`run_jobs`: its own sub-folder and record."""
+
+    def run(halt: threading.Event) -> Any:
+        sub = top.child(make_run_dir(top.run_dir, spec.run_name))
+        try:
+            return sub, run_spec(job, spec, sub, feed=feed, halt=halt, index=index)
+        except BaseException as exc:
+            if "finished" not in sub.data:  # it failed before its run began
+                sub.not_started(spec.shown, str(spec.kind), exc)
+                if feed is not None:
+                    feed.end()
+            exc.result = (sub, None)  # type: ignore[attr-defined]
+            raise
+
+    return run
+
+
+def _finish_many(
+    top: RunRecord, outcomes: list[Outcome], interrupted: bool
+) -> tuple[RunStats, SourceError | None]:
+    """The top record: every source's entry, the run's status and summed numbers; written.
+    Returns the numbers and the error to end with when a source failed."""
+    entries = []
+    for o in outcomes:
+        sub, _stats = o.result if o.result else (None, None)
+        entries.append(source_entry(o.name, o.status, o.error, sub, top.run_dir))
+    total = sum_stats([o.result[1] for o in outcomes if o.result and o.result[1]], interrupted)
+    top.update(stats=total.to_dict())
+    error = list_sources(top, entries, interrupted)
+    top.finish()
+    return total, error
