@@ -88,6 +88,7 @@ def run(source, detect, consume=None, **options):
         return True
 
     box: dict = {}
+    before = set(threading.enumerate())  # other tests' session services keep their threads
 
     def target():
         try:
@@ -99,7 +100,8 @@ def run(source, detect, consume=None, **options):
     thread.start()
     thread.join(TIMEOUT_S)
     assert not thread.is_alive(), "run_pipeline hung"
-    assert not [t.name for t in threading.enumerate() if t.name.startswith("detector-")]
+    left = set(threading.enumerate()) - before
+    assert not [t.name for t in left if t.name.startswith("detector-")]
     return box.get("stats"), box.get("error"), results
 
 
@@ -296,7 +298,7 @@ def test_hung_source_does_not_hang_shutdown(caplog):
     assert "still running after 0.2 s: detector-capture" in caplog.text
     release.set()
     for thread in threading.enumerate():
-        if thread.name.startswith("detector-"):
+        if thread.name.startswith("detector-capture"):
             thread.join(TIMEOUT_S)
     assert source.released
 
