@@ -103,9 +103,6 @@ def label_origin(
     return x, y
 
 
-Rect = tuple[int, int, int, int]  # x, y, w, h
-
-
 def place_labels(
     boxes: Sequence[tuple[int, int, int, int]],
     sizes: Sequence[tuple[int, int]],
@@ -122,19 +119,19 @@ def place_labels(
     box. The one placement home for every
     drawn frame (the video, the images, the window and the web page all show these frames).
     """
-    placed: list[Rect] = []
+    placed = np.zeros((len(sizes), 4), np.int64)  # x1, y1, x2, y2 of the labels placed so far
     out: list[tuple[int, int]] = []
-    for box, (lw, lh) in zip(boxes, sizes, strict=True):
+    for n, (box, (lw, lh)) in enumerate(zip(boxes, sizes, strict=True)):
         best: tuple[int, tuple[int, int]] | None = None
         for x, y in _candidates(box, (lw, lh), width, height):
-            cost = sum(_overlap((x, y, lw, lh), r) for r in placed)
+            cost = _overlap(x, y, x + lw, y + lh, placed[:n])
             if best is None or cost < best[0]:
                 best = (cost, (x, y))
             if cost == 0:
                 break
         assert best is not None
         out.append(best[1])
-        placed.append((*best[1], lw, lh))
+        placed[n] = (best[1][0], best[1][1], best[1][0] + lw, best[1][1] + lh)
     return out
 
 
@@ -156,11 +153,12 @@ def _candidates(
     return out
 
 
-def _overlap(a: Rect, b: Rect) -> int:
-    """Pixels two rectangles share."""
-    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    return w * h if w > 0 and h > 0 else 0
+def _overlap(x1: int, y1: int, x2: int, y2: int, rects: np.ndarray) -> int:
+    """Pixels the rectangle shares with ``rects`` (``(N, 4)`` x1, y1, x2, y2), summed: one
+    vectorized pass, so a crowd of labels stays cheap on the per-frame path."""
+    w = np.minimum(x2, rects[:, 2]) - np.maximum(x1, rects[:, 0])
+    h = np.minimum(y2, rects[:, 3]) - np.maximum(y1, rects[:, 1])
+    return int((np.clip(w, 0, None) * np.clip(h, 0, None)).sum())
 
 
 def _check_image(image: np.ndarray) -> None:
