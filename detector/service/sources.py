@@ -28,9 +28,8 @@ from detector.outputs import make_run_dir
 from detector.outputs.record import RunRecord
 from detector.outputs.web.hub import Feed, Hub
 from detector.outputs.web.server import error_response
-from detector.pipeline.local import run_spec
 from detector.pipeline.prelude import run_header
-from detector.pipeline.source_run import SourceJob, track_settings
+from detector.pipeline.source_run import SourceJob, run_spec, track_settings
 from detector.sources import parse_source, redact
 from detector.sources.spec import SourceSpec
 
