@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 WAIT_S = 0.25  # how often the supervisor wakes
 STATUS_EVERY_S = 1.0  # how often each worker is asked for its figures
 STOP_TIMEOUT_S = 30.0  # how long stopped workers get to finalize their outputs
+RETRY_S = 0.5  # how often a restarting worker is asked again to run the next segment
+RESTART_TIMEOUT_S = 300.0  # a worker not back after this long: its source fails
 
 
 @dataclass
@@ -50,6 +52,9 @@ class Live:
     frames: int = 0
     last: dict[str, Any] = field(default_factory=dict)
     asked: Any = None
+    submitted: float = 0.0  # wall time the running segment was asked for
+    retry_at: float | None = None  # the next segment waits for the restarting worker
+    waiting_since: float | None = None
 
     @property
     def name(self) -> str:
@@ -140,6 +145,9 @@ class Fleet:
         running = self.running()
         for live in running:
             live.actor.stop.remote()
+            if live.ref is None:  # its worker is restarting: no segment runs
+                live.status = "interrupted"
+        running = self.running()
         deadline = time.monotonic() + timeout_s
         while running and time.monotonic() < deadline:
             self._step(running, WAIT_S)
@@ -167,15 +175,25 @@ class Fleet:
 
     def _submit(self, live: Live) -> None:
         live.part += 1
+        live.retry_at = None
+        if live.waiting_since is None:  # a retry keeps the first ask's time
+            live.submitted = time.time()
         left = None if self.max_frames is None else max(0, self.max_frames - live.frames)
         live.ref = live.actor.run.remote(live.part, left)
 
     def _step(self, running: list[Live], timeout_s: float) -> None:
-        refs = [s.ref for s in running]
+        now = time.monotonic()
+        for live in running:
+            if live.ref is None and live.retry_at is not None and now >= live.retry_at:
+                self._submit(live)
+        refs = [s.ref for s in running if s.ref is not None]
+        if not refs:
+            time.sleep(timeout_s)
+            return
         ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
         done = set(ready)
         for live in running:
-            if live.ref in done:
+            if live.ref is not None and live.ref in done:
                 self._ended(live)
 
     def _ended(self, live: Live) -> None:
@@ -189,11 +207,13 @@ class Fleet:
         except exceptions.RayTaskError as exc:
             cause = getattr(exc, "cause", None)
             live.error = str(cause) if cause is not None else _last_line(str(exc))
-            live.segments.append(segment_entry(live.part, live.folder, _read(live.folder)))
+            data = _read(live.folder)
+            live.segments.append(segment_entry(live.part, live.folder, data, live.submitted))
             live.status = "failed"
             log.error("source %s failed: %s (the other sources go on)", live.name, live.error)
             return
-        entry = segment_entry(live.part, live.folder, data)
+        live.waiting_since = None
+        entry = segment_entry(live.part, live.folder, data, live.submitted)
         live.segments.append(entry)
         live.frames += int(entry["frames"] or 0)
         live.status = "interrupted" if self.halt.is_set() else "ok"
@@ -201,13 +221,16 @@ class Fleet:
     def _lost(self, live: Live, exc: BaseException) -> None:
         """The worker died (process or node): record the restart, start the next segment."""
         reason = lost_reason(exc)
-        entry = lost_segment(live.part, live.folder, reason, live.last)
+        if not live.folder.exists() and not self.halt.is_set() and self._waiting(live, exc):
+            return
+        live.waiting_since = None
+        entry = lost_segment(live.part, live.folder, reason, live.last, live.submitted)
         live.segments.append(entry)
         live.frames += int(entry["frames"] or 0)
         if self.halt.is_set():
             live.status = "interrupted"
             return
-        if "creation task" in str(exc):  # the model would not load: a restart will not help
+        if "creation task" in str(exc) or "never ran" in str(exc):  # a restart will not help
             live.status, live.error = "failed", f"the worker could not start: {reason}"
             log.error("source %s: %s", live.name, live.error)
             return
@@ -231,6 +254,19 @@ class Fleet:
             PART_DIR.format(live.part + 1),
         )
         self._submit(live)
+
+    def _waiting(self, live: Live, exc: BaseException) -> bool:
+        """A segment that never started because Ray is still restarting the worker: asked
+        again shortly (not a restart of its own). False: it is not that, or too long."""
+        if not isinstance(exc, self.ray.exceptions.ActorUnavailableError):
+            return False
+        now = time.monotonic()
+        live.waiting_since = live.waiting_since or now
+        if now - live.waiting_since > RESTART_TIMEOUT_S:
+            return False
+        live.part -= 1  # the same segment number, once the worker is back
+        live.ref, live.retry_at = None, now + RETRY_S
+        return True
 
     def _poll(self) -> None:
         """Collect the workers' figures; ask again every :data:`STATUS_EVERY_S`."""

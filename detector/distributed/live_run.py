@@ -121,15 +121,25 @@ def _supervised(
     prelude: Prelude, fleet: Fleet, top: RunRecord, runner: RayRunner, stop: StopSignals
 ) -> RunStats:
     """Start the fleet, run the files beside it, wait; stop everything on Ctrl-C / SIGTERM."""
-    thread = threading.Thread(target=fleet.supervise, name="detector-fleet", daemon=True)
+    # Completion is an event, not Thread.is_alive(): a join that a signal interrupts can
+    # leave is_alive() False for a thread that still runs.
+    done = threading.Event()
+
+    def supervise() -> None:
+        try:
+            fleet.supervise()
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=supervise, name="detector-fleet", daemon=True)
     outcomes: list[VideoOutcome] = []
     interrupted = False
     try:
         fleet.start()
         thread.start()
         outcomes = _files(prelude, top, runner, stop)
-        while thread.is_alive():
-            thread.join(0.2)
+        while not done.wait(0.2):
+            pass
         interrupted = stop.pending or stop.fired
     except KeyboardInterrupt:
         interrupted = True
@@ -137,9 +147,9 @@ def _supervised(
     finally:
         stop.deferring = True  # a second signal waits: the workers finalize their outputs
         fleet.halt.set()
-        if thread.is_alive():
-            thread.join()
-        elif not thread.ident:  # never started: the fleet stops from here
+        if thread.ident:
+            done.wait()
+        else:  # never started: the fleet stops from here
             fleet.stop()
         fleet.kill()
         fleet.finish()

@@ -40,7 +40,16 @@ def whole_lines(path: Path) -> int:
     return count
 
 
-def segment_entry(part: int, folder: Path, data: dict[str, Any]) -> dict[str, Any]:
+def waited_s(worker: dict[str, Any] | None, submitted: float) -> float | None:
+    """Seconds from the driver asking for a segment to its worker starting it (a new worker:
+    Ray placing it, the process starting, the model loading)."""
+    started = (worker or {}).get("started")
+    return round(float(started) - submitted, 3) if started and submitted else None
+
+
+def segment_entry(
+    part: int, folder: Path, data: dict[str, Any], submitted: float = 0.0
+) -> dict[str, Any]:
     """A segment as the source's record lists it, from the segment's own record."""
     stats = data.get("stats") or {}
     return {
@@ -49,6 +58,7 @@ def segment_entry(part: int, folder: Path, data: dict[str, Any]) -> dict[str, An
         "status": data.get("status"),
         "error": data.get("error"),
         "frames": stats.get("frames_processed"),
+        "start_wait_s": waited_s(data.get("worker"), submitted),
         "worker": data.get("worker"),
         "outputs": data.get("outputs"),
         "stats": stats or None,
@@ -56,7 +66,9 @@ def segment_entry(part: int, folder: Path, data: dict[str, Any]) -> dict[str, An
     }
 
 
-def lost_segment(part: int, folder: Path, reason: str, last: dict[str, Any]) -> dict[str, Any]:
+def lost_segment(
+    part: int, folder: Path, reason: str, last: dict[str, Any], submitted: float = 0.0
+) -> dict[str, Any]:
     """The entry of a segment whose worker died; its ``run.json`` marked ``error``.
 
     ``last`` is the worker's last status report (its place, frames) when one came."""
@@ -78,6 +90,7 @@ def lost_segment(part: int, folder: Path, reason: str, last: dict[str, Any]) -> 
         "status": "lost",
         "error": reason,
         "frames": frames,
+        "start_wait_s": waited_s(data.get("worker"), submitted),
         "worker": worker,
         "outputs": {"jsonl": {"path": "detections.jsonl", "lines": lines}} if lines else None,
         "stats": None,
