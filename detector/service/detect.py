@@ -64,10 +64,9 @@ class _Refused(Exception):
 
 async def _upload(request: Request, field: str = "image") -> tuple[bytes, dict[str, str]]:
     """The image bytes (multipart field ``field``, or the raw body) and the other form fields."""
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data") or ctype.startswith(
-        "application/x-www-form-urlencoded"
-    ):
+    # Only multipart carries a file: any other body is the image itself (curl --data-binary
+    # and urllib label raw bytes application/x-www-form-urlencoded).
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
         async with request.form(max_files=4, max_fields=32) as form:
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
             part = form.get(field)
