@@ -148,11 +148,7 @@ class DetectionModel:
             xmax]``, ``[B, K]`` scores, ``[B, K]`` class ids as floats (label-map ids),
             ``[B]`` number of valid rows.
         """
-        if self._closed:
-            raise ModelError(f"model '{self.path}' is closed")
-        images = np.asarray(images_rgb)
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ModelError(f"predict() wants RGB images [B, H, W, 3]; got shape {images.shape}")
+        images = checked_images(images_rgb, self.path, closed=self._closed)
         if images.dtype != self._dtype:
             images = images.astype(self._dtype)
         if self._pool is None:
@@ -221,6 +217,17 @@ class DetectionModel:
 
     def __repr__(self) -> str:
         return f"DetectionModel({str(self.path)!r}, format={self.format!r}, device={self.device!r})"
+
+
+def checked_images(images_rgb: Any, path: Path, *, closed: bool) -> np.ndarray:
+    """``images_rgb`` as an array for ``predict``: refused when the model at ``path`` is
+    closed or they are not RGB images ``[B, H, W, 3]``."""
+    if closed:
+        raise ModelError(f"model '{path}' is closed")
+    images = np.asarray(images_rgb)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ModelError(f"predict() wants RGB images [B, H, W, 3]; got shape {images.shape}")
+    return images
 
 
 def check_outputs(out: tuple[np.ndarray, ...], what: str) -> None:
