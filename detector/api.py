@@ -40,6 +40,7 @@ from detector.model.backends import check_backend
 from detector.model.loader import require_model_path
 from detector.paths import display_path
 from detector.pipeline.channel import Channel, Closed
+from detector.pipeline.signals import new_run
 from detector.pipeline.stages import PipelineOptions, inference_workers, run_pipeline
 from detector.sources import Source, open_source
 from detector.sources.spec import expand_sources
@@ -93,6 +94,7 @@ class Detector:
         config: PathLike | None = None,
         **settings: object,
     ) -> None:
+        new_run()  # a Ctrl-C an earlier run received does not count against this one
         given = dict(
             model=model, labels=labels, backend=backend, threshold=threshold, classes=classes
         )
