@@ -25,7 +25,7 @@ import numpy as np
 
 from detector.benchmarks.media import decode_frames
 from detector.benchmarks.paced import Pace, paced_run
-from detector.benchmarks.parts import ModelSettings, engine, labels_for
+from detector.benchmarks.parts import engine, labels_for
 from detector.config import DEFAULT_THRESHOLD
 from detector.model.backends import load_backend_model
 from detector.model.backends.extra import require
@@ -141,10 +141,8 @@ def streams_worker(
     loaded = load_backend_model(backend, model, workers=2, device="cpu", cache_dir=cache_dir)
     try:
         loaded.warm_up(frames[0].shape[1], frames[0].shape[0], runs=2)
-        settings = ModelSettings(
-            path=Path(model), labels=Path(labels) if labels else None, threshold=threshold
-        )
-        out = largest_n(frames, engine(loaded, settings), labels_for(settings), seconds, max_n)
+        label_map = labels_for(Path(labels) if labels else None)
+        out = largest_n(frames, engine(loaded, threshold), label_map, seconds, max_n)
         out["backend"] = getattr(loaded, "backend", "tf")
         out["precision"] = loaded.precision
         if out["backend"] == "openvino":
