@@ -34,12 +34,14 @@ from detector.engine import Engine
 from detector.errors import ConfigError, SourceError
 from detector.events.collect import EventCollector
 from detector.events.setup import open_events
+from detector.events.stage import EventStage
 from detector.imagefiles import read_image
 from detector.labels import LabelMap, load_label_map
 from detector.model.backends import check_backend
 from detector.model.loader import require_model_path
 from detector.paths import display_path
 from detector.pipeline.channel import Channel, Closed
+from detector.pipeline.signals import new_run
 from detector.pipeline.stages import PipelineOptions, inference_workers, run_pipeline
 from detector.sources import Source, open_source
 from detector.sources.spec import expand_sources
@@ -93,6 +95,7 @@ class Detector:
         config: PathLike | None = None,
         **settings: object,
     ) -> None:
+        new_run()  # a Ctrl-C an earlier run received does not count against this one
         given = dict(
             model=model, labels=labels, backend=backend, threshold=threshold, classes=classes
         )
@@ -311,29 +314,11 @@ def _results(
 
     Holds no reference to the :class:`ResultStream`, so dropping that closes this.
     """
-    info = source.info
-    dc = config.detect
-    options = PipelineOptions(
-        detect_every=dc.detect_every,
-        workers=inference_workers(info.live, config.model.workers),
-        max_frames=config.run.max_frames,
-        fps_interval_s=config.run.fps_interval_s,
-        warmup_frames=config.run.warmup_frames,
-        label="stream",
-    )
+    options = _pipeline_options(config, source.info)
     out: Channel[FrameResult] = Channel(buffer, "block")
     halt = threading.Event()
-    name = labels.name
-
-    def hand_over(result: FrameResult) -> bool:
-        named = replace(result, detections=result.detections.named(name))
-        return out.put(named) and not halt.is_set()
-
-    who = (str(info.kind), 0, info.uri)  # a stream is its run's only source
     sinks = ExitStack()  # MQTT / webhook when configured: closed when the stream ends
-    events = open_events(config, None, labels, info, sinks, source=who, extra=[outcome.events])
-    assert events is not None
-    consume, _, _ = analysis_stages(config, labels, info, events.wrap(hand_over), who)
+    consume, events = _stages(config, labels, source.info, outcome, sinks, out, halt)
 
     def work() -> None:
         try:
@@ -365,6 +350,42 @@ def _results(
         source.close()
         if thread.is_alive():
             log.error("the stream's pipeline did not stop within %.0f s", _JOIN_TIMEOUT_S)
+
+
+def _pipeline_options(config: Config, info: SourceInfo) -> PipelineOptions:
+    """The pipeline's options for a stream of ``info`` (the config's, as a run's)."""
+    return PipelineOptions(
+        detect_every=config.detect.detect_every,
+        workers=inference_workers(info.live, config.model.workers),
+        max_frames=config.run.max_frames,
+        fps_interval_s=config.run.fps_interval_s,
+        warmup_frames=config.run.warmup_frames,
+        label="stream",
+    )
+
+
+def _stages(
+    config: Config,
+    labels: LabelMap,
+    info: SourceInfo,
+    outcome: _Outcome,
+    sinks: ExitStack,
+    out: Channel[FrameResult],
+    halt: threading.Event,
+) -> tuple[Any, EventStage]:
+    """The stream's consumer (filter, tracker, events, then the hand-over to ``out``,
+    named results) and its event stage (sinks open in ``sinks``)."""
+    name = labels.name
+
+    def hand_over(result: FrameResult) -> bool:
+        named = replace(result, detections=result.detections.named(name))
+        return out.put(named) and not halt.is_set()
+
+    who = (str(info.kind), 0, info.uri)  # a stream is its run's only source
+    events = open_events(config, None, labels, info, sinks, source=who, extra=[outcome.events])
+    assert events is not None
+    consume, _, _ = analysis_stages(config, labels, info, events.wrap(hand_over), who)
+    return consume, events
 
 
 def _open(source: SourceLike, config: Config) -> Source:

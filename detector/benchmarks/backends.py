@@ -36,7 +36,7 @@ from detector.benchmarks.backends_report import goals
 from detector.benchmarks.media import decode_frames
 from detector.benchmarks.memory import pipeline_rss
 from detector.benchmarks.model_speed import latency_ms
-from detector.benchmarks.parts import ModelSettings, engine, labels_for
+from detector.benchmarks.parts import engine, labels_for
 from detector.benchmarks.system import Span, median_run, rate
 from detector.benchmarks.worker import run_in_worker
 from detector.config import DEFAULT_THRESHOLD
@@ -156,7 +156,7 @@ def measure(a: BackendRun) -> dict[str, Any]:
         if a.mode == "startup":
             return out
         if a.mode == "rss":
-            return out | pipeline_rss(model, frames, a.model, a.labels, a.rss_frames, a.workers)
+            return out | pipeline_rss(model, frames, a.labels, a.rss_frames, a.workers)
         warm = min(a.warmup, max(1, len(frames) // 4))
         post_ms: list[float] = []
 
@@ -181,7 +181,6 @@ def measure(a: BackendRun) -> dict[str, Any]:
 
 
 def _pipeline(model: Any, a: BackendRun, warm: int) -> dict[str, Any]:
-    settings = ModelSettings(path=a.model, labels=a.labels, threshold=a.threshold)
     video = media.probe(a.video, None)
     tmp = Path(tempfile.mkdtemp(prefix="detector-bench-backend-"))
     runs = []
@@ -190,8 +189,8 @@ def _pipeline(model: Any, a: BackendRun, warm: int) -> dict[str, Any]:
             runs.append(
                 throughput.pipeline_run(
                     video,
-                    engine(model, settings),
-                    labels_for(settings),
+                    engine(model, a.threshold),
+                    labels_for(a.labels),
                     a.frames,
                     warm,
                     tmp / f"pipe{r}",

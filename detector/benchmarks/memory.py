@@ -13,8 +13,10 @@ from typing import Any
 import numpy as np
 
 from detector.benchmarks.media import decode_frames
-from detector.benchmarks.parts import ModelSettings, Outputs, engine, labels_for, load
+from detector.benchmarks.parts import DEFAULT_MAX_BOXES, Outputs, engine, labels_for, load
 from detector.benchmarks.system import rss_mb
+from detector.config import DEFAULT_THRESHOLD
+from detector.model.options import ModelOptions
 from detector.pipeline.stages import PipelineOptions, run_pipeline
 from detector.sources.memory import FrameListSource
 from detector.types import FrameResult
@@ -59,36 +61,29 @@ def memory_growth(
 
 
 def memory_worker(
-    model: str,
-    labels: str | None,
+    model: dict[str, Any],
     video: str,
     first: int,
     last: int,
-    workers: int,
-    intra: int,
-    inter: int,
-    precision: str,
+    threshold: float = DEFAULT_THRESHOLD,
+    max_boxes: int = DEFAULT_MAX_BOXES,
 ) -> dict[str, Any]:
-    """Worker task: the app's pipeline with outputs on cycled real frames; RSS figures."""
-    settings = ModelSettings(
-        path=Path(model),
-        labels=Path(labels) if labels else None,
-        intra_op_threads=intra,
-        inter_op_threads=inter,
-        workers=workers,
-        extra={"precision": precision},
-    )
+    """Worker task: the app's pipeline with outputs on cycled real frames; RSS figures.
+
+    ``model`` is :meth:`ModelOptions.describe`'s JSON: the model loads as ``run`` loads it.
+    """
+    options = ModelOptions.from_description(model)
     frames = decode_frames(Path(video), 50)
-    loaded = load(settings)
+    loaded = load(options)
     try:
         return memory_growth(
             frames,
-            engine(loaded, settings),
-            labels_for(settings),
+            engine(loaded, threshold, max_boxes),
+            labels_for(options.labels),
             10.0,
             first,
             last,
-            workers,
+            options.workers,
             Path(tempfile.mkdtemp(prefix="detector-mem-")),
         )
     finally:
@@ -98,19 +93,17 @@ def memory_worker(
 def pipeline_rss(
     model: Any,
     frames: Sequence[np.ndarray],
-    path: Path,
     labels: Path | None,
     count: int,
     workers: int,
 ) -> dict[str, Any]:
     """RSS after ``count`` frames of the pipeline with its outputs, and whether TF got loaded."""
 
-    settings = ModelSettings(path=path, labels=labels)
     with tempfile.TemporaryDirectory(prefix="detector-bench-rss-") as tmp:
         out = memory_growth(
             frames,
-            engine(model, settings),
-            labels_for(settings),
+            engine(model),
+            labels_for(labels),
             10.0,
             min(100, count),
             count,

@@ -1,6 +1,6 @@
 """The app's own building blocks, assembled for the bench: model, engine, render + sinks.
 
-The bench times the same code the ``run`` command uses (``load_model``, ``Engine``,
+The bench times the same code the ``run`` command uses (``load_with(ModelOptions)``, ``Engine``,
 ``run_pipeline``, ``annotate``/``draw_hud``, ``VideoSink``/``JsonlSink``); only the wiring
 lives here, so every measurement writes the same outputs the app writes.
 """
@@ -9,95 +9,55 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from detector.config import DEFAULT_THRESHOLD, OutputConfig
+from detector.config import DEFAULT_THRESHOLD, DetectConfig, OutputConfig
 from detector.engine import Engine
 from detector.labels import LabelMap, load_label_map
 from detector.model.loader import load_model
+from detector.model.options import ModelOptions, load_with
 from detector.outputs import open_outputs
 from detector.pipeline.render import Renderer, RenderOptions
 from detector.types import Detections, Frame, FrameResult, SourceInfo, SourceKind
 
-if TYPE_CHECKING:
-    from detector.config import Config
+#: ``detect.max_boxes``'s default.
+DEFAULT_MAX_BOXES = DetectConfig().max_boxes
 
 
-@dataclass(frozen=True)
-class ModelSettings:
-    """How the bench loads and runs the model (defaults come from the config file).
+def load(options: ModelOptions) -> Any:
+    """Load the model as ``run`` does: :func:`detector.model.options.load_with` on
+    ``model.backend``, shared by ``options.workers`` inference threads."""
 
-    Attributes:
-        path: Model path (frozen .pb, SavedModel dir, checkpoint dir).
-        labels: Label map path, or ``None`` for ``class N`` labels.
-        tflite: The original ``.tflite`` for the TFLite column, or ``None`` to skip it.
-        intra_op_threads: Threads inside one op (0: TF's default, one per core).
-        inter_op_threads: Ops in parallel (0: TF's default).
-        workers: Inference workers in the pipeline (file sources).
-        threshold: Score threshold for drawn / written detections.
-        max_boxes: At most this many boxes per frame.
-        extra: Further keyword options for ``load_model`` (e.g. graph optimisation flags).
-    """
-
-    path: Path
-    labels: Path | None = None
-    tflite: Path | None = None
-    intra_op_threads: int = 0
-    inter_op_threads: int = 0
-    workers: int = 1
-    threshold: float = DEFAULT_THRESHOLD
-    max_boxes: int = 100
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def with_(self, **changes: Any) -> ModelSettings:
-        return replace(self, **changes)
-
-    @classmethod
-    def from_config(cls, config: Config, tflite: Path | None) -> ModelSettings:
-        """The settings a ``run`` with ``config`` would use."""
-        m = config.model
-        return cls(
-            path=m.path,
-            labels=m.labels,
-            tflite=tflite,
-            intra_op_threads=m.intra_op_threads,
-            inter_op_threads=m.inter_op_threads,
-            workers=m.workers,
-            threshold=config.detect.threshold,
-            max_boxes=config.detect.max_boxes,
-            extra={"precision": m.precision},
-        )
+    return load_with(options.sharing(options.workers))
 
 
-def load(settings: ModelSettings, **overrides: Any) -> Any:
-    """Load the model through the app's loader (``detector.model.loader.load_model``)."""
+def load_sessions(options: ModelOptions, sessions: int) -> Any:
+    """The same graph in TensorFlow with a session per worker, whatever ``model.backend``
+    says (the bench's ``pipeline_w2_session_each`` row: ``load_model(sessions=N)``)."""
 
-    kwargs: dict[str, Any] = {
-        "device": "auto",
-        "allow_memory_growth": True,
-        "intra_op_threads": settings.intra_op_threads,
-        "inter_op_threads": settings.inter_op_threads,
-        **settings.extra,
-    }
-    kwargs.update(overrides)
-    return load_model(settings.path, **kwargs)
+    kwargs = options.loader_kwargs()
+    for tf_has_none in ("workers", "split", "cache_dir"):
+        kwargs.pop(tf_has_none)
+    kwargs["precision"] = options.session_options().precision
+    return load_model(options.path, sessions=sessions, **kwargs)
 
 
-def engine(model: Any, settings: ModelSettings) -> Callable[[Frame], tuple[Detections, float]]:
+def engine(
+    model: Any, threshold: float = DEFAULT_THRESHOLD, max_boxes: int = DEFAULT_MAX_BOXES
+) -> Callable[[Frame], tuple[Detections, float]]:
     """The app's ``Engine`` around ``model`` (all classes, the bench's threshold)."""
 
-    return Engine(model, settings.threshold, None, settings.max_boxes)
+    return Engine(model, threshold, None, max_boxes)
 
 
-def labels_for(settings: ModelSettings) -> Any:
-    """The label map of ``settings`` (an empty one when no file is given)."""
+def labels_for(path: Path | None) -> LabelMap:
+    """The label map at ``path`` (an empty one when no file is given or it is missing)."""
 
-    if settings.labels is not None and Path(settings.labels).exists():
-        return load_label_map(settings.labels)
+    if path is not None and Path(path).exists():
+        return load_label_map(path)
     return LabelMap({})
 
 

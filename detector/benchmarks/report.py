@@ -258,10 +258,11 @@ def _header_lines(results: dict[str, Any]) -> list[str]:
         f"machine: {m.get('cpu')} · {m.get('usable_cores')} cores · "
         f"load {_f(m.get('load_avg_1m'), '{:.2f}')} · "
         + " ".join(f"{k} {v}" for k, v in vers.items()),
-        f"model: {s.get('path')} · device {s.get('device')} {s.get('precision_used', '')} "
+        f"model: {s.get('path')} · backend {s.get('backend')} -> {s.get('backend_used', '?')} "
+        f"· device {s.get('device')} {s.get('precision_used', '')} "
         f"· intra_op {s.get('intra_op_threads')} "
         f"· inter_op {s.get('inter_op_threads')} · workers {s.get('workers')} "
-        f"· {' '.join(f'{k} {v}' for k, v in (s.get('extra') or {}).items())}",
+        f"· precision {s.get('precision')}",
         f"frames per measurement {o.get('frames')} (warm-up {o.get('warmup')} excluded), "
         f"median of {o.get('repeats')} repeats",
         "",

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from detector.benchmarks import media
-from detector.benchmarks.parts import ModelSettings, engine, labels_for, load, rgb_batch
+from detector.benchmarks.parts import engine, labels_for, load, rgb_batch
 from detector.benchmarks.sections import REGISTRY, Bench, BenchOptions, Job, VideoRun
 from detector.benchmarks.system import machine_info, median_run
+from detector.model.options import ModelOptions
 from detector.types import Frame
 
 log = logging.getLogger(__name__)
@@ -28,22 +29,22 @@ def _progress(msg: str) -> None:
 
 
 def run_bench(
-    opts: BenchOptions, settings: ModelSettings, progress: Callable[[str], None] = _progress
+    opts: BenchOptions, model: ModelOptions, progress: Callable[[str], None] = _progress
 ) -> dict[str, Any]:
-    """Run the bench; returns the raw results (``report.summarize`` adds ratios and targets)."""
+    """Run the bench on the model ``model`` describes (loaded as ``run`` loads it); returns the
+    raw results (``report.summarize`` adds ratios and targets)."""
     t_start = time.perf_counter()
-    results = _header(opts, settings)
-    bench = Bench(opts, settings, progress, Path(tempfile.mkdtemp(prefix="detector-bench-")))
+    results = _header(opts, model)
+    bench = Bench(opts, model, progress, Path(tempfile.mkdtemp(prefix="detector-bench-")))
     wanted = [REGISTRY[name] for name in REGISTRY if name in opts.sections]
     if any(s.model for s in wanted):
         bench.videos = _videos(opts)
         bench.sample = bench.videos[0]
-        bench.labels = labels_for(settings)
-        progress(f"loading {settings.path}")
-        bench.model = load(settings)  # as the app: one session shared by the workers
-        results["settings"]["device"] = getattr(bench.model, "device", "?")
-        results["settings"]["precision_used"] = getattr(bench.model, "precision", "?")
-        bench.detect = engine(bench.model, settings)
+        bench.labels = labels_for(model.labels)
+        progress(f"loading {model.path} (backend {model.backend})")
+        bench.model = load(model)  # as the app: one model shared by the workers
+        _loaded(results["settings"], bench.model)
+        bench.detect = engine(bench.model, opts.threshold, opts.max_boxes)
         try:
             for video in bench.videos:
                 results["videos"][video.label] = _video_entry(bench, video)
@@ -55,7 +56,7 @@ def run_bench(
     return results
 
 
-def _header(opts: BenchOptions, settings: ModelSettings) -> dict[str, Any]:
+def _header(opts: BenchOptions, model: ModelOptions) -> dict[str, Any]:
     def plain(doc: dict[str, Any]) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in doc.items()}
 
@@ -63,9 +64,19 @@ def _header(opts: BenchOptions, settings: ModelSettings) -> dict[str, Any]:
     return {
         "machine": machine_info(),
         "options": plain(options) | {"sections": sorted(opts.sections)},
-        "settings": plain(asdict(settings)),
+        "settings": model.describe(),
         "videos": {},
     }
+
+
+def _loaded(settings: dict[str, Any], model: Any) -> None:
+    """What the loaded model runs on: device, precision, backend (and why, for ``auto``)."""
+    settings["device"] = getattr(model, "device", "?")
+    settings["precision_used"] = getattr(model, "precision", "?")
+    choice = getattr(model, "backend_choice", None)
+    if choice is not None:
+        settings["backend_used"] = choice.backend
+        settings["backend_choice"] = choice.to_dict()
 
 
 def _videos(opts: BenchOptions) -> list[media.BenchVideo]:
@@ -115,7 +126,7 @@ def _video_entry(bench: Bench, video: media.BenchVideo) -> dict[str, Any]:
     }
     entry.update({name: _merge(rs) for name, rs in runs.items()})
     if "pipeline" in entry and "workers" in opts.sections and is_sample:
-        entry.setdefault(f"pipeline_w{bench.settings.workers}", entry["pipeline"])
+        entry.setdefault(f"pipeline_w{bench.model_options.workers}", entry["pipeline"])
     return entry
 
 

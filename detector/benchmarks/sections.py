@@ -30,12 +30,13 @@ from detector.benchmarks.explain import explain_bench, format_table
 from detector.benchmarks.inspect_scaling import inspect_scaling, scaling_lines
 from detector.benchmarks.media import BenchVideo
 from detector.benchmarks.paced import Pace, live_latency
-from detector.benchmarks.parts import ModelSettings, engine, load
+from detector.benchmarks.parts import DEFAULT_MAX_BOXES, engine, load_sessions
 from detector.benchmarks.serve_api import format_serve, serve_api
 from detector.benchmarks.worker import run_in_worker
-from detector.engine import Engine
+from detector.config import DEFAULT_THRESHOLD
 from detector.errors import ConfigError
 from detector.fetch.assets import PHOTOS_DIR
+from detector.model.options import ModelOptions
 from detector.track import TrackSettings
 
 Job = Callable[[], dict[str, Any]]
@@ -62,6 +63,9 @@ class BenchOptions:
         video_variants: Also time x264 settings other than the app's (full runs).
         photos: The photos of the parity and explain sections.
         overlays: Where the explain section also writes every overlay PNG (``None``: nowhere).
+        threshold: Score threshold of drawn / written detections (``detect.threshold``).
+        max_boxes: At most this many boxes a frame (``detect.max_boxes``).
+        tflite: The original ``.tflite`` of the TFLite column (``None``: no column).
     """
 
     video: Path
@@ -79,6 +83,9 @@ class BenchOptions:
     ray_images: tuple[int, int] = (50, 200)
     photos: Path | None = None
     overlays: Path | None = None
+    threshold: float = DEFAULT_THRESHOLD
+    max_boxes: int = DEFAULT_MAX_BOXES
+    tflite: Path | None = None
 
 
 @dataclass
@@ -86,7 +93,7 @@ class Bench:
     """What the sections of one run share: options, the model loaded once, the sample's frames."""
 
     opts: BenchOptions
-    settings: ModelSettings
+    model_options: ModelOptions
     progress: Callable[[str], None]
     tmp: Path
     labels: Any = None
@@ -103,9 +110,9 @@ class Bench:
         return self.opts.sections
 
     def each(self, video: BenchVideo) -> Any:
-        """The same model with a session per worker, loaded on first use."""
+        """The same model with a TensorFlow session per worker, loaded on first use."""
         if self._each is None:
-            self._each = load(self.settings, sessions=2)
+            self._each = load_sessions(self.model_options, 2)
             self._each.warm_up(video.width, video.height, runs=2)
         return self._each
 
@@ -180,7 +187,7 @@ def _naive_jobs(b: Bench, v: VideoRun) -> dict[str, Job]:
 
 
 def _pipeline_jobs(b: Bench, v: VideoRun) -> dict[str, Job]:
-    return {"pipeline": _pipeline(b, v, "pipe", workers=b.settings.workers)}
+    return {"pipeline": _pipeline(b, v, "pipe", workers=b.model_options.workers)}
 
 
 def _workers_jobs(b: Bench, v: VideoRun) -> dict[str, Job]:
@@ -188,9 +195,9 @@ def _workers_jobs(b: Bench, v: VideoRun) -> dict[str, Job]:
         return {}
     jobs: dict[str, Job] = {}
     for n in (1, 2):  # the configured count is the "pipeline" row already: not run twice
-        if b.settings.workers != n or "pipeline" not in b.want:
+        if b.model_options.workers != n or "pipeline" not in b.want:
             jobs[f"pipeline_w{n}"] = _pipeline(b, v, f"pipe{n}", workers=n)
-    per_worker = engine(b.each(v.video), b.settings)
+    per_worker = engine(b.each(v.video), b.opts.threshold, b.opts.max_boxes)
     jobs["pipeline_w2_session_each"] = _pipeline(b, v, "pipe2s", per_worker, workers=2)
     return jobs
 
@@ -198,7 +205,7 @@ def _workers_jobs(b: Bench, v: VideoRun) -> dict[str, Job]:
 def _every_jobs(b: Bench, v: VideoRun) -> dict[str, Job]:
     return {
         f"pipeline_every_{k}": _pipeline(
-            b, v, f"every{k}", detect_every=k, workers=b.settings.workers
+            b, v, f"every{k}", detect_every=k, workers=b.model_options.workers
         )
         for k in (2, 4)
     }
@@ -209,7 +216,7 @@ def _codec_jobs(b: Bench, v: VideoRun) -> dict[str, Job]:
         return {}
     return {
         f"pipeline_{codec}": _pipeline(
-            b, v, f"pipe_{codec}", workers=b.settings.workers, video_codec=codec
+            b, v, f"pipe_{codec}", workers=b.model_options.workers, video_codec=codec
         )
         for codec in ("h264", "mp4v")
     }
@@ -230,7 +237,7 @@ def _latency(b: Bench) -> dict[str, Any]:
     the first session of a process); ``inter_op_threads = -1`` runs the ops in the calling
     thread, so "1 thread" is exactly one and "2 threads" is the caller plus one helper.
     """
-    s, o, out = b.settings, b.opts, {}
+    s, o, out = b.model_options, b.opts, {}
     n = len(b.frames)
     warm = min(o.warmup, max(1, n // 4))
     assert b.sample is not None
@@ -242,10 +249,10 @@ def _latency(b: Bench) -> dict[str, Any]:
                 s.path, b.sample.path, n, warm, o.repeats, threads, -1, precision
             )
     for threads in (1, 2):
-        if "tflite" in b.want and s.tflite is not None and Path(s.tflite).exists():
+        if "tflite" in b.want and o.tflite is not None and o.tflite.exists():
             b.progress(f"model latency: TFLite, {threads} thread(s)")
             out[f"tflite_{threads}"] = model_speed.tflite(
-                s.tflite, b.frames, threads, warm, o.repeats
+                o.tflite, b.frames, threads, warm, o.repeats
             )
     return out
 
@@ -271,67 +278,71 @@ def _web(b: Bench) -> dict[str, Any]:
 
 def _memory(b: Bench) -> dict[str, Any]:
     """RSS after the first and the last frames, in a worker: the app's own RSS."""
-    s, (first, last) = b.settings, b.opts.memory_frames
+    o, (first, last) = b.opts, b.opts.memory_frames
     b.progress(f"memory: RSS after {first} and {last} frames")
     assert b.sample is not None
     return run_in_worker(
         memory.memory_worker,
         3600.0,
-        model=s.path,
-        labels=s.labels,
+        model=b.model_options.describe(),
         video=b.sample.path,
         first=first,
         last=last,
-        workers=s.workers,
-        intra=s.intra_op_threads,
-        inter=s.inter_op_threads,
-        precision=str(s.extra.get("precision", "auto")),
+        threshold=o.threshold,
+        max_boxes=o.max_boxes,
     )
 
 
 def _split(b: Bench) -> dict[str, Any]:
-    s = b.settings
+    s = b.model_options
     b.progress("split model")
     return split_speed.split_model(
         s.path,
         b.rgb,
         min(b.opts.warmup, 10),
-        whole=b.model,
+        s.tensors,
+        whole=b.model if _backend(b.model) == "tf" else None,  # else a TF one is loaded
         intra_op_threads=s.intra_op_threads,
         inter_op_threads=s.inter_op_threads,
-        precision=str(s.extra.get("precision", "auto")),
+        precision=s.session_options().precision,
     )
 
 
+def _backend(model: Any) -> str:
+    """The backend a loaded model runs on (``model.backend``, or what ``auto`` chose)."""
+    choice = getattr(model, "backend_choice", None)
+    return str(choice.backend) if choice is not None else "tf"
+
+
 def _backends(b: Bench) -> dict[str, Any]:
-    s, o = b.settings, b.opts
+    s, o = b.model_options, b.opts
     assert b.sample is not None
     photos = o.photos if o.photos is not None and o.photos.is_dir() else None
     return backend_rows(
-        Path(s.path),
-        Path(s.labels) if s.labels else None,
+        s.path,
+        s.labels,
         b.sample.path,
         photos,
-        Path(s.tflite) if s.tflite else None,
+        o.tflite,
         frames=o.frames,
         warmup=o.warmup,
         repeats=o.repeats,
         cache_dir=o.cache_dir,
         calibration_frames=min(300, max(60, o.frames)),
-        threshold=s.threshold,
+        threshold=o.threshold,
         progress=b.progress,
     )
 
 
 def _track(b: Bench) -> dict[str, Any]:
-    s = b.settings
+    o = b.opts
     assert b.sample is not None
     # the model's output down to ByteTrack's low threshold, every class
-    low = TrackSettings(threshold=s.threshold).detect_threshold
+    low = TrackSettings(threshold=o.threshold).detect_threshold
     return tracking.tracking_bench(
         b.sample.path,
-        Engine(b.model, low, None, s.max_boxes),
-        s.threshold,
+        engine(b.model, low, o.max_boxes),
+        o.threshold,
         b.opts.track_frames,
         b.progress,
     )
@@ -361,10 +372,10 @@ def _serve(b: Bench) -> dict[str, Any]:
     """The detection service under 1, 4 and 16 clients, batched vs one request per model call
     (each service in its own process)."""
 
-    s = b.settings
+    s = b.model_options
     return serve_api(
-        Path(s.path),
-        Path(s.labels) if s.labels else None,
+        s.path,
+        s.labels,
         _photos(b),
         b.tmp,
         workers=max(2, s.workers),
@@ -379,12 +390,12 @@ def _serve_lines(result: dict[str, Any]) -> list[str]:
 def _explain(b: Bench) -> dict[str, Any]:
     photos = _photos(b)
     b.progress(f"explain: every method on every detection of {photos}")
-    s = b.settings
+    s = b.model_options
     return explain_bench(
-        Path(s.path),
+        s.path,
         photos,
-        labels_path=Path(s.labels) if s.labels else None,
-        threshold=s.threshold,
+        labels_path=s.labels,
+        threshold=b.opts.threshold,
         overlays=b.opts.overlays,
     )
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from detector.benchmarks.system import Span, rate
+from detector.model.loader import load_model
 from detector.model.split_runtime import load_split_model
 
 
@@ -20,9 +22,11 @@ def split_model(
     whole: Any = None,
     **load_kwargs: Any,
 ) -> dict[str, Any]:
-    """Throughput with two batches in flight, per-stage ms, and agreement with ``whole``."""
+    """Throughput with two batches in flight, per-stage ms, and agreement with the whole graph
+    in TensorFlow (``whole``, or one loaded here with the same options)."""
 
-    with load_split_model(path, tensors=tensors, **load_kwargs) as model:
+    with ExitStack() as stack:
+        model = stack.enter_context(load_split_model(path, tensors=tensors, **load_kwargs))
         for x in frames_rgb[:warmup]:
             model.predict(x)
         todo = list(frames_rgb[warmup:])
@@ -39,11 +43,12 @@ def split_model(
         out["post_ms"] = model.post_ms
         out["cut"] = list(model.point.tensors)
         out["device"] = model.device
-        if whole is not None:
-            x = frames_rgb[-1]
-            a, b = model.predict(x), whole.predict(x)
-            out["same_outputs"] = bool(
-                int(a[3][0]) == int(b[3][0])
-                and all(np.allclose(u, v, rtol=1e-4, atol=1e-4) for u, v in zip(a, b, strict=True))
-            )
+        if whole is None:
+            whole = stack.enter_context(load_model(path, tensors=tensors, **load_kwargs))
+        x = frames_rgb[-1]
+        a, b = model.predict(x), whole.predict(x)
+        out["same_outputs"] = bool(
+            int(a[3][0]) == int(b[3][0])
+            and all(np.allclose(u, v, rtol=1e-4, atol=1e-4) for u, v in zip(a, b, strict=True))
+        )
     return out

@@ -32,7 +32,7 @@ import numpy as np
 
 from detector.benchmarks.media import decode_frames
 from detector.benchmarks.paced import PACED_URI, Pace, paced_run
-from detector.benchmarks.parts import ModelSettings, Outputs, engine, labels_for
+from detector.benchmarks.parts import Outputs, engine, labels_for
 from detector.config import DEFAULT_THRESHOLD
 from detector.draw import DrawStyle, annotate
 from detector.model.backends.extra import require
@@ -208,9 +208,7 @@ def streams_worker(
 
     frames = decode_frames(Path(video), 60)
     height, width = frames[0].shape[:2]
-    settings = ModelSettings(
-        path=Path(model), labels=Path(labels) if labels else None, threshold=threshold
-    )
+    label_map = labels_for(Path(labels) if labels else None)
     options = ModelOptions(
         Path(model), backend=backend, device="cpu", cache_dir=Path(cache_dir) if cache_dir else None
     )
@@ -221,13 +219,13 @@ def streams_worker(
         with load_with(options.sharing(n)) as loaded:  # as a run with n live sources loads it
             loaded.warm_up(width, height, runs=2)
             seen.update(backend=getattr(loaded, "backend", "tf"), precision=loaded.precision)
-            detect = engine(loaded, settings)
+            detect = engine(loaded, threshold)
             yield detect
             if "cpu_parts" not in seen:
                 where = Path(tempfile.mkdtemp(prefix="detector-bench-parts-"))
-                seen["cpu_parts"] = cpu_parts(frames, detect, labels_for(settings), where)
+                seen["cpu_parts"] = cpu_parts(frames, detect, label_map, where)
             if seen["backend"] == "openvino" and "batch_fps" not in seen:
                 seen["batch_fps"] = batch_throughput(loaded, frames, 120)
 
-    out = largest_n(frames, load, labels_for(settings), seconds, max_n)
+    out = largest_n(frames, load, label_map, seconds, max_n)
     return out | seen

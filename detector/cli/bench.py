@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from detector.benchmarks.parts import ModelSettings
 from detector.benchmarks.report import format_table, summarize
 from detector.benchmarks.runner import run_bench
 from detector.benchmarks.sections import SECTIONS, BenchOptions, default_sections
-from detector.config import load_config
+from detector.config import Config, choices, load_config
 from detector.errors import ConfigError
+from detector.model.options import ModelOptions
 from detector.paths import CACHE_DIR, SAMPLES_DIR
 
 PHOTOS_DIR = SAMPLES_DIR / "photos"
@@ -157,7 +157,10 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--intra-op-threads", type=int, help="override model.intra_op_threads")
     p.add_argument("--inter-op-threads", type=int, help="override model.inter_op_threads")
     p.add_argument("--workers", type=int, help="override model.workers")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="override model.precision")
+    p.add_argument("--backend", choices=choices("model.backend"), help="override model.backend")
+    p.add_argument(
+        "--precision", choices=choices("model.precision"), help="override model.precision"
+    )
 
 
 def _ints(text: str, what: str) -> tuple[int, ...]:
@@ -170,9 +173,8 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
     return vals
 
 
-def _settings(args: argparse.Namespace) -> tuple[Any, Path]:
-    """Model settings from the config, with the flags as overrides (as ``run`` reads them);
-    and the config's source as the default video."""
+def _config(args: argparse.Namespace) -> Config:
+    """The config, with the flags as overrides (as ``run`` reads them)."""
 
     flags = {
         "model.path": args.model,
@@ -180,27 +182,27 @@ def _settings(args: argparse.Namespace) -> tuple[Any, Path]:
         "model.intra_op_threads": args.intra_op_threads,
         "model.inter_op_threads": args.inter_op_threads,
         "model.workers": args.workers,
+        "model.backend": args.backend,
         "model.precision": args.precision,
     }
-    cfg = load_config(args.config, {k: str(v) for k, v in flags.items() if v is not None})
-    tflite = args.tflite or cfg.model.path.parent / DEFAULT_TFLITE
-    return ModelSettings.from_config(cfg, tflite), Path(str(cfg.source.uri))
+    return load_config(args.config, {k: str(v) for k, v in flags.items() if v is not None})
 
 
 def handle(args: argparse.Namespace) -> int:
-    settings, config_video = _settings(args)
-    if not settings.path.exists():
+    config = _config(args)
+    model = ModelOptions.from_config(config)
+    if not model.path.exists():
         raise ConfigError(
-            f"model '{settings.path}' does not exist",
+            f"model '{model.path}' does not exist",
             hint="run `python main.py fetch`, or pass --model PATH",
         )
-    video = args.video or config_video
+    video = args.video or Path(str(config.source.uri))
     if not video.is_file():
         raise ConfigError(
             f"bench video '{video}' does not exist",
             hint="run `python main.py fetch` for the sample video, or pass --video",
         )
-    results = summarize(run_bench(_options(args, video), settings))
+    results = summarize(run_bench(_options(args, video, config), model))
     print(format_table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -232,7 +234,7 @@ def _pair(text: str | None, flag: str, default: tuple[int, int]) -> tuple[int, i
     return vals[0], vals[1]
 
 
-def _options(args: argparse.Namespace, video: Path) -> Any:
+def _options(args: argparse.Namespace, video: Path, config: Config) -> BenchOptions:
     quick = args.quick
     frames = args.frames or (40 if quick else 300)
     return BenchOptions(
@@ -252,6 +254,9 @@ def _options(args: argparse.Namespace, video: Path) -> Any:
         ray_images=_pair(args.ray_images, "--ray-images", (50, 200)),
         photos=args.photos,
         overlays=args.overlays,
+        threshold=config.detect.threshold,
+        max_boxes=config.detect.max_boxes,
+        tflite=args.tflite or config.model.path.parent / DEFAULT_TFLITE,
     )
 
 

@@ -52,16 +52,44 @@ def load_config(
     raw = _read_yaml(file)
     origin = f"config '{path if path is not None else file}'"
     lists = {name: parse(raw.pop(name, None), origin) for name, parse in LISTS.items()}
-    # dotted key -> (value, folder relative paths resolve against, where it came from)
-    merged: dict[str, tuple[Any, Path, str, bool]] = {}
+    merged = _defaults()
+    for key, value in _flatten(raw, origin).items():
+        merged[key] = (value, file.parent, origin, False)
+    _override(merged, lists, overrides or {})
+    sections: dict[str, Any] = {}
+    for sec, cls in SECTIONS.items():
+        values = {}
+        for f in dataclasses.fields(cls):
+            key = f"{sec}.{f.name}"
+            value, base, where, from_cli = merged[key]
+            values[f.name] = _check(key, value, f.metadata, base, where, from_cli)
+        sections[sec] = cls(**values)
+    config = Config(**sections, **lists, path=file)
+    _warn_report_threshold(config)
+    return config
+
+
+#: A dotted key's value, the folder its relative paths resolve against, where it came from,
+#: and whether it came from a command line (a string to parse).
+_Given = tuple[Any, Path, str, bool]
+
+
+def _defaults() -> dict[str, _Given]:
+    """Every dotted key at its default."""
+    merged: dict[str, _Given] = {}
     for sec, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
             merged[f"{sec}.{f.name}"] = (default, DEFAULT_CONFIG.parent, "defaults", False)
-    for key, value in _flatten(raw, origin).items():
-        merged[key] = (value, file.parent, origin, False)
+    return merged
+
+
+def _override(
+    merged: dict[str, _Given], lists: dict[str, Any], overrides: Mapping[str, object]
+) -> None:
+    """Apply the command line's ``overrides`` (``None``: not given) over the file's values."""
     cwd = Path.cwd()
-    for key, value in (overrides or {}).items():
+    for key, value in overrides.items():
         if value is None:
             continue
         key = RENAMED.get(str(key), str(key))
@@ -73,15 +101,10 @@ def load_config(
                 f"command-line override: unknown key '{key}'", hint=_did_you_mean(key)
             )
         merged[key] = (value, cwd, "command-line override", True)
-    sections: dict[str, Any] = {}
-    for sec, cls in SECTIONS.items():
-        values = {}
-        for f in dataclasses.fields(cls):
-            key = f"{sec}.{f.name}"
-            value, base, where, from_cli = merged[key]
-            values[f.name] = _check(key, value, f.metadata, base, where, from_cli)
-        sections[sec] = cls(**values)
-    config = Config(**sections, **lists, path=file)
+
+
+def _warn_report_threshold(config: Config) -> None:
+    """Say when the periodic report's threshold is below the one that keeps detections."""
     detect = config.detect
     if detect.report_every and detect.report_threshold < detect.threshold:
         log.warning(
@@ -91,7 +114,6 @@ def load_config(
             detect.threshold,
             detect.threshold,
         )
-    return config
 
 
 def with_overrides(config: Config, overrides: Mapping[str, object], where: str) -> Config:

@@ -88,36 +88,11 @@ def open_events(
     events.jsonl, snapshot or clip: events go to MQTT, the webhook and ``extra``."""
     if not wants_events(config) and not extra:
         return None
-    name, index, uri = source
-    zones = [
-        (z, labels.resolve_classes(z.classes, key=f"zones.{z.name}.classes"))
-        for z in config.zones
-        if applies_to(z.source, name, index, uri)
-    ]
-    lines = [
-        (ln, labels.resolve_classes(ln.classes, key=f"lines.{ln.name}.classes"))
-        for ln in config.lines
-        if applies_to(ln.source, name, index, uri)
-    ]
-    ev = config.events
-    sinks: list[Any] = list(extra)
-    if run_dir is None and (ev.snapshots or ev.clips is not None):
-        log.warning("events.snapshots and events.clips need a run folder: off in a stream")
-    if run_dir is not None and ev.jsonl is not False:
-        sinks.append(stack.enter_context(closing(EventJsonl(run_dir / EVENTS_JSONL))))
-    if ev.mqtt is not None:
-        sinks.append(stack.enter_context(closing(MqttSink(ev.mqtt, name, ev.queue_size))))
-    if ev.webhook is not None:
-        sinks.append(stack.enter_context(closing(WebhookSink(ev.webhook, ev.queue_size))))
-    clips = snapshots = None
-    keep = ev.clips
-    if keep is not None and run_dir is not None:
-        recorder = ClipRecorder(run_dir / CLIPS_DIR, name, keep, info.fps, info.live)
-        clips = stack.enter_context(closing(recorder))
-    if ev.snapshots and run_dir is not None:
-        age, size = (keep.max_age_h, keep.max_size_mb) if keep is not None else (None, None)
-        keeper = SnapshotKeeper(run_dir / SNAPSHOTS_DIR, name, labels, 8, age, size)
-        snapshots = stack.enter_context(closing(keeper))
+    name = source[0]
+    zones = _for_source(config.zones, "zones", labels, source)
+    lines = _for_source(config.lines, "lines", labels, source)
+    sinks = [*extra, *_open_sinks(config, run_dir, name, stack)]
+    snapshots, clips = _open_keepers(config, run_dir, name, labels, info, stack)
     stage = EventStage(
         name,
         info,
@@ -126,7 +101,7 @@ def open_events(
         lines,
         sinks,
         end_after_s=config.detect.track_lost_s,
-        stationary_s=ev.stationary_s,
+        stationary_s=config.events.stationary_s,
         snapshots=snapshots,
         clips=clips,
     )
@@ -138,3 +113,55 @@ def open_events(
         ", ".join(s.name for s in [*sinks, snapshots, clips] if s is not None) or "run.json",
     )
     return stage
+
+
+def _for_source(
+    shapes: Sequence[Any], kind: str, labels: LabelMap, source: tuple[str, int, str]
+) -> list[tuple[Any, frozenset[int] | None]]:
+    """The zones or lines (``kind``) that apply to ``source``, each with its class ids."""
+    return [
+        (shape, labels.resolve_classes(shape.classes, key=f"{kind}.{shape.name}.classes"))
+        for shape in shapes
+        if applies_to(shape.source, *source)
+    ]
+
+
+def _open_sinks(config: Config, run_dir: Path | None, name: str, stack: ExitStack) -> list[Any]:
+    """The event sinks the config names, open in ``stack``: events.jsonl (with a run
+    folder), MQTT, the webhook."""
+    ev = config.events
+    sinks: list[Any] = []
+    if run_dir is not None and ev.jsonl is not False:
+        sinks.append(stack.enter_context(closing(EventJsonl(run_dir / EVENTS_JSONL))))
+    if ev.mqtt is not None:
+        sinks.append(stack.enter_context(closing(MqttSink(ev.mqtt, name, ev.queue_size))))
+    if ev.webhook is not None:
+        sinks.append(stack.enter_context(closing(WebhookSink(ev.webhook, ev.queue_size))))
+    return sinks
+
+
+def _open_keepers(
+    config: Config,
+    run_dir: Path | None,
+    name: str,
+    labels: LabelMap,
+    info: SourceInfo,
+    stack: ExitStack,
+) -> tuple[SnapshotKeeper | None, ClipRecorder | None]:
+    """The snapshot keeper and the clip recorder the config asks for, open in ``stack``
+    (both need a run folder)."""
+    ev = config.events
+    keep = ev.clips
+    if run_dir is None:
+        if ev.snapshots or keep is not None:
+            log.warning("events.snapshots and events.clips need a run folder: off in a stream")
+        return None, None
+    clips = snapshots = None
+    if keep is not None:
+        recorder = ClipRecorder(run_dir / CLIPS_DIR, name, keep, info.fps, info.live)
+        clips = stack.enter_context(closing(recorder))
+    if ev.snapshots:
+        age, size = (keep.max_age_h, keep.max_size_mb) if keep is not None else (None, None)
+        keeper = SnapshotKeeper(run_dir / SNAPSHOTS_DIR, name, labels, 8, age, size)
+        snapshots = stack.enter_context(closing(keeper))
+    return snapshots, clips

@@ -151,6 +151,16 @@ class ModelOptions:
             out[name] = value
         return out
 
+    @classmethod
+    def from_description(cls, doc: dict[str, Any]) -> ModelOptions:
+        """The options :meth:`describe` wrote (a bench worker gets them as JSON)."""
+        values = dict(doc)
+        for name in ("path", "labels", "cache_dir"):
+            if values.get(name) is not None:
+                values[name] = Path(values[name])
+        values["tensors"] = TensorNames(**values.get("tensors", {}))
+        return cls(**values)
+
 
 def load_with(options: ModelOptions) -> Any:
     """Load the model ``options`` describe on their backend (a context manager: ``with``

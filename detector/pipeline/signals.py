@@ -12,12 +12,20 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 _requested = threading.Event()
+_installed = 0  # StopSignals blocks open on the main thread (a run inside a command nests)
 
 
 def stop_requested() -> bool:
-    """True once SIGINT or SIGTERM reached a :class:`StopSignals` in this process: code
+    """True once SIGINT or SIGTERM reached a :class:`StopSignals` during this run: code
     that catches broad errors (an import that wraps every failure) tells a stop from a fault."""
     return _requested.is_set()
+
+
+def new_run() -> None:
+    """Forget the stop an earlier run received (unless a run is going on): a program that
+    caught one Ctrl-C can run again (:meth:`StopSignals.installed` and ``Detector`` call it)."""
+    if not _installed:
+        _requested.clear()
 
 
 class StopSignals:
@@ -52,12 +60,16 @@ class StopSignals:
     @contextmanager
     def installed(self) -> Iterator[StopSignals]:
         """Handle SIGINT and SIGTERM for the block (main thread only; restored after)."""
+        global _installed
+        new_run()
         if threading.current_thread() is not threading.main_thread():
             yield self  # signals can only be handled on the main thread
             return
         previous = {s: signal.signal(s, self.handler) for s in (signal.SIGTERM, signal.SIGINT)}
+        _installed += 1
         try:
             yield self
         finally:
+            _installed -= 1
             for s, h in previous.items():
                 signal.signal(s, h)

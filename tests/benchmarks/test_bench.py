@@ -159,6 +159,10 @@ def test_bench_quick_on_tiny_graph(tmp_path: Path, capsys: pytest.CaptureFixture
     ):
         assert row in printed, row
     data = json.loads(out.read_text())
+    # the model loads as `run` loads it: model.backend (auto in the default config) decides
+    used = data["settings"]["backend_used"]
+    assert data["settings"]["backend"] == "auto" and used in ("tf", "openvino")
+    assert f"backend auto -> {used}" in printed
     assert set(data["videos"]) == {"120p", "144p"}
     small = data["videos"]["120p"]
     for key in (

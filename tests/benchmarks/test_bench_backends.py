@@ -98,15 +98,14 @@ def test_backend_rows_on_a_tiny_graph(tmp_path: Path) -> None:
 def test_a_streams_trial_runs_several_paced_sources_on_one_model(tmp_path: Path) -> None:
     from helpers.tiny_ssd import build_tiny_ssd
 
-    from detector.benchmarks.parts import ModelSettings, engine, labels_for
+    from detector.benchmarks.parts import engine, labels_for
     from detector.benchmarks.streams import trial
     from detector.model.backends import load_backend_model
 
     model = build_tiny_ssd(tmp_path / "tiny.pb")
     frames = [np.full((48, 64, 3), i * 20, np.uint8) for i in range(6)]
-    settings = ModelSettings(path=model, labels=None, threshold=0.5)
     with load_backend_model("tf", model, device="cpu") as loaded:
-        got = trial(frames, engine(loaded, settings), labels_for(settings), 3, 2.0, tmp_path / "o")
+        got = trial(frames, engine(loaded, 0.5), labels_for(None), 3, 2.0, tmp_path / "o")
     assert got["sources"] == 3
     assert 0.0 < got["kept_min"] <= 1.0 and got["latency_ms_p95_max"] > 0
     assert got["held"] == (got["kept_min"] >= 0.95 and got["latency_ms_p95_max"] <= 200.0)

@@ -8,6 +8,7 @@ from detector.benchmarks.memory import memory_worker
 from detector.benchmarks.sections import REGISTRY, SECTIONS, default_sections
 from detector.benchmarks.system import machine_info
 from detector.benchmarks.worker import run_in_worker
+from detector.model.options import ModelOptions
 
 
 def test_quick_and_full_runs_pick_their_sections_from_the_registry() -> None:
@@ -28,17 +29,12 @@ def test_a_worker_failure_comes_back_as_an_error_with_the_reason(tmp_path) -> No
     out = run_in_worker(
         memory_worker,
         120.0,
-        model=tmp_path / "missing.pb",
-        labels=None,
+        model=ModelOptions(tmp_path / "missing.pb", backend="tf").describe(),
         video=tmp_path / "missing.avi",
         first=1,
         last=2,
-        workers=1,
-        intra=1,
-        inter=1,
-        precision="auto",
     )
-    assert set(out) == {"error"} and out["error"]
+    assert set(out) == {"error"} and "missing.avi" in out["error"]
 
 
 def test_only_bench_functions_run_in_a_worker() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import subprocess
 import sys
@@ -30,6 +31,8 @@ def test_built_from_the_config_with_every_model_key(tmp_path: Path) -> None:
     assert options.tensors.input == "input:0" and options.device == "cpu"
     assert options.path == config.model.path and options.labels == config.model.labels
     assert pickle.loads(pickle.dumps(options)) == options  # Ray ships it to the actors
+    # a bench worker gets them as JSON
+    assert ModelOptions.from_description(json.loads(json.dumps(options.describe()))) == options
 
 
 def test_threads_follow_the_workers_and_the_actor_cpus() -> None:
