@@ -42,7 +42,8 @@ from detector.model.backends.ircache import (
     write_json,
 )
 from detector.model.backends.ovmodel import NumpyPost, OpenVinoModel, TfPost, output_indices
-from detector.model.backends.ssd_graph import Unsupported, post_roles, read_ssd_post
+from detector.model.backends.nms_graph import Unsupported
+from detector.model.backends.ssd_graph import post_roles, read_ssd_post
 from detector.model.backends.ssd_post import SsdPostprocess
 from detector.model.formats import detect_format
 from detector.model.graphfile import import_graph_def, read_graph_def, tensor_name
