@@ -169,41 +169,32 @@ def _label_map_class() -> Any:
     )
     f = descriptor_pb2.FieldDescriptorProto
     opt, rep = f.LABEL_OPTIONAL, f.LABEL_REPEATED
+
+    def fields(message: Any, *rows: tuple[Any, ...]) -> None:
+        """``(name, label, type[, message or enum name])`` rows, numbered from 1."""
+        for number, (name, label, kind, *ref) in enumerate(rows, 1):
+            named = {"type_name": f".detector.labelmap.{ref[0]}"} if ref else {}
+            message.field.add(name=name, number=number, label=label, type=kind, **named)
+
     enum = fdp.enum_type.add(name="LVISFrequency")
     for i, n in enumerate(("UNSPECIFIED", "FREQUENT", "COMMON", "RARE")):
         enum.value.add(name=n, number=i)
     item = fdp.message_type.add(name="StringIntLabelMapItem")
     kp = item.nested_type.add(name="KeypointMap")
-    kp.field.add(name="id", number=1, label=opt, type=f.TYPE_INT32)
-    kp.field.add(name="label", number=2, label=opt, type=f.TYPE_STRING)
-    item.field.add(name="name", number=1, label=opt, type=f.TYPE_STRING)
-    item.field.add(name="id", number=2, label=opt, type=f.TYPE_INT32)
-    item.field.add(name="display_name", number=3, label=opt, type=f.TYPE_STRING)
-    item.field.add(
-        name="keypoints",
-        number=4,
-        label=rep,
-        type=f.TYPE_MESSAGE,
-        type_name=".detector.labelmap.StringIntLabelMapItem.KeypointMap",
+    fields(kp, ("id", opt, f.TYPE_INT32), ("label", opt, f.TYPE_STRING))
+    fields(
+        item,
+        ("name", opt, f.TYPE_STRING),
+        ("id", opt, f.TYPE_INT32),
+        ("display_name", opt, f.TYPE_STRING),
+        ("keypoints", rep, f.TYPE_MESSAGE, "StringIntLabelMapItem.KeypointMap"),
+        ("ancestor_ids", rep, f.TYPE_INT32),
+        ("descendant_ids", rep, f.TYPE_INT32),
+        ("frequency", opt, f.TYPE_ENUM, "LVISFrequency"),
+        ("instance_count", opt, f.TYPE_INT32),
     )
-    item.field.add(name="ancestor_ids", number=5, label=rep, type=f.TYPE_INT32)
-    item.field.add(name="descendant_ids", number=6, label=rep, type=f.TYPE_INT32)
-    item.field.add(
-        name="frequency",
-        number=7,
-        label=opt,
-        type=f.TYPE_ENUM,
-        type_name=".detector.labelmap.LVISFrequency",
-    )
-    item.field.add(name="instance_count", number=8, label=opt, type=f.TYPE_INT32)
     top = fdp.message_type.add(name="StringIntLabelMap")
-    top.field.add(
-        name="item",
-        number=1,
-        label=rep,
-        type=f.TYPE_MESSAGE,
-        type_name=".detector.labelmap.StringIntLabelMapItem",
-    )
+    fields(top, ("item", rep, f.TYPE_MESSAGE, "StringIntLabelMapItem"))
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
     return message_factory.GetMessageClass(

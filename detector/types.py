@@ -22,16 +22,20 @@ from detector.boxes import normalized_to_xyxy
 SUPERVISION_PIN = "supervision==0.31.2"
 
 
-class SourceKind(str, Enum):
+class TextEnum(str, Enum):
+    """An enum of strings shown as their value (``str()``, f-strings, logs, JSON)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class SourceKind(TextEnum):
     """What a source is: it decides live vs lossless reading, naming and messages."""
 
     CAMERA = "camera"
     VIDEO = "video"
     STREAM = "stream"
     IMAGES = "images"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

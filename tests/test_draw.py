@@ -5,16 +5,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from helpers.drawing import STYLE, expected_box, expected_label, label_size
 
-from detector.draw import DrawStyle, annotate, color_for, draw_hud, label_origin, text_color_on
+from detector.draw import annotate, color_for, draw_hud, label_origin, text_color_on
 from detector.labels import LabelMap
 from detector.types import Detections
 
 W, H = 320, 240
 LABELS = LabelMap({1: "person", 18: "dog"})
-STYLE = DrawStyle()
 FONT, SCALE, TT = STYLE.font_face, STYLE.font_scale, STYLE.text_thickness
-PAD = STYLE.padding
 
 
 def blank() -> np.ndarray:
@@ -27,21 +26,8 @@ def dets(*rows) -> Detections:
     return Detections(a[:, :4], a[:, 4], a[:, 5])
 
 
-def label_size(text: str) -> tuple[int, int, int]:
-    (tw, th), base = cv2.getTextSize(text, FONT, SCALE, TT)
-    return tw + 2 * PAD, th + base + 2 * PAD, th
-
-
 def expected(img, box, cid, text, origin, thickness=STYLE.thickness) -> np.ndarray:
-    color = color_for(cid)
-    cv2.rectangle(img, box[:2], box[2:], color, thickness, cv2.LINE_8)
-    lw, lh, th = label_size(text)
-    x, y = origin
-    cv2.rectangle(img, (x, y), (x + lw - 1, y + lh - 1), color, cv2.FILLED)
-    cv2.putText(
-        img, text, (x + PAD, y + PAD + th), FONT, SCALE, text_color_on(color), TT, STYLE.line_type
-    )
-    return img
+    return expected_box(img, box, color_for(cid), text, origin, thickness)
 
 
 def test_colors_are_stable_distinct_bgr():
@@ -112,11 +98,7 @@ def test_unknown_class_and_labels_that_would_cover_each_other():
         ("person 90%", 1, (100, 100 - label_size("person 90%")[1])),
         ("class 77 40%", 77, (100, 100)),
     ):
-        lw, lh, th = label_size(text)
-        color, (x, y) = color_for(cid), origin
-        cv2.rectangle(want, (x, y), (x + lw - 1, y + lh - 1), color, cv2.FILLED)
-        cv2.putText(want, text, (x + PAD, y + PAD + th), FONT, SCALE, text_color_on(color), TT,
-                    STYLE.line_type)  # fmt: skip
+        expected_label(want, text, color_for(cid), origin)
     np.testing.assert_array_equal(img, want)
 
 

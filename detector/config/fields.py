@@ -87,6 +87,15 @@ def _switch(default: bool, help: str, group: str) -> Any:
     return _f(default, "bool", flag=Flag(help, group))
 
 
+def _enum(
+    choices: tuple[str, ...], help: str | None = None, group: str = "", const: str | None = None
+) -> Any:
+    """A key taking one of ``choices``, the first its default; with ``help``, its ``run``
+    flag in ``group`` (``--help`` lists the choices; ``const``: the value of the bare flag)."""
+    flag = Flag(help, group, const=const) if help is not None else None
+    return _f(choices[0], "enum", choices=choices, flag=flag)
+
+
 LISTS, _PARSERS = events_spec.LIST_PARSERS, events_options.VALUE_PARSERS  # lists; value kinds
 
 

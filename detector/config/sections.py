@@ -18,6 +18,7 @@ from detector.config.fields import (
     OUTPUTS,
     SOURCE_AND_MODEL,
     Flag,
+    _enum,
     _f,
     _switch,
 )
@@ -84,12 +85,7 @@ class ModelConfig:
     classes_tensor: str = _f(OD_OUTPUTS[2], "str")
     num_tensor: str = _f(OD_OUTPUTS[3], "str")
     signature: str = _f("serving_default", "str")
-    device: str = _f(
-        "auto",
-        "enum",
-        choices=("auto", "cpu", "gpu"),
-        flag=Flag("where the model runs", SOURCE_AND_MODEL),
-    )
+    device: str = _enum(("auto", "cpu", "gpu"), "where the model runs", SOURCE_AND_MODEL)
     allow_memory_growth: bool = _f(True, "bool")
     intra_op_threads: int = _f(1, "int", lo=0)
     inter_op_threads: int = _f(-1, "int", lo=-1)
@@ -110,25 +106,18 @@ class ModelConfig:
         "initial values (logged) instead of failing",
         SOURCE_AND_MODEL,
     )
-    precision: str = _f(
-        "auto",
-        "enum",
-        choices=("auto", "bf16", "fp32", "int8"),
-        flag=Flag(
-            "CPU arithmetic; int8 with --backend openvino after 'model quantize'", SOURCE_AND_MODEL
-        ),
+    precision: str = _enum(
+        ("auto", "bf16", "fp32", "int8"),
+        "CPU arithmetic; int8 with --backend openvino after 'model quantize'",
+        SOURCE_AND_MODEL,
     )
     split: bool = _f(False, "bool")
-    backend: str = _f(
-        "auto",
-        "enum",
-        choices=("auto", "tf", "openvino"),
-        flag=Flag(
-            "what runs the model: auto (default: openvino on the CPU when the graph passes its "
-            "parity gate, else tf), tf, or openvino (frozen SSD graphs, CPU; needs the "
-            "'openvino' extra)",
-            SOURCE_AND_MODEL,
-        ),
+    backend: str = _enum(
+        ("auto", "tf", "openvino"),
+        "what runs the model: auto (default: openvino on the CPU when the graph passes its "
+        "parity gate, else tf), tf, or openvino (frozen SSD graphs, CPU; needs the "
+        "'openvino' extra)",
+        SOURCE_AND_MODEL,
     )
     cache_dir: Path | None = _f(None, "path", null=True)
 
@@ -162,21 +151,17 @@ class DetectConfig:
     )
     report_every: int = _f(75, "int", lo=0)
     report_threshold: float = _f(DEFAULT_THRESHOLD, "float", lo=0.0, hi=1.0)
-    track: str = _f(
-        "none",
-        "enum",
-        choices=("none", "bytetrack", "sort"),
-        flag=Flag(
-            "follow objects with persistent ids (default tracker: bytetrack); between "
-            "model runs the boxes move with them",
-            DETECTION,
-            const="bytetrack",
-        ),
+    track: str = _enum(
+        ("none", "bytetrack", "sort"),
+        "follow objects with persistent ids (default tracker: bytetrack); between "
+        "model runs the boxes move with them",
+        DETECTION,
+        const="bytetrack",
     )
     track_low_threshold: float = _f(0.1, "float", lo=0.0, hi=1.0)
     track_lost_s: float = _f(1.0, "float", lo=0.0)
     track_min_iou: float | None = _f(None, "float", null=True, lo=0.0, hi=1.0)
-    track_motion: str = _f("flow", "enum", choices=("flow", "kalman"))
+    track_motion: str = _enum(("flow", "kalman"))
     thresholds: tuple[tuple[str | int, float], ...] = _f(
         [],
         "thresholds",
@@ -216,17 +201,11 @@ class OutputConfig:
         False, "show a window (q or Esc quits); with no display the run goes on disk-only", OUTPUTS
     )
     video: bool = _switch(True, "write the annotated video", OUTPUTS)
-    video_format: str = _f(
-        "mp4", "enum", choices=("mp4", "avi"), flag=Flag("video container", OUTPUTS)
-    )
-    video_codec: str = _f(
-        "h264",
-        "enum",
-        choices=("h264", "mp4v", "mjpg"),
-        flag=Flag(
-            "h264 (default; plays in browsers, crash-safe .mp4), or mp4v / mjpg through OpenCV",
-            OUTPUTS,
-        ),
+    video_format: str = _enum(("mp4", "avi"), "video container", OUTPUTS)
+    video_codec: str = _enum(
+        ("h264", "mp4v", "mjpg"),
+        "h264 (default; plays in browsers, crash-safe .mp4), or mp4v / mjpg through OpenCV",
+        OUTPUTS,
     )
     images: bool = _switch(False, "write every annotated frame as an image", OUTPUTS)
     jsonl: bool = _switch(True, "write one JSON line per frame", OUTPUTS)
@@ -242,14 +221,10 @@ class OutputConfig:
         "write every tracked row into mot.txt (unconfirmed ids -1, low-score matches)",
         OUTPUTS,
     )
-    progress: str = _f(
-        "auto",
-        "enum",
-        choices=("auto", "bar", "log", "off"),
-        flag=Flag(
-            "files and folders: a bar on a terminal (auto), a log line every few seconds, or none",
-            OUTPUTS,
-        ),
+    progress: str = _enum(
+        ("auto", "bar", "log", "off"),
+        "files and folders: a bar on a terminal (auto), a log line every few seconds, or none",
+        OUTPUTS,
     )
     hud: bool = _switch(True, "draw FPS and inference time on the frames", OUTPUTS)
     serve: str | None = _f(
@@ -275,11 +250,10 @@ class RunConfig:
     )
     fps_interval_s: float = _f(5.0, "float", lo=0.0, lo_open=True)
     warmup_frames: int = _f(2, "int", lo=0)
-    engine: str = _f(
-        "local",
-        "enum",
-        choices=("local", "ray"),
-        flag=Flag("local threads (default) or a pool of Ray actors, local or on a cluster", ENGINE),
+    engine: str = _enum(
+        ("local", "ray"),
+        "local threads (default) or a pool of Ray actors, local or on a cluster",
+        ENGINE,
     )
     ray_address: str | None = _f(
         None,

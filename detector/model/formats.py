@@ -243,30 +243,41 @@ def detect_format(path: str | Path) -> Format:
     """
     path = Path(path)
     if path.is_dir():
-        if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
-            return "saved_model"
-        if (
-            (path / "checkpoint").is_file()
-            or any(path.glob("*.index"))
-            or any(path.glob("*.data-*"))
-        ):
-            return "checkpoint"
-        inside = sorted(p.name for p in path.iterdir())[:8]
-        raise ModelError(
-            f"folder '{path}' is neither a SavedModel (no saved_model.pb) nor a checkpoint "
-            f"folder (no 'checkpoint' state file or *.index); it holds {inside or 'nothing'}",
-            hint=f"pass {EXPECTED}",
-        )
+        return _folder_format(path)
     if not path.exists():
-        if (
-            Path(f"{path}.index").is_file()
-            or any(path.parent.glob(f"{path.name}.data-*"))
-            or Path(f"{path}.meta").is_file()
-        ):
-            return "checkpoint"
-        if path.parent.is_dir() and any(path.parent.glob("*.index")):
-            return "checkpoint"  # a prefix that is not there: the resolver lists those that are
-        raise ModelError(f"model path '{path}' does not exist", hint=f"pass {EXPECTED}")
+        return _prefix_format(path)
+    return _file_format(path)
+
+
+def _folder_format(path: Path) -> Format:
+    """A folder: a SavedModel or a checkpoint folder."""
+    if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+        return "saved_model"
+    if (path / "checkpoint").is_file() or any(path.glob("*.index")) or any(path.glob("*.data-*")):
+        return "checkpoint"
+    inside = sorted(p.name for p in path.iterdir())[:8]
+    raise ModelError(
+        f"folder '{path}' is neither a SavedModel (no saved_model.pb) nor a checkpoint "
+        f"folder (no 'checkpoint' state file or *.index); it holds {inside or 'nothing'}",
+        hint=f"pass {EXPECTED}",
+    )
+
+
+def _prefix_format(path: Path) -> Format:
+    """A path that does not exist: a checkpoint prefix, or missing."""
+    if (
+        Path(f"{path}.index").is_file()
+        or any(path.parent.glob(f"{path.name}.data-*"))
+        or Path(f"{path}.meta").is_file()
+    ):
+        return "checkpoint"
+    if path.parent.is_dir() and any(path.parent.glob("*.index")):
+        return "checkpoint"  # a prefix that is not there: the resolver lists those that are
+    raise ModelError(f"model path '{path}' does not exist", hint=f"pass {EXPECTED}")
+
+
+def _file_format(path: Path) -> Format:
+    """A file: told by its name (checkpoint shards), its head, its tail, then its parse."""
     if _DATA.search(path.name):
         return "checkpoint"
     if path.name in ("saved_model.pb", "saved_model.pbtxt"):
@@ -286,6 +297,11 @@ def detect_format(path: str | Path) -> Format:
         return keras
     if size >= 48 and _tail(path) == _TABLE_MAGIC:
         return "checkpoint"
+    return _protobuf_format(path, size)
+
+
+def _protobuf_format(path: Path, size: int) -> Format:
+    """A GraphDef or MetaGraphDef file, binary or text; else why it is none."""
     if size > _PROTOBUF_LIMIT:
         raise ModelError(
             f"'{path}' is {size} bytes: no GraphDef or MetaGraphDef can be that large "

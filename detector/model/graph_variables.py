@@ -49,48 +49,39 @@ def meta_from_graph_def(graph_def: Any) -> Any:
                     "(tf.io.write_graph(sess.graph_def, ...))",
                 )
             snapshot = init.inputs[1]
-            if node.op == "VarHandleOp":
+            resource = node.op == "VarHandleOp"
+            vdef = _variable_def(node.name, init.name, snapshot.name, graph, resource=resource)
+            if resource:
                 from tensorflow.python.ops import resource_variable_ops
 
-                var = resource_variable_ops.ResourceVariable(
-                    variable_def=_resource_def(node.name, init.name, snapshot.name),
-                )
+                var = resource_variable_ops.ResourceVariable(variable_def=vdef)
             else:
                 from tensorflow.python.ops import ref_variable
 
-                var = ref_variable.RefVariable(
-                    variable_def=_ref_def(node.name, init.name, snapshot.name, graph)
-                )
+                var = ref_variable.RefVariable(variable_def=vdef)
             made.append(var)
         for var in made:
             tf1.add_to_collection(tf1.GraphKeys.GLOBAL_VARIABLES, var)
         return tf1.train.export_meta_graph(graph=graph)
 
 
-def _ref_def(name: str, init: str, snapshot: str, graph: Any) -> Any:
+def _variable_def(name: str, init: str, snapshot: str, graph: Any, *, resource: bool) -> Any:
+    """The ``VariableDef`` of a resource (``VarHandleOp``) or ref variable: its initializer
+    and initial value; a ref variable also reads through ``<name>/read`` when there is one."""
     from tensorflow.core.framework import variable_pb2
 
-    read = f"{name}/read:0"
-    try:
-        graph.get_tensor_by_name(read)
-    except KeyError:
-        read = f"{name}:0"
-    return variable_pb2.VariableDef(
-        variable_name=f"{name}:0",
-        initializer_name=init,
-        snapshot_name=read,
-        initial_value_name=snapshot,
-        trainable=True,
-    )
-
-
-def _resource_def(name: str, init: str, snapshot: str) -> Any:
-    from tensorflow.core.framework import variable_pb2
-
+    kind: dict[str, Any] = {"is_resource": True}
+    if not resource:
+        read = f"{name}/read:0"
+        try:
+            graph.get_tensor_by_name(read)
+        except KeyError:
+            read = f"{name}:0"
+        kind = {"snapshot_name": read}
     return variable_pb2.VariableDef(
         variable_name=f"{name}:0",
         initializer_name=init,
         initial_value_name=snapshot,
-        is_resource=True,
         trainable=True,
+        **kind,
     )

@@ -391,6 +391,40 @@ def _load_through_objects(
     return LoadedGraph(graph, new_session(graph), "saved_model", inputs, outputs)
 
 
+def _plain_session(graph: Any) -> Any:
+    """A ``tf.compat.v1.Session`` on ``graph`` with TensorFlow's defaults."""
+    return tf_module().compat.v1.Session(graph=graph)
+
+
+def _load_frozen(
+    path: Path,
+    fmt: str,
+    outputs: Sequence[str] | None,
+    allow_unsafe_ops: bool,
+    new_session: SessionFactory,
+) -> LoadedGraph:
+    """A frozen GraphDef (binary or text) in a session; refused when variables are left."""
+    graph_def = read_graph_def(path, fmt, allow_unsafe_ops=allow_unsafe_ops)
+    unfrozen = [n.name for n in graph_def.node if n.op in VARIABLE_OPS]
+    if unfrozen:
+        shown = ", ".join(unfrozen[:8]) + (" ..." if len(unfrozen) > 8 else "")
+        raise ModelError(
+            f"'{path}' is not frozen: it still holds {len(unfrozen)} variable(s) "
+            f"({shown}) whose values are not in the file",
+            hint="freeze it with the checkpoint its variables were saved to: python "
+            f"main.py model freeze --graph '{path}' --checkpoint PREFIX -o frozen.pb",
+        )
+    outs = choose_outputs(graph_def, outputs, str(path))
+    graph = import_graph_def(graph_def, path)
+    return LoadedGraph(
+        graph,
+        new_session(graph),
+        fmt,
+        {p: f"{p}:0" for p in placeholders(graph_def)},
+        {o: tensor_name(o) for o in outs},
+    )
+
+
 def load_graph(
     path: str | Path,
     *,
@@ -420,34 +454,12 @@ def load_graph(
         ModelError, CheckpointError, UnsafeGraphError: What is wrong and what to do.
     """
 
-    tf = tf_module()
-    if new_session is None:
-
-        def new_session(graph: Any) -> Any:
-            return tf.compat.v1.Session(graph=graph)
-
+    tf_module()  # imported first, as the app does it (its start-up chatter kept out)
+    new_session = new_session or _plain_session
     path = Path(path)
     fmt = detect_format(path)
     if fmt in ("frozen_pb", "pbtxt"):
-        graph_def = read_graph_def(path, fmt, allow_unsafe_ops=allow_unsafe_ops)
-        unfrozen = [n.name for n in graph_def.node if n.op in VARIABLE_OPS]
-        if unfrozen:
-            shown = ", ".join(unfrozen[:8]) + (" ..." if len(unfrozen) > 8 else "")
-            raise ModelError(
-                f"'{path}' is not frozen: it still holds {len(unfrozen)} variable(s) "
-                f"({shown}) whose values are not in the file",
-                hint="freeze it with the checkpoint its variables were saved to: python "
-                f"main.py model freeze --graph '{path}' --checkpoint PREFIX -o frozen.pb",
-            )
-        outs = choose_outputs(graph_def, outputs, str(path))
-        graph = import_graph_def(graph_def, path)
-        return LoadedGraph(
-            graph,
-            new_session(graph),
-            fmt,
-            {p: f"{p}:0" for p in placeholders(graph_def)},
-            {o: tensor_name(o) for o in outs},
-        )
+        return _load_frozen(path, fmt, outputs, allow_unsafe_ops, new_session)
     if graph is not None and fmt != "checkpoint":
         raise ModelError(
             f"a graph (--graph) goes with a checkpoint, but '{path}' is a {fmt}",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -148,11 +148,7 @@ class DetectionModel:
             xmax]``, ``[B, K]`` scores, ``[B, K]`` class ids as floats (label-map ids),
             ``[B]`` number of valid rows.
         """
-        if self._closed:
-            raise ModelError(f"model '{self.path}' is closed")
-        images = np.asarray(images_rgb)
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ModelError(f"predict() wants RGB images [B, H, W, 3]; got shape {images.shape}")
+        images = checked_images(images_rgb, self.path, closed=self._closed)
         if images.dtype != self._dtype:
             images = images.astype(self._dtype)
         if self._pool is None:
@@ -223,6 +219,17 @@ class DetectionModel:
         return f"DetectionModel({str(self.path)!r}, format={self.format!r}, device={self.device!r})"
 
 
+def checked_images(images_rgb: Any, path: Path, *, closed: bool) -> np.ndarray:
+    """``images_rgb`` as an array for ``predict``: refused when the model at ``path`` is
+    closed or they are not RGB images ``[B, H, W, 3]``."""
+    if closed:
+        raise ModelError(f"model '{path}' is closed")
+    images = np.asarray(images_rgb)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ModelError(f"predict() wants RGB images [B, H, W, 3]; got shape {images.shape}")
+    return images
+
+
 def check_outputs(out: tuple[np.ndarray, ...], what: str) -> None:
     """Raise ``ModelError`` unless ``out`` has the TF OD API shapes for a batch."""
     boxes, scores, classes, num = (np.asarray(o) for o in out)
@@ -283,54 +290,79 @@ def load_model(
     """
 
     path = Path(path)
+    _require_graph_model(path)
+    import_tf()  # TF's own start-up (seconds) is not part of the model's load time
+    t0 = time.perf_counter()
+    maker = _SessionMaker(
+        SessionOptions(device, allow_memory_growth, intra_op_threads, inter_op_threads, precision)
+    )
+    loaded = load_graph(
+        path,
+        signature=signature,
+        allow_unsafe_ops=allow_unsafe_ops,
+        new_session=maker,
+        init_missing=init_missing,
+    )
+    return _detection_model(loaded, path, tensors, signature, maker, sessions=sessions, t0=t0)
+
+
+def _require_graph_model(path: Path) -> None:
+    """Raise unless ``path`` exists and holds a TensorFlow graph (not a TFLite file)."""
     if not model_path_exists(path):
         raise ModelError(
             f"model path '{path}' does not exist",
             hint=f"set model.path (or --model) to {EXPECTED}; "
             f"'{FETCH_COMMAND}' fetches the default model",
         )
-    import_tf()  # TF's own start-up (seconds) is not part of the model's load time
-    t0 = time.perf_counter()
-    fmt: str = detect_format(path)
-    if fmt == "tflite":
+    if detect_format(path) == "tflite":
         raise ModelError(
             f"model path '{path}' is a TFLite file; the app runs TensorFlow graphs",
             hint=f"convert it: python main.py model convert '{path}' -o model.pb",
         )
-    options = SessionOptions(
-        device, allow_memory_growth, intra_op_threads, inter_op_threads, precision
-    )
-    devices: list[str] = []
 
-    def session_for(graph: Any) -> Any:
-        session, used = new_session(graph, options)
-        devices.append(used)
+
+@dataclass
+class _SessionMaker:
+    """Makes the sessions of one model with its options, remembering the device each took."""
+
+    options: SessionOptions
+    devices: list[str] = field(default_factory=list)
+
+    def __call__(self, graph: Any) -> Any:
+        session, used = new_session(graph, self.options)
+        self.devices.append(used)
         return session
 
-    loaded = load_graph(
-        path,
-        signature=signature,
-        allow_unsafe_ops=allow_unsafe_ops,
-        new_session=session_for,
-        init_missing=init_missing,
-    )
-    if loaded.fmt == "saved_model":
-        names = _signature_tensors(loaded.inputs, loaded.outputs, tensors, path, signature)
-        inp = loaded.graph.get_tensor_by_name(names[0])
-        outs = [loaded.graph.get_tensor_by_name(n) for n in names[1:]]
-    else:
-        try:
+
+def _detection_model(
+    loaded: Any,
+    path: Path,
+    tensors: TensorNames,
+    signature: str,
+    maker: _SessionMaker,
+    *,
+    sessions: int,
+    t0: float,
+) -> DetectionModel:
+    """The loaded graph as a ``DetectionModel`` on its detector tensors (closed on failure),
+    with ``sessions`` sessions for frozen graphs."""
+    try:
+        if loaded.fmt == "saved_model":
+            names = _signature_tensors(loaded.inputs, loaded.outputs, tensors, path, signature)
+            inp = loaded.graph.get_tensor_by_name(names[0])
+            outs = [loaded.graph.get_tensor_by_name(n) for n in names[1:]]
+        else:
             inp, outs = _graph_tensors(loaded.graph, tensors, path)
-        except BaseException:
-            loaded.close()
-            raise
+    except BaseException:
+        loaded.close()
+        raise
     fmt = "checkpoint" if loaded.fmt in ("checkpoint", "meta") else loaded.fmt
     load_s = time.perf_counter() - t0
-    used = devices[0]
+    used = maker.devices[0]
     model = DetectionModel(path, fmt, used, loaded.session, inp, outs, load_s)
-    model.precision = resolve_precision(precision) if used == "cpu" else "fp32"
+    model.precision = resolve_precision(maker.options.precision) if used == "cpu" else "fp32"
     if sessions > 1 and fmt in ("frozen_pb", "pbtxt"):
-        model.add_sessions([new_session(loaded.graph, options)[0] for _ in range(sessions - 1)])
+        model.add_sessions([maker(loaded.graph) for _ in range(sessions - 1)])
     log.info(
         "model %s (%s) loaded in %.1f s; running on %s, %s",
         path,
@@ -346,11 +378,11 @@ def _graph_tensors(graph: Any, tensors: TensorNames, path: Path) -> tuple[Any, l
     """Look the configured names up in ``graph``; a miss lists what the graph does have."""
     found: dict[str, Any] = {}
     missing: list[tuple[str, str]] = []
-    for field, name in tensors.items():
+    for key, name in tensors.items():
         try:
-            found[field] = graph.get_tensor_by_name(tensor_name(name))
+            found[key] = graph.get_tensor_by_name(tensor_name(name))
         except (KeyError, ValueError):
-            missing.append((field, name))
+            missing.append((key, name))
     if missing:
         placeholders, candidates = describe_graph(graph)
         names = ", ".join(f"'{tensor_name(n)}'" for _, n in missing)
@@ -386,8 +418,8 @@ def _signature_tensors(
         return None
 
     chosen = {"input": pick(inputs, tensors.input, True)}
-    for field in ("boxes", "scores", "classes", "num"):
-        chosen[field] = pick(outputs, getattr(tensors, field), False)
+    for key in ("boxes", "scores", "classes", "num"):
+        chosen[key] = pick(outputs, getattr(tensors, key), False)
     missing = [f for f, v in chosen.items() if v is None]
     if missing:
         names = ", ".join(f"'{getattr(tensors, f)}'" for f in missing)

@@ -72,35 +72,7 @@ def restore_variables(
     reader = open_reader(prefix)
     shapes = reader.get_variable_to_shape_map()
     missing = [v.op.name for v in variables if v.op.name not in shapes]
-    wrong = [
-        f"{v.op.name}: graph {v.shape.as_list()} vs checkpoint {list(shapes[v.op.name])}"
-        for v in variables
-        if v.op.name in shapes
-        and v.shape.is_fully_defined()
-        and v.shape.as_list() != list(shapes[v.op.name])
-    ]
-    if wrong or (missing and not init_missing):
-        shown = ", ".join(missing[:10]) + (
-            f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-        )
-        detail = "; ".join(
-            filter(
-                None,
-                [
-                    f"{len(missing)} graph variable(s) missing from the checkpoint: {shown}"
-                    if missing
-                    else "",
-                    f"shape mismatches: {wrong[:10]}" if wrong else "",
-                ],
-            )
-        )
-        raise CheckpointError(
-            f"checkpoint '{prefix}' does not match its graph: {detail}",
-            hint="use the .meta written together with this checkpoint"
-            if wrong
-            else "a Saver(var_list=...) checkpoint holds a subset: pass --init-missing to give "
-            "the others their initial values (config: model.init_missing: true)",
-        )
+    _check_match(prefix, variables, shapes, missing, init_missing)
     present = [v for v in variables if v.op.name in shapes]
     if missing:
         _refuse_foreign_graph(prefix, variables, shapes, missing, present)
@@ -114,18 +86,66 @@ def restore_variables(
     if present:
         session.run([v.initializer for v in present], feeds)
     if missing:
-        log.warning(
-            "checkpoint %s lacks %d variable(s), initialised instead (--init-missing): %s",
-            prefix,
-            len(missing),
-            ", ".join(missing),
-        )
-        by_name = {v.op.name: v for v in variables}
-        try:
-            session.run([by_name[m].initializer for m in missing])
-        except Exception as exc:
-            raise CheckpointError(
-                f"cannot initialise the variables checkpoint '{prefix}' lacks: {_first_line(exc)}",
-                hint="their initializers need inputs or other variables; save a full checkpoint",
-            ) from exc
+        _initialise_missing(session, variables, prefix, missing)
     return missing
+
+
+def _check_match(
+    prefix: str,
+    variables: Sequence[Any],
+    shapes: dict[str, Any],
+    missing: list[str],
+    init_missing: bool,
+) -> None:
+    """Raise unless every variable has a value of its shape (``missing`` ones allowed with
+    ``init_missing``)."""
+    wrong = [
+        f"{v.op.name}: graph {v.shape.as_list()} vs checkpoint {list(shapes[v.op.name])}"
+        for v in variables
+        if v.op.name in shapes
+        and v.shape.is_fully_defined()
+        and v.shape.as_list() != list(shapes[v.op.name])
+    ]
+    if not wrong and (not missing or init_missing):
+        return
+    shown = ", ".join(missing[:10]) + (
+        f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+    )
+    detail = "; ".join(
+        filter(
+            None,
+            [
+                f"{len(missing)} graph variable(s) missing from the checkpoint: {shown}"
+                if missing
+                else "",
+                f"shape mismatches: {wrong[:10]}" if wrong else "",
+            ],
+        )
+    )
+    raise CheckpointError(
+        f"checkpoint '{prefix}' does not match its graph: {detail}",
+        hint="use the .meta written together with this checkpoint"
+        if wrong
+        else "a Saver(var_list=...) checkpoint holds a subset: pass --init-missing to give "
+        "the others their initial values (config: model.init_missing: true)",
+    )
+
+
+def _initialise_missing(
+    session: Any, variables: Sequence[Any], prefix: str, missing: list[str]
+) -> None:
+    """Run the initializers of the variables the checkpoint lacks (``--init-missing``)."""
+    log.warning(
+        "checkpoint %s lacks %d variable(s), initialised instead (--init-missing): %s",
+        prefix,
+        len(missing),
+        ", ".join(missing),
+    )
+    by_name = {v.op.name: v for v in variables}
+    try:
+        session.run([by_name[m].initializer for m in missing])
+    except Exception as exc:
+        raise CheckpointError(
+            f"cannot initialise the variables checkpoint '{prefix}' lacks: {_first_line(exc)}",
+            hint="their initializers need inputs or other variables; save a full checkpoint",
+        ) from exc

@@ -17,6 +17,7 @@ import logging
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +230,39 @@ def _ancestors(nodes: dict[str, Any], roots: Iterable[str]) -> set[str]:
     return seen
 
 
+@dataclass(frozen=True)
+class _Contexts:
+    """When each node of a graph can run: with the graph's use, when saving, when restoring."""
+
+    exposed: set[str]
+    save_set: set[str]
+    restore_set: set[str]
+
+    @classmethod
+    def of(cls, nodes: dict[str, Any], saver_def: Any | None, roots: Iterable[str]) -> _Contexts:
+        save_set: set[str] = set()
+        restore_set: set[str] = set()
+        protected: set[str] = set()
+        if saver_def is not None and (saver_def.save_tensor_name or saver_def.restore_op_name):
+            save_set = _ancestors(nodes, [saver_def.save_tensor_name])
+            restore_set = _ancestors(nodes, [saver_def.restore_op_name])
+            protected = save_set | restore_set | {n for n in nodes if _SAVER_SCOPE.match(n)}
+        # Whatever the rest of the graph (its outputs, train ops, initializers) reads can run
+        # when the graph is used: save and restore ops there are refused. A saver's own
+        # subgraph runs only when asked for; an older saver's (``save/`` beside ``save_1/``
+        # after a re-save) lies dormant: nothing here ever runs it.
+        exposed = _ancestors(nodes, [n for n in nodes if n not in protected] + list(roots))
+        return cls(exposed, save_set, restore_set)
+
+    def context_of(self, name: str) -> frozenset[str]:
+        if name in self.exposed:
+            return frozenset({_OTHER})
+        ctx = {_SAVE} if name in self.save_set else set()
+        if name in self.restore_set:
+            ctx.add(_RESTORE)
+        return frozenset(ctx or {_DORMANT})
+
+
 def _problems(
     graph_def: Any, saver_def: Any | None, roots: Iterable[str] = ()
 ) -> list[tuple[str, str, str | None, str]]:
@@ -236,40 +270,29 @@ def _problems(
     nodes = {n.name: n for n in graph_def.node}
     library = {f.signature.name: f for f in graph_def.library.function}
     functions = set(library)
-    save_set: set[str] = set()
-    restore_set: set[str] = set()
-    protected: set[str] = set()
-    if saver_def is not None and (saver_def.save_tensor_name or saver_def.restore_op_name):
-        save_set = _ancestors(nodes, [saver_def.save_tensor_name])
-        restore_set = _ancestors(nodes, [saver_def.restore_op_name])
-        protected = save_set | restore_set | {n for n in nodes if _SAVER_SCOPE.match(n)}
-    # Whatever the rest of the graph (its outputs, train ops, initializers) reads can run
-    # when the graph is used: save and restore ops there are refused. A saver's own
-    # subgraph runs only when asked for; an older saver's (``save/`` beside ``save_1/``
-    # after a re-save) lies dormant: nothing here ever runs it.
-    exposed = _ancestors(nodes, [n for n in nodes if n not in protected] + list(roots))
-
-    def context_of(name: str) -> frozenset[str]:
-        if name in exposed:
-            return frozenset({_OTHER})
-        ctx = {_SAVE} if name in save_set else set()
-        if name in restore_set:
-            ctx.add(_RESTORE)
-        return frozenset(ctx or {_DORMANT})
-
+    contexts = _Contexts.of(nodes, saver_def, roots)
     found: list[tuple[str, str, str | None, str]] = []
-    # Contexts each function is called from; a function reached from two contexts must
-    # satisfy both, so a save function also called at inference time is refused.
-    func_ctx: dict[str, set[str]] = defaultdict(set)
     pending: list[tuple[str, frozenset[str]]] = []
     for node in graph_def.node:
-        ctx = context_of(node.name)
+        ctx = contexts.context_of(node.name)
         reason = _node_problem(node, ctx, functions)
         if reason:
             found.append((node.op, node.name, None, reason))
         for fn in [*_func_names(node), node.op]:
             if fn in library:
                 pending.append((fn, ctx))
+    return found + _library_problems(library, _function_contexts(library, pending))
+
+
+def _function_contexts(
+    library: dict[str, Any], pending: list[tuple[str, frozenset[str]]]
+) -> dict[str, set[str]]:
+    """The contexts each function is called from, followed through the calls it makes.
+
+    A function reached from two contexts must satisfy both, so a save function also called
+    at inference time is refused.
+    """
+    func_ctx: dict[str, set[str]] = defaultdict(set)
     while pending:
         fn, ctx = pending.pop()
         if ctx <= func_ctx[fn]:
@@ -279,6 +302,15 @@ def _problems(
             for callee in [*_func_names(node), node.op]:
                 if callee in library:
                     pending.append((callee, frozenset(func_ctx[fn])))
+    return func_ctx
+
+
+def _library_problems(
+    library: dict[str, Any], func_ctx: dict[str, set[str]]
+) -> list[tuple[str, str, str | None, str]]:
+    """The refused nodes inside the library's functions, each in its callers' contexts."""
+    found: list[tuple[str, str, str | None, str]] = []
+    functions = set(library)
     for fn, fdef in library.items():
         ctx = frozenset(func_ctx.get(fn) or {_OTHER})
         for node in fdef.node_def:

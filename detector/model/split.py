@@ -183,6 +183,28 @@ def find_split(graph_def: Any, outputs: Sequence[str] = OD_OUTPUTS) -> SplitPoin
         ModelError: The graph has no convolutions, no non-max suppression, or they are
             interleaved so that no cut separates them.
     """
+    nodes = _needed_nodes(graph_def, outputs)
+    consts, forced_net, nms = _network_and_nms(nodes)
+    side = _network_side(nodes, consts, forced_net, nms)
+    network_nodes = frozenset(n for n in nodes if n not in consts and n in side)
+    post_nodes = frozenset(n for n in nodes if n not in consts and n not in side)
+    crossing: set[str] = set()
+    for name in post_nodes:
+        for ref in nodes[name].input:
+            parent, port, control = _parse_input(ref)
+            if not control and parent in network_nodes:
+                crossing.add(f"{parent}:{port}")
+    log.debug(
+        "split: %d network nodes, %d post nodes, cut %s",
+        len(network_nodes),
+        len(post_nodes),
+        sorted(crossing),
+    )
+    return SplitPoint(tuple(sorted(crossing)), network_nodes, post_nodes)
+
+
+def _needed_nodes(graph_def: Any, outputs: Sequence[str]) -> dict[str, Any]:
+    """The nodes the outputs depend on, by name (raises when an output is not in the graph)."""
     nodes = {n.name: n for n in graph_def.node}
     missing = [o for o in outputs if _parse_input(o)[0] not in nodes]
     if missing:
@@ -191,7 +213,12 @@ def find_split(graph_def: Any, outputs: Sequence[str] = OD_OUTPUTS) -> SplitPoin
             hint="check model.*_tensor names; `python main.py model inspect MODEL` lists outputs",
         )
     needed = _ancestors(nodes, (_parse_input(o)[0] for o in outputs))
-    nodes = {k: v for k, v in nodes.items() if k in needed}
+    return {k: v for k, v in nodes.items() if k in needed}
+
+
+def _network_and_nms(nodes: dict[str, Any]) -> tuple[set[str], set[str], list[str]]:
+    """``(constants, nodes that must run in the network, the NMS nodes)``; raises when the
+    graph has no network part, no NMS, or a convolution that depends on NMS."""
     convs = [n for n, d in nodes.items() if d.op in NETWORK_OPS]
     nms = [n for n, d in nodes.items() if d.op in NMS_OPS]
     if not convs:
@@ -214,7 +241,14 @@ def find_split(graph_def: Any, outputs: Sequence[str] = OD_OUTPUTS) -> SplitPoin
             "network and the post-processing are interleaved",
             hint="run the model as one graph (no split)",
         )
+    return consts, forced_net, nms
 
+
+def _network_side(
+    nodes: dict[str, Any], consts: set[str], forced_net: set[str], nms: list[str]
+) -> set[Any]:
+    """The nodes on the network side of the minimum cut (fewest crossing tensors) between
+    the convolutions and the NMS; raises when no finite cut exists."""
     net = _FlowNet()
     src, sink = ("S",), ("T",)
     for name, node in nodes.items():
@@ -242,22 +276,7 @@ def find_split(graph_def: Any, outputs: Sequence[str] = OD_OUTPUTS) -> SplitPoin
             "non-max suppression",
             hint="run the model as one graph (no split)",
         )
-    side = net.reachable(src)
-    network_nodes = frozenset(n for n in nodes if n not in consts and n in side)
-    post_nodes = frozenset(n for n in nodes if n not in consts and n not in side)
-    crossing: set[str] = set()
-    for name in post_nodes:
-        for ref in nodes[name].input:
-            parent, port, control = _parse_input(ref)
-            if not control and parent in network_nodes:
-                crossing.add(f"{parent}:{port}")
-    log.debug(
-        "split: %d network nodes, %d post nodes, cut %s",
-        len(network_nodes),
-        len(post_nodes),
-        sorted(crossing),
-    )
-    return SplitPoint(tuple(sorted(crossing)), network_nodes, post_nodes)
+    return net.reachable(src)
 
 
 def split_graph_defs(

@@ -212,9 +212,55 @@ def load_split_model(
         ModelError: Unreadable file, missing tensors, or a graph with no split.
     """
 
-    tf = import_tf()
+    import_tf()
     t0 = time.perf_counter()
     path = Path(path)
+    parts = _split_parts(path, tensors, allow_unsafe_ops)
+    used = resolve_device(device)
+    net_device = "/device:GPU:0" if used == "gpu" else "/device:CPU:0"
+    options = SessionOptions(
+        device, allow_memory_growth, intra_op_threads, inter_op_threads, precision
+    )
+    net_sess = _session(parts.network, net_device, options, used)
+    post_sess = _session(parts.post, "/device:CPU:0", options, "cpu")
+    point = parts.point
+    log.info(
+        "split model: network (%d ops) on %s, post-processing (%d ops) on CPU, cut at %s",
+        len(point.network_nodes),
+        net_device.rsplit("/", 1)[-1].replace("device:", ""),
+        len(point.post_nodes),
+        ", ".join(point.tensors),
+    )
+    return SplitModel(
+        path,
+        net_sess,
+        post_sess,
+        parts.input_name,
+        list(point.tensors),
+        parts.post_inputs,
+        parts.outputs,
+        point,
+        used,
+        precision=resolve_precision(precision) if used == "cpu" else "fp32",
+        load_s=time.perf_counter() - t0,
+    )
+
+
+@dataclass(frozen=True)
+class _SplitParts:
+    """A frozen graph cut in two: the GraphDef of each side and the names that join them."""
+
+    input_name: str
+    outputs: list[str]
+    point: SplitPoint
+    network: Any
+    post: Any
+    post_inputs: list[str]
+
+
+def _split_parts(path: Path, tensors: Any, allow_unsafe_ops: bool) -> _SplitParts:
+    """Read the graph at ``path``, find its split and build the two sides' GraphDefs."""
+    tf = import_tf()
     names = (
         (tensors.input, tensors.boxes, tensors.scores, tensors.classes, tensors.num)
         if tensors is not None
@@ -230,39 +276,13 @@ def load_split_model(
     if input_name in point.tensors:  # post-processing reads the image itself (e.g. its shape)
         log.debug("split: the post-processing reads the input tensor %s", input_name)
     net_gd, post_gd, post_inputs = split_graph_defs(graph_def, point, outputs, dtypes)
+    return _SplitParts(input_name, outputs, point, net_gd, post_gd, list(post_inputs))
 
-    used = resolve_device(device)
-    net_device = "/device:GPU:0" if used == "gpu" else "/device:CPU:0"
-    options = SessionOptions(
-        device, allow_memory_growth, intra_op_threads, inter_op_threads, precision
-    )
 
-    def session(gd: Any, dev: str, on: str) -> Any:
-        graph = tf.Graph()
-        with graph.as_default(), tf.device(dev):
-            tf.compat.v1.import_graph_def(gd, name="")
-        return tf.compat.v1.Session(graph=graph, config=session_config(options, on))
-
-    net_sess = session(net_gd, net_device, used)
-    post_sess = session(post_gd, "/device:CPU:0", "cpu")
-    cut_fetch = list(point.tensors)
-    log.info(
-        "split model: network (%d ops) on %s, post-processing (%d ops) on CPU, cut at %s",
-        len(point.network_nodes),
-        net_device.rsplit("/", 1)[-1].replace("device:", ""),
-        len(point.post_nodes),
-        ", ".join(point.tensors),
-    )
-    return SplitModel(
-        path,
-        net_sess,
-        post_sess,
-        input_name,
-        cut_fetch,
-        post_inputs,
-        outputs,
-        point,
-        used,
-        precision=resolve_precision(precision) if used == "cpu" else "fp32",
-        load_s=time.perf_counter() - t0,
-    )
+def _session(graph_def: Any, device: str, options: SessionOptions, on: str) -> Any:
+    """A session over ``graph_def`` imported on ``device`` (``on``: ``cpu`` or ``gpu``)."""
+    tf = import_tf()
+    graph = tf.Graph()
+    with graph.as_default(), tf.device(device):
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    return tf.compat.v1.Session(graph=graph, config=session_config(options, on))

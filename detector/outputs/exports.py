@@ -29,6 +29,7 @@ import csv
 import io
 import json
 import re
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -83,11 +84,18 @@ class _TextExport(Sink):
     def _put(self, text: str) -> None:
         self._out.append(text)
 
+    def _companions(self) -> list[Any]:
+        """Files written beside this one, closed after it (each even when one fails)."""
+        return []
+
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        self._out.close()
+        with ExitStack() as stack:
+            for companion in reversed(self._companions()):
+                stack.callback(companion.close)
+            self._out.close()
 
     def describe(self) -> dict[str, Any]:
         """What was written, for ``run.json``."""
@@ -168,13 +176,8 @@ class CocoSink(_TextExport):
         self.images.add(result, self.video_stem)
         self.frames_written += 1
 
-    def close(self) -> None:
-        if self.closed:
-            return
-        try:
-            super().close()
-        finally:
-            self.images.close()
+    def _companions(self) -> list[Any]:
+        return [self.images]
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -292,14 +295,8 @@ class MotSink(_TextExport):
             self.rows_written += len(lines)
         self.frames_written += 1
 
-    def close(self) -> None:
-        if self.closed:
-            return
-        try:
-            super().close()
-        finally:
-            for out in self._per_class.values():
-                out.close()
+    def _companions(self) -> list[Any]:
+        return list(self._per_class.values())
 
     def describe(self) -> dict[str, Any]:
         kept = "every row shown" if self.all_rows else f"confirmed, score >= {self.min_score}"

@@ -132,7 +132,65 @@ def open_video_sink(
     return VideoSink(path, sane_fps(fps, str(path)), codec="MJPG" if codec == "mjpg" else codec)
 
 
-class AvVideoSink(Sink):
+class _VideoFile(Sink):
+    """What both writers share: the video takes the first frame's size, later frames of
+    another size are resized to it (with one warning), the file is checked at close, and
+    ``describe`` gives the record."""
+
+    path: Path
+    fps: float
+    codec: str
+    size: tuple[int, int] | None = None  # (width, height), once the first frame came
+    frames_written = 0
+    frames_resized = 0
+
+    def _fit(self, result: FrameResult | None, annotated: np.ndarray) -> np.ndarray:
+        """``annotated`` at the video's size (resized when it differs)."""
+        h, w = annotated.shape[:2]
+        assert self.size is not None
+        if (w, h) == self.size:
+            return annotated
+        if not self.frames_resized:
+            idx = result.frame.index if result is not None else self.frames_written
+            log.warning(
+                "frame %d is %dx%d but video '%s' is %dx%d: resizing frames to fit",
+                idx,
+                w,
+                h,
+                self.path,
+                *self.size,
+            )
+        self.frames_resized += 1
+        return cv2.resize(annotated, self.size, interpolation=cv2.INTER_AREA)
+
+    def _check_file(self) -> None:
+        """After the writer closed: say how many frames were resized; a file must be there.
+
+        Raises:
+            SinkError: Frames went in but no file (or an empty one) came out.
+        """
+        if self.frames_resized:
+            log.warning("%d frames were resized to fit video '%s'", self.frames_resized, self.path)
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            raise SinkError(
+                f"video '{self.path}' is missing or empty after writing "
+                f"{self.frames_written} frames",
+                hint="check free disk space",
+            )
+
+    def describe(self) -> dict[str, Any]:
+        """What was written, for ``run.json``."""
+        return {
+            "path": self.path.name,
+            "frames": self.frames_written,
+            "fps": self.fps,
+            "codec": self.codec,
+            "size": list(self.size) if self.size else None,
+            "timestamps": "index / fps",
+        }
+
+
+class AvVideoSink(_VideoFile):
     """Annotated BGR frames → H.264 ``yuv420p`` in a fragmented MP4 (or AVI) through PyAV.
 
     The file is opened at the first frame's size (odd sizes are cropped by one pixel:
@@ -167,9 +225,6 @@ class AvVideoSink(Sink):
         self.path = Path(path)
         self.fps = sane_fps(fps, str(self.path))
         self.live = live
-        self.size: tuple[int, int] | None = None
-        self.frames_written = 0
-        self.frames_resized = 0
         self.layout = "avi" if self.path.suffix.lower() == ".avi" else "fragmented"
         self._options = {"preset": preset, "crf": str(crf)}
         if tune:
@@ -248,20 +303,9 @@ class AvVideoSink(Sink):
                 log.warning("frames are %dx%d: H.264 yuv420p needs even sizes, cropping", w, h)
             self._open(w - w % 2, h - h % 2)
         assert self.size is not None
-        if (w, h) != self.size:
-            if (w - w % 2, h - h % 2) == self.size:
-                annotated = np.ascontiguousarray(annotated[: self.size[1], : self.size[0]])
-            else:
-                if not self.frames_resized:
-                    log.warning(
-                        "frame is %dx%d but video '%s' is %dx%d: resizing frames to fit",
-                        w,
-                        h,
-                        self.path,
-                        *self.size,
-                    )
-                self.frames_resized += 1
-                annotated = cv2.resize(annotated, self.size, interpolation=cv2.INTER_AREA)
+        if (w, h) != self.size and (w - w % 2, h - h % 2) == self.size:
+            annotated = np.ascontiguousarray(annotated[: self.size[1], : self.size[0]])
+        annotated = self._fit(result, annotated)
         import av
 
         pts = self._pts(result)
@@ -308,14 +352,7 @@ class AvVideoSink(Sink):
                 f"cannot finalize video '{self.path}': {_reason(exc)}",
                 hint="check free disk space; the frames written before are kept",
             ) from exc
-        if self.frames_resized:
-            log.warning("%d frames were resized to fit video '%s'", self.frames_resized, self.path)
-        if not self.path.is_file() or self.path.stat().st_size == 0:
-            raise SinkError(
-                f"video '{self.path}' is missing or empty after writing "
-                f"{self.frames_written} frames",
-                hint="check free disk space",
-            )
+        self._check_file()
         if self._faststart:
             try:
                 remux_faststart(self.path)
@@ -330,12 +367,7 @@ class AvVideoSink(Sink):
 
     def describe(self) -> dict[str, Any]:
         """What was written, for ``run.json``."""
-        return {
-            "path": self.path.name,
-            "frames": self.frames_written,
-            "fps": self.fps,
-            "codec": self.codec,
-            "size": list(self.size) if self.size else None,
+        return super().describe() | {
             "layout": self.layout,
             "duration_s": round(self.duration_s, 3),
             "timestamps": "capture time" if self.live else "index / fps",
@@ -371,7 +403,7 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-class VideoSink(Sink):
+class VideoSink(_VideoFile):
     """Annotated frames → a video file through OpenCV (``mp4v`` / ``MJPG``), opened at the first
     frame's size. Frames are written at a constant ``fps`` (OpenCV takes no timestamps).
 
@@ -400,9 +432,6 @@ class VideoSink(Sink):
                 f"video codec {self.codec!r} for '{self.path}' is not a 4-letter FourCC"
             )
         self.fps = sane_fps(fps, str(self.path))
-        self.size: tuple[int, int] | None = None  # (width, height) of the first frame
-        self.frames_written = 0
-        self.frames_resized = 0
         self._writer: cv2.VideoWriter | None = None
 
     def write(self, result: FrameResult | None, annotated: np.ndarray) -> None:
@@ -412,23 +441,7 @@ class VideoSink(Sink):
         h, w = annotated.shape[:2]
         if self._writer is None:
             self._open(w, h)
-        if (w, h) != self.size:
-            if not self.frames_resized:
-                idx = result.frame.index if result is not None else self.frames_written
-                log.warning(
-                    "frame %d is %dx%d but video '%s' is %dx%d: resizing frames to fit",
-                    idx,
-                    w,
-                    h,
-                    self.path,
-                    *self.size,
-                )  # type: ignore[misc]
-            self.frames_resized += 1
-            annotated = cv2.resize(
-                annotated,
-                self.size,
-                interpolation=cv2.INTER_AREA,
-            )
+        annotated = self._fit(result, annotated)
         assert self._writer is not None
         self._writer.write(annotated)
         self.frames_written += 1
@@ -468,23 +481,5 @@ class VideoSink(Sink):
             return
         self._writer.release()
         self._writer = None
-        if self.frames_resized:
-            log.warning("%d frames were resized to fit video '%s'", self.frames_resized, self.path)
-        if not self.path.is_file() or self.path.stat().st_size == 0:
-            raise SinkError(
-                f"video '{self.path}' is missing or empty after writing "
-                f"{self.frames_written} frames",
-                hint="check free disk space",
-            )
+        self._check_file()
         log.info("video %s: %d frames", self.path, self.frames_written)
-
-    def describe(self) -> dict[str, Any]:
-        """What was written, for ``run.json``."""
-        return {
-            "path": self.path.name,
-            "frames": self.frames_written,
-            "fps": self.fps,
-            "codec": self.codec,
-            "size": list(self.size) if self.size else None,
-            "timestamps": "index / fps",
-        }

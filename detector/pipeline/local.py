@@ -83,13 +83,14 @@ def model_threshold(config: Config, labels: LabelMap, track: TrackSettings | Non
 
 
 def _start_web(config: Config, specs: tuple[SourceSpec, ...], stack: ExitStack) -> Any:
-    """The web view's hub (a feed per source) with its server running, or None."""
+    """The web server (its hub has a feed per source) running, or None. The page is up
+    before the model loads; :func:`_serve_model` adds the routes that need the model."""
     if config.output.serve is None:
         return None
     from detector.outputs.web import Hub, WebServer, access_from
 
     host, port = parse_address(config.output.serve)
-    hub = Hub()
+    hub = Hub(stalled_after_s=config.serve.stalled_after_s)
     for spec in specs:
         hub.add_feed(spec.run_name, spec.shown, live=spec.live)
     title = specs[0].shown if len(specs) == 1 else f"{len(specs)} sources"
@@ -102,7 +103,45 @@ def _start_web(config: Config, specs: tuple[SourceSpec, ...], stack: ExitStack) 
         insecure=config.serve.insecure,
     )
     stack.enter_context(server)
-    return hub
+    return server
+
+
+def _serve_model(
+    server: Any, prelude: Prelude, model: Any, record: RunRecord, stack: ExitStack
+) -> None:
+    """The model is loaded: ``/readyz`` says ready, and the server gets the service's routes
+    (detection API, sources added at run time into the run folder), stopped with ``stack``."""
+    if server is None:
+        return
+    from detector.service.mount import mount
+
+    server.hub.model = record.data["model"]
+    engine = _engine(prelude, model, None)
+    runner = spec_runner(prelude.labels, model)
+    mounted = mount(server, prelude.config, engine, prelude.labels, record.run_dir, runner)
+    stack.callback(mounted.close)
+
+
+def source_job(config: Config, labels: LabelMap, model: Any) -> SourceJob:
+    """What one source of ``config`` needs to run through the loaded ``model``."""
+    track = track_settings(config)
+    threshold = model_threshold(config, labels, track)
+    class_ids = labels.resolve_classes(config.detect.classes)
+    return SourceJob(
+        config, labels, Engine(model, threshold, class_ids, config.detect.max_boxes), track
+    )
+
+
+def spec_runner(labels: LabelMap, model: Any) -> Any:
+    """Runs a source added at run time through the loaded ``model``, with its own config:
+    ``(config, spec, record, feed, halt) -> RunStats`` (see :mod:`detector.service.sources`)."""
+
+    def run(
+        config: Config, spec: SourceSpec, record: RunRecord, feed: Any, halt: threading.Event
+    ) -> RunStats:
+        return run_spec(source_job(config, labels, model), spec, record, feed=feed, halt=halt)
+
+    return run
 
 
 def reconnect_policy(config: Config) -> ReconnectPolicy:
@@ -130,16 +169,15 @@ def _run_one(prelude: Prelude, track: TrackSettings | None, out: TextIO) -> RunS
     header = prelude.header("local")
     warmups = config.run.warmup_frames
     with StopSignals().installed() as stop, ExitStack() as stack:
-        hub = _start_web(config, prelude.specs, stack)
+        server = _start_web(config, prelude.specs, stack)
         source = stack.enter_context(_open(config, spec))
         info = source.info
         workers = inference_workers(info.live, config.model.workers)
         size = (info.width or 640, info.height or 480)
         model, header["model"] = load_model(prelude.model, stack, workers, size, warmups)
-        if hub is not None:  # /readyz: ready
-            hub.model = header["model"]
         header["versions"] = versions()
         record = RunRecord(make_run_dir(config.output.dir, prelude.run_name), header)
+        _serve_model(server, prelude, model, record, stack)
         job = SourceJob(config, prelude.labels, _engine(prelude, model, track), track)
         try:
             return run_source(
@@ -147,7 +185,7 @@ def _run_one(prelude: Prelude, track: TrackSettings | None, out: TextIO) -> RunS
                 source,
                 workers,
                 record,
-                feed=hub.feeds[0] if hub is not None else None,
+                feed=server.hub.feeds[0] if server is not None else None,
                 guard=stop,
                 who=SourceName(spec.run_name),
             )
@@ -172,17 +210,16 @@ def _run_many(prelude: Prelude, track: TrackSettings | None, out: TextIO) -> Run
     header = prelude.header("local")
     warmups = config.run.warmup_frames
     with StopSignals().installed(), ExitStack() as stack:
-        hub = _start_web(config, specs, stack)
+        server = _start_web(config, specs, stack)
         model, header["model"] = load_model(
             prelude.model, stack, live + file_workers, warmup_runs=warmups
         )
-        if hub is not None:  # /readyz: ready
-            hub.model = header["model"]
         header["versions"] = versions()
         top = RunRecord(make_run_dir(config.output.dir, prelude.run_name), header)
         top.start()
+        _serve_model(server, prelude, model, top, stack)
         job = SourceJob(config, prelude.labels, _engine(prelude, model, track), track)
-        feeds = hub.feeds if hub is not None else [None] * len(specs)
+        feeds = list(server.hub.feeds[: len(specs)]) if server is not None else [None] * len(specs)
         jobs = [
             (spec.shown, spec.live, _source_job(job, spec, i, top, feeds[i]))
             for i, spec in enumerate(specs)

@@ -124,6 +124,8 @@ def _drive(
             min_score=config.detect.threshold,
         )
         parts.events = open_events(config, record.run_dir, job.labels, info, outputs, source=who)
+        if feed is not None and parts.events is not None:  # the metrics count their events
+            feed.count_events(parts.events.sinks)
         parts.render = render = _renderer(job, parts, guard, source)
         consume = _consumer(job, info, parts, render, who)
         options = PipelineOptions(

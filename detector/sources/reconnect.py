@@ -26,14 +26,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
 from typing import cast
 
 import numpy as np
 
 from detector.errors import ConfigError, SourceError
 from detector.sources.base import Source
-from detector.types import SourceInfo
+from detector.types import SourceInfo, TextEnum
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +90,13 @@ class ReconnectPolicy:
         return base * (1.0 - self.jitter * rng.random())
 
 
-class LinkState(str, Enum):
+class LinkState(TextEnum):
     """Where a live source's connection stands."""
 
     CONNECTED = "connected"
     STALLED = "stalled"
     RECONNECTING = "reconnecting"
     GAVE_UP = "gave up"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

@@ -145,63 +145,15 @@ def attribute_constants(graph_def: Any, sidecar: Path | None = None) -> Attribut
     of an elementwise Add/Sub/Mul whose other side is computed, or a loop/branch input.
     """
     consts = {n.name: n for n in graph_def.node if n.op == "Const"}
-    out = Attribution()
     if sidecar is not None and sidecar.is_file():
-        data = json.loads(sidecar.read_text(encoding="utf-8"))
-        out.names = {c: v["variable"] for c, v in data.get("variables", {}).items() if c in consts}
-        out.kinds = dict.fromkeys(out.names, "sidecar")
-        log.info("using %d variable names from %s", len(out.names), sidecar)
-        return out
-    consumers: dict[str, list[tuple[Any, int]]] = {}
-    for node in graph_def.node:
-        for pos, inp in enumerate(node.input):
-            if not inp.startswith("^"):
-                consumers.setdefault(node_name(inp), []).append((node, pos))
-
-    nodes = {n.name: n for n in graph_def.node}
-    live = _computed_nodes(graph_def, consumers)
-
-    def computed(name: str) -> bool:
-        """Whether a value depends on more than constants (an input, a variable)."""
-        return name in live
-
-    def kind_of(const: str) -> tuple[str | None, str | None]:
-        """How a constant is used, and the name of its variable reader if it has one."""
-        frontier, seen, reader, bn = [const], set(), None, False
-        while frontier:
-            cur = frontier.pop()
-            if cur in seen:
-                continue
-            seen.add(cur)
-            for node, pos in consumers.get(cur, []):
-                is_reader = node.name == f"{cur}/read" or "ReadVariableOp" in node.name
-                bn = bn or "batchnorm" in node.name.lower()
-                if node.op in _PASS_THROUGH:
-                    if is_reader and reader is None:
-                        reader = node.name
-                    frontier.append(node.name)
-                elif node.op == "ReadVariableOp":
-                    return "variable", reader or node.name
-                elif node.op in _WEIGHT_INPUTS and pos in _WEIGHT_INPUTS[node.op]:
-                    if node.op == "MatMul" and pos == 0 and not computed(node_name(node.input[1])):
-                        continue
-                    return _KIND[node.op], _role_name(node, pos)
-                elif node.op in _ELEMENTWISE and len(node.input) == 2:
-                    other = node_name(node.input[1 - pos])
-                    if computed(other) or (reader and bn):
-                        kind = "batchnorm" if bn else "elementwise"
-                        return kind, reader
-                elif node.op in _LOOPS:
-                    return "loop", reader
-        if reader:
-            return ("batchnorm" if bn else "variable"), reader
-        return None, None
-
+        return _from_sidecar(sidecar, consts)
+    uses = _Uses.of(graph_def)
+    out = Attribution()
     taken = set(consts)
     for name, node in consts.items():
         if node.attr["dtype"].type not in _FLOATS:
             continue
-        kind, better = kind_of(name)
+        kind, better = uses.kind_of(name)
         big = _elements(node) > 1
         if (
             better is not None
@@ -211,7 +163,7 @@ def attribute_constants(graph_def: Any, sidecar: Path | None = None) -> Attribut
             label = name
             if _GENERATED.search(name) and better:
                 label = _clean(better)
-                role = _bn_role(better, consumers, nodes) if kind == "batchnorm" else None
+                role = _bn_role(better, uses.consumers, uses.nodes) if kind == "batchnorm" else None
                 if role is not None:  # Keras' Cast..Cast_3 say nothing: the math does
                     label = f"{label.rsplit('/', 1)[0]}/{role}"
                 if label in taken or label in out.names.values():
@@ -221,6 +173,75 @@ def attribute_constants(graph_def: Any, sidecar: Path | None = None) -> Attribut
         elif big:
             out.unattributed.append(name)
     return out
+
+
+def _from_sidecar(sidecar: Path, consts: dict[str, Any]) -> Attribution:
+    """The weights the ``freeze`` sidecar JSON names (those still in the graph)."""
+    out = Attribution()
+    data = json.loads(sidecar.read_text(encoding="utf-8"))
+    out.names = {c: v["variable"] for c, v in data.get("variables", {}).items() if c in consts}
+    out.kinds = dict.fromkeys(out.names, "sidecar")
+    log.info("using %d variable names from %s", len(out.names), sidecar)
+    return out
+
+
+@dataclass(frozen=True)
+class _Uses:
+    """Where a graph's values go: each node by name, its readers, the computed nodes."""
+
+    nodes: dict[str, Any]
+    consumers: dict[str, list[tuple[Any, int]]]
+    live: set[str]
+
+    @classmethod
+    def of(cls, graph_def: Any) -> _Uses:
+        consumers: dict[str, list[tuple[Any, int]]] = {}
+        for node in graph_def.node:
+            for pos, inp in enumerate(node.input):
+                if not inp.startswith("^"):
+                    consumers.setdefault(node_name(inp), []).append((node, pos))
+        nodes = {n.name: n for n in graph_def.node}
+        return cls(nodes, consumers, _computed_nodes(graph_def, consumers))
+
+    def computed(self, name: str) -> bool:
+        """Whether a value depends on more than constants (an input, a variable)."""
+        return name in self.live
+
+    def kind_of(self, const: str) -> tuple[str | None, str | None]:
+        """How a constant is used, and the name of its variable reader if it has one."""
+        frontier, seen, reader, bn = [const], set(), None, False
+        while frontier:
+            cur = frontier.pop()
+            if cur in seen:
+                continue
+            seen.add(cur)
+            for node, pos in self.consumers.get(cur, []):
+                is_reader = node.name == f"{cur}/read" or "ReadVariableOp" in node.name
+                bn = bn or "batchnorm" in node.name.lower()
+                if node.op in _PASS_THROUGH:
+                    if is_reader and reader is None:
+                        reader = node.name
+                    frontier.append(node.name)
+                elif node.op == "ReadVariableOp":
+                    return "variable", reader or node.name
+                elif node.op in _WEIGHT_INPUTS and pos in _WEIGHT_INPUTS[node.op]:
+                    if (
+                        node.op == "MatMul"
+                        and pos == 0
+                        and not self.computed(node_name(node.input[1]))
+                    ):
+                        continue
+                    return _KIND[node.op], _role_name(node, pos)
+                elif node.op in _ELEMENTWISE and len(node.input) == 2:
+                    other = node_name(node.input[1 - pos])
+                    if self.computed(other) or (reader and bn):
+                        kind = "batchnorm" if bn else "elementwise"
+                        return kind, reader
+                elif node.op in _LOOPS:
+                    return "loop", reader
+        if reader:
+            return ("batchnorm" if bn else "variable"), reader
+        return None, None
 
 
 #: Constant names TF2 freezing makes up (``unknown_3``, ``.../ReadVariableOp/resource``).

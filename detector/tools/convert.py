@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -124,13 +124,11 @@ def convert(
             model that wrote it (see :mod:`detector.tools.objconvert`).
 
     Returns:
-        A report: source and target formats, paths, inputs, outputs, variable count,
-        and the largest output difference on the probe.
+        A report: formats, paths, inputs, outputs, variables, the largest probe difference.
 
     Raises:
         ModelError, CheckpointError, UnsafeGraphError, ConfigError: What went wrong.
     """
-
     src, out = Path(src), Path(out)
     if model is not None:
         return _convert_object_checkpoint(
@@ -144,58 +142,101 @@ def convert(
             verify=verify,
             allow_unsafe_ops=allow_unsafe_ops,
         )
+    job = _Job(src, out, _target(to, out), tuple(exclude), step, verify, allow_unsafe_ops)
+    report = _run(job, outputs=outputs, signature=signature, init_missing=init_missing)
+    log.info("converted %s (%s) → %s (%s)", src, report["source_format"], out, job.target)
+    return report
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What one conversion reads, writes and checks (the steps of :func:`convert` share it)."""
+
+    src: Path
+    out: Path
+    target: Target
+    exclude: tuple[str, ...]
+    step: int
+    verify: bool
+    allow_unsafe_ops: bool
+
+
+def _target(to: Target | None, out: Path) -> Target:
+    """The format to write: ``to``, or the one ``out``'s suffix asks for."""
     target = to or guess_target(out)
     if target not in TARGETS:
         raise ConfigError(f"unknown target format {target!r}", hint=f"use one of {TARGETS}")
-    if target == "pb" and exclude and verify:
+    return target
+
+
+def _run(
+    job: _Job, *, outputs: Sequence[str] | None, signature: str, init_missing: bool
+) -> dict[str, Any]:
+    """Load the source, convert it into a staging path and move it into place; the report."""
+    if job.target == "pb" and job.exclude and job.verify:
         log.info("variables kept by --exclude are fed their values during verification")
     with (
         load_graph(
-            src,
+            job.src,
             outputs=outputs,
             signature=signature,
-            allow_unsafe_ops=allow_unsafe_ops,
+            allow_unsafe_ops=job.allow_unsafe_ops,
             init_missing=init_missing,
         ) as source,
-        staging(out, target, step) as tmp,
+        staging(job.out, job.target, job.step) as tmp,
     ):
-        frozen = freeze_loaded(
-            source, exclude=exclude if target == "pb" else (), verify=False, what=str(src)
-        )
-        mapping = dict(frozen.variables)
-        if not mapping:  # a frozen source: find the weights again to make variables
-            side = sidecar_path(src) if src.is_file() else None
-            mapping = find_weight_constants(frozen.graph_def, side)
-        written: dict[str, Any] = {}
-        if target == "pb":  # the sidecar names every weight, also of a frozen source
-            write_frozen(replace(frozen, variables=mapping), tmp, source=str(src), step=source.step)
-            written = {"out": str(out), "sidecar": str(sidecar_path(out))}
-        elif target == "checkpoint":
-            prefix, _ = write_checkpoint(frozen.graph_def, mapping, frozen.outputs, tmp, step=step)
-            written = {"out": str(out), "prefix": str(out / Path(prefix).name)}
-        else:
-            write_saved_model(frozen.graph_def, mapping, frozen.inputs, frozen.outputs, tmp)
-            written = {"out": str(out)}
-        max_diff = None
-        if verify and target == "pb" and frozen.kept:
-            log.info("kept variables: the frozen graph is verified while freezing instead")
-            freeze_loaded(source, exclude=exclude, verify=True, what=str(src))
-        elif verify:
-            max_diff = _verify(source, tmp, target, frozen.outputs, allow_unsafe_ops, out)
-        report = {
-            "source": str(src),
-            "source_format": source.fmt,
-            "target": target,
-            **written,
-            "inputs": frozen.inputs,
-            "outputs": frozen.outputs,
-            "variables": len(mapping),
-            "kept_variables": frozen.kept,
-            "initialised": list(source.initialised),
-            "max_diff": max_diff,
-        }
-    log.info("converted %s (%s) → %s (%s)", src, report["source_format"], out, target)
-    return report
+        return _convert_loaded(job, source, tmp)
+
+
+def _convert_loaded(job: _Job, source: Any, tmp: Path) -> dict[str, Any]:
+    """Freeze the loaded ``source``, write it as the target at ``tmp``, verify; the report."""
+    frozen = freeze_loaded(
+        source, exclude=job.exclude if job.target == "pb" else (), verify=False, what=str(job.src)
+    )
+    mapping = dict(frozen.variables)
+    if not mapping:  # a frozen source: find the weights again to make variables
+        side = sidecar_path(job.src) if job.src.is_file() else None
+        mapping = find_weight_constants(frozen.graph_def, side)
+    written = _write_target(job, source, frozen, mapping, tmp)
+    return {
+        "source": str(job.src),
+        "source_format": source.fmt,
+        "target": job.target,
+        **written,
+        "inputs": frozen.inputs,
+        "outputs": frozen.outputs,
+        "variables": len(mapping),
+        "kept_variables": frozen.kept,
+        "initialised": list(source.initialised),
+        "max_diff": _verify_written(job, source, frozen, tmp),
+    }
+
+
+def _write_target(
+    job: _Job, source: Any, frozen: Any, mapping: dict[str, str], tmp: Path
+) -> dict[str, str]:
+    """Write the frozen graph at ``tmp`` as ``job.target``; the report's paths (final names)."""
+    out = job.out
+    if job.target == "pb":  # the sidecar names every weight, also of a frozen source
+        write_frozen(replace(frozen, variables=mapping), tmp, source=str(job.src), step=source.step)
+        return {"out": str(out), "sidecar": str(sidecar_path(out))}
+    if job.target == "checkpoint":
+        prefix, _ = write_checkpoint(frozen.graph_def, mapping, frozen.outputs, tmp, step=job.step)
+        return {"out": str(out), "prefix": str(out / Path(prefix).name)}
+    write_saved_model(frozen.graph_def, mapping, frozen.inputs, frozen.outputs, tmp)
+    return {"out": str(out)}
+
+
+def _verify_written(job: _Job, source: Any, frozen: Any, tmp: Path) -> float | None:
+    """The largest output difference of the written model against the source on a probe
+    (``None`` when not verified, or verified while freezing because variables were kept)."""
+    if not job.verify:
+        return None
+    if job.target == "pb" and frozen.kept:
+        log.info("kept variables: the frozen graph is verified while freezing instead")
+        freeze_loaded(source, exclude=job.exclude, verify=True, what=str(job.src))
+        return None
+    return _verify(source, tmp, job.target, frozen.outputs, job.allow_unsafe_ops, job.out)
 
 
 def _verify(

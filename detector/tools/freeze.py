@@ -82,18 +82,14 @@ def freeze_loaded(
     Raises:
         ModelError: Variables remain, or the outputs differ.
     """
-    tf = tf_module()
-    tf1 = tf.compat.v1
+    tf1 = tf_module().compat.v1
     out_nodes = sorted({node_name(t) for t in loaded.outputs.values()})
     graph_def = loaded.graph.as_graph_def()
     for node in graph_def.node:
         node.device = ""
     sub = tf1.graph_util.extract_sub_graph(graph_def, out_nodes)
     var_nodes = [n.name for n in sub.node if n.op in VARIABLE_OPS]
-    kept = [v for v in var_nodes if any(fnmatch.fnmatchcase(v, p) or v == p for p in exclude)]
-    unused = [p for p in exclude if not any(fnmatch.fnmatchcase(v, p) or v == p for v in var_nodes)]
-    if unused:
-        log.warning("--exclude %s matches no variable the outputs use", unused)
+    kept = _kept_variables(var_nodes, exclude)
     check_frozen_size(_variable_bytes(sub, set(kept)), what)
     frozen = tf1.graph_util.convert_variables_to_constants(
         loaded.session, graph_def, out_nodes, variable_names_blacklist=kept or None
@@ -101,19 +97,7 @@ def freeze_loaded(
     for node in frozen.node:
         node.device = ""
     _prune_library(frozen)
-    left = [n.name for n in frozen.node if n.op in VARIABLE_OPS and n.name not in kept]
-    left += [
-        f"{f.signature.name}/{n.name}"
-        for f in frozen.library.function
-        for n in f.node_def
-        if n.op in VARIABLE_OPS
-    ]
-    if left:
-        raise ModelError(
-            f"freezing {what} left variable ops in the graph: {left[:10]}",
-            hint="these variables are not reachable from the session; "
-            "check the outputs and the checkpoint",
-        )
+    _refuse_variables_left(frozen, kept, what)
     ops = {n.name: n.op for n in frozen.node}
     mapping = {v: v for v in var_nodes if v not in kept and ops.get(v) == "Const"}
     outputs = _name_outputs(frozen, loaded)
@@ -128,6 +112,33 @@ def freeze_loaded(
         len(frozen.node),
     )
     return FreezeResult(frozen, inputs, outputs, mapping, kept, max_diff)
+
+
+def _kept_variables(var_nodes: list[str], exclude: Sequence[str]) -> list[str]:
+    """The variables ``exclude`` (names or glob patterns) keeps; warns of patterns that
+    match none of them."""
+    kept = [v for v in var_nodes if any(fnmatch.fnmatchcase(v, p) or v == p for p in exclude)]
+    unused = [p for p in exclude if not any(fnmatch.fnmatchcase(v, p) or v == p for v in var_nodes)]
+    if unused:
+        log.warning("--exclude %s matches no variable the outputs use", unused)
+    return kept
+
+
+def _refuse_variables_left(frozen: Any, kept: list[str], what: str) -> None:
+    """Raise when a variable op not kept is still in the frozen graph or its functions."""
+    left = [n.name for n in frozen.node if n.op in VARIABLE_OPS and n.name not in kept]
+    left += [
+        f"{f.signature.name}/{n.name}"
+        for f in frozen.library.function
+        for n in f.node_def
+        if n.op in VARIABLE_OPS
+    ]
+    if left:
+        raise ModelError(
+            f"freezing {what} left variable ops in the graph: {left[:10]}",
+            hint="these variables are not reachable from the session; "
+            "check the outputs and the checkpoint",
+        )
 
 
 def _variable_bytes(graph_def: Any, kept: set[str]) -> dict[str, int]:

@@ -175,48 +175,9 @@ def render_text(info: dict[str, Any]) -> str:
         if info.get(key) not in (None, ""):
             lines.append(f"{key}: {info[key]}")
     lines += _keras_lines(info)
-    if "variables" in info and info["format"] in (
-        "checkpoint",
-        "saved_model",
-        "keras",
-        "keras_weights",
-    ):
-        lines.append(
-            f"variables ({len(info['variables'])}, {info.get('parameters', 0):,} parameters):"
-        )
-        dtypes = info.get("dtypes", {})
-        objects = info.get("objects", {})
-        keys = info.get("variable_keys", {})
-        for k, v in info["variables"].items():
-            line = f"  {k}  {_fmt_shape(v)}  {dtypes.get(k, '')}".rstrip()
-            if k in objects:
-                o = objects[k]
-                path = "" if o["path"] == k else f"path {o['path']}; "
-                line += f"  ({path}key {o['key']})"
-            elif k in keys:
-                line += "  (key " + ", ".join(keys[k]) + ")"
-            lines.append(line)
-    if info.get("state_file"):
-        st = info["state_file"]
-        lines.append(f"state file: {st['path']}")
-        for e in st["all"]:
-            flag = " (latest)" if st["latest"] and e["path"] == st["latest"]["path"] else ""
-            bad = "" if e["exists"] else " MISSING"
-            bad += " POINTS ELSEWHERE" if e["points_elsewhere"] else ""
-            lines.append(f"  {e['path']}  step {e['step']}{flag}{bad}")
-    if info["format"] == "tflite":
-        lines.append("inputs:")
-        lines += [
-            f"  {t['name']}  {t['dtype']}  {_fmt_shape(t['shape'])}{_quant(t.get('quantization'))}"
-            for t in info["inputs"]
-        ]
-        lines.append("outputs:")
-        lines += [
-            f"  {t['name']}  {t['dtype']}  {_fmt_shape(t['shape'])}{_quant(t.get('quantization'))}"
-            for t in info["outputs"]
-        ]
-        lines.append(f"parameters: {info['parameters']:,}  tensors: {info['tensors']}")
-        lines.append("ops: " + ", ".join(f"{k} {v}" for k, v in info["ops"].items()))
+    lines += _variable_lines(info)
+    lines += _state_file_lines(info)
+    lines += _tflite_lines(info)
     for meta in info.get("meta_graphs", [info] if "meta_info" in info else []):
         lines += _meta_lines(meta)
     if "graph" in info and "meta_info" not in info:
@@ -224,10 +185,76 @@ def render_text(info: dict[str, Any]) -> str:
         lines += _graph_lines(info["graph"])
     lines += _node_lines(info.get("nodes"), "")
     lines += _all_tensor_lines(info)
-    if "tensor" in info:
-        t = info["tensor"]
-        key = f"  (key {t['key']})" if t.get("key") not in (None, t["name"]) else ""
-        lines.append(f"tensor {t['name']}  {t['dtype']}  {_fmt_shape(t['shape'])}{key}")
-        shown = t["values"] if "values" in t else {k: t[k] for k in ("min", "max", "mean", "first")}
-        lines.append("  " + json.dumps(shown))
+    lines += _tensor_lines(info)
     return "\n".join(lines)
+
+
+def _variable_lines(info: dict[str, Any]) -> list[str]:
+    """The variables of a checkpoint, SavedModel or Keras file: shape, dtype, object key."""
+    if "variables" not in info or info["format"] not in (
+        "checkpoint",
+        "saved_model",
+        "keras",
+        "keras_weights",
+    ):
+        return []
+    lines = [f"variables ({len(info['variables'])}, {info.get('parameters', 0):,} parameters):"]
+    dtypes = info.get("dtypes", {})
+    objects = info.get("objects", {})
+    keys = info.get("variable_keys", {})
+    for k, v in info["variables"].items():
+        line = f"  {k}  {_fmt_shape(v)}  {dtypes.get(k, '')}".rstrip()
+        if k in objects:
+            o = objects[k]
+            path = "" if o["path"] == k else f"path {o['path']}; "
+            line += f"  ({path}key {o['key']})"
+        elif k in keys:
+            line += "  (key " + ", ".join(keys[k]) + ")"
+        lines.append(line)
+    return lines
+
+
+def _state_file_lines(info: dict[str, Any]) -> list[str]:
+    """A checkpoint folder's state file: every checkpoint it lists, the latest marked."""
+    if not info.get("state_file"):
+        return []
+    st = info["state_file"]
+    lines = [f"state file: {st['path']}"]
+    for e in st["all"]:
+        flag = " (latest)" if st["latest"] and e["path"] == st["latest"]["path"] else ""
+        bad = "" if e["exists"] else " MISSING"
+        bad += " POINTS ELSEWHERE" if e["points_elsewhere"] else ""
+        lines.append(f"  {e['path']}  step {e['step']}{flag}{bad}")
+    return lines
+
+
+def _tflite_lines(info: dict[str, Any]) -> list[str]:
+    """A TFLite file's inputs, outputs (with quantization), parameters and ops."""
+    if info["format"] != "tflite":
+        return []
+    lines = ["inputs:"]
+    lines += [
+        f"  {t['name']}  {t['dtype']}  {_fmt_shape(t['shape'])}{_quant(t.get('quantization'))}"
+        for t in info["inputs"]
+    ]
+    lines.append("outputs:")
+    lines += [
+        f"  {t['name']}  {t['dtype']}  {_fmt_shape(t['shape'])}{_quant(t.get('quantization'))}"
+        for t in info["outputs"]
+    ]
+    lines.append(f"parameters: {info['parameters']:,}  tensors: {info['tensors']}")
+    lines.append("ops: " + ", ".join(f"{k} {v}" for k, v in info["ops"].items()))
+    return lines
+
+
+def _tensor_lines(info: dict[str, Any]) -> list[str]:
+    """The one tensor asked for (``--tensor``): its values, or min / max / mean / first."""
+    if "tensor" not in info:
+        return []
+    t = info["tensor"]
+    key = f"  (key {t['key']})" if t.get("key") not in (None, t["name"]) else ""
+    shown = t["values"] if "values" in t else {k: t[k] for k in ("min", "max", "mean", "first")}
+    return [
+        f"tensor {t['name']}  {t['dtype']}  {_fmt_shape(t['shape'])}{key}",
+        "  " + json.dumps(shown),
+    ]

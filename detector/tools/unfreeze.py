@@ -141,13 +141,7 @@ def unfreeze(
     """
 
     pb, out_dir = Path(pb), Path(out_dir)
-    fmt = detect_format(pb)
-    if fmt not in ("frozen_pb", "pbtxt"):
-        raise ModelError(
-            f"'{pb}' is a {fmt}, not a frozen graph",
-            hint="unfreeze reads a frozen .pb; use 'model convert' for others",
-        )
-    graph_def = read_graph_def(pb, fmt, allow_unsafe_ops=allow_unsafe_ops)
+    graph_def = _read_frozen(pb, allow_unsafe_ops)
     side = sidecar_path(pb)
     mapping = find_weight_constants(graph_def, side)
     if not mapping:
@@ -178,6 +172,17 @@ def unfreeze(
         prefix,
     )
     return report
+
+
+def _read_frozen(pb: Path, allow_unsafe_ops: bool) -> Any:
+    """The GraphDef of a frozen ``.pb`` / ``.pbtxt``; another format is refused."""
+    fmt = detect_format(pb)
+    if fmt not in ("frozen_pb", "pbtxt"):
+        raise ModelError(
+            f"'{pb}' is a {fmt}, not a frozen graph",
+            hint="unfreeze reads a frozen .pb; use 'model convert' for others",
+        )
+    return read_graph_def(pb, fmt, allow_unsafe_ops=allow_unsafe_ops)
 
 
 def _verify(graph_def: Any, outputs: list[str], prefix: str, allow_unsafe_ops: bool) -> float:

@@ -269,15 +269,8 @@ def restore_weights(
     Raises:
         CheckpointError: When strict and the names or shapes do not all match.
     """
-    tf = tf_module()
     graph = getattr(session_or_graph, "graph", session_or_graph)
-    keys = tf.compat.v1.GraphKeys
-    variables = {v.op.name: v for v in graph.get_collection(keys.GLOBAL_VARIABLES)}
-    trainable = {v.op.name for v in graph.get_collection(keys.TRAINABLE_VARIABLES)}
-    if not variables:
-        raise CheckpointError(
-            "the graph has no variables to restore into", hint="build the model's variables first"
-        )
+    variables, trainable = _graph_variables(graph)
     pattern = re.compile(skip) if isinstance(skip, str) else skip
     values = {weight_name(k): np.asarray(v) for k, v in weights.items()}
     report = RestoreReport()
@@ -289,23 +282,7 @@ def restore_weights(
         elif name not in variables:
             report.unexpected.append(name)
         else:
-            var, value = variables[name], values[name]
-            shape = var.shape.as_list() if var.shape.rank is not None else None
-            dtype = var.dtype.base_dtype.as_numpy_dtype
-            if (
-                shape is not None
-                and (
-                    len(shape) != value.ndim
-                    or any(
-                        d is not None and d != s for d, s in zip(shape, value.shape, strict=True)
-                    )
-                )
-            ) or np.dtype(dtype).kind != value.dtype.kind:
-                report.shape_mismatched.append((name, shape or [], list(value.shape)))
-            else:
-                report.matched.append(name)
-                report._ops.append(var.initializer)
-                report._feed[var.initializer.inputs[1]] = value.astype(dtype, copy=False)
+            _match(report, name, variables[name], values[name])
     if not report.ok:
         if strict:
             raise CheckpointError(
@@ -317,3 +294,34 @@ def restore_weights(
     if session_or_graph is not graph:
         report.assign(session_or_graph)
     return report
+
+
+def _graph_variables(graph: Any) -> tuple[dict[str, Any], set[str]]:
+    """``(every global variable by name, the trainable ones' names)``; raises when none."""
+    keys = tf_module().compat.v1.GraphKeys
+    variables = {v.op.name: v for v in graph.get_collection(keys.GLOBAL_VARIABLES)}
+    trainable = {v.op.name for v in graph.get_collection(keys.TRAINABLE_VARIABLES)}
+    if not variables:
+        raise CheckpointError(
+            "the graph has no variables to restore into", hint="build the model's variables first"
+        )
+    return variables, trainable
+
+
+def _match(report: RestoreReport, name: str, var: Any, value: np.ndarray) -> None:
+    """Record ``value`` for ``var`` as matched (its assignment queued) or as mismatched when
+    its shape or kind of dtype differs from the variable's."""
+    shape = var.shape.as_list() if var.shape.rank is not None else None
+    dtype = var.dtype.base_dtype.as_numpy_dtype
+    if (
+        shape is not None
+        and (
+            len(shape) != value.ndim
+            or any(d is not None and d != s for d, s in zip(shape, value.shape, strict=True))
+        )
+    ) or np.dtype(dtype).kind != value.dtype.kind:
+        report.shape_mismatched.append((name, shape or [], list(value.shape)))
+    else:
+        report.matched.append(name)
+        report._ops.append(var.initializer)
+        report._feed[var.initializer.inputs[1]] = value.astype(dtype, copy=False)

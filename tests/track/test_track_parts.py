@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import sys
 
-import cv2
 import numpy as np
 import pytest
+from helpers.drawing import expected_box, label_size
 
 from detector.boxes import iou_matrix
-from detector.draw import DrawStyle, annotate, color_for, text_color_on
+from detector.draw import DrawStyle, annotate, color_for
 from detector.errors import ConfigError
 from detector.labels import LabelMap
 from detector.track import TrackSettings, TrackStage
@@ -60,26 +60,9 @@ def test_tracked_label_shows_id_in_the_ids_colour():
     box = (40, 60, 120, 200)
     d = Detections(np.array([box], np.float32), [0.87], [1], [7])
     got = annotate(np.full((240, 320, 3), 40, np.uint8), d, labels)
-    want = np.full((240, 320, 3), 40, np.uint8)
-    style = DrawStyle()
-    color = color_for(7)
     text = "person #7 87%"
-    cv2.rectangle(want, box[:2], box[2:], color, style.thickness, cv2.LINE_8)
-    (tw, th), base = cv2.getTextSize(text, style.font_face, style.font_scale, style.text_thickness)
-    pad = style.padding
-    lw, lh = tw + 2 * pad, th + base + 2 * pad
-    x, y = box[0], box[1] - lh
-    cv2.rectangle(want, (x, y), (x + lw - 1, y + lh - 1), color, cv2.FILLED)
-    cv2.putText(
-        want,
-        text,
-        (x + pad, y + pad + th),
-        style.font_face,
-        style.font_scale,
-        text_color_on(color),
-        style.text_thickness,
-        style.line_type,
-    )
+    origin = (box[0], box[1] - label_size(text)[1])  # above the box
+    want = expected_box(np.full((240, 320, 3), 40, np.uint8), box, color_for(7), text, origin)
     assert np.array_equal(got, want)
     # an unconfirmed row (-1) is drawn as without a tracker; colour by class when asked
     plain = annotate(

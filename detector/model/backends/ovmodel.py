@@ -19,7 +19,7 @@ import numpy as np
 
 from detector.errors import ModelError
 from detector.model.backends.ssd_post import SsdPostprocess
-from detector.model.loader import check_outputs
+from detector.model.loader import check_outputs, checked_images
 from detector.model.session import SessionOptions, import_tf, session_config
 
 Outputs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -160,11 +160,7 @@ class OpenVinoModel:
             normalized ``[ymin, xmin, ymax, xmax]``, ``[B, K]``, ``[B, K]`` float label-map
             ids, ``[B]``.
         """
-        if self._closed:
-            raise ModelError(f"model '{self.path}' is closed")
-        images = np.asarray(images_rgb)
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ModelError(f"predict() wants RGB images [B, H, W, 3]; got shape {images.shape}")
+        images = checked_images(images_rgb, self.path, closed=self._closed)
         if images.dtype != np.uint8:
             images = np.clip(images, 0, 255).astype(np.uint8)
         t0 = time.perf_counter()

@@ -28,7 +28,7 @@ from detector.imagefiles import load_image
 from detector.model.backends.auto import compare_with_tf
 from detector.model.backends.extra import require
 from detector.model.backends.ircache import cache_root, int8_report_path, ir_path, save_ir
-from detector.model.backends.openvino import convert_network, prepare_graph
+from detector.model.backends.openvino import PreparedGraph, convert_network, prepare_graph
 from detector.model.backends.parity import MIN_IOU, MIN_RATIO, SCORE_THRESHOLD, ParityReport
 from detector.model.loader import TensorNames
 
@@ -176,7 +176,33 @@ def quantize(
     """
     ov = require("openvino")
     nncf = require("nncf")
+    _check_sources(calibration, held_out, frames)
+    tensors = tensors if tensors is not None else TensorNames()
+    prep = prepare_graph(graph, tensors, allow_unsafe_ops=allow_unsafe_ops)
+    root = cache_root(prep.path, cache_dir)
+    model = _fp32_network(ov, root, prep)
+    calib = network_inputs(read_images(calibration, frames), prep.input_size)
+    gate_images = read_images(held_out, held_out_count)
+    candidate = _calibrate(nncf, model, prep, calibration, calib)
+    final, report = _keep_if_passes(
+        candidate,
+        root,
+        held_out,
+        gate_images,
+        tensors=tensors,
+        allow_unsafe_ops=allow_unsafe_ops,
+        threshold=threshold,
+        min_iou=min_iou,
+        min_ratio=min_ratio,
+    )
+    log.info("quantize: %s", report.summary())
+    return QuantizeResult(
+        final, int8_report_path(final), report, candidate.frames, candidate.quantize_s
+    )
 
+
+def _check_sources(calibration: str | Path, held_out: str | Path, frames: int) -> None:
+    """Refuse gate images that are the calibration frames, and fewer than 1 frame."""
     if Path(calibration).resolve() == Path(held_out).resolve():
         raise ConfigError(
             f"the gate images must be held apart from the calibration frames; both are "
@@ -185,35 +211,56 @@ def quantize(
         )
     if frames < 1:
         raise ConfigError(f"calibration frames must be at least 1; got {frames}")
-    tensors = tensors if tensors is not None else TensorNames()
-    prep = prepare_graph(graph, tensors, allow_unsafe_ops=allow_unsafe_ops)
-    root = cache_root(prep.path, cache_dir)
+
+
+def _fp32_network(ov: Any, root: Path, prep: PreparedGraph) -> Any:
+    """The graph's network in OpenVINO at fp32: from the IR cache, else converted and cached."""
     fp32_ir = ir_path(root, prep, "fp32")
-    model = ov.Core().read_model(str(fp32_ir)) if fp32_ir.is_file() else None
-    if model is None:
-        model = convert_network(prep)
-        save_ir(model, fp32_ir)
-    calib = network_inputs(read_images(calibration, frames), prep.input_size)
-    gate_images = read_images(held_out, held_out_count)
+    if fp32_ir.is_file():
+        return ov.Core().read_model(str(fp32_ir))
+    model = convert_network(prep)
+    save_ir(model, fp32_ir)
+    return model
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """An int8 network fresh from NNCF, and what made it (for the gate and its report)."""
+
+    network: Any
+    prep: PreparedGraph
+    calibration: str | Path
+    frames: int
+    quantize_s: float
+
+
+def _calibrate(
+    nncf: Any, model: Any, prep: PreparedGraph, calibration: str | Path, calib: list[np.ndarray]
+) -> _Candidate:
+    """Quantize the fp32 network on the calibration inputs (timed)."""
     log.info("quantize: calibrating on %d frames of '%s'", len(calib), calibration)
     t = time.perf_counter()
     quantized = nncf.quantize(model, nncf.Dataset(calib), subset_size=len(calib))
-    quantize_s = time.perf_counter() - t
+    return _Candidate(quantized, prep, calibration, len(calib), time.perf_counter() - t)
+
+
+def _keep_if_passes(
+    candidate: _Candidate,
+    root: Path,
+    held_out: str | Path,
+    gate_images: list[np.ndarray],
+    **compare: Any,
+) -> tuple[Path, ParityReport]:
+    """Run the candidate beside the TF graph on the held-apart images; move it into the cache
+    with its JSON report when it passes, else raise :class:`QuantizationRefused`. Nothing of a
+    refused candidate is kept. ``compare``: the keywords of ``compare_with_tf``."""
+    prep = candidate.prep
     final = ir_path(root, prep, "int8")
-    candidate = final.with_name(final.name.replace(".int8.xml", ".int8-candidate.xml"))
-    save_ir(quantized, candidate)
+    staged = final.with_name(final.name.replace(".int8.xml", ".int8-candidate.xml"))
+    save_ir(candidate.network, staged)
     try:
         report = compare_with_tf(
-            prep.path,
-            gate_images,
-            precision="int8",
-            tensors=tensors,
-            allow_unsafe_ops=allow_unsafe_ops,
-            cache_dir=root,
-            ir=candidate,
-            threshold=threshold,
-            min_iou=min_iou,
-            min_ratio=min_ratio,
+            prep.path, gate_images, precision="int8", cache_dir=root, ir=staged, **compare
         )
         if not report.passed:
             raise QuantizationRefused(
@@ -226,19 +273,18 @@ def quantize(
         doc = {
             "graph": str(prep.path),
             "graph_sha256": prep.sha256,
-            "openvino": ov.get_version(),
-            "nncf": nncf.__version__,
-            "calibration": str(calibration),
-            "calibration_frames": len(calib),
+            "openvino": require("openvino").get_version(),
+            "nncf": require("nncf").__version__,
+            "calibration": str(candidate.calibration),
+            "calibration_frames": candidate.frames,
             "held_out": str(held_out),
-            "quantize_s": round(quantize_s, 2),
+            "quantize_s": round(candidate.quantize_s, 2),
             "parity": report.to_dict(),
         }
         for suffix in (".bin", ".xml"):
-            candidate.with_suffix(suffix).replace(final.with_suffix(suffix))
+            staged.with_suffix(suffix).replace(final.with_suffix(suffix))
         int8_report_path(final).write_text(json.dumps(doc, indent=2) + "\n")
     finally:
         for suffix in (".bin", ".xml"):
-            candidate.with_suffix(suffix).unlink(missing_ok=True)
-    log.info("quantize: %s", report.summary())
-    return QuantizeResult(final, int8_report_path(final), report, len(calib), quantize_s)
+            staged.with_suffix(suffix).unlink(missing_ok=True)
+    return final, report
