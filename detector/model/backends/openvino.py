@@ -41,8 +41,8 @@ from detector.model.backends.ircache import (
     save_ir,
     write_json,
 )
-from detector.model.backends.ovmodel import NumpyPost, OpenVinoModel, TfPost, output_indices
 from detector.model.backends.nms_graph import Unsupported
+from detector.model.backends.ovmodel import NumpyPost, OpenVinoModel, TfPost, output_indices
 from detector.model.backends.ssd_graph import post_roles, read_ssd_post
 from detector.model.backends.ssd_post import SsdPostprocess
 from detector.model.formats import detect_format
