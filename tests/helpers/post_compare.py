@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
+
+
+def rgb_photos(folder: Path) -> list[np.ndarray]:
+    """Every image of ``folder`` that decodes, as RGB, in name order."""
+    frames = []
+    for path in sorted(Path(folder).iterdir()):
+        bgr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+        if bgr is not None:
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return frames
 
 
 def tf_outputs(graph: Path, prep: object, images: list[np.ndarray]) -> list[tuple]:

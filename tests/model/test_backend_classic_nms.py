@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from helpers.classic_nms import classic_from
-from helpers.post_compare import assert_same, tf_outputs
+from helpers.post_compare import assert_same, rgb_photos, tf_outputs
 from helpers.tiny_ssd import build_tiny_ssd
 
 from detector.model.backends import load_backend_model, openvino_available
@@ -74,11 +74,7 @@ def test_a_classic_export_of_the_default_model_equals_tf_on_photos_and_video_fra
     default_graph: Path, photos_dir: Path, sample_video: Path, tmp_path: Path
 ) -> None:
     graph = classic_from(default_graph, tmp_path / "classic.pb")
-    frames = []
-    for path in sorted(photos_dir.iterdir()):
-        bgr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
-        if bgr is not None:
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    frames = rgb_photos(photos_dir)
     photos = len(frames)
     cap = cv2.VideoCapture(str(sample_video))
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))

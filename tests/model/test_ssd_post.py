@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers.post_compare import assert_same, tf_outputs
+from helpers.post_compare import assert_same, rgb_photos, tf_outputs
 from helpers.tiny_ssd import build_tiny_ssd
 
 from detector.model.backends.ssd_post import (
@@ -130,11 +130,7 @@ def test_default_model_equals_tf_on_the_photos_and_300_video_frames(
     from detector.model.backends.ssd_graph import post_roles, read_ssd_post
 
     prep = prepare_graph(default_graph)
-    frames = []
-    for path in sorted(photos_dir.iterdir()):
-        bgr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
-        if bgr is not None:
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    frames = rgb_photos(photos_dir)
     photos = len(frames)
     cap = cv2.VideoCapture(str(sample_video))
     while len(frames) < photos + 300:

@@ -109,26 +109,24 @@ def _descendants(graph_def: Any, tensor: str) -> set[str]:
     for n in graph_def.node:
         for i in n.input:
             users.setdefault(i.lstrip("^").split(":")[0], []).append(n.name)
-    seen: set[str] = set()
-    stack = [tensor.split(":")[0]]
-    while stack:
-        name = stack.pop()
-        if name not in seen:
-            seen.add(name)
-            stack.extend(users.get(name, []))
-    return seen
+    return _reach(users, tensor)
 
 
 def _ancestors(graph_def: Any, tensor: str) -> set[str]:
     """Names of the nodes a tensor of a ``GraphDef`` is computed from (itself included)."""
     inputs = {n.name: [i.lstrip("^").split(":")[0] for i in n.input] for n in graph_def.node}
+    return _reach(inputs, tensor)
+
+
+def _reach(edges: dict[str, list[str]], tensor: str) -> set[str]:
+    """The node of ``tensor`` and every node ``edges`` lead to from it."""
     seen: set[str] = set()
     stack = [tensor.lstrip("^").split(":")[0]]
     while stack:
         name = stack.pop()
         if name not in seen:
             seen.add(name)
-            stack.extend(inputs.get(name, []))
+            stack.extend(edges.get(name, []))
     return seen
 
 
