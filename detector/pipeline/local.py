@@ -12,7 +12,7 @@ import logging
 import threading
 from contextlib import ExitStack
 from dataclasses import replace
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from detector.config import Config, ModelConfig, parse_address
 from detector.engine import Engine
@@ -38,6 +38,9 @@ from detector.pipeline.stages import inference_workers
 from detector.sources import SourceSpec
 from detector.track.settings import TrackSettings
 from detector.types import RunStats
+
+if TYPE_CHECKING:  # the service's modules import FastAPI: only a run with --serve loads them
+    from detector.service.sources import SpecRunner
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +134,7 @@ def source_job(config: Config, labels: LabelMap, model: Any) -> SourceJob:
     )
 
 
-def spec_runner(labels: LabelMap, model: Any) -> Any:
+def spec_runner(labels: LabelMap, model: Any) -> SpecRunner:
     """Runs a source added at run time through the loaded ``model``, with its own config:
     ``(config, spec, record, feed, halt) -> RunStats`` (see :mod:`detector.service.sources`)."""
 
