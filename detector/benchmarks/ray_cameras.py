@@ -97,14 +97,15 @@ def video_jpegs(video: Path, count: int = 100, width: int = 640) -> list[bytes]:
     return out
 
 
-def _rss_mb(pid: int) -> float | None:
+def _usage(pid: int) -> tuple[float, float] | None:
+    """A process's resident memory (MB) and CPU seconds so far, from /proc."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return None
+    rss = next((int(ln.split()[1]) / 1024 for ln in status if ln.startswith("VmRSS:")), 0.0)
+    return rss, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _workers(folder: Path) -> list[int]:
@@ -129,31 +130,34 @@ def one_run(
     cmd += [a for u in urls for a in ("--source", u)]
     cmd += ["--max-frames", str(frames), "--ray-placement", pins, "--ray-cpus-per-source", "0.5"]
     cmd += ["--output", str(out), "--name", name]
-    t0 = time.perf_counter()
     err = out / f"{name}.stderr"
     with err.open("wb") as err_file:
         proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=err_file)
         rss: dict[int, float] = {}
-        while True:  # the workers' memory while they run; the driver's CPU time at its end
+        cpu: dict[int, float] = {}
+        while True:  # the workers' memory and CPU while they run; the driver's CPU at its end
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             for worker in _workers(out / name):
-                got = _rss_mb(worker)
+                got = _usage(worker)
                 if got is not None:
-                    rss[worker] = max(rss.get(worker, 0.0), got)
+                    rss[worker] = max(rss.get(worker, 0.0), got[0])
+                    cpu[worker] = got[1]
             time.sleep(0.5)
     proc.returncode = code = os.waitstatus_to_exitcode(status)
     if code != 0 or not (out / name / "run.json").is_file():
         lines = err.read_text(errors="replace").strip().splitlines()
         return {"error": lines[-1] if lines else f"exit {code}"}
-    return _figures(out / name, rss, time.perf_counter() - t0, usage)
+    return _figures(out / name, rss, cpu, usage)
 
 
-def _figures(folder: Path, rss: dict[int, float], wall: float, usage: Any) -> dict[str, Any]:
-    """Held frames, p95 latency, start-up and memory per worker, from the run's records."""
+def _figures(
+    folder: Path, rss: dict[int, float], cpu: dict[int, float], usage: Any
+) -> dict[str, Any]:
+    """Held frames, p95 latency, start-up, memory and CPU per worker, from the run's records."""
     read = processed = 0
-    p95s, waits, starts = [], [], []
+    p95s, waits, starts, models = [], [], [], []
     for record in folder.glob("*/run.json"):
         data = json.loads(record.read_text())
         for seg in data.get("segments", []):
@@ -165,7 +169,11 @@ def _figures(folder: Path, rss: dict[int, float], wall: float, usage: Any) -> di
                 p95s.append(float(stats["latency_ms_p95"]))
             if seg.get("start_wait_s") is not None:
                 waits.append(float(seg["start_wait_s"]))
-            starts.append(float((seg.get("worker") or {}).get("start_s") or 0.0))
+            worker = seg.get("worker") or {}
+            starts.append(float(worker.get("start_s") or 0.0))
+            mem = worker.get("rss_mb") or {}
+            if mem.get("with_model") and mem.get("before_model"):
+                models.append(mem["with_model"] - mem["before_model"])
     top = json.loads((folder / "run.json").read_text())
     cams = len(top.get("sources", []))
     elapsed = float((top.get("stats") or {}).get("elapsed_s") or 0.0)
@@ -176,7 +184,8 @@ def _figures(folder: Path, rss: dict[int, float], wall: float, usage: Any) -> di
         "worker_rss_mb": sum(rss.values()) / len(rss) if rss else None,
         "worker_start_s": sum(waits) / len(waits) if waits else None,
         "model_load_s": sum(starts) / len(starts) if starts else None,
-        "wall_s": wall,
+        "model_mb": sum(models) / len(models) if models else None,
+        "worker_cpu": sum(cpu.values()) / (len(cpu) * elapsed) if cpu and elapsed else None,
         "driver_cpu_s": usage.ru_utime + usage.ru_stime,
         "driver_cpu_per_camera": (
             (usage.ru_utime + usage.ru_stime) / (cams * elapsed) if cams and elapsed else None
@@ -185,7 +194,7 @@ def _figures(folder: Path, rss: dict[int, float], wall: float, usage: Any) -> di
 
 
 def cameras_bench(
-    video: Path, tmp: Path, counts: tuple[int, ...] = (2, 4), frames: int = 150
+    video: Path, tmp: Path, counts: tuple[int, ...] = (2, 4), frames: int = 300
 ) -> dict[str, Any]:
     """``counts`` cameras at 10 FPS for ``frames`` frames each, on one node then two, on one
     cluster of two nodes started here (8 logical CPUs each; the machine's cores are shared).
@@ -193,12 +202,14 @@ def cameras_bench(
     Returns:
         ``rows``: per camera count and layout, the figures of :func:`_figures` (or ``error``).
     """
+    # before Ray is imported: every node on loopback, token authentication (Ray's default
+    # for new clusters; the run joins by address with the machine's token)
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
     try:
         from ray.cluster_utils import Cluster
     except ImportError:
         return {"error": "Ray is not installed: .venv/bin/python -m pip install 'ray[data]'"}
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # every node on loopback
-    os.environ.setdefault("RAY_AUTH_MODE", "token")
     tmp.mkdir(parents=True, exist_ok=True)
     cams = MjpegCameras(video_jpegs(video), max(counts))
     head = {"num_cpus": 8, "resources": {"bench_a": 64.0}, "include_dashboard": False}
@@ -225,7 +236,8 @@ def format_lines(res: dict[str, Any]) -> list[str]:
     lines = [
         f"cameras on ray ({res['fps']:g} FPS MJPEG cameras, {res['frames']} frames each; "
         "one worker per camera, its own model; nodes of one cluster on this machine):",
-        "  cams nodes  held   p95 ms  worker MB  worker start s  model load s  driver CPU/cam",
+        "  cams nodes  held   p95 ms  worker MB (model)  worker CPU  worker start s  "
+        "model load s  driver CPU s",
     ]
     for r in res["rows"]:
         if "error" in r:
@@ -237,8 +249,9 @@ def format_lines(res: dict[str, Any]) -> list[str]:
 
         lines.append(
             f"  {r['cameras']:>4} {r['nodes']:>5}  {f(r['held'], '.1%'):>5}  "
-            f"{f(r['p95_ms'], '.0f'):>6}  {f(r['worker_rss_mb'], '.0f'):>9}  "
+            f"{f(r['p95_ms'], '.0f'):>6}  {f(r['worker_rss_mb'], '.0f'):>9} "
+            f"({f(r.get('model_mb'), '.0f'):>5})  {f(r.get('worker_cpu'), '.0%'):>10}  "
             f"{f(r['worker_start_s'], '.1f'):>14}  {f(r['model_load_s'], '.1f'):>12}  "
-            f"{f(r['driver_cpu_per_camera'], '.1%'):>14}"
+            f"{f(r['driver_cpu_s'], '.1f'):>12}"
         )
     return lines

@@ -14,6 +14,7 @@ actor's threads: :meth:`status` and :meth:`stop` answer while :meth:`run` runs.
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import threading
 import time
@@ -82,6 +83,11 @@ def where() -> dict[str, Any]:
     }
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+
+
 class CameraWorker:
     """One live source's worker (the body of a Ray actor; see the module docstring)."""
 
@@ -92,8 +98,10 @@ class CameraWorker:
         self.place = where()
         self.part = 0
         track = track_settings(job.config)
+        self.rss_mb = {"before_model": _peak_rss_mb()}
         model: Any = load_with(job.model)
         warmup_ms = model.warm_up(runs=1)
+        self.rss_mb["with_model"] = _peak_rss_mb()
         self.model = model
         self.model_entry = model_entry(job.model, model, warmup_ms)
         from detector.engine import Engine
@@ -108,7 +116,7 @@ class CameraWorker:
 
     def where(self) -> dict[str, Any]:
         """This worker's process and node, and how long it took to start (model loaded)."""
-        return {**self.place, "start_s": self.start_s, "part": self.part}
+        return {**self.place, "start_s": self.start_s, "part": self.part, "rss_mb": self.rss_mb}
 
     def run(self, part: int, max_frames: int | None) -> dict[str, Any]:
         """Run the source into segment ``part`` until it ends, fails or :meth:`stop`; up to
