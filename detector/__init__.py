@@ -9,6 +9,7 @@ The public API (details: docs/API.md)::
     for result in model.stream("clip.mp4"):         # a FrameResult per frame, in order
         ...
     stats = detector.run(source="clip.mp4", coco=True)   # the whole app, as `detector run`
+    detector.serve(model, port=8080)                # the HTTP service on that model
 
 Importing this package is cheap: the names above load on first use, and TensorFlow only
 when a model loads (inside :mod:`detector.model`, :mod:`detector.tflite`,
@@ -38,7 +39,7 @@ _LAZY = {
     "ConfigError": "detector.errors",
     "ModelError": "detector.errors",
     "SourceError": "detector.errors",
-    "serve": "detector.service",  # the detection service (FastAPI, loaded on first use)
+    "serve": "detector.service.runner",  # the detection service (FastAPI, loaded on first use)
 }
 
 __all__ = [
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
     from detector.api import Detector, ResultStream, run
     from detector.config import Config, load_config
     from detector.errors import ConfigError, DetectorError, ModelError, SourceError
+    from detector.service.runner import serve
     from detector.types import Detections, Frame, FrameResult, RunStats, SourceInfo
 
 

@@ -29,7 +29,7 @@ from detector.app import (
     run_app,
     track_settings,
 )
-from detector.config import Config, keyword_overrides, load_config
+from detector.config import Config, keyword_overrides, load_config, with_overrides
 from detector.engine import Engine
 from detector.errors import ConfigError, SourceError
 from detector.events.collect import EventCollector
@@ -39,8 +39,10 @@ from detector.imagefiles import read_image
 from detector.labels import LabelMap, load_label_map
 from detector.model.backends import check_backend
 from detector.model.loader import require_model_path
+from detector.model.options import ModelOptions
 from detector.paths import display_path
 from detector.pipeline.channel import Channel, Closed
+from detector.pipeline.prelude import model_entry
 from detector.pipeline.signals import new_run
 from detector.pipeline.stages import PipelineOptions, inference_workers, run_pipeline
 from detector.sources import Source, open_source
@@ -95,13 +97,25 @@ class Detector:
         config: PathLike | None = None,
         **settings: object,
     ) -> None:
-        new_run()  # a Ctrl-C an earlier run received does not count against this one
         given = dict(
             model=model, labels=labels, backend=backend, threshold=threshold, classes=classes
         )
         self._config_file = config
-        self._overrides = keyword_overrides({**given, **settings})
-        self.config: Config = load_config(config, self._overrides)
+        self._overrides: dict[str, object] | None = keyword_overrides({**given, **settings})
+        self._load(load_config(config, self._overrides))
+
+    @classmethod
+    def from_config(cls, config: Config) -> Detector:
+        """A detector for a loaded :class:`~detector.config.Config` (its ``model`` and
+        ``detect`` sections; the other sections are kept for :meth:`stream`)."""
+        self = cls.__new__(cls)
+        self._config_file, self._overrides = None, None
+        self._load(config)
+        return self
+
+    def _load(self, config: Config) -> None:
+        new_run()  # a Ctrl-C an earlier run received does not count against this one
+        self.config: Config = config
         mc = self.config.model
         check_backend(mc.backend, mc.precision)
         require_model_path(mc.path)
@@ -109,10 +123,12 @@ class Detector:
         self._class_ids = self.label_map.resolve_classes(self.config.detect.classes)
         self._model: Any = load_configured_model(mc, mc.workers)
         try:
-            self._model.warm_up(runs=max(1, self.config.run.warmup_frames))
+            warmup_ms = self._model.warm_up(runs=max(1, self.config.run.warmup_frames))
         except BaseException:
             self._model.close()
             raise
+        options = ModelOptions.from_model(mc).sharing(mc.workers)
+        self._entry = model_entry(options, self._model, warmup_ms)
         dc = self.config.detect
         self._engine: Engine = Engine(self._model, dc.threshold, self._class_ids, dc.max_boxes)
         self._closed = False
@@ -126,6 +142,25 @@ class Detector:
     def model_path(self) -> Path:
         """The model file or folder this detector runs."""
         return Path(self.config.model.path)
+
+    @property
+    def model(self) -> Any:
+        """The loaded model (``predict(images_rgb)`` → TF OD API arrays; thread-safe): what
+        a service shares between its detection API and its sources."""
+        self._check_open()
+        return self._model
+
+    @property
+    def engine(self) -> Engine:
+        """The model behind the app's :class:`~detector.engine.Engine` (this detector's
+        threshold, classes and ``max_boxes``)."""
+        self._check_open()
+        return self._engine
+
+    def describe(self) -> dict[str, Any]:
+        """What runs the model, as ``run.json`` records it: path, backend (and why),
+        format, device, precision, load and warm-up times."""
+        return dict(self._entry)
 
     def predict(self, image: ImageLike) -> Detections:
         """Detect objects in one image.
@@ -201,7 +236,7 @@ class Detector:
             )
         if buffer < 1:
             raise ConfigError(f"stream(): buffer must be at least 1; got {buffer}")
-        config = load_config(self._config_file, {**self._overrides, **extra})
+        config = self._config_with(extra)
         engine = self._engine_for(config)  # a tracker's errors come before the source
         opened = _open(source, config)
         outcome = _Outcome()  # shared with the pipeline's thread, which must not hold the stream
@@ -232,6 +267,12 @@ class Detector:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("this Detector is closed")
+
+    def _config_with(self, extra: dict[str, object]) -> Config:
+        """This detector's config with ``extra`` keys over it (a stream's settings)."""
+        if self._overrides is None:  # made from a Config
+            return with_overrides(self.config, extra, "stream()")
+        return load_config(self._config_file, {**self._overrides, **extra})
 
     def _engine_for(self, config: Config) -> Engine:
         """The engine a stream runs (ByteTrack also takes low scores) and its tracker settings."""

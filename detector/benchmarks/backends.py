@@ -317,23 +317,20 @@ def backend_rows(
     only: Sequence[str] | None = None,
     rss_frames: int = 1000,
     streams_seconds: float = 8.0,
+    ray_rounds: int = 2,
 ) -> dict[str, Any]:
     """The backend section: every row's numbers, parity, start-up, memory, post-processing,
-    the many-camera line and the goals.
+    the many-camera line, the Ray engine's fixed cost per backend and the goals.
 
     ``only`` names the rows to measure (default: all of ``ROWS``); ``streams_seconds`` 0
-    leaves the many-camera trials out.
+    leaves the many-camera trials out, ``ray_rounds`` 0 the Ray runs.
     """
 
     t_start = time.perf_counter()
     cache = Path(cache_dir) / "openvino"
     cache.mkdir(parents=True, exist_ok=True)
     out: dict[str, Any] = {"rows": {}, "frames": frames, "repeats": repeats}
-    rows = [
-        r for r in ROWS if (r[1] == "tf" or openvino_available()) and (not only or r[0] in only)
-    ]
-    if not openvino_available():
-        out["note"] = "openvino not installed: bash .ci/setup installs the extra"
+    rows = _rows_to_measure(out, only)
     if any(r[2] == "int8" for r in rows):
         out["int8"] = _ensure_int8(model, video, photos, cache, calibration_frames, progress)
         if "error" in out["int8"]:
@@ -353,18 +350,26 @@ def backend_rows(
         out["rows"][name] = _row(runs[name], reference, threshold)
         out["rows"][name].update(backend=backend, precision=precision)
     out["startup"] = _startup(model, video, cache, common, rows, progress)
-    fastpath.add_figures(
-        out, rows, dict(common, cache_dir=cache), rss_frames, progress, backend_worker
-    )
-    out["post"] = fastpath.post(model, video, frames, threshold, progress)
-    if streams_seconds > 0:
-        out["streams"] = fastpath.streams(model, labels, video, cache, streams_seconds, progress)
+    common = dict(common, cache_dir=cache)
+    fastpath.add_figures(out, rows, common, rss_frames, progress, backend_worker)
+    ray_photos = photos if ray_rounds > 0 else None
+    fastpath.add_fast_path(out, common, streams_seconds, progress, ray_photos, ray_rounds)
     progress("backends: LiteRT peer")
     out["peer_litert"] = _peer(tflite, video, frames, warmup, repeats)
     out["goals"] = goals(out)
     out["load_avg_1m_end"] = _loadavg()
     out["elapsed_s"] = time.perf_counter() - t_start
     return out
+
+
+def _rows_to_measure(out: dict[str, Any], only: Sequence[str] | None) -> list[tuple[str, str, str]]:
+    """``ROWS`` named in ``only`` (all when empty), the openvino ones only when installed
+    (else a note in ``out`` says so)."""
+    if not openvino_available():
+        out["note"] = "openvino not installed: bash .ci/setup installs the extra"
+    return [
+        r for r in ROWS if (r[1] == "tf" or openvino_available()) and (not only or r[0] in only)
+    ]
 
 
 def _interleaved(

@@ -104,6 +104,10 @@ def _default_goals(section: dict[str, Any]) -> list[dict[str, Any]]:
     )
     cams = section.get("streams", {}).get("default", {}).get("largest_n")
     out += _goal("10 fps cameras held, default backend", cams, "≥ 10", (cams or 0) >= 10)
+    ray = section.get("ray_fixed", {}).get("x_tf")
+    out += _goal(
+        "Ray fixed cost, openvino ÷ tf actors", ray, "≤ 0.5", ray is not None and ray <= 0.5
+    )
     return out
 
 
@@ -144,16 +148,55 @@ def format_side_by_side(section: dict[str, Any]) -> list[str]:
             continue
         batch = s.get("batch_fps")
         extra = (
-            f"; network f/s at batch 1/2/4: {f(batch.get('1'))}/{f(batch.get('2'))}/"
-            f"{f(batch.get('4'))} (best {batch.get('best')})"
+            "; network at batch 1/2/4: "
+            + "/".join(f(batch.get(str(b))) for b in (1, 2, 4))
+            + " f/s, "
+            + "/".join(f(batch.get(f"cpu_ms_{b}")) for b in (1, 2, 4))
+            + f" CPU-ms a frame (best {batch.get('best')})"
             if batch
             else ""
         )
+        held = s.get("trials", {}).get(str(s.get("largest_n")), {})
+        cpu = held.get("cpu_ms_per_frame")
         lines.append(
             f"  streams, {name} ({s.get('backend')} {s.get('precision')}): {s.get('largest_n')} "
-            f"cameras at 10 f/s held (every one ≥ 95% of its frames, p95 ≤ 200 ms){extra}"
+            f"cameras at 10 f/s held (every one ≥ 95% of its frames, p95 ≤ 200 ms; "
+            f"{f(cpu)} CPU-ms a frame){extra}"
         )
+        parts = s.get("cpu_parts")
+        if parts:
+            lines.append(
+                f"    CPU-ms a frame, part by part: engine {f(parts.get('engine'))} (BGR→RGB, "
+                f"resize, network, post-processing), render + outputs "
+                f"{f(parts.get('render_and_outputs'))} (of which drawing {f(parts.get('draw'))})"
+            )
+    lines += _ray_lines(section.get("ray_fixed"))
     return lines
+
+
+def _ray_lines(ray: dict[str, Any] | None) -> list[str]:
+    """The Ray engine's fixed cost, tf actors beside openvino actors."""
+    if not ray:
+        return []
+    if "error" in ray:
+        return [f"  Ray engine's fixed cost: error: {str(ray['error']).splitlines()[-1][:120]}"]
+    parts = []
+    for backend in ("tf", "openvino"):
+        run = ray.get(backend, {})
+        if "error" in run:
+            parts.append(f"{backend} actors: error {str(run['error']).splitlines()[-1][:80]}")
+        elif run:
+            parts.append(
+                f"{backend} actors {run['start_to_first_result_s']:.1f} s (Ray's start "
+                f"{run['ray_start_s']:.1f} + actors to first result {run['first_result_s']:.1f}; "
+                f"whole command {run['wall_s']:.1f} s)"
+            )
+    ratio = ray.get("x_tf")
+    tail = f"; openvino ÷ tf {ratio:.2f}" if ratio is not None else ""
+    return [
+        f"  Ray engine's fixed cost, Ray start to first result ({ray.get('images')} photos, "
+        f"{ray.get('actors')} actors): " + ", ".join(parts) + tail
+    ]
 
 
 def format_backends(section: dict[str, Any]) -> str:

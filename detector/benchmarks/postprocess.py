@@ -21,14 +21,10 @@ import numpy as np
 
 from detector.benchmarks.media import decode_frames
 from detector.model.backends.ircache import ir_path, save_ir
+from detector.model.backends.nms_graph import Unsupported
 from detector.model.backends.openvino import convert_network, network_outputs, prepare_graph
 from detector.model.backends.ovmodel import TfPost
-from detector.model.backends.ssd_graph import (
-    Unsupported,
-    compare_outputs,
-    post_roles,
-    read_ssd_post,
-)
+from detector.model.backends.ssd_graph import compare_outputs, post_roles, read_ssd_post
 
 
 def post_timing(model: Path, video: Path, frames: int, threshold: float) -> dict[str, Any]:

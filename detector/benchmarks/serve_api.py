@@ -99,6 +99,78 @@ def _load(host: str, port: int, photos: Sequence[bytes], clients: int, each: int
     }
 
 
+Service = tuple[subprocess.Popen[str], str, int]
+
+
+def _start_modes(
+    model: Path,
+    labels: Path | None,
+    tmp: Path,
+    workers: int,
+    photos: Sequence[bytes],
+    progress: Callable[[str], None],
+) -> dict[str, Service]:
+    """One service per mode, each warmed up; those started so far are stopped on an error."""
+    services: dict[str, Service] = {}
+    try:
+        for mode, batch in MODES.items():
+            config = tmp / f"serve-{mode}.yml"
+            config.write_text(
+                f"model:\n  path: {model}\n  labels: {labels if labels else 'null'}\n"
+                f"  workers: {workers}\n"
+                f"output:\n  dir: {tmp / 'runs'}\n"
+                f"serve:\n  batch_size: {batch}\n  rate_limit: 0\n  queue: 64\n",
+                encoding="utf-8",
+            )
+            progress(f"serve: starting the {mode} service (batch size {batch})")
+            services[mode] = _start(config, tmp)
+            _load(services[mode][1], services[mode][2], photos, 2, 8)  # warm-up
+    except BaseException:
+        _stop(services)
+        raise
+    return services
+
+
+def _stop(services: dict[str, Service]) -> None:
+    """SIGTERM each service (a clean stop), then wait; kill one that does not end."""
+    for proc, _, _ in services.values():
+        proc.send_signal(signal.SIGTERM)
+    for proc, _, _ in services.values():
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _rounds(
+    services: dict[str, Service],
+    photos: Sequence[bytes],
+    clients: Sequence[int],
+    requests: int,
+    rounds: int,
+    progress: Callable[[str], None],
+) -> dict[str, dict[str, Any]]:
+    """Each mode's median figures per client count, over rounds in alternating order."""
+    runs: dict[str, dict[int, list[dict[str, Any]]]] = {m: {c: [] for c in clients} for m in MODES}
+    for r in range(rounds):
+        order = list(MODES) if r % 2 == 0 else list(reversed(MODES))
+        for c in clients:
+            for mode in order:
+                progress(f"serve: round {r + 1}, {mode}, {c} clients")
+                _, host, port = services[mode]
+                runs[mode][c].append(_load(host, port, photos, c, max(c, requests // c)))
+    return {
+        mode: {
+            str(c): {
+                k: statistics.median(row[k] for row in runs[mode][c]) for k in runs[mode][c][0]
+            }
+            for c in clients
+        }
+        for mode in MODES
+    }
+
+
 def serve_api(
     model: Path,
     labels: Path | None,
@@ -121,46 +193,11 @@ def serve_api(
     if not photos:
         raise RuntimeError(f"no .jpg photos in {photos_dir}")
     result: dict[str, Any] = {"photos": len(photos), "requests": requests, "workers": workers}
-    services: dict[str, tuple[subprocess.Popen[str], str, int]] = {}
+    services = _start_modes(model, labels, tmp, workers, photos, progress)
     try:
-        for mode, batch in MODES.items():
-            config = tmp / f"serve-{mode}.yml"
-            config.write_text(
-                f"model:\n  path: {model}\n  labels: {labels if labels else 'null'}\n"
-                f"  workers: {workers}\n"
-                f"output:\n  dir: {tmp / 'runs'}\n"
-                f"serve:\n  batch_size: {batch}\n  rate_limit: 0\n  queue: 64\n",
-                encoding="utf-8",
-            )
-            progress(f"serve: starting the {mode} service (batch size {batch})")
-            services[mode] = _start(config, tmp)
-            _load(services[mode][1], services[mode][2], photos, 2, 8)  # warm-up
-        runs: dict[str, dict[int, list[dict[str, Any]]]] = {
-            m: {c: [] for c in clients} for m in MODES
-        }
-        for r in range(rounds):
-            order = list(MODES) if r % 2 == 0 else list(reversed(MODES))
-            for c in clients:
-                for mode in order:
-                    progress(f"serve: round {r + 1}, {mode}, {c} clients")
-                    _, host, port = services[mode]
-                    runs[mode][c].append(_load(host, port, photos, c, max(c, requests // c)))
-        for mode in MODES:
-            result[mode] = {
-                str(c): {
-                    k: statistics.median(row[k] for row in runs[mode][c]) for k in runs[mode][c][0]
-                }
-                for c in clients
-            }
+        result.update(_rounds(services, photos, clients, requests, rounds, progress))
     finally:
-        for proc, _, _ in services.values():
-            proc.send_signal(signal.SIGTERM)
-        for proc, _, _ in services.values():
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        _stop(services)
     result["rps_ratio"] = {
         str(c): result["batched"][str(c)]["requests_per_s"]
         / result["one_at_a_time"][str(c)]["requests_per_s"]

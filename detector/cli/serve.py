@@ -69,5 +69,5 @@ def handle(args: argparse.Namespace) -> int:
     from detector.service import serve
 
     config = load_config(args.config, overrides_from_args(args))
-    serve(config, args.host, args.port, sources=args.source)
+    serve(config=config, host=args.host, port=args.port, sources=args.source)
     return 0

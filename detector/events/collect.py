@@ -28,6 +28,10 @@ class EventCollector:
             self._events.append(event)
             self.collected += 1
 
+    @property
+    def events_published(self) -> int:
+        return self.collected
+
     def counts(self, topic: str, payload: dict[str, Any]) -> None:
         """The stream's counts are read from its stage; nothing to keep here."""
 

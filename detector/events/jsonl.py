@@ -27,6 +27,10 @@ class EventJsonl:
         self._file.append(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")
         self.lines_written += 1
 
+    @property
+    def events_published(self) -> int:
+        return self.lines_written
+
     def send(self, event: dict[str, Any]) -> None:
         self._worker.put(event)
 

@@ -58,6 +58,7 @@ class MqttSink:
         self.base = f"{spec.topic_prefix}/{topic_part(source)}"
         self.drain_s = drain_s
         self.published = 0  # handed to paho
+        self.events_published = 0  # of those, events (the rest: retained counts, status)
         self.acknowledged = 0  # confirmed by the broker (QoS 0: written to the socket)
         self.refused = 0  # paho's offline queue was full, or QoS 0 with no connection
         self.connects = 0
@@ -147,6 +148,7 @@ class MqttSink:
             return
         with self._lock:
             self.published += 1
+            self.events_published += int(not retain)
             if info.mid in self._early:
                 self._early.discard(info.mid)
                 self.acknowledged += 1

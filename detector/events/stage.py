@@ -33,6 +33,11 @@ class EventSink(Protocol):
 
     name: str
 
+    @property
+    def events_published(self) -> int:
+        """Events this sink has really sent on (written, delivered, handed to the broker)."""
+        ...
+
     def send(self, event: dict[str, Any]) -> None: ...
 
     def counts(self, topic: str, payload: dict[str, Any]) -> None: ...

@@ -60,6 +60,10 @@ class WebhookSink:
         self._worker = QueueWorker("webhook", self._post, queue_size, drain_s)
         log.info("events → webhook %s", self.shown)
 
+    @property
+    def events_published(self) -> int:
+        return self.delivered
+
     def send(self, event: dict[str, Any]) -> None:
         if not self._types or event["type"] in self._types:
             self._worker.put(event)

@@ -12,12 +12,11 @@ import logging
 import threading
 from contextlib import ExitStack
 from dataclasses import replace
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from detector.config import Config, ModelConfig, parse_address
 from detector.engine import Engine
 from detector.errors import SourceError
-from detector.events.setup import engine_threshold
 from detector.labels import LabelMap
 from detector.model.options import ModelOptions, load_with
 from detector.outputs import make_run_dir
@@ -26,11 +25,22 @@ from detector.outputs.summary import print_summary
 from detector.pipeline.many import Job, Outcome, run_jobs, sum_stats
 from detector.pipeline.prelude import Prelude, model_entry
 from detector.pipeline.signals import StopSignals
-from detector.pipeline.source_run import SourceJob, SourceName, run_source, track_settings
+from detector.pipeline.source_run import (
+    SourceJob,
+    SourceName,
+    model_threshold,
+    open_spec,
+    run_source,
+    run_spec,
+    track_settings,
+)
 from detector.pipeline.stages import inference_workers
-from detector.sources import ReconnectPolicy, SourceSpec, open_source
+from detector.sources import SourceSpec
 from detector.track.settings import TrackSettings
 from detector.types import RunStats
+
+if TYPE_CHECKING:  # the service's modules import FastAPI: only a run with --serve loads them
+    from detector.service.sources import SpecRunner
 
 log = logging.getLogger(__name__)
 
@@ -74,22 +84,15 @@ def _engine(prelude: Prelude, model: Any, track: TrackSettings | None) -> Any:
     return Engine(model, threshold, prelude.class_ids, dc.max_boxes)
 
 
-def model_threshold(config: Config, labels: LabelMap, track: TrackSettings | None) -> float:
-    """The engine's threshold: ``detect.threshold``, lower for ByteTrack (it takes the
-    low-score detections too), lowered to the lowest per-class floor (``detect.thresholds``;
-    the filter in front of the tracker restores each class's own)."""
-    base = track.detect_threshold if track is not None else config.detect.threshold
-    return engine_threshold(config, labels, base)
-
-
 def _start_web(config: Config, specs: tuple[SourceSpec, ...], stack: ExitStack) -> Any:
-    """The web view's hub (a feed per source) with its server running, or None."""
+    """The web server (its hub has a feed per source) running, or None. The page is up
+    before the model loads; :func:`_serve_model` adds the routes that need the model."""
     if config.output.serve is None:
         return None
     from detector.outputs.web import Hub, WebServer, access_from
 
     host, port = parse_address(config.output.serve)
-    hub = Hub()
+    hub = Hub(stalled_after_s=config.serve.stalled_after_s)
     for spec in specs:
         hub.add_feed(spec.run_name, spec.shown, live=spec.live)
     title = specs[0].shown if len(specs) == 1 else f"{len(specs)} sources"
@@ -102,24 +105,45 @@ def _start_web(config: Config, specs: tuple[SourceSpec, ...], stack: ExitStack) 
         insecure=config.serve.insecure,
     )
     stack.enter_context(server)
-    return hub
+    return server
 
 
-def reconnect_policy(config: Config) -> ReconnectPolicy:
-    """How live sources reconnect (``source.reconnect*``, ``source.stall_timeout_s``)."""
-    sc = config.source
-    return ReconnectPolicy(
-        attempts=sc.reconnect,
-        first_delay_s=sc.reconnect_delay_s,
-        max_delay_s=max(sc.reconnect_max_delay_s, sc.reconnect_delay_s),
-        stall_timeout_s=sc.stall_timeout_s,
+def _serve_model(
+    server: Any, prelude: Prelude, model: Any, record: RunRecord, stack: ExitStack
+) -> None:
+    """The model is loaded: ``/readyz`` says ready, and the server gets the service's routes
+    (detection API, sources added at run time into the run folder), stopped with ``stack``."""
+    if server is None:
+        return
+    from detector.service.mount import mount
+
+    server.hub.model = record.data["model"]
+    engine = _engine(prelude, model, None)
+    runner = spec_runner(prelude.labels, model)
+    mounted = mount(server, prelude.config, engine, prelude.labels, record.run_dir, runner)
+    stack.callback(mounted.close)
+
+
+def source_job(config: Config, labels: LabelMap, model: Any) -> SourceJob:
+    """What one source of ``config`` needs to run through the loaded ``model``."""
+    track = track_settings(config)
+    threshold = model_threshold(config, labels, track)
+    class_ids = labels.resolve_classes(config.detect.classes)
+    return SourceJob(
+        config, labels, Engine(model, threshold, class_ids, config.detect.max_boxes), track
     )
 
 
-def _open(config: Config, spec: SourceSpec) -> Any:
-    """Open ``spec`` as ``source.*`` asks (size, how live sources reconnect)."""
-    sc = config.source
-    return open_source(spec, width=sc.width, height=sc.height, reconnect=reconnect_policy(config))
+def spec_runner(labels: LabelMap, model: Any) -> SpecRunner:
+    """Runs a source added at run time through the loaded ``model``, with its own config:
+    ``(config, spec, record, feed, halt) -> RunStats`` (see :mod:`detector.service.sources`)."""
+
+    def run(
+        config: Config, spec: SourceSpec, record: RunRecord, feed: Any, halt: threading.Event
+    ) -> RunStats:
+        return run_spec(source_job(config, labels, model), spec, record, feed=feed, halt=halt)
+
+    return run
 
 
 # -- one source ---------------------------------------------------------------------------
@@ -130,16 +154,15 @@ def _run_one(prelude: Prelude, track: TrackSettings | None, out: TextIO) -> RunS
     header = prelude.header("local")
     warmups = config.run.warmup_frames
     with StopSignals().installed() as stop, ExitStack() as stack:
-        hub = _start_web(config, prelude.specs, stack)
-        source = stack.enter_context(_open(config, spec))
+        server = _start_web(config, prelude.specs, stack)
+        source = stack.enter_context(open_spec(config, spec))
         info = source.info
         workers = inference_workers(info.live, config.model.workers)
         size = (info.width or 640, info.height or 480)
         model, header["model"] = load_model(prelude.model, stack, workers, size, warmups)
-        if hub is not None:  # /readyz: ready
-            hub.model = header["model"]
         header["versions"] = versions()
         record = RunRecord(make_run_dir(config.output.dir, prelude.run_name), header)
+        _serve_model(server, prelude, model, record, stack)
         job = SourceJob(config, prelude.labels, _engine(prelude, model, track), track)
         try:
             return run_source(
@@ -147,7 +170,7 @@ def _run_one(prelude: Prelude, track: TrackSettings | None, out: TextIO) -> RunS
                 source,
                 workers,
                 record,
-                feed=hub.feeds[0] if hub is not None else None,
+                feed=server.hub.feeds[0] if server is not None else None,
                 guard=stop,
                 who=SourceName(spec.run_name),
             )
@@ -172,17 +195,16 @@ def _run_many(prelude: Prelude, track: TrackSettings | None, out: TextIO) -> Run
     header = prelude.header("local")
     warmups = config.run.warmup_frames
     with StopSignals().installed(), ExitStack() as stack:
-        hub = _start_web(config, specs, stack)
+        server = _start_web(config, specs, stack)
         model, header["model"] = load_model(
             prelude.model, stack, live + file_workers, warmup_runs=warmups
         )
-        if hub is not None:  # /readyz: ready
-            hub.model = header["model"]
         header["versions"] = versions()
         top = RunRecord(make_run_dir(config.output.dir, prelude.run_name), header)
         top.start()
+        _serve_model(server, prelude, model, top, stack)
         job = SourceJob(config, prelude.labels, _engine(prelude, model, track), track)
-        feeds = hub.feeds if hub is not None else [None] * len(specs)
+        feeds = list(server.hub.feeds[: len(specs)]) if server is not None else [None] * len(specs)
         jobs = [
             (spec.shown, spec.live, _source_job(job, spec, i, top, feeds[i]))
             for i, spec in enumerate(specs)
@@ -199,25 +221,6 @@ def _run_many(prelude: Prelude, track: TrackSettings | None, out: TextIO) -> Run
     if error is not None:
         raise error
     return stats
-
-
-def run_spec(
-    job: SourceJob,
-    spec: SourceSpec,
-    record: RunRecord,
-    *,
-    feed: Any = None,
-    halt: threading.Event | None = None,
-    index: int = 0,
-) -> RunStats:
-    """Open ``spec`` and run it through the shared model into ``record``'s folder until it
-    ends or ``halt`` (one of several sources, or a source the service adds)."""
-    with _open(job.config, spec) as source:
-        workers = inference_workers(source.info.live, job.config.model.workers)
-        who = SourceName(spec.run_name, index)
-        return run_source(
-            job, source, workers, record, feed=feed, halt=halt, label=spec.run_name, who=who
-        )
 
 
 def _source_job(job: SourceJob, spec: SourceSpec, index: int, top: RunRecord, feed: Any) -> Job:

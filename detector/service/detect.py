@@ -64,10 +64,9 @@ class _Refused(Exception):
 
 async def _upload(request: Request, field: str = "image") -> tuple[bytes, dict[str, str]]:
     """The image bytes (multipart field ``field``, or the raw body) and the other form fields."""
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data") or ctype.startswith(
-        "application/x-www-form-urlencoded"
-    ):
+    # Only multipart carries a file: any other body is the image itself (curl --data-binary
+    # and urllib label raw bytes application/x-www-form-urlencoded).
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
         async with request.form(max_files=4, max_fields=32) as form:
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
             part = form.get(field)
@@ -122,7 +121,32 @@ def _refusal(request: Request, api: DetectApi, route: str, exc: _Refused) -> JSO
 def detect_router(api: DetectApi) -> APIRouter:
     """The routes of the detection API over ``api``."""
     router = APIRouter(tags=["detection"])
+    _add_deepstack(router, api)
+    _add_detect(router, api)
+    return router
 
+
+def _predictions(found: Detections, labels: LabelMap) -> list[dict[str, Any]]:
+    """DeepStack's ``predictions``: label, confidence and integer pixel corners."""
+    return [
+        {
+            "label": labels.name(int(c)),
+            "confidence": round(float(s), 4),
+            "y_min": round(float(b[1])),
+            "x_min": round(float(b[0])),
+            "y_max": round(float(b[3])),
+            "x_max": round(float(b[2])),
+        }
+        for b, s, c in zip(found.xyxy, found.scores, found.class_ids, strict=True)
+    ]
+
+
+def _answered(api: DetectApi, route: str, start: float) -> None:
+    api.metrics.requests.labels(route, "200").inc()
+    api.metrics.request_seconds.labels(route).observe(time.perf_counter() - start)
+
+
+def _add_deepstack(router: APIRouter, api: DetectApi) -> None:
     @router.post(
         "/v1/vision/detection",
         summary="DeepStack-compatible object detection",
@@ -141,22 +165,24 @@ def detect_router(api: DetectApi) -> APIRouter:
             _, found, _ = await _detect(api, data)
         except _Refused as exc:
             return _refusal(request, api, route, exc)
-        kept = found.filter(min_conf)
-        predictions = [
-            {
-                "label": api.labels.name(int(c)),
-                "confidence": round(float(s), 4),
-                "y_min": round(float(b[1])),
-                "x_min": round(float(b[0])),
-                "y_max": round(float(b[3])),
-                "x_max": round(float(b[2])),
-            }
-            for b, s, c in zip(kept.xyxy, kept.scores, kept.class_ids, strict=True)
-        ]
-        api.metrics.requests.labels(route, "200").inc()
-        api.metrics.request_seconds.labels(route).observe(time.perf_counter() - start)
+        predictions = _predictions(found.filter(min_conf), api.labels)
+        _answered(api, route, start)
         return JSONResponse({"success": True, "predictions": predictions, "duration": 0})
 
+
+def _classes(api: DetectApi, classes: str | None) -> frozenset[int] | None:
+    """A request's class filter (names or ids, comma-separated), or the default."""
+    if not classes:
+        return api.class_ids
+    try:
+        return api.labels.resolve_classes(
+            [c.strip() for c in classes.split(",") if c.strip()], key="classes"
+        )
+    except ConfigError as exc:
+        raise _Refused(400, str(exc), exc.hint or "") from None
+
+
+def _add_detect(router: APIRouter, api: DetectApi) -> None:
     @router.post(
         "/api/detect",
         summary="Detect objects in one image",
@@ -172,21 +198,13 @@ def detect_router(api: DetectApi) -> APIRouter:
     ) -> Response:
         route, start = "detect", time.perf_counter()
         try:
-            class_ids = api.class_ids
-            if classes:
-                try:
-                    class_ids = api.labels.resolve_classes(
-                        [c.strip() for c in classes.split(",") if c.strip()], key="classes"
-                    )
-                except ConfigError as exc:
-                    raise _Refused(400, str(exc), exc.hint or "") from None
+            class_ids = _classes(api, classes)
             data, _ = await _upload(request)
             image, found, ms = await _detect(api, data)
         except _Refused as exc:
             return _refusal(request, api, route, exc)
         kept = found.filter(api.threshold if threshold is None else threshold, class_ids)
-        api.metrics.requests.labels(route, "200").inc()
-        api.metrics.request_seconds.labels(route).observe(time.perf_counter() - start)
+        _answered(api, route, start)
         if annotated:
             jpeg = await run_in_threadpool(_drawn, image, kept, api.labels)
             return Response(jpeg, media_type="image/jpeg")
@@ -198,8 +216,6 @@ def detect_router(api: DetectApi) -> APIRouter:
                 "detections": detections_json(kept, api.labels),
             }
         )
-
-    return router
 
 
 def _drawn(image: Any, found: Detections, labels: LabelMap) -> bytes:

@@ -1,10 +1,11 @@
-"""Sources started and stopped while the service runs: ``POST``, ``GET``, ``DELETE /api/sources``.
+"""Sources started and stopped while a run serves: ``POST``, ``GET``, ``DELETE /api/sources``.
 
-Each source runs the app's own per-source path (:func:`detector.pipeline.local.run_spec`:
-reconnects, outputs, ``run.json``) on the service's one model, on its own thread, into a
-sub-folder of the service's run folder, and gets a feed on the page. Deleting a source stops
-it between frames and waits for its outputs to be finalized (its video closes and plays).
-Source URIs are shown masked (``rtsp://user:***@host``) in every answer.
+Each source runs the app's own per-source path (the ``run`` it is given:
+:func:`detector.pipeline.local.spec_runner`, reconnects, outputs, ``run.json``) on the run's
+one loaded model, on its own thread, into a sub-folder of the run folder, and gets a feed on
+the page. Deleting a source stops it between frames and waits for its outputs to be finalized
+(its video closes and plays). Source URIs are shown masked (``rtsp://user:***@host``) in
+every answer.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,11 +30,10 @@ from detector.outputs import make_run_dir
 from detector.outputs.record import RunRecord
 from detector.outputs.web.hub import Feed, Hub
 from detector.outputs.web.server import error_response
-from detector.pipeline.local import run_spec
 from detector.pipeline.prelude import run_header
-from detector.pipeline.source_run import SourceJob, track_settings
 from detector.sources import parse_source, redact
 from detector.sources.spec import SourceSpec
+from detector.types import RunStats
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ _STOP_WAIT_S = 60.0
 # Keys a request may change for its source (the rest is the service's config).
 OPTION_SECTIONS = ("detect.", "output.", "source.", "run.max_frames")
 FIXED_KEYS = ("source.uri", "output.dir", "output.serve", "output.show", "detect.track")
+
+#: Runs one source to its end or ``halt``: ``(config, spec, record, feed, halt) -> stats``.
+SpecRunner = Callable[[Config, SourceSpec, RunRecord, Feed, threading.Event], RunStats]
 
 
 class NewSource(BaseModel):
@@ -65,28 +69,21 @@ class _Running:
 
 
 class SourceJobs:
-    """The service's sources: each a thread running one source through the shared model.
+    """The sources added at run time: each a thread running one source through the shared model.
 
     Args:
-        config: The service's config (each source may override a few keys).
-        engine: The shared model behind the app's ``Engine``.
+        config: The run's config (each source may override a few keys).
         labels: Class names.
-        class_ids: The config's class filter.
         hub: Where each source's feed goes (the page, the metrics).
-        run_dir: The service's run folder (a sub-folder per source).
+        run_dir: The run folder (a sub-folder per source).
+        run: Runs one source through the loaded model (the app's per-source path).
     """
 
     def __init__(
-        self,
-        config: Config,
-        engine: Any,
-        labels: LabelMap,
-        class_ids: Any,
-        hub: Hub,
-        run_dir: Path,
+        self, config: Config, labels: LabelMap, hub: Hub, run_dir: Path, run: SpecRunner
     ) -> None:
-        self.config, self.engine, self.labels = config, engine, labels
-        self.class_ids, self.hub, self.run_dir = class_ids, hub, run_dir
+        self.config, self.labels, self.run = config, labels, run
+        self.hub, self.run_dir = hub, run_dir
         self._jobs: dict[str, _Running] = {}
         self._lock = threading.Lock()
 
@@ -98,6 +95,7 @@ class SourceJobs:
         """
         config = self._config_for(options or {})
         spec = parse_source(uri)
+        class_ids = self.labels.resolve_classes(config.detect.classes)
         with self._lock:
             if sum(1 for j in self._jobs.values() if not j.feed.ended) >= MAX_SOURCES:
                 raise DetectorError(
@@ -106,7 +104,7 @@ class SourceJobs:
             name = config.output.name or spec.run_name
             run_dir = make_run_dir(self.run_dir, name)
             feed = self.hub.add_feed(run_dir.name, spec.shown, live=spec.live)
-            record = run_header(config, self.labels, self.class_ids)
+            record = run_header(config, self.labels, class_ids)
             job = _Running(spec, feed, run_dir, record)
             self._jobs[feed.key] = job
         job.thread = threading.Thread(
@@ -130,13 +128,7 @@ class SourceJobs:
 
     def _run(self, job: _Running, config: Config) -> None:
         try:
-            run_spec(
-                SourceJob(config, self.labels, self.engine, track_settings(config)),
-                job.spec,
-                RunRecord(job.run_dir, job.record),
-                feed=job.feed,
-                halt=job.halt,
-            )
+            self.run(config, job.spec, RunRecord(job.run_dir, job.record), job.feed, job.halt)
         except BaseException as exc:
             job.error = redact(str(exc))
             log.error("source %s failed: %s", job.spec.shown, job.error)
@@ -180,16 +172,39 @@ class SourceJobs:
             "status": record.get("status", "starting"),
             "error": job.error or (redact(record["error"]) if record.get("error") else None),
             "outputs": record.get("outputs"),
+            "added": True,
         }
+
+    def describe_feed(self, feed: Feed) -> dict[str, Any]:
+        """One of the run's own sources (given at its start: stopped with the run)."""
+        return {
+            "id": feed.key,
+            "name": feed.name,
+            "uri": feed.uri,
+            "live": feed.live,
+            "state": feed.health(),
+            "frames": feed.counts(),
+            "added": False,
+        }
+
+    def own(self, key: str) -> Feed | None:
+        """The run's own source ``key`` (not added at run time), if there is one."""
+        feed = self.hub.feed(key)
+        return feed if feed is not None and self.get(key) is None else None
+
+    def listing(self) -> list[dict[str, Any]]:
+        """Every source: the run's own, then the added ones, by id."""
+        added = {j.feed.key: self.describe(j) for j in self.all()}
+        return [added.get(f.key) or self.describe_feed(f) for f in list(self.hub.feeds)]
 
 
 def sources_router(jobs: SourceJobs) -> APIRouter:
     """``/api/sources``: list, start and stop sources on the loaded model."""
     router = APIRouter(prefix="/api/sources", tags=["sources"])
 
-    @router.get("", summary="Every source, its state and counts")
+    @router.get("", summary="Every source (the run's own and those added), state and counts")
     async def list_sources() -> dict[str, Any]:
-        return {"sources": [jobs.describe(j) for j in jobs.all()]}
+        return {"sources": jobs.listing()}
 
     @router.post(
         "",
@@ -209,14 +224,23 @@ def sources_router(jobs: SourceJobs) -> APIRouter:
 
     @router.get("/{key}", summary="One source")
     async def get_source(key: str, request: Request) -> Any:
-        job = jobs.get(key)
+        job, own = jobs.get(key), jobs.own(key)
+        if own is not None:
+            return jobs.describe_feed(own)
         if job is None:
             return error_response(request, 404, f"no source {key!r}", hint="GET /api/sources")
         return jobs.describe(job)
 
-    @router.delete("/{key}", summary="Stop a source; its outputs are finalized")
+    @router.delete("/{key}", summary="Stop an added source; its outputs are finalized")
     async def delete_source(key: str, request: Request) -> Any:
         job = jobs.get(key)
+        if jobs.own(key) is not None:
+            return error_response(
+                request,
+                409,
+                f"source {key!r} was given when the run started: it stops with the run",
+                hint="stop the run (Ctrl-C / SIGTERM); DELETE stops sources added over HTTP",
+            )
         if job is None:
             return error_response(request, 404, f"no source {key!r}", hint="GET /api/sources")
         await run_in_threadpool(jobs.stop, job)

@@ -62,6 +62,7 @@ def test_backend_rows_on_a_tiny_graph(tmp_path: Path) -> None:
         only=("tf", "openvino fp32", "openvino int8"),  # bf16 runs the same code as fp32
         rss_frames=30,
         streams_seconds=0,
+        ray_rounds=0,
     )
     rows = section["rows"]
     assert "openvino bf16" not in rows

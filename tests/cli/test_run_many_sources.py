@@ -126,7 +126,7 @@ def test_two_live_cameras_on_one_page_and_a_dead_one_reported(assets, tmp_path, 
             for key in ("0", "1"):
                 page.wait_for_function(
                     f"document.querySelector(\"[data-key='{key}'] td[data-field=state]\")"
-                    ".textContent === 'connected'",
+                    ".textContent === 'running'",
                     timeout=60_000,
                 )
                 assert distinct(page, f"img[data-key='{key}']", 10) >= 10

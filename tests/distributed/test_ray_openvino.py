@@ -41,3 +41,35 @@ def test_ray_actors_run_the_openvino_backend(photos_dir: Path, tmp_path: Path) -
         for a, b in zip(want["detections"], got, strict=True):
             assert abs(a["score"] - b["score"]) <= 1e-4, name
             assert np.allclose(a["box_xyxy"], b["box_xyxy"], atol=0.5), name
+
+
+@pytest.mark.parametrize("backend", ["openvino", "auto"])
+def test_a_files_actor_on_the_converted_model_imports_no_tensorflow(
+    local_ray: Any, default_graph: Path, photos_dir: Path, backend: str
+) -> None:
+    from detector.distributed.actors import ImageActor
+    from detector.distributed.options import ModelSpec
+    from detector.model.backends.auto import choose_backend
+    from detector.model.options import ModelOptions
+
+    def probe(actor: Any, path: str) -> tuple[str, list[Any], bool]:
+        """Inside the actor (a nested function travels by value): its backend, one file's
+        detections, whether TensorFlow got imported."""
+        import sys
+
+        columns = actor({"position": np.asarray([0]), "path": np.asarray([path])})
+        found = json.loads(str(columns["detections"][0]))
+        return getattr(actor.model, "backend", "tf"), found, "tensorflow" in sys.modules
+
+    choose_backend(default_graph)  # converted and gated once (TensorFlow here, not there)
+    spec = ModelSpec(ModelOptions(default_graph, backend=backend).on_actor(1))
+    actor = local_ray.remote(num_cpus=1)(ImageActor).remote(spec)
+    try:
+        used, found, tf_loaded = local_ray.get(
+            actor.__ray_call__.remote(probe, str(photos_dir / "dog.jpg")), timeout=300
+        )
+    finally:
+        local_ray.kill(actor)
+    assert used == "openvino"
+    assert len(found) >= 3  # dog, bicycle, car
+    assert tf_loaded is False

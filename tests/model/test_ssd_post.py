@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers.post_compare import assert_same, rgb_photos, tf_outputs
 from helpers.tiny_ssd import build_tiny_ssd
 
 from detector.model.backends.ssd_post import (
@@ -120,34 +121,6 @@ def test_save_and_load_give_the_same_post_processing(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- against TensorFlow
 
 
-def _tf_outputs(graph: Path, prep: object, images: list[np.ndarray]) -> list[tuple]:
-    """Per image: the cut tensors and the graph's own four outputs, from one TF session."""
-    from detector.model.graphfile import import_graph_def, read_graph_def
-    from detector.model.session import import_tf
-
-    tf = import_tf()
-    tf_graph = import_graph_def(read_graph_def(graph, "frozen_pb"), graph)
-    fetch = [*prep.cut, *prep.outputs]  # type: ignore[attr-defined]
-    with tf.compat.v1.Session(graph=tf_graph) as session:
-        return [tuple(session.run(fetch, {prep.input_name: im[None]})) for im in images]  # type: ignore[attr-defined]
-
-
-def _assert_same(want: tuple, got: tuple, width: int, height: int) -> None:
-    """Row for row (rows of equal score in any order): score within 1e-4, box within 0.5 px."""
-    n = int(want[3][0])
-    assert int(got[3][0]) == n
-    scale = np.array([height, width, height, width])
-
-    def rows(out: tuple) -> np.ndarray:
-        r = np.column_stack([out[1][0, :n], out[2][0, :n], out[0][0, :n] * scale])
-        return r[np.lexsort((*r[:, 5:1:-1].T, r[:, 1], -r[:, 0]))]
-
-    w, g = rows(want), rows(got)
-    np.testing.assert_allclose(g[:, 0], w[:, 0], atol=1e-4)
-    np.testing.assert_array_equal(g[:, 1], w[:, 1])
-    np.testing.assert_allclose(g[:, 2:], w[:, 2:], atol=0.5)
-
-
 @pytest.mark.tf
 @pytest.mark.e2e
 def test_default_model_equals_tf_on_the_photos_and_300_video_frames(
@@ -157,11 +130,7 @@ def test_default_model_equals_tf_on_the_photos_and_300_video_frames(
     from detector.model.backends.ssd_graph import post_roles, read_ssd_post
 
     prep = prepare_graph(default_graph)
-    frames = []
-    for path in sorted(photos_dir.iterdir()):
-        bgr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
-        if bgr is not None:
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    frames = rgb_photos(photos_dir)
     photos = len(frames)
     cap = cv2.VideoCapture(str(sample_video))
     while len(frames) < photos + 300:
@@ -169,13 +138,13 @@ def test_default_model_equals_tf_on_the_photos_and_300_video_frames(
         assert ok
         frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     cap.release()
-    results = _tf_outputs(default_graph, prep, frames)
+    results = tf_outputs(default_graph, prep, frames)
     roles = [list(prep.cut).index(r) for r in post_roles(prep)]
     post = read_ssd_post(prep, [(results[0][roles[0]], results[0][roles[1]])])
     assert post.score_fn == "sigmoid" and post.nms.max_total == 100
     for image, out in zip(frames, results, strict=True):
         got = post.run(out[roles[0]], out[roles[1]])
-        _assert_same(out[len(prep.cut) :], got, image.shape[1], image.shape[0])
+        assert_same(out[len(prep.cut) :], got, image.shape[1], image.shape[0])
 
 
 @pytest.mark.tf
@@ -187,11 +156,11 @@ def test_tiny_ssd_settings_are_read_from_the_graph(tmp_path: Path) -> None:
     prep = prepare_graph(graph)
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(4)]
-    results = _tf_outputs(graph, prep, images)
+    results = tf_outputs(graph, prep, images)
     roles = [list(prep.cut).index(r) for r in post_roles(prep)]
     post = read_ssd_post(prep, [(r[roles[0]], r[roles[1]]) for r in results])
     assert post.scales == (10.0, 10.0, 5.0, 5.0)
     assert post.nms == NmsSettings(0.5, float(F32(0.05)), 10, 10, True, 1.0)
     assert post.score_fn == "sigmoid" and post.background == 1 and post.encoding_clip is None
     for out in results:
-        _assert_same(out[len(prep.cut) :], post.run(out[roles[0]], out[roles[1]]), 32, 32)
+        assert_same(out[len(prep.cut) :], post.run(out[roles[0]], out[roles[1]]), 32, 32)

@@ -54,6 +54,13 @@ def test_curl_as_the_readme_shows(service, photos_dir):
     answer = json.loads(out.stdout)
     assert answer["success"] is True
     assert {p["label"] for p in answer["predictions"]} >= DOG
+    # --data-binary labels the bytes application/x-www-form-urlencoded: still the image
+    raw = subprocess.run(
+        ["curl", "-sS", "--data-binary", f"@{photos_dir / 'dog.jpg'}",
+         f"{service.url}api/detect?threshold=0.6"],
+        capture_output=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert {d["label"] for d in json.loads(raw.stdout)["detections"]} >= {"dog"}
 
 
 def test_api_detect_raw_bytes_threshold_classes_and_annotated(service, photos_dir):

@@ -114,24 +114,22 @@ def load_backend_model(
         cache_dir=cache_dir,
         init_missing=init_missing,
     )
-
     if backend == "auto":
-        choice = choose_backend(
-            path,
-            precision=precision,
-            device=device,
-            split=split,
-            tensors=tensors,
-            allow_unsafe_ops=allow_unsafe_ops,
-            cache_dir=cache_dir,
-        )
-        log.info("backend auto: %s %s (%s)", choice.backend, choice.precision, choice.reason)
+        choice = _choose(path, precision, options)
         model = _load(choice.backend, path, precision=choice.precision, **options)
     else:
         model = _load(backend, path, precision=precision, **options)
         choice = BackendChoice(backend, model.precision, "model.backend names it", backend)
     model.backend_choice = choice
     return model
+
+
+def _choose(path: Any, precision: str, options: dict[str, Any]) -> BackendChoice:
+    """``auto``'s choice for this model and these load options, logged."""
+    keys = ("device", "split", "tensors", "allow_unsafe_ops", "cache_dir")
+    choice = choose_backend(path, precision=precision, **{k: options[k] for k in keys})
+    log.info("backend auto: %s %s (%s)", choice.backend, choice.precision, choice.reason)
+    return choice
 
 
 def _load(

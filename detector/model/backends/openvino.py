@@ -41,8 +41,9 @@ from detector.model.backends.ircache import (
     save_ir,
     write_json,
 )
+from detector.model.backends.nms_graph import Unsupported
 from detector.model.backends.ovmodel import NumpyPost, OpenVinoModel, TfPost, output_indices
-from detector.model.backends.ssd_graph import Unsupported, post_roles, read_ssd_post
+from detector.model.backends.ssd_graph import post_roles, read_ssd_post
 from detector.model.backends.ssd_post import SsdPostprocess
 from detector.model.formats import detect_format
 from detector.model.graphfile import import_graph_def, read_graph_def, tensor_name
@@ -201,7 +202,9 @@ def convert_network(prep: PreparedGraph) -> Any:
 
 
 def compile_config(precision: str, streams: int, threads_per_stream: int) -> dict[str, Any]:
-    """CPU compile properties: ``streams`` streams of ``threads_per_stream`` threads each."""
+    """CPU compile properties: ``streams`` streams of ``threads_per_stream`` threads each
+    (OpenVINO itself runs no more streams than the CPU has cores; further infer requests wait
+    for a free one)."""
     streams, threads = max(1, int(streams)), max(1, int(threads_per_stream))
     return {
         "INFERENCE_PRECISION_HINT": _HINTS[precision],
@@ -379,33 +382,15 @@ def load_openvino_model(
     graph, root, prep, convert_s = converted_graph(
         path, tensors, allow_unsafe_ops=allow_unsafe_ops, cache_dir=cache_dir
     )
-    if ir is not None:
-        chosen = Path(ir)
-    elif precision == "int8":
-        chosen = passing_int8_ir(root, graph)
-    else:
-        chosen = ir_path(root, graph, "fp32")
-    core = ov.Core()
-    core.set_property({"CACHE_DIR": str(root / "compiled")})
+    chosen = Path(ir) if ir is not None else _ir_for(root, graph, precision)
     t = time.perf_counter()
-    try:
-        compiled = core.compile_model(
-            str(chosen), "CPU", compile_config(precision, streams, threads_per_stream)
-        )
-    except Exception as exc:
-        raise ModelError(
-            f"OpenVINO cannot compile '{chosen}': {str(exc).strip()[:800]}",
-            hint="delete the .openvino cache folder and load again",
-        ) from exc
+    compiled = _compile(ov, chosen, root, compile_config(precision, streams, threads_per_stream))
     compile_s = time.perf_counter() - t
     post = _post_for(graph, root, prep, allow_unsafe_ops=allow_unsafe_ops, tensors=tensors)
+    where = "NumPy" if post.kind == "numpy" else f"TensorFlow ({graph.post_reason})"
+    shape = f"{streams} request(s) of {threads_per_stream} thread(s)"
     log.info(
-        "openvino: %s network (%s, %d stream(s) x %d thread(s)), %s post-processing",
-        precision,
-        chosen.name,
-        streams,
-        threads_per_stream,
-        "NumPy" if post.kind == "numpy" else f"TensorFlow ({graph.post_reason})",
+        "openvino: %s network (%s, %s), %s post-processing", precision, chosen.name, shape, where
     )
     return OpenVinoModel(
         graph,
@@ -420,6 +405,28 @@ def load_openvino_model(
         compile_s=compile_s,
         load_s=time.perf_counter() - t0,
     )
+
+
+def _ir_for(root: Path, graph: CachedGraph, precision: str) -> Path:
+    """The IR a precision compiles: the gated int8 model, else the fp32 conversion."""
+    return passing_int8_ir(root, graph) if precision == "int8" else ir_path(root, graph, "fp32")
+
+
+def _compile(ov: Any, ir: Path, root: Path, config: dict[str, Any]) -> Any:
+    """``ir`` compiled for the CPU with ``config``, through OpenVINO's model cache in ``root``.
+
+    Raises:
+        ModelError: OpenVINO cannot compile it (with what it said).
+    """
+    core = ov.Core()
+    core.set_property({"CACHE_DIR": str(root / "compiled")})
+    try:
+        return core.compile_model(str(ir), "CPU", config)
+    except Exception as exc:
+        raise ModelError(
+            f"OpenVINO cannot compile '{ir}': {str(exc).strip()[:800]}",
+            hint="delete the .openvino cache folder and load again",
+        ) from exc
 
 
 def _post_for(

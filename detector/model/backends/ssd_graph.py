@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from detector.model.backends.nms_graph import NmsEntry, Unsupported, classic_limits, nms_entry
 from detector.model.backends.ssd_post import NmsSettings, SsdPostprocess
 from detector.model.session import import_tf
 
@@ -31,23 +33,21 @@ SCORE_TOLERANCE = 1e-5
 BOX_TOLERANCE = 1e-5
 
 
-class Unsupported(Exception):
-    """The graph's post-processing is not one the NumPy version reproduces (the reason)."""
-
-
 class _Probe:
     """A TF session on the post-processing graph, fed encodings and logits."""
 
     def __init__(self, prep: Any, sample: tuple[np.ndarray, np.ndarray]) -> None:
         roles = post_roles(prep)
+        self.entry = entry_of(prep)
         self.tf = import_tf()
         self.graph = self.tf.Graph()
         with self.graph.as_default():
             self.tf.compat.v1.import_graph_def(prep.post, name="")
         self.session = self.tf.compat.v1.Session(graph=self.graph)
-        nms = next(n for n in prep.post.node if n.op == "CombinedNonMaxSuppression")
-        self.nms = self.graph.get_operation_by_name(nms.name)
+        self.nms = self.graph.get_operation_by_name(self.entry.node) if self.entry.node else None
         self.nms_def = prep.post
+        self.boxes_in = self.graph.get_tensor_by_name(self.entry.boxes)
+        self.scores_in = self.graph.get_tensor_by_name(self.entry.scores)
         self.inputs = [self.graph.get_tensor_by_name(n) for n in prep.post_inputs]
         self.enc_index, self.logit_index = (list(prep.cut).index(r) for r in roles)
         self.outputs = [self.graph.get_tensor_by_name(t) for t in prep.outputs]
@@ -63,7 +63,8 @@ class _Probe:
         return self.session.run(fetches, feed)
 
     def constant(self, index: int) -> Any:
-        """An NMS input that depends on no network output, evaluated."""
+        """A ``CombinedNonMaxSuppression`` input that depends on no network output, evaluated."""
+        assert self.nms is not None
         tensor = self.nms.inputs[index]
         if {t.op.name for t in self.inputs} & _ancestors(self.nms_def, tensor.name):
             raise Unsupported(f"NMS input {tensor.name} depends on the network outputs")
@@ -76,19 +77,8 @@ def post_roles(prep: Any) -> tuple[str, str]:
     Raises:
         Unsupported: Not two network tensors, one feeding the NMS boxes, one its scores.
     """
-    nms = [n for n in prep.post.node if n.op == "CombinedNonMaxSuppression"]
-    if len(nms) != 1:
-        ops = sorted({n.op for n in prep.post.node if "NonMaxSuppression" in n.op})
-        raise Unsupported(
-            f"post-processing has {len(nms)} CombinedNonMaxSuppression op(s) "
-            f"(NMS ops found: {', '.join(ops) or 'none'})"
-        )
-    if len(prep.post_inputs) != 2:
-        raise Unsupported(
-            f"post-processing reads {len(prep.post_inputs)} network tensors "
-            f"({', '.join(prep.cut)}); the NumPy version takes box encodings and class logits"
-        )
-    feeds = [_ancestors(prep.post, nms[0].input[i]) for i in (0, 1)]
+    entry = entry_of(prep)
+    feeds = [_ancestors(prep.post, t) for t in (entry.boxes, entry.scores)]
     names = [p.split(":")[0] for p in prep.post_inputs]
     enc = [prep.cut[i] for i, n in enumerate(names) if n in feeds[0] and n not in feeds[1]]
     logit = [prep.cut[i] for i, n in enumerate(names) if n in feeds[1] and n not in feeds[0]]
@@ -97,16 +87,46 @@ def post_roles(prep: Any) -> tuple[str, str]:
     return enc[0], logit[0]
 
 
+def entry_of(prep: Any) -> NmsEntry:
+    """Where the post-processing's NMS starts (``CombinedNonMaxSuppression`` or the classic
+    per-class loop); see :func:`detector.model.backends.nms_graph.nms_entry`.
+
+    Raises:
+        Unsupported: Neither kind, or not two network tensors in.
+    """
+    if len(prep.post_inputs) != 2:
+        raise Unsupported(
+            f"post-processing reads {len(prep.post_inputs)} network tensors "
+            f"({', '.join(prep.cut)}); the NumPy version takes box encodings and class logits"
+        )
+    feeds = {p.split(":")[0]: _descendants(prep.post, p) for p in prep.post_inputs}
+    return nms_entry(prep.post, feeds)
+
+
+def _descendants(graph_def: Any, tensor: str) -> set[str]:
+    """Names of the nodes computed from a tensor of a ``GraphDef`` (its node included)."""
+    users: dict[str, list[str]] = {}
+    for n in graph_def.node:
+        for i in n.input:
+            users.setdefault(i.lstrip("^").split(":")[0], []).append(n.name)
+    return _reach(users, tensor)
+
+
 def _ancestors(graph_def: Any, tensor: str) -> set[str]:
     """Names of the nodes a tensor of a ``GraphDef`` is computed from (itself included)."""
     inputs = {n.name: [i.lstrip("^").split(":")[0] for i in n.input] for n in graph_def.node}
+    return _reach(inputs, tensor)
+
+
+def _reach(edges: dict[str, list[str]], tensor: str) -> set[str]:
+    """The node of ``tensor`` and every node ``edges`` lead to from it."""
     seen: set[str] = set()
     stack = [tensor.lstrip("^").split(":")[0]]
     while stack:
         name = stack.pop()
         if name not in seen:
             seen.add(name)
-            stack.extend(inputs.get(name, []))
+            stack.extend(edges.get(name, []))
     return seen
 
 
@@ -136,7 +156,7 @@ def read_ssd_post(
 def _read(probe: _Probe, prep: Any) -> SsdPostprocess:
     n_anchors = int(np.prod(probe.enc_shape[1:])) // 4
     n_logit = int(np.prod(probe.logit_shape[1:])) // n_anchors
-    boxes_in, scores_in = probe.nms.inputs[0], probe.nms.inputs[1]
+    boxes_in, scores_in = probe.boxes_in, probe.scores_in
     box_value, score_value = probe.run(
         [boxes_in, scores_in],
         np.zeros((1, n_anchors, 4), np.float32),
@@ -145,9 +165,6 @@ def _read(probe: _Probe, prep: Any) -> SsdPostprocess:
     box_shape = list(np.shape(box_value))
     if len(box_shape) != 4 or box_shape[1:] != [n_anchors, 1, 4]:
         raise Unsupported(f"NMS boxes have shape {box_shape}; only one box per anchor is read")
-    attrs = {k: probe.nms.get_attr(k) for k in ("clip_boxes", "pad_per_class")}
-    if attrs["pad_per_class"]:
-        raise Unsupported("CombinedNonMaxSuppression pads per class")
     consts = _graph_constants(prep)
 
     def boxes_for(value: float) -> np.ndarray:
@@ -171,7 +188,29 @@ def _read(probe: _Probe, prep: Any) -> SsdPostprocess:
     clip = _encoding_clip(boxes_for(_PROBE), boxes_for(-_PROBE), anchors, scales, consts)
     score_fn, logit_scale, score_clip = _scores(probe, scores_in, n_anchors, n_logit, consts)
     background = n_logit - int(np.shape(score_value)[-1])
-    nms = NmsSettings(
+    post = SsdPostprocess(
+        anchors=anchors.astype(np.float32),
+        scales=scales,
+        nms=_combined_nms(probe, n_anchors, n_logit) if probe.nms else _classic_nms(probe, prep),
+        score_fn=score_fn,
+        logit_scale=logit_scale,
+        score_clip=score_clip,
+        encoding_clip=clip,
+        background=background,
+    )
+    if probe.nms is None:  # the classic loop's classes: found by running both
+        offset = _classic_class_offset(probe, post, n_anchors, n_logit)
+        post = replace(post, nms=replace(post.nms, class_offset=offset))
+    return post
+
+
+def _combined_nms(probe: _Probe, n_anchors: int, n_logit: int) -> NmsSettings:
+    """``CombinedNonMaxSuppression``'s constant inputs and attributes."""
+    assert probe.nms is not None
+    attrs = {k: probe.nms.get_attr(k) for k in ("clip_boxes", "pad_per_class")}
+    if attrs["pad_per_class"]:
+        raise Unsupported("CombinedNonMaxSuppression pads per class")
+    return NmsSettings(
         iou_threshold=float(probe.constant(4)),
         score_threshold=float(probe.constant(5)),
         max_per_class=int(probe.constant(2)),
@@ -179,16 +218,49 @@ def _read(probe: _Probe, prep: Any) -> SsdPostprocess:
         clip_boxes=bool(attrs["clip_boxes"]),
         class_offset=_class_offset(probe, n_anchors, n_logit),
     )
-    return SsdPostprocess(
-        anchors=anchors.astype(np.float32),
-        scales=scales,
-        nms=nms,
-        score_fn=score_fn,
-        logit_scale=logit_scale,
-        score_clip=score_clip,
-        encoding_clip=clip,
-        background=background,
+
+
+def _classic_nms(probe: _Probe, prep: Any) -> NmsSettings:
+    """The classic loop's limits (its per-class ops' constants; the total limit is the
+    width the outputs are padded to), boxes clipped to the window before suppression."""
+    limits = classic_limits(prep.post)
+    zeros = (np.zeros(probe.enc_shape, np.float32), np.zeros(probe.logit_shape, np.float32))
+    width = int(np.shape(probe.run(probe.outputs[1], *zeros))[-1])
+    return NmsSettings(
+        iou_threshold=float(limits["iou_threshold"]),
+        score_threshold=float(limits["score_threshold"]),
+        max_per_class=int(limits["max_per_class"]),
+        max_total=width,
+        clip_boxes=False,
+        class_offset=0.0,
+        clip_before=True,
     )
+
+
+def _classic_class_offset(
+    probe: _Probe, post: SsdPostprocess, n_anchors: int, n_logit: int
+) -> float:
+    """What the classic graph adds to the class column: its class minus NumPy's on the rows
+    both give (same score and box), on random outputs scored below any cap (few ties)."""
+    rng = np.random.default_rng(1)
+    enc = rng.normal(0, 1, (1, n_anchors, 4)).astype(np.float32)
+    logits = rng.normal(-5, 2, (1, n_anchors, n_logit)).astype(np.float32)
+    want = probe.run(probe.outputs, enc, logits)
+    got = post.run(enc, logits)
+
+    def rows(out: Sequence[Any]) -> dict[tuple[float, ...], float]:
+        n = int(np.asarray(out[3]).reshape(-1)[0])
+        boxes, scores, classes = (np.asarray(out[i])[0, :n] for i in range(3))
+        return {
+            (round(float(sc), 5), *np.round(bx, 4).tolist()): float(c)
+            for bx, sc, c in zip(boxes, scores, classes, strict=True)
+        }
+
+    mine = rows(got)
+    offsets = {c - mine[key] for key, c in rows(want).items() if key in mine}
+    if len(offsets) != 1:
+        raise Unsupported("detection_classes is not the NMS class plus a constant")
+    return offsets.pop()
 
 
 def _graph_constants(prep: Any) -> np.ndarray:
@@ -291,6 +363,7 @@ def _scores(
 
 def _class_offset(probe: _Probe, n_anchors: int, n_logit: int) -> float:
     """What the graph adds to the NMS class index to make ``detection_classes``."""
+    assert probe.nms is not None
     rng = np.random.default_rng(1)
     enc = rng.normal(0, 1, (1, n_anchors, 4)).astype(np.float32)
     logits = rng.normal(-2, 3, (1, n_anchors, n_logit)).astype(np.float32)

@@ -42,6 +42,9 @@ class NmsSettings:
     max_total: int
     clip_boxes: bool = True
     class_offset: float = 1.0
+    #: The classic OD API export: boxes clipped to ``[0, 1]`` and the ones left without area
+    #: dropped *before* suppression (IoU on the clipped boxes).
+    clip_before: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,8 @@ class SsdPostprocess:
                 depth = int(np.count_nonzero(score >= cut))
             take = order[:depth]
             boxes = self.decode(enc[anchor[take]], anchor[take])
+            if self.nms.clip_before:
+                take, boxes = _clip_to_window(take, boxes)
             kept = _suppress(boxes, column[take], _F32(self.nms.iou_threshold))
             kept = _per_class_limit(kept, column[take], self.nms.max_per_class)
             if len(kept) >= total or depth >= count:
@@ -246,6 +251,15 @@ def decode_centre_size(
     half_h = _F32(0.5) * np.exp(e[..., 2] * inv[2]) * ha
     half_w = _F32(0.5) * np.exp(e[..., 3] * inv[3]) * wa
     return np.stack([yc - half_h, xc - half_w, yc + half_h, xc + half_w], axis=-1)
+
+
+def _clip_to_window(take: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes clipped to ``[0, 1]``; the ones left with no area (or flipped) dropped, as the
+    classic export's ``ClipToWindow`` does (``area > 0``)."""
+    clipped = np.minimum(np.maximum(boxes, _F32(0.0)), _F32(1.0))
+    area = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
+    keep = area > _F32(0.0)
+    return take[keep], clipped[keep]
 
 
 def _suppress(boxes: np.ndarray, classes: np.ndarray, iou_threshold: np.float32) -> np.ndarray:

@@ -100,7 +100,10 @@ class Broadcaster:
     async def snapshot(self, feed: Feed) -> bytes | None:
         """The newest frame of ``feed`` as JPEG (the bytes the streams send), or None."""
         loop = asyncio.get_running_loop()
-        got = await loop.run_in_executor(self._encoder, feed.jpeg)
+        try:
+            got = await loop.run_in_executor(self._encoder, feed.jpeg)
+        except RuntimeError:  # the server is stopping: its encoder takes no more work
+            return None
         return None if got is None else got[1]
 
     async def frames(self, feed: Feed, gone: asyncio.Event) -> AsyncIterator[bytes]:

@@ -178,6 +178,8 @@ class Feed:
         self.encodes = 0
         self.viewers = 0
         self.viewers_dropped = 0
+        self.events_published = 0  # this source's frame records sent to /api/events
+        self.event_sinks: list[Any] = []  # its tracked-object event sinks (events_published)
 
     # -- publishing side (the pipeline's thread) --------------------------------------
 
@@ -239,6 +241,18 @@ class Feed:
         its state (e.g. ``reconnecting``) and its count of skipped items."""
         with self.hub.cond:
             self._state, self._skipped = state, skipped
+
+    def count_events(self, sinks: list[Any]) -> None:
+        """The source's event sinks (JSON lines, MQTT, webhook, ...), each counting its
+        ``events_published``, for the metrics."""
+        self.event_sinks = list(sinks)
+
+    def events_by_sink(self) -> dict[str, int]:
+        """Events published for this source so far, by sink (``page``: /api/events)."""
+        out = {"page": self.events_published}
+        for sink in list(self.event_sinks):
+            out[sink.name] = out.get(sink.name, 0) + int(sink.events_published)
+        return out
 
     def end(self) -> None:
         """The source is done: viewers finish their streams (the page keeps the last frame)."""

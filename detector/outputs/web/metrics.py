@@ -115,50 +115,10 @@ class _HubCollector(Collector):
         self.hub, self.metrics = hub, metrics
 
     def collect(self) -> Iterator[Any]:
-        names = ["source", "id"]
-        fams = {
-            "read": CounterMetricFamily(
-                "detector_frames_read", "Frames a source delivered", labels=names
-            ),
-            "processed": CounterMetricFamily(
-                "detector_frames_processed", "Frames through model and outputs", labels=names
-            ),
-            "dropped": CounterMetricFamily(
-                "detector_frames_dropped",
-                "Frames of a live source skipped to keep up (newest frame wins)",
-                labels=names,
-            ),
-        }
-        reconnects = CounterMetricFamily(
-            "detector_reconnects", "Outages a live source came back from", labels=names
-        )
-        in_flight = GaugeMetricFamily(
-            "detector_frames_in_flight", "Frames read but not yet output (queues)", labels=names
-        )
-        viewers = GaugeMetricFamily("detector_viewers", "MJPEG viewers now", labels=names)
-        state = GaugeMetricFamily(
-            "detector_source_state", "1 for the source's current state", labels=[*names, "state"]
-        )
-        for feed in list(self.hub.feeds):
-            ids = [feed.name, feed.key]
-            counts = feed.counts()
-            for key, fam in fams.items():
-                fam.add_metric(ids, counts[key])
-            reconnects.add_metric(ids, feed.reconnects())
-            in_flight.add_metric(
-                ids, max(0, counts["read"] - counts["processed"] - counts["dropped"])
-            )
-            viewers.add_metric(ids, feed.viewers)
-            now = feed.health()
-            for name in HEALTH:
-                state.add_metric([*ids, name], 1.0 if name == now else 0.0)
-        yield from fams.values()
-        yield from (reconnects, in_flight, viewers, state)
-        yield CounterMetricFamily(
-            "detector_events_published",
-            "Frame events sent to /api/events listeners",
-            value=self.hub.events_published,
-        )
+        yield from _source_families(list(self.hub.feeds))
+        yield from self._service_families()
+
+    def _service_families(self) -> Iterator[Any]:
         model = self.hub.model
         if model is not None:
             info = InfoMetricFamily("detector_model", "The loaded model and its backend")
@@ -175,3 +135,54 @@ class _HubCollector(Collector):
             "Seconds since the service started",
             value=self.hub.clock() - self.hub.started,
         )
+
+
+_NAMES = ["source", "id"]
+
+
+def _source_families(feeds: list[Feed]) -> Iterator[Any]:
+    """The per-source series: frames, reconnects, queues, viewers, state, events by sink."""
+    fams = {
+        "read": CounterMetricFamily(
+            "detector_frames_read", "Frames a source delivered", labels=_NAMES
+        ),
+        "processed": CounterMetricFamily(
+            "detector_frames_processed", "Frames through model and outputs", labels=_NAMES
+        ),
+        "dropped": CounterMetricFamily(
+            "detector_frames_dropped",
+            "Frames of a live source skipped to keep up (newest frame wins)",
+            labels=_NAMES,
+        ),
+    }
+    reconnects = CounterMetricFamily(
+        "detector_reconnects", "Outages a live source came back from", labels=_NAMES
+    )
+    in_flight = GaugeMetricFamily(
+        "detector_frames_in_flight", "Frames read but not yet output (queues)", labels=_NAMES
+    )
+    viewers = GaugeMetricFamily("detector_viewers", "MJPEG viewers now", labels=_NAMES)
+    state = GaugeMetricFamily(
+        "detector_source_state", "1 for the source's current state", labels=[*_NAMES, "state"]
+    )
+    events = CounterMetricFamily(
+        "detector_events_published",
+        "Events a source published, by sink: page (/api/events frame records), jsonl, "
+        "mqtt, webhook, python",
+        labels=[*_NAMES, "sink"],
+    )
+    for feed in feeds:
+        ids = [feed.name, feed.key]
+        counts = feed.counts()
+        for key, fam in fams.items():
+            fam.add_metric(ids, counts[key])
+        reconnects.add_metric(ids, feed.reconnects())
+        in_flight.add_metric(ids, max(0, counts["read"] - counts["processed"] - counts["dropped"]))
+        viewers.add_metric(ids, feed.viewers)
+        now = feed.health()
+        for name in HEALTH:
+            state.add_metric([*ids, name], 1.0 if name == now else 0.0)
+        for sink, n in feed.events_by_sink().items():
+            events.add_metric([*ids, sink], n)
+    yield from fams.values()
+    yield from (reconnects, in_flight, viewers, state, events)

@@ -216,6 +216,7 @@ class WebServer:
         self.metrics = WebMetrics(hub)
         self._server: UvicornServer | None = None
         self._thread: threading.Thread | None = None
+        self._app: FastAPI | None = None
 
     @property
     def url(self) -> str:
@@ -236,6 +237,7 @@ class WebServer:
             metrics=self.metrics,
             routers=self.routers,
         )
+        self._app = app
         protocol = type("_Guarded", (_Protocol,), {"header_timeout_s": self.header_timeout_s})
         config = UvicornConfig(
             app,
@@ -272,6 +274,15 @@ class WebServer:
             )
         log.info("web view: %s", self.url)
         return self
+
+    def include(self, routers: Sequence[APIRouter]) -> None:
+        """Add ``routers`` to the app, before or after :meth:`start` (a run adds the detection
+        API and run-time sources once its model is loaded; the page is up before that)."""
+        self.routers += routers
+        if self._app is not None:
+            for router in routers:
+                self._app.include_router(router)
+            self._app.openapi_schema = None  # /docs shows the new routes
 
     def check_access(self) -> None:
         """Refuse (``ConfigError``, exit 2) to serve beyond loopback with no token unless

@@ -39,6 +39,7 @@ class WebSink:
         hub = self.feed.hub
         if hub.event_listeners:
             hub.publish_event({"feed": self.feed.key, **self.record(result)})
+            self.feed.events_published += 1
         self.frames_written += 1
 
     def close(self) -> None:

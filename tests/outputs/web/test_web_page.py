@@ -44,7 +44,7 @@ def test_page_shows_live_frames_and_figures_of_every_source(page):
         assert page.title().startswith("detector")
         page.wait_for_function(
             "document.querySelector(\"[data-key='0'] td[data-field=state]\").textContent"
-            " === 'connected'"
+            " === 'running'"
         )
         for key in ("0", "1"):
             img = f"img[data-key='{key}']"
@@ -121,7 +121,7 @@ def test_a_file_shows_progress_short_names_and_its_final_figures_at_1280x800(pag
         cell = "document.querySelector(\"[data-key='0'] td[data-field=progress]\").textContent"
         page.wait_for_function(f"{cell}.includes(' / 40 (')")
         state = page.text_content("[data-key='0'] td[data-field=state]")
-        assert state == "processing"  # a file is not "connected"
+        assert state == "running"
         header = page.locator("section.source h2")
         assert header.text_content() == "clip" and header.get_attribute("title") == long_path
         # every figure and the whole frame visible without scrolling
@@ -136,4 +136,48 @@ def test_a_file_shows_progress_short_names_and_its_final_figures_at_1280x800(pag
     page.wait_for_function(f"{cell}.startsWith('40 / 40')", timeout=10_000)
     assert page.text_content("[data-key='0'] td[data-field=frame]").startswith("39")
     # polls after the server stopped are refused, and the page says the run has ended
+    assert [e for e in errors if "ERR_CONNECTION_REFUSED" not in e] == []
+
+
+class _Camera:
+    """A live source that always has a frame (``info`` read as an attribute)."""
+
+    class info:
+        frame_count = None
+        live = True
+
+    def read(self) -> object:
+        return object()
+
+
+def test_the_page_tells_a_silent_camera_from_a_blocked_pipeline(page):
+    errors = console_errors(page)
+    hub = Hub(stalled_after_s=1.0)
+    quiet = hub.add_feed("quiet", "rtsp://cam/quiet", live=True)
+    stuck = hub.add_feed("stuck", "rtsp://cam/stuck", live=True)
+    camera = stuck.watch(_Camera())
+    sinks = [WebSink(f, lambda c: "person", record_for) for f in (quiet, stuck)]
+    cell = "document.querySelector(\"[data-key='{}'] td[data-field=state]\").textContent"
+    with WebServer(hub, port=0) as server:
+        page.goto(server.url)
+        page.wait_for_selector("section.source[data-key='1']")
+        assert page.text_content("[data-key='0'] td[data-field=state]") == "starting"
+        for i in range(3):
+            image = numbered(i, (320, 240))
+            for sink in sinks:
+                camera.read()
+                sink.write(result_for(i, image), image)
+        for key in "01":
+            page.wait_for_function(f"{cell.format(key)} === 'running'")
+        # the quiet camera sends nothing more; the other's frames keep arriving, none come out
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and stuck.health() != "blocked":
+            camera.read()
+            time.sleep(0.05)
+        page.wait_for_function(f"{cell.format(0)} === 'stalled'")
+        page.wait_for_function(f"{cell.format(1)} === 'blocked'")
+        title = page.get_attribute("[data-key='1'] td[data-field=state] span", "title")
+        assert "pipeline is the slow side" in title
+        sinks[0].close()
+        page.wait_for_function(f"{cell.format(0)} === 'ended'")
     assert [e for e in errors if "ERR_CONNECTION_REFUSED" not in e] == []
