@@ -52,6 +52,7 @@ class Live:
     frames: int = 0
     last: dict[str, Any] = field(default_factory=dict)
     asked: Any = None
+    model: dict[str, Any] | None = None  # what the worker loaded (its segment's record)
     submitted: float = 0.0  # wall time the running segment was asked for
     retry_at: float | None = None  # the next segment waits for the restarting worker
     waiting_since: float | None = None
@@ -166,8 +167,10 @@ class Fleet:
                     log.debug("kill %s: %s", live.name, exc)
 
     def finish(self) -> None:
-        """Write every source's record."""
+        """Write every source's record (with the model its worker loaded)."""
         for live in self.sources:
+            if live.model is not None:
+                live.record.update(model=live.model)
             status = live.status if live.status != "running" else "interrupted"
             finish_source(live.record, live.segments, live.restarts, status, live.error)
 
@@ -213,6 +216,7 @@ class Fleet:
             log.error("source %s failed: %s (the other sources go on)", live.name, live.error)
             return
         live.waiting_since = None
+        live.model = data.get("model") or live.model
         entry = segment_entry(live.part, live.folder, data, live.submitted)
         live.segments.append(entry)
         live.frames += int(entry["frames"] or 0)
@@ -239,7 +243,7 @@ class Fleet:
         if len(live.restarts) > self.placement.max_restarts:
             live.status = "failed"
             live.error = (
-                f"its worker was lost {len(live.restarts)} times (run.ray_max_restarts "
+                f"its worker was lost {len(live.restarts)} time(s) (run.ray_max_restarts "
                 f"{self.placement.max_restarts}); last: {reason}"
             )
             log.error("source %s failed: %s (the other sources go on)", live.name, live.error)

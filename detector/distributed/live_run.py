@@ -80,6 +80,9 @@ def run_live(prelude: Prelude, options: RayOptions, spec: ModelSpec, out: TextIO
             ray_record.update(
                 live=[_live_entry(s) for s in sources], elapsed_s=round(time.monotonic() - t0, 3)
             )
+            loaded = next((s.model for s in sources if s.model is not None), None)
+            if loaded is not None:  # what the workers loaded (backend auto's choice, ...)
+                top.update(model=loaded)
             top.finish()
             print_summary(out, top.data)
 

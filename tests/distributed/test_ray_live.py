@@ -314,3 +314,34 @@ def test_the_python_api_runs_a_camera_beside_a_video_file(
     assert _segment(camera / "part-001") == 20
     assert len((video / "detections.jsonl").read_text().splitlines()) == 20
     assert _json(video / "run.json")["engine"] == "ray"
+
+
+def test_a_source_past_its_restarts_fails_while_the_other_goes_on(
+    ray_cluster: Any, cams: list[MjpegServer], tmp_path: Path
+) -> None:
+    run = _Run(
+        tmp_path,
+        "spent",
+        *_sources(cams[0], cams[1]),
+        "--max-frames",
+        "80",
+        "--ray-max-restarts",
+        "0",
+        "--ray-placement",
+        f"{cams[0].url}=node_a,{cams[1].url}=node_b",
+    )
+    run.start()
+    victim = run.folder / "127.0.0.1"
+    worker = _wait(lambda: _running(victim / "part-001", KILL_AFTER))
+    os.kill(worker["pid"], signal.SIGKILL)
+    assert run.finish() == 1
+    top = _json(run.folder / "run.json")
+    assert top["status"] == "failed" and top["failed"] == [cams[0].url]
+    failed, other = top["sources"]
+    assert failed["status"] == "failed" and "ray_max_restarts 0" in failed["error"]
+    assert other["status"] == "ok" and other["frames"] == 80
+    record = _json(victim / "run.json")
+    assert record["status"] == "error" and len(record["restarts"]) == 1
+    assert [s["status"] for s in record["segments"]] == ["lost"]
+    assert not (victim / "part-002").exists()
+    assert _segment(victim / "part-001") >= KILL_AFTER
