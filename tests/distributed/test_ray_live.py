@@ -136,6 +136,9 @@ def test_sources_spread_over_the_nodes_with_one_page(
         ",".join(f"{url}={res}" for url, res in pins.items()),
         "--serve",
         f"127.0.0.1:{port}",
+        "--track",  # a worker runs the local pipeline whole: tracker, zones and events too
+        "--zone",
+        "all:0,0 1,0 1,1 0,1",
     )
     run.start()
 
@@ -166,6 +169,8 @@ def test_sources_spread_over_the_nodes_with_one_page(
         folder = run.folder / entry["run_dir"] / segment["run_dir"]
         assert _segment(folder) == 45
         own = _json(folder / "run.json")
+        assert own["track"]["tracker"] == "bytetrack" and own["track"]["frames"] == 45
+        assert "all" in own["stats"]["counts"]["zones"]
         if own["model"]["backend"] == "openvino":  # auto's choice here: no TensorFlow loaded
             assert "tensorflow" not in own["versions"]
         assert record["stats"]["frames_processed"] == 45 == entry["frames"]
