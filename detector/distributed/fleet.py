@@ -167,8 +167,10 @@ class Fleet:
                     log.debug("kill %s: %s", live.name, exc)
 
     def finish(self) -> None:
-        """Write every source's record (with the model its worker loaded)."""
+        """Write every source's record (with the model its worker loaded, and where each
+        restart resumed)."""
         for live in self.sources:
+            _resumed_where(live)
             if live.model is not None:
                 live.record.update(model=live.model)
             status = live.status if live.status != "running" else "interrupted"
@@ -298,12 +300,31 @@ class Fleet:
 
 def lost_reason(exc: BaseException) -> str:
     """Ray's reason for a worker's death, in one line (the cause, not the boilerplate)."""
-    text = str(exc)
-    for key in ("node has died", "killed by", "SIGKILL", "exit detail", "Exit detail"):
-        for line in text.splitlines():
-            if key in line:
-                return _clip(line.strip())
-    return _clip(f"{type(exc).__name__}: {_last_line(text)}")
+    text = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
+    kind = type(exc).__name__
+    for key, said in (
+        ("node has died", "its node died"),
+        ("killed by `ray.kill`", "killed by ray.kill"),
+        ("out of memory", "out of memory"),
+        ("connection error", "its process died (connection closed: killed or crashed)"),
+        ("Socket closed", "its process or node went away (connection lost)"),
+        ("Connection reset", "its process or node went away (connection lost)"),
+        ("rpc_code: 14", "its process or node went away (connection lost)"),
+        ("was restarted", "its process or node went away (Ray restarted the worker)"),
+    ):
+        if key in text:
+            return f"{said} ({kind})"
+    return _clip(f"{kind}: {_last_line(str(exc))}")
+
+
+def _resumed_where(live: Live) -> None:
+    """Each restart: the node its next segment ran on, and whether that is another node."""
+    by_part = {seg["part"]: seg.get("worker") or {} for seg in live.segments}
+    for restart in live.restarts:
+        after = by_part.get(restart["part"] + 1, {})
+        if after.get("node_id"):
+            restart["resumed_node_id"] = after["node_id"]
+            restart["moved"] = after["node_id"] != restart.get("node_id")
 
 
 def _last_line(text: str) -> str:
