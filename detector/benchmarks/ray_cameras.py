@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -206,6 +207,12 @@ def cameras_bench(
     # for new clusters; the run joins by address with the machine's token)
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "token")
+    if not (
+        os.environ.get("RAY_AUTH_TOKEN")
+        or os.environ.get("RAY_AUTH_TOKEN_PATH")
+        or (Path.home() / ".ray" / "auth_token").is_file()
+    ):  # no token on this machine yet: one for the bench's cluster and runs
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     try:
         from ray.cluster_utils import Cluster
     except ImportError:
