@@ -15,7 +15,7 @@ import logging
 from contextlib import ExitStack
 from typing import Any
 
-from detector.config import Config, parse_address
+from detector.config import Config
 from detector.outputs.web.hub import ENDED, Feed, Hub
 from detector.sources.spec import SourceSpec
 
@@ -107,9 +107,8 @@ class FleetView:
         """Serve the page when ``output.serve`` asks (closed with ``stack``), else None."""
         if config.output.serve is None:
             return None
-        from detector.outputs.web import WebServer, access_from
+        from detector.outputs.web import WebServer
 
-        host, port = parse_address(config.output.serve)
         hub = Hub()
         feeds: dict[int, RemoteFeed] = {}
         for i, spec in enumerate(specs):
@@ -119,14 +118,7 @@ class FleetView:
                     hub.feeds.append(feed)
                 feeds[i] = feed
         hub.model = {"path": str(config.model.path), "backend": config.model.backend}
-        server = WebServer(
-            hub,
-            host,
-            port,
-            title=f"detector — {len(feeds)} sources on Ray",
-            access=access_from(config.serve),
-            insecure=config.serve.insecure,
-        )
+        server = WebServer.for_run(hub, config, f"{len(feeds)} sources on Ray")
         stack.enter_context(server)
         return cls(hub, feeds)
 

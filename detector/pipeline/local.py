@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TextIO
 
-from detector.config import Config, ModelConfig, parse_address
+from detector.config import Config, ModelConfig
 from detector.engine import Engine
 from detector.errors import SourceError
 from detector.labels import LabelMap
@@ -89,21 +89,13 @@ def _start_web(config: Config, specs: tuple[SourceSpec, ...], stack: ExitStack) 
     before the model loads; :func:`_serve_model` adds the routes that need the model."""
     if config.output.serve is None:
         return None
-    from detector.outputs.web import Hub, WebServer, access_from
+    from detector.outputs.web import Hub, WebServer
 
-    host, port = parse_address(config.output.serve)
     hub = Hub(stalled_after_s=config.serve.stalled_after_s)
     for spec in specs:
         hub.add_feed(spec.run_name, spec.shown, live=spec.live)
     title = specs[0].shown if len(specs) == 1 else f"{len(specs)} sources"
-    server = WebServer(
-        hub,
-        host,
-        port,
-        title=f"detector — {title}",
-        access=access_from(config.serve),
-        insecure=config.serve.insecure,
-    )
+    server = WebServer.for_run(hub, config, title)
     stack.enter_context(server)
     return server
 
