@@ -27,6 +27,7 @@ from detector.labels import LabelMap
 from detector.model.options import ModelOptions, load_with
 from detector.outputs.record import RunRecord, masked, versions
 from detector.outputs.web.hub import Hub
+from detector.outputs.web.metrics import FrameRows
 from detector.pipeline.prelude import model_entry
 from detector.pipeline.source_run import SourceJob, model_threshold, run_spec, track_settings
 from detector.sources.spec import SourceSpec
@@ -112,6 +113,8 @@ class CameraWorker:
         self.hub = Hub()
         spec = job.spec
         self.feed = self.hub.add_feed(spec.run_name, spec.shown, live=True)
+        self.rows = FrameRows()  # each frame's timings, for the driver's /metrics
+        self.hub.observers.append(self.rows)
         self.start_s = round(time.monotonic() - t0, 3)
 
     def where(self) -> dict[str, Any]:
@@ -149,8 +152,9 @@ class CameraWorker:
         self.halt.set()
 
     def status(self, jpeg: bool = False) -> dict[str, Any]:
-        """The source's figures as the web view has them, this worker's place, and (with
-        ``jpeg``) the latest annotated frame as JPEG bytes."""
+        """The source's figures as the web view has them, this worker's place, each frame's
+        timings since the last call (``rows``) and (with ``jpeg``) the latest annotated frame
+        as JPEG bytes."""
         got = self.feed.jpeg() if jpeg else None
         return {
             **self.feed.status(),
@@ -158,4 +162,5 @@ class CameraWorker:
             "reconnects": self.feed.reconnects(),
             "counts": self.feed.counts(),
             "jpeg": got[1] if got is not None else None,
+            "rows": self.rows.drain(),
         }

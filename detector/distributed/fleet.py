@@ -285,7 +285,13 @@ class Fleet:
             try:
                 live.last = self.ray.get(live.asked)
             except Exception:  # the worker is restarting: its run call says why
-                live.last = {**live.last, "state": "restarting", "health": "restarting"}
+                gone: dict[str, Any] = {
+                    "state": "restarting",
+                    "health": "restarting",
+                    "rows": [],
+                    "jpeg": None,
+                }
+                live.last = {**live.last, **gone}
             live.asked = None
             if self.on_status is not None:
                 self.on_status(i, live.last)

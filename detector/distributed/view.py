@@ -34,7 +34,7 @@ class RemoteFeed(Feed):
         """A worker's report: its figures, and (when watched) the newest frame's JPEG."""
         jpeg = report.get("jpeg")
         with self.hub.cond:
-            self.report = {k: v for k, v in report.items() if k != "jpeg"}
+            self.report = {k: v for k, v in report.items() if k not in ("jpeg", "rows")}
             if jpeg and jpeg != self._remote_jpeg:
                 self._remote_jpeg = bytes(jpeg)
                 self.seq += 1
@@ -96,9 +96,10 @@ class RemoteFeed(Feed):
 class FleetView:
     """The driver's web server over a :class:`RemoteFeed` per live source."""
 
-    def __init__(self, hub: Hub, feeds: dict[int, RemoteFeed]) -> None:
+    def __init__(self, hub: Hub, feeds: dict[int, RemoteFeed], metrics: Any) -> None:
         self.hub = hub
         self.feeds = feeds
+        self.metrics = metrics
 
     @classmethod
     def start(
@@ -120,10 +121,12 @@ class FleetView:
         hub.model = {"path": str(config.model.path), "backend": config.model.backend}
         server = WebServer.for_run(hub, config, f"{len(feeds)} sources on Ray")
         stack.enter_context(server)
-        return cls(hub, feeds)
+        return cls(hub, feeds, server.metrics)
 
     def update(self, index: int, report: dict[str, Any]) -> None:
         """The supervisor's report for the source at ``index`` of the run."""
         feed = self.feeds.get(index)
         if feed is not None:
             feed.update(report)
+            for row in report.get("rows") or ():  # the worker's frames since its last report
+                self.metrics.record(feed, *row)

@@ -155,6 +155,9 @@ def test_sources_spread_over_the_nodes_with_one_page(
     assert all(f["worker"]["pid"] for f in feeds)
     assert _get(f"http://127.0.0.1:{port}/snapshot/0.jpg")[:2] == b"\xff\xd8"
     assert b"detector_frames" in _get(f"http://127.0.0.1:{port}/metrics")
+    # the workers' frame timings reach the driver's histograms, source by source
+    counts = _wait(lambda: (c := _latency_counts(port)) and all(c.values()) and len(c) == 3 and c)
+    assert set(counts) == {f["key"] for f in feeds}, counts
     assert run.finish() == 0
 
     top = _json(run.folder / "run.json")
@@ -353,3 +356,13 @@ def test_a_source_past_its_restarts_fails_while_the_other_goes_on(
     assert [s["status"] for s in record["segments"]] == ["lost"]
     assert not (victim / "part-002").exists()
     assert _segment(victim / "part-001") >= KILL_AFTER
+
+
+def _latency_counts(port: int) -> dict[str, float]:
+    """Frames per source (by its key) in the driver's end-to-end latency histogram."""
+    counts = {}
+    for line in _get(f"http://127.0.0.1:{port}/metrics").decode().splitlines():
+        if line.startswith("detector_end_to_end_latency_seconds_count{"):
+            key = line.split('id="', 1)[1].split('"', 1)[0]
+            counts[key] = float(line.rsplit(" ", 1)[1])
+    return counts

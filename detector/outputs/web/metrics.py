@@ -11,8 +11,9 @@ hub calls once per published frame (a few dict lookups on the pipeline's thread)
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -86,17 +87,24 @@ class WebMetrics:
 
     def observe(self, feed: Feed, result: FrameResult, labels: Callable[[int], str]) -> None:
         """One published frame of ``feed`` (the pipeline's thread): timings and detections."""
+        self.record(feed, *frame_row(result, labels))
+
+    def record(
+        self, feed: Feed, inference_s: float | None, latency_s: float, names: Sequence[str]
+    ) -> None:
+        """One frame's model time (None: not a detection frame), capture-to-output time and
+        detection labels, for ``feed`` (from this process, or as a remote worker shipped it)."""
         kids = self._children.get(feed.key)
         if kids is None:
             kids = self._children[feed.key] = (
                 self.inference.labels(feed.name, feed.key),
                 self.latency.labels(feed.name, feed.key),
             )
-        if result.fresh and result.inference_ms is not None:
-            kids[0].observe(result.inference_ms / 1e3)
-        kids[1].observe(max(0.0, time.monotonic() - result.frame.timestamp_s))
-        for c in result.detections.class_ids:
-            self.detections.labels(feed.name, feed.key, labels(int(c))).inc()
+        if inference_s is not None:
+            kids[0].observe(inference_s)
+        kids[1].observe(latency_s)
+        for name in names:
+            self.detections.labels(feed.name, feed.key, name).inc()
 
     def batch(self, images: int, model_ms: float) -> None:
         """One model call of the detection API."""
@@ -106,6 +114,45 @@ class WebMetrics:
     def text(self) -> bytes:
         """The exposition text ``/metrics`` answers."""
         return generate_latest(self.registry)
+
+
+#: One frame as the metrics take it: model seconds (None: tracked, not detected), capture to
+#: output seconds, the detections' labels.
+FrameRow = tuple[float | None, float, tuple[str, ...]]
+
+
+def frame_row(result: FrameResult, labels: Callable[[int], str]) -> FrameRow:
+    """What the metrics take of one published frame, measured now."""
+    fresh = result.fresh and result.inference_ms is not None
+    inference = result.inference_ms / 1e3 if fresh and result.inference_ms is not None else None
+    latency = max(0.0, time.monotonic() - result.frame.timestamp_s)
+    return inference, latency, tuple(labels(int(c)) for c in result.detections.class_ids)
+
+
+class FrameRows:
+    """A hub observer keeping each published frame's :data:`FrameRow` until :meth:`drain`:
+    a worker's figures, shipped to the process that serves ``/metrics`` (at most ``limit``
+    rows between two drains; beyond, the newest are counted in :attr:`lost`)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self.lost = 0
+        self._rows: list[FrameRow] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, feed: Feed, result: FrameResult, labels: Callable[[int], str]) -> None:
+        row = frame_row(result, labels)
+        with self._lock:
+            if len(self._rows) < self.limit:
+                self._rows.append(row)
+            else:
+                self.lost += 1
+
+    def drain(self) -> list[FrameRow]:
+        """The rows since the last drain, oldest first."""
+        with self._lock:
+            rows, self._rows = self._rows, []
+        return rows
 
 
 class _HubCollector(Collector):
