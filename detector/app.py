@@ -15,17 +15,18 @@ from typing import TextIO
 
 from detector.config import Config
 from detector.distributed.driver import run_ray
-from detector.errors import ConfigError
-from detector.events.setup import wants_events
 from detector.model.backends import check_backend
 from detector.pipeline.local import (  # the public API builds on these too
     load_configured_model,
-    model_threshold,
-    reconnect_policy,
     run_local,
 )
 from detector.pipeline.prelude import prepare
-from detector.pipeline.source_run import analysis_stages, track_settings
+from detector.pipeline.source_run import (
+    analysis_stages,
+    model_threshold,
+    reconnect_policy,
+    track_settings,
+)
 from detector.types import RunStats
 
 __all__ = [
@@ -56,22 +57,6 @@ def run_app(config: Config, *, out: TextIO | None = None) -> RunStats:
     """
     check_backend(config.model.backend, config.model.precision)  # before anything opens
     out = out if out is not None else sys.stdout
-    if config.run.engine == "ray":  # the same run on a pool of Ray actors
-        _check_ray(config)
+    if config.run.engine == "ray":  # the same run on Ray actors
         return run_ray(prepare(config), out)
     return run_local(prepare(config), out)
-
-
-def _check_ray(config: Config) -> None:
-    """Refuse what the Ray engine cannot run."""
-    if wants_events(config):  # zones and events follow one source's frames in order
-        raise ConfigError(
-            "zones, lines and events cannot run with run.engine 'ray'",
-            hint="they follow one source's tracked objects in order: use --engine local",
-        )
-    if config.detect.track != "none":  # actors see frame ranges, not one ordered stream
-        raise ConfigError(
-            f"detect.track '{config.detect.track}' cannot run with run.engine 'ray'",
-            hint="a tracker follows one source's frames in order: use --engine local, "
-            "or set detect.track: none",
-        )

@@ -8,8 +8,10 @@ always runs ``bash .ci/setup`` (which fetches) first, so there they run.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers.tk_models import save_v1v2
@@ -143,3 +145,31 @@ def _logging_as_it_was() -> Iterator[None]:
     for handler in root.handlers[:]:
         if handler not in handlers and type(handler).__module__ != "_pytest.logging":
             root.removeHandler(handler)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failure's report even when Python cannot draw its traceback.
+
+    CPython 3.11 can raise ``SystemError: AST constructor recursion depth mismatch`` while
+    pytest parses a failing test's source (seen after Playwright's greenlet switches); the
+    whole session then stops with INTERNALERROR. The report falls back to a plain traceback.
+    """
+    try:
+        return (yield)
+    except SystemError as error:
+        lines = [f"{f.filename}:{f.lineno} in {f.name}\n    {f.line}" for f in _frames(call)]
+        text = "\n".join([*lines, f"{call.excinfo.typename if call.excinfo else ''}: "
+                          f"{call.excinfo.value if call.excinfo else ''}",
+                          f"(traceback drawn plainly: {error})"])  # fmt: skip
+        return pytest.TestReport(
+            item.nodeid, item.location, dict.fromkeys(item.keywords, 1), "failed", text,
+            call.when, duration=call.duration, start=call.start, stop=call.stop,
+        )  # fmt: skip
+
+
+def _frames(call: pytest.CallInfo[None]) -> list[traceback.FrameSummary]:
+    if call.excinfo is None:
+        return []
+    frames = traceback.extract_tb(call.excinfo.tb)
+    return [f for f in frames if "/_pytest/" not in f.filename and "/pluggy/" not in f.filename]

@@ -10,7 +10,6 @@ seconds and reads RSS along the way.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from contextlib import ExitStack, closing
@@ -19,8 +18,8 @@ from typing import Any
 
 import cv2
 import numpy as np
-import psutil
 
+from detector.benchmarks.system import rss_mb
 from detector.draw import annotate
 from detector.events.clips import ClipRecorder
 from detector.events.jsonl import EventJsonl
@@ -96,10 +95,6 @@ def stage_cost(frames: int = 600, objects: int = 20) -> dict[str, Any]:
     }
 
 
-def _rss_mb() -> float:
-    return float(psutil.Process(os.getpid()).memory_info().rss) / 2**20
-
-
 def clip_memory(frames: int = 900, every_s: float = 10.0) -> dict[str, Any]:
     """RSS while 1080p frames go to the clip recorder at ``FPS``, an event every ``every_s``."""
 
@@ -121,7 +116,7 @@ def clip_memory(frames: int = 900, every_s: float = 10.0) -> dict[str, Any]:
                 rec.trigger({"type": "enter"}, i / FPS)
             rec.write(r, image)
             if i % max(1, frames // 10) == 0 or i == frames - 1:
-                rss.append((i, round(_rss_mb(), 1)))
+                rss.append((i, round(rss_mb(), 1)))
             ahead = t_start + (i + 1) / FPS - time.perf_counter()
             if ahead > 0:
                 time.sleep(ahead)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from detector.benchmarks.backends_report import format_backends
@@ -172,15 +173,9 @@ def format_table(results: dict[str, Any]) -> str:
     """The human-readable report: per-resolution table, model latency, live, memory, targets."""
     lines = _header_lines(results)
     lines += _video_table(results)
-    lines += _latency_lines(results.get("model_latency", {}))
-    lines.extend(_video_io_lines(results.get("video_io") or {}))
-    lines += _live_lines(results)
-    lines += _memory_split_lines(results)
-    if results.get("ray_engine"):
-        lines += format_lines(results["ray_engine"])
-    lines.extend(format_tracking(results.get("track")))
-    if results.get("backends"):
-        lines.append(format_backends(results["backends"]))
+    for key, section in _SECTIONS:
+        if results.get(key):
+            lines += section(results[key])
     lines.extend(section_lines(results))
     if results.get("targets"):
         lines.append("")
@@ -297,53 +292,49 @@ def _latency_lines(lat: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _live_lines(results: dict[str, Any]) -> list[str]:
+def _live_lines(lv: dict[str, Any]) -> list[str]:
+    return [
+        f"live, paced {lv['fps_paced']:g} fps keep-newest: "
+        f"latency p50 {_f(lv['latency_ms_p50'])} ms, "
+        f"p95 {_f(lv['latency_ms_p95'])} ms, max {_f(lv['latency_ms_max'])} ms; "
+        f"{lv['frames_out']}/{lv['frames_read']} frames out, {lv['dropped']} dropped"
+    ]
+
+
+def _web_lines(web: dict[str, Any]) -> list[str]:
     lines = []
-    lv = results.get("live")
-    if lv:
+    for name, what in (("paced", f"paced {web['fps_paced']:g} fps"), ("flat_out", "flat out")):
+        a, b = web[name]["none"], web[name]["viewers"]
         lines.append(
-            f"live, paced {lv['fps_paced']:g} fps keep-newest: "
-            f"latency p50 {_f(lv['latency_ms_p50'])} ms, "
-            f"p95 {_f(lv['latency_ms_p95'])} ms, max {_f(lv['latency_ms_max'])} ms; "
-            f"{lv['frames_out']}/{lv['frames_read']} frames out, {lv['dropped']} dropped"
+            f"web view, {what}: no viewer {_f(a['inference_fps'])} inferences/s, "
+            f"p95 {_f(a['latency_ms_p95'])} ms; {web['viewers']} viewers (1 stalled) "
+            f"{_f(b['inference_fps'])}/s, p95 {_f(b['latency_ms_p95'])} ms, "
+            f"{b['jpeg_encodes']:.0f} JPEG encodes for {b['frames_out']:.0f} frames, "
+            f"CPU {_f(a['cpu_ms_per_frame'])} → {_f(b['cpu_ms_per_frame'])} ms/frame, "
+            f"{b['viewers_dropped']:.0f} viewer dropped, {_f(b['mb_sent'])} MB sent"
         )
-    web = results.get("web")
-    if web:
-        for name, what in (("paced", f"paced {web['fps_paced']:g} fps"), ("flat_out", "flat out")):
-            a, b = web[name]["none"], web[name]["viewers"]
-            lines.append(
-                f"web view, {what}: no viewer {_f(a['inference_fps'])} inferences/s, "
-                f"p95 {_f(a['latency_ms_p95'])} ms; {web['viewers']} viewers (1 stalled) "
-                f"{_f(b['inference_fps'])}/s, p95 {_f(b['latency_ms_p95'])} ms, "
-                f"{b['jpeg_encodes']:.0f} JPEG encodes for {b['frames_out']:.0f} frames, "
-                f"CPU {_f(a['cpu_ms_per_frame'])} → {_f(b['cpu_ms_per_frame'])} ms/frame, "
-                f"{b['viewers_dropped']:.0f} viewer dropped, {_f(b['mb_sent'])} MB sent"
-            )
     return lines
 
 
-def _memory_split_lines(results: dict[str, Any]) -> list[str]:
-    lines = []
-    mem = results.get("memory")
-    if mem and "error" in mem:
-        lines.append(f"memory: not measured ({mem['error'].splitlines()[-1]})")
-    elif mem:
-        lines.append(
-            f"memory (app process): RSS {_f(mem['rss_mb_first'])} MB "
-            f"after {mem['frames_first']} frames, "
-            f"{_f(mem['rss_mb_last'])} MB after {mem['frames_last']} "
-            f"({_f(mem['growth_pct'], '{:+.1f}')}%)"
-        )
-    sp = results.get("split")
-    if sp:
-        lines.append(
-            f"split model ({sp.get('device')}; cut {', '.join(sp.get('cut', []))}): "
-            f"{_f(sp.get('fps'))} frames/s with 2 in flight, "
-            f"network {_f(sp.get('network_ms'))} ms "
-            f"+ post {_f(sp.get('post_ms'))} ms, "
-            f"same outputs as whole: {_f(sp.get('same_outputs'))}"
-        )
-    return lines
+def _memory_lines(mem: dict[str, Any]) -> list[str]:
+    if "error" in mem:
+        return [f"memory: not measured ({mem['error'].splitlines()[-1]})"]
+    return [
+        f"memory (app process): RSS {_f(mem['rss_mb_first'])} MB "
+        f"after {mem['frames_first']} frames, "
+        f"{_f(mem['rss_mb_last'])} MB after {mem['frames_last']} "
+        f"({_f(mem['growth_pct'], '{:+.1f}')}%)"
+    ]
+
+
+def _split_lines(sp: dict[str, Any]) -> list[str]:
+    return [
+        f"split model ({sp.get('device')}; cut {', '.join(sp.get('cut', []))}): "
+        f"{_f(sp.get('fps'))} frames/s with 2 in flight, "
+        f"network {_f(sp.get('network_ms'))} ms "
+        f"+ post {_f(sp.get('post_ms'))} ms, "
+        f"same outputs as whole: {_f(sp.get('same_outputs'))}"
+    ]
 
 
 def _video_io_lines(vio: dict[str, Any]) -> list[str]:
@@ -416,3 +407,18 @@ def format_tracking(tr: dict[str, Any] | None) -> list[str]:
             )
         )
     return lines
+
+
+#: The lines after the per-video table: a section's result key and its formatter, in order
+#: (sections the registry formats itself follow them).
+_SECTIONS: tuple[tuple[str, Callable[[dict[str, Any]], list[str]]], ...] = (
+    ("model_latency", _latency_lines),
+    ("video_io", _video_io_lines),
+    ("live", _live_lines),
+    ("web", _web_lines),
+    ("memory", _memory_lines),
+    ("split", _split_lines),
+    ("ray_engine", format_lines),
+    ("track", format_tracking),
+    ("backends", lambda result: [format_backends(result)]),
+)

@@ -17,6 +17,7 @@ from typing import Any
 from detector.benchmarks import (
     memory,
     model_speed,
+    ray_cameras,
     ray_engine,
     split_speed,
     throughput,
@@ -357,6 +358,15 @@ def _ray(b: Bench) -> dict[str, Any]:
     )
 
 
+def _ray_cameras(b: Bench) -> dict[str, Any]:
+    b.progress("cameras on ray: 2 and 4 cameras at 10 FPS, one node vs two nodes of one cluster")
+    return ray_cameras.cameras_bench(b.opts.video, b.tmp / "ray_cameras")
+
+
+def _ray_cameras_lines(result: dict[str, Any]) -> list[str]:
+    return ["", *ray_cameras.format_lines(result)]
+
+
 def _events(b: Bench) -> dict[str, Any]:
     """The event stage's CPU and the clip recorder's memory: no model, tracked boxes on known
     paths."""
@@ -437,6 +447,15 @@ REGISTRY: dict[str, Section] = {
         Section("split", None, _split, "split"),
         Section("video", _codec_jobs, _video_io, "video_io"),
         Section("ray", None, _ray, "ray_engine", model=False, quick=False),
+        Section(
+            "ray_cameras",
+            None,
+            _ray_cameras,
+            "ray_cameras",
+            model=False,
+            quick=False,
+            format=_ray_cameras_lines,
+        ),
         Section("track", None, _track, "track"),
         Section("backends", None, _backends, "backends", quick=False),
         Section("events", None, _events, "events", model=False, format=_events_lines),

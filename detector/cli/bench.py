@@ -43,6 +43,9 @@ from its frames, cached in .cache/bench/):
   ray              local engine vs --engine ray on folders of 50 and 200 photos, each whole
                    command timed: fixed cost, ms per image, break-even, images/s per actor
                    (full runs, or --only ray; needs the ray extra)
+  ray_cameras      2 and 4 MJPEG cameras at 10 FPS on --engine ray, a worker each, on one
+                   node vs two of one cluster started here: frames held, p95 latency, worker
+                   memory and start-up, driver CPU per camera (full runs, or --only ray_cameras)
   track            every frame of the sample through the model once (reference), then
                    replayed at detect_every 2/4/8: share of reference boxes covered on the
                    frames between model runs, static carrying vs bytetrack and sort; id

@@ -19,6 +19,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+import cv2
+
 from detector import __version__
 from detector.cli import bench, explain, fetch, model, run, serve
 from detector.errors import DetectorError
@@ -133,13 +135,17 @@ def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
 def quiet_third_party(verbose: bool = False) -> None:
     """Keep OpenCV's, FFmpeg's and TensorFlow's own log lines from coming before ours.
 
-    Set before a handler imports them (they read these once, at import or first use); a
-    value the user set is kept. ``--verbose`` lets OpenCV and FFmpeg warnings through.
+    Set before a handler uses them (they read these once, at import or first use); a
+    value the user set is kept. OpenCV is imported with the commands' modules, before this
+    runs, so its level is also set through its own call. ``--verbose`` lets OpenCV and
+    FFmpeg warnings through.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not verbose:
         os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")  # our errors say what failed
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+        if os.environ["OPENCV_LOG_LEVEL"].upper() in ("OFF", "SILENT", "0"):
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 GLOBAL_FLAGS = ("-v", "--verbose", "-q", "--quiet", "--debug")

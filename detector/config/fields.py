@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from detector.config.placement import parse_placement
 from detector.events import options as events_options
 from detector.events import spec as events_spec
 
@@ -96,7 +97,8 @@ def _enum(
     return _f(choices[0], "enum", choices=choices, flag=flag)
 
 
-LISTS, _PARSERS = events_spec.LIST_PARSERS, events_options.VALUE_PARSERS  # lists; value kinds
+LISTS = events_spec.LIST_PARSERS  # lists
+_PARSERS = {**events_options.VALUE_PARSERS, "placement": parse_placement}  # value kinds
 
 
 #: The flags of keys whose fields live elsewhere: the ``events:`` section, the zone and line lists.

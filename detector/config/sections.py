@@ -274,6 +274,27 @@ class RunConfig:
         0.0, "float", lo=0.0, flag=Flag("GPUs Ray reserves per actor", ENGINE, metavar="N")
     )
     ray_ranges_per_video: int = _f(0, "int", lo=0)
+    ray_cpus_per_source: float = _f(
+        1.0,
+        "float",
+        lo=0.0,
+        flag=Flag("CPUs Ray reserves per camera or stream worker", ENGINE, metavar="N"),
+    )
+    ray_max_restarts: int = _f(
+        3,
+        "int",
+        lo=0,
+        flag=Flag("restarts of a dead camera worker before its source fails", ENGINE, metavar="N"),
+    )
+    ray_placement: tuple[tuple[str, str, float], ...] = _f(
+        [],
+        "placement",
+        flag=Flag(
+            "the Ray custom resource (node label) a source's worker needs",
+            ENGINE,
+            metavar="SOURCE=RESOURCE[:N],...",
+        ),
+    )
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from detector.config import Config
 from detector.distributed.image_job import run_images
+from detector.distributed.live_run import run_live
 from detector.distributed.meter import ActorMeter
 from detector.distributed.options import ModelSpec, RayOptions
 from detector.distributed.plan import Plan, Video
@@ -28,6 +29,7 @@ from detector.distributed.session import import_ray, ray_session
 from detector.distributed.video_job import VideoOutcome, run_videos
 from detector.distributed.writing import Tally
 from detector.errors import ConfigError
+from detector.events.setup import wants_events
 from detector.outputs import make_run_dir
 from detector.outputs.record import RunRecord, list_sources, source_entry, versions
 from detector.outputs.summary import print_summary
@@ -71,7 +73,7 @@ def run_ray(prelude: Prelude, out: TextIO) -> RunStats:
     """Run the detection app on Ray actors; see the module docstring.
 
     Raises:
-        ConfigError: Ray is not installed, or the source is a camera or stream (exit 2).
+        ConfigError: Ray is not installed, or files with zones, events or a tracker (exit 2).
         DetectorError: The model cannot load in an actor, Ray fails, a video cannot be read
             whole (exit 1); unreadable image files are reported and skipped.
         KeyboardInterrupt: Ctrl-C or SIGTERM, after the outputs and ``run.json`` were written.
@@ -79,6 +81,9 @@ def run_ray(prelude: Prelude, out: TextIO) -> RunStats:
 
     config = prelude.config
     options = ray_options(config)
+    _check_files(prelude)
+    if any(s.live for s in prelude.specs):  # cameras and streams: a worker actor each
+        return run_live(prelude, options, actor_spec(prelude, options), out)
     ray = import_ray(options)
     plan = plan_sources(prelude.specs, many=prelude.many)
     if plan.files is not None and config.detect.detect_every > 1:
@@ -115,6 +120,27 @@ def run_ray(prelude: Prelude, out: TextIO) -> RunStats:
             ray_record.update(meter.to_dict(), elapsed_s=round(time.monotonic() - t0, 3))
             record.finish()
             print_summary(out, record.data)
+
+
+def _check_files(prelude: Prelude) -> None:
+    """Refuse what the Ray engine cannot run on files (a live source's worker runs the
+    local engine's whole pipeline, trackers and events included)."""
+    config = prelude.config
+    files = [s for s in prelude.specs if not s.live]
+    if not files:
+        return
+    if wants_events(config):  # zones and events follow one source's frames in order
+        raise ConfigError(
+            "zones, lines and events cannot run with run.engine 'ray' on files",
+            hint="they follow one source's tracked objects in order: use --engine local "
+            "(cameras and streams on ray run them)",
+        )
+    if config.detect.track != "none":  # actors see frame ranges, not one ordered stream
+        raise ConfigError(
+            f"detect.track '{config.detect.track}' cannot run with run.engine 'ray' on files",
+            hint="a tracker follows one source's frames in order: use --engine local, "
+            "or set detect.track: none (cameras and streams on ray track)",
+        )
 
 
 def _run(

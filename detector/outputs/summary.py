@@ -104,7 +104,9 @@ def _many_lines(record: dict[str, Any]) -> list[str]:
 
 
 def _ray_lines(ray: dict[str, Any]) -> list[str]:
-    """The Ray engine's cluster, start-up and per-actor throughput."""
+    """The Ray engine's cluster, start-up and per-actor throughput; live sources' workers."""
+    if "live" in ray:
+        return _live_lines(ray)
     first = ray.get("first_result_s")
     lines = [
         f"  ray: {ray.get('actors_seen', 0)} actors on {ray.get('nodes', '?')} "
@@ -116,5 +118,20 @@ def _ray_lines(ray: dict[str, Any]) -> list[str]:
         lines.append(
             f"    actor {a['actor']}: {a['items']} items, "
             f"{rate if rate is not None else '-'} per busy second"
+        )
+    return lines
+
+
+def _live_lines(ray: dict[str, Any]) -> list[str]:
+    """Cameras and streams on Ray: a worker each, its segments, restarts and nodes."""
+    lines = [
+        f"  ray: {len(ray['live'])} camera worker(s) on {ray.get('nodes', '?')} node(s) "
+        f"({ray.get('address')}); start {ray.get('ray_start_s', 0.0):.1f} s"
+    ]
+    for w in ray["live"]:
+        nodes = sorted({str(n)[:8] for n in w.get("nodes", []) if n})
+        lines.append(
+            f"    {w['source']}: {w['segments']} segment(s), {w['restarts']} restart(s), "
+            f"node(s) {', '.join(nodes) or '-'}"
         )
     return lines

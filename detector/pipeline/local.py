@@ -12,12 +12,11 @@ import logging
 import threading
 from contextlib import ExitStack
 from dataclasses import replace
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from detector.config import Config, ModelConfig, parse_address
+from detector.config import Config, ModelConfig
 from detector.engine import Engine
 from detector.errors import SourceError
-from detector.events.setup import engine_threshold
 from detector.labels import LabelMap
 from detector.model.options import ModelOptions, load_with
 from detector.outputs import make_run_dir
@@ -26,11 +25,22 @@ from detector.outputs.summary import print_summary
 from detector.pipeline.many import Job, Outcome, run_jobs, sum_stats
 from detector.pipeline.prelude import Prelude, model_entry
 from detector.pipeline.signals import StopSignals
-from detector.pipeline.source_run import SourceJob, SourceName, run_source, track_settings
+from detector.pipeline.source_run import (
+    SourceJob,
+    SourceName,
+    model_threshold,
+    open_spec,
+    run_source,
+    run_spec,
+    track_settings,
+)
 from detector.pipeline.stages import inference_workers
-from detector.sources import ReconnectPolicy, SourceSpec, open_source
+from detector.sources import SourceSpec
 from detector.track.settings import TrackSettings
 from detector.types import RunStats
+
+if TYPE_CHECKING:  # the service's modules import FastAPI: only a run with --serve loads them
+    from detector.service.sources import SpecRunner
 
 log = logging.getLogger(__name__)
 
@@ -74,34 +84,18 @@ def _engine(prelude: Prelude, model: Any, track: TrackSettings | None) -> Any:
     return Engine(model, threshold, prelude.class_ids, dc.max_boxes)
 
 
-def model_threshold(config: Config, labels: LabelMap, track: TrackSettings | None) -> float:
-    """The engine's threshold: ``detect.threshold``, lower for ByteTrack (it takes the
-    low-score detections too), lowered to the lowest per-class floor (``detect.thresholds``;
-    the filter in front of the tracker restores each class's own)."""
-    base = track.detect_threshold if track is not None else config.detect.threshold
-    return engine_threshold(config, labels, base)
-
-
 def _start_web(config: Config, specs: tuple[SourceSpec, ...], stack: ExitStack) -> Any:
     """The web server (its hub has a feed per source) running, or None. The page is up
     before the model loads; :func:`_serve_model` adds the routes that need the model."""
     if config.output.serve is None:
         return None
-    from detector.outputs.web import Hub, WebServer, access_from
+    from detector.outputs.web import Hub, WebServer
 
-    host, port = parse_address(config.output.serve)
     hub = Hub(stalled_after_s=config.serve.stalled_after_s)
     for spec in specs:
         hub.add_feed(spec.run_name, spec.shown, live=spec.live)
     title = specs[0].shown if len(specs) == 1 else f"{len(specs)} sources"
-    server = WebServer(
-        hub,
-        host,
-        port,
-        title=f"detector — {title}",
-        access=access_from(config.serve),
-        insecure=config.serve.insecure,
-    )
+    server = WebServer.for_run(hub, config, title)
     stack.enter_context(server)
     return server
 
@@ -132,7 +126,7 @@ def source_job(config: Config, labels: LabelMap, model: Any) -> SourceJob:
     )
 
 
-def spec_runner(labels: LabelMap, model: Any) -> Any:
+def spec_runner(labels: LabelMap, model: Any) -> SpecRunner:
     """Runs a source added at run time through the loaded ``model``, with its own config:
     ``(config, spec, record, feed, halt) -> RunStats`` (see :mod:`detector.service.sources`)."""
 
@@ -144,23 +138,6 @@ def spec_runner(labels: LabelMap, model: Any) -> Any:
     return run
 
 
-def reconnect_policy(config: Config) -> ReconnectPolicy:
-    """How live sources reconnect (``source.reconnect*``, ``source.stall_timeout_s``)."""
-    sc = config.source
-    return ReconnectPolicy(
-        attempts=sc.reconnect,
-        first_delay_s=sc.reconnect_delay_s,
-        max_delay_s=max(sc.reconnect_max_delay_s, sc.reconnect_delay_s),
-        stall_timeout_s=sc.stall_timeout_s,
-    )
-
-
-def _open(config: Config, spec: SourceSpec) -> Any:
-    """Open ``spec`` as ``source.*`` asks (size, how live sources reconnect)."""
-    sc = config.source
-    return open_source(spec, width=sc.width, height=sc.height, reconnect=reconnect_policy(config))
-
-
 # -- one source ---------------------------------------------------------------------------
 
 
@@ -170,7 +147,7 @@ def _run_one(prelude: Prelude, track: TrackSettings | None, out: TextIO) -> RunS
     warmups = config.run.warmup_frames
     with StopSignals().installed() as stop, ExitStack() as stack:
         server = _start_web(config, prelude.specs, stack)
-        source = stack.enter_context(_open(config, spec))
+        source = stack.enter_context(open_spec(config, spec))
         info = source.info
         workers = inference_workers(info.live, config.model.workers)
         size = (info.width or 640, info.height or 480)
@@ -236,25 +213,6 @@ def _run_many(prelude: Prelude, track: TrackSettings | None, out: TextIO) -> Run
     if error is not None:
         raise error
     return stats
-
-
-def run_spec(
-    job: SourceJob,
-    spec: SourceSpec,
-    record: RunRecord,
-    *,
-    feed: Any = None,
-    halt: threading.Event | None = None,
-    index: int = 0,
-) -> RunStats:
-    """Open ``spec`` and run it through the shared model into ``record``'s folder until it
-    ends or ``halt`` (one of several sources, or a source the service adds)."""
-    with _open(job.config, spec) as source:
-        workers = inference_workers(source.info.live, job.config.model.workers)
-        who = SourceName(spec.run_name, index)
-        return run_source(
-            job, source, workers, record, feed=feed, halt=halt, label=spec.run_name, who=who
-        )
 
 
 def _source_job(job: SourceJob, spec: SourceSpec, index: int, top: RunRecord, feed: Any) -> Job:

@@ -17,13 +17,14 @@ from typing import Any
 
 from detector.config import Config
 from detector.errors import RunInterrupted, StageError
-from detector.events.setup import open_events, open_filter, wants_events
+from detector.events.setup import engine_threshold, open_events, open_filter, wants_events
 from detector.labels import LabelMap
 from detector.outputs import describe_outputs, open_outputs
 from detector.outputs.record import RunRecord
 from detector.pipeline.render import Renderer, RenderOptions
 from detector.pipeline.signals import StopSignals
-from detector.pipeline.stages import PipelineOptions, run_pipeline
+from detector.pipeline.stages import PipelineOptions, inference_workers, run_pipeline
+from detector.sources import ReconnectPolicy, SourceSpec, open_source
 from detector.track import TrackStage
 from detector.track.association import require_trackers
 from detector.track.settings import TrackSettings
@@ -183,6 +184,50 @@ def _consumer(
         job.config, job.labels, info, consume, who, job.track
     )
     return consume
+
+
+def reconnect_policy(config: Config) -> ReconnectPolicy:
+    """How live sources reconnect (``source.reconnect*``, ``source.stall_timeout_s``)."""
+    sc = config.source
+    return ReconnectPolicy(
+        attempts=sc.reconnect,
+        first_delay_s=sc.reconnect_delay_s,
+        max_delay_s=max(sc.reconnect_max_delay_s, sc.reconnect_delay_s),
+        stall_timeout_s=sc.stall_timeout_s,
+    )
+
+
+def open_spec(config: Config, spec: SourceSpec) -> Any:
+    """Open ``spec`` as ``source.*`` asks (size, how live sources reconnect)."""
+    sc = config.source
+    return open_source(spec, width=sc.width, height=sc.height, reconnect=reconnect_policy(config))
+
+
+def run_spec(
+    job: SourceJob,
+    spec: SourceSpec,
+    record: RunRecord,
+    *,
+    feed: Any = None,
+    halt: threading.Event | None = None,
+    index: int = 0,
+) -> RunStats:
+    """Open ``spec`` and run it through the shared model into ``record``'s folder until it
+    ends or ``halt`` (one of several sources, or a source the service adds)."""
+    with open_spec(job.config, spec) as source:
+        workers = inference_workers(source.info.live, job.config.model.workers)
+        who = SourceName(spec.run_name, index)
+        return run_source(
+            job, source, workers, record, feed=feed, halt=halt, label=spec.run_name, who=who
+        )
+
+
+def model_threshold(config: Config, labels: LabelMap, track: TrackSettings | None) -> float:
+    """The engine's threshold: ``detect.threshold``, lower for ByteTrack (it takes the
+    low-score detections too), lowered to the lowest per-class floor (``detect.thresholds``;
+    the filter in front of the tracker restores each class's own)."""
+    base = track.detect_threshold if track is not None else config.detect.threshold
+    return engine_threshold(config, labels, base)
 
 
 def track_settings(config: Config) -> TrackSettings | None:

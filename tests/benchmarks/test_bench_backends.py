@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -42,16 +41,12 @@ def test_goals_take_the_fastest_backend_that_passes_parity() -> None:
 
 @pytest.mark.tf
 def test_backend_rows_on_a_tiny_graph(tmp_path: Path) -> None:
-    from helpers.media import make_video
+    from helpers.media import image_folder, make_video, noise_frames
     from helpers.tiny_ssd import build_tiny_ssd
 
     model = build_tiny_ssd(tmp_path / "tiny.pb")
     video = make_video(tmp_path / "clip.avi", n=10, size=(96, 64))
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        cv2.imwrite(str(photos / f"{i}.png"), rng.integers(0, 256, (64, 96, 3), dtype=np.uint8))
+    photos = image_folder(tmp_path / "photos", noise_frames(3, (96, 64)))
     section = backend_rows(
         model,
         None,

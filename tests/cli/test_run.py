@@ -12,25 +12,24 @@ import cv2
 import numpy as np
 import pytest
 from helpers.cli_run import RunningCli, cli_env, tiny_model_flags
-from helpers.tiny_models import build_frozen, build_unsafe_frozen, read_video, tiny_video
+from helpers.tiny_models import (
+    build_frozen,
+    build_unsafe_frozen,
+    read_video,
+    tiny_model_files,
+    tiny_video,
+)
 from helpers.xvfb import Xvfb
 
 from detector.cli import main
 
 pytestmark = pytest.mark.tf
 
-LABELS = 'item { id: 1 name: "red" display_name: "red" }\nitem { id: 2 name: "whole" }\n'
-
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("assets")
-    (d / "labels.pbtxt").write_text(LABELS)
-    return {
-        "model": build_frozen(d / "frozen_inference_graph.pb"),
-        "video": tiny_video(d / "clip.avi", frames=12, fps=7.0),
-        "labels": d / "labels.pbtxt",
-    }
+    return {**tiny_model_files(d), "video": tiny_video(d / "clip.avi", frames=12, fps=7.0)}
 
 
 def run_flags(

@@ -17,20 +17,16 @@ import pytest
 from helpers.browser import console_errors
 from helpers.cli_run import RunningCli, tiny_model_flags
 from helpers.mjpeg_server import MjpegServer
-from helpers.tiny_models import build_frozen, read_video, tiny_video
+from helpers.tiny_models import read_video, tiny_model_files, tiny_video
 
 from detector.cli import main
 
 pytestmark = pytest.mark.tf
 
-LABELS = 'item { id: 1 name: "red" }\nitem { id: 2 name: "whole" }\n'
-
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("assets")
-    (d / "labels.pbtxt").write_text(LABELS)
-    return {"model": build_frozen(d / "g.pb"), "labels": d / "labels.pbtxt"}
+    return tiny_model_files(tmp_path_factory.mktemp("assets"), "g.pb")
 
 
 def flags(assets: dict[str, Path], out: Path, *sources: str | Path) -> list[str]:

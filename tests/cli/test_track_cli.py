@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 from helpers.cli_run import RunOutputs, only_run_folder, run_cli
 
-from detector.fetch.assets import DEFAULT_MODEL_DIR, SAMPLE_VIDEO
-
-MODEL = DEFAULT_MODEL_DIR / "frozen_inference_graph.pb"
-
 
 @pytest.mark.e2e
-@pytest.mark.skipif(
-    not (MODEL.is_file() and SAMPLE_VIDEO.is_file()),
-    reason="default model or sample video missing: run 'python main.py fetch'",
-)
+@pytest.mark.usefixtures("default_graph", "sample_video")  # skipped until fetched
 def test_track_flag_gives_ids_and_moving_boxes(tmp_path):
     frames = 48
     result = run_cli(

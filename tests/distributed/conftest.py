@@ -1,12 +1,18 @@
-"""One local Ray for every Ray test of the session (starting Ray costs seconds).
+"""One Ray cluster of three nodes on this machine for every Ray test of the session.
 
-``ray.init(num_cpus=2, include_dashboard=False)`` through the engine's own start-up code;
-the runs under test find Ray running, use it and leave it up; it is shut down at the end.
+Ray's own test utility (``ray.cluster_utils.Cluster``) starts a head and two worker nodes,
+each with one CPU and a custom resource naming it (``node_head``, ``node_a``, ``node_b``;
+the two worker nodes also hold ``edge``), all on 127.0.0.1. The runs under test find Ray
+running (joined through the engine's own start-up code), use it and leave it up; the
+cluster is shut down through its handle at the end of the session.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,12 +20,57 @@ import pytest
 from detector.distributed.options import RayOptions
 from detector.distributed.session import import_ray, init_ray
 
+# Every node on loopback (else Ray picks the machine's other address and cannot connect).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# Token authentication (Ray's default for new clusters), so that the engine's own join by
+# address (which uses the machine's token) and runs started as processes are let in.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+if not (
+    os.environ.get("RAY_AUTH_TOKEN")
+    or os.environ.get("RAY_AUTH_TOKEN_PATH")
+    or (Path.home() / ".ray" / "auth_token").is_file()
+):  # a fresh machine: a token for this session's clusters (their processes inherit it)
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+
+#: The worker nodes' resources (the head holds node_head).
+WORKER_NODES = ({"node_a": 1.0, "edge": 1.0}, {"node_b": 1.0, "edge": 1.0})
+
 
 @pytest.fixture(scope="session")
-def local_ray() -> Iterator[Any]:
-    """A local Ray with 2 CPUs and no dashboard, shared by the session's Ray tests."""
-    ray = import_ray()
-    if not ray.is_initialized():
-        init_ray(ray, RayOptions(local_cpus=2))
-    yield ray
-    ray.shutdown()
+def ray_cluster() -> Iterator[Any]:
+    """A head and two worker nodes of one CPU each, Ray joined to them by address."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 1,
+            "resources": {"node_head": 1.0},
+            "include_dashboard": False,
+            # a node that is gone is noticed in seconds (its workers then restart elsewhere)
+            "_system_config": {
+                "health_check_initial_delay_ms": 0,
+                "health_check_period_ms": 1000,
+                "health_check_failure_threshold": 3,
+            },
+        },
+    )
+    try:
+        for resources in WORKER_NODES:
+            cluster.add_node(num_cpus=1, resources=resources)
+        cluster.wait_for_nodes()
+        options = RayOptions(address=cluster.address)
+        ray = import_ray(options)
+        init_ray(ray, options)
+        yield cluster
+    finally:
+        import ray
+
+        ray.shutdown()
+        cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def local_ray(ray_cluster: Any) -> Any:
+    """Ray, joined to the session's cluster (3 CPUs over 3 nodes)."""
+    return import_ray()

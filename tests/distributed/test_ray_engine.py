@@ -191,7 +191,8 @@ def test_a_model_that_cannot_load_in_an_actor_fails_the_run_with_its_message(
 
 HEAD = """
 import sys, ray
-ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+         logging_level="ERROR")  # a new head, never the test session's cluster
 print(ray.get_runtime_context().gcs_address, flush=True)
 sys.stdin.read()  # runs until the test closes stdin
 ray.shutdown()
@@ -240,9 +241,12 @@ def test_joins_a_running_ray_cluster_by_address(tmp_path: Path, photos_dir: Path
         head.wait(timeout=120)
 
 
-def test_cameras_are_refused_with_a_usage_error(local_ray: Any, tmp_path: Path) -> None:
-    code, _ = _run(tmp_path, "cam", "--source", "0", "--engine", "ray")
-    assert code == 2
+def test_a_camera_that_cannot_be_opened_fails_its_source(local_ray: Any, tmp_path: Path) -> None:
+    code, folder = _run(tmp_path, "cam", "--source", "/dev/video99", "--engine", "ray")
+    assert code == 1
+    top = json.loads((folder / "run.json").read_text())
+    (entry,) = top["sources"]
+    assert entry["status"] == "failed" and "/dev/video99" in entry["error"]
 
 
 def test_without_ray_installed_the_run_exits_2_with_the_install_command(tmp_path: Path) -> None:

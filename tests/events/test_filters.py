@@ -14,7 +14,7 @@ from helpers.moving_squares import Square
 
 from detector.events.filters import DetectionFilter
 from detector.events.spec import LineSpec, MaskSpec
-from detector.fetch.assets import DEFAULT_MODEL_DIR, SAMPLE_VIDEO
+from detector.fetch.assets import SAMPLE_VIDEO
 from detector.types import Detections
 
 PERSON, CAR, DOG = 1, 3, 18
@@ -59,14 +59,8 @@ def test_a_masked_object_never_counts(tmp_path):
     assert len(scene.sink.of("cross")) == 1
 
 
-MODEL = DEFAULT_MODEL_DIR / "frozen_inference_graph.pb"
-
-
 @pytest.mark.e2e
-@pytest.mark.skipif(
-    not (MODEL.is_file() and SAMPLE_VIDEO.is_file()),
-    reason="default model or sample video missing: run 'python main.py fetch'",
-)
+@pytest.mark.usefixtures("default_graph", "sample_video")  # skipped until fetched
 def test_flags_filter_what_the_outputs_hold(tmp_path):
     result = run_cli(
         "--source", SAMPLE_VIDEO, "--max-frames", "20", "--output", tmp_path, "--no-video",

@@ -19,13 +19,9 @@ from helpers.moving_squares import Square
 from detector.events.mqtt import MqttSink
 from detector.events.options import MqttSpec
 from detector.events.spec import LineSpec, ZoneSpec
-from detector.fetch.assets import DEFAULT_MODEL_DIR, SAMPLE_VIDEO
+from detector.fetch.assets import SAMPLE_VIDEO
 
-MODEL = DEFAULT_MODEL_DIR / "frozen_inference_graph.pb"
-needs_model = pytest.mark.skipif(
-    not (MODEL.is_file() and SAMPLE_VIDEO.is_file()),
-    reason="default model or sample video missing: run 'python main.py fetch'",
-)
+needs_model = pytest.mark.usefixtures("default_graph", "sample_video")  # skipped until fetched
 
 VTEST_EVENTS = """\
 zones:

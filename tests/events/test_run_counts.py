@@ -11,16 +11,11 @@ from helpers.cli_run import only_run_folder
 
 from detector.app import run_app
 from detector.config import load_config
-from detector.fetch.assets import DEFAULT_MODEL_DIR, SAMPLE_VIDEO
-
-MODEL = DEFAULT_MODEL_DIR / "frozen_inference_graph.pb"
+from detector.fetch.assets import SAMPLE_VIDEO
 
 
 @pytest.mark.e2e
-@pytest.mark.skipif(
-    not (MODEL.is_file() and SAMPLE_VIDEO.is_file()),
-    reason="default model or sample video missing: run 'python main.py fetch'",
-)
+@pytest.mark.usefixtures("default_graph", "sample_video")  # skipped until fetched
 def test_the_run_returns_its_counts(tmp_path):
     config = load_config(
         None,

@@ -17,15 +17,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 from helpers.cli_run import RunOutputs, only_run_folder, run_cli
+from helpers.media import image_folder
 
 PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 1, 2
 
 
-def _jpeg(red: int) -> bytes:
+def _image(red: int) -> np.ndarray:
     image = np.zeros((48, 64, 3), np.uint8)
     image[:, :, 2] = red
     image[::7] = 255  # some texture, so the JPEG is long enough to cut
-    ok, data = cv2.imencode(".jpg", image)
+    return image
+
+
+def _jpeg(red: int) -> bytes:
+    ok, data = cv2.imencode(".jpg", _image(red))
     assert ok
     return data.tobytes()
 
@@ -129,14 +134,11 @@ def test_missing_and_empty_sources(tmp_path: Path, tiny: list[str]) -> None:
 def test_an_output_folder_inside_the_source_is_not_read_back(
     tmp_path: Path, tiny_model: Path, tiny_labels: Path
 ) -> None:
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(3):
-        (photos / f"{i}.jpg").write_bytes(_jpeg(200))
+    photos = image_folder(tmp_path / "photos", [_image(200)] * 3, ".jpg")
     flags = ["--source", photos, "--model", tiny_model, "--labels", tiny_labels]
     for _ in range(2):  # the first run's annotated copies sit under photos/runs/ now
         result = run_cli(*flags, "--output", photos / "runs", "--images")
         result.assert_ok()
     second = RunOutputs.read(photos / "runs" / "photos2")
-    assert [line["name"] for line in second.lines] == ["0.jpg", "1.jpg", "2.jpg"]
+    assert [line["name"] for line in second.lines] == ["000.jpg", "001.jpg", "002.jpg"]
     assert "a run folder" in result.err  # said, not silent

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,21 +34,17 @@ from helpers.tiny_models import tiny_video
 from helpers.xvfb import Xvfb
 
 
-def _mount_tmpfs(where: Path, options: str) -> bool:
+@contextmanager
+def _tmpfs(where: Path, options: str, unable: str) -> Iterator[Path]:
+    """A ``tmpfs`` mounted at ``where`` with ``options`` for the block (root only; else skip
+    the test, saying ``unable``)."""
     where.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
-        return False
+        pytest.skip(f"{unable} (needs root)")
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
                           capture_output=True)  # fmt: skip
-    return done.returncode == 0
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1.5 MiB tmpfs: filled by a few dozen frames of video."""
-    where = tmp_path / "small"
-    if not _mount_tmpfs(where, "size=1536k,mode=0777"):
-        pytest.skip("cannot mount a tmpfs here (needs root)")
+    if done.returncode != 0:
+        pytest.skip(unable)
     try:
         yield where
     finally:
@@ -55,15 +52,18 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1.5 MiB tmpfs: filled by a few dozen frames of video."""
+    with _tmpfs(tmp_path / "small", "size=1536k,mode=0777", "cannot mount a tmpfs here") as where:
+        yield where
+
+
+@pytest.fixture
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
     where = tmp_path / "ro"
     if os.geteuid() == 0:
-        if not _mount_tmpfs(where, "size=64k,ro"):
-            pytest.skip("cannot mount a read-only tmpfs")
-        try:
+        with _tmpfs(where, "size=64k,ro", "cannot mount a read-only tmpfs"):
             yield where
-        finally:
-            subprocess.run(["umount", "-l", str(where)], check=False)
     else:
         where.mkdir()
         where.chmod(0o555)

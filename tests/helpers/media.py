@@ -54,3 +54,11 @@ def make_video(path: Path, n: int = 12, fps: float = 25.0, size=(64, 48)) -> Pat
 def grey_index(image: np.ndarray) -> int:
     """The frame number encoded by :func:`make_video`."""
     return round(float(image.mean()) / STEP)
+
+
+def image_folder(folder: Path, images: Iterable[np.ndarray], suffix: str = ".png") -> Path:
+    """``folder`` (made) holding each BGR image as ``<i><suffix>`` (``000.png``, ``001.png``...)."""
+    folder.mkdir(parents=True)
+    for i, image in enumerate(images):
+        assert cv2.imwrite(str(folder / f"{i:03d}{suffix}"), image), f"cannot write into {folder}"
+    return folder

@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
@@ -45,6 +46,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
+@dataclass(eq=False)
 class MjpegServer:
     """An MJPEG camera served on ``http://127.0.0.1:<port>/<path>``.
 
@@ -59,26 +61,21 @@ class MjpegServer:
         quality: JPEG quality 1-100.
     """
 
-    def __init__(
-        self,
-        fps: float = 20.0,
-        size: tuple[int, int] = (160, 120),
-        *,
-        port: int = 0,
-        path: str = "/stream.mjpg",
-        make_frame: Callable[[int], np.ndarray] | None = None,
-        user: str | None = None,
-        password: str | None = None,
-        quality: int = 80,
-    ) -> None:
-        self.fps = fps
-        self.size = size
-        self.port = port
-        self.path = path
-        self.user = user
-        self.password = password
-        self.quality = quality
-        self._make_frame = make_frame or (lambda i: numbered_frame(i, size))
+    fps: float = 20.0
+    size: tuple[int, int] = (160, 120)
+    _: KW_ONLY
+    port: int = 0
+    path: str = "/stream.mjpg"
+    make_frame: Callable[[int], np.ndarray] | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    quality: int = 80
+    frames_sent: int = field(default=0, init=False)
+    connections: int = field(default=0, init=False)  # stream requests answered (reconnects)
+    auth_failures: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self._make_frame = self.make_frame or (lambda i: numbered_frame(i, self.size))
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -86,9 +83,6 @@ class MjpegServer:
         self._streaming = threading.Event()
         self._streaming.set()
         self._generation = 0
-        self.frames_sent = 0
-        self.connections = 0  # stream requests answered since creation (reconnects show here)
-        self.auth_failures = 0
 
     # -- URLs -------------------------------------------------------------------------
 

@@ -68,6 +68,18 @@ def build_frozen(
     return path
 
 
+#: The label map of the tiny detectors: class 1 is box 0 (scored by the red level), 2 the
+#: whole image.
+LABELS = 'item { id: 1 name: "red" display_name: "red" }\nitem { id: 2 name: "whole" }\n'
+
+
+def tiny_model_files(folder: Path, name: str = "frozen_inference_graph.pb") -> dict[str, Path]:
+    """A tiny frozen detector (``model``) and its label map (``labels``) in ``folder``."""
+    labels = folder / "labels.pbtxt"
+    labels.write_text(LABELS)
+    return {"model": build_frozen(folder / name), "labels": labels}
+
+
 def build_unsafe_frozen(path: Path) -> Path:
     """A frozen graph that reads a file (``ReadFile``): the allowlist must refuse it."""
     import tensorflow as tf

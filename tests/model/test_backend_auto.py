@@ -59,11 +59,23 @@ def test_what_the_fast_path_cannot_take_falls_back_to_tf_with_a_reason(tmp_path:
         assert getattr(model, "backend", "tf") == "tf"
 
 
+def _runs_without_tensorflow(default_graph: Path, code: str) -> str:
+    """With the default model converted and gated (once per machine), run ``code`` (it
+    imports ``sys``) in a fresh Python at the project root: its output, once it ended with
+    TensorFlow never imported."""
+    choose_backend(default_graph)
+    code += "print('TENSORFLOW', 'tensorflow' in sys.modules)\n"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert "TENSORFLOW False" in out.stdout, out.stdout + out.stderr
+    return out.stdout
+
+
 @pytest.mark.e2e
 def test_a_run_on_the_converted_default_model_imports_no_tensorflow(
     default_graph: Path, sample_video: Path, tmp_path: Path
 ) -> None:
-    choose_backend(default_graph)  # converted and gated (once per machine)
     code = (
         "import runpy, sys\n"
         f"sys.argv = ['main.py', '--source', {str(sample_video)!r}, '--max-frames', '12',"
@@ -72,12 +84,8 @@ def test_a_run_on_the_converted_default_model_imports_no_tensorflow(
         "    runpy.run_path('main.py', run_name='__main__')\n"
         "except SystemExit as exc:\n"
         "    assert not exc.code, exc.code\n"
-        "print('TENSORFLOW', 'tensorflow' in sys.modules)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert "TENSORFLOW False" in out.stdout, out.stdout + out.stderr
+    _runs_without_tensorflow(default_graph, code)
     record = json.loads(next(tmp_path.glob("*/run.json")).read_text())
     model = record["model"]
     assert model["backend"] == "openvino"
@@ -89,18 +97,13 @@ def test_a_run_on_the_converted_default_model_imports_no_tensorflow(
 def test_the_python_api_on_the_converted_default_model_imports_no_tensorflow(
     default_graph: Path, photos_dir: Path
 ) -> None:
-    choose_backend(default_graph)  # converted and gated (once per machine)
     code = (
         "import sys, detector\n"
         f"model = detector.Detector({str(default_graph)!r})\n"
         f"dets = model.predict({str(photos_dir / 'dog.jpg')!r})\n"
         "print('BACKEND', model.backend, 'FOUND', len(dets))\n"
-        "print('TENSORFLOW', 'tensorflow' in sys.modules)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert "BACKEND openvino" in out.stdout, out.stdout + out.stderr
-    assert "TENSORFLOW False" in out.stdout, out.stdout + out.stderr
-    found = int(out.stdout.split("FOUND")[1].split()[0])
+    stdout = _runs_without_tensorflow(default_graph, code)
+    assert "BACKEND openvino" in stdout, stdout
+    found = int(stdout.split("FOUND")[1].split()[0])
     assert found >= 3  # dog, bicycle, car

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from helpers.cli_run import run_cli
-from helpers.media import grey_index, make_video
+from helpers.media import grey_index, image_folder, make_video
 from helpers.tiny_ssd import build_tiny_ssd
 
 from detector.errors import ConfigError, ModelError
@@ -22,13 +21,13 @@ pytestmark = pytest.mark.tf
 def _folder(path: Path, n: int, seed: int, size: tuple[int, int] = (48, 64)) -> Path:
     """``n`` noisy images with a few flat rectangles (PNG), seeded."""
     rng = np.random.default_rng(seed)
-    path.mkdir(parents=True)
-    for i in range(n):
+    images = []
+    for _ in range(n):
         image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
         y, x = rng.integers(0, size[0] // 2), rng.integers(0, size[1] // 2)
         image[y : y + size[0] // 3, x : x + size[1] // 3] = rng.integers(0, 256, 3)
-        cv2.imwrite(str(path / f"{i:03d}.png"), image)
-    return path
+        images.append(image)
+    return image_folder(path, images)
 
 
 @pytest.fixture
@@ -95,10 +94,7 @@ def test_gate_images_must_be_held_apart(tiny: Path, tmp_path: Path) -> None:
 def test_real_model_calibrated_on_black_frames_is_refused(
     default_graph: Path, photos_dir: Path, tmp_path: Path
 ) -> None:
-    black = tmp_path / "black"
-    black.mkdir()
-    for i in range(6):
-        cv2.imwrite(str(black / f"{i}.png"), np.zeros((300, 300, 3), np.uint8))
+    black = image_folder(tmp_path / "black", [np.zeros((300, 300, 3), np.uint8)] * 6)
     result = run_cli(
         "model",
         "quantize",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -79,11 +80,12 @@ def test_a_slow_pipeline_is_blocked_and_a_quiet_camera_stalled(slow_service):
         viewer = socket.create_connection(("127.0.0.1", svc.port))
         viewer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         viewer.sendall(f"GET /stream/{key}.mjpg HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        read = source()["frames"]["read"]
+        read, deadline = source()["frames"]["read"], time.monotonic() + 60
         states = set()
-        while source()["frames"]["read"] < read + 30:
+        while source()["frames"]["read"] < read + 30 and time.monotonic() < deadline:
             states.add(source()["state"])
         viewer.close()
+        assert source()["frames"]["read"] >= read + 30
         assert "stalled" not in states and "blocked" in states
         final = http.delete(f"sources/{key}").json()
     assert final["state"] == "ended"

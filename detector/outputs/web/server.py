@@ -32,8 +32,9 @@ from uvicorn import Server as UvicornServer
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from detector.config import DEFAULT_SERVE_HOST as DEFAULT_HOST
+from detector.config import Config, parse_address
 from detector.errors import ConfigError, SinkError
-from detector.outputs.web.access import Access, AccessMiddleware
+from detector.outputs.web.access import Access, AccessMiddleware, access_from
 from detector.outputs.web.broadcast import Broadcaster
 from detector.outputs.web.health import health_router
 from detector.outputs.web.hub import Hub
@@ -217,6 +218,15 @@ class WebServer:
         self._server: UvicornServer | None = None
         self._thread: threading.Thread | None = None
         self._app: FastAPI | None = None
+
+    @classmethod
+    def for_run(cls, hub: Hub, config: Config, title: str) -> WebServer:
+        """The server a run's ``output.serve`` and ``serve:`` section ask for (not started)."""
+        assert config.output.serve is not None
+        host, port = parse_address(config.output.serve)
+        access = access_from(config.serve)
+        return cls(hub, host, port, title=f"detector — {title}", access=access,
+                   insecure=config.serve.insecure)  # fmt: skip
 
     @property
     def url(self) -> str:
