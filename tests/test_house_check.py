@@ -1,4 +1,4 @@
-"""``.ci/house-check``: the size rules fail (exit 1) when broken, and say what breaks them."""
+"""``.ci/house-check``: the size rules fail (exit 1) when broken, and the package keeps them."""
 
 from __future__ import annotations
 
@@ -47,3 +47,8 @@ def test_a_package_within_the_limits_passes(tmp_path: Path) -> None:
     (pkg / "ok.py").write_text(_function("f", 60) + "x = 1\n" * 400)
     done = _check("--root", pkg)
     assert done.returncode == 0 and "every rule kept" in done.stdout, done.stdout
+
+
+def test_the_detector_package_keeps_the_rules() -> None:
+    done = _check()
+    assert done.returncode == 0, done.stdout + done.stderr
