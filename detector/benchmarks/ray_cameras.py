@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from typing import Any
 
 import cv2
 
+from detector.distributed.session import prepare_machine_cluster
 from detector.paths import PROJECT_ROOT
 
 BOUNDARY = b"frame"
@@ -203,16 +203,7 @@ def cameras_bench(
     Returns:
         ``rows``: per camera count and layout, the figures of :func:`_figures` (or ``error``).
     """
-    # before Ray is imported: every node on loopback, token authentication (Ray's default
-    # for new clusters; the run joins by address with the machine's token)
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "token")
-    if not (
-        os.environ.get("RAY_AUTH_TOKEN")
-        or os.environ.get("RAY_AUTH_TOKEN_PATH")
-        or (Path.home() / ".ray" / "auth_token").is_file()
-    ):  # no token on this machine yet: one for the bench's cluster and runs
-        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    prepare_machine_cluster()  # before Ray is imported
     try:
         from ray.cluster_utils import Cluster
     except ImportError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,6 +67,24 @@ def quiet_ray_data(ray: Any) -> None:
             handler.setLevel(logging.CRITICAL + 1)
 
 
+def _has_token() -> bool:
+    """This machine (or this process's environment) holds a Ray auth token."""
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token")
+    return bool(os.environ.get("RAY_AUTH_TOKEN")) or Path(path).is_file()
+
+
+def prepare_machine_cluster() -> None:
+    """The environment a cluster of several nodes on this one machine needs, set before Ray
+    is imported (``ray.cluster_utils.Cluster`` in tests and the bench): every node on
+    loopback, token authentication (Ray's default for new clusters, so that runs joining by
+    address are let in), and a token for this process and its children on a machine that
+    has none yet. Values the user set are kept."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    if not _has_token():
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+
+
 def _token_auth_for_address() -> None:
     """Use token authentication to join a cluster when this machine has a token.
 
@@ -76,13 +95,7 @@ def _token_auth_for_address() -> None:
     """
     if "RAY_AUTH_MODE" in os.environ:
         return
-    has_token = (
-        bool(os.environ.get("RAY_AUTH_TOKEN"))
-        or Path(
-            os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token")
-        ).is_file()
-    )
-    if has_token:
+    if _has_token():
         os.environ["RAY_AUTH_MODE"] = "token"
         log.debug("joining the Ray cluster with token authentication (a token was found)")
 

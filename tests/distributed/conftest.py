@@ -9,28 +9,15 @@ cluster is shut down through its handle at the end of the session.
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from detector.distributed.options import RayOptions
-from detector.distributed.session import import_ray, init_ray
+from detector.distributed.session import import_ray, init_ray, prepare_machine_cluster
 
-# Every node on loopback (else Ray picks the machine's other address and cannot connect).
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-# Token authentication (Ray's default for new clusters), so that the engine's own join by
-# address (which uses the machine's token) and runs started as processes are let in.
-os.environ.setdefault("RAY_AUTH_MODE", "token")
-if not (
-    os.environ.get("RAY_AUTH_TOKEN")
-    or os.environ.get("RAY_AUTH_TOKEN_PATH")
-    or (Path.home() / ".ray" / "auth_token").is_file()
-):  # a fresh machine: a token for this session's clusters (their processes inherit it)
-    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+prepare_machine_cluster()  # loopback nodes, token authentication, a token
 
 #: The worker nodes' resources (the head holds node_head).
 WORKER_NODES = ({"node_a": 1.0, "edge": 1.0}, {"node_b": 1.0, "edge": 1.0})

@@ -106,6 +106,20 @@ def _running(folder: Path, min_lines: int) -> dict[str, Any] | None:
     return worker if worker and lines >= min_lines else None
 
 
+def _kill_first_worker(
+    tmp_path: Path, name: str, cams: list[MjpegServer], *args: str
+) -> tuple[_Run, Path, dict[str, Any]]:
+    """A run of two cameras (on node_a and node_b) whose first worker is SIGKILLed once it
+    wrote :data:`KILL_AFTER` lines: the run, the first source's folder, the killed worker."""
+    pins = f"{cams[0].url}=node_a,{cams[1].url}=node_b"
+    run = _Run(tmp_path, name, *_sources(cams[0], cams[1]), *args, "--ray-placement", pins)
+    run.start()
+    victim = run.folder / "127.0.0.1"
+    worker = _wait(lambda: _running(victim / "part-001", KILL_AFTER))
+    os.kill(worker["pid"], signal.SIGKILL)
+    return run, victim, worker
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -183,19 +197,7 @@ def test_sources_spread_over_the_nodes_with_one_page(
 def test_a_killed_worker_comes_back_and_its_frames_resume(
     ray_cluster: Any, cams: list[MjpegServer], tmp_path: Path
 ) -> None:
-    run = _Run(
-        tmp_path,
-        "kill",
-        *_sources(cams[0], cams[1]),
-        "--max-frames",
-        "100",
-        "--ray-placement",
-        f"{cams[0].url}=node_a,{cams[1].url}=node_b",
-    )
-    run.start()
-    victim = run.folder / "127.0.0.1"
-    worker = _wait(lambda: _running(victim / "part-001", KILL_AFTER))
-    os.kill(worker["pid"], signal.SIGKILL)
+    run, victim, worker = _kill_first_worker(tmp_path, "kill", cams, "--max-frames", "100")
     assert run.finish() == 0
 
     record = _json(victim / "run.json")
@@ -330,21 +332,8 @@ def test_the_python_api_runs_a_camera_beside_a_video_file(
 def test_a_source_past_its_restarts_fails_while_the_other_goes_on(
     ray_cluster: Any, cams: list[MjpegServer], tmp_path: Path
 ) -> None:
-    run = _Run(
-        tmp_path,
-        "spent",
-        *_sources(cams[0], cams[1]),
-        "--max-frames",
-        "80",
-        "--ray-max-restarts",
-        "0",
-        "--ray-placement",
-        f"{cams[0].url}=node_a,{cams[1].url}=node_b",
-    )
-    run.start()
-    victim = run.folder / "127.0.0.1"
-    worker = _wait(lambda: _running(victim / "part-001", KILL_AFTER))
-    os.kill(worker["pid"], signal.SIGKILL)
+    args = ("--max-frames", "80", "--ray-max-restarts", "0")
+    run, victim, _ = _kill_first_worker(tmp_path, "spent", cams, *args)
     assert run.finish() == 1
     top = _json(run.folder / "run.json")
     assert top["status"] == "failed" and top["failed"] == [cams[0].url]
