@@ -17,7 +17,7 @@ def test_the_pixel_under_the_pointer(page):
     with WebServer(hub, port=0) as server, Publisher(sink, fps=10):
         page.goto(server.url)
         img = "img[data-key='0']"
-        page.wait_for_function(f'document.querySelector("{img}").naturalWidth === 320')
+        page.wait_for_function(f'document.querySelector("{img}")?.naturalWidth === 320')
         for _ in range(5):  # the layout may still move while the status table fills in
             x, y, fx, fy, text = _point_at(page, img, 0.5, 0.25)
             if abs(x - 160) <= 1 and abs(y - 60) <= 1:
@@ -35,7 +35,8 @@ def _point_at(page, img: str, fx: float, fy: float) -> tuple[int, int, float, fl
     page.mouse.move(box["x"] + box["width"] * fx + 0.5, box["y"] + box["height"] * fy + 0.5)
     pattern = r"pixel \[(\d+), (\d+)\] = \[([\d.]+), ([\d.]+)\]"
     field = "[data-key='0'] [data-field=pixel]"
-    page.wait_for_function(f"/^{pattern}$/.test(document.querySelector(`{field}`).textContent)")
+    shown = f"document.querySelector(`{field}`)?.textContent ?? ''"
+    page.wait_for_function(f"/^{pattern}$/.test({shown})")
     text = page.text_content(field) or ""
     m = re.fullmatch(pattern, text)
     assert m, text

@@ -48,7 +48,7 @@ def test_page_shows_live_frames_and_figures_of_every_source(page):
         )
         for key in ("0", "1"):
             img = f"img[data-key='{key}']"
-            page.wait_for_function(f'document.querySelector("{img}").naturalWidth === 320')
+            page.wait_for_function(f'document.querySelector("{img}")?.naturalWidth === 320')
             assert distinct_frames(page, img, 10) >= 10
         frame = "document.querySelector(\"[data-key='0'] td[data-field=frame]\").textContent"
         first = page.evaluate(frame)
