@@ -125,7 +125,7 @@ def test_a_file_shows_progress_short_names_and_its_final_figures_at_1280x800(pag
         header = page.locator("section.source h2")
         assert header.text_content() == "clip" and header.get_attribute("title") == long_path
         # every figure and the whole frame visible without scrolling
-        page.wait_for_function("document.querySelector(\"img[data-key='0']\").naturalWidth > 0")
+        page.wait_for_function("document.querySelector(\"img[data-key='0']\")?.naturalWidth > 0")
         for selector in ("img[data-key='0']", "[data-field=viewers]", "[data-field=last]"):
             box = page.locator(selector).bounding_box()
             assert box is not None and box["y"] + box["height"] <= 800, (selector, box)
