@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -131,27 +132,23 @@ def frame_row(result: FrameResult, labels: Callable[[int], str]) -> FrameRow:
 
 class FrameRows:
     """A hub observer keeping each published frame's :data:`FrameRow` until :meth:`drain`:
-    a worker's figures, shipped to the process that serves ``/metrics`` (at most ``limit``
-    rows between two drains; beyond, the newest are counted in :attr:`lost`)."""
+    a worker's figures, shipped to the process that serves ``/metrics`` (the newest
+    ``limit`` rows between two drains)."""
 
     def __init__(self, limit: int = 10_000) -> None:
-        self.limit = limit
-        self.lost = 0
-        self._rows: list[FrameRow] = []
+        self._rows: deque[FrameRow] = deque(maxlen=limit)
         self._lock = threading.Lock()
 
     def __call__(self, feed: Feed, result: FrameResult, labels: Callable[[int], str]) -> None:
         row = frame_row(result, labels)
         with self._lock:
-            if len(self._rows) < self.limit:
-                self._rows.append(row)
-            else:
-                self.lost += 1
+            self._rows.append(row)
 
     def drain(self) -> list[FrameRow]:
         """The rows since the last drain, oldest first."""
         with self._lock:
-            rows, self._rows = self._rows, []
+            rows = list(self._rows)
+            self._rows.clear()
         return rows
 
 
