@@ -286,6 +286,12 @@ class RunConfig:
         lo=0,
         flag=Flag("restarts of a dead camera worker before its source fails", ENGINE, metavar="N"),
     )
+    ray_outputs: str = _enum(
+        ("shared", "driver"),
+        "where camera workers write: the output folder (shared by the nodes), or "
+        "their node's scratch folder, sent to this machine as it is written",
+        ENGINE,
+    )
     ray_placement: tuple[tuple[str, str, float], ...] = _f(
         [],
         "placement",

@@ -9,13 +9,21 @@ every exit path) - into one *segment* folder per call (``part-001``, ``part-002`
 restart, ...), so a restart never writes into the files of the process that died. Each
 segment's ``run.json`` names the process and Ray node it ran on. Its methods run on the
 actor's threads: :meth:`status` and :meth:`stop` answer while :meth:`run` runs.
+
+Where a segment is written (``run.ray_outputs``): ``shared`` - straight into the source's
+folder, a path every node sees (NFS, ...); ``driver`` - into a scratch folder on the worker's
+node whose new bytes go back to the driver with every :meth:`status` reply (and through
+:meth:`pull` once the segment ends; :mod:`detector.distributed.mirror`), so only the driver
+needs the run folder.
 """
 
 from __future__ import annotations
 
 import os
 import resource
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -23,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.config import Config
+from detector.distributed.mirror import FolderTail, Piece
 from detector.labels import LabelMap
 from detector.model.options import ModelOptions, load_with
 from detector.outputs.record import RunRecord, masked, versions
@@ -47,8 +56,11 @@ class LiveJob:
         model: How the model loads (:meth:`ModelOptions.on_actor`).
         spec: The source.
         index: The source's position among the run's sources.
-        source_dir: The source's folder (shared by the nodes); segments go inside.
+        source_dir: The source's folder on the driver (the nodes' too, with shared
+            outputs); segments go inside.
         header: The start of every segment's record (the run's header).
+        scratch: With outputs sent to the driver: the segments' folder on the worker's node,
+            relative to its temp folder (empty: written to ``source_dir``).
     """
 
     config: Config
@@ -59,6 +71,7 @@ class LiveJob:
     index: int
     source_dir: str
     header: dict[str, Any]
+    scratch: str = ""
 
 
 def where() -> dict[str, Any]:
@@ -115,18 +128,32 @@ class CameraWorker:
         self.feed = self.hub.add_feed(spec.run_name, spec.shown, live=True)
         self.rows = FrameRows()  # each frame's timings, for the driver's /metrics
         self.hub.observers.append(self.rows)
+        self.tails: dict[int, FolderTail] = {}  # outputs sent to the driver: by segment
+        self.tails_lock = threading.Lock()  # status and pull run on different threads
         self.start_s = round(time.monotonic() - t0, 3)
 
     def where(self) -> dict[str, Any]:
         """This worker's process and node, and how long it took to start (model loaded)."""
-        return {**self.place, "start_s": self.start_s, "part": self.part, "rss_mb": self.rss_mb}
+        place = {**self.place, "start_s": self.start_s, "part": self.part, "rss_mb": self.rss_mb}
+        if self.job.scratch and self.part:
+            place["scratch"] = str(self.segment_folder(self.part))
+        return place
+
+    def segment_folder(self, part: int) -> Path:
+        """Where segment ``part`` is written on this node (see the module docstring)."""
+        if self.job.scratch:
+            return Path(tempfile.gettempdir()) / self.job.scratch / PART_DIR.format(part)
+        return Path(self.job.source_dir) / PART_DIR.format(part)
 
     def run(self, part: int, max_frames: int | None) -> dict[str, Any]:
         """Run the source into segment ``part`` until it ends, fails or :meth:`stop`; up to
         ``max_frames`` frames. Returns the segment's record (masked)."""
         self.part = part
-        folder = Path(self.job.source_dir) / PART_DIR.format(part)
+        folder = self.segment_folder(part)
         folder.mkdir(parents=True)  # never an earlier segment's folder
+        if self.job.scratch:
+            with self.tails_lock:
+                self.tails[part] = FolderTail(folder)
         header = dict(self.job.header)
         header.update(
             model=self.model_entry,
@@ -151,11 +178,30 @@ class CameraWorker:
         """End the run at the next frame; the outputs are finalized before :meth:`run` returns."""
         self.halt.set()
 
+    def pull(self, part: int) -> list[Piece]:
+        """Segment ``part``'s outputs not yet sent to the driver (some: call until empty)."""
+        with self.tails_lock:
+            tail = self.tails.get(part)
+            return tail.pull() if tail is not None else []
+
+    def drop(self, part: int) -> None:
+        """Remove segment ``part``'s scratch folder (the driver holds all of it)."""
+        with self.tails_lock:
+            tail = self.tails.pop(part, None)
+        if tail is not None:
+            shutil.rmtree(tail.folder, ignore_errors=True)
+            for empty in (tail.folder.parent, tail.folder.parent.parent):  # source, run
+                try:
+                    empty.rmdir()
+                except OSError:  # another segment or source is still there
+                    break
+
     def status(self, jpeg: bool = False) -> dict[str, Any]:
         """The source's figures as the web view has them, this worker's place, each frame's
-        timings since the last call (``rows``) and (with ``jpeg``) the latest annotated frame
-        as JPEG bytes."""
+        timings since the last call (``rows``), (with ``jpeg``) the latest annotated frame
+        as JPEG bytes, and (outputs sent to the driver) the running segment's new bytes."""
         got = self.feed.jpeg() if jpeg else None
+        part = self.part
         return {
             **self.feed.status(),
             **self.where(),
@@ -163,4 +209,5 @@ class CameraWorker:
             "counts": self.feed.counts(),
             "jpeg": got[1] if got is not None else None,
             "rows": self.rows.drain(),
+            "pieces": (part, self.pull(part)) if self.job.scratch else None,
         }

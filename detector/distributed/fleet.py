@@ -7,7 +7,9 @@ from a thread of the driver: a call that ends because the worker's process or no
 a *restart* (recorded with Ray's reason; Ray restarts the actor, possibly on another node,
 and the driver calls ``run`` for the next segment with the frames still to do); past
 ``run.ray_max_restarts`` the source is ``failed`` while the others go on. Every second it
-asks each worker for its figures (and the latest frame, when the page is served).
+asks each worker for its figures (and the latest frame, when the page is served); with
+``run.ray_outputs: driver`` each reply also carries the segment's new bytes, written here into
+the source's folder, and an ended segment's rest is pulled before it is recorded.
 :meth:`Fleet.stop` asks every worker to stop, waits for their segments to be finalized,
 and kills what is left.
 """
@@ -24,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from detector.distributed.camera import PART_DIR, CameraWorker, LiveJob
+from detector.distributed.mirror import Piece, apply
 from detector.distributed.segments import finish_source, lost_segment, segment_entry
 from detector.outputs.record import RUN_JSON, RunRecord, now_iso
+from detector.outputs.rundir import write_json
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,7 @@ class Live:
     submitted: float = 0.0  # wall time the running segment was asked for
     retry_at: float | None = None  # the next segment waits for the restarting worker
     waiting_since: float | None = None
+    copy_error: str | None = None  # outputs sent to the driver: why a piece was not written
 
     @property
     def name(self) -> str:
@@ -63,7 +68,23 @@ class Live:
 
     @property
     def folder(self) -> Path:
-        return Path(self.job.source_dir) / PART_DIR.format(self.part)
+        return self.segment(self.part)
+
+    def segment(self, part: int) -> Path:
+        """Segment ``part``'s folder on the driver."""
+        return Path(self.job.source_dir) / PART_DIR.format(part)
+
+    def receive(self, part: int, pieces: list[Piece]) -> bool:
+        """Write a segment's pieces sent by its worker; False when the driver cannot (its
+        disk full, ...): the segment then stays whole in the worker's scratch folder."""
+        try:
+            apply(self.segment(part), pieces)
+            return True
+        except OSError as exc:
+            if self.copy_error is None:
+                log.error("source %s: cannot write its outputs here: %s", self.name, exc)
+            self.copy_error = f"{self.segment(part)}: {exc.strerror or exc}"
+            return False
 
 
 @dataclass(frozen=True)
@@ -174,6 +195,12 @@ class Fleet:
             if live.model is not None:
                 live.record.update(model=live.model)
             status = live.status if live.status != "running" else "interrupted"
+            if live.copy_error is not None and status != "failed":
+                status = "failed"
+                live.error = (
+                    f"its outputs could not be written here ({live.copy_error}); what did "
+                    "not come stays in its worker's scratch folder (segments[].worker.scratch)"
+                )
             finish_source(live.record, live.segments, live.restarts, status, live.error)
 
     # -- the supervisor's steps ---------------------------------------------------------
@@ -210,6 +237,7 @@ class Fleet:
             self._lost(live, exc)
             return
         except exceptions.RayTaskError as exc:
+            self._collect(live)
             cause = getattr(exc, "cause", None)
             live.error = str(cause) if cause is not None else _last_line(str(exc))
             data = _read(live.folder)
@@ -218,11 +246,36 @@ class Fleet:
             log.error("source %s failed: %s (the other sources go on)", live.name, live.error)
             return
         live.waiting_since = None
+        self._collect(live)
         live.model = data.get("model") or live.model
         entry = segment_entry(live.part, live.folder, data, live.submitted)
         live.segments.append(entry)
         live.frames += int(entry["frames"] or 0)
         live.status = "interrupted" if self.halt.is_set() else "ok"
+
+    def _collect(self, live: Live) -> None:
+        """Outputs sent to the driver: the ended segment's last bytes (a status reply still
+        on its way first: it holds earlier ones), then its scratch folder is removed."""
+        if not live.job.scratch:
+            return
+        part, ok = live.part, True
+        try:
+            if live.asked is not None:
+                reply = self.ray.get(live.asked, timeout=STOP_TIMEOUT_S)
+                live.asked = None
+                ok = self._pieces(live, reply)
+            while ok and (pieces := self.ray.get(live.actor.pull.remote(part), timeout=60)):
+                ok = live.receive(part, pieces)
+            if ok:
+                live.actor.drop.remote(part)
+                _relocated(live.segment(part))
+        except Exception as exc:  # the worker went away meanwhile: the driver keeps what came
+            log.warning("source %s: %s's last outputs did not all come: %s", live.name, part, exc)
+
+    def _pieces(self, live: Live, reply: dict[str, Any]) -> bool:
+        """Write the segment bytes a status reply carries (outputs sent to the driver)."""
+        got = reply.pop("pieces", None)
+        return live.receive(*got) if got else True
 
     def _lost(self, live: Live, exc: BaseException) -> None:
         """The worker died (process or node): record the restart, start the next segment."""
@@ -284,6 +337,7 @@ class Fleet:
                 continue
             try:
                 live.last = self.ray.get(live.asked)
+                self._pieces(live, live.last)
             except Exception:  # the worker is restarting: its run call says why
                 gone: dict[str, Any] = {
                     "state": "restarting",
@@ -340,6 +394,16 @@ def _last_line(text: str) -> str:
 
 def _clip(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _relocated(folder: Path) -> None:
+    """A segment sent to the driver: its ``run.json`` names the driver's folder (and keeps
+    the scratch folder it was written in, under ``worker``)."""
+    data = _read(folder)
+    if data:
+        data.setdefault("worker", {})["scratch"] = data.get("run_dir")
+        data["run_dir"] = str(folder)
+        write_json(folder / RUN_JSON, data)
 
 
 def _read(folder: Path) -> dict[str, Any]:

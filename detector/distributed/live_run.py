@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from contextlib import ExitStack
 from dataclasses import asdict, replace
 from typing import Any, TextIO
@@ -100,10 +101,14 @@ def _placement(prelude: Prelude) -> Placement:
 def _live_sources(prelude: Prelude, top: RunRecord, model: Any) -> list[Live]:
     """A :class:`Live` per live source: its folder, its record (started), its worker's job."""
     sources = []
+    run_key = uuid.uuid4().hex[:8]
     for i, spec in enumerate(prelude.specs):
         if not spec.live:
             continue
         record = top.child(make_run_dir(top.run_dir, spec.run_name))
+        scratch = ""
+        if prelude.config.run.ray_outputs == "driver":  # a folder of its own on any node
+            scratch = f"detector-ray/{top.run_dir.name}-{run_key}/{record.run_dir.name}"
         record.update(source={"uri": spec.shown, "kind": str(spec.kind), "live": True})
         record.start()
         job = LiveJob(
@@ -115,6 +120,7 @@ def _live_sources(prelude: Prelude, top: RunRecord, model: Any) -> list[Live]:
             i,
             str(record.run_dir),
             {k: v for k, v in top.data.items() if k in record.data},
+            scratch,
         )
         sources.append(Live(job, record))
     return sources

@@ -44,6 +44,7 @@ ENUM_FLAGS = {
     "--precision": "model.precision",
     "--track": "detect.track",
     "--engine": "run.engine",
+    "--ray-outputs": "run.ray_outputs",
     "--video-format": "output.video_format",
     "--video-codec": "output.video_codec",
     "--progress": "output.progress",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -217,6 +218,36 @@ def test_a_killed_worker_comes_back_and_its_frames_resume(
     assert len(other["segments"]) == 1 and other["restarts"] == []
     top = _json(run.folder / "run.json")
     assert [w["restarts"] for w in top["ray"]["live"]] == [1, 0]
+
+
+def test_outputs_sent_to_the_driver_keep_what_came_before_a_kill(
+    ray_cluster: Any, cams: list[MjpegServer], tmp_path: Path
+) -> None:
+    """``--ray-outputs driver``: workers write on their node, the driver gets the bytes."""
+    run, victim, worker = _kill_first_worker(
+        tmp_path, "driver", cams, "--max-frames", "100", "--ray-outputs", "driver"
+    )
+    assert run.finish() == 0
+
+    record = _json(victim / "run.json")
+    assert record["status"] == "ok"
+    lost, resumed = record["segments"]
+    assert lost["status"] == "lost" and resumed["status"] == "ok"
+    first, second = _segment(victim / "part-001"), _segment(victim / "part-002")
+    assert first >= KILL_AFTER and first + second == 100  # what came, then the rest
+    own = _json(victim / "part-002" / "run.json")  # the worker's record, sent whole
+    assert own["status"] == "ok" and own["run_dir"] == str(victim / "part-002")
+    scratch = Path(own["worker"]["scratch"])
+    assert scratch.name == "part-002" and not scratch.is_relative_to(tmp_path)
+    assert not scratch.exists()  # all of it came: removed from the node
+    # the killed worker's scratch folder stays on its node, holding at least what came
+    kept = Path(worker["scratch"])
+    try:
+        assert kept.name == "part-001" and _segment(kept) >= first
+    finally:
+        shutil.rmtree(kept.parent.parent, ignore_errors=True)
+    other = _json(run.folder / "127.0.0.12" / "part-001" / "run.json")
+    assert other["status"] == "ok" and _segment(run.folder / "127.0.0.12" / "part-001") == 100
 
 
 def test_a_lost_node_moves_its_source(
