@@ -36,7 +36,8 @@ from detector.benchmarks.parts import Outputs, engine, labels_for
 from detector.config import DEFAULT_THRESHOLD
 from detector.draw import DrawStyle, annotate
 from detector.model.backends.extra import require
-from detector.model.backends.openvino import compile_config
+from detector.model.backends.ircache import gated_rest_precision
+from detector.model.backends.openvino import compile_config, read_network
 from detector.model.options import ModelOptions, load_with
 from detector.pipeline.many import OK, run_jobs
 from detector.types import Frame, FrameResult
@@ -162,10 +163,11 @@ def batch_throughput(
     core = ov.Core()
     h, w = model.input_size
     rgb = [cv2.resize(cv2.cvtColor(f, cv2.COLOR_BGR2RGB), (w, h)) for f in frames[:8]]
-    config = compile_config(model.precision, 2, 1)
+    rest = gated_rest_precision(model.ir) if model.precision == "int8" else None
+    config = compile_config(model.precision, 2, 1, rest)
     queues: dict[int, tuple[Any, np.ndarray]] = {}
     for batch in (1, 2, 4):
-        net = core.read_model(str(model.ir))
+        net = read_network(core, model.ir)
         net.reshape({net.inputs[0]: [batch, h, w, 3]})
         queue = ov.AsyncInferQueue(core.compile_model(net, "CPU", config), 2)
         queues[batch] = queue, np.stack([rgb[i % len(rgb)] for i in range(batch)])

@@ -17,7 +17,7 @@ from detector.engine import Engine
 from detector.errors import ConfigError, ModelError, UnsafeGraphError
 from detector.model.backends import check_backend, load_backend_model
 from detector.model.backends.ircache import cache_root
-from detector.model.backends.openvino import load_openvino_model
+from detector.model.backends.openvino import load_openvino_model, read_network
 from detector.model.backends.parity import compare_models
 from detector.model.backends.quantize import read_images
 from detector.model.loader import load_model
@@ -79,6 +79,27 @@ def test_batches_and_concurrent_callers(tiny: Path, tmp_path: Path) -> None:
         assert len(results) == 8
         for i, out in results.items():
             np.testing.assert_allclose(out[1], singles[i % 3][1], atol=1e-6)
+
+
+def test_the_graphs_resize_to_the_size_it_already_has_is_dropped(
+    tiny: Path, tmp_path: Path
+) -> None:
+    """The network's input is fixed to the size the graph resizes to: that resize maps each
+    pixel onto itself and is left out of the compiled network, with the same outputs."""
+    import openvino as ov
+
+    with load_openvino_model(tiny, precision="fp32", cache_dir=tmp_path / "c") as model:
+        ir = model.ir
+    core = ov.Core()
+    kept, dropped = core.read_model(str(ir)), read_network(core, ir)
+    types = [[op.get_type_name() for op in m.get_ordered_ops()] for m in (kept, dropped)]
+    assert "Interpolate" in types[0] and "Interpolate" not in types[1]
+    f32 = {"INFERENCE_PRECISION_HINT": "f32"}
+    requests = [core.compile_model(m, "CPU", f32).create_infer_request() for m in (kept, dropped)]
+    for image in _images(3, 32, 32, seed=3):
+        a, b = (r.infer({0: image[None]}) for r in requests)
+        for x, y in zip(a.values(), b.values(), strict=True):
+            np.testing.assert_allclose(x, y, atol=1e-5)
 
 
 def test_engine_gives_detections_from_the_openvino_model(tiny: Path, tmp_path: Path) -> None:

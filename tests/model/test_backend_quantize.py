@@ -12,7 +12,7 @@ from helpers.media import grey_index, image_folder, make_video
 from helpers.tiny_ssd import build_tiny_ssd
 
 from detector.errors import ConfigError, ModelError
-from detector.model.backends.openvino import load_openvino_model
+from detector.model.backends.openvino import int8_rest_precision, load_openvino_model
 from detector.model.backends.quantize import QuantizationRefused, quantize, read_images
 
 pytestmark = pytest.mark.tf
@@ -62,6 +62,7 @@ def test_quantized_tiny_ssd_kept_when_it_passes(tiny: Path, tmp_path: Path) -> N
     assert result.ir.is_file() and result.ir.name.endswith(".int8.xml")
     doc = json.loads(result.report_path.read_text())
     assert doc["parity"]["passed"] is True and doc["calibration_frames"] == 24
+    assert doc["inference_precision"] == int8_rest_precision()  # the rest runs as gated
     assert not list(cache.glob("*candidate*"))
     with load_openvino_model(tiny, precision="int8", cache_dir=cache) as int8:
         assert int8.ir == result.ir and int8.precision == "int8"

@@ -148,6 +148,16 @@ def passing_int8_ir(root: Path, prep: Any) -> Path:
     return xml
 
 
+def gated_rest_precision(xml: Path) -> str | None:
+    """The precision an int8 IR's unquantized layers passed its gate with (f32 for a report
+    that does not say); ``None`` for an IR without a report (a candidate being gated)."""
+    try:
+        doc = json.loads(int8_report_path(xml).read_text())
+    except (OSError, ValueError):
+        return None
+    return str(doc.get("inference_precision") or "f32")
+
+
 def write_json(path: Path, doc: dict[str, Any]) -> None:
     """Write JSON atomically."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -28,7 +28,12 @@ from detector.imagefiles import load_image
 from detector.model.backends.auto import compare_with_tf
 from detector.model.backends.extra import require
 from detector.model.backends.ircache import cache_root, int8_report_path, ir_path, save_ir
-from detector.model.backends.openvino import PreparedGraph, convert_network, prepare_graph
+from detector.model.backends.openvino import (
+    PreparedGraph,
+    convert_network,
+    int8_rest_precision,
+    prepare_graph,
+)
 from detector.model.backends.parity import MIN_IOU, MIN_RATIO, SCORE_THRESHOLD, ParityReport
 from detector.model.loader import TensorNames
 
@@ -279,6 +284,7 @@ def _keep_if_passes(
             "calibration_frames": candidate.frames,
             "held_out": str(held_out),
             "quantize_s": round(candidate.quantize_s, 2),
+            "inference_precision": int8_rest_precision(),  # the unquantized layers, as gated
             "parity": report.to_dict(),
         }
         for suffix in (".bin", ".xml"):
