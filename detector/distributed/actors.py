@@ -1,10 +1,11 @@
 """The actors: each loads the model once through the project's loader and runs the same Engine.
 
-Ray Data builds one instance per actor in the pool (``map_batches(ImageActor, ...)``) and calls
-it with batches of work. Work goes in as paths (images) or frame ranges (videos), never
-pixels; results come out as plain columns with JSON-serialisable detections. A file that
-cannot be read or decoded is a result with its reason, so the job goes on. A model that cannot
-be loaded raises :class:`ActorStartError`, whose text carries the message for the driver.
+Each actor of the pool is one instance (image files: :mod:`pool`'s plain actors; video ranges:
+Ray Data's ``map_batches(RangeActor, ...)``), called with batches of work. Work goes in as
+paths (images) or frame ranges (videos), never pixels; results come out as plain columns with
+JSON-serialisable detections. A file that cannot be read or decoded is a result with its
+reason, so the job goes on. A model that cannot be loaded raises :class:`ActorStartError`,
+whose text carries the message for the driver.
 """
 
 from __future__ import annotations

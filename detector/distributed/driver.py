@@ -25,7 +25,7 @@ from detector.distributed.options import ModelSpec, RayOptions
 from detector.distributed.plan import Plan, Video
 from detector.distributed.plan import plan as plan_sources
 from detector.distributed.runner import RayRunner
-from detector.distributed.session import import_ray, ray_session
+from detector.distributed.session import import_ray, import_ray_data, ray_session
 from detector.distributed.video_job import VideoOutcome, run_videos
 from detector.distributed.writing import Tally
 from detector.errors import ConfigError
@@ -86,6 +86,8 @@ def run_ray(prelude: Prelude, out: TextIO) -> RunStats:
         return run_live(prelude, options, actor_spec(prelude, options), out)
     ray = import_ray(options)
     plan = plan_sources(prelude.specs, many=prelude.many)
+    if plan.videos is not None:
+        import_ray_data(ray)  # videos run on Ray Data (image files on plain actors)
     if plan.files is not None and config.detect.detect_every > 1:
         raise ConfigError(
             "detect.detect_every > 1 is for videos with run.engine 'ray': "

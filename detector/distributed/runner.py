@@ -1,9 +1,11 @@
-"""The driver's side of a Ray run: build the datasets, stream the results back in order.
+"""The driver's side of a Ray run: hand the work to the actors, stream the results back in order.
 
-:class:`RayRunner` turns a list of image paths, or videos cut into frame ranges, into a Ray
-Data pipeline (``from_items`` → ``map_batches`` on an actor pool of :mod:`actors`) and yields
-the result rows in order (:mod:`assemble`). Ray's errors become the project's: a model that
-fails to load in an actor is a :class:`~detector.errors.ModelError` with the actor's message.
+:class:`RayRunner` sends a list of image paths in batches to a pool of plain actors
+(:mod:`pool`; nothing of Ray Data to import or start), and videos cut into frame ranges
+through a Ray Data pipeline (``from_items`` → ``map_batches`` on an actor pool of
+:mod:`actors`: a range's frames stream back as they are detected), and yields the result rows
+in order (:mod:`assemble`). Ray's errors become the project's: a model that fails to load in
+an actor is a :class:`~detector.errors.ModelError` with the actor's message.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import math
 import re
 import warnings
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,9 @@ from detector.distributed.assemble import ImageOrder, Row, VideoOrder
 from detector.distributed.media import SEEK_FAST, SEEK_SEQUENTIAL
 from detector.distributed.meter import ActorMeter
 from detector.distributed.options import ModelSpec, RayOptions
+from detector.distributed.pool import ActorPool, split
 from detector.distributed.ranges import FrameRange
+from detector.distributed.session import import_ray_data
 from detector.errors import DetectorError, ModelError
 
 log = logging.getLogger(__name__)
@@ -81,8 +85,9 @@ class RayRunner:
     def _map(
         self, items: list[dict[str, Any]], actor: type, batch_size: int, blocks: int
     ) -> Iterator[Row]:
-        """Result rows of ``actor`` over ``items``, as they arrive."""
+        """Result rows of ``actor`` over ``items`` on Ray Data, as they arrive."""
         ray, opt = self.ray, self.options
+        import_ray_data(ray)
         ds = ray.data.from_items(items, override_num_blocks=max(1, min(blocks, _MAX_BLOCKS)))
         with warnings.catch_warnings():
             # max_restarts=0: Ray's default restarts dead actors (and says so on stderr for
@@ -100,8 +105,25 @@ class RayRunner:
                 num_gpus=opt.gpus_per_actor or None,
                 max_restarts=0,
             )
+        yield from self._rows(ds.iter_batches(batch_size=None, batch_format="numpy"))
+
+    def _pooled(self, items: list[dict[str, Any]], actor: type, batches: int) -> Iterator[Row]:
+        """Result rows of ``actor`` over ``items`` on plain actors (:mod:`pool`), as they
+        arrive: no Ray Data to import, plan or start in the driver or the actors."""
+        opt = self.options
+        options: dict[str, Any] = {"num_cpus": opt.cpus_per_actor}
+        if opt.gpus_per_actor:
+            options["num_gpus"] = opt.gpus_per_actor
+        actors = ActorPool(self.ray, actor, self.spec, min(opt.actors, len(items)), options)
         try:
-            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            yield from self._rows(actors.map(split(items, batches)))
+        finally:
+            actors.close()
+
+    def _rows(self, batches: Iterable[dict[str, Any]]) -> Iterator[Row]:
+        """The rows of result batches (columns), metered; Ray's errors as the project's."""
+        try:
+            for batch in batches:
                 columns = list(batch)
                 for i in range(len(batch[columns[0]])):
                     row = {
@@ -126,8 +148,8 @@ class RayRunner:
             return
         items = [{"position": i, "path": str(p)} for i, p in enumerate(paths)]
         order = ImageOrder(len(items))
-        blocks = max(self.options.actors, math.ceil(len(items) / self.options.batch_size))
-        for row in self._map(items, ImageActor, self.options.batch_size, blocks):
+        batches = max(self.options.actors, math.ceil(len(items) / self.options.batch_size))
+        for row in self._pooled(items, ImageActor, batches):
             order.add(row)
             yield from order.ready()
         if order.missing:

@@ -32,9 +32,18 @@ class RayStartError(DetectorError):
     """Ray could not be started locally or the cluster at the address could not be joined."""
 
 
+def _not_installed(exc: ImportError) -> ConfigError:
+    return ConfigError(
+        f"run.engine 'ray' needs Ray Data, which is not installed ({exc})",
+        hint=f"install it with: {INSTALL_COMMAND}   (or: pip install '.[ray]'), "
+        "or run with --engine local",
+    )
+
+
 def import_ray(options: RayOptions | None = None) -> Any:
-    """Import ``ray`` and ``ray.data`` (with token authentication for ``options.address``
-    when this machine holds a token: see :func:`_token_auth_for_address`).
+    """Import ``ray`` (with token authentication for ``options.address`` when this machine
+    holds a token: see :func:`_token_auth_for_address`). Ray Data, which only videos use, is
+    imported by :func:`import_ray_data` (pandas and pyarrow take a second or two).
 
     Raises:
         ConfigError: Ray is not installed (exit 2), with the command that installs it.
@@ -43,14 +52,22 @@ def import_ray(options: RayOptions | None = None) -> Any:
         _token_auth_for_address()  # before Ray reads its configuration
     try:
         import ray
-        import ray.data  # the engine runs on Ray Data
     except ImportError as exc:
-        raise ConfigError(
-            f"run.engine 'ray' needs Ray Data, which is not installed ({exc})",
-            hint=f"install it with: {INSTALL_COMMAND}   (or: pip install '.[ray]'), "
-            "or run with --engine local",
-        ) from exc
+        raise _not_installed(exc) from exc
     return ray
+
+
+def import_ray_data(ray: Any) -> None:
+    """Import ``ray.data`` and quiet it (:func:`quiet_ray_data`).
+
+    Raises:
+        ConfigError: Ray Data's packages are not installed (exit 2).
+    """
+    try:
+        import ray.data  # the video ranges run on Ray Data
+    except ImportError as exc:
+        raise _not_installed(exc) from exc
+    quiet_ray_data(ray)
 
 
 def quiet_ray_data(ray: Any) -> None:
@@ -147,7 +164,6 @@ def init_ray(ray: Any, options: RayOptions) -> None:
             if options.address
             else "check /tmp is writable and no other Ray holds the ports",
         ) from error
-    quiet_ray_data(ray)
 
 
 @contextmanager
@@ -167,7 +183,6 @@ def ray_session(options: RayOptions) -> Iterator[dict[str, Any]]:
     if not ray.is_initialized():
         init_ray(ray, options)
         started_here = True
-    quiet_ray_data(ray)
     try:
         resources = ray.cluster_resources()
         yield {
