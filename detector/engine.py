@@ -74,10 +74,7 @@ class Engine:
             filtered and sorted best first; the model's own time in milliseconds (colour
             conversion and filtering excluded).
         """
-        rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
-        if self._input_size is not None and rgb.shape[:2] != self._input_size:
-            h, w = self._input_size
-            rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
+        rgb = _rgb_at(frame.image, self._input_size)
         t0 = time.perf_counter()
         boxes, scores, classes, num = self.model.predict(rgb[np.newaxis], **self._predict_kw)
         inference_ms = (time.perf_counter() - t0) * 1e3
@@ -110,10 +107,7 @@ class Engine:
         size = self._input_size or ((side, side) if side > 0 else None)
         batch = []
         for image in images_bgr:
-            rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-            if size is not None and rgb.shape[:2] != size:
-                rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-            batch.append(rgb)
+            batch.append(_rgb_at(image, size))
         t0 = time.perf_counter()
         boxes, scores, classes, num = self.model.predict(np.stack(batch))
         inference_ms = (time.perf_counter() - t0) * 1e3
@@ -130,3 +124,13 @@ class Engine:
             for i, image in enumerate(images_bgr)
         ]
         return out, inference_ms
+
+
+def _rgb_at(bgr: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """``bgr`` as RGB, resized to ``size`` ``(height, width)`` when given. Resized first: the
+    colour swap then touches the network's pixels only (the same result, as both act on each
+    channel alone)."""
+    if size is not None and bgr.shape[:2] != size:
+        bgr = cv2.resize(bgr, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+

@@ -267,8 +267,8 @@ class Fleet:
             while ok and (pieces := self.ray.get(live.actor.pull.remote(part), timeout=60)):
                 ok = live.receive(part, pieces)
             if ok:
-                live.actor.drop.remote(part)
                 _relocated(live.segment(part))
+                self.ray.get(live.actor.drop.remote(part), timeout=60)
         except Exception as exc:  # the worker went away meanwhile: the driver keeps what came
             log.warning("source %s: %s's last outputs did not all come: %s", live.name, part, exc)
 

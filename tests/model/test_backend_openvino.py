@@ -198,6 +198,35 @@ def test_import_detector_imports_no_openvino() -> None:
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
+_CONSENT = """
+import sys
+from detector.model.backends.extra import require
+if sys.argv[1] == "require":
+    require("openvino")
+from openvino_telemetry import Telemetry
+t = Telemetry(app_name="probe", app_version="0", tid="G-PROBE", backend="ga4",
+              enable_opt_in_dialog=False, disable_in_ci=True)
+print(t.consent)
+"""
+
+
+def test_the_converters_telemetry_is_declined(tmp_path: Path) -> None:
+    """Without a consent file, OpenVINO's telemetry counts as accepted; loading the backend
+    declines it for the process, and writes nothing to the user's home."""
+    env = {k: v for k, v in cli_env().items() if k not in ("CI", "TF_BUILD", "JENKINS_URL")}
+    said = {}
+    for how in ("plain", "require"):
+        env["HOME"] = str(tmp_path / how)
+        (tmp_path / how).mkdir()
+        out = subprocess.run(
+            [sys.executable, "-c", _CONSENT, how], env=env, cwd=ROOT, capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr
+        said[how] = out.stdout.split()[-1]
+    assert said == {"plain": "True", "require": "False"}
+    assert not any((tmp_path / "require").iterdir())
+
+
 def test_missing_extra_exits_2_with_the_install_command(tmp_path: Path) -> None:
     # A package named openvino that cannot be imported, first on the path: as if not installed.
     fake = tmp_path / "hide" / "openvino"

@@ -26,6 +26,18 @@ def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+def decline_telemetry() -> None:
+    """Say no, for this process, to the usage telemetry OpenVINO's converter and NNCF send
+    when no consent file says otherwise (the user's home is left as it is)."""
+    try:
+        from openvino_telemetry.utils import opt_in_checker
+    except ImportError:  # not installed: nothing sends
+        return
+    checker: Any = opt_in_checker.OptInChecker
+    declined = opt_in_checker.ConsentCheckResult.DECLINED
+    checker.check = lambda self, *args, **kwargs: declined
+
+
 def require(module: str) -> Any:
     """Import an optional backend package, or say how to install it.
 
@@ -36,6 +48,7 @@ def require(module: str) -> Any:
         MissingExtraError: The package is not installed (exit code 2).
     """
     try:
+        decline_telemetry()
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingExtraError(
