@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -117,6 +118,23 @@ def _token_auth_for_address() -> None:
         log.debug("joining the Ray cluster with token authentication (a token was found)")
 
 
+def _local_workers_find_the_package() -> bool:
+    """The workers of a Ray started here find this package without a runtime environment:
+    Ray puts the driver's current folder and script folder on their path, and they inherit
+    ``PYTHONPATH``. Then no job-wide ``runtime_env`` is set, so the workers Ray starts ahead
+    when the driver connects (one per CPU, during ``ray.init``) can become the actors, instead
+    of new processes started after them (a runtime environment makes those workers unfit).
+    """
+    script = Path(sys.argv[0]).resolve().parent if sys.argv and sys.argv[0] else None
+    found = [
+        Path.cwd(),
+        *(Path(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p),
+    ]
+    if script is not None and str(script) in sys.path:
+        found.append(script)
+    return any(p.resolve() == PROJECT_ROOT for p in found)
+
+
 def init_ray(ray: Any, options: RayOptions) -> None:
     """``ray.init`` for a run: a local Ray (``options.local_cpus`` CPUs) or the cluster at
     ``options.address``; no dashboard; workers' output to Ray's session logs, not ours; the
@@ -125,18 +143,19 @@ def init_ray(ray: Any, options: RayOptions) -> None:
     Raises:
         RayStartError: Ray would not start, or the address does not answer.
     """
-    env = {
-        "PYTHONPATH": os.pathsep.join(
-            p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p
-        )
-    }
     kwargs: dict[str, Any] = dict(
         include_dashboard=False,
         log_to_driver=False,
         logging_level=logging.ERROR,
         configure_logging=True,
-        runtime_env={"env_vars": env},
     )
+    if options.address or not _local_workers_find_the_package():
+        env = {
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p
+            )
+        }
+        kwargs["runtime_env"] = {"env_vars": env}
     if options.address:
         kwargs["address"] = options.address
     else:
