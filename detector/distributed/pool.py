@@ -3,7 +3,7 @@
 An image folder does not need Ray Data: the batches are known up front and small, so the
 driver starts the actors itself (their processes boot and load the model in parallel, without
 Ray Data's imports or planning) and hands each actor its next batch as soon as it is ready
-for one, keeping :data:`IN_FLIGHT` batches queued on it. An actor that never gets a place on
+for one (one at first, then :data:`IN_FLIGHT` queued on it). An actor that never gets a place on
 the cluster simply gets no work; an actor whose model fails to load fails the run (Ray raises
 the start error when the driver asks whether it is ready). The actors are killed when the
 work is done or the run stops.
@@ -65,22 +65,23 @@ class ActorPool:
             project's error).
         """
         ray, todo = self.ray, deque(batches)
-        # an actor's readiness, then its batches: ref -> (actor, is this a batch's result)
-        waiting: dict[Any, tuple[Any, bool]] = {
-            a.__ray_ready__.remote(): (a, False) for a in self.actors
+        # an actor's readiness, then its batches: ref -> (actor's index, a batch's result?)
+        waiting: dict[Any, tuple[int, bool]] = {
+            a.__ray_ready__.remote(): (i, False) for i, a in enumerate(self.actors)
         }
-        running = 0
-        while todo or running:
+        queued = [0] * len(self.actors)  # batches sent to each actor and not back yet
+        while todo or any(queued):
             done, _ = ray.wait(list(waiting), num_returns=1)
-            actor, is_batch = waiting.pop(done[0])
+            i, is_batch = waiting.pop(done[0])
             value = ray.get(done[0])  # raises the actor's start error or the batch's error
             if is_batch:
-                running -= 1
+                queued[i] -= 1
                 yield value
-            for _ in range(1 if is_batch else IN_FLIGHT):
-                if todo:
-                    waiting[actor.__call__.remote(todo.popleft())] = (actor, True)
-                    running += 1
+            # one batch when it is ready (the actors ready about together share the first
+            # ones), then up to IN_FLIGHT
+            while todo and queued[i] < (IN_FLIGHT if is_batch else 1):
+                waiting[self.actors[i].__call__.remote(todo.popleft())] = (i, True)
+                queued[i] += 1
 
     def close(self) -> None:
         """Kill every actor (their resources go back to the cluster at once)."""
