@@ -19,7 +19,6 @@ from typing import Any, TextIO
 
 from detector.config import Config
 from detector.distributed.image_job import run_images
-from detector.distributed.live_run import run_live
 from detector.distributed.meter import ActorMeter
 from detector.distributed.options import ModelSpec, RayOptions
 from detector.distributed.plan import Plan, Video
@@ -83,6 +82,9 @@ def run_ray(prelude: Prelude, out: TextIO) -> RunStats:
     options = ray_options(config)
     _check_files(prelude)
     if any(s.live for s in prelude.specs):  # cameras and streams: a worker actor each
+        # deferred: the live path brings the web page's server (FastAPI, a third of a second)
+        from detector.distributed.live_run import run_live
+
         return run_live(prelude, options, actor_spec(prelude, options), out)
     ray = import_ray(options)
     plan = plan_sources(prelude.specs, many=prelude.many)
