@@ -133,4 +133,3 @@ def _rgb_at(bgr: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     if size is not None and bgr.shape[:2] != size:
         bgr = cv2.resize(bgr, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-

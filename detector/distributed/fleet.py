@@ -16,6 +16,7 @@ and kills what is left.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -38,6 +39,7 @@ STATUS_EVERY_S = 1.0  # how often each worker is asked for its figures
 STOP_TIMEOUT_S = 30.0  # how long stopped workers get to finalize their outputs
 RETRY_S = 0.5  # how often a restarting worker is asked again to run the next segment
 RESTART_TIMEOUT_S = 300.0  # a worker not back after this long: its source fails
+SETTLE_S = 2.0  # how long a lost worker's last status reply may take to come or fail
 
 
 @dataclass
@@ -272,6 +274,17 @@ class Fleet:
         except Exception as exc:  # the worker went away meanwhile: the driver keeps what came
             log.warning("source %s: %s's last outputs did not all come: %s", live.name, part, exc)
 
+    def _settle(self, live: Live) -> None:
+        """Outputs sent to the driver, a worker lost: a status reply it sent before dying
+        holds the segment's last bytes; written before the segment's lines are counted."""
+        if not live.job.scratch or live.asked is None:
+            return
+        ready, _ = self.ray.wait([live.asked], timeout=SETTLE_S)
+        if ready:
+            with contextlib.suppress(Exception):  # the reply died with the worker
+                self._pieces(live, self.ray.get(live.asked))
+            live.asked = None
+
     def _pieces(self, live: Live, reply: dict[str, Any]) -> bool:
         """Write the segment bytes a status reply carries (outputs sent to the driver)."""
         got = reply.pop("pieces", None)
@@ -280,6 +293,7 @@ class Fleet:
     def _lost(self, live: Live, exc: BaseException) -> None:
         """The worker died (process or node): record the restart, start the next segment."""
         reason = lost_reason(exc)
+        self._settle(live)
         if not live.folder.exists() and not self.halt.is_set() and self._waiting(live, exc):
             return
         live.waiting_since = None
