@@ -260,12 +260,9 @@ class Fleet:
         on its way first: it holds earlier ones), then its scratch folder is removed."""
         if not live.job.scratch:
             return
-        part, ok = live.part, True
+        part = live.part
         try:
-            if live.asked is not None:
-                reply = self.ray.get(live.asked, timeout=STOP_TIMEOUT_S)
-                live.asked = None
-                ok = self._pieces(live, reply)
+            ok = self._settle(live, STOP_TIMEOUT_S)
             while ok and (pieces := self.ray.get(live.actor.pull.remote(part), timeout=60)):
                 ok = live.receive(part, pieces)
             if ok:
@@ -274,16 +271,19 @@ class Fleet:
         except Exception as exc:  # the worker went away meanwhile: the driver keeps what came
             log.warning("source %s: %s's last outputs did not all come: %s", live.name, part, exc)
 
-    def _settle(self, live: Live) -> None:
-        """Outputs sent to the driver, a worker lost: a status reply it sent before dying
-        holds the segment's last bytes; written before the segment's lines are counted."""
+    def _settle(self, live: Live, timeout_s: float) -> bool:
+        """Outputs sent to the driver, a segment over (ended or its worker lost): a status
+        reply still on its way holds earlier bytes of it, written before anything else is
+        (a reply later than ``timeout_s`` is dropped). False: the driver cannot write."""
         if not live.job.scratch or live.asked is None:
-            return
-        ready, _ = self.ray.wait([live.asked], timeout=SETTLE_S)
+            return True
+        ready, _ = self.ray.wait([live.asked], timeout=timeout_s)
+        ok = True
         if ready:
             with contextlib.suppress(Exception):  # the reply died with the worker
-                self._pieces(live, self.ray.get(live.asked))
-            live.asked = None
+                ok = self._pieces(live, self.ray.get(live.asked))
+        live.asked = None
+        return ok
 
     def _pieces(self, live: Live, reply: dict[str, Any]) -> bool:
         """Write the segment bytes a status reply carries (outputs sent to the driver)."""
@@ -293,7 +293,7 @@ class Fleet:
     def _lost(self, live: Live, exc: BaseException) -> None:
         """The worker died (process or node): record the restart, start the next segment."""
         reason = lost_reason(exc)
-        self._settle(live)
+        self._settle(live, SETTLE_S)
         if not live.folder.exists() and not self.halt.is_set() and self._waiting(live, exc):
             return
         live.waiting_since = None

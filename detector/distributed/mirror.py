@@ -79,6 +79,13 @@ class FolderTail:
 
     def _piece(self, path: Path, budget: int) -> Piece | None:
         rel = path.relative_to(self.folder).as_posix()
+        known = self.sent.get(rel)
+        try:
+            st = path.stat()
+        except OSError:  # gone between the listing and now
+            return None
+        if known is not None and (known.inode, known.size) == (st.st_ino, st.st_size):
+            return None  # unchanged: not opened (a folder of snapshots is walked each second)
         try:
             with path.open("rb") as f:
                 st = os.fstat(f.fileno())
