@@ -76,7 +76,9 @@ def text_color_on(background: Color) -> Color:
     return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else (255, 255, 255)
 
 
-def box_pixels(xyxy: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
+def box_pixels(
+    xyxy: np.ndarray | Sequence[float], width: int, height: int
+) -> tuple[int, int, int, int]:
     """A float pixel box → integer corners clipped to the image (inclusive)."""
     x1, y1, x2, y2 = (round(float(v)) for v in xyxy)
     return (
@@ -124,7 +126,7 @@ def place_labels(
     for n, (box, (lw, lh)) in enumerate(zip(boxes, sizes, strict=True)):
         best: tuple[int, tuple[int, int]] | None = None
         for x, y in _candidates(box, (lw, lh), width, height):
-            cost = _overlap(x, y, x + lw, y + lh, placed[:n])
+            cost = _overlap(x, y, x + lw, y + lh, placed[:n], out, sizes)
             if best is None or cost < best[0]:
                 best = (cost, (x, y))
             if cost == 0:
@@ -153,12 +155,34 @@ def _candidates(
     return out
 
 
-def _overlap(x1: int, y1: int, x2: int, y2: int, rects: np.ndarray) -> int:
-    """Pixels the rectangle shares with ``rects`` (``(N, 4)`` x1, y1, x2, y2), summed: one
-    vectorized pass, so a crowd of labels stays cheap on the per-frame path."""
-    w = np.minimum(x2, rects[:, 2]) - np.maximum(x1, rects[:, 0])
-    h = np.minimum(y2, rects[:, 3]) - np.maximum(y1, rects[:, 1])
-    return int((np.clip(w, 0, None) * np.clip(h, 0, None)).sum())
+#: Labels placed before a vectorized overlap pass pays off (NumPy's per-call cost is a few
+#: microseconds; a frame usually holds a handful of labels).
+_VECTOR_FROM = 24
+
+
+def _overlap(
+    x1: int,
+    y1: int,
+    x2: int,
+    y2: int,
+    rects: np.ndarray,
+    corners: Sequence[tuple[int, int]],
+    sizes: Sequence[tuple[int, int]],
+) -> int:
+    """Pixels the rectangle shares with the labels placed so far, summed: ``rects``
+    (``(N, 4)`` x1, y1, x2, y2) in one vectorized pass for a crowd, else the same sum over
+    ``corners`` and ``sizes`` in plain Python, cheaper for a few labels."""
+    if len(rects) >= _VECTOR_FROM:
+        w = np.minimum(x2, rects[:, 2]) - np.maximum(x1, rects[:, 0])
+        h = np.minimum(y2, rects[:, 3]) - np.maximum(y1, rects[:, 1])
+        return int((np.clip(w, 0, None) * np.clip(h, 0, None)).sum())
+    total = 0
+    for (px, py), (lw, lh) in zip(corners, sizes, strict=False):
+        w = min(x2, px + lw) - max(x1, px)
+        h = min(y2, py + lh) - max(y1, py)
+        if w > 0 and h > 0:
+            total += w * h
+    return total
 
 
 def _check_image(image: np.ndarray) -> None:
@@ -194,16 +218,18 @@ def annotate(
     thickness = style.thickness if fresh else style.carried_thickness
     track_ids = detections.track_ids
     order = np.argsort(-detections.scores, kind="stable")  # best first: its label's place
+    # Python numbers once, not a NumPy scalar per value
+    xyxy, scores = detections.xyxy[order].tolist(), detections.scores[order].tolist()
+    cids = detections.class_ids[order].tolist()
+    tids = track_ids[order].tolist() if track_ids is not None else [-1] * len(cids)
     boxes, texts, colors = [], [], []
-    for i in order:
-        box = box_pixels(detections.xyxy[i], width, height)
-        cid = int(detections.class_ids[i])
-        tid = int(track_ids[i]) if track_ids is not None else -1
+    for xyxy_i, score, cid, tid in zip(xyxy, scores, cids, tids, strict=True):
+        box = box_pixels(xyxy_i, width, height)
         color = color_for(tid) if tid >= 0 and style.color_by_track else color_for(cid)
         cv2.rectangle(image, box[:2], box[2:], color, thickness, cv2.LINE_8)
         text = labels.name(cid) if tid < 0 else f"{labels.name(cid)} #{tid}"
         if style.show_scores:
-            text = f"{text} {round(float(detections.scores[i]) * 100)}%"
+            text = f"{text} {round(score * 100)}%"
         boxes.append(box)
         texts.append(text)
         colors.append(color)

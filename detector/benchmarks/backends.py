@@ -3,7 +3,8 @@
 For each backend, in a fresh process per configuration (TensorFlow sizes its thread pools
 once per process): the bare model on real frames with 1 thread, with 2 threads, and with
 2 frames in flight (two callers, one thread each: the pipeline's two workers), then the
-pipeline end to end on the sample video (2 workers, annotated video + JSON lines); the
+pipeline end to end on the sample video (2 workers, annotated video + JSON lines, 3 runs a
+process, pooled over the processes, with where its CPU goes); the
 process's start-up (imports, load, first detection) is timed too, and for OpenVINO once
 with an empty cache (conversion + compile) and once with a warm one. Every bare-model
 figure includes BGR→RGB and the resize to the network's input, as a user of any runtime
@@ -188,7 +189,7 @@ def _pipeline(model: Any, a: BackendRun, warm: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="detector-bench-backend-"))
     runs = []
     try:
-        for r in range(max(1, a.repeats)):
+        for r in range(max(1, a.pipeline_runs)):
             runs.append(
                 throughput.pipeline_run(
                     video,
@@ -202,7 +203,18 @@ def _pipeline(model: Any, a: BackendRun, warm: int) -> dict[str, Any]:
             )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return median_run(runs)
+    return median_run(runs) | {"runs": runs}
+
+
+def pooled_pipeline(values: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One row's pipeline figure: medians over every run of every process (each process's
+    ``runs``), the CPU a frame by stage included."""
+    runs = [r for v in values for r in v.get("runs", [v])]
+    merged: dict[str, Any] = median_run(runs)
+    stages = [r["cpu_ms_by_stage"] for r in runs if "cpu_ms_by_stage" in r]
+    if stages:
+        merged["cpu_ms_by_stage"] = median_run(stages)
+    return merged
 
 
 @dataclass(frozen=True)
@@ -220,6 +232,7 @@ class BackendRun:
     frames: int = 60
     warmup: int = 10
     repeats: int = 1
+    pipeline_runs: int = 3
     workers: int = 2
     threads: int = 1
     threshold: float = DEFAULT_THRESHOLD
@@ -423,7 +436,7 @@ def _row(
         for key in keys:
             values = [r[key] for r in ok.get(mode, []) if key in r]
             if values:
-                merged = median_run(values)
+                merged = pooled_pipeline(values) if key == "pipeline" else median_run(values)
                 lat = [v["latency_ms_p50"] for v in values if "latency_ms_p50" in v]
                 if lat:
                     merged["latency_ms_p50"] = statistics.median(lat)

@@ -217,6 +217,7 @@ def format_backends(section: dict[str, Any]) -> str:
         rows["litert (peer)"] = peer
     lines += [_row_line(name, row) for name, row in rows.items()]
     lines += format_side_by_side(section)
+    lines += _stage_lines(section.get("rows", {}))
     st = section.get("startup", {})
     if st:
         parts = [f"{k} {f(v.get('process_s'))} s" for k, v in st.items() if "error" not in v]
@@ -240,6 +241,35 @@ def format_backends(section: dict[str, Any]) -> str:
     if section.get("note"):
         lines.append(f"  note: {section['note']}")
     return "\n".join(lines)
+
+
+#: The pipeline's CPU a frame by where it is spent (``throughput.ThreadCpu``), as printed.
+STAGES = (
+    ("decode", "decode"),
+    ("detect_calls", "inference threads"),
+    ("runtime_threads", "runtime's threads"),
+    ("render", "render + sinks"),
+    ("encoder_threads", "x264 threads"),
+    ("other", "other"),
+)
+
+
+def _stage_lines(rows: dict[str, Any]) -> list[str]:
+    """Where each row's pipeline CPU goes, ms a frame (medians over every run)."""
+    out = []
+    for name, row in rows.items():
+        pipe = row.get("pipeline", {})
+        stages = pipe.get("cpu_ms_by_stage")
+        if not stages:
+            continue
+        parts = ", ".join(f"{label} {_f(stages.get(key), '{:.2f}')}" for key, label in STAGES)
+        runs = pipe.get("fps_repeats") or []
+        out.append(
+            f"    {name:<14} {_f(pipe.get('cpu_ms_per_frame'), '{:.2f}')} CPU-ms a frame: "
+            f"{parts} ({len(runs)} runs, f/s {_f(min(runs) if runs else None)}–"
+            f"{_f(max(runs) if runs else None)})"
+        )
+    return ["  pipeline CPU-ms a frame, by where it is spent:", *out] if out else []
 
 
 def _f(x: Any, fmt: str = "{:.1f}") -> str:

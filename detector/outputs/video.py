@@ -309,9 +309,10 @@ class AvVideoSink(_VideoFile):
         import av
 
         pts = self._pts(result)
-        # OpenCV's BGR -> I420 is about 4x cheaper than letting FFmpeg's swscale convert bgr24
+        # OpenCV's BGR -> I420 is about 4x cheaper than letting FFmpeg's swscale convert bgr24;
+        # the frame wraps that buffer (kept alive by the frame) instead of copying each plane
         yuv = np.asarray(cv2.cvtColor(annotated, cv2.COLOR_BGR2YUV_I420), dtype=np.uint8)
-        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        frame = av.VideoFrame.from_numpy_buffer(yuv, format="yuv420p")
         frame.pts = pts
         frame.time_base = self._time_base
         try:

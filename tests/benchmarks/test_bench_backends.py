@@ -72,6 +72,12 @@ def test_backend_rows_on_a_tiny_graph(tmp_path: Path) -> None:
         for key in ("bare_1_thread", "bare_2_threads", "in_flight_2", "pipeline"):
             assert row[key]["fps"] > 0, (name, key)
         assert "passed" in row["parity"]
+        pipe = row["pipeline"]
+        assert len(pipe["fps_repeats"]) == 3  # 3 runs in the one process, pooled
+        stages = pipe["cpu_ms_by_stage"]
+        assert stages["decode"] > 0 and stages["detect_calls"] > 0 and stages["render"] > 0
+        # threads are read from /proc in clock ticks: a tiny clip's encoder may show 0
+        assert set(stages) >= {"runtime_threads", "encoder_threads", "other"}
     assert rows["openvino fp32"]["parity"]["passed"], rows["openvino fp32"]["parity"]
     # int8: made and gated on first use; used only when it passed
     assert ("openvino int8" in rows) == bool(section["int8"].get("parity", {}).get("passed"))
@@ -86,6 +92,7 @@ def test_backend_rows_on_a_tiny_graph(tmp_path: Path) -> None:
     assert post["frames"] > 0 and post["numpy"]["ms_p50"] > 0, post
     text = format_backends(section)
     assert "openvino fp32" in text and "start-up" in text
+    assert "by where it is spent" in text and "x264 threads" in text
     assert "post-processing ms a frame" in text and "side by side" in text
 
 
@@ -104,3 +111,43 @@ def test_a_streams_trial_runs_several_paced_sources_on_one_model(tmp_path: Path)
     assert got["sources"] == 3
     assert 0.0 < got["kept_min"] <= 1.0 and got["latency_ms_p95_max"] > 0
     assert got["held"] == (got["kept_min"] >= 0.95 and got["latency_ms_p95_max"] <= 200.0)
+
+
+def test_thread_cpu_tells_the_runtime_threads_from_the_ones_started_during_the_run() -> None:
+    import threading
+    import time
+
+    from detector.benchmarks.throughput import InsideCalls, ThreadCpu
+
+    def burn(seconds: float) -> None:
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            pass
+
+    go, done = threading.Event(), threading.Event()
+    burned = [threading.Event(), threading.Event()]
+
+    def worker(first_wait: threading.Event | None, mine: threading.Event) -> None:
+        if first_wait is not None:
+            first_wait.wait()
+        burn(0.3)
+        mine.set()
+        done.wait()  # alive at the split, as a runtime's pool and x264's threads are
+
+    pool = threading.Thread(target=worker, args=(go, burned[0]))  # a runtime's pool
+    pool.start()
+    cpu, calls = ThreadCpu(), InsideCalls()
+    go.set()
+    late = threading.Thread(target=worker, args=(None, burned[1]))  # an encoder's thread
+    late.start()
+    calls.wrap(burn)(0.2)  # inside a wrapped call on this thread
+    assert all(b.wait(30) for b in burned)
+    parts = cpu.split(0.0, calls.cpu_s)
+    done.set()
+    pool.join()
+    late.join()
+    assert parts is not None
+    assert parts["detect_calls"] == pytest.approx(0.2, abs=0.02)
+    assert parts["runtime_threads"] == pytest.approx(0.3, abs=0.05)
+    assert parts["encoder_threads"] == pytest.approx(0.3, abs=0.05)
+    assert parts["render"] >= 0.19  # the calling thread, wrapped calls included
