@@ -3,8 +3,9 @@
 For each backend, in a fresh process per configuration (TensorFlow sizes its thread pools
 once per process): the bare model on real frames with 1 thread, with 2 threads, and with
 2 frames in flight (two callers, one thread each: the pipeline's two workers), then the
-pipeline end to end on the sample video (2 workers, annotated video + JSON lines, 3 runs a
-process, pooled over the processes, with where its CPU goes); the
+pipeline end to end on the sample video (2 workers, annotated video + JSON lines, with
+where its CPU goes), every row's process alive at once and the rows taking turns run by run,
+so each round's ratio to tf comes from the same seconds; the
 process's start-up (imports, load, first detection) is timed too, and for OpenVINO once
 with an empty cache (conversion + compile) and once with a warm one. Every bare-model
 figure includes BGR→RGB and the resize to the network's input, as a user of any runtime
@@ -15,6 +16,7 @@ uint8 ``.tflite``, is measured the same way in the same run.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -24,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ from detector.benchmarks.memory import pipeline_rss
 from detector.benchmarks.model_speed import latency_ms
 from detector.benchmarks.parts import engine, labels_for
 from detector.benchmarks.system import Span, median_run, rate
-from detector.benchmarks.worker import run_in_worker
+from detector.benchmarks.worker import WorkerSession, run_in_worker
 from detector.config import DEFAULT_THRESHOLD
 from detector.errors import DetectorError
 from detector.model.backends import load_backend_model, openvino_available
@@ -52,6 +54,8 @@ from detector.tflite.reference import TfliteReference
 
 log = logging.getLogger(__name__)
 
+#: Pipeline runs of every row per repeat, the rows taking turns.
+PIPELINE_ROUNDS_PER_REPEAT = 3
 #: Decoded frames the memory run holds and cycles (300 at 576p would add 400 MB to its RSS).
 RSS_HELD_FRAMES = 50
 #: (row name, backend, precision): the TF row is the app's default session (auto precision).
@@ -175,7 +179,6 @@ def measure(a: BackendRun) -> dict[str, Any]:
         out["bare_1_thread"] = single(fn, frames, warm, a.repeats)
         out["post_ms_mean"] = float(np.mean(post_ms[warm:] or post_ms))
         out["in_flight_2"] = in_flight([fn, fn], frames, warm, a.repeats)
-        out["pipeline"] = _pipeline(model, a, warm)
         if a.photos is not None:
             found = detect_all(model, read_images(a.photos), a.threshold)
             out["photos"] = [f.to_dict() for f in found]
@@ -184,32 +187,35 @@ def measure(a: BackendRun) -> dict[str, Any]:
         model.close()
 
 
-def _pipeline(model: Any, a: BackendRun, warm: int) -> dict[str, Any]:
-    video = media.probe(a.video, None)
+def pipeline_rounds(**kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Worker session (``BackendRun`` fields as JSON values): load the row's model once, then
+    one pipeline run on the sample video (2 workers, annotated video + JSON lines) per
+    result asked for."""
+    paths = {k: Path(v) for k, v in kwargs.items() if k in _PATHS and v is not None}
+    a = BackendRun(**(kwargs | paths))
+    model = _load(a.backend, a.precision, a.model, a.workers, a.threads, a.cache_dir)
     tmp = Path(tempfile.mkdtemp(prefix="detector-bench-backend-"))
-    runs = []
     try:
-        for r in range(max(1, a.pipeline_runs)):
-            runs.append(
-                throughput.pipeline_run(
-                    video,
-                    engine(model, a.threshold),
-                    labels_for(a.labels),
-                    a.frames,
-                    warm,
-                    tmp / f"pipe{r}",
-                    workers=a.workers,
-                )
+        video = media.probe(a.video, None)
+        model.warm_up(video.width, video.height, runs=2)
+        warm = min(a.warmup, max(1, a.frames // 4))
+        for r in itertools.count():
+            yield throughput.pipeline_run(
+                video,
+                engine(model, a.threshold),
+                labels_for(a.labels),
+                a.frames,
+                warm,
+                tmp / f"pipe{r}",
+                workers=a.workers,
             )
     finally:
+        model.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    return median_run(runs) | {"runs": runs}
 
 
-def pooled_pipeline(values: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One row's pipeline figure: medians over every run of every process (each process's
-    ``runs``), the CPU a frame by stage included."""
-    runs = [r for v in values for r in v.get("runs", [v])]
+def pooled_pipeline(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One row's pipeline figure: medians over its runs, the CPU a frame by stage included."""
     merged: dict[str, Any] = median_run(runs)
     stages = [r["cpu_ms_by_stage"] for r in runs if "cpu_ms_by_stage" in r]
     if stages:
@@ -223,7 +229,7 @@ class BackendRun:
 
     backend: str
     precision: str
-    mode: str  # "workers" | "threads2" | "startup" | "rss"
+    mode: str  # "workers" | "threads2" | "startup" | "rss" | "pipeline"
     model: Path
     video: Path
     cache_dir: Path
@@ -232,7 +238,6 @@ class BackendRun:
     frames: int = 60
     warmup: int = 10
     repeats: int = 1
-    pipeline_runs: int = 3
     workers: int = 2
     threads: int = 1
     threshold: float = DEFAULT_THRESHOLD
@@ -365,6 +370,10 @@ def backend_rows(
     for name, backend, precision in rows:
         out["rows"][name] = _row(runs[name], reference, threshold)
         out["rows"][name].update(backend=backend, precision=precision)
+    rounds = PIPELINE_ROUNDS_PER_REPEAT * max(1, repeats)
+    pipes = _paired_pipelines(rows, dict(common, cache_dir=cache), rounds, progress)
+    for name, pipe in pipes.items():
+        out["rows"][name]["pipeline"] = pipe
     out["startup"] = _startup(model, video, cache, common, rows, progress)
     common = dict(common, cache_dir=cache)
     fastpath.add_figures(out, rows, common, rss_frames, progress, backend_worker)
@@ -410,6 +419,52 @@ def _interleaved(
     return runs
 
 
+def _paired_pipelines(
+    rows: Sequence[tuple[str, str, str]],
+    common: dict[str, Any],
+    rounds: int,
+    progress: Callable[[str], None],
+) -> dict[str, dict[str, Any]]:
+    """Every row's pipeline figure, the rows' processes alive together and taking turns run by
+    run (the order reversed every other round), so that each round's ratios to the tf row
+    come from the same seconds: ``x_tf`` is their median, ``x_tf_rounds`` the values."""
+    sessions: dict[str, WorkerSession] = {}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in rows}
+    errors: dict[str, str] = {}
+    try:
+        for name, backend, precision in rows:
+            progress(f"backends: pipeline, loading {name}")
+            sessions[name] = WorkerSession(
+                pipeline_rounds, **common, backend=backend, precision=precision, mode="pipeline"
+            )
+        for r in range(rounds):
+            progress(f"backends: pipeline, round {r + 1}/{rounds}")
+            order = rows if r % 2 == 0 else rows[::-1]
+            for name, _, _ in order:
+                if name in errors:
+                    continue
+                result = sessions[name].next(1800.0)
+                if "error" in result:
+                    errors[name] = str(result["error"])
+                else:
+                    runs[name].append(result)
+    finally:
+        for session in sessions.values():
+            session.close()
+    out: dict[str, dict[str, Any]] = {}
+    for name, _, _ in rows:
+        out[name] = pooled_pipeline(runs[name]) if runs[name] else {}
+        if name in errors:
+            out[name]["error"] = errors[name]
+    tf = runs.get("tf", [])
+    for name, _, _ in rows:
+        pairs = [mine["fps"] / ref["fps"] for mine, ref in zip(runs[name], tf, strict=False)]
+        if name != "tf" and pairs and len(runs[name]) == len(tf):
+            out[name]["x_tf"] = statistics.median(pairs)
+            out[name]["x_tf_rounds"] = [round(x, 3) for x in pairs]
+    return out
+
+
 def _loadavg() -> float | None:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
@@ -430,13 +485,13 @@ def _row(
         row["error"] = errors[0]
     ok = {m: [r for r in rs if "error" not in r] for m, rs in modes.items()}
     for mode, keys in (
-        ("workers", ("bare_1_thread", "in_flight_2", "pipeline")),
+        ("workers", ("bare_1_thread", "in_flight_2")),
         ("threads2", ("bare_2_threads",)),
     ):
         for key in keys:
             values = [r[key] for r in ok.get(mode, []) if key in r]
             if values:
-                merged = pooled_pipeline(values) if key == "pipeline" else median_run(values)
+                merged = median_run(values)
                 lat = [v["latency_ms_p50"] for v in values if "latency_ms_p50" in v]
                 if lat:
                     merged["latency_ms_p50"] = statistics.median(lat)

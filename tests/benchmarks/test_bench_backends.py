@@ -73,12 +73,14 @@ def test_backend_rows_on_a_tiny_graph(tmp_path: Path) -> None:
             assert row[key]["fps"] > 0, (name, key)
         assert "passed" in row["parity"]
         pipe = row["pipeline"]
-        assert len(pipe["fps_repeats"]) == 3  # 3 runs in the one process, pooled
+        assert len(pipe["fps_repeats"]) == 3  # 3 rounds, the rows taking turns
         stages = pipe["cpu_ms_by_stage"]
         assert stages["decode"] > 0 and stages["detect_calls"] > 0 and stages["render"] > 0
         # threads are read from /proc in clock ticks: a tiny clip's encoder may show 0
         assert set(stages) >= {"runtime_threads", "encoder_threads", "other"}
     assert rows["openvino fp32"]["parity"]["passed"], rows["openvino fp32"]["parity"]
+    paired = rows["openvino fp32"]["pipeline"]
+    assert len(paired["x_tf_rounds"]) == 3 and paired["x_tf"] > 0  # a ratio per round
     # int8: made and gated on first use; used only when it passed
     assert ("openvino int8" in rows) == bool(section["int8"].get("parity", {}).get("passed"))
     start = section["startup"]
@@ -151,3 +153,23 @@ def test_thread_cpu_tells_the_runtime_threads_from_the_ones_started_during_the_r
     assert parts["runtime_threads"] == pytest.approx(0.3, abs=0.05)
     assert parts["encoder_threads"] == pytest.approx(0.3, abs=0.05)
     assert parts["render"] >= 0.19  # the calling thread, wrapped calls included
+
+
+def test_a_worker_session_reports_a_failed_measurement_and_ends(tmp_path: Path) -> None:
+    from detector.benchmarks.backends import pipeline_rounds
+    from detector.benchmarks.worker import WorkerSession
+
+    missing = tmp_path / "no-such-model.pb"
+    with WorkerSession(
+        pipeline_rounds,
+        backend="openvino",
+        precision="fp32",
+        mode="pipeline",
+        model=missing,
+        video=tmp_path / "clip.avi",
+        cache_dir=tmp_path / "cache",
+    ) as session:
+        got = session.next(300.0)
+        assert "error" in got and "no-such-model.pb" in got["error"], got
+        assert "error" in session.next(60.0)  # asked again: still an error, no hang
+    assert session._proc.poll() is not None  # the worker process has ended
