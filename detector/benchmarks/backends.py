@@ -4,8 +4,8 @@ For each backend, in a fresh process per configuration (TensorFlow sizes its thr
 once per process): the bare model on real frames with 1 thread, with 2 threads, and with
 2 frames in flight (two callers, one thread each: the pipeline's two workers), then the
 pipeline end to end on the sample video (2 workers, annotated video + JSON lines, with
-where its CPU goes), every row's process alive at once and the rows taking turns run by run,
-so each round's ratio to tf comes from the same seconds; the
+where its CPU goes), every row's process alive at once and taking turns run by run, tf
+between every two other rows, so each ratio to tf comes from the same seconds; the
 process's start-up (imports, load, first detection) is timed too, and for OpenVINO once
 with an empty cache (conversion + compile) and once with a warm one. Every bare-model
 figure includes BGR→RGB and the resize to the network's input, as a user of any runtime
@@ -54,7 +54,7 @@ from detector.tflite.reference import TfliteReference
 
 log = logging.getLogger(__name__)
 
-#: Pipeline runs of every row per repeat, the rows taking turns.
+#: Pipeline rounds per repeat (each round: every row once, tf between every two of them).
 PIPELINE_ROUNDS_PER_REPEAT = 3
 #: Decoded frames the memory run holds and cycles (300 at 576p would add 400 MB to its RSS).
 RSS_HELD_FRAMES = 50
@@ -426,11 +426,27 @@ def _paired_pipelines(
     progress: Callable[[str], None],
 ) -> dict[str, dict[str, Any]]:
     """Every row's pipeline figure, the rows' processes alive together and taking turns run by
-    run (the order reversed every other round), so that each round's ratios to the tf row
-    come from the same seconds: ``x_tf`` is their median, ``x_tf_rounds`` the values."""
+    run. Each round runs tf between every two other rows (tf, a, tf, b, tf, …; the rows'
+    order reversed every other round), and a row's ratio to tf is its frames/s over the mean
+    of the tf runs just before and after it: a busier minute slows both sides of the ratio.
+    ``x_tf`` is the median of a row's ratios, ``x_tf_rounds`` the values."""
     sessions: dict[str, WorkerSession] = {}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in rows}
+    ratios: dict[str, list[float]] = {name: [] for name, _, _ in rows}
     errors: dict[str, str] = {}
+
+    def run(name: str) -> dict[str, Any] | None:
+        if name in errors:
+            return None
+        result = sessions[name].next(1800.0)
+        if "error" in result:
+            errors[name] = str(result["error"])
+            return None
+        runs[name].append(result)
+        return result
+
+    others = [r for r in rows if r[0] != "tf"]
+    has_tf = len(others) < len(rows)
     try:
         for name, backend, precision in rows:
             progress(f"backends: pipeline, loading {name}")
@@ -439,15 +455,13 @@ def _paired_pipelines(
             )
         for r in range(rounds):
             progress(f"backends: pipeline, round {r + 1}/{rounds}")
-            order = rows if r % 2 == 0 else rows[::-1]
-            for name, _, _ in order:
-                if name in errors:
-                    continue
-                result = sessions[name].next(1800.0)
-                if "error" in result:
-                    errors[name] = str(result["error"])
-                else:
-                    runs[name].append(result)
+            before = run("tf") if has_tf else None
+            for name, _, _ in others if r % 2 == 0 else others[::-1]:
+                mine = run(name)
+                after = run("tf") if has_tf else None
+                if mine is not None and before is not None and after is not None:
+                    ratios[name].append(2 * mine["fps"] / (before["fps"] + after["fps"]))
+                before = after
     finally:
         for session in sessions.values():
             session.close()
@@ -456,12 +470,9 @@ def _paired_pipelines(
         out[name] = pooled_pipeline(runs[name]) if runs[name] else {}
         if name in errors:
             out[name]["error"] = errors[name]
-    tf = runs.get("tf", [])
-    for name, _, _ in rows:
-        pairs = [mine["fps"] / ref["fps"] for mine, ref in zip(runs[name], tf, strict=False)]
-        if name != "tf" and pairs and len(runs[name]) == len(tf):
-            out[name]["x_tf"] = statistics.median(pairs)
-            out[name]["x_tf_rounds"] = [round(x, 3) for x in pairs]
+        if ratios[name]:
+            out[name]["x_tf"] = statistics.median(ratios[name])
+            out[name]["x_tf_rounds"] = [round(x, 3) for x in ratios[name]]
     return out
 
 

@@ -128,8 +128,8 @@ def format_side_by_side(section: dict[str, Any]) -> list[str]:
 
     table = side_by_side(section)
     lines = [
-        "  side by side, ratio to tf in brackets (same run; pipeline: the median of the rounds'"
-        " ratios)"
+        "  side by side, ratio to tf in brackets (same run; pipeline: the median of each run's"
+        " ratio to the tf runs beside it)"
     ]
     lines.append(
         f"    {'row':<14} {'pipeline f/s':>18} {'start-up s':>16} {'RSS MB, long run':>20}"

@@ -73,7 +73,7 @@ def test_backend_rows_on_a_tiny_graph(tmp_path: Path) -> None:
             assert row[key]["fps"] > 0, (name, key)
         assert "passed" in row["parity"]
         pipe = row["pipeline"]
-        assert len(pipe["fps_repeats"]) == 3  # 3 rounds, the rows taking turns
+        assert len(pipe["fps_repeats"]) >= 3  # 3 rounds, tf between every two other rows
         stages = pipe["cpu_ms_by_stage"]
         assert stages["decode"] > 0 and stages["detect_calls"] > 0 and stages["render"] > 0
         # threads are read from /proc in clock ticks: a tiny clip's encoder may show 0
