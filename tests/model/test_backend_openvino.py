@@ -81,6 +81,51 @@ def test_batches_and_concurrent_callers(tiny: Path, tmp_path: Path) -> None:
             np.testing.assert_allclose(out[1], singles[i % 3][1], atol=1e-6)
 
 
+_FIRST_CALLS = """
+import sys, threading
+import numpy as np
+from detector.model.backends.openvino import load_openvino_model
+model = load_openvino_model(sys.argv[1], precision="bf16", streams=4)
+start = threading.Barrier(4)
+def first() -> None:
+    start.wait()
+    model.predict(np.zeros((1, 300, 300, 3), np.uint8))
+threads = [threading.Thread(target=first) for _ in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("done")
+"""
+
+
+def test_threads_making_a_fresh_models_first_calls_together_do_not_hang(
+    default_graph: Path,
+) -> None:
+    """The pipeline's workers may run a model's very first frames at the same instant;
+    before the binding's NumPy bridge was set up at load, a fresh process with the default
+    model hung there for good about one time in ten with 2 callers, four in ten with 4 (a
+    tiny graph never showed it). Each try is a fresh process, as the bridge is set up once
+    a process; the converted model is the one the session made beside the graph."""
+    hung = 0
+    tries = 12
+    for _ in range(tries):
+        try:
+            out = subprocess.run(
+                [sys.executable, "-c", _FIRST_CALLS, str(default_graph)],
+                env=cli_env(),
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        except subprocess.TimeoutExpired:
+            hung += 1
+            continue
+        assert out.returncode == 0 and "done" in out.stdout, out.stderr[-2000:]
+    assert hung == 0, f"{hung} of {tries} fresh processes hung on their first two calls"
+
+
 def test_the_graphs_resize_to_the_size_it_already_has_is_dropped(
     tiny: Path, tmp_path: Path
 ) -> None:

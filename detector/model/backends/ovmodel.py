@@ -132,7 +132,9 @@ class OpenVinoModel:
         self.takes_min_score = post.kind == "numpy"
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
         for _ in range(max(1, streams)):
-            self._requests.put(compiled.create_infer_request())
+            request = compiled.create_infer_request()
+            _touch_arrays(request, self._outputs.values())
+            self._requests.put(request)
         self._closed = False
 
     def _network(self, image: np.ndarray) -> list[np.ndarray]:
@@ -214,6 +216,20 @@ class OpenVinoModel:
             f"OpenVinoModel('{self.path}', {self.precision}, post={self.post_kind}, "
             f"streams={self.streams}, threads_per_stream={self.threads_per_stream})"
         )
+
+
+def _touch_arrays(request: Any, outputs: Any) -> None:
+    """Read the request's tensors as NumPy arrays once, on this thread.
+
+    OpenVINO's Python binding sets up its NumPy bridge on first use, and two threads making
+    that first use at once can deadlock each other (a one-time initializer waiting for the GIL
+    held by a thread waiting for that initializer): about one fresh process in four whose
+    pipeline workers ran their first frames together hung for good. Done here, at load, every
+    later call finds it ready.
+    """
+    request.get_input_tensor(0).data  # noqa: B018 (the first use is the point)
+    for index in outputs:
+        request.get_output_tensor(index).data  # noqa: B018
 
 
 def output_indices(compiled: Any, needs: tuple[str, ...], path: Path) -> dict[str, int]:
