@@ -16,7 +16,6 @@ uint8 ``.tflite``, is measured the same way in the same run.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
@@ -26,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,14 +33,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detector.benchmarks import fastpath, media, throughput
+from detector.benchmarks import fastpath
+from detector.benchmarks.backend_pipeline import PIPELINE_ROUNDS_PER_REPEAT, paired_pipelines
 from detector.benchmarks.backends_report import goals
 from detector.benchmarks.media import decode_frames
 from detector.benchmarks.memory import pipeline_rss
 from detector.benchmarks.model_speed import latency_ms
-from detector.benchmarks.parts import engine, labels_for
 from detector.benchmarks.system import Span, median_run, rate
-from detector.benchmarks.worker import WorkerSession, run_in_worker
+from detector.benchmarks.worker import run_in_worker
 from detector.config import DEFAULT_THRESHOLD
 from detector.errors import DetectorError
 from detector.model.backends import load_backend_model, openvino_available
@@ -54,8 +53,6 @@ from detector.tflite.reference import TfliteReference
 
 log = logging.getLogger(__name__)
 
-#: Pipeline rounds per repeat (each round: every row once, tf between every two of them).
-PIPELINE_ROUNDS_PER_REPEAT = 3
 #: Decoded frames the memory run holds and cycles (300 at 576p would add 400 MB to its RSS).
 RSS_HELD_FRAMES = 50
 #: (row name, backend, precision): the TF row is the app's default session (auto precision).
@@ -187,49 +184,13 @@ def measure(a: BackendRun) -> dict[str, Any]:
         model.close()
 
 
-def pipeline_rounds(**kwargs: Any) -> Iterator[dict[str, Any]]:
-    """Worker session (``BackendRun`` fields as JSON values): load the row's model once, then
-    one pipeline run on the sample video (2 workers, annotated video + JSON lines) per
-    result asked for."""
-    paths = {k: Path(v) for k, v in kwargs.items() if k in _PATHS and v is not None}
-    a = BackendRun(**(kwargs | paths))
-    model = _load(a.backend, a.precision, a.model, a.workers, a.threads, a.cache_dir)
-    tmp = Path(tempfile.mkdtemp(prefix="detector-bench-backend-"))
-    try:
-        video = media.probe(a.video, None)
-        model.warm_up(video.width, video.height, runs=2)
-        warm = min(a.warmup, max(1, a.frames // 4))
-        for r in itertools.count():
-            yield throughput.pipeline_run(
-                video,
-                engine(model, a.threshold),
-                labels_for(a.labels),
-                a.frames,
-                warm,
-                tmp / f"pipe{r}",
-                workers=a.workers,
-            )
-    finally:
-        model.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def pooled_pipeline(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One row's pipeline figure: medians over its runs, the CPU a frame by stage included."""
-    merged: dict[str, Any] = median_run(runs)
-    stages = [r["cpu_ms_by_stage"] for r in runs if "cpu_ms_by_stage" in r]
-    if stages:
-        merged["cpu_ms_by_stage"] = median_run(stages)
-    return merged
-
-
 @dataclass(frozen=True)
 class BackendRun:
     """One backend configuration measured in a worker process (``mode``: what to time)."""
 
     backend: str
     precision: str
-    mode: str  # "workers" | "threads2" | "startup" | "rss" | "pipeline"
+    mode: str  # "workers" | "threads2" | "startup" | "rss"
     model: Path
     video: Path
     cache_dir: Path
@@ -371,7 +332,7 @@ def backend_rows(
         out["rows"][name] = _row(runs[name], reference, threshold)
         out["rows"][name].update(backend=backend, precision=precision)
     rounds = PIPELINE_ROUNDS_PER_REPEAT * max(1, repeats)
-    pipes = _paired_pipelines(rows, dict(common, cache_dir=cache), rounds, progress)
+    pipes = paired_pipelines(rows, dict(common, cache_dir=cache), rounds, progress)
     for name, pipe in pipes.items():
         out["rows"][name]["pipeline"] = pipe
     out["startup"] = _startup(model, video, cache, common, rows, progress)
@@ -417,63 +378,6 @@ def _interleaved(
                     args["photos"] = photos
                 runs[name].setdefault(mode, []).append(_child(1800.0, cache_dir=cache, **args))
     return runs
-
-
-def _paired_pipelines(
-    rows: Sequence[tuple[str, str, str]],
-    common: dict[str, Any],
-    rounds: int,
-    progress: Callable[[str], None],
-) -> dict[str, dict[str, Any]]:
-    """Every row's pipeline figure, the rows' processes alive together and taking turns run by
-    run. Each round runs tf between every two other rows (tf, a, tf, b, tf, …; the rows'
-    order reversed every other round), and a row's ratio to tf is its frames/s over the mean
-    of the tf runs just before and after it: a busier minute slows both sides of the ratio.
-    ``x_tf`` is the median of a row's ratios, ``x_tf_rounds`` the values."""
-    sessions: dict[str, WorkerSession] = {}
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in rows}
-    ratios: dict[str, list[float]] = {name: [] for name, _, _ in rows}
-    errors: dict[str, str] = {}
-
-    def run(name: str) -> dict[str, Any] | None:
-        if name in errors:
-            return None
-        result = sessions[name].next(1800.0)
-        if "error" in result:
-            errors[name] = str(result["error"])
-            return None
-        runs[name].append(result)
-        return result
-
-    others = [r for r in rows if r[0] != "tf"]
-    has_tf = len(others) < len(rows)
-    try:
-        for name, backend, precision in rows:
-            progress(f"backends: pipeline, loading {name}")
-            sessions[name] = WorkerSession(
-                pipeline_rounds, **common, backend=backend, precision=precision, mode="pipeline"
-            )
-        for r in range(rounds):
-            progress(f"backends: pipeline, round {r + 1}/{rounds}")
-            before = run("tf") if has_tf else None
-            for name, _, _ in others if r % 2 == 0 else others[::-1]:
-                mine = run(name)
-                after = run("tf") if has_tf else None
-                if mine is not None and before is not None and after is not None:
-                    ratios[name].append(2 * mine["fps"] / (before["fps"] + after["fps"]))
-                before = after
-    finally:
-        for session in sessions.values():
-            session.close()
-    out: dict[str, dict[str, Any]] = {}
-    for name, _, _ in rows:
-        out[name] = pooled_pipeline(runs[name]) if runs[name] else {}
-        if name in errors:
-            out[name]["error"] = errors[name]
-        if ratios[name]:
-            out[name]["x_tf"] = statistics.median(ratios[name])
-            out[name]["x_tf_rounds"] = [round(x, 3) for x in ratios[name]]
-    return out
 
 
 def _loadavg() -> float | None:

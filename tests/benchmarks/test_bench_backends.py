@@ -156,7 +156,7 @@ def test_thread_cpu_tells_the_runtime_threads_from_the_ones_started_during_the_r
 
 
 def test_a_worker_session_reports_a_failed_measurement_and_ends(tmp_path: Path) -> None:
-    from detector.benchmarks.backends import pipeline_rounds
+    from detector.benchmarks.backend_pipeline import pipeline_rounds
     from detector.benchmarks.worker import WorkerSession
 
     missing = tmp_path / "no-such-model.pb"
@@ -164,7 +164,6 @@ def test_a_worker_session_reports_a_failed_measurement_and_ends(tmp_path: Path) 
         pipeline_rounds,
         backend="openvino",
         precision="fp32",
-        mode="pipeline",
         model=missing,
         video=tmp_path / "clip.avi",
         cache_dir=tmp_path / "cache",
