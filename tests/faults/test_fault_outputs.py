@@ -260,7 +260,10 @@ def test_the_x_server_dying_under_show_never_fails_the_run(
 def test_sigterm_during_start_up_stops_the_run(
     tmp_path: Path, tiny: list[str], runs: Path, after_s: float
 ) -> None:
-    clip = tiny_video(tmp_path / "clip.avi", frames=300, fps=10)
+    # long enough that the last signal still lands before the run ends: about 400 of these
+    # frames a second here, so 300 were done within 5 s once start-up got faster; 6000 take
+    # about 15 s
+    clip = tiny_video(tmp_path / "clip.avi", frames=6000, fps=10)
     run = RunningCli("--source", clip, *tiny)
     time.sleep(after_s)  # somewhere in start-up: imports, TensorFlow, the model, the first frames
     run.signal(signal.SIGTERM)
