@@ -121,19 +121,19 @@ def place_labels(
     box. The one placement home for every
     drawn frame (the video, the images, the window and the web page all show these frames).
     """
-    placed = np.zeros((len(sizes), 4), np.int64)  # x1, y1, x2, y2 of the labels placed so far
+    placed: list[tuple[int, int, int, int]] = []  # x1, y1, x2, y2 of the labels placed so far
     out: list[tuple[int, int]] = []
-    for n, (box, (lw, lh)) in enumerate(zip(boxes, sizes, strict=True)):
+    for box, (lw, lh) in zip(boxes, sizes, strict=True):
         best: tuple[int, tuple[int, int]] | None = None
         for x, y in _candidates(box, (lw, lh), width, height):
-            cost = _overlap(x, y, x + lw, y + lh, placed[:n], out, sizes)
+            cost = _overlap(x, y, x + lw, y + lh, placed)
             if best is None or cost < best[0]:
                 best = (cost, (x, y))
             if cost == 0:
                 break
         assert best is not None
         out.append(best[1])
-        placed[n] = (best[1][0], best[1][1], best[1][0] + lw, best[1][1] + lh)
+        placed.append((best[1][0], best[1][1], best[1][0] + lw, best[1][1] + lh))
     return out
 
 
@@ -161,25 +161,20 @@ _VECTOR_FROM = 24
 
 
 def _overlap(
-    x1: int,
-    y1: int,
-    x2: int,
-    y2: int,
-    rects: np.ndarray,
-    corners: Sequence[tuple[int, int]],
-    sizes: Sequence[tuple[int, int]],
+    x1: int, y1: int, x2: int, y2: int, placed: Sequence[tuple[int, int, int, int]]
 ) -> int:
-    """Pixels the rectangle shares with the labels placed so far, summed: ``rects``
-    (``(N, 4)`` x1, y1, x2, y2) in one vectorized pass for a crowd, else the same sum over
-    ``corners`` and ``sizes`` in plain Python, cheaper for a few labels."""
-    if len(rects) >= _VECTOR_FROM:
+    """Pixels the rectangle shares with the ``placed`` rectangles (x1, y1, x2, y2), summed:
+    in plain Python for a few, cheaper than NumPy's per-call cost; in one vectorized pass
+    for a crowd."""
+    if len(placed) >= _VECTOR_FROM:
+        rects = np.asarray(placed)
         w = np.minimum(x2, rects[:, 2]) - np.maximum(x1, rects[:, 0])
         h = np.minimum(y2, rects[:, 3]) - np.maximum(y1, rects[:, 1])
         return int((np.clip(w, 0, None) * np.clip(h, 0, None)).sum())
     total = 0
-    for (px, py), (lw, lh) in zip(corners, sizes, strict=False):
-        w = min(x2, px + lw) - max(x1, px)
-        h = min(y2, py + lh) - max(y1, py)
+    for px1, py1, px2, py2 in placed:
+        w = min(x2, px2) - max(x1, px1)
+        h = min(y2, py2) - max(y1, py1)
         if w > 0 and h > 0:
             total += w * h
     return total

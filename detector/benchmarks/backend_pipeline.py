@@ -48,21 +48,29 @@ class PipelineRun:
 _FIELDS = {f.name for f in fields(PipelineRun)}
 
 
+def load_row_model(
+    backend: str, precision: str, model: Path, workers: int, threads: int, cache_dir: Path
+) -> Any:
+    """A backend row's model, as every measurement of the backends section loads it."""
+    return load_backend_model(
+        backend,
+        model,
+        workers=workers,
+        device="cpu",
+        intra_op_threads=threads,
+        inter_op_threads=-1,
+        precision=precision,
+        cache_dir=cache_dir,
+    )
+
+
 def pipeline_rounds(**kwargs: Any) -> Iterator[dict[str, Any]]:
     """Worker session (``PipelineRun`` fields as JSON values; others ignored): load the row's
-    model once as the bench's backend rows load it, then
-    one pipeline run on the sample video (2 workers, annotated video + JSON lines) per
-    result asked for."""
+    model once, then one pipeline run on the sample video (2 workers, annotated video + JSON
+    lines) per result asked for."""
     a = PipelineRun(**{k: v for k, v in kwargs.items() if k in _FIELDS})
-    model = load_backend_model(
-        a.backend,
-        Path(a.model),
-        workers=a.workers,
-        device="cpu",
-        intra_op_threads=a.threads,
-        inter_op_threads=-1,
-        precision=a.precision,
-        cache_dir=Path(a.cache_dir),
+    model = load_row_model(
+        a.backend, a.precision, Path(a.model), a.workers, a.threads, Path(a.cache_dir)
     )
     tmp = Path(tempfile.mkdtemp(prefix="detector-bench-backend-"))
     try:

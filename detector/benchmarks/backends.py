@@ -34,7 +34,11 @@ import cv2
 import numpy as np
 
 from detector.benchmarks import fastpath
-from detector.benchmarks.backend_pipeline import PIPELINE_ROUNDS_PER_REPEAT, paired_pipelines
+from detector.benchmarks.backend_pipeline import (
+    PIPELINE_ROUNDS_PER_REPEAT,
+    load_row_model,
+    paired_pipelines,
+)
 from detector.benchmarks.backends_report import goals
 from detector.benchmarks.media import decode_frames
 from detector.benchmarks.memory import pipeline_rss
@@ -43,7 +47,7 @@ from detector.benchmarks.system import Span, median_run, rate
 from detector.benchmarks.worker import run_in_worker
 from detector.config import DEFAULT_THRESHOLD
 from detector.errors import DetectorError
-from detector.model.backends import load_backend_model, openvino_available
+from detector.model.backends import openvino_available
 from detector.model.backends.ircache import cache_root, int8_report_path, ir_path
 from detector.model.backends.openvino import prepare_graph
 from detector.model.backends.parity import Found, compare_found, detect_all
@@ -124,26 +128,11 @@ def _one_flight(
 # ------------------------------------------------------------------ one configuration (child)
 
 
-def _load(
-    backend: str, precision: str, model: Path, workers: int, threads: int, cache_dir: Path
-) -> Any:
-    return load_backend_model(
-        backend,
-        model,
-        workers=workers,
-        device="cpu",
-        intra_op_threads=threads,
-        inter_op_threads=-1,
-        precision=precision,
-        cache_dir=cache_dir,
-    )
-
-
 def measure(a: BackendRun) -> dict[str, Any]:
     """One backend configuration in this process."""
     t0 = time.perf_counter()
 
-    model = _load(a.backend, a.precision, a.model, a.workers, a.threads, a.cache_dir)
+    model = load_row_model(a.backend, a.precision, a.model, a.workers, a.threads, a.cache_dir)
     # the memory run cycles a few frames: the bench's own decoded frames stay out of its RSS
     frames = decode_frames(a.video, RSS_HELD_FRAMES if a.mode == "rss" else a.frames)
     model.warm_up(frames[0].shape[1], frames[0].shape[0], runs=2)
