@@ -9,6 +9,7 @@ import pytest
 
 from detector.errors import ModelError
 from detector.model import session
+from detector.model.backends.extra import MissingExtraError, require
 from detector.pipeline.signals import StopSignals, new_run, stop_requested
 
 
@@ -46,3 +47,15 @@ def test_a_run_inside_a_run_keeps_the_outer_runs_stop() -> None:
             assert stop_requested()
     new_run()
     assert not stop_requested()
+
+
+def test_an_optional_backend_import_failing_under_a_stop_is_the_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)  # the import fails
+    _ctrl_c_during_a_run()
+    with pytest.raises(KeyboardInterrupt):
+        require("openvino")
+    missing = pytest.raises(MissingExtraError, match="needs the Python package 'openvino'")
+    with StopSignals().installed(), missing:  # the next run: a missing extra again
+        require("openvino")

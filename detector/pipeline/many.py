@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from detector.pipeline.signals import stop_requested
 from detector.types import RunStats
 
 log = logging.getLogger(__name__)
@@ -129,10 +130,15 @@ def _run_job(job: Job, outcome: Outcome, halt: threading.Event, lock: threading.
 
 
 def _wait(done: threading.Condition, running: list[int], timeout_s: float | None) -> bool:
-    """Wait until no lane runs (waking every 0.2 s, so signals are handled); False on timeout."""
+    """Wait until no lane runs (waking every 0.2 s, so signals are handled); False on timeout.
+
+    Without a timeout, a stop already received (whose ``KeyboardInterrupt`` a library caught
+    during start-up) is raised here, as if it arrived now."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     with done:
         while running[0] > 0:
+            if deadline is None and stop_requested():  # a stop a library swallowed in start-up
+                raise KeyboardInterrupt
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             done.wait(_POLL_S)

@@ -148,7 +148,7 @@ def _drive(
                 guard.deferring = True
     if parts.events is not None and parts.stats is not None:  # every object ended: final counts
         parts.stats = replace(parts.stats, counts=parts.events.counts())
-    if guard is not None and guard.pending:  # a signal arrived mid-frame or finalizing
+    if guard is not None and guard.fired:  # mid-frame, finalizing, or swallowed in start-up
         parts.stats = replace(parts.stats, interrupted=True) if parts.stats else None
         raise KeyboardInterrupt
     assert parts.stats is not None

@@ -14,6 +14,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from helpers.cli_run import (
+    MAIN,
     RunningCli,
     RunOutputs,
     cli_env,
@@ -274,3 +276,37 @@ def test_sigterm_during_start_up_stops_the_run(
     for folder in runs.glob("*") if runs.exists() else []:
         record = RunOutputs.read(folder).run
         assert record["status"] == "interrupted"
+
+
+# a real SIGTERM during start-up whose KeyboardInterrupt a library catches (an extension
+# module's import turns it into "ImportError: initialization failed")
+_SWALLOWED = """
+import os, runpy, signal, sys
+import detector.pipeline.local as local
+load = local.load_model
+def load_after_a_swallowed_stop(*args, **kwargs):
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+    except (KeyboardInterrupt, ImportError):
+        pass
+    return load(*args, **kwargs)
+local.load_model = load_after_a_swallowed_stop
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("sources", [1, 2])
+def test_a_stop_a_library_swallowed_in_start_up_still_stops_the_run(
+    tmp_path: Path, tiny: list[str], runs: Path, sources: int
+) -> None:
+    clips = [tiny_video(tmp_path / f"clip{i}.avi", frames=2000, fps=10) for i in range(sources)]
+    flags = [f for clip in clips for f in ("--source", str(clip))]
+    argv = [sys.executable, "-c", _SWALLOWED, str(MAIN), *flags, *tiny]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=cli_env(), timeout=300)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 130, text
+    assert "SIGTERM received: stopping" in text
+    top = RunOutputs.read(only_run_folder(runs))
+    assert top.run["status"] == "interrupted", text
+    assert top.run["stats"]["interrupted"] and top.run["stats"]["frames_processed"] < 100

@@ -7,6 +7,7 @@ import importlib.util
 from typing import Any
 
 from detector.errors import ConfigError
+from detector.pipeline.signals import stop_requested
 
 #: The pinned optional extra that brings the ``openvino`` backend (pyproject ``openvino``).
 OPENVINO_PINS = ("openvino==2026.4.1", "nncf==3.4.0")
@@ -46,11 +47,15 @@ def require(module: str) -> Any:
 
     Raises:
         MissingExtraError: The package is not installed (exit code 2).
+        KeyboardInterrupt: A stop signal arrived during the import (a C extension turns it
+            into ``ImportError: initialization failed``).
     """
     try:
         decline_telemetry()
         return importlib.import_module(module)
     except ImportError as exc:
+        if stop_requested():  # Ctrl-C / SIGTERM inside the extension's start-up, not a bad install
+            raise KeyboardInterrupt from exc
         raise MissingExtraError(
             f"the openvino backend needs the Python package {module!r}, which is not "
             f"installed ({exc})",
