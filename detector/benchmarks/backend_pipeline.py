@@ -19,7 +19,7 @@ from typing import Any
 
 from detector.benchmarks import media, throughput
 from detector.benchmarks.parts import engine, labels_for
-from detector.benchmarks.system import median_run
+from detector.benchmarks.system import median_run, warm_frames
 from detector.benchmarks.worker import WorkerSession
 from detector.config import DEFAULT_THRESHOLD
 from detector.model.backends import load_backend_model
@@ -76,7 +76,7 @@ def pipeline_rounds(**kwargs: Any) -> Iterator[dict[str, Any]]:
     try:
         video = media.probe(Path(a.video), None)
         model.warm_up(video.width, video.height, runs=2)
-        warm = min(a.warmup, max(1, a.frames // 4))
+        warm = warm_frames(a.warmup, a.frames)
         labels = labels_for(Path(a.labels) if a.labels else None)
         for r in itertools.count():
             yield throughput.pipeline_run(

@@ -43,7 +43,7 @@ from detector.benchmarks.backends_report import goals
 from detector.benchmarks.media import decode_frames
 from detector.benchmarks.memory import pipeline_rss
 from detector.benchmarks.model_speed import latency_ms
-from detector.benchmarks.system import Span, median_run, rate
+from detector.benchmarks.system import Span, median_run, rate, warm_frames
 from detector.benchmarks.worker import run_in_worker
 from detector.config import DEFAULT_THRESHOLD
 from detector.errors import DetectorError
@@ -151,7 +151,7 @@ def measure(a: BackendRun) -> dict[str, Any]:
             return out
         if a.mode == "rss":
             return out | pipeline_rss(model, frames, a.labels, a.rss_frames, a.workers)
-        warm = min(a.warmup, max(1, len(frames) // 4))
+        warm = warm_frames(a.warmup, len(frames))
         post_ms: list[float] = []
 
         def fn(bgr: np.ndarray) -> Any:
@@ -256,7 +256,7 @@ def _peer(
         return {"error": f"no .tflite at {tflite}"}
 
     bgr = decode_frames(video, frames)
-    warm = min(warmup, max(1, len(bgr) // 4))
+    warm = warm_frames(warmup, len(bgr))
     one, two = TfliteReference(tflite, 1), TfliteReference(tflite, 1)
 
     def runner(r: TfliteReference) -> Callable[[np.ndarray], Any]:
@@ -321,14 +321,13 @@ def backend_rows(
         out["rows"][name] = _row(runs[name], reference, threshold)
         out["rows"][name].update(backend=backend, precision=precision)
     rounds = PIPELINE_ROUNDS_PER_REPEAT * max(1, repeats)
-    pipes = paired_pipelines(rows, dict(common, cache_dir=cache), rounds, progress)
-    for name, pipe in pipes.items():
+    cached = dict(common, cache_dir=cache)
+    for name, pipe in paired_pipelines(rows, cached, rounds, progress).items():
         out["rows"][name]["pipeline"] = pipe
     out["startup"] = _startup(model, video, cache, common, rows, progress)
-    common = dict(common, cache_dir=cache)
-    fastpath.add_figures(out, rows, common, rss_frames, progress, backend_worker)
+    fastpath.add_figures(out, rows, cached, rss_frames, progress, backend_worker)
     ray_photos = photos if ray_rounds > 0 else None
-    fastpath.add_fast_path(out, common, streams_seconds, progress, ray_photos, ray_rounds)
+    fastpath.add_fast_path(out, cached, streams_seconds, progress, ray_photos, ray_rounds)
     progress("backends: LiteRT peer")
     out["peer_litert"] = _peer(tflite, video, frames, warmup, repeats)
     out["goals"] = goals(out)

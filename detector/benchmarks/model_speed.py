@@ -20,7 +20,7 @@ import numpy as np
 
 from detector.benchmarks.media import decode_frames
 from detector.benchmarks.parts import rgb_batch
-from detector.benchmarks.system import Span, median_run, rate
+from detector.benchmarks.system import Span, median_run, rate, warm_frames
 from detector.benchmarks.worker import run_in_worker
 from detector.model.loader import load_model
 from detector.tflite.reference import TfliteReference
@@ -150,6 +150,6 @@ def session_worker(
         inter_op_threads=inter,
         precision=precision,
     ) as loaded:
-        out: dict[str, Any] = bare_model(loaded, rgb, min(warmup, max(1, len(rgb) // 4)), repeats)
+        out: dict[str, Any] = bare_model(loaded, rgb, warm_frames(warmup, len(rgb)), repeats)
         out["precision"] = getattr(loaded, "precision", precision)
     return out

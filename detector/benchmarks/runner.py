@@ -17,7 +17,7 @@ from typing import Any
 from detector.benchmarks import media
 from detector.benchmarks.parts import engine, labels_for, load, rgb_batch
 from detector.benchmarks.sections import REGISTRY, Bench, BenchOptions, Job, VideoRun
-from detector.benchmarks.system import machine_info, median_run
+from detector.benchmarks.system import machine_info, median_run, warm_frames
 from detector.model.options import ModelOptions
 from detector.types import Frame
 
@@ -103,7 +103,7 @@ def _video_entry(bench: Bench, video: media.BenchVideo) -> dict[str, Any]:
 
     is_sample = video is bench.sample
     run = VideoRun(
-        video, [rgb_batch(f) for f in frames], n, min(opts.warmup, max(1, n // 4)), fixed, is_sample
+        video, [rgb_batch(f) for f in frames], n, warm_frames(opts.warmup, n), fixed, is_sample
     )
     if is_sample:
         bench.frames, bench.rgb = frames, run.rgb

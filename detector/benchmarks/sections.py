@@ -33,6 +33,7 @@ from detector.benchmarks.media import BenchVideo
 from detector.benchmarks.paced import Pace, live_latency
 from detector.benchmarks.parts import DEFAULT_MAX_BOXES, engine, load_sessions
 from detector.benchmarks.serve_api import format_serve, serve_api
+from detector.benchmarks.system import warm_frames
 from detector.benchmarks.worker import run_in_worker
 from detector.config import DEFAULT_THRESHOLD
 from detector.errors import ConfigError
@@ -240,7 +241,7 @@ def _latency(b: Bench) -> dict[str, Any]:
     """
     s, o, out = b.model_options, b.opts, {}
     n = len(b.frames)
-    warm = min(o.warmup, max(1, n // 4))
+    warm = warm_frames(o.warmup, n)
     assert b.sample is not None
     configs = [("ours_1", 1, "auto"), ("ours_2", 2, "auto"), ("ours_1_fp32", 1, "fp32")]
     for key, threads, precision in configs:

@@ -99,6 +99,18 @@ def rate(frames: int, span: Span) -> dict[str, float]:
     }
 
 
+def warm_frames(warmup: int, frames: int) -> int:
+    """Frames left out of a timing as warm-up: ``warmup``, but never more than a quarter of
+    ``frames`` (and at least one)."""
+    return min(warmup, max(1, frames // 4))
+
+
+def worker_env() -> dict[str, str]:
+    """The environment of a bench's worker process: TensorFlow's C++ start-up chatter off
+    unless the user set its level."""
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+
+
 def median_run(runs: Sequence[dict[str, float]]) -> dict[str, float]:
     """Per-key median over repeats of the same measurement; keeps the repeat values of fps."""
     if not runs:
@@ -131,11 +143,10 @@ def run_json_subprocess(module: str, args: Sequence[str], timeout_s: float) -> d
     holding the last lines of its stderr, so one broken measurement does not end the run.
     """
 
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     done = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=root,
-        env=env,
+        env=worker_env(),
         capture_output=True,
         text=True,
         timeout=timeout_s,

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from detector.benchmarks.system import worker_env
 from detector.paths import PROJECT_ROOT
 
 _PACKAGE = "detector.benchmarks."
@@ -47,13 +48,12 @@ def run_in_worker(
     """
 
     task = _task(fn)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     try:
         done = subprocess.run(
             [sys.executable, "-m", __name__],
             input=json.dumps({"task": task, "kwargs": _jsonable(kwargs)}),
             cwd=PROJECT_ROOT,
-            env=env,
+            env=worker_env(),
             capture_output=True,
             text=True,
             timeout=timeout_s,
@@ -88,14 +88,13 @@ class WorkerSession:
         self.task = _task(fn)
         self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in close())
         self._pending = b""
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
         self._proc = subprocess.Popen(
             [sys.executable, "-m", __name__, "--session"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             cwd=PROJECT_ROOT,
-            env=env,
+            env=worker_env(),
             text=True,
             bufsize=1,
         )

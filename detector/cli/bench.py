@@ -13,6 +13,7 @@ from typing import Any
 from detector.benchmarks.report import format_table, summarize
 from detector.benchmarks.runner import run_bench
 from detector.benchmarks.sections import SECTIONS, BenchOptions, default_sections
+from detector.benchmarks.system import warm_frames
 from detector.config import Config, choices, load_config
 from detector.errors import ConfigError
 from detector.model.options import ModelOptions
@@ -244,7 +245,7 @@ def _options(args: argparse.Namespace, video: Path, config: Config) -> BenchOpti
         video=video,
         sizes=_ints(args.sizes, "--sizes") if args.sizes is not None else (720, 1080),
         frames=frames,
-        warmup=min(5 if quick else 20, max(1, frames // 4)),
+        warmup=warm_frames(5 if quick else 20, frames),
         repeats=args.repeats or (1 if quick else 3),
         live_frames=60 if quick else 300,
         track_frames=200 if quick else None,
