@@ -169,3 +169,17 @@ def test_annotate_places_labels_apart_in_the_pixels() -> None:
         y for y in range(240) if (image[y, 56:114] == color_for(2)).all(-1).sum() > 40
     }
     assert len(rows_with_label) >= 2 * 15
+
+
+def test_a_crowd_of_labels_is_placed_as_a_few_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past a few labels the overlap sums run vectorized: the same places either way."""
+    import detector.draw as draw
+
+    rng = np.random.default_rng(7)
+    xy = rng.integers(0, 560, (80, 2))
+    boxes = [(int(x), int(y), int(x) + 60, int(y) + 90) for x, y in xy]
+    sizes = [(int(w), 18) for w in rng.integers(40, 120, 80)]
+    crowd = draw.place_labels(boxes, sizes, 640, 640)
+    assert len(crowd) > draw._VECTOR_FROM
+    monkeypatch.setattr(draw, "_VECTOR_FROM", 10**9)  # plain sums only
+    assert draw.place_labels(boxes, sizes, 640, 640) == crowd

@@ -123,7 +123,7 @@ def test_threads_making_a_fresh_models_first_calls_together_do_not_hang(
             hung += 1
             continue
         assert out.returncode == 0 and "done" in out.stdout, out.stderr[-2000:]
-    assert hung == 0, f"{hung} of {tries} fresh processes hung on their first two calls"
+    assert hung == 0, f"{hung} of {tries} fresh processes hung on their first calls from 4 threads"
 
 
 def test_the_graphs_resize_to_the_size_it_already_has_is_dropped(
